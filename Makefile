@@ -1,0 +1,148 @@
+# firebreak — one Makefile for every module.
+#
+#   make            build libraries and programs into build/plain
+#   make test       install missing Debian packages, build plain and with
+#                   ASan+UBSan, run every suite under both
+#   make demo       a sandbox under examples/policies/demo.yaml
+#   make fuzz       libFuzzer targets, each for FUZZ_SECONDS
+#   make bench      benchmarks under tests/bench, with their baselines
+#   make install    PREFIX (default /usr/local) and DESTDIR honoured
+#
+# Each module folder holds one public header named after it; every X/*.c
+# except X/main*.c goes into build/…/lib/libfbX.a, and X/main_NAME.c is
+# the program NAME.
+
+PREFIX  ?= /usr/local
+BUILD   ?= build/plain
+SAN     ?=
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+FUZZ_SECONDS ?= 60
+
+PKGS      := libnftnl libmnl openssl yaml-0.1 libidn2 libpcre2-8 libcares
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_LIBS  = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+override CFLAGS += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
+		   $(PKG_CFLAGS) $(SAN) -MMD -MP
+override LDFLAGS += $(SAN)
+
+MODULES := policy nft proxy vmhost
+# Link order: a module may use the ones after it.
+LINK_ORDER := vmhost proxy nft policy
+
+lib_srcs = $(filter-out $(1)/main%.c,$(wildcard $(1)/*.c))
+LIBS := $(foreach m,$(LINK_ORDER),$(if $(call lib_srcs,$(m)),$(BUILD)/lib/libfb$(m).a))
+
+PROGRAM_SRCS := $(wildcard $(addsuffix /main_*.c,$(MODULES)))
+PROGRAMS := $(foreach s,$(PROGRAM_SRCS),$(BUILD)/bin/$(patsubst main_%,%,$(basename $(notdir $(s)))))
+
+TESTLIB_SRCS := $(wildcard tests/lib/*.c)
+TESTLIB := $(if $(TESTLIB_SRCS),$(BUILD)/lib/libfbtest.a)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
+BENCHES := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+HELPER_SRCS := $(wildcard tests/e2e/helper_*.c)
+HELPERS := $(patsubst tests/e2e/%.c,$(BUILD)/tests/%,$(HELPER_SRCS))
+
+.PHONY: all tests test demo fuzz bench install deps clean check-examples
+.DEFAULT_GOAL := all
+
+all: $(PROGRAMS)
+
+tests: all $(UNITS) $(HELPERS) $(BENCHES)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+define module_lib
+$(BUILD)/lib/libfb$(1).a: $(patsubst %.c,$(BUILD)/obj/%.o,$(call lib_srcs,$(1)))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach m,$(MODULES),$(if $(call lib_srcs,$(m)),$(eval $(call module_lib,$(m)))))
+
+$(BUILD)/lib/libfbtest.a: $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRCS))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+define program
+$(BUILD)/bin/$(patsubst main_%,%,$(basename $(notdir $(1)))): $(BUILD)/obj/$(1:.c=.o) $(LIBS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $(LIBS) $$(PKG_LIBS)
+endef
+$(foreach s,$(PROGRAM_SRCS),$(eval $(call program,$(s))))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TESTLIB) $(LIBS) $(PKG_LIBS) $(TEST_LIBS)
+
+$(BUILD)/tests/helper_%: $(BUILD)/obj/tests/e2e/helper_%.o $(TESTLIB) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TESTLIB) $(LIBS) $(PKG_LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(TESTLIB) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TESTLIB) $(LIBS) $(PKG_LIBS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- Debian packages -------------------------------------------------
+DEB_BUILD := gcc make pkg-config libnftnl-dev libmnl-dev libssl-dev \
+	     libyaml-dev libidn2-dev libpcre2-dev libc-ares-dev
+DEB_TEST  := libcmocka-dev iproute2 nftables curl python3 openssl \
+	     ca-certificates procps
+DEB_FUZZ  := clang libclang-rt-14-dev
+DEB_DEMO  := qemu-system-x86 busybox-static cpio kmod
+
+deps:
+	@DEBS="$(DEB_BUILD) $(DEB_TEST) $(EXTRA_DEBS)" tests/deps.sh
+
+# ---- the two commands ------------------------------------------------
+test:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory BUILD=build/plain tests
+	@$(MAKE) --no-print-directory BUILD=build/asan \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" tests
+	@$(MAKE) --no-print-directory check-examples
+	@tests/run.sh build/plain build/asan
+
+demo:
+	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(DEB_DEMO)"
+	@$(MAKE) --no-print-directory all
+	@examples/demo.sh build/plain
+
+check-examples: all
+	$(BUILD)/bin/firebreak policy check examples/policies/*.yaml
+
+# ---- fuzzing and benchmarks -----------------------------------------
+FUZZ_BUILD := build/fuzz
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+
+fuzz:
+	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(DEB_FUZZ)"
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang SAN="$(FUZZ_SAN)" \
+		$(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(FUZZ_SRCS))
+	@tests/fuzz/run.sh $(FUZZ_BUILD)/fuzz $(FUZZ_SECONDS)
+
+$(FUZZ_BUILD)/fuzz/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBS) $(PKG_LIBS)
+
+bench:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory BUILD=build/plain tests
+	@tests/bench/run.sh build/plain
+
+# ---- install ---------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/firebreak/policies
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 examples/policies/*.yaml $(DESTDIR)$(PREFIX)/share/firebreak/policies/
+
+clean:
+	rm -rf build

@@ -1,0 +1,81 @@
+/*
+ * nft.h — one nftables table per sandbox, programmed over netlink
+ * (libnftnl + libmnl; no nft binary at run time).
+ *
+ * Every function works in the network namespace of the calling thread:
+ * enter the sandbox's namespace (setns) first.  Every change is a single
+ * netlink batch: it applies whole or not at all, and the error names what
+ * the kernel refused.
+ */
+#ifndef FB_NFT_H
+#define FB_NFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/policy.h"
+
+#define FB_NFT_TABLE "firebreak"
+
+/* The sandbox-side table `inet firebreak`. */
+struct fb_nft_config {
+	const char *guest_ifname;      /* the link the guest's traffic arrives on */
+	const struct fb_addr *gateway; /* the sandbox-side addresses of the gateway */
+	size_t ngateway;
+	uint16_t proxy_port;           /* TCP redirect target (15001) */
+	uint16_t dns_port;             /* UDP/TCP 53 redirect target (15053) */
+	/* effective sets, from fb_policy_deny_ranges / fb_policy_allow_ranges */
+	const struct fb_range *deny;
+	size_t ndeny;
+	const struct fb_range *allow;
+	size_t nallow;
+	/*
+	 * The upstream resolver: the namespace's own processes (the proxy) may
+	 * reach it on port 53 whatever the deny set says.  family 0: none.
+	 */
+	struct fb_addr resolver;
+	uint16_t resolver_port;
+};
+
+/*
+ * Create or replace the table atomically (one batch: the old table, if
+ * any, is deleted and the new one added in the same transaction), then
+ * read it back and compare with what was meant.  0 or -1 with err set.
+ */
+int fb_nft_apply(const struct fb_nft_config *cfg, char *err, size_t errsize);
+
+/* Delete our table; only ours.  Absent already is not an error. */
+int fb_nft_delete(const char *table, char *err, size_t errsize);
+
+/* Named counters of the sandbox table. */
+struct fb_nft_counters {
+	uint64_t allowed_pkts, allowed_bytes;   /* forwarded by subnets.allow */
+	uint64_t rejected_pkts, rejected_bytes; /* deny set */
+	uint64_t dropped_pkts, dropped_bytes;   /* everything else */
+};
+int fb_nft_read_counters(struct fb_nft_counters *c, char *err, size_t errsize);
+
+/*
+ * After a policy change removed access: delete the conntrack entries of
+ * forwarded (not redirected) flows from the guest whose original
+ * destination is no longer inside `allow`, so an established CIDR-allowed
+ * stream is cut at once.  Returns the number of entries deleted, or -1.
+ */
+int fb_nft_cut_flows(const struct fb_range *allow, size_t nallow,
+		     char *err, size_t errsize);
+
+/*
+ * The launcher's side: table `inet <table>` in the uplink namespace that
+ * forwards the sandbox's uplink and masquerades its source addresses.
+ */
+struct fb_nft_uplink {
+	const char *table;     /* unique per sandbox, e.g. "firebreak-<id>" */
+	const char *ifname;    /* the outer end of the uplink veth */
+	struct fb_cidr net4;   /* the uplink's IPv4 link network */
+	struct fb_cidr net6;   /* family 0 when IPv6 egress is off */
+};
+int fb_nft_apply_uplink(const struct fb_nft_uplink *u, char *err,
+			size_t errsize);
+
+#endif /* FB_NFT_H */

@@ -1,0 +1,75 @@
+/*
+ * internal.h — what the policy module's files share; not for other modules.
+ *
+ * Files:
+ *   doc.c       a YAML/JSON document tree with line:col on every node,
+ *               RFC 7396 merge patch
+ *   load.c      document -> validated model (every error, nothing half-built)
+ *   secret.c    ${env:NAME} / ${file:PATH}
+ *   dump.c      the redacted read-back (object and legacy shapes)
+ *   diag.c      diagnostics
+ *   addr.c      addresses, prefixes, ranges
+ *   classify.c  the built-in non-public set
+ *   name.c      name normalisation
+ *   nameindex.c compiled name -> key lookup
+ *   prefix.c    compiled address -> verdict lookup
+ *   decide.c    the decision API
+ *   request.c   per-request rule matching
+ */
+#ifndef FB_POLICY_INTERNAL_H
+#define FB_POLICY_INTERNAL_H
+
+#include "policy/policy.h"
+
+struct fb_node;        /* doc.c: the source document */
+struct fb_name_index;  /* nameindex.c */
+struct fb_prefix_set;  /* prefix.c */
+
+struct fb_policy {
+	int refs;
+	enum fb_mode mode;
+
+	struct fb_domain *domains; /* in source order */
+	size_t ndomains;
+	struct fb_cidr *subnets[2]; /* [0] allow, [1] deny, canonical */
+	size_t nsubnets[2];
+	struct fb_cidr *publics;    /* operator --public, copied */
+	size_t npublics;
+
+	/* compiled by fb_policy_compile() */
+	struct fb_name_index *names;
+	const struct fb_domain *catch_all; /* the "*" key, or NULL */
+	struct fb_prefix_set *deny;    /* subnets.deny */
+	struct fb_prefix_set *allow;   /* subnets.allow */
+	struct fb_prefix_set *reopen;  /* subnets.allow entries inside a non-public block */
+	struct fb_prefix_set *public_; /* --public */
+
+	/* canonical object form with secret references as written (PATCH) */
+	struct fb_node *source;
+};
+
+/*
+ * Build the compiled lookups from domains/subnets/publics.  Called by the
+ * loader once the model is complete; 0, or -1 with diags appended.
+ */
+int fb_policy_compile(struct fb_policy *p, struct fb_diags *diags,
+		      const char *file);
+/* Frees everything a policy owns (compiled parts included). */
+void fb_policy_destroy(struct fb_policy *p);
+
+/* nameindex.c */
+struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n);
+const struct fb_domain *fb_name_index_lookup(const struct fb_name_index *ix,
+					     const char *name);
+void fb_name_index_free(struct fb_name_index *ix);
+
+/* prefix.c: longest-prefix membership over IPv4 and IPv6 prefixes */
+struct fb_prefix_set *fb_prefix_set_build(const struct fb_cidr *c, size_t n);
+bool fb_prefix_set_contains(const struct fb_prefix_set *s,
+			    const struct fb_addr *a);
+void fb_prefix_set_free(struct fb_prefix_set *s);
+
+/* request.c */
+bool fb_matcher_match(const struct fb_matcher *m, const char *s, size_t len);
+
+#endif /* FB_POLICY_INTERNAL_H */
