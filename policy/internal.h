@@ -54,8 +54,18 @@ struct fb_policy {
  */
 int fb_policy_compile(struct fb_policy *p, struct fb_diags *diags,
 		      const char *file);
-/* Frees everything a policy owns (compiled parts included). */
+/* Frees what fb_policy_compile() built (safe on a partly compiled policy). */
+void fb_policy_uncompile(struct fb_policy *p);
+/* Frees everything a policy owns; calls fb_policy_uncompile(). */
 void fb_policy_destroy(struct fb_policy *p);
+
+/*
+ * name.c: normalise an allow key.  Like fb_name_normalize, but a label may
+ * be exactly "*"; "*" alone is the catch-all; partial-label wildcards
+ * ("api*.x") are errors.  0, or -1 with *why set to a static message.
+ */
+int fb_pattern_normalize(const char *in, size_t len, char out[FB_NAME_MAX],
+			 const char **why);
 
 /* nameindex.c */
 struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n);

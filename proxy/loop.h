@@ -1,0 +1,40 @@
+/*
+ * loop.h — the proxy's event loop: epoll for file descriptors, a min-heap
+ * of one-shot timers, one thread.  Small enough to read in one sitting.
+ */
+#ifndef FB_LOOP_H
+#define FB_LOOP_H
+
+#include <stdint.h>
+
+struct fb_loop;
+struct fb_timer;
+
+/* events: EPOLLIN / EPOLLOUT bits as delivered by epoll (EPOLLHUP, EPOLLERR too). */
+typedef void fb_io_fn(struct fb_loop *l, int fd, uint32_t events, void *arg);
+typedef void fb_timer_fn(struct fb_loop *l, void *arg);
+
+struct fb_loop *fb_loop_new(void);
+void fb_loop_free(struct fb_loop *l);
+
+/* Watch fd for `events` (EPOLLIN|EPOLLOUT); one handler per fd. 0 or -1. */
+int fb_loop_add(struct fb_loop *l, int fd, uint32_t events, fb_io_fn *fn,
+		void *arg);
+int fb_loop_mod(struct fb_loop *l, int fd, uint32_t events);
+/* Stop watching fd; safe to call from inside any handler. */
+void fb_loop_del(struct fb_loop *l, int fd);
+
+/* Call fn once after `ms` milliseconds.  The handle is valid until it
+ * fires or is cancelled. */
+struct fb_timer *fb_timer_add(struct fb_loop *l, uint64_t ms, fb_timer_fn *fn,
+			      void *arg);
+void fb_timer_cancel(struct fb_loop *l, struct fb_timer *t);
+
+/* Monotonic milliseconds, cached per loop iteration. */
+uint64_t fb_loop_now(struct fb_loop *l);
+
+/* Run until fb_loop_stop(); 0, or -1 if epoll itself fails. */
+int fb_loop_run(struct fb_loop *l);
+void fb_loop_stop(struct fb_loop *l);
+
+#endif /* FB_LOOP_H */
