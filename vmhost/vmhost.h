@@ -11,5 +11,7 @@
 
 int fb_cmd_policy(int argc, char **argv); /* check | explain | dump | get | set | patch */
 int fb_cmd_run(int argc, char **argv);
+/* `policy get|set|patch SANDBOX [FILE]`: the running sandbox's control socket. */
+int fb_cmd_policy_remote(int argc, char **argv);
 
 #endif /* FB_VMHOST_H */
