@@ -1,0 +1,59 @@
+/*
+ * audit.h — the audit log: one JSON object per line, Elastic Common Schema
+ * names (design.md "Audit log").
+ *
+ * A line is built in a fixed buffer and written with a single write(2) on
+ * an O_APPEND descriptor, so concurrent writers never interleave and a
+ * crash never leaves half a line.  Every value is JSON-escaped; values the
+ * guest chose (SNI, Host, DNS names) go through fb_audit_guest(), which
+ * also truncates them at FB_AUDIT_GUEST_MAX bytes and flags the field, so
+ * the guest can neither forge a line nor flood the log.
+ */
+#ifndef FB_AUDIT_H
+#define FB_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define FB_AUDIT_GUEST_MAX 255
+
+struct fb_audit;
+
+/* path "-" is stdout.  The sandbox id goes on every line (may be NULL). */
+struct fb_audit *fb_audit_open(const char *path, const char *sandbox_id,
+			       char *err, size_t errsize);
+/* Reopen the same path (after logrotate moved it); stdout is left alone.
+ * On failure the old descriptor stays in use. */
+int fb_audit_reopen(struct fb_audit *a, char *err, size_t errsize);
+void fb_audit_close(struct fb_audit *a);
+
+struct fb_audit_line {
+	char buf[8192];
+	size_t len;
+	bool full; /* a field did not fit and was left out */
+};
+
+/* @timestamp, event.action, event.outcome (NULL: none), sandbox.id,
+ * policy.generation (0: none).  `a` may be NULL (no audit log). */
+void fb_audit_begin(const struct fb_audit *a, struct fb_audit_line *ln,
+		    const char *action, const char *outcome,
+		    uint64_t generation);
+void fb_audit_str(struct fb_audit_line *ln, const char *key, const char *val);
+void fb_audit_guest(struct fb_audit_line *ln, const char *key,
+		    const char *val, size_t len);
+void fb_audit_uint(struct fb_audit_line *ln, const char *key, uint64_t v);
+void fb_audit_bool(struct fb_audit_line *ln, const char *key, bool v);
+/* "<prefix>.ip" and "<prefix>.port" from a socket address. */
+void fb_audit_sockaddr(struct fb_audit_line *ln, const char *prefix,
+		       const struct sockaddr_storage *ss);
+/* Close the object and write it; a NULL `a` discards the line. */
+void fb_audit_emit(struct fb_audit *a, struct fb_audit_line *ln);
+
+/* JSON-escape len bytes of s into out (size outsize, NUL-terminated);
+ * bytes outside printable ASCII become \u00XX.  Returns the length
+ * written, or -1 if out is too small (out then holds nothing). */
+int fb_json_escape(const char *s, size_t len, char *out, size_t outsize);
+
+#endif /* FB_AUDIT_H */

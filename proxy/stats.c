@@ -1,0 +1,129 @@
+/* stats.c — counters and their two read-back formats. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/stats.h"
+
+void fb_stats_outcome(struct fb_stats *s, bool allowed, const char *reason)
+{
+	for (size_t i = 0; i < FB_STATS_REASONS; i++) {
+		if (!s->outcome[i].reason)
+			s->outcome[i].reason = reason;
+		else if (strcmp(s->outcome[i].reason, reason) != 0)
+			continue;
+		if (allowed)
+			s->outcome[i].allowed++;
+		else
+			s->outcome[i].denied++;
+		return;
+	}
+}
+
+/* The outcome pairs of one kind as "reason":count, comma-separated. */
+static void json_outcomes(FILE *f, const struct fb_stats *s, bool allowed)
+{
+	const char *sep = "";
+
+	for (size_t i = 0; i < FB_STATS_REASONS && s->outcome[i].reason; i++) {
+		uint64_t n = allowed ? s->outcome[i].allowed : s->outcome[i].denied;
+
+		if (!n)
+			continue;
+		fprintf(f, "%s\"%s\":%llu", sep, s->outcome[i].reason,
+			(unsigned long long)n);
+		sep = ",";
+	}
+}
+
+/* open_memstream() publishes the buffer only when the stream is closed. */
+static char *finish(FILE *f, char **buf)
+{
+	if (fclose(f) != 0) {
+		free(*buf);
+		return NULL;
+	}
+	return *buf;
+}
+
+char *fb_stats_json(const struct fb_stats *s)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "{\"policy\":{\"generation\":%llu,\"updates\":%llu},"
+		"\"connections\":{\"accepted\":%llu,\"open\":%llu,"
+		"\"peeking\":%llu,\"allowed\":{",
+		(unsigned long long)s->generation,
+		(unsigned long long)s->policy_updates,
+		(unsigned long long)s->accepted, (unsigned long long)s->open,
+		(unsigned long long)s->peeking);
+	json_outcomes(f, s, true);
+	fputs("},\"denied\":{", f);
+	json_outcomes(f, s, false);
+	fprintf(f, "}},\"bytes\":{\"up\":%llu,\"down\":%llu},"
+		"\"dns\":{\"queries\":%llu,\"denied\":%llu}}\n",
+		(unsigned long long)s->bytes_up,
+		(unsigned long long)s->bytes_down,
+		(unsigned long long)s->dns_queries,
+		(unsigned long long)s->dns_denied);
+	return finish(f, &buf);
+}
+
+char *fb_stats_metrics(const struct fb_stats *s)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	fputs("# HELP firebreak_connections_total Connections decided, by outcome and reason.\n"
+	      "# TYPE firebreak_connections_total counter\n", f);
+	for (size_t i = 0; i < FB_STATS_REASONS && s->outcome[i].reason; i++) {
+		if (s->outcome[i].allowed)
+			fprintf(f, "firebreak_connections_total{outcome=\"allowed\",reason=\"%s\"} %llu\n",
+				s->outcome[i].reason,
+				(unsigned long long)s->outcome[i].allowed);
+		if (s->outcome[i].denied)
+			fprintf(f, "firebreak_connections_total{outcome=\"denied\",reason=\"%s\"} %llu\n",
+				s->outcome[i].reason,
+				(unsigned long long)s->outcome[i].denied);
+	}
+	fprintf(f,
+		"# HELP firebreak_connections_accepted_total Connections accepted.\n"
+		"# TYPE firebreak_connections_accepted_total counter\n"
+		"firebreak_connections_accepted_total %llu\n"
+		"# HELP firebreak_connections_open Connections open now.\n"
+		"# TYPE firebreak_connections_open gauge\n"
+		"firebreak_connections_open %llu\n"
+		"# HELP firebreak_peeks_in_flight Connections still being peeked.\n"
+		"# TYPE firebreak_peeks_in_flight gauge\n"
+		"firebreak_peeks_in_flight %llu\n"
+		"# HELP firebreak_bytes_total Bytes relayed, by direction.\n"
+		"# TYPE firebreak_bytes_total counter\n"
+		"firebreak_bytes_total{direction=\"up\"} %llu\n"
+		"firebreak_bytes_total{direction=\"down\"} %llu\n"
+		"# HELP firebreak_dns_queries_total DNS queries, by outcome.\n"
+		"# TYPE firebreak_dns_queries_total counter\n"
+		"firebreak_dns_queries_total{outcome=\"allowed\"} %llu\n"
+		"firebreak_dns_queries_total{outcome=\"denied\"} %llu\n"
+		"# HELP firebreak_policy_generation The policy generation in force.\n"
+		"# TYPE firebreak_policy_generation gauge\n"
+		"firebreak_policy_generation %llu\n"
+		"# HELP firebreak_policy_updates_total Policy changes applied.\n"
+		"# TYPE firebreak_policy_updates_total counter\n"
+		"firebreak_policy_updates_total %llu\n",
+		(unsigned long long)s->accepted, (unsigned long long)s->open,
+		(unsigned long long)s->peeking,
+		(unsigned long long)s->bytes_up,
+		(unsigned long long)s->bytes_down,
+		(unsigned long long)(s->dns_queries - s->dns_denied),
+		(unsigned long long)s->dns_denied,
+		(unsigned long long)s->generation,
+		(unsigned long long)s->policy_updates);
+	return finish(f, &buf);
+}

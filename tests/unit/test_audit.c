@@ -1,0 +1,193 @@
+/* test_audit.c — audit lines are single, well-formed JSON lines whatever
+ * the guest sends; the log survives logrotate (reopen). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <unistd.h>
+
+#include "proxy/audit.h"
+#include "proxy/deny.h"
+#include "proxy/stats.h"
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 65536);
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, 65535, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void test_guest_text_cannot_forge_a_line(void **state)
+{
+	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
+	struct fb_audit_line ln;
+	struct fb_audit *a;
+	/* a fake second line, a NUL, a control char and a non-UTF-8 byte */
+	static const char sni[] = "evil\"}\n{\"event.outcome\":\"allowed\\\x00\x07\xff";
+	char *text;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	a = fb_audit_open(path, "sb\"1", err, sizeof(err));
+	assert_non_null(a);
+	fb_audit_begin(a, &ln, "connection", "denied", 7);
+	fb_audit_guest(&ln, "tls.client.server_name", sni, sizeof(sni) - 1);
+	fb_audit_emit(a, &ln);
+	fb_audit_close(a);
+
+	text = slurp(path);
+	/* exactly one line, ending in a newline */
+	assert_non_null(strchr(text, '\n'));
+	assert_int_equal(strchr(text, '\n') - text, (long)strlen(text) - 1);
+	assert_non_null(strstr(text, "\"sandbox.id\":\"sb\\\"1\""));
+	assert_non_null(strstr(text, "\"policy.generation\":7"));
+	assert_non_null(strstr(text,
+		"\"tls.client.server_name\":\"evil\\\"}\\u000a{\\\"event.outcome\\\":"
+		"\\\"allowed\\\\\\u0000\\u0007\\u00ff\""));
+	assert_null(strstr(text, "_truncated"));
+	assert_int_equal(strncmp(text, "{\"@timestamp\":\"", 15), 0);
+	free(text);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void test_long_guest_text_is_truncated_and_flagged(void **state)
+{
+	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
+	struct fb_audit_line ln;
+	struct fb_audit *a;
+	char name[4000], want[300];
+	char *text;
+
+	(void)state;
+	memset(name, 'a', sizeof(name));
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	a = fb_audit_open(path, NULL, err, sizeof(err));
+	assert_non_null(a);
+	fb_audit_begin(a, &ln, "dns", "denied", 0);
+	fb_audit_guest(&ln, "dns.question.name", name, sizeof(name));
+	fb_audit_emit(a, &ln);
+	fb_audit_close(a);
+
+	text = slurp(path);
+	snprintf(want, sizeof(want), "\"dns.question.name\":\"%.*s\",",
+		 FB_AUDIT_GUEST_MAX, name);
+	assert_non_null(strstr(text, want));
+	assert_non_null(strstr(text, "\"dns.question.name_truncated\":true}\n"));
+	assert_null(strstr(text, "sandbox.id"));
+	assert_null(strstr(text, "policy.generation"));
+	free(text);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void test_reopen_follows_logrotate(void **state)
+{
+	char dir[] = "/tmp/fbauditXXXXXX", path[64], moved[80], err[256];
+	struct fb_audit_line ln;
+	struct fb_audit *a;
+	char *text;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	snprintf(moved, sizeof(moved), "%s/audit.log.1", dir);
+	a = fb_audit_open(path, "x", err, sizeof(err));
+	assert_non_null(a);
+	fb_audit_begin(a, &ln, "policy", NULL, 1);
+	fb_audit_emit(a, &ln);
+	assert_int_equal(rename(path, moved), 0);
+	assert_int_equal(fb_audit_reopen(a, err, sizeof(err)), 0);
+	fb_audit_begin(a, &ln, "policy", NULL, 2);
+	fb_audit_emit(a, &ln);
+	fb_audit_close(a);
+
+	text = slurp(moved);
+	assert_non_null(strstr(text, "\"policy.generation\":1}"));
+	assert_null(strstr(text, "\"policy.generation\":2"));
+	free(text);
+	text = slurp(path);
+	assert_non_null(strstr(text, "\"policy.generation\":2}"));
+	free(text);
+	unlink(path);
+	unlink(moved);
+	rmdir(dir);
+}
+
+static void test_open_names_the_problem(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_null(fb_audit_open("/nonexistent-dir/x.log", NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent-dir/x.log"));
+	assert_non_null(strstr(err, "No such file"));
+}
+
+static void test_refusals(void **state)
+{
+	char buf[512];
+	int n;
+
+	(void)state;
+	assert_memory_equal(fb_tls_alert_access_denied,
+			    "\x15\x03\x03\x00\x02\x02\x31", FB_TLS_ALERT_LEN);
+	n = fb_http_forbidden(buf, sizeof(buf), "not-allowed");
+	assert_true(n > 0);
+	assert_int_equal(strncmp(buf, "HTTP/1.1 403 Forbidden\r\n", 24), 0);
+	assert_non_null(strstr(buf, "\r\nX-Firebreak-Reason: not-allowed\r\n"));
+	/* Content-Length matches the one-line body */
+	const char *body = strstr(buf, "\r\n\r\n") + 4;
+	char cl[64];
+	snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", strlen(body));
+	assert_non_null(strstr(buf, cl));
+	assert_int_equal(strchr(body, '\n') - body, (long)strlen(body) - 1);
+	assert_int_equal(fb_http_forbidden(buf, 40, "not-allowed"), -1);
+}
+
+static void test_stats_formats(void **state)
+{
+	struct fb_stats s = { .accepted = 3, .generation = 2, .dns_queries = 5,
+			      .dns_denied = 2 };
+	char *j, *m;
+
+	(void)state;
+	fb_stats_outcome(&s, true, "domain");
+	fb_stats_outcome(&s, false, "not-allowed");
+	fb_stats_outcome(&s, false, "not-allowed");
+	j = fb_stats_json(&s);
+	m = fb_stats_metrics(&s);
+	assert_non_null(strstr(j, "\"allowed\":{\"domain\":1}"));
+	assert_non_null(strstr(j, "\"denied\":{\"not-allowed\":2}"));
+	assert_non_null(strstr(j, "\"generation\":2"));
+	assert_non_null(strstr(m, "firebreak_connections_total{outcome=\"denied\",reason=\"not-allowed\"} 2\n"));
+	assert_non_null(strstr(m, "firebreak_dns_queries_total{outcome=\"allowed\"} 3\n"));
+	assert_non_null(strstr(m, "firebreak_policy_generation 2\n"));
+	free(j);
+	free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_guest_text_cannot_forge_a_line),
+		cmocka_unit_test(test_long_guest_text_is_truncated_and_flagged),
+		cmocka_unit_test(test_reopen_follows_logrotate),
+		cmocka_unit_test(test_open_names_the_problem),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_stats_formats),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
