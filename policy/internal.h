@@ -82,4 +82,25 @@ void fb_prefix_set_free(struct fb_prefix_set *s);
 /* request.c */
 bool fb_matcher_match(const struct fb_matcher *m, const char *s, size_t len);
 
+/*
+ * ranges.c: address intervals as 128-bit integers, for merging and
+ * subtracting prefix sets.  An IPv4 address is its 32-bit value.
+ */
+typedef unsigned __int128 fb_u128;
+
+struct fb_span {
+	fb_u128 lo, hi; /* inclusive */
+};
+
+fb_u128 fb_addr_value(const struct fb_addr *a);
+void fb_cidr_span(const struct fb_cidr *c, struct fb_span *s);
+/* Sort and merge overlapping or adjacent spans in place; the new count. */
+size_t fb_spans_merge(struct fb_span *s, size_t n);
+/* The prefixes of one family as merged spans (malloc'd, NULL on ENOMEM). */
+struct fb_span *fb_spans_from_cidrs(const struct fb_cidr *c, size_t n,
+				    uint8_t family, size_t *nout);
+
+/* classify.c: does a subnets.allow entry lie inside one non-public block? */
+bool fb_cidr_reopens(const struct fb_cidr *c);
+
 #endif /* FB_POLICY_INTERNAL_H */

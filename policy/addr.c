@@ -1,0 +1,141 @@
+/*
+ * addr.c — IPv4/IPv6 addresses and canonical prefixes.
+ *
+ * Parsing is strict on purpose: a policy that says "10.0.0.1/8" almost
+ * certainly meant something else, and guessing which (10.0.0.0/8? the host
+ * alone?) would silently widen or narrow a firewall rule.  So host bits set,
+ * a prefix length out of range or any trailing garbage are errors that quote
+ * the text and, where one exists, suggest the canonical form.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "policy/internal.h"
+
+static unsigned family_bits(uint8_t family)
+{
+	return family == AF_INET ? 32 : 128;
+}
+
+int fb_addr_parse(const char *s, struct fb_addr *out)
+{
+	memset(out, 0, sizeof *out);
+	/* inet_pton(AF_INET) takes dotted quads only: no octal, no short forms */
+	if (inet_pton(AF_INET, s, out->b) == 1) {
+		out->family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, out->b) == 1) {
+		out->family = AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+void fb_addr_format(const struct fb_addr *a, char *buf, size_t size)
+{
+	char text[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(a->family == AF_INET ? AF_INET : AF_INET6, a->b, text,
+		       sizeof text))
+		snprintf(text, sizeof text, "?");
+	snprintf(buf, size, "%s", text);
+}
+
+/* Clear every bit after the first `len` (in place). */
+static void mask_host_bits(uint8_t *b, unsigned len, unsigned bits)
+{
+	for (unsigned i = 0; i < bits / 8; i++) {
+		if (len >= (i + 1) * 8)
+			continue;
+		b[i] &= len > i * 8 ? (uint8_t)(0xff << (8 - (len - i * 8))) : 0;
+	}
+}
+
+int fb_cidr_parse(const char *s, struct fb_cidr *out, char *err,
+		  size_t errsize)
+{
+	char text[INET6_ADDRSTRLEN + 8];
+	struct fb_addr a;
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned bits, len;
+
+	if (!*s) {
+		snprintf(err, errsize, "empty CIDR");
+		return -1;
+	}
+	if (alen >= sizeof text) {
+		snprintf(err, errsize, "invalid address in \"%.60s...\"", s);
+		return -1;
+	}
+	memcpy(text, s, alen);
+	text[alen] = '\0';
+	if (fb_addr_parse(text, &a) < 0) {
+		snprintf(err, errsize,
+			 "invalid address \"%s\" in \"%s\" (expected IPv4 or IPv6, like 10.0.0.0/8 or 2001:db8::/32)",
+			 text, s);
+		return -1;
+	}
+	bits = family_bits(a.family);
+	len = bits;
+	if (slash) {
+		const char *p = slash + 1;
+
+		/* digits only: no sign, no spaces, no leading zeros beyond "0" */
+		if (!*p || strspn(p, "0123456789") != strlen(p) ||
+		    (p[0] == '0' && p[1]) || strlen(p) > 3) {
+			snprintf(err, errsize,
+				 "invalid prefix length \"%s\" in \"%s\" (expected 0-%u)",
+				 p, s, bits);
+			return -1;
+		}
+		len = (unsigned)atoi(p);
+		if (len > bits) {
+			snprintf(err, errsize,
+				 "prefix length %u out of range 0-%u in \"%s\"",
+				 len, bits, s);
+			return -1;
+		}
+	}
+	memset(out, 0, sizeof *out);
+	out->family = a.family;
+	out->len = (uint8_t)len;
+	memcpy(out->b, a.b, sizeof a.b);
+	mask_host_bits(out->b, len, bits);
+	if (memcmp(out->b, a.b, sizeof a.b)) {
+		char canon[FB_CIDR_STRLEN];
+
+		fb_cidr_format(out, canon, sizeof canon);
+		snprintf(err, errsize,
+			 "host bits set in \"%s\" (did you mean %s?)", s, canon);
+		return -1;
+	}
+	return 0;
+}
+
+void fb_cidr_format(const struct fb_cidr *c, char *buf, size_t size)
+{
+	struct fb_addr a = { .family = c->family };
+	char text[INET6_ADDRSTRLEN];
+
+	memcpy(a.b, c->b, sizeof a.b);
+	fb_addr_format(&a, text, sizeof text);
+	snprintf(buf, size, "%s/%u", text, c->len);
+}
+
+bool fb_cidr_contains(const struct fb_cidr *c, const struct fb_addr *a)
+{
+	unsigned full = c->len / 8, rest = c->len % 8;
+
+	if (c->family != a->family)
+		return false;
+	if (memcmp(c->b, a->b, full))
+		return false;
+	if (!rest)
+		return true;
+	return ((c->b[full] ^ a->b[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}

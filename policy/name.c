@@ -1,0 +1,162 @@
+/*
+ * name.c — host names and allow-key patterns in one canonical form.
+ *
+ * A name from the wire (SNI, Host) and a key from a policy must compare
+ * byte for byte, so both go through the same steps: one trailing dot
+ * dropped, U-labels converted to A-labels (IDNA 2008 with the UTS #46
+ * mapping, which also lower-cases), ASCII lower-cased, then checked as LDH
+ * labels of 1-63 octets in a name of at most 253.  Anything else is an
+ * error rather than a guess: a name we cannot canonicalise cannot be
+ * matched safely.
+ */
+#include <ctype.h>
+#include <idn2.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/internal.h"
+
+static bool is_ldh(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+/*
+ * A last label of digits only (or 0x-hex) is how IPv4 literals and their
+ * shorthand ("127.1", "0x7f.1") look; no top-level domain is numeric
+ * (RFC 3696 §2), so such a "name" is an address in disguise.
+ */
+static bool numeric_label(const char *l, size_t len)
+{
+	int (*digit)(int) = isdigit;
+	size_t i = 0;
+
+	if (len > 2 && l[0] == '0' && l[1] == 'x') {
+		digit = isxdigit;
+		i = 2;
+	}
+	for (; i < len; i++)
+		if (!digit((unsigned char)l[i]))
+			return false;
+	return true;
+}
+
+/* Check and lower-case an ASCII name in place; `wild` admits "*" labels. */
+static int check_ascii(char *s, bool wild, const char **why)
+{
+	size_t total = strlen(s);
+	char *label = s, *last = s;
+
+	if (total > 253) {
+		*why = "name longer than 253 octets";
+		return -1;
+	}
+	for (char *p = s;; p++) {
+		if (*p && *p != '.') {
+			*p = (char)tolower((unsigned char)*p);
+			continue;
+		}
+		size_t len = (size_t)(p - label);
+
+		if (len == 0) {
+			*why = "empty label";
+			return -1;
+		}
+		if (len > 63) {
+			*why = "label longer than 63 octets";
+			return -1;
+		}
+		if (wild && len == 1 && label[0] == '*') {
+			/* a whole-label wildcard */
+		} else {
+			for (char *c = label; c < p; c++) {
+				if (*c == '*') {
+					*why = wild ? "wildcard must be a whole label (\"*.example.com\", not \"api*.example.com\")"
+						    : "\"*\" in a name";
+					return -1;
+				}
+				if (!is_ldh((unsigned char)*c)) {
+					*why = "invalid character (expected letters, digits, hyphens and dots)";
+					return -1;
+				}
+			}
+			if (label[0] == '-' || p[-1] == '-') {
+				*why = "label starts or ends with a hyphen";
+				return -1;
+			}
+		}
+		last = label;
+		if (!*p)
+			break;
+		label = p + 1;
+	}
+	if (numeric_label(last, strlen(last))) {
+		*why = "an IP address is not a name";
+		return -1;
+	}
+	return 0;
+}
+
+static int normalize(const char *in, size_t len, char out[FB_NAME_MAX],
+		     bool wild, const char **why)
+{
+	char buf[4 * FB_NAME_MAX];
+	bool ascii = true;
+
+	if (len && in[len - 1] == '.')
+		len--;
+	if (len == 0) {
+		*why = "empty name";
+		return -1;
+	}
+	if (memchr(in, '\0', len)) {
+		*why = "NUL byte in name";
+		return -1;
+	}
+	/* U-labels may take up to 4 octets a character before conversion */
+	if (len >= sizeof buf) {
+		*why = "name longer than 253 octets";
+		return -1;
+	}
+	memcpy(buf, in, len);
+	buf[len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)buf[i] >= 0x80)
+			ascii = false;
+	if (!ascii) {
+		char *alabels = NULL;
+
+		if (idn2_lookup_u8((const uint8_t *)buf, (uint8_t **)&alabels,
+				   IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK) {
+			*why = "invalid internationalised name (IDNA 2008)";
+			return -1;
+		}
+		if (strlen(alabels) >= sizeof buf) {
+			idn2_free(alabels);
+			*why = "name longer than 253 octets";
+			return -1;
+		}
+		strcpy(buf, alabels);
+		idn2_free(alabels);
+	}
+	if (check_ascii(buf, wild, why) < 0)
+		return -1;
+	memcpy(out, buf, strlen(buf) + 1);
+	return 0;
+}
+
+int fb_name_normalize(const char *in, size_t len, char out[FB_NAME_MAX],
+		      const char **why)
+{
+	return normalize(in, len, out, false, why);
+}
+
+int fb_pattern_normalize(const char *in, size_t len, char out[FB_NAME_MAX],
+			 const char **why)
+{
+	if (len == 1 && in[0] == '*') {
+		strcpy(out, "*");
+		return 0;
+	}
+	return normalize(in, len, out, true, why);
+}

@@ -1,0 +1,228 @@
+/*
+ * nameindex.c — which allow key decides a name, in time independent of
+ * the number of keys.
+ *
+ * The keys form a trie over their labels read right to left ("com",
+ * "example", "www"), with every node's children in one shared hash table
+ * keyed by (parent, label).  A node records
+ *   exact    the key that ends here ("www.example.com", "www.*.com"),
+ *   leading  the key that ends here behind a leading "*." ("*.example.com"
+ *            sits on the "example" node): it matches one or more further
+ *            labels, never zero, so never the apex,
+ *   star     the child for a "*" label elsewhere, which matches exactly one.
+ * The catch-all "*" is the root's leading key: it matches every name.
+ *
+ * Precedence.  Two keys that match the same name are compared label by
+ * label from the right (TLD first); at the first position where one has a
+ * literal label and the other "*", the literal wins.  If that never
+ * happens because one key runs out first (its leading "*." covers the
+ * rest), the key with more literal labels wins, then the key with more
+ * labels.  Distinct keys never tie.  Hence, for www.example.com:
+ * "www.example.com" > "*.example.com" > "www.*.com" > "*.com" > "*", and
+ * for a.b.example.com: "*.*.example.com" > "*.example.com".
+ *
+ * The lookup is a depth-first walk that tries, at each label, the literal
+ * child, then the "*" child, then the node's leading key.  That order is
+ * the precedence above, so the first complete match found is the winner.
+ * A trie node is visited at most once per lookup, and only nodes on paths
+ * that spell the name can be reached, so the cost depends on the name and
+ * on how many "*" labels keys put at the same depth, not on the key count.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/internal.h"
+
+#define MAX_LABELS 127 /* 253 octets allow at most 127 one-octet labels */
+
+struct node {
+	const struct fb_domain *exact;
+	const struct fb_domain *leading;
+	uint32_t star; /* child for "*"; 0: none (the root is nobody's child) */
+};
+
+struct edge {
+	const char *label; /* points into the key's pattern; NULL: free slot */
+	uint32_t len;
+	uint32_t parent, child;
+	uint64_t hash;
+};
+
+struct fb_name_index {
+	struct node *nodes;
+	size_t nnodes, capnodes;
+	struct edge *edges;
+	size_t mask; /* edge table size - 1, a power of two */
+};
+
+struct label {
+	const char *s;
+	uint32_t len;
+};
+
+static uint64_t edge_hash(uint32_t parent, const char *s, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ ((uint64_t)parent * 0x9e3779b97f4a7c15ull);
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+	/* FNV's low bits mix poorly; fold the high half in */
+	return h ^ (h >> 29);
+}
+
+static struct edge *find_slot(const struct fb_name_index *ix, uint32_t parent,
+			      const char *s, size_t len, uint64_t h)
+{
+	for (size_t i = h & ix->mask;; i = (i + 1) & ix->mask) {
+		struct edge *e = &ix->edges[i];
+
+		if (!e->label || (e->hash == h && e->parent == parent &&
+				  e->len == len && !memcmp(e->label, s, len)))
+			return e;
+	}
+}
+
+static uint32_t new_node(struct fb_name_index *ix)
+{
+	if (ix->nnodes == ix->capnodes) {
+		size_t cap = ix->capnodes ? ix->capnodes * 2 : 64;
+		struct node *n = realloc(ix->nodes, cap * sizeof *n);
+
+		if (!n)
+			return 0;
+		ix->nodes = n;
+		ix->capnodes = cap;
+	}
+	memset(&ix->nodes[ix->nnodes], 0, sizeof ix->nodes[0]);
+	return (uint32_t)ix->nnodes++;
+}
+
+/* Split a name into labels, rightmost first; -1 if too many. */
+static int split(const char *name, struct label *out)
+{
+	const char *end = name + strlen(name);
+	int n = 0;
+
+	while (end > name) {
+		const char *start = end;
+
+		while (start > name && start[-1] != '.')
+			start--;
+		if (n == MAX_LABELS)
+			return -1;
+		out[n++] = (struct label){ start, (uint32_t)(end - start) };
+		end = start > name ? start - 1 : start;
+	}
+	return n;
+}
+
+static int insert(struct fb_name_index *ix, const struct fb_domain *d)
+{
+	struct label l[MAX_LABELS];
+	int n = split(d->pattern, l);
+	bool leading;
+	uint32_t at = 0;
+
+	if (n <= 0)
+		return 0; /* the loader rejects these; nothing can match them */
+	leading = l[n - 1].len == 1 && l[n - 1].s[0] == '*';
+	for (int i = 0; i < n - leading; i++) {
+		uint32_t child;
+
+		if (l[i].len == 1 && l[i].s[0] == '*') {
+			if (!ix->nodes[at].star) {
+				if (!(child = new_node(ix)))
+					return -1;
+				ix->nodes[at].star = child;
+			}
+			at = ix->nodes[at].star;
+			continue;
+		}
+		uint64_t h = edge_hash(at, l[i].s, l[i].len);
+		struct edge *e = find_slot(ix, at, l[i].s, l[i].len, h);
+
+		if (!e->label) {
+			if (!(child = new_node(ix)))
+				return -1;
+			*e = (struct edge){ l[i].s, l[i].len, at, child, h };
+		}
+		at = e->child;
+	}
+	/* a duplicate key keeps the first; the loader reports duplicates */
+	if (leading && !ix->nodes[at].leading)
+		ix->nodes[at].leading = d;
+	else if (!leading && !ix->nodes[at].exact)
+		ix->nodes[at].exact = d;
+	return 0;
+}
+
+struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n)
+{
+	struct fb_name_index *ix = calloc(1, sizeof *ix);
+	size_t labels = 0, size = 16;
+
+	if (!ix)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		labels++;
+		for (const char *p = d[i].pattern; *p; p++)
+			labels += *p == '.';
+	}
+	/* at most half full, so probe runs stay short without resizing */
+	while (size < 2 * labels)
+		size *= 2;
+	ix->mask = size - 1;
+	ix->edges = calloc(size, sizeof *ix->edges);
+	/* node 0 is the root, so new_node() can use 0 for failure */
+	ix->nodes = calloc(64, sizeof *ix->nodes);
+	if (!ix->edges || !ix->nodes)
+		goto fail;
+	ix->capnodes = 64;
+	ix->nnodes = 1;
+	for (size_t i = 0; i < n; i++)
+		if (insert(ix, &d[i]) < 0)
+			goto fail;
+	return ix;
+fail:
+	fb_name_index_free(ix);
+	return NULL;
+}
+
+static const struct fb_domain *walk(const struct fb_name_index *ix,
+				    uint32_t at, const struct label *l,
+				    int i, int n)
+{
+	const struct node *node = &ix->nodes[at];
+	const struct fb_domain *found;
+
+	if (i == n)
+		return node->exact;
+	uint64_t h = edge_hash(at, l[i].s, l[i].len);
+	const struct edge *e = find_slot(ix, at, l[i].s, l[i].len, h);
+
+	if (e->label && (found = walk(ix, e->child, l, i + 1, n)))
+		return found;
+	if (node->star && (found = walk(ix, node->star, l, i + 1, n)))
+		return found;
+	return node->leading;
+}
+
+const struct fb_domain *fb_name_index_lookup(const struct fb_name_index *ix,
+					     const char *name)
+{
+	struct label l[MAX_LABELS];
+	int n;
+
+	if (!ix || !name || (n = split(name, l)) <= 0)
+		return NULL;
+	return walk(ix, 0, l, 0, n);
+}
+
+void fb_name_index_free(struct fb_name_index *ix)
+{
+	if (!ix)
+		return;
+	free(ix->nodes);
+	free(ix->edges);
+	free(ix);
+}

@@ -1,0 +1,180 @@
+/*
+ * request.c — one HTTP request on a brokered connection against its key's
+ * rules: in order, first match wins, and a request no rule matches goes out
+ * unchanged.
+ *
+ * Paths and query strings are compared as raw bytes, without percent-
+ * decoding or dot-segment removal: the rule then judges exactly the bytes
+ * the origin will receive, and no encoding trick ("/v1%2f..", "%2e%2e") can
+ * make the proxy see one path while the origin routes another.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <pthread.h>
+#include <string.h>
+#include <strings.h>
+
+#include "policy/internal.h"
+
+/*
+ * Bounds on one regex search, so that a pathological pattern or input
+ * costs a bounded amount of work per request instead of stalling the
+ * proxy.  A search that hits a limit counts as no match.
+ */
+#define MATCH_LIMIT 100000
+#define DEPTH_LIMIT 10000
+
+static pcre2_match_context *limits;
+static pthread_once_t limits_once = PTHREAD_ONCE_INIT;
+
+static void make_limits(void)
+{
+	limits = pcre2_match_context_create(NULL);
+	if (limits) {
+		pcre2_set_match_limit(limits, MATCH_LIMIT);
+		pcre2_set_depth_limit(limits, DEPTH_LIMIT);
+	}
+}
+
+static bool regex_search(const pcre2_code *re, const char *s, size_t len)
+{
+	pcre2_match_data *md;
+	int rc;
+
+	pthread_once(&limits_once, make_limits);
+	if (!limits || !(md = pcre2_match_data_create_from_pattern(re, NULL)))
+		return false;
+	rc = pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, md, limits);
+	pcre2_match_data_free(md);
+	return rc >= 0;
+}
+
+bool fb_matcher_match(const struct fb_matcher *m, const char *s, size_t len)
+{
+	switch (m->kind) {
+	case FB_MATCH_EXACT:
+		return len == m->len && !memcmp(s, m->text, len);
+	case FB_MATCH_PREFIX:
+		return len >= m->len && !memcmp(s, m->text, m->len);
+	case FB_MATCH_REGEX:
+		return m->re && regex_search(m->re, s, len);
+	}
+	return false;
+}
+
+/*
+ * Header names compare case-insensitively (RFC 9110 §5.1): literals with
+ * strncasecmp, a regex against the lower-cased name (the loader compiles
+ * header-name patterns caseless as well).
+ */
+static bool name_match(const struct fb_matcher *m, const char *s, size_t len)
+{
+	char lower[256];
+
+	switch (m->kind) {
+	case FB_MATCH_EXACT:
+		return len == m->len && !strncasecmp(s, m->text, len);
+	case FB_MATCH_PREFIX:
+		return len >= m->len && !strncasecmp(s, m->text, m->len);
+	case FB_MATCH_REGEX:
+		if (len >= sizeof lower)
+			return fb_matcher_match(m, s, len);
+		for (size_t i = 0; i < len; i++)
+			lower[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+		return fb_matcher_match(m, lower, len);
+	}
+	return false;
+}
+
+static bool method_match(const struct fb_match *m, const struct fb_request *r)
+{
+	if (m->nmethods == 0)
+		return true;
+	for (size_t i = 0; i < m->nmethods; i++)
+		if (r->method && strlen(m->methods[i]) == r->method_len &&
+		    !memcmp(m->methods[i], r->method, r->method_len))
+			return true;
+	return false;
+}
+
+static bool pair_match(const struct fb_kv_matcher *kv, const char *k,
+		       size_t klen, const char *v, size_t vlen)
+{
+	return (!kv->key || fb_matcher_match(kv->key, k, klen)) &&
+	       (!kv->value || fb_matcher_match(kv->value, v, vlen));
+}
+
+/* Any "key=value" pair of the raw query (split on '&', then the first '='). */
+static bool query_has(const struct fb_kv_matcher *kv, const char *q, size_t len)
+{
+	const char *p = q, *end;
+
+	if (!q)
+		return false;
+	for (end = q + len;; p++) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(stop - p));
+		const char *v = eq ? eq + 1 : stop;
+
+		if (pair_match(kv, p, (size_t)((eq ? eq : stop) - p), v,
+			       (size_t)(stop - v)))
+			return true;
+		if (!amp)
+			return false;
+		p = amp;
+	}
+}
+
+static bool header_has(const struct fb_kv_matcher *kv, const struct fb_request *r)
+{
+	for (size_t i = 0; i < r->nheaders; i++) {
+		const struct fb_http_header *h = &r->headers[i];
+
+		if ((!kv->key || name_match(kv->key, h->name, h->name_len)) &&
+		    (!kv->value || fb_matcher_match(kv->value, h->value, h->value_len)))
+			return true;
+	}
+	return false;
+}
+
+static bool rule_matches(const struct fb_match *m, const struct fb_request *r)
+{
+	if (!m)
+		return true;
+	if (!method_match(m, r))
+		return false;
+	if (m->path && !fb_matcher_match(m->path, r->path ? r->path : "",
+					 r->path ? r->path_len : 0))
+		return false;
+	for (size_t i = 0; i < m->nquery; i++)
+		if (!query_has(&m->query[i], r->query, r->query_len))
+			return false;
+	for (size_t i = 0; i < m->nheaders; i++)
+		if (!header_has(&m->headers[i], r))
+			return false;
+	return true;
+}
+
+void fb_policy_decide_request(const struct fb_domain *domain,
+			      const struct fb_request *req,
+			      struct fb_decision *d)
+{
+	static const enum fb_verdict by_action[] = {
+		[FB_ACT_TRANSFORM] = FB_VERDICT_BROKER,
+		[FB_ACT_FORWARD] = FB_VERDICT_FORWARD,
+		[FB_ACT_RESPOND] = FB_VERDICT_RESPOND,
+	};
+
+	*d = (struct fb_decision){ .verdict = FB_VERDICT_ALLOW,
+				   .reason = FB_REASON_NO_RULE,
+				   .domain = domain, .rule = -1 };
+	for (size_t i = 0; i < domain->nrules; i++) {
+		if (rule_matches(domain->rules[i].match, req)) {
+			d->verdict = by_action[domain->rules[i].action];
+			d->reason = FB_REASON_RULE;
+			d->rule = (int)i;
+			return;
+		}
+	}
+}
