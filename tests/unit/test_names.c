@@ -1,0 +1,271 @@
+/*
+ * test_names.c — name normalisation, allow-key patterns, and which key
+ * the compiled index picks: Vercel's wildcard table row by row, and the
+ * precedence between exact keys, wildcards and "*".
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "policy/internal.h"
+
+static void assert_name(const char *in, const char *want)
+{
+	char out[FB_NAME_MAX];
+	const char *why = NULL;
+
+	if (fb_name_normalize(in, strlen(in), out, &why) < 0)
+		fail_msg("\"%s\": %s", in, why);
+	assert_string_equal(out, want);
+}
+
+static void assert_bad_name(const char *in, const char *want_why)
+{
+	char out[FB_NAME_MAX];
+	const char *why = NULL;
+
+	if (fb_name_normalize(in, strlen(in), out, &why) == 0)
+		fail_msg("\"%s\" accepted as \"%s\"", in, out);
+	assert_non_null(strstr(why, want_why));
+}
+
+static void test_case_dot_idn(void **state)
+{
+	(void)state;
+	assert_name("Example.COM", "example.com");
+	assert_name("example.com.", "example.com");
+	assert_name("bücher.example", "xn--bcher-kva.example");
+	assert_name("BÜCHER.example.", "xn--bcher-kva.example");
+	assert_name("xn--bcher-kva.example", "xn--bcher-kva.example");
+	assert_name("a-b.c0", "a-b.c0");
+	assert_bad_name("example.com..", "empty label");
+	assert_bad_name("", "empty name");
+	assert_bad_name(".", "empty name");
+	assert_bad_name("a..b", "empty label");
+	assert_bad_name("-a.com", "hyphen");
+	assert_bad_name("a-.com", "hyphen");
+	assert_bad_name("a_b.com", "invalid character");
+	assert_bad_name("a b.com", "invalid character");
+	assert_bad_name("*.example.com", "\"*\" in a name");
+}
+
+static void test_ip_literal_is_not_a_name(void **state)
+{
+	(void)state;
+	assert_bad_name("10.0.0.1", "IP address");
+	assert_bad_name("127.1", "IP address");
+	assert_bad_name("0x7f.1", "IP address");
+	assert_bad_name("::1", "invalid character");
+	assert_bad_name("[::1]", "invalid character");
+	assert_name("1.example.com", "1.example.com");
+}
+
+static void test_length_limits(void **state)
+{
+	char label[80], name[300];
+
+	(void)state;
+	memset(label, 'a', 63);
+	strcpy(label + 63, ".com");
+	assert_name(label, label);
+	memset(label, 'a', 64);
+	strcpy(label + 64, ".com");
+	assert_bad_name(label, "label longer than 63");
+
+	/* 4 x 63 + 1 = 253 octets: the longest name */
+	for (int i = 0; i < 4; i++) {
+		memset(name + i * 64, i == 3 ? 'b' : 'a', 63);
+		name[i * 64 + 63] = '.';
+	}
+	name[3 * 64 + 61] = '\0';
+	assert_int_equal(strlen(name), 253);
+	assert_name(name, name);
+	name[3 * 64 + 61] = 'c';
+	name[3 * 64 + 62] = '\0';
+	assert_bad_name(name, "longer than 253");
+}
+
+static void assert_pattern(const char *in, const char *want)
+{
+	char out[FB_NAME_MAX];
+	const char *why = NULL;
+
+	if (fb_pattern_normalize(in, strlen(in), out, &why) < 0)
+		fail_msg("\"%s\": %s", in, why);
+	assert_string_equal(out, want);
+}
+
+static void assert_bad_pattern(const char *in, const char *want_why)
+{
+	char out[FB_NAME_MAX];
+	const char *why = NULL;
+
+	if (fb_pattern_normalize(in, strlen(in), out, &why) == 0)
+		fail_msg("\"%s\" accepted as \"%s\"", in, out);
+	assert_non_null(strstr(why, want_why));
+}
+
+static void test_patterns(void **state)
+{
+	(void)state;
+	assert_pattern("*", "*");
+	assert_pattern("*.Example.COM.", "*.example.com");
+	assert_pattern("www.*.com", "www.*.com");
+	assert_pattern("*.*.example.com", "*.*.example.com");
+	assert_pattern("*.bücher.example", "*.xn--bcher-kva.example");
+	assert_bad_pattern("api*.example.com", "whole label");
+	assert_bad_pattern("*api.example.com", "whole label");
+	assert_bad_pattern("www.ex*le.com", "whole label");
+	assert_bad_pattern("**.example.com", "whole label");
+	assert_bad_pattern("*..com", "empty label");
+	assert_bad_pattern("10.0.0.1", "IP address");
+}
+
+/* An index over `patterns`, whose lookups return the matching pattern. */
+struct index {
+	struct fb_domain d[16];
+	struct fb_name_index *ix;
+};
+
+static void build(struct index *x, const char *const *patterns)
+{
+	size_t n = 0;
+
+	memset(x, 0, sizeof *x);
+	for (; patterns[n]; n++)
+		x->d[n].pattern = (char *)patterns[n];
+	x->ix = fb_name_index_build(x->d, n);
+	assert_non_null(x->ix);
+}
+
+static const char *lookup(struct index *x, const char *name)
+{
+	const struct fb_domain *d = fb_name_index_lookup(x->ix, name);
+
+	return d ? d->pattern : "(none)";
+}
+
+/* https://vercel.com/docs/sandbox/concepts/firewall, the wildcard table */
+static void test_vercel_table(void **state)
+{
+	static const struct {
+		const char *pattern;
+		const char *matches[3];
+		const char *not_matches[3];
+	} rows[] = {
+		{ "example.com", { "example.com" }, { "www.example.com" } },
+		{ "*.example.com", { "www.example.com", "www.api.example.com" },
+		  { "example.com" } },
+		{ "www.*.com", { "www.example.com" },
+		  { "example.com", "www.api.example.com" } },
+		{ "*", { "example.com", "a.b.c.d.e", "com" }, { NULL } },
+	};
+	struct index x;
+
+	(void)state;
+	for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+		const char *one[] = { rows[r].pattern, NULL };
+
+		build(&x, one);
+		for (int i = 0; i < 3 && rows[r].matches[i]; i++)
+			assert_string_equal(lookup(&x, rows[r].matches[i]),
+					    rows[r].pattern);
+		for (int i = 0; i < 3 && rows[r].not_matches[i]; i++)
+			assert_string_equal(lookup(&x, rows[r].not_matches[i]),
+					    "(none)");
+		fb_name_index_free(x.ix);
+	}
+}
+
+static void test_wildcard_positions(void **state)
+{
+	const char *keys[] = { "*.*.example.com", "api.*.*.org", "example.*",
+			       NULL };
+	struct index x;
+
+	(void)state;
+	build(&x, keys);
+	assert_string_equal(lookup(&x, "a.b.example.com"), "*.*.example.com");
+	assert_string_equal(lookup(&x, "a.b.c.example.com"), "*.*.example.com");
+	assert_string_equal(lookup(&x, "b.example.com"), "(none)");
+	assert_string_equal(lookup(&x, "api.x.y.org"), "api.*.*.org");
+	assert_string_equal(lookup(&x, "api.x.org"), "(none)");
+	assert_string_equal(lookup(&x, "api.x.y.z.org"), "(none)");
+	assert_string_equal(lookup(&x, "example.net"), "example.*");
+	assert_string_equal(lookup(&x, "www.example.net"), "(none)");
+	fb_name_index_free(x.ix);
+}
+
+static void test_precedence(void **state)
+{
+	/* listed least specific first, so source order cannot be what wins */
+	const char *keys[] = { "*", "*.com", "www.*.com", "*.example.com",
+			       "*.*.example.com", "a.*.example.com",
+			       "www.example.com", NULL };
+	struct index x;
+
+	(void)state;
+	build(&x, keys);
+	assert_string_equal(lookup(&x, "www.example.com"), "www.example.com");
+	assert_string_equal(lookup(&x, "api.example.com"), "*.example.com");
+	/* design.md's tie-break: the literal "example" beats www.*.com's "*" */
+	assert_string_equal(lookup(&x, "www.other.com"), "www.*.com");
+	assert_string_equal(lookup(&x, "api.other.com"), "*.com");
+	/* same literal count: the key with more labels is more specific */
+	assert_string_equal(lookup(&x, "x.b.example.com"), "*.*.example.com");
+	/* equal up to the fourth label, where the literal "a" beats "*" */
+	assert_string_equal(lookup(&x, "a.b.example.com"), "a.*.example.com");
+	assert_string_equal(lookup(&x, "example.com"), "*.com");
+	assert_string_equal(lookup(&x, "example.org"), "*");
+	assert_string_equal(lookup(&x, "org"), "*");
+	fb_name_index_free(x.ix);
+}
+
+static void test_exact_beats_wildcards_in_any_order(void **state)
+{
+	const char *keys[] = { "api.github.com", "*.github.com", "*", NULL };
+	const char *reversed[] = { "*", "*.github.com", "api.github.com", NULL };
+	struct index x;
+
+	(void)state;
+	build(&x, keys);
+	assert_string_equal(lookup(&x, "api.github.com"), "api.github.com");
+	assert_string_equal(lookup(&x, "raw.github.com"), "*.github.com");
+	assert_string_equal(lookup(&x, "github.com"), "*");
+	fb_name_index_free(x.ix);
+	build(&x, reversed);
+	assert_string_equal(lookup(&x, "api.github.com"), "api.github.com");
+	assert_string_equal(lookup(&x, "raw.github.com"), "*.github.com");
+	fb_name_index_free(x.ix);
+}
+
+static void test_no_keys(void **state)
+{
+	const char *none[] = { NULL };
+	struct index x;
+
+	(void)state;
+	build(&x, none);
+	assert_string_equal(lookup(&x, "example.com"), "(none)");
+	fb_name_index_free(x.ix);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_case_dot_idn),
+		cmocka_unit_test(test_ip_literal_is_not_a_name),
+		cmocka_unit_test(test_length_limits),
+		cmocka_unit_test(test_patterns),
+		cmocka_unit_test(test_vercel_table),
+		cmocka_unit_test(test_wildcard_positions),
+		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_exact_beats_wildcards_in_any_order),
+		cmocka_unit_test(test_no_keys),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
