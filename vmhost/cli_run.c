@@ -1,12 +1,384 @@
-/* cli_run.c — `firebreak run`: placeholder until the sandbox network lands. */
+/*
+ * cli_run.c — `firebreak run`: one sandbox for one command.
+ *
+ * Order: check privileges, the policy and nf_tables before anything
+ * exists; build the network; start the proxy; start the command; wait,
+ * passing SIGINT/SIGTERM on and re-reading the policy on SIGHUP; remove
+ * everything; exit with the command's status.
+ *
+ * SIGHUP re-reads --policy and applies its address sets to the running
+ * sandbox, cutting forwarded streams the new sets no longer allow.  Once
+ * the proxy runs, it owns the policy and this moves there.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
 
+#include "vmhost/sandbox.h"
 #include "vmhost/vmhost.h"
+
+#define MAX_PUBLICS 64
+
+struct run_args {
+	const char *policy;       /* a file, or allow-all / deny-all */
+	struct fb_cidr publics[MAX_PUBLICS];
+	size_t npublics;
+	const char *resolver;
+	const char *user;
+	const char *name;
+	const char *state_dir;
+	char **argv;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: firebreak run [--policy FILE|allow-all|deny-all] "
+		"[--public CIDR]...\n"
+		"                     [--resolver IP[:PORT]] [--user NAME|UID] "
+		"[--name ID]\n"
+		"                     [--state-dir DIR] [--backend process] "
+		"-- COMMAND [ARG]...\n"
+		"\n"
+		"Runs COMMAND in a sandbox of its own (network, PID and mount "
+		"namespaces)\nunder the policy (default deny-all), as user "
+		"nobody unless --user says\notherwise, and exits with its "
+		"status.  SIGHUP re-reads the policy file.\n");
+}
+
+static int parse_args(int argc, char **argv, struct run_args *a)
+{
+	static const struct option opts[] = {
+		{ "policy", required_argument, NULL, 'p' },
+		{ "public", required_argument, NULL, 'P' },
+		{ "resolver", required_argument, NULL, 'r' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "backend", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char err[160];
+	int c;
+
+	memset(a, 0, sizeof *a);
+	a->policy = "deny-all";
+	a->user = "nobody";
+	a->state_dir = FB_STATE_DIR;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': a->policy = optarg; break;
+		case 'r': a->resolver = optarg; break;
+		case 'u': a->user = optarg; break;
+		case 'n': a->name = optarg; break;
+		case 's': a->state_dir = optarg; break;
+		case 'P':
+			if (a->npublics == MAX_PUBLICS) {
+				fprintf(stderr, "firebreak run: more than %d "
+					"--public ranges\n", MAX_PUBLICS);
+				return 2;
+			}
+			if (fb_cidr_parse(optarg, &a->publics[a->npublics++],
+					  err, sizeof err) < 0) {
+				fprintf(stderr, "firebreak run: --public: %s\n",
+					err);
+				return 2;
+			}
+			break;
+		case 'b':
+			if (strcmp(optarg, "process")) {
+				fprintf(stderr, "firebreak run: backend '%s' "
+					"is not available yet; use process\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (a->name && !fb_sandbox_id_valid(a->name)) {
+		fprintf(stderr, "firebreak run: --name '%s': use 1 to %d of "
+			"a-z, 0-9 and '-'\n", a->name, FB_SANDBOX_ID_MAX);
+		return 2;
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "firebreak run: no COMMAND given\n");
+		usage(stderr);
+		return 2;
+	}
+	a->argv = argv + optind;
+	return 0;
+}
+
+/* --user NAME|UID; a number with no passwd entry runs with gid = uid. */
+static int resolve_user(const char *user, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw = getpwnam(user);
+	char *end;
+	unsigned long n;
+
+	if (pw) {
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+		return 0;
+	}
+	errno = 0;
+	n = strtoul(user, &end, 10);
+	if (errno || end == user || *end || n > 0xfffffffeUL) {
+		fprintf(stderr, "firebreak run: --user '%s': no such user\n",
+			user);
+		return -1;
+	}
+	pw = getpwuid(n);
+	*uid = n;
+	*gid = pw ? pw->pw_gid : n;
+	return 0;
+}
+
+/* IP, IP:PORT or [IPv6]:PORT; port 53 when none. */
+static int parse_resolver(const char *s, struct fb_addr *a, uint16_t *port)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(s, ':');
+	const char *p = NULL;
+	char *end;
+	unsigned long n = 53;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || (close[1] && close[1] != ':'))
+			return -1;
+		snprintf(host, sizeof host, "%.*s", (int)(close - s - 1), s + 1);
+		p = close[1] ? close + 2 : NULL;
+	} else if (colon && strchr(s, ':') == colon) {
+		snprintf(host, sizeof host, "%.*s", (int)(colon - s), s);
+		p = colon + 1;
+	} else {
+		snprintf(host, sizeof host, "%s", s);
+	}
+	if (p) {
+		errno = 0;
+		n = strtoul(p, &end, 10);
+		if (errno || end == p || *end || n == 0 || n > 65535)
+			return -1;
+	}
+	if (fb_addr_parse(host, a) < 0)
+		return -1;
+	*port = n;
+	return 0;
+}
+
+/* The launcher's own resolver: the first nameserver in /etc/resolv.conf. */
+static void host_resolver(struct fb_addr *a, uint16_t *port)
+{
+	FILE *f = fopen("/etc/resolv.conf", "re");
+	char line[256], addr[INET6_ADDRSTRLEN + 1];
+
+	a->family = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, " nameserver %46s", addr) == 1 &&
+		    fb_addr_parse(addr, a) == 0) {
+			*port = 53;
+			break;
+		}
+	fclose(f);
+}
+
+static struct fb_policy *load_policy(const struct run_args *a)
+{
+	struct fb_load_opts lo = {
+		.filename = a->policy,
+		.publics = a->publics,
+		.npublics = a->npublics,
+	};
+	struct fb_diags diags = { 0 };
+	struct fb_policy *p;
+
+	if (!strcmp(a->policy, "allow-all") || !strcmp(a->policy, "deny-all"))
+		p = fb_policy_load(a->policy, strlen(a->policy), &lo, &diags);
+	else
+		p = fb_policy_load_file(a->policy, &lo, &diags);
+	for (size_t i = 0; !p && i < diags.n; i++) {
+		const struct fb_diag *d = &diags.v[i];
+
+		if (d->line)
+			fprintf(stderr, "firebreak run: policy: %s:%u:%u: %s\n",
+				d->file, d->line, d->col, d->msg);
+		else
+			fprintf(stderr, "firebreak run: policy: %s: %s\n",
+				d->file, d->msg);
+	}
+	if (!p && diags.n == 0)
+		fprintf(stderr, "firebreak run: policy: %s: cannot load\n",
+			a->policy);
+	fb_diags_free(&diags);
+	return p;
+}
+
+/*
+ * The proxy's place: started inside fb-<id> once the network is up and
+ * before the guest runs, listening on the gateway's FB_PROXY_PORT and
+ * FB_DNS_PORT.  Until it exists nothing listens there, and the sandbox
+ * table's redirects end in a refusal: names fail closed.
+ */
+static int sandbox_start_proxy(struct fb_sandbox *sb, char *err,
+			       size_t errsize)
+{
+	(void)sb;
+	(void)err;
+	(void)errsize;
+	return 0;
+}
+
+static void reload_policy(const struct run_args *a, struct fb_sandbox *sb)
+{
+	struct fb_policy *p = load_policy(a);
+	char err[256];
+
+	if (!p) {
+		fprintf(stderr, "firebreak run: keeping the policy in force\n");
+		return;
+	}
+	if (fb_sandbox_apply_policy(sb, p, true, err, sizeof err) < 0)
+		fprintf(stderr, "firebreak run: apply policy: %s\n", err);
+	fb_policy_unref(p);
+}
+
+/*
+ * Wait for the command.  The first SIGINT/SIGTERM is passed on; a second
+ * one kills the sandbox's processes outright.
+ */
+static int supervise(pid_t pid, int sigfd, const struct run_args *a,
+		     struct fb_sandbox *sb)
+{
+	struct signalfd_siginfo si;
+	int stops = 0, st;
+
+	for (;;) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFSIGNALED(st) ? 128 + WTERMSIG(st)
+					       : WEXITSTATUS(st);
+		if (read(sigfd, &si, sizeof si) != sizeof si) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "firebreak run: signalfd: %s\n",
+				strerror(errno));
+			kill(pid, SIGKILL);
+			stops = 2;
+			continue;
+		}
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			reload_policy(a, sb);
+			break;
+		case SIGINT:
+		case SIGTERM:
+			kill(pid, ++stops > 1 ? SIGKILL : (int)si.ssi_signo);
+			break;
+		}
+	}
+}
 
 int fb_cmd_run(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "firebreak run: not yet: needs the sandbox network\n");
-	return 1;
+	struct run_args a;
+	struct fb_sandbox_opts so = { 0 };
+	struct fb_process_opts po = { 0 };
+	struct fb_sandbox sb;
+	struct fb_policy *policy;
+	sigset_t sigs;
+	char err[512];
+	int sigfd, status = 1;
+	pid_t pid;
+
+	status = parse_args(argc, argv, &a);
+	if (status)
+		return status;
+	status = 1;
+	if (resolve_user(a.user, &po.uid, &po.gid) < 0)
+		return 2;
+	if (a.resolver) {
+		if (parse_resolver(a.resolver, &so.resolver,
+				   &so.resolver_port) < 0) {
+			fprintf(stderr, "firebreak run: --resolver '%s': "
+				"expected IP, IP:PORT or [IPv6]:PORT\n",
+				a.resolver);
+			return 2;
+		}
+	} else {
+		host_resolver(&so.resolver, &so.resolver_port);
+	}
+	if (fb_preflight_privileges(err, sizeof err) < 0) {
+		fprintf(stderr, "firebreak run: %s\n", err);
+		return 1;
+	}
+	policy = load_policy(&a);
+	if (!policy)
+		return 1;
+	if (fb_preflight_nftables(err, sizeof err) < 0) {
+		fprintf(stderr, "firebreak run: %s\n", err);
+		fb_policy_unref(policy);
+		return 1;
+	}
+
+	/* From here on a signal waits for us: nothing interrupts a half-built
+	 * sandbox, and teardown always runs. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (sigfd < 0) {
+		fprintf(stderr, "firebreak run: signalfd: %s\n",
+			strerror(errno));
+		fb_policy_unref(policy);
+		return 1;
+	}
+
+	so.id = a.name;
+	so.state_dir = a.state_dir;
+	so.policy = policy;
+	if (fb_sandbox_create(&sb, &so, err, sizeof err) < 0) {
+		fprintf(stderr, "firebreak run: %s\n", err);
+		goto out;
+	}
+	if (sandbox_start_proxy(&sb, err, sizeof err) < 0) {
+		fprintf(stderr, "firebreak run: proxy: %s\n", err);
+		goto destroy;
+	}
+	po.argv = a.argv;
+	po.guest_ns = sb.guest_ns;
+	po.resolv_conf = sb.resolv_conf;
+	pid = fb_process_spawn(&po, err, sizeof err);
+	if (pid < 0) {
+		fprintf(stderr, "firebreak run: %s\n", err);
+		goto destroy;
+	}
+	status = supervise(pid, sigfd, &a, &sb);
+destroy:
+	fb_sandbox_destroy(&sb);
+out:
+	close(sigfd);
+	fb_policy_unref(policy);
+	return status;
 }

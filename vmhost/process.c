@@ -1,0 +1,185 @@
+/*
+ * process.c — the process backend: a command in namespaces of its own.
+ *
+ *   launcher
+ *     └ relay     enters the guest's network namespace, unshares PID and
+ *       │         mount namespaces; forwards signals to init; exits with
+ *       │         init's status.  Dies with the launcher.
+ *       └ init    PID 1 of the new PID namespace: private mounts, the
+ *         │       gateway as resolver, a /proc of its own; forwards signals
+ *         │       to the command and reaps orphans.  Its exit kills every
+ *         │       process left in the namespace.
+ *         └ command   unprivileged, no supplementary groups, no_new_privs.
+ *
+ * The command is not PID 1 itself because PID 1 ignores every signal it
+ * has no handler for: a plain `sleep` could not be stopped with SIGTERM.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "vmhost/sandbox.h"
+
+#define EXIT_SETUP 125    /* the sandbox could not be entered */
+#define EXIT_NOEXEC 126   /* the command exists but cannot run */
+#define EXIT_NOTFOUND 127
+
+/* Signals passed down the chain; everything else keeps its default. */
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
+				 SIGUSR2 };
+#define NFORWARDED (sizeof forwarded / sizeof forwarded[0])
+
+static volatile pid_t forward_to;
+
+static void forward(int sig)
+{
+	if (forward_to > 0)
+		kill(forward_to, sig);
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "firebreak run: %s: %s\n", what, strerror(errno));
+	_exit(EXIT_SETUP);
+}
+
+/* The status a shell would report for `st`. */
+static int status_code(int st)
+{
+	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+static void set_forwarding(void)
+{
+	struct sigaction sa = { .sa_handler = forward };
+
+	/* No SA_RESTART: waitpid must return to look at the child. */
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < NFORWARDED; i++)
+		sigaction(forwarded[i], &sa, NULL);
+}
+
+static void unblock_all(void)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Die with the parent; if it is already gone, do not start at all. */
+static void tie_to_parent(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		die("prctl(PR_SET_PDEATHSIG)");
+	if (getppid() != parent)
+		_exit(EXIT_SETUP);
+}
+
+/* Wait for `child`, reaping anything else that turns up; its status. */
+static int wait_for(pid_t child)
+{
+	int st;
+
+	for (;;) {
+		pid_t got = waitpid(-1, &st, 0);
+
+		if (got == child)
+			return status_code(st);
+		if (got < 0 && errno != EINTR)
+			die("waitpid");
+	}
+}
+
+static void run_command(const struct fb_process_opts *o, pid_t init)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+
+	(void)init; /* PID 1 of our namespace: when it goes, so do we */
+	for (size_t i = 0; i < NFORWARDED; i++)
+		sigaction(forwarded[i], &dfl, NULL);
+	unblock_all();
+	if (setgroups(0, NULL) < 0)
+		die("setgroups");
+	if (setgid(o->gid) < 0)
+		die("setgid");
+	if (setuid(o->uid) < 0)
+		die("setuid");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		die("prctl(PR_SET_NO_NEW_PRIVS)");
+	execvp(o->argv[0], o->argv);
+	fprintf(stderr, "firebreak run: %s: %s\n", o->argv[0], strerror(errno));
+	_exit(errno == ENOENT ? EXIT_NOTFOUND : EXIT_NOEXEC);
+}
+
+/*
+ * Start child(o, our pid) in a new process, forward signals to it, and
+ * exit with its status.  Signals stay blocked until its pid is known, so
+ * none is lost in between.
+ */
+static void supervise(void (*child)(const struct fb_process_opts *, pid_t),
+		      const struct fb_process_opts *o)
+{
+	pid_t self = getpid(), pid;
+	sigset_t all;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	set_forwarding();
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0)
+		child(o, self);
+	forward_to = pid;
+	unblock_all();
+	_exit(wait_for(pid));
+}
+
+static void run_init(const struct fb_process_opts *o, pid_t relay)
+{
+	tie_to_parent(relay);
+	/* Mounts made here must not leak into the launcher's namespace. */
+	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		die("make / private");
+	if (mount(o->resolv_conf, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
+		die("bind mount the sandbox's resolv.conf on /etc/resolv.conf");
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  NULL) < 0)
+		die("mount /proc");
+	supervise(run_command, o);
+}
+
+static void run_relay(const struct fb_process_opts *o, pid_t launcher)
+{
+	tie_to_parent(launcher);
+	if (setns(o->guest_ns, CLONE_NEWNET) < 0)
+		die("enter the guest's network namespace");
+	if (unshare(CLONE_NEWPID | CLONE_NEWNS) < 0)
+		die("unshare PID and mount namespaces");
+	supervise(run_init, o);
+}
+
+pid_t fb_process_spawn(const struct fb_process_opts *o, char *err,
+		       size_t errsize)
+{
+	pid_t launcher = getpid();
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, errsize, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0)
+		run_relay(o, launcher);
+	return pid;
+}

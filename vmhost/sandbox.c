@@ -1,0 +1,448 @@
+/*
+ * sandbox.c — build and remove one sandbox's network (the picture is in
+ * sandbox.h): namespaces, the two veth pairs, addresses and routes, the
+ * sandbox table inside fb-<id> and the masquerading table outside.
+ *
+ * Forwarding in the launcher's namespace: IPv4 forwarding is switched on
+ * if it is off (as Docker and every NAT router does) and left on at exit,
+ * since other sandboxes may be using it.  IPv6 forwarding is never
+ * switched on here: on a host that takes its own address from router
+ * advertisements that would stop it accepting them.  So sandboxes get
+ * IPv6 egress only where the launcher's namespace already forwards IPv6
+ * and has an IPv6 default route; elsewhere the guest's IPv6 stays inside
+ * the sandbox.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "nft/nft.h"
+#include "vmhost/net.h"
+#include "vmhost/sandbox.h"
+
+#define GUEST_IF   "eth0"    /* in the guest's namespace */
+#define GATEWAY_IF "guest0"  /* its peer, in fb-<id> */
+#define UPLINK_IF  "uplink0" /* in fb-<id>; the outer end is named fb-<id> */
+
+enum {
+	MADE_NETNS = 1 << 0,
+	MADE_DIR = 1 << 1,
+	MADE_UPLINK = 1 << 2,
+	MADE_UPLINK_TABLE = 1 << 3,
+};
+
+static void addr4(struct fb_addr *a, unsigned b0, unsigned b1, unsigned b2,
+		  unsigned b3)
+{
+	memset(a, 0, sizeof *a);
+	a->family = AF_INET;
+	a->b[0] = b0;
+	a->b[1] = b1;
+	a->b[2] = b2;
+	a->b[3] = b3;
+}
+
+/* fd00:fb:g2:g3::last */
+static void addr6(struct fb_addr *a, unsigned g2, unsigned g3, unsigned last)
+{
+	memset(a, 0, sizeof *a);
+	a->family = AF_INET6;
+	a->b[0] = 0xfd;
+	a->b[3] = 0xfb;
+	a->b[4] = g2 >> 8;
+	a->b[5] = g2 & 0xff;
+	a->b[6] = g3 >> 8;
+	a->b[7] = g3 & 0xff;
+	a->b[15] = last;
+}
+
+/* The guest link: the same in every sandbox. */
+static void guest_link(struct fb_addr *gw4, struct fb_addr *guest4,
+		       struct fb_addr *gw6, struct fb_addr *guest6)
+{
+	addr4(gw4, 10, 200, 0, 1);
+	addr4(guest4, 10, 200, 0, 2);
+	addr6(gw6, 0, 0, 1);
+	addr6(guest6, 0, 0, 2);
+}
+
+/* Slot S's uplink: end 1 outside, end 2 inside. */
+static void uplink4(const struct fb_sandbox *sb, unsigned end,
+		    struct fb_addr *a)
+{
+	unsigned base = sb->slot.index * 4;
+
+	addr4(a, 100, 127, (base >> 8) & 0xff, (base & 0xff) + end);
+}
+
+static void uplink6(const struct fb_sandbox *sb, unsigned end,
+		    struct fb_addr *a)
+{
+	addr6(a, 1, sb->slot.index, end);
+}
+
+bool fb_sandbox_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > FB_SANDBOX_ID_MAX)
+		return false;
+	return strspn(id, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+static void random_id(char id[FB_SANDBOX_ID_MAX + 1])
+{
+	unsigned char r[4];
+
+	if (getrandom(r, sizeof r, 0) != sizeof r) {
+		unsigned pid = (unsigned)getpid();
+
+		memcpy(r, &pid, sizeof r);
+	}
+	snprintf(id, FB_SANDBOX_ID_MAX + 1, "%02x%02x%02x%02x", r[0], r[1],
+		 r[2], r[3]);
+}
+
+struct step {
+	struct fb_sandbox *sb;
+	char *err;
+	size_t errsize;
+};
+
+static int add_addr(struct fb_rtnl *nl, int ifindex, const struct fb_addr *a,
+		    unsigned len, struct step *st)
+{
+	return fb_addr_add(nl, ifindex, a, len, st->err, st->errsize);
+}
+
+/* The launcher's side: forwarding, the uplink veth and its outer end. */
+static int setup_outside(struct step *st)
+{
+	struct fb_sandbox *sb = st->sb;
+	struct fb_rtnl *nl = fb_rtnl_open(st->err, st->errsize);
+	struct fb_addr a;
+	char fwd[8];
+	int idx, ret = -1, v6;
+
+	if (!nl)
+		return -1;
+	if (fb_sysctl_read("net/ipv4/ip_forward", fwd, sizeof fwd, st->err,
+			   st->errsize) < 0)
+		goto out;
+	if (strcmp(fwd, "1") && fb_sysctl_write("net/ipv4/ip_forward", "1",
+						st->err, st->errsize) < 0)
+		goto out;
+	v6 = fb_route_has_default(nl, AF_INET6, st->err, st->errsize);
+	if (v6 < 0)
+		goto out;
+	sb->v6_egress = v6 &&
+		fb_sysctl_read("net/ipv6/conf/all/forwarding", fwd, sizeof fwd,
+			       st->err, st->errsize) == 0 && !strcmp(fwd, "1");
+
+	if (fb_link_add_veth(nl, sb->name, UPLINK_IF, sb->sandbox_ns, st->err,
+			     st->errsize) < 0)
+		goto out;
+	sb->made |= MADE_UPLINK;
+	idx = fb_link_index(nl, sb->name, st->err, st->errsize);
+	if (idx < 0)
+		goto out;
+	uplink4(sb, 1, &a);
+	if (add_addr(nl, idx, &a, 30, st) < 0)
+		goto out;
+	if (sb->v6_egress) {
+		uplink6(sb, 1, &a);
+		if (add_addr(nl, idx, &a, 64, st) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	fb_rtnl_close(nl);
+	return ret;
+}
+
+/* Inside fb-<id>: a router between the guest link and the uplink. */
+static int setup_sandbox_ns(void *arg)
+{
+	struct step *st = arg;
+	struct fb_sandbox *sb = st->sb;
+	struct fb_addr gw4, guest4, gw6, guest6, a;
+	struct fb_rtnl *nl;
+	int idx, ret = -1;
+
+	if (fb_sysctl_write("net/ipv4/ip_forward", "1", st->err,
+			    st->errsize) < 0 ||
+	    fb_sysctl_write("net/ipv6/conf/all/forwarding", "1", st->err,
+			    st->errsize) < 0)
+		return -1;
+	nl = fb_rtnl_open(st->err, st->errsize);
+	if (!nl)
+		return -1;
+	guest_link(&gw4, &guest4, &gw6, &guest6);
+	if (fb_link_up(nl, 1, st->err, st->errsize) < 0 ||
+	    fb_link_add_veth(nl, GATEWAY_IF, GUEST_IF, sb->guest_ns, st->err,
+			     st->errsize) < 0)
+		goto out;
+	idx = fb_link_index(nl, GATEWAY_IF, st->err, st->errsize);
+	if (idx < 0 || add_addr(nl, idx, &gw4, 30, st) < 0 ||
+	    add_addr(nl, idx, &gw6, 64, st) < 0)
+		goto out;
+	idx = fb_link_index(nl, UPLINK_IF, st->err, st->errsize);
+	uplink4(sb, 2, &a);
+	if (idx < 0 || add_addr(nl, idx, &a, 30, st) < 0)
+		goto out;
+	uplink4(sb, 1, &a);
+	if (fb_route_add_default(nl, &a, st->err, st->errsize) < 0)
+		goto out;
+	if (sb->v6_egress) {
+		uplink6(sb, 2, &a);
+		if (add_addr(nl, idx, &a, 64, st) < 0)
+			goto out;
+		uplink6(sb, 1, &a);
+		if (fb_route_add_default(nl, &a, st->err, st->errsize) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	fb_rtnl_close(nl);
+	return ret;
+}
+
+/* Inside the guest's namespace: eth0 and a default route to the gateway. */
+static int setup_guest_ns(void *arg)
+{
+	struct step *st = arg;
+	struct fb_addr gw4, guest4, gw6, guest6;
+	struct fb_rtnl *nl = fb_rtnl_open(st->err, st->errsize);
+	int idx, ret = -1;
+
+	if (!nl)
+		return -1;
+	guest_link(&gw4, &guest4, &gw6, &guest6);
+	if (fb_link_up(nl, 1, st->err, st->errsize) < 0)
+		goto out;
+	idx = fb_link_index(nl, GUEST_IF, st->err, st->errsize);
+	if (idx < 0 || add_addr(nl, idx, &guest4, 30, st) < 0 ||
+	    add_addr(nl, idx, &guest6, 64, st) < 0 ||
+	    fb_route_add_default(nl, &gw4, st->err, st->errsize) < 0 ||
+	    fb_route_add_default(nl, &gw6, st->err, st->errsize) < 0)
+		goto out;
+	ret = 0;
+out:
+	fb_rtnl_close(nl);
+	return ret;
+}
+
+static int setup_uplink_table(struct step *st)
+{
+	struct fb_sandbox *sb = st->sb;
+	struct fb_nft_uplink u = { .table = sb->table, .ifname = sb->name };
+	struct fb_addr a;
+
+	uplink4(sb, 0, &a);
+	u.net4.family = AF_INET;
+	u.net4.len = 30;
+	memcpy(u.net4.b, a.b, 4);
+	if (sb->v6_egress) {
+		uplink6(sb, 0, &a);
+		u.net6.family = AF_INET6;
+		u.net6.len = 64;
+		memcpy(u.net6.b, a.b, 16);
+	}
+	if (fb_nft_apply_uplink(&u, st->err, st->errsize) < 0)
+		return -1;
+	sb->made |= MADE_UPLINK_TABLE;
+	return 0;
+}
+
+/* The guest's resolver is the gateway, where the proxy answers DNS. */
+static int write_resolv_conf(struct step *st)
+{
+	struct fb_sandbox *sb = st->sb;
+	FILE *f;
+
+	if (mkdir(sb->dir, 0755) < 0 && errno != EEXIST) {
+		snprintf(st->err, st->errsize, "mkdir %s: %s", sb->dir,
+			 strerror(errno));
+		return -1;
+	}
+	sb->made |= MADE_DIR;
+	f = fopen(sb->resolv_conf, "we");
+	if (!f || fputs("nameserver 10.200.0.1\n", f) < 0 || fclose(f) != 0) {
+		snprintf(st->err, st->errsize, "write %s: %s", sb->resolv_conf,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+struct apply {
+	const struct fb_nft_config *cfg;
+	bool cut;
+	char *err;
+	size_t errsize;
+};
+
+static int apply_in_sandbox(void *arg)
+{
+	struct apply *ap = arg;
+
+	if (fb_nft_apply(ap->cfg, ap->err, ap->errsize) < 0)
+		return -1;
+	if (ap->cut && fb_nft_cut_flows(ap->cfg->allow, ap->cfg->nallow,
+					ap->err, ap->errsize) < 0)
+		return -1;
+	return 0;
+}
+
+int fb_sandbox_apply_policy(struct fb_sandbox *sb, const struct fb_policy *p,
+			    bool cut, char *err, size_t errsize)
+{
+	struct fb_addr gw[2], guest4, guest6;
+	struct fb_range *deny = NULL, *allow = NULL;
+	size_t ndeny = 0, nallow = 0;
+	struct fb_nft_config cfg = {
+		.guest_ifname = GATEWAY_IF,
+		.gateway = gw,
+		.ngateway = 2,
+		.proxy_port = FB_PROXY_PORT,
+		.dns_port = FB_DNS_PORT,
+		.resolver = sb->resolver,
+		.resolver_port = sb->resolver_port,
+	};
+	struct apply ap = { &cfg, cut, err, errsize };
+	int ret = -1;
+
+	guest_link(&gw[0], &guest4, &gw[1], &guest6);
+	if (fb_policy_deny_ranges(p, &deny, &ndeny) < 0 ||
+	    fb_policy_allow_ranges(p, &allow, &nallow) < 0) {
+		snprintf(err, errsize, "compute the policy's address sets: %s",
+			 strerror(errno));
+		goto out;
+	}
+	cfg.deny = deny;
+	cfg.ndeny = ndeny;
+	cfg.allow = allow;
+	cfg.nallow = nallow;
+	ret = fb_netns_call(sb->sandbox_ns, apply_in_sandbox, &ap, err,
+			    errsize);
+out:
+	free(deny);
+	free(allow);
+	return ret;
+}
+
+/* Name the sandbox and claim its namespace: the one step that can find
+ * another sandbox in the way. */
+static int claim_name(struct fb_sandbox *sb, const char *id, char *err,
+		      size_t errsize)
+{
+	for (int tries = 0; tries < 8; tries++) {
+		if (id)
+			snprintf(sb->id, sizeof sb->id, "%s", id);
+		else
+			random_id(sb->id);
+		snprintf(sb->name, sizeof sb->name, "fb-%s", sb->id);
+		if (fb_netns_add(sb->name, err, errsize) == 0) {
+			sb->made |= MADE_NETNS;
+			return 0;
+		}
+		if (errno != EEXIST)
+			return -1;
+		snprintf(err, errsize, "namespace %s exists", sb->name);
+		if (id) {
+			errno = EEXIST;
+			return -1;
+		}
+	}
+	return -1;
+}
+
+int fb_sandbox_create(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
+		      char *err, size_t errsize)
+{
+	const char *state_dir = o->state_dir ? o->state_dir : FB_STATE_DIR;
+	struct step st = { sb, err, errsize };
+	int saved;
+
+	memset(sb, 0, sizeof *sb);
+	sb->home_ns = sb->sandbox_ns = sb->guest_ns = -1;
+	sb->slot.fd = -1;
+	sb->resolver = o->resolver;
+	sb->resolver_port = o->resolver_port;
+
+	if (fb_slot_acquire(state_dir, &sb->slot, err, errsize) < 0 ||
+	    claim_name(sb, o->id, err, errsize) < 0)
+		goto fail;
+	snprintf(sb->table, sizeof sb->table, "firebreak-%s", sb->id);
+	snprintf(sb->dir, sizeof sb->dir, "%s/%s", state_dir, sb->id);
+	snprintf(sb->resolv_conf, sizeof sb->resolv_conf, "%s/resolv.conf",
+		 sb->dir);
+
+	sb->home_ns = fb_netns_current(err, errsize);
+	if (sb->home_ns < 0)
+		goto fail;
+	sb->sandbox_ns = fb_netns_open(sb->name, err, errsize);
+	if (sb->sandbox_ns < 0)
+		goto fail;
+	sb->guest_ns = fb_netns_new_anonymous(err, errsize);
+	if (sb->guest_ns < 0 || write_resolv_conf(&st) < 0 ||
+	    setup_outside(&st) < 0 ||
+	    fb_netns_call(sb->sandbox_ns, setup_sandbox_ns, &st, err,
+			  errsize) < 0 ||
+	    fb_netns_call(sb->guest_ns, setup_guest_ns, &st, err,
+			  errsize) < 0 ||
+	    fb_sandbox_apply_policy(sb, o->policy, false, err, errsize) < 0 ||
+	    setup_uplink_table(&st) < 0)
+		goto fail;
+	return 0;
+fail:
+	saved = errno;
+	fb_sandbox_destroy(sb);
+	errno = saved;
+	return -1;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void fb_sandbox_destroy(struct fb_sandbox *sb)
+{
+	char err[256];
+	struct fb_rtnl *nl;
+
+	if ((sb->made & MADE_UPLINK_TABLE) &&
+	    fb_nft_delete(sb->table, err, sizeof err) < 0)
+		fprintf(stderr, "firebreak: remove table %s: %s\n", sb->table,
+			err);
+	/* Deleting the outer end takes the pair now; left to the namespace's
+	 * teardown it would linger for a moment after we exit. */
+	if (sb->made & MADE_UPLINK) {
+		nl = fb_rtnl_open(err, sizeof err);
+		if (!nl || fb_link_del(nl, sb->name, err, sizeof err) < 0)
+			fprintf(stderr, "firebreak: %s\n", err);
+		fb_rtnl_close(nl);
+	}
+	if ((sb->made & MADE_NETNS) && fb_netns_del(sb->name, err,
+						    sizeof err) < 0)
+		fprintf(stderr, "firebreak: %s\n", err);
+	if (sb->made & MADE_DIR) {
+		unlink(sb->resolv_conf);
+		if (rmdir(sb->dir) < 0 && errno != ENOENT)
+			fprintf(stderr, "firebreak: remove %s: %s\n", sb->dir,
+				strerror(errno));
+	}
+	close_fd(&sb->guest_ns);
+	close_fd(&sb->sandbox_ns);
+	close_fd(&sb->home_ns);
+	fb_slot_release(&sb->slot);
+	sb->made = 0;
+}

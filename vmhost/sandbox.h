@@ -1,0 +1,121 @@
+/*
+ * sandbox.h — one sandbox's network, and the process backend; internal
+ * to vmhost/.
+ *
+ *   guest netns                 sandbox netns "fb-<id>"          launcher's netns
+ *   eth0 10.200.0.2/30  ─veth─  guest0 10.200.0.1/30
+ *        fd00:fb::2/64                 fd00:fb::1/64
+ *                               table inet firebreak
+ *                               uplink0 100.127.S.2/30  ─veth─  fb-<id> 100.127.S.1/30
+ *                                       fd00:fb:1:S::2/64               fd00:fb:1:S::1/64
+ *                                                               table inet firebreak-<id>
+ *
+ * The guest side is the same in every sandbox (a restored snapshot needs
+ * no renumbering); the uplink is a slot S of a pool (slot.c), unique among
+ * the launchers sharing a state directory.
+ */
+#ifndef FB_VMHOST_SANDBOX_H
+#define FB_VMHOST_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "policy/policy.h"
+
+#define FB_SANDBOX_ID_MAX 12  /* "fb-" + id fits IFNAMSIZ */
+#define FB_PROXY_PORT 15001   /* the gateway's TCP redirect target */
+#define FB_DNS_PORT 15053     /* the gateway's DNS redirect target */
+#define FB_STATE_DIR "/run/firebreak"
+
+/*
+ * Uplink slots: slot S owns 100.127.0.0/16's S-th /30 and fd00:fb:1:S::/64.
+ * 100.64.0.0/10 is shared address space, never a destination the guest
+ * may reach (it is in the deny set), so using its top /16 for point-to-
+ * point links between our own namespaces collides with nothing the guest
+ * can address.  A slot is held by an flock()ed file under the state
+ * directory: a crashed launcher's slot is free again at once.
+ */
+#define FB_SLOTS 16384
+
+struct fb_slot {
+	unsigned index;
+	int fd;          /* holds the lock; -1 when none */
+	char path[256];
+};
+
+int fb_slot_acquire(const char *state_dir, struct fb_slot *s, char *err,
+		    size_t errsize);
+void fb_slot_release(struct fb_slot *s);
+
+struct fb_sandbox_opts {
+	const char *id;        /* NULL: a random one */
+	const char *state_dir; /* NULL: FB_STATE_DIR */
+	const struct fb_policy *policy; /* the sandbox table's first sets */
+	struct fb_addr resolver;  /* family 0: none */
+	uint16_t resolver_port;
+};
+
+struct fb_sandbox {
+	char id[FB_SANDBOX_ID_MAX + 1];
+	char name[16];        /* "fb-<id>": the namespace, and the uplink's outer end */
+	char table[32];       /* "firebreak-<id>": the table in the launcher's namespace */
+	char dir[256];        /* <state dir>/<id>: resolv.conf, later the proxy's files */
+	char resolv_conf[300];
+	int home_ns;          /* the launcher's namespace */
+	int sandbox_ns;
+	int guest_ns;         /* no name: it lives while this descriptor or the guest does */
+	struct fb_slot slot;
+	bool v6_egress;       /* the launcher's side has IPv6 to forward to */
+	struct fb_addr resolver;
+	uint16_t resolver_port;
+	unsigned made;        /* what exists, for teardown */
+};
+
+/* Ids: [a-z0-9-], 1 to FB_SANDBOX_ID_MAX characters. */
+bool fb_sandbox_id_valid(const char *id);
+
+/*
+ * Build the whole network, both tables included, the sandbox table
+ * programmed for opts->policy before the guest link carries a packet.
+ * On failure everything made so
+ * far is removed; errno EEXIST when opts->id names a live sandbox.
+ */
+int fb_sandbox_create(struct fb_sandbox *sb, const struct fb_sandbox_opts *opts,
+		      char *err, size_t errsize);
+/*
+ * Program the sandbox table for `p` (deny and allow sets), atomically.
+ * With cut, established forwarded flows the new sets no longer allow are
+ * dropped at once.
+ */
+int fb_sandbox_apply_policy(struct fb_sandbox *sb, const struct fb_policy *p,
+			    bool cut, char *err, size_t errsize);
+/* Remove everything create made; reports problems on stderr. */
+void fb_sandbox_destroy(struct fb_sandbox *sb);
+
+/* preflight.c: one clear error before anything is created. */
+int fb_preflight_privileges(char *err, size_t errsize);
+int fb_preflight_nftables(char *err, size_t errsize);
+
+/* The process backend (process.c). */
+struct fb_process_opts {
+	char **argv;
+	uid_t uid;
+	gid_t gid;
+	int guest_ns;
+	const char *resolv_conf; /* bind-mounted over /etc/resolv.conf */
+};
+
+/*
+ * Start argv in the guest namespace, a new PID namespace (under a small
+ * init that forwards signals and reaps) and a private mount namespace, as
+ * uid:gid with no supplementary groups and no_new_privs.  Returns the pid
+ * to signal and wait for: it exits with the command's status, or 128 plus
+ * the signal that killed it; 125 when the sandbox could not be entered,
+ * 126/127 when the command could not be run.  Dies with the caller.
+ */
+pid_t fb_process_spawn(const struct fb_process_opts *o, char *err,
+		       size_t errsize);
+
+#endif /* FB_VMHOST_SANDBOX_H */

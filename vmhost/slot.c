@@ -1,0 +1,117 @@
+/*
+ * slot.c — the uplink address pool.  Slot S is held by an exclusive
+ * flock() on <state dir>/slots/S for as long as the launcher lives: two
+ * launchers never hold the same slot, and a crashed one frees its slot
+ * with its last descriptor, leaving nothing to clean up by hand.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmhost/sandbox.h"
+
+/* mkdir -p for the state directory's few levels. */
+static int make_dir(const char *path, char *err, size_t errsize)
+{
+	char buf[256];
+	char *p;
+
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+		snprintf(err, errsize, "state directory path too long: %s",
+			 path);
+		return -1;
+	}
+	for (p = buf + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
+			snprintf(err, errsize, "mkdir %s: %s", buf,
+				 strerror(errno));
+			return -1;
+		}
+		if (c == '\0')
+			return 0;
+		*p = c;
+	}
+}
+
+/*
+ * Lock one slot file.  1: ours; 0: held by someone else; -1: error.
+ * A holder removes its file before unlocking, so a lock won on a file
+ * that is no longer the one at `path` is worthless: try again.
+ */
+static int try_slot(struct fb_slot *s, char *err, size_t errsize)
+{
+	struct stat held, now;
+
+	for (;;) {
+		s->fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (s->fd < 0) {
+			snprintf(err, errsize, "open %s: %s", s->path,
+				 strerror(errno));
+			return -1;
+		}
+		if (flock(s->fd, LOCK_EX | LOCK_NB) < 0) {
+			int busy = errno == EWOULDBLOCK;
+
+			if (!busy)
+				snprintf(err, errsize, "lock %s: %s", s->path,
+					 strerror(errno));
+			close(s->fd);
+			s->fd = -1;
+			return busy ? 0 : -1;
+		}
+		if (fstat(s->fd, &held) == 0 && stat(s->path, &now) == 0 &&
+		    held.st_ino == now.st_ino && held.st_dev == now.st_dev)
+			return 1;
+		close(s->fd);
+	}
+}
+
+int fb_slot_acquire(const char *state_dir, struct fb_slot *s, char *err,
+		    size_t errsize)
+{
+	char dir[200];
+	unsigned start;
+
+	s->fd = -1;
+	if (snprintf(dir, sizeof dir, "%s/slots", state_dir) >= (int)sizeof dir) {
+		snprintf(err, errsize, "state directory path too long: %s",
+			 state_dir);
+		return -1;
+	}
+	if (make_dir(dir, err, errsize) < 0)
+		return -1;
+	/* Start anywhere, so concurrent launchers rarely race for a slot. */
+	if (getrandom(&start, sizeof start, 0) != sizeof start)
+		start = (unsigned)getpid();
+	for (unsigned i = 0; i < FB_SLOTS; i++) {
+		int got;
+
+		s->index = (start + i) % FB_SLOTS;
+		snprintf(s->path, sizeof s->path, "%s/%u", dir, s->index);
+		got = try_slot(s, err, errsize);
+		if (got)
+			return got < 0 ? -1 : 0;
+	}
+	snprintf(err, errsize, "all %u uplink slots under %s are in use",
+		 FB_SLOTS, dir);
+	return -1;
+}
+
+void fb_slot_release(struct fb_slot *s)
+{
+	if (s->fd < 0)
+		return;
+	unlink(s->path);
+	close(s->fd);
+	s->fd = -1;
+}
