@@ -1,0 +1,748 @@
+/*
+ * dns_server.c — the sandbox's resolver: listeners, per-query handling,
+ * the rate cap, and the policy's say over every question and answer.
+ *
+ * UDP: each datagram is one query.  TCP (RFC 7766): each message has a
+ * 2-byte length prefix, a connection may carry several and gets the
+ * replies in the order they are ready; it is closed after tcp_idle_ms
+ * without traffic, on a message longer than a query can be, or when its
+ * unsent replies pile up.
+ */
+#include "proxy/dns_server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define QUERY_MAX 4096        /* longer is no stub's query */
+#define REPLY_MAX 2048        /* our largest reply is about 1.2 KiB */
+#define UDP_BATCH 64          /* datagrams read per wakeup */
+#define TCP_CONNS_MAX 64
+#define TCP_INFLIGHT_MAX 16   /* per connection; then it is not read */
+#define TCP_OUT_MAX (64 * 1024)
+#define DEFAULT_QPS 200
+#define DEFAULT_BURST 400
+#define DEFAULT_TCP_IDLE_MS 10000
+
+struct tcp_conn;
+
+/* A query waiting for the resolver. */
+struct pending {
+	LIST_ENTRY(pending) link; /* in s->udp_pending or conn->pending */
+	struct fb_dns_server *s;
+	struct tcp_conn *conn;    /* NULL: UDP */
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	struct fb_resolve_req *req;
+	uint64_t started_ms;
+	struct fb_dns_msg q;
+	struct fb_dns_plan plan;
+};
+
+LIST_HEAD(pending_list, pending);
+
+struct tcp_conn {
+	LIST_ENTRY(tcp_conn) link;
+	struct fb_dns_server *s;
+	int fd;
+	struct fb_timer *idle;     /* idle timeout, or the pending close */
+	bool closing;
+	struct pending_list pending;
+	unsigned inflight;
+	uint8_t in[2 + QUERY_MAX];
+	size_t inlen;
+	uint8_t *out;
+	size_t outlen, outcap;
+};
+
+struct fb_dns_server {
+	struct fb_loop *loop;
+	struct fb_dns_config cfg;
+	int udp_fd, tcp_fd;
+	uint16_t port;
+	struct pending_list udp_pending;
+	LIST_HEAD(, tcp_conn) conns;
+	unsigned nconns;
+	uint64_t tokens_milli;    /* the rate cap's bucket, in 1/1000 queries */
+	uint64_t refilled_ms;
+	struct fb_dns_stats stats;
+};
+
+/* ---- the decisions ----------------------------------------------------- */
+
+void fb_dns_plan(const struct fb_policy *policy, const uint8_t *pkt,
+		 size_t len, struct fb_dns_msg *q, struct fb_dns_plan *plan)
+{
+	struct fb_decision d;
+	const char *why;
+	int rc;
+
+	memset(plan, 0, sizeof(*plan));
+	plan->action = FB_DNS_REPLY;
+	rc = fb_dns_parse_query(pkt, len, q, &why);
+	if (rc < 0) {
+		plan->action = FB_DNS_DROP;
+		plan->reason = "not-a-query";
+		return;
+	}
+	if (rc != FB_DNS_NOERROR) {
+		plan->rcode = rc;
+		plan->reason = "malformed";
+		plan->detail = why;
+		return;
+	}
+	plan->rcode = FB_DNS_NXDOMAIN;
+	if (!q->qname_text ||
+	    fb_name_normalize(q->qname, strlen(q->qname), plan->name, &why) < 0) {
+		plan->name[0] = '\0';
+		plan->reason = "invalid-name";
+		plan->detail = q->qname_text ? why : "label with a byte outside letters, digits, '-' and '_'";
+		return;
+	}
+	fb_policy_decide(policy, plan->name, NULL, &d);
+	plan->reason = fb_reason_str(d.reason);
+	if (d.verdict == FB_VERDICT_DENY)
+		return;
+	plan->allowed = true;
+	switch (q->qtype) {
+	case FB_DNS_A:
+	case FB_DNS_AAAA:
+		plan->action = FB_DNS_LOOKUP;
+		plan->family = q->qtype == FB_DNS_A ? AF_INET : AF_INET6;
+		plan->rcode = FB_DNS_NOERROR;
+		break;
+	case FB_DNS_HTTPS:
+	case FB_DNS_SVCB:
+		plan->rcode = FB_DNS_NOERROR;
+		plan->reason = "svcb-withheld";
+		break;
+	default:
+		plan->rcode = FB_DNS_REFUSED;
+		plan->reason = "qtype-refused";
+		break;
+	}
+}
+
+static bool name_allowed(const struct fb_policy *policy, const char *name)
+{
+	struct fb_decision d;
+
+	fb_policy_decide(policy, name, NULL, &d);
+	return d.verdict != FB_VERDICT_DENY;
+}
+
+size_t fb_dns_answer(const struct fb_policy *policy, const struct fb_dns_msg *q,
+		     struct fb_dns_plan *plan, const struct fb_resolved *res,
+		     struct fb_dns_rr *rr)
+{
+	struct fb_decision d;
+	const char *target = res->chain;
+	size_t n = 0, dropped = 0;
+	uint32_t ttl = res->ttl;
+
+	(void)q;
+	/* The policy may have changed while the upstream was asked. */
+	fb_policy_decide(policy, plan->name, NULL, &d);
+	plan->reason = fb_reason_str(d.reason);
+	plan->allowed = d.verdict != FB_VERDICT_DENY;
+	plan->rcode = FB_DNS_NXDOMAIN;
+	if (!plan->allowed)
+		return 0;
+	for (size_t i = 0; i < res->nchain; i++, target += strlen(target) + 1) {
+		if (!name_allowed(policy, target)) {
+			plan->allowed = false;
+			plan->reason = "cname-not-allowed";
+			plan->detail = "the answer went through a CNAME the policy does not allow";
+			return 0;
+		}
+	}
+	switch (res->status) {
+	case FB_RESOLVE_NXDOMAIN:
+		plan->reason = "upstream-nxdomain";
+		return 0;
+	case FB_RESOLVE_FAILED:
+		plan->rcode = FB_DNS_SERVFAIL;
+		plan->reason = "upstream-failed";
+		plan->detail = res->why;
+		return 0;
+	case FB_RESOLVE_OK:
+		break;
+	}
+	plan->rcode = FB_DNS_NOERROR;
+	if (ttl < FB_RESOLVE_TTL_MIN)
+		ttl = FB_RESOLVE_TTL_MIN;
+	if (ttl > FB_RESOLVE_TTL_MAX)
+		ttl = FB_RESOLVE_TTL_MAX;
+	for (size_t i = 0; i < res->naddrs && n < FB_DNS_MAX_RR; i++) {
+		const struct fb_addr *a = &res->addrs[i];
+
+		if (a->family != plan->family)
+			continue;
+		if (fb_policy_check_addr(policy, a, &d) == FB_VERDICT_DENY) {
+			dropped++;
+			continue;
+		}
+		memset(&rr[n], 0, sizeof(rr[n]));
+		memcpy(rr[n].name, plan->name, sizeof(rr[n].name));
+		rr[n].type = a->family == AF_INET ? FB_DNS_A : FB_DNS_AAAA;
+		rr[n].ttl = ttl;
+		rr[n].addr = *a;
+		n++;
+	}
+	if (dropped)
+		plan->reason = n ? "denied-address-dropped" : "only-denied-addresses";
+	return n;
+}
+
+/* ---- replies and the audit callback ------------------------------------ */
+
+static void report(struct fb_dns_server *s, const struct fb_dns_msg *q,
+		   const struct fb_dns_plan *plan, bool tcp, uint64_t started,
+		   const struct fb_dns_rr *rr, size_t n)
+{
+	struct fb_addr addrs[FB_DNS_MAX_RR];
+	struct fb_dns_event ev = {
+		.name = plan->name[0] ? plan->name : q->qname,
+		.qtype = q->qtype,
+		.tcp = tcp,
+		.allowed = plan->allowed,
+		.reason = plan->reason,
+		.detail = plan->detail,
+		.rcode = plan->rcode,
+		.addrs = addrs,
+		.naddrs = n,
+		.duration_ms = fb_loop_now(s->loop) - started,
+	};
+
+	s->stats.queries++;
+	if (plan->allowed)
+		s->stats.allowed++;
+	else
+		s->stats.denied++;
+	if (plan->rcode == FB_DNS_FORMERR || plan->rcode == FB_DNS_NOTIMP)
+		s->stats.malformed++;
+	if (plan->rcode == FB_DNS_SERVFAIL)
+		s->stats.upstream_failed++;
+	for (size_t i = 0; i < n; i++)
+		addrs[i] = rr[i].addr;
+	if (s->cfg.on_query)
+		s->cfg.on_query(&ev, s->cfg.arg);
+}
+
+static void tcp_send(struct tcp_conn *c, const uint8_t *msg, size_t len);
+
+/* Build and send the reply; if the records cannot be written, SERVFAIL. */
+static void reply(struct fb_dns_server *s, struct tcp_conn *c,
+		  const struct sockaddr_storage *peer, socklen_t peerlen,
+		  const struct fb_dns_msg *q, struct fb_dns_plan *plan,
+		  const struct fb_dns_rr *rr, size_t n)
+{
+	uint8_t buf[REPLY_MAX];
+	size_t limit = c ? sizeof(buf) : fb_dns_udp_limit(q);
+	const char *why;
+	ssize_t len;
+
+	len = fb_dns_build_reply(q, plan->rcode, rr, n, buf, limit, &why);
+	if (len < 0) {
+		plan->rcode = FB_DNS_SERVFAIL;
+		plan->detail = why;
+		len = fb_dns_build_reply(q, plan->rcode, NULL, 0, buf, limit, &why);
+	}
+	if (len < 0)
+		return;
+	if (c)
+		tcp_send(c, buf, (size_t)len);
+	else
+		sendto(s->udp_fd, buf, (size_t)len, MSG_DONTWAIT,
+		       (const struct sockaddr *)peer, peerlen);
+}
+
+/* Take a token; false when the bucket is empty. */
+static bool within_rate(struct fb_dns_server *s)
+{
+	uint64_t now = fb_loop_now(s->loop);
+	uint64_t cap = 1000ull * s->cfg.rate_burst;
+
+	s->tokens_milli += (now - s->refilled_ms) * s->cfg.rate_qps;
+	if (s->tokens_milli > cap)
+		s->tokens_milli = cap;
+	s->refilled_ms = now;
+	if (s->tokens_milli < 1000)
+		return false;
+	s->tokens_milli -= 1000;
+	return true;
+}
+
+static void tcp_resume(struct tcp_conn *c);
+
+static void finish(struct pending *p)
+{
+	struct tcp_conn *c = p->conn;
+
+	LIST_REMOVE(p, link);
+	free(p);
+	if (c && c->inflight-- == TCP_INFLIGHT_MAX)
+		tcp_resume(c);
+}
+
+static void on_resolved(const struct fb_resolved *res, void *arg)
+{
+	struct pending *p = arg;
+	struct fb_dns_server *s = p->s;
+	struct fb_dns_rr rr[FB_DNS_MAX_RR];
+	size_t n;
+
+	p->req = NULL;
+	n = fb_dns_answer(*s->cfg.policy, &p->q, &p->plan, res, rr);
+	report(s, &p->q, &p->plan, p->conn, p->started_ms, rr, n);
+	reply(s, p->conn, &p->peer, p->peerlen, &p->q, &p->plan, rr, n);
+	finish(p);
+}
+
+/* One query from a client, UDP (c == NULL) or TCP. */
+static void handle(struct fb_dns_server *s, struct tcp_conn *c,
+		   const struct sockaddr_storage *peer, socklen_t peerlen,
+		   const uint8_t *pkt, size_t len)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return;
+	p->started_ms = fb_loop_now(s->loop);
+	fb_dns_plan(*s->cfg.policy, pkt, len, &p->q, &p->plan);
+	if (p->plan.action == FB_DNS_DROP) {
+		free(p);
+		return;
+	}
+	if (!within_rate(s)) {
+		s->stats.rate_limited++;
+		p->plan.action = FB_DNS_REPLY;
+		p->plan.rcode = FB_DNS_REFUSED;
+		p->plan.allowed = false;
+		p->plan.reason = "rate-limited";
+		p->plan.detail = NULL;
+	}
+	if (p->plan.action == FB_DNS_REPLY) {
+		report(s, &p->q, &p->plan, c, p->started_ms, NULL, 0);
+		reply(s, c, peer, peerlen, &p->q, &p->plan, NULL, 0);
+		free(p);
+		return;
+	}
+	p->s = s;
+	p->conn = c;
+	if (peer)
+		memcpy(&p->peer, peer, peerlen);
+	p->peerlen = peerlen;
+	LIST_INSERT_HEAD(c ? &c->pending : &s->udp_pending, p, link);
+	if (c)
+		c->inflight++;
+	p->req = fb_resolve(s->cfg.resolver, p->plan.name, p->plan.family,
+			    on_resolved, p);
+	if (!p->req) {
+		struct fb_resolved res = {
+			.status = FB_RESOLVE_FAILED, .why = "out of memory",
+		};
+
+		on_resolved(&res, p);
+	}
+}
+
+static void cancel_all(struct pending_list *list)
+{
+	struct pending *p;
+
+	while ((p = LIST_FIRST(list))) {
+		fb_resolve_cancel(p->req);
+		LIST_REMOVE(p, link);
+		free(p);
+	}
+}
+
+/* ---- UDP --------------------------------------------------------------- */
+
+static void on_udp(struct fb_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct fb_dns_server *s = arg;
+	uint8_t buf[QUERY_MAX];
+
+	(void)l;
+	(void)events;
+	for (int i = 0; i < UDP_BATCH; i++) {
+		struct sockaddr_storage peer;
+		socklen_t peerlen = sizeof(peer);
+		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_TRUNC,
+				     (struct sockaddr *)&peer, &peerlen);
+
+		if (n < 0)
+			return; /* EAGAIN, or an ICMP error for an earlier reply */
+		if ((size_t)n > sizeof(buf))
+			continue; /* longer than any query: not one */
+		handle(s, NULL, &peer, peerlen, buf, (size_t)n);
+	}
+}
+
+/* ---- TCP --------------------------------------------------------------- */
+
+static void on_idle(struct fb_loop *l, void *arg);
+
+static void tcp_close(struct tcp_conn *c)
+{
+	struct fb_dns_server *s = c->s;
+
+	cancel_all(&c->pending);
+	if (c->idle)
+		fb_timer_cancel(s->loop, c->idle);
+	fb_loop_del(s->loop, c->fd);
+	close(c->fd);
+	LIST_REMOVE(c, link);
+	s->nconns--;
+	free(c->out);
+	free(c);
+}
+
+static void touch(struct tcp_conn *c)
+{
+	struct fb_loop *l = c->s->loop;
+
+	if (c->closing)
+		return;
+	if (c->idle)
+		fb_timer_cancel(l, c->idle);
+	c->idle = fb_timer_add(l, c->s->cfg.tcp_idle_ms, on_idle, c);
+}
+
+static void on_idle(struct fb_loop *l, void *arg)
+{
+	struct tcp_conn *c = arg;
+
+	(void)l;
+	c->idle = NULL;
+	tcp_close(c);
+}
+
+/* Read while under the cap on queries in flight; write while queued. */
+static void tcp_watch(struct tcp_conn *c)
+{
+	fb_loop_mod(c->s->loop, c->fd,
+		    (c->inflight < TCP_INFLIGHT_MAX ? EPOLLIN : 0) |
+		    (c->outlen ? EPOLLOUT : 0));
+}
+
+/* Close from the loop, not from under a caller that still holds c. */
+static void tcp_close_soon(struct tcp_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (c->idle)
+		fb_timer_cancel(c->s->loop, c->idle);
+	c->idle = fb_timer_add(c->s->loop, 0, on_idle, c);
+}
+
+/* Write what is queued; -1 when the connection is gone. */
+static int tcp_flush(struct tcp_conn *c)
+{
+	while (c->outlen) {
+		ssize_t n = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		memmove(c->out, c->out + n, c->outlen - (size_t)n);
+		c->outlen -= (size_t)n;
+	}
+	tcp_watch(c);
+	return 0;
+}
+
+/* Queue one reply; a client that lets its replies pile up is closed. */
+static void tcp_send(struct tcp_conn *c, const uint8_t *msg, size_t len)
+{
+	size_t need = c->outlen + 2 + len;
+
+	if (c->closing)
+		return;
+	if (need > c->outcap) {
+		uint8_t *out = need <= TCP_OUT_MAX ? realloc(c->out, need) : NULL;
+
+		if (!out) {
+			tcp_close_soon(c);
+			return;
+		}
+		c->out = out;
+		c->outcap = need;
+	}
+	c->out[c->outlen] = (uint8_t)(len >> 8);
+	c->out[c->outlen + 1] = (uint8_t)len;
+	memcpy(c->out + c->outlen + 2, msg, len);
+	c->outlen = need;
+	touch(c);
+	if (tcp_flush(c) < 0)
+		tcp_close_soon(c);
+}
+
+/* Handle every whole message read so far, up to the cap in flight.
+ * handle() may queue replies but never frees c.  -1: close it. */
+static int tcp_drain(struct tcp_conn *c)
+{
+	for (;;) {
+		size_t mlen;
+
+		if (c->closing || c->inlen < 2)
+			return 0;
+		mlen = (size_t)c->in[0] << 8 | c->in[1];
+		if (mlen > QUERY_MAX)
+			return -1;
+		if (c->inlen < 2 + mlen || c->inflight >= TCP_INFLIGHT_MAX)
+			return 0;
+		handle(c->s, c, NULL, 0, c->in + 2, mlen);
+		memmove(c->in, c->in + 2 + mlen, c->inlen - 2 - mlen);
+		c->inlen -= 2 + mlen;
+	}
+}
+
+/* A query in flight ended: room for the ones waiting in the buffer. */
+static void tcp_resume(struct tcp_conn *c)
+{
+	if (tcp_drain(c) < 0)
+		tcp_close_soon(c);
+	else
+		tcp_watch(c);
+}
+
+static void on_tcp(struct fb_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct tcp_conn *c = arg;
+	ssize_t n;
+
+	(void)l;
+	/* A reset or a peer gone both ways: its replies have nowhere to go. */
+	if (events & (EPOLLHUP | EPOLLERR)) {
+		tcp_close(c);
+		return;
+	}
+	if ((events & EPOLLOUT) && tcp_flush(c) < 0) {
+		tcp_close(c);
+		return;
+	}
+	if (!(events & EPOLLIN) || c->closing || c->inflight >= TCP_INFLIGHT_MAX)
+		return;
+	n = recv(fd, c->in + c->inlen, sizeof(c->in) - c->inlen, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) { /* end of stream: replies still owed are dropped */
+		tcp_close(c);
+		return;
+	}
+	c->inlen += (size_t)n;
+	touch(c);
+	if (tcp_drain(c) < 0) {
+		tcp_close(c);
+		return;
+	}
+	tcp_watch(c);
+}
+
+static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct fb_dns_server *s = arg;
+	struct tcp_conn *c;
+	int cfd;
+
+	(void)events;
+	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0)
+		return;
+	if (s->nconns >= TCP_CONNS_MAX || !(c = calloc(1, sizeof(*c)))) {
+		close(cfd);
+		return;
+	}
+	c->s = s;
+	c->fd = cfd;
+	LIST_INIT(&c->pending);
+	if (fb_loop_add(l, cfd, EPOLLIN, on_tcp, c) < 0) {
+		close(cfd);
+		free(c);
+		return;
+	}
+	LIST_INSERT_HEAD(&s->conns, c, link);
+	s->nconns++;
+	touch(c);
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+/* "ADDR:PORT" or "[v6]:PORT". */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss,
+			socklen_t *sslen, char *err, size_t errsize)
+{
+	const char *colon = strrchr(spec, ':');
+	char host[64];
+	struct fb_addr a;
+	char *end;
+	unsigned long port;
+	size_t hl;
+	const char *h = spec;
+
+	if (!colon)
+		goto bad;
+	hl = (size_t)(colon - spec);
+	if (spec[0] == '[') {
+		if (hl < 2 || spec[hl - 1] != ']')
+			goto bad;
+		h = spec + 1;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		goto bad;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || port > 65535 || fb_addr_parse(host, &a) < 0)
+		goto bad;
+	memset(ss, 0, sizeof(*ss));
+	if (a.family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		memcpy(&in->sin_addr, a.b, 4);
+		*sslen = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		memcpy(&in6->sin6_addr, a.b, 16);
+		*sslen = sizeof(*in6);
+	}
+	return 0;
+bad:
+	snprintf(err, errsize, "dns listen \"%s\": expected ADDR:PORT or [IPv6]:PORT", spec);
+	return -1;
+}
+
+static int open_socket(int type, const struct sockaddr_storage *ss,
+		       socklen_t sslen, const char *spec, char *err,
+		       size_t errsize)
+{
+	int one = 1;
+	int fd = socket(ss->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 ||
+	    (type == SOCK_STREAM &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) ||
+	    bind(fd, (const struct sockaddr *)ss, sslen) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 64) < 0)) {
+		snprintf(err, errsize, "dns listen %s (%s): %s", spec,
+			 type == SOCK_STREAM ? "tcp" : "udp", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* UDP then TCP on the port UDP got (the same one unless it was 0). */
+static int open_listeners(struct fb_dns_server *s, char *err, size_t errsize)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	bool any = false;
+
+	if (parse_listen(s->cfg.listen, &ss, &sslen, err, errsize) < 0)
+		return -1;
+	any = ((struct sockaddr_in *)&ss)->sin_port == 0;
+	/* With port 0 the port UDP got may be taken for TCP: try again. */
+	for (int attempt = 0; attempt < 8; attempt++) {
+		socklen_t len = sslen;
+
+		s->udp_fd = open_socket(SOCK_DGRAM, &ss, sslen, s->cfg.listen, err, errsize);
+		if (s->udp_fd < 0)
+			return -1;
+		getsockname(s->udp_fd, (struct sockaddr *)&ss, &len);
+		s->tcp_fd = open_socket(SOCK_STREAM, &ss, sslen, s->cfg.listen, err, errsize);
+		if (s->tcp_fd >= 0) {
+			s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+			return 0;
+		}
+		close(s->udp_fd);
+		s->udp_fd = -1;
+		if (!any || errno != EADDRINUSE)
+			return -1;
+		((struct sockaddr_in *)&ss)->sin_port = 0;
+	}
+	return -1;
+}
+
+struct fb_dns_server *fb_dns_server_new(struct fb_loop *loop,
+					const struct fb_dns_config *cfg,
+					char *err, size_t errsize)
+{
+	struct fb_dns_server *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		snprintf(err, errsize, "dns server: out of memory");
+		return NULL;
+	}
+	s->loop = loop;
+	s->cfg = *cfg;
+	if (!s->cfg.rate_qps)
+		s->cfg.rate_qps = DEFAULT_QPS;
+	if (!s->cfg.rate_burst)
+		s->cfg.rate_burst = DEFAULT_BURST;
+	if (!s->cfg.tcp_idle_ms)
+		s->cfg.tcp_idle_ms = DEFAULT_TCP_IDLE_MS;
+	s->tokens_milli = 1000ull * s->cfg.rate_burst;
+	s->refilled_ms = fb_loop_now(loop);
+	s->udp_fd = s->tcp_fd = -1;
+	LIST_INIT(&s->udp_pending);
+	LIST_INIT(&s->conns);
+	if (open_listeners(s, err, errsize) < 0) {
+		free(s);
+		return NULL;
+	}
+	if (fb_loop_add(loop, s->udp_fd, EPOLLIN, on_udp, s) < 0 ||
+	    fb_loop_add(loop, s->tcp_fd, EPOLLIN, on_accept, s) < 0) {
+		snprintf(err, errsize, "dns listen %s: cannot watch the sockets", cfg->listen);
+		fb_dns_server_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void fb_dns_server_free(struct fb_dns_server *s)
+{
+	struct tcp_conn *c;
+
+	if (!s)
+		return;
+	while ((c = LIST_FIRST(&s->conns)))
+		tcp_close(c);
+	cancel_all(&s->udp_pending);
+	fb_loop_del(s->loop, s->udp_fd);
+	fb_loop_del(s->loop, s->tcp_fd);
+	close(s->udp_fd);
+	close(s->tcp_fd);
+	free(s);
+}
+
+uint16_t fb_dns_server_port(const struct fb_dns_server *s)
+{
+	return s->port;
+}
+
+void fb_dns_server_stats(const struct fb_dns_server *s, struct fb_dns_stats *st)
+{
+	*st = s->stats;
+}

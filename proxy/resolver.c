@@ -1,0 +1,640 @@
+/*
+ * resolver.c — c-ares on the proxy's event loop.
+ *
+ * c-ares tells us which sockets it wants watched (ARES_OPT_SOCK_STATE_CB);
+ * we add them to the fb_loop and hand readiness back with ares_process_fd.
+ * One fb_timer, re-armed after every call into c-ares, drives its
+ * retransmissions and timeouts.
+ *
+ * A request first waits one loop turn (a zero timer): its callback then
+ * never runs inside fb_resolve, whose caller may not be ready for it.  On
+ * that turn it is answered from the cache or joins the lookup in flight
+ * for the same name and family, so a burst of identical questions costs
+ * the upstream one query.
+ */
+#include "proxy/resolver.h"
+
+#include <ares.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/queue.h>
+
+#define MAX_SOCKETS 8 /* one server: a UDP and a TCP socket, with room */
+#define MAX_CHAIN 16  /* CNAME targets followed for one answer */
+#define TIMEOUT_MS 2000
+#define TRIES 2
+
+struct lookup {
+	LIST_ENTRY(lookup) link;
+	TAILQ_HEAD(, fb_resolve_req) waiters;
+	struct fb_resolver *r;
+	int family;
+	char name[FB_NAME_MAX];
+};
+
+struct fb_resolve_req {
+	TAILQ_ENTRY(fb_resolve_req) link; /* in r->starting or lk->waiters */
+	struct fb_resolver *r;
+	struct lookup *lk;   /* the lookup it waits on, once started */
+	struct fb_timer *start;
+	fb_resolve_fn *cb;
+	void *arg;
+	int family;
+	char name[FB_NAME_MAX];
+};
+
+struct fb_resolver {
+	struct fb_loop *loop;
+	ares_channel ch;
+	struct fb_timer *timer;
+	struct fb_dns_cache *cache;
+	LIST_HEAD(, lookup) lookups;
+	TAILQ_HEAD(, fb_resolve_req) starting;
+	int watched[MAX_SOCKETS];
+	size_t nwatched;
+	struct fb_resolver_stats stats;
+};
+
+/* ---- driving c-ares from the loop -------------------------------------- */
+
+static void on_timeout(struct fb_loop *l, void *arg);
+
+static void rearm(struct fb_resolver *r)
+{
+	struct timeval tv, *t;
+
+	if (r->timer)
+		fb_timer_cancel(r->loop, r->timer);
+	r->timer = NULL;
+	t = ares_timeout(r->ch, NULL, &tv);
+	if (t)
+		r->timer = fb_timer_add(r->loop,
+					(uint64_t)t->tv_sec * 1000 + (uint64_t)t->tv_usec / 1000 + 1,
+					on_timeout, r);
+}
+
+static void on_timeout(struct fb_loop *l, void *arg)
+{
+	struct fb_resolver *r = arg;
+
+	(void)l;
+	r->timer = NULL;
+	ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	rearm(r);
+}
+
+static void on_io(struct fb_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct fb_resolver *r = arg;
+	bool rd = events & (EPOLLIN | EPOLLHUP | EPOLLERR);
+
+	(void)l;
+	ares_process_fd(r->ch, rd ? fd : ARES_SOCKET_BAD,
+			events & EPOLLOUT ? fd : ARES_SOCKET_BAD);
+	rearm(r);
+}
+
+static void on_sock_state(void *data, ares_socket_t fd, int readable,
+			  int writable)
+{
+	struct fb_resolver *r = data;
+	uint32_t events = (readable ? EPOLLIN : 0) | (writable ? EPOLLOUT : 0);
+	size_t i;
+
+	for (i = 0; i < r->nwatched && r->watched[i] != fd; i++)
+		;
+	if (i < r->nwatched) {
+		if (events) {
+			fb_loop_mod(r->loop, fd, events);
+			return;
+		}
+		fb_loop_del(r->loop, fd);
+		r->watched[i] = r->watched[--r->nwatched];
+		return;
+	}
+	/* An unwatched socket's query runs into its timeout: c-ares has no
+	 * way to hear that we could not watch it. */
+	if (events && r->nwatched < MAX_SOCKETS &&
+	    fb_loop_add(r->loop, fd, events, on_io, r) == 0)
+		r->watched[r->nwatched++] = fd;
+}
+
+/* ---- answers ----------------------------------------------------------- */
+
+struct answer {
+	struct fb_resolved res;
+	struct fb_addr addrs[2 * FB_RESOLVE_MAX_ADDRS];
+	size_t n4; /* addrs[0, n4) are IPv4 */
+	char chain[MAX_CHAIN * FB_NAME_MAX];
+};
+
+static void take_ttl(uint32_t *ttl, int t)
+{
+	uint32_t v = t < 0 ? 0 : (uint32_t)t;
+
+	if (v < *ttl)
+		*ttl = v;
+}
+
+static void take_addrs(struct answer *a, const struct ares_addrinfo *ai,
+		       int family)
+{
+	size_t n = 0;
+
+	for (const struct ares_addrinfo_node *p = ai->nodes; p; p = p->ai_next) {
+		struct fb_addr *d = &a->addrs[a->res.naddrs];
+
+		if (p->ai_family != family || n == FB_RESOLVE_MAX_ADDRS)
+			continue;
+		memset(d, 0, sizeof(*d));
+		d->family = (uint8_t)family;
+		if (family == AF_INET)
+			memcpy(d->b, &((const struct sockaddr_in *)p->ai_addr)->sin_addr, 4);
+		else
+			memcpy(d->b, &((const struct sockaddr_in6 *)p->ai_addr)->sin6_addr, 16);
+		take_ttl(&a->res.ttl, p->ai_ttl);
+		a->res.naddrs++;
+		n++;
+	}
+}
+
+/* The CNAME targets, normalised, each once.  -1 if one is not a name. */
+static int take_chain(struct answer *a, const struct ares_addrinfo *ai)
+{
+	size_t used = 0;
+
+	for (const struct ares_addrinfo_cname *c = ai->cnames; c; c = c->next) {
+		char norm[FB_NAME_MAX];
+		const char *why, *s = a->chain;
+		bool seen = false;
+
+		if (!c->name || fb_name_normalize(c->name, strlen(c->name), norm, &why) < 0)
+			return -1;
+		take_ttl(&a->res.ttl, c->ttl);
+		for (size_t i = 0; i < a->res.nchain && !seen; i++, s += strlen(s) + 1)
+			seen = strcmp(s, norm) == 0;
+		if (seen)
+			continue;
+		if (a->res.nchain == MAX_CHAIN)
+			return -1;
+		memcpy(a->chain + used, norm, strlen(norm) + 1);
+		used += strlen(norm) + 1;
+		a->res.nchain++;
+	}
+	return 0;
+}
+
+static void make_answer(struct answer *a, int status, struct ares_addrinfo *ai)
+{
+	memset(&a->res, 0, sizeof(a->res));
+	a->res.addrs = a->addrs;
+	a->res.chain = a->chain;
+	a->res.ttl = FB_RESOLVE_NEG_TTL;
+	switch (status) {
+	case ARES_SUCCESS:
+		a->res.ttl = FB_RESOLVE_TTL_MAX;
+		take_addrs(a, ai, AF_INET);
+		a->n4 = a->res.naddrs;
+		take_addrs(a, ai, AF_INET6);
+		if (take_chain(a, ai) < 0) {
+			memset(&a->res, 0, sizeof(a->res));
+			a->res.status = FB_RESOLVE_FAILED;
+			a->res.why = "CNAME chain too long or to a target that is not a host name";
+		}
+		break;
+	case ARES_ENODATA:
+		a->res.status = FB_RESOLVE_OK;
+		break;
+	case ARES_ENOTFOUND:
+		a->res.status = FB_RESOLVE_NXDOMAIN;
+		break;
+	default:
+		a->res.status = FB_RESOLVE_FAILED;
+		a->res.why = ares_strerror(status);
+		break;
+	}
+}
+
+/* Cache one family's slice of an answer. */
+static void remember(struct fb_resolver *r, const char *name, int family,
+		     const struct answer *a)
+{
+	struct fb_resolved part = a->res;
+
+	if (family == AF_INET) {
+		part.naddrs = a->n4;
+	} else {
+		part.addrs = a->addrs + a->n4;
+		part.naddrs = a->res.naddrs - a->n4;
+	}
+	if (part.naddrs == 0)
+		part.ttl = FB_RESOLVE_NEG_TTL;
+	fb_dns_cache_put(r->cache, name, family, &part, fb_loop_now(r->loop));
+}
+
+static void free_lookup(struct lookup *lk)
+{
+	struct fb_resolve_req *q;
+
+	while ((q = TAILQ_FIRST(&lk->waiters))) {
+		TAILQ_REMOVE(&lk->waiters, q, link);
+		free(q);
+	}
+	free(lk);
+}
+
+static void on_answer(void *arg, int status, int timeouts,
+		      struct ares_addrinfo *ai)
+{
+	struct lookup *lk = arg;
+	struct fb_resolver *r = lk->r;
+	struct fb_resolve_req *q;
+	struct answer *a;
+
+	(void)timeouts;
+	if (status == ARES_EDESTRUCTION) { /* fb_resolver_free */
+		if (ai)
+			ares_freeaddrinfo(ai);
+		free_lookup(lk);
+		return;
+	}
+	LIST_REMOVE(lk, link);
+	a = malloc(sizeof(*a));
+	if (!a) {
+		ares_freeaddrinfo(ai);
+		free_lookup(lk);
+		return;
+	}
+	make_answer(a, status, ai);
+	ares_freeaddrinfo(ai);
+	if (a->res.status == FB_RESOLVE_FAILED) {
+		r->stats.failures++;
+	} else {
+		if (lk->family != AF_INET6)
+			remember(r, lk->name, AF_INET, a);
+		if (lk->family != AF_INET)
+			remember(r, lk->name, AF_INET6, a);
+	}
+	/* One at a time: a callback may cancel another waiter. */
+	while ((q = TAILQ_FIRST(&lk->waiters))) {
+		TAILQ_REMOVE(&lk->waiters, q, link);
+		q->cb(&a->res, q->arg);
+		free(q);
+	}
+	free(a);
+	free(lk);
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+/* Both families from the cache into one answer. */
+static bool cached_both(struct fb_resolver *r, const char *name,
+			struct answer *a)
+{
+	struct fb_resolved v4, v6;
+	uint64_t now = fb_loop_now(r->loop);
+
+	if (!fb_dns_cache_get(r->cache, name, AF_INET, now, &v4) ||
+	    !fb_dns_cache_get(r->cache, name, AF_INET6, now, &v6))
+		return false;
+	memset(&a->res, 0, sizeof(a->res));
+	a->res.addrs = a->addrs;
+	a->res.chain = v4.chain;
+	a->res.nchain = v4.nchain;
+	a->res.ttl = v4.ttl < v6.ttl ? v4.ttl : v6.ttl;
+	a->res.status = v4.status == FB_RESOLVE_NXDOMAIN || v6.status == FB_RESOLVE_NXDOMAIN ?
+			FB_RESOLVE_NXDOMAIN : FB_RESOLVE_OK;
+	memcpy(a->addrs, v4.addrs, v4.naddrs * sizeof(*v4.addrs));
+	memcpy(a->addrs + v4.naddrs, v6.addrs, v6.naddrs * sizeof(*v6.addrs));
+	a->res.naddrs = v4.naddrs + v6.naddrs;
+	return true;
+}
+
+static bool from_cache(struct fb_resolver *r, struct fb_resolve_req *q)
+{
+	struct answer *a;
+	bool hit;
+
+	if (q->family != AF_UNSPEC) {
+		struct fb_resolved res;
+
+		if (!fb_dns_cache_get(r->cache, q->name, q->family,
+				      fb_loop_now(r->loop), &res))
+			return false;
+		q->cb(&res, q->arg);
+		return true;
+	}
+	a = malloc(sizeof(*a));
+	hit = a && cached_both(r, q->name, a);
+	if (hit)
+		q->cb(&a->res, q->arg);
+	free(a);
+	return hit;
+}
+
+static struct lookup *find_lookup(struct fb_resolver *r, const char *name,
+				  int family)
+{
+	struct lookup *lk;
+
+	LIST_FOREACH(lk, &r->lookups, link)
+		if (lk->family == family && strcmp(lk->name, name) == 0)
+			return lk;
+	return NULL;
+}
+
+static void fail_now(struct fb_resolve_req *q, const char *why)
+{
+	struct fb_resolved res = { .status = FB_RESOLVE_FAILED, .why = why };
+
+	q->cb(&res, q->arg);
+	free(q);
+}
+
+static void on_start(struct fb_loop *l, void *arg)
+{
+	struct fb_resolve_req *q = arg;
+	struct fb_resolver *r = q->r;
+	struct lookup *lk;
+
+	(void)l;
+	q->start = NULL;
+	TAILQ_REMOVE(&r->starting, q, link);
+	if (from_cache(r, q)) {
+		r->stats.hits++;
+		free(q);
+		return;
+	}
+	lk = find_lookup(r, q->name, q->family);
+	if (lk) {
+		q->lk = lk;
+		TAILQ_INSERT_TAIL(&lk->waiters, q, link);
+		return;
+	}
+	lk = calloc(1, sizeof(*lk));
+	if (!lk) {
+		fail_now(q, "out of memory");
+		return;
+	}
+	TAILQ_INIT(&lk->waiters);
+	lk->r = r;
+	lk->family = q->family;
+	memcpy(lk->name, q->name, sizeof(lk->name));
+	LIST_INSERT_HEAD(&r->lookups, lk, link);
+	q->lk = lk;
+	TAILQ_INSERT_TAIL(&lk->waiters, q, link);
+	r->stats.upstream++;
+
+	/* No sorting: RFC 6724 sorting connect()s a socket to every address. */
+	struct ares_addrinfo_hints hints = {
+		.ai_flags = ARES_AI_NOSORT,
+		.ai_family = lk->family,
+	};
+	/* May answer at once (then q and lk are gone). */
+	ares_getaddrinfo(r->ch, lk->name, NULL, &hints, on_answer, lk);
+	rearm(r);
+}
+
+struct fb_resolve_req *fb_resolve(struct fb_resolver *r, const char *name,
+				  int family, fb_resolve_fn *cb, void *arg)
+{
+	struct fb_resolve_req *q;
+	size_t len = strlen(name);
+
+	if (len >= FB_NAME_MAX ||
+	    (family != AF_INET && family != AF_INET6 && family != AF_UNSPEC))
+		return NULL;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return NULL;
+	q->start = fb_timer_add(r->loop, 0, on_start, q);
+	if (!q->start) {
+		free(q);
+		return NULL;
+	}
+	q->r = r;
+	q->cb = cb;
+	q->arg = arg;
+	q->family = family;
+	memcpy(q->name, name, len + 1);
+	TAILQ_INSERT_TAIL(&r->starting, q, link);
+	r->stats.lookups++;
+	return q;
+}
+
+void fb_resolve_cancel(struct fb_resolve_req *q)
+{
+	if (!q)
+		return;
+	if (q->start) {
+		fb_timer_cancel(q->r->loop, q->start);
+		TAILQ_REMOVE(&q->r->starting, q, link);
+	} else {
+		/* The upstream query goes on: its answer is cached for the
+		 * next asker. */
+		TAILQ_REMOVE(&q->lk->waiters, q, link);
+	}
+	free(q);
+}
+
+bool fb_resolver_answered(struct fb_resolver *r, const char *name,
+			  const struct fb_addr *a)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+
+	for (size_t f = 0; f < 2; f++) {
+		struct fb_resolved res;
+
+		if (!fb_dns_cache_get(r->cache, name, families[f],
+				      fb_loop_now(r->loop), &res))
+			continue;
+		for (size_t i = 0; i < res.naddrs; i++)
+			if (res.addrs[i].family == a->family &&
+			    memcmp(res.addrs[i].b, a->b, a->family == AF_INET ? 4 : 16) == 0)
+				return true;
+	}
+	return false;
+}
+
+void fb_resolver_stats(const struct fb_resolver *r, struct fb_resolver_stats *s)
+{
+	*s = r->stats;
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+/* "IP", "IP:PORT", "[IPv6]:PORT" or a bare IPv6 address. */
+static int parse_server(const char *s, struct fb_addr *a, unsigned *port,
+			char *err, size_t errsize)
+{
+	char host[64];
+	const char *p = NULL, *colon = strrchr(s, ':');
+	size_t n;
+
+	*port = 53;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || (close[1] && close[1] != ':')) {
+			snprintf(err, errsize, "resolver \"%s\": expected [IPv6]:PORT", s);
+			return -1;
+		}
+		n = (size_t)(close - s - 1);
+		s++;
+		p = close[1] ? close + 2 : NULL;
+	} else if (colon && strchr(s, ':') == colon) { /* one colon: IPv4:PORT */
+		n = (size_t)(colon - s);
+		p = colon + 1;
+	} else {
+		n = strlen(s);
+	}
+	if (n >= sizeof(host)) {
+		snprintf(err, errsize, "resolver \"%s\": address too long", s);
+		return -1;
+	}
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (fb_addr_parse(host, a) < 0) {
+		snprintf(err, errsize, "resolver \"%s\": \"%s\" is not an IP address", s, host);
+		return -1;
+	}
+	if (p) {
+		char *end;
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(p, &end, 10);
+		if (!*p || *end || errno || v == 0 || v > 65535) {
+			snprintf(err, errsize, "resolver \"%s\": port must be 1-65535", s);
+			return -1;
+		}
+		*port = (unsigned)v;
+	}
+	return 0;
+}
+
+/* The first "nameserver" line of /etc/resolv.conf. */
+static int system_server(char *out, size_t size, char *err, size_t errsize)
+{
+	FILE *f = fopen("/etc/resolv.conf", "r");
+	char line[256];
+
+	if (!f) {
+		snprintf(err, errsize, "/etc/resolv.conf: %s (give --resolver)", strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char word[16], addr[64];
+
+		if (sscanf(line, "%15s %63s", word, addr) == 2 &&
+		    strcmp(word, "nameserver") == 0 && strlen(addr) < size) {
+			strcpy(out, addr);
+			fclose(f);
+			return 0;
+		}
+	}
+	fclose(f);
+	snprintf(err, errsize, "/etc/resolv.conf: no nameserver line (give --resolver)");
+	return -1;
+}
+
+/* A c-ares channel that asks only `a`:port. */
+static int open_channel(struct fb_resolver *r, const struct fb_addr *a,
+			unsigned port)
+{
+	struct ares_options o = { 0 };
+	struct ares_addr_port_node node = { 0 };
+	int rc;
+
+	/* Only the upstream: no hosts file, no search list, no HOSTALIASES. */
+	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+	o.timeout = TIMEOUT_MS;
+	o.tries = TRIES;
+	o.lookups = (char *)"b";
+	o.ndomains = 0;
+	o.sock_state_cb = on_sock_state;
+	o.sock_state_cb_data = r;
+	rc = ares_init_options(&r->ch, &o,
+			       ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+			       ARES_OPT_LOOKUPS | ARES_OPT_DOMAINS |
+			       ARES_OPT_SOCK_STATE_CB);
+	if (rc != ARES_SUCCESS)
+		return rc;
+	node.family = a->family;
+	if (a->family == AF_INET)
+		memcpy(&node.addr.addr4, a->b, 4);
+	else
+		memcpy(&node.addr.addr6, a->b, 16);
+	node.udp_port = (int)port;
+	node.tcp_port = (int)port;
+	rc = ares_set_servers_ports(r->ch, &node);
+	if (rc != ARES_SUCCESS)
+		ares_destroy(r->ch);
+	return rc;
+}
+
+struct fb_resolver *fb_resolver_new(struct fb_loop *loop, const char *server,
+				    char *err, size_t errsize)
+{
+	char sys[64];
+	struct fb_addr a;
+	unsigned port;
+	struct fb_resolver *r;
+	int rc;
+
+	if (!server) {
+		if (system_server(sys, sizeof(sys), err, errsize) < 0)
+			return NULL;
+		server = sys;
+	}
+	if (parse_server(server, &a, &port, err, errsize) < 0)
+		return NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->cache = fb_dns_cache_new(0))) {
+		snprintf(err, errsize, "resolver %s: out of memory", server);
+		free(r);
+		return NULL;
+	}
+	r->loop = loop;
+	LIST_INIT(&r->lookups);
+	TAILQ_INIT(&r->starting);
+	rc = ares_library_init(ARES_LIB_INIT_ALL);
+	if (rc == ARES_SUCCESS) {
+		rc = open_channel(r, &a, port);
+		if (rc != ARES_SUCCESS)
+			ares_library_cleanup();
+	}
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errsize, "resolver %s: %s", server, ares_strerror(rc));
+		fb_dns_cache_free(r->cache);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void fb_resolver_free(struct fb_resolver *r)
+{
+	struct fb_resolve_req *q;
+
+	if (!r)
+		return;
+	while ((q = TAILQ_FIRST(&r->starting))) {
+		fb_timer_cancel(r->loop, q->start);
+		TAILQ_REMOVE(&r->starting, q, link);
+		free(q);
+	}
+	ares_destroy(r->ch); /* lookups end with ARES_EDESTRUCTION */
+	ares_library_cleanup();
+	for (size_t i = 0; i < r->nwatched; i++)
+		fb_loop_del(r->loop, r->watched[i]);
+	if (r->timer)
+		fb_timer_cancel(r->loop, r->timer);
+	fb_dns_cache_free(r->cache);
+	free(r);
+}
