@@ -1,0 +1,828 @@
+/*
+ * http.c — strict incremental HTTP/1.1 request-head parser (RFC 9112).
+ *
+ * The request line is scanned byte by byte, so that a stream that cannot
+ * be HTTP (an SSH banner, a binary protocol) is refused at the first byte
+ * that proves it, not when a line ends.  Field lines are parsed whole once
+ * their LF has arrived.  Every limit is checked against positions in the
+ * stream, never against how much happened to arrive, so the verdict is the
+ * same however the bytes were split between calls.
+ */
+#include "proxy/http.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+#include <strings.h>
+
+#define METHOD_MAX 32
+#define CL_DIGITS_MAX 18 /* 10^18 - 1 fits an int64_t */
+
+const struct fb_http_limits fb_http_default_limits = {
+	.max_line = 8192,
+	.max_head = 32768,
+	.max_fields = 100,
+};
+
+static const struct {
+	short status;
+	const char *text;
+} errors[FB_HTTP_E_COUNT] = {
+	[FB_HTTP_OK] = { 200, "ok" },
+	[FB_HTTP_E_BARE_LF] = { 400, "LF without CR" },
+	[FB_HTTP_E_BARE_CR] = { 400, "CR without LF" },
+	[FB_HTTP_E_METHOD] = { 400, "method is not a token" },
+	[FB_HTTP_E_METHOD_TOO_LONG] = { 501, "method too long" },
+	[FB_HTTP_E_TARGET] = { 400, "invalid request-target" },
+	[FB_HTTP_E_VERSION] = { 400, "invalid HTTP version" },
+	[FB_HTTP_E_VERSION_UNSUPPORTED] = { 505, "HTTP version not supported" },
+	[FB_HTTP_E_LINE_TOO_LONG] = { 414, "request line too long" },
+	[FB_HTTP_E_CONNECT] = { 405, "CONNECT not allowed" },
+	[FB_HTTP_E_TRACE] = { 405, "TRACE not allowed" },
+	[FB_HTTP_E_FIELD_NAME] = { 400, "field name is not a token" },
+	[FB_HTTP_E_SPACE_BEFORE_COLON] = { 400, "whitespace before colon" },
+	[FB_HTTP_E_NO_COLON] = { 400, "field line without colon" },
+	[FB_HTTP_E_OBS_FOLD] = { 400, "obsolete line folding" },
+	[FB_HTTP_E_FIELD_VALUE] = { 400, "control character in field value" },
+	[FB_HTTP_E_TOO_MANY_FIELDS] = { 431, "too many header fields" },
+	[FB_HTTP_E_HEAD_TOO_LARGE] = { 431, "header section too large" },
+	[FB_HTTP_E_CONTENT_LENGTH] = { 400, "invalid Content-Length" },
+	[FB_HTTP_E_CONTENT_LENGTH_DUP] = { 400, "more than one Content-Length" },
+	[FB_HTTP_E_TE_DUP] = { 400, "more than one Transfer-Encoding" },
+	[FB_HTTP_E_TE_INVALID] = { 400, "invalid Transfer-Encoding" },
+	[FB_HTTP_E_TE_UNSUPPORTED] = { 501, "unsupported transfer coding" },
+	[FB_HTTP_E_TE_HTTP10] = { 400, "Transfer-Encoding in HTTP/1.0" },
+	[FB_HTTP_E_CL_AND_TE] = { 400, "both Content-Length and Transfer-Encoding" },
+	[FB_HTTP_E_HOST_MISSING] = { 400, "missing Host" },
+	[FB_HTTP_E_HOST_DUP] = { 400, "more than one Host" },
+	[FB_HTTP_E_HOST_INVALID] = { 400, "invalid Host" },
+	[FB_HTTP_E_H2C] = { 400, "h2c upgrade refused" },
+	[FB_HTTP_E_CHUNK_SIZE] = { 400, "invalid chunk size" },
+	[FB_HTTP_E_CHUNK_EXT] = { 400, "invalid chunk extension" },
+	[FB_HTTP_E_CHUNK_CRLF] = { 400, "chunk data not followed by CRLF" },
+	[FB_HTTP_E_TRAILER_TOO_LARGE] = { 431, "trailer section too large" },
+};
+
+int fb_http_error_status(enum fb_http_error e)
+{
+	return e < FB_HTTP_E_COUNT ? errors[e].status : 400;
+}
+
+const char *fb_http_error_str(enum fb_http_error e)
+{
+	return e < FB_HTTP_E_COUNT ? errors[e].text : "unknown error";
+}
+
+/* RFC 9110 §5.6.2: tchar. */
+static bool is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return true;
+	return c && strchr("!#$%&'*+-.^_`|~", c);
+}
+
+/* A field-value byte (RFC 9110 §5.5): VCHAR, obs-text, SP, HTAB. */
+static bool is_value_byte(unsigned char c)
+{
+	return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+static bool is_ows(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool slice_is(const char *p, size_t n, const char *lit)
+{
+	return n == strlen(lit) && strncasecmp(p, lit, n) == 0;
+}
+
+/* Next comma-separated element of [*p, end), OWS trimmed (may be empty);
+ * *p becomes NULL after the last one.  False when the list is exhausted. */
+static bool list_next(const char **p, const char *end, struct fb_http_slice *item)
+{
+	const char *s = *p, *e;
+
+	if (!s)
+		return false;
+	e = memchr(s, ',', (size_t)(end - s));
+	*p = e ? e + 1 : NULL;
+	if (!e)
+		e = end;
+	while (s < e && is_ows((unsigned char)*s))
+		s++;
+	while (e > s && is_ows((unsigned char)e[-1]))
+		e--;
+	item->ptr = s;
+	item->len = (size_t)(e - s);
+	return true;
+}
+
+static bool all_tchar(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!is_tchar((unsigned char)p[i]))
+			return false;
+	return n > 0;
+}
+
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* RFC 3986 reg-name: unreserved / pct-encoded / sub-delims. */
+static bool is_reg_name(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '%') {
+			if (n - i < 3 || hex_value((unsigned char)p[i + 1]) < 0 ||
+			    hex_value((unsigned char)p[i + 2]) < 0)
+				return false;
+			i += 2;
+		} else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9') ||
+			     (c && strchr("-._~!$&'()*+,;=", c)))) {
+			return false;
+		}
+	}
+	return true;
+}
+
+int fb_http_split_authority(const char *s, size_t len,
+			    struct fb_http_slice *host, int *port)
+{
+	const char *end = s + len, *he;
+	long v = 0;
+
+	if (len && s[0] == '[') {
+		char v6[INET6_ADDRSTRLEN];
+		unsigned char bin[16];
+		const char *close = memchr(s, ']', len);
+		size_t n = close ? (size_t)(close - s - 1) : 0;
+
+		if (!close || n >= sizeof(v6))
+			return -1;
+		memcpy(v6, s + 1, n);
+		v6[n] = '\0';
+		if (inet_pton(AF_INET6, v6, bin) != 1)
+			return -1;
+		he = close + 1;
+	} else {
+		he = memchr(s, ':', len);
+		if (!he)
+			he = end;
+		if (he == s || !is_reg_name(s, (size_t)(he - s)))
+			return -1;
+	}
+	host->ptr = s;
+	host->len = (size_t)(he - s);
+	*port = -1;
+	if (he == end)
+		return 0;
+	/* port = 1*5DIGIT here: an empty port is legal URI syntax but no
+	 * client sends one, and accepting it would only add a spelling. */
+	if (*he != ':' || end - he < 2 || end - he > 6)
+		return -1;
+	for (const char *d = he + 1; d < end; d++) {
+		if (*d < '0' || *d > '9')
+			return -1;
+		v = v * 10 + (*d - '0');
+	}
+	if (v > 65535)
+		return -1;
+	*port = (int)v;
+	return 0;
+}
+
+void fb_http_req_init(struct fb_http_req *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->content_length = -1;
+}
+
+const struct fb_http_header *fb_http_field(const struct fb_http_req *req,
+					   const char *name)
+{
+	for (size_t i = req->nfields; i-- > 0;)
+		if (slice_is(req->fields[i].name, req->fields[i].name_len, name))
+			return &req->fields[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Request line                                                        */
+/* ------------------------------------------------------------------ */
+
+enum { RL_METHOD, RL_TARGET, RL_VERSION, RL_LF, RL_FIELDS };
+
+static enum fb_http_status fail(struct fb_http_req *req, enum fb_http_error e)
+{
+	req->error = e;
+	req->status = FB_HTTP_ERROR;
+	return FB_HTTP_ERROR;
+}
+
+/* Split a target (after the authority, if any) at the first '?'. */
+static void split_query(struct fb_http_req *req, const char *p, const char *end)
+{
+	const char *q = memchr(p, '?', (size_t)(end - p));
+
+	req->path.ptr = p;
+	req->path.len = (size_t)((q ? q : end) - p);
+	if (q) {
+		req->query.ptr = q + 1;
+		req->query.len = (size_t)(end - q - 1);
+	}
+}
+
+/* http:// or https:// authority [path] [? query], no userinfo. */
+static enum fb_http_error absolute_form(struct fb_http_req *req)
+{
+	const char *t = req->target.ptr, *end = t + req->target.len, *a, *ae;
+	struct fb_http_slice host;
+	int port;
+
+	if (req->target.len > 7 && strncasecmp(t, "http://", 7) == 0)
+		a = t + 7;
+	else if (req->target.len > 8 && strncasecmp(t, "https://", 8) == 0)
+		a = t + 8;
+	else
+		return FB_HTTP_E_TARGET;
+	for (ae = a; ae < end && *ae != '/' && *ae != '?'; ae++)
+		;
+	if (fb_http_split_authority(a, (size_t)(ae - a), &host, &port) < 0)
+		return FB_HTTP_E_TARGET;
+	req->form = FB_HTTP_ABSOLUTE_FORM;
+	req->authority.ptr = a;
+	req->authority.len = (size_t)(ae - a);
+	if (ae == end || *ae == '?') {
+		/* RFC 9112 §3.2.1: an empty path is "/" */
+		split_query(req, ae, end);
+		req->path.ptr = "/";
+		req->path.len = 1;
+	} else {
+		split_query(req, ae, end);
+	}
+	return FB_HTTP_OK;
+}
+
+/* The line [0, sp2 + 9) has the right shape; judge what it says. */
+static enum fb_http_error request_line(struct fb_http_req *req, const char *buf)
+{
+	const char *v = buf + req->sp2 + 1;
+	const char *m;
+	size_t mlen;
+
+	req->method.ptr = buf;
+	req->method.len = req->sp1;
+	req->target.ptr = buf + req->sp1 + 1;
+	req->target.len = req->sp2 - req->sp1 - 1;
+	if (v[5] != '1' || v[7] > '1')
+		return FB_HTTP_E_VERSION_UNSUPPORTED;
+	req->minor = v[7] - '0';
+
+	/* Methods are case-sensitive, but some servers fold them: refuse
+	 * every spelling of the ones a brokering proxy must not carry. */
+	m = req->method.ptr;
+	mlen = req->method.len;
+	if (slice_is(m, mlen, "CONNECT"))
+		return FB_HTTP_E_CONNECT;
+	if (slice_is(m, mlen, "TRACE") || slice_is(m, mlen, "TRACK"))
+		return FB_HTTP_E_TRACE;
+
+	if (req->target.ptr[0] == '/') {
+		req->form = FB_HTTP_ORIGIN_FORM;
+		split_query(req, req->target.ptr, req->target.ptr + req->target.len);
+		return FB_HTTP_OK;
+	}
+	if (req->target.len == 1 && req->target.ptr[0] == '*') {
+		if (mlen != 7 || memcmp(m, "OPTIONS", 7) != 0)
+			return FB_HTTP_E_TARGET;
+		req->form = FB_HTTP_ASTERISK_FORM;
+		req->path = req->target;
+		return FB_HTTP_OK;
+	}
+	return absolute_form(req);
+}
+
+/*
+ * Scan request-line bytes from req->scan.  method SP target SP
+ * "HTTP/" DIGIT "." DIGIT CRLF; a method is at most METHOD_MAX bytes and
+ * a target is visible ASCII without '#'.
+ */
+static enum fb_http_status scan_request_line(struct fb_http_req *req,
+					     const char *buf, size_t len,
+					     const struct fb_http_limits *lim)
+{
+	static const char version[] = "HTTP/0.0";
+
+	for (; req->scan < len; req->scan++) {
+		unsigned char c = (unsigned char)buf[req->scan];
+		size_t i = req->scan;
+
+		if (i >= lim->max_line &&
+		    !(req->rl_state == RL_VERSION && i == req->sp2 + 9) &&
+		    req->rl_state != RL_LF)
+			return fail(req, FB_HTTP_E_LINE_TOO_LONG);
+		switch (req->rl_state) {
+		case RL_METHOD:
+			if (c == ' ' && i > 0) {
+				req->sp1 = i;
+				req->rl_state = RL_TARGET;
+			} else if (!is_tchar(c)) {
+				return fail(req, FB_HTTP_E_METHOD);
+			} else if (i >= METHOD_MAX) {
+				return fail(req, FB_HTTP_E_METHOD_TOO_LONG);
+			}
+			break;
+		case RL_TARGET:
+			if (c == ' ' && i > req->sp1 + 1) {
+				req->sp2 = i;
+				req->rl_state = RL_VERSION;
+			} else if (c <= 0x20 || c >= 0x7f || c == '#') {
+				return fail(req, FB_HTTP_E_TARGET);
+			}
+			break;
+		case RL_VERSION: {
+			size_t k = i - req->sp2 - 1;
+
+			if (k == 8) {
+				if (c == '\n')
+					return fail(req, FB_HTTP_E_BARE_LF);
+				if (c != '\r')
+					return fail(req, FB_HTTP_E_VERSION);
+				req->rl_state = RL_LF;
+			} else if (version[k] == '0' ? (c < '0' || c > '9')
+						     : c != (unsigned char)version[k]) {
+				return fail(req, FB_HTTP_E_VERSION);
+			}
+			break;
+		}
+		case RL_LF: {
+			enum fb_http_error e;
+
+			if (c != '\n')
+				return fail(req, FB_HTTP_E_BARE_CR);
+			e = request_line(req, buf);
+			if (e != FB_HTTP_OK)
+				return fail(req, e);
+			req->line_done = true;
+			req->rl_state = RL_FIELDS;
+			req->pos = req->scan = i + 1;
+			return FB_HTTP_NEED_MORE;
+		}
+		}
+	}
+	return FB_HTTP_NEED_MORE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Field lines                                                         */
+/* ------------------------------------------------------------------ */
+
+#define SEEN_CL      0x01
+#define SEEN_TE      0x02
+#define SEEN_CLOSE   0x04
+#define SEEN_KEEP    0x08
+
+/* Transfer-Encoding: exactly "chunked" is the only coding we carry. */
+static enum fb_http_error transfer_encoding(struct fb_http_req *req,
+					    const char *v, size_t n)
+{
+	const char *p = v, *end = v + n;
+	struct fb_http_slice item = { 0 };
+	size_t count = 0;
+
+	if (req->minor == 0)
+		return FB_HTTP_E_TE_HTTP10;
+	if (slice_is(v, n, "chunked")) {
+		req->chunked = true;
+		return FB_HTTP_OK;
+	}
+	while (list_next(&p, end, &item)) {
+		if (!all_tchar(item.ptr, item.len))
+			return FB_HTTP_E_TE_INVALID;
+		count++;
+	}
+	/* RFC 9112 §6.3: chunked must be the final coding of a request */
+	if (!slice_is(item.ptr, item.len, "chunked"))
+		return FB_HTTP_E_TE_INVALID;
+	return count > 1 ? FB_HTTP_E_TE_UNSUPPORTED : FB_HTTP_E_TE_INVALID;
+}
+
+static enum fb_http_error content_length(struct fb_http_req *req,
+					 const char *v, size_t n)
+{
+	int64_t cl = 0;
+
+	if (n == 0 || n > CL_DIGITS_MAX)
+		return FB_HTTP_E_CONTENT_LENGTH;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return FB_HTTP_E_CONTENT_LENGTH;
+		cl = cl * 10 + (v[i] - '0');
+	}
+	req->content_length = cl;
+	return FB_HTTP_OK;
+}
+
+/* Upgrade: protocol ["/" version], ...: h2c is never switched to. */
+static enum fb_http_error upgrade(struct fb_http_req *req, const char *v, size_t n)
+{
+	const char *p = v, *end = v + n;
+	struct fb_http_slice item;
+
+	req->flags |= FB_HTTP_UPGRADE;
+	while (list_next(&p, end, &item)) {
+		const char *slash = memchr(item.ptr, '/', item.len);
+		size_t name_len = slash ? (size_t)(slash - item.ptr) : item.len;
+
+		if (slice_is(item.ptr, name_len, "h2c"))
+			return FB_HTTP_E_H2C;
+		if (slice_is(item.ptr, name_len, "websocket"))
+			req->flags |= FB_HTTP_WEBSOCKET;
+	}
+	return FB_HTTP_OK;
+}
+
+static void connection(struct fb_http_req *req, const char *v, size_t n)
+{
+	const char *p = v, *end = v + n;
+	struct fb_http_slice item;
+
+	while (list_next(&p, end, &item)) {
+		if (slice_is(item.ptr, item.len, "close"))
+			req->seen |= SEEN_CLOSE;
+		else if (slice_is(item.ptr, item.len, "keep-alive"))
+			req->seen |= SEEN_KEEP;
+	}
+}
+
+/* What the fields that frame or route the request say. */
+static enum fb_http_error field_meaning(struct fb_http_req *req,
+					const struct fb_http_header *f)
+{
+	const char *n = f->name, *v = f->value;
+	size_t nl = f->name_len, vl = f->value_len;
+	struct fb_http_slice host;
+	int port;
+
+	if (slice_is(n, nl, "host")) {
+		if (req->host.ptr)
+			return FB_HTTP_E_HOST_DUP;
+		if (fb_http_split_authority(v, vl, &host, &port) < 0)
+			return FB_HTTP_E_HOST_INVALID;
+		req->host.ptr = v;
+		req->host.len = vl;
+	} else if (slice_is(n, nl, "content-length")) {
+		/* even equal copies: a list is where parsers disagree */
+		if (req->seen & SEEN_CL)
+			return FB_HTTP_E_CONTENT_LENGTH_DUP;
+		req->seen |= SEEN_CL;
+		return content_length(req, v, vl);
+	} else if (slice_is(n, nl, "transfer-encoding")) {
+		if (req->seen & SEEN_TE)
+			return FB_HTTP_E_TE_DUP;
+		req->seen |= SEEN_TE;
+		return transfer_encoding(req, v, vl);
+	} else if (slice_is(n, nl, "upgrade")) {
+		return upgrade(req, v, vl);
+	} else if (slice_is(n, nl, "http2-settings")) {
+		return FB_HTTP_E_H2C;
+	} else if (slice_is(n, nl, "connection")) {
+		connection(req, v, vl);
+	} else if (slice_is(n, nl, "expect")) {
+		if (slice_is(v, vl, "100-continue"))
+			req->flags |= FB_HTTP_EXPECT_100;
+	}
+	return FB_HTTP_OK;
+}
+
+/* One field line [p, end), CRLF removed and known to hold no CR. */
+static enum fb_http_error field_line(struct fb_http_req *req, const char *p,
+				     const char *end,
+				     const struct fb_http_limits *lim)
+{
+	const char *name = p, *v, *ve;
+	struct fb_http_header *f;
+
+	if (is_ows((unsigned char)*p))
+		return FB_HTTP_E_OBS_FOLD;
+	while (p < end && is_tchar((unsigned char)*p))
+		p++;
+	if (p == end)
+		return FB_HTTP_E_NO_COLON;
+	if (*p != ':') {
+		if (!is_ows((unsigned char)*p))
+			return FB_HTTP_E_FIELD_NAME;
+		return memchr(p, ':', (size_t)(end - p)) ? FB_HTTP_E_SPACE_BEFORE_COLON
+							 : FB_HTTP_E_NO_COLON;
+	}
+	if (p == name)
+		return FB_HTTP_E_FIELD_NAME;
+	for (v = p + 1; v < end && is_ows((unsigned char)*v); v++)
+		;
+	for (ve = end; ve > v && is_ows((unsigned char)ve[-1]); ve--)
+		;
+	for (const char *c = v; c < ve; c++)
+		if (!is_value_byte((unsigned char)*c))
+			return FB_HTTP_E_FIELD_VALUE;
+	if (req->nfields >= lim->max_fields || req->nfields >= FB_HTTP_MAX_FIELDS)
+		return FB_HTTP_E_TOO_MANY_FIELDS;
+	f = &req->fields[req->nfields++];
+	f->name = name;
+	f->name_len = (size_t)(p - name);
+	f->value = v;
+	f->value_len = (size_t)(ve - v);
+	return field_meaning(req, f);
+}
+
+/* The blank line: rules that need the whole head. */
+static enum fb_http_error end_of_head(struct fb_http_req *req)
+{
+	if (req->minor == 1 && !req->host.ptr)
+		return FB_HTTP_E_HOST_MISSING;
+	if ((req->seen & SEEN_CL) && (req->seen & SEEN_TE))
+		return FB_HTTP_E_CL_AND_TE;
+	if (!(req->seen & SEEN_CLOSE) && (req->minor == 1 || (req->seen & SEEN_KEEP)))
+		req->flags |= FB_HTTP_KEEP_ALIVE;
+	return FB_HTTP_OK;
+}
+
+static enum fb_http_status parse_fields(struct fb_http_req *req,
+					const char *buf, size_t len,
+					const struct fb_http_limits *lim)
+{
+	size_t window = len < lim->max_head ? len : lim->max_head;
+
+	while (req->scan < window) {
+		const char *lf = memchr(buf + req->scan, '\n', window - req->scan);
+		const char *line = buf + req->pos, *end;
+		enum fb_http_error e;
+
+		if (!lf) {
+			req->scan = window;
+			break;
+		}
+		if (lf == line || lf[-1] != '\r')
+			return fail(req, FB_HTTP_E_BARE_LF);
+		end = lf - 1;
+		if (memchr(line, '\r', (size_t)(end - line)))
+			return fail(req, FB_HTTP_E_BARE_CR);
+		req->pos = req->scan = (size_t)(lf - buf) + 1;
+		if (end == line) {
+			e = end_of_head(req);
+			if (e != FB_HTTP_OK)
+				return fail(req, e);
+			req->head_len = req->pos;
+			req->status = FB_HTTP_DONE;
+			return FB_HTTP_DONE;
+		}
+		e = field_line(req, line, end, lim);
+		if (e != FB_HTTP_OK)
+			return fail(req, e);
+	}
+	if (len >= lim->max_head)
+		return fail(req, FB_HTTP_E_HEAD_TOO_LARGE);
+	return FB_HTTP_NEED_MORE;
+}
+
+enum fb_http_status fb_http_parse_head(struct fb_http_req *req,
+				       const char *buf, size_t len,
+				       const struct fb_http_limits *lim)
+{
+	enum fb_http_status st;
+
+	if (!lim)
+		lim = &fb_http_default_limits;
+	if (req->status != FB_HTTP_NEED_MORE)
+		return req->status;
+	if (req->base != (uintptr_t)buf) {
+		/* the buffer moved: slices already taken would dangle */
+		fb_http_req_init(req);
+		req->base = (uintptr_t)buf;
+	}
+	if (req->rl_state != RL_FIELDS) {
+		size_t window = len < lim->max_head ? len : lim->max_head;
+
+		st = scan_request_line(req, buf, window, lim);
+		if (st == FB_HTTP_ERROR)
+			return st;
+		if (req->rl_state != RL_FIELDS) {
+			if (len >= lim->max_head)
+				return fail(req, FB_HTTP_E_HEAD_TOO_LARGE);
+			return FB_HTTP_NEED_MORE;
+		}
+	}
+	return parse_fields(req, buf, len, lim);
+}
+
+/* ------------------------------------------------------------------ */
+/* Chunked body (RFC 9112 §7.1)                                        */
+/* ------------------------------------------------------------------ */
+
+#define CHUNK_DIGITS_MAX 15 /* sizes below 2^60: no overflow, no games */
+
+enum {
+	CH_SIZE,        /* first hex digit */
+	CH_SIZE_MORE,   /* more digits, BWS, ';' or CR */
+	CH_BWS,         /* whitespace after the size: only ';' may follow */
+	CH_EXT,         /* chunk-ext: tokens, '=', ';', BWS */
+	CH_EXT_QUOTED,  /* inside a quoted-string */
+	CH_EXT_QPAIR,   /* after a backslash in a quoted-string */
+	CH_SIZE_LF,     /* CR seen on the size line */
+	CH_DATA,
+	CH_DATA_CR,
+	CH_DATA_LF,
+	CH_TRAILER,     /* start of a trailer line (or the final CRLF) */
+	CH_TRAILER_NAME,
+	CH_TRAILER_VALUE,
+	CH_TRAILER_LF,  /* CR seen at the end of a trailer field */
+	CH_END_LF,      /* CR seen on the blank line */
+	CH_DONE,
+	CH_ERROR,
+};
+
+void fb_chunked_init(struct fb_chunked *dec)
+{
+	memset(dec, 0, sizeof(*dec));
+}
+
+static enum fb_chunked_status chunk_fail(struct fb_chunked *dec,
+					 enum fb_http_error e)
+{
+	dec->state = CH_ERROR;
+	dec->error = e;
+	return FB_CHUNKED_ERROR;
+}
+
+/* One byte of a size line; returns FB_HTTP_OK or why it is wrong. */
+static enum fb_http_error size_line_byte(struct fb_chunked *dec, unsigned char c)
+{
+	int h = hex_value(c);
+
+	if (dec->state >= CH_BWS && dec->state <= CH_EXT_QPAIR &&
+	    ++dec->ext_len > FB_CHUNK_EXT_MAX)
+		return FB_HTTP_E_CHUNK_EXT;
+	switch (dec->state) {
+	case CH_SIZE:
+		if (h < 0)
+			return FB_HTTP_E_CHUNK_SIZE;
+		dec->left = (uint64_t)h;
+		dec->digits = 1;
+		dec->state = CH_SIZE_MORE;
+		break;
+	case CH_SIZE_MORE:
+		if (h >= 0) {
+			if (++dec->digits > CHUNK_DIGITS_MAX)
+				return FB_HTTP_E_CHUNK_SIZE;
+			dec->left = dec->left << 4 | (uint64_t)h;
+		} else if (c == '\r') {
+			dec->state = CH_SIZE_LF;
+		} else if (c == ';' || is_ows(c)) {
+			dec->ext_len = 1;
+			dec->state = c == ';' ? CH_EXT : CH_BWS;
+		} else {
+			return c == '\n' ? FB_HTTP_E_BARE_LF : FB_HTTP_E_CHUNK_SIZE;
+		}
+		break;
+	case CH_BWS:
+		if (c == ';')
+			dec->state = CH_EXT;
+		else if (!is_ows(c))
+			return FB_HTTP_E_CHUNK_EXT;
+		break;
+	case CH_EXT:
+		if (c == '\r')
+			dec->state = CH_SIZE_LF;
+		else if (c == '"')
+			dec->state = CH_EXT_QUOTED;
+		else if (!is_tchar(c) && !is_ows(c) && c != ';' && c != '=')
+			return FB_HTTP_E_CHUNK_EXT;
+		break;
+	case CH_EXT_QUOTED:
+		if (c == '"')
+			dec->state = CH_EXT;
+		else if (c == '\\')
+			dec->state = CH_EXT_QPAIR;
+		else if (!is_value_byte(c))
+			return FB_HTTP_E_CHUNK_EXT;
+		break;
+	case CH_EXT_QPAIR:
+		if (!is_value_byte(c))
+			return FB_HTTP_E_CHUNK_EXT;
+		dec->state = CH_EXT_QUOTED;
+		break;
+	case CH_SIZE_LF:
+		if (c != '\n')
+			return FB_HTTP_E_BARE_CR;
+		dec->ext_len = 0;
+		dec->state = dec->left ? CH_DATA : CH_TRAILER;
+		break;
+	}
+	return FB_HTTP_OK;
+}
+
+/* One byte of the trailer section, checked with the header rules. */
+static enum fb_http_error trailer_byte(struct fb_chunked *dec, unsigned char c)
+{
+	if (++dec->trailer_len > FB_CHUNK_TRAILER_MAX)
+		return FB_HTTP_E_TRAILER_TOO_LARGE;
+	switch (dec->state) {
+	case CH_TRAILER:
+		if (c == '\r')
+			dec->state = CH_END_LF;
+		else if (c == '\n')
+			return FB_HTTP_E_BARE_LF;
+		else if (is_ows(c))
+			return FB_HTTP_E_OBS_FOLD;
+		else if (!is_tchar(c))
+			return FB_HTTP_E_FIELD_NAME;
+		else
+			dec->state = CH_TRAILER_NAME;
+		break;
+	case CH_TRAILER_NAME:
+		if (c == ':')
+			dec->state = CH_TRAILER_VALUE;
+		else if (is_ows(c))
+			return FB_HTTP_E_SPACE_BEFORE_COLON;
+		else if (c == '\r' || c == '\n')
+			return FB_HTTP_E_NO_COLON;
+		else if (!is_tchar(c))
+			return FB_HTTP_E_FIELD_NAME;
+		break;
+	case CH_TRAILER_VALUE:
+		if (c == '\r')
+			dec->state = CH_TRAILER_LF;
+		else if (c == '\n')
+			return FB_HTTP_E_BARE_LF;
+		else if (!is_value_byte(c))
+			return FB_HTTP_E_FIELD_VALUE;
+		break;
+	case CH_TRAILER_LF:
+	case CH_END_LF:
+		if (c != '\n')
+			return FB_HTTP_E_BARE_CR;
+		dec->state = dec->state == CH_END_LF ? CH_DONE : CH_TRAILER;
+		break;
+	}
+	return FB_HTTP_OK;
+}
+
+enum fb_chunked_status fb_chunked_decode(struct fb_chunked *dec,
+					 const char *in, size_t len,
+					 size_t *consumed,
+					 const char **data, size_t *data_len)
+{
+	size_t i = 0;
+	enum fb_http_error e;
+
+	*data = NULL;
+	*data_len = 0;
+	while (i < len && dec->state != CH_DONE && dec->state != CH_ERROR) {
+		unsigned char c = (unsigned char)in[i];
+
+		switch (dec->state) {
+		case CH_DATA: {
+			size_t n = len - i < dec->left ? len - i : (size_t)dec->left;
+
+			*data = in + i;
+			*data_len = n;
+			dec->left -= n;
+			if (!dec->left)
+				dec->state = CH_DATA_CR;
+			*consumed = i + n;
+			return FB_CHUNKED_DATA;
+		}
+		case CH_DATA_CR:
+		case CH_DATA_LF:
+			if (c != (dec->state == CH_DATA_CR ? '\r' : '\n')) {
+				*consumed = i;
+				return chunk_fail(dec, FB_HTTP_E_CHUNK_CRLF);
+			}
+			dec->state = dec->state == CH_DATA_CR ? CH_DATA_LF : CH_SIZE;
+			break;
+		default:
+			e = dec->state >= CH_TRAILER ? trailer_byte(dec, c)
+						     : size_line_byte(dec, c);
+			if (e != FB_HTTP_OK) {
+				*consumed = i;
+				return chunk_fail(dec, e);
+			}
+		}
+		i++;
+	}
+	*consumed = i;
+	if (dec->state == CH_ERROR)
+		return FB_CHUNKED_ERROR;
+	return dec->state == CH_DONE ? FB_CHUNKED_DONE : FB_CHUNKED_NEED_MORE;
+}
