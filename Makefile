@@ -116,7 +116,7 @@ demo:
 	@examples/demo.sh build/plain
 
 check-examples: all
-	$(BUILD)/bin/firebreak policy check examples/policies/*.yaml
+	OPENAI_API_KEY=dummy-key-for-check $(BUILD)/bin/firebreak policy check examples/policies/*.yaml
 
 # ---- fuzzing and benchmarks -----------------------------------------
 FUZZ_BUILD := build/fuzz
