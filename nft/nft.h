@@ -53,6 +53,8 @@ struct fb_nft_counters {
 	uint64_t allowed_pkts, allowed_bytes;   /* forwarded by subnets.allow */
 	uint64_t rejected_pkts, rejected_bytes; /* deny set */
 	uint64_t dropped_pkts, dropped_bytes;   /* everything else */
+	/* the namespace's own dials (the proxy's) refused by the deny set */
+	uint64_t output_rejected_pkts, output_rejected_bytes;
 };
 int fb_nft_read_counters(struct fb_nft_counters *c, char *err, size_t errsize);
 

@@ -1,0 +1,313 @@
+/*
+ * table.c — the sandbox's table `inet firebreak`, replaced whole in one
+ * transaction and then read back.
+ *
+ *   prerouting (nat)   guest DNS -> dns_port; subnets.allow untouched;
+ *                      deny set untouched (forward rejects it); any
+ *                      other guest TCP -> proxy_port
+ *   forward (filter)   replies; deny -> reject; allow -> accept, marked
+ *                      for fb_nft_cut_flows; the rest from the guest
+ *                      dropped (TCP with a reset); policy drop
+ *   input (filter)     replies, loopback, neighbour discovery, and from
+ *                      the guest only the two proxy ports; policy drop
+ *   output (filter)    the namespace's own dials (the proxy's) to the
+ *                      deny set rejected, except the upstream resolver
+ *
+ * With no proxy listening, redirected TCP meets a closed port and is
+ * refused, and DNS goes unanswered: nothing falls through (fail closed).
+ */
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+
+#include "nft/internal.h"
+
+#define T FB_NFT_TABLE
+
+static const struct family {
+	int af;
+	const char *deny, *allow;
+} families[] = {
+	{ AF_INET, "deny4", "allow4" },
+	{ AF_INET6, "deny6", "allow6" },
+};
+#define NFAMILIES (sizeof(families) / sizeof(families[0]))
+
+/* transaction ids of the sets, per family */
+struct set_ids {
+	uint32_t deny[NFAMILIES], allow[NFAMILIES];
+};
+
+static const struct {
+	uint8_t proto;
+	const char *name;
+} dns_protos[] = { { IPPROTO_UDP, "udp" }, { IPPROTO_TCP, "tcp" } };
+
+static int check_config(const struct fb_nft_config *cfg, char *err,
+			size_t errsize)
+{
+	const char *g = cfg->guest_ifname;
+
+	if (!g || !*g || strlen(g) > 15) {
+		snprintf(err, errsize, "guest interface name \"%s\" must be "
+			 "1 to 15 bytes", g ? g : "(null)");
+		return -1;
+	}
+	if (!cfg->proxy_port || !cfg->dns_port) {
+		snprintf(err, errsize, "proxy port %u and DNS port %u must "
+			 "both be set", cfg->proxy_port, cfg->dns_port);
+		return -1;
+	}
+	if (cfg->resolver.family != 0 && cfg->resolver.family != AF_INET &&
+	    cfg->resolver.family != AF_INET6) {
+		snprintf(err, errsize, "resolver address family %u is neither "
+			 "IPv4 nor IPv6", cfg->resolver.family);
+		return -1;
+	}
+	if (cfg->resolver.family && !cfg->resolver_port) {
+		snprintf(err, errsize, "resolver port must be set");
+		return -1;
+	}
+	if ((cfg->ndeny && !cfg->deny) || (cfg->nallow && !cfg->allow)) {
+		snprintf(err, errsize, "range count given without ranges");
+		return -1;
+	}
+	return 0;
+}
+
+static void prerouting(struct fbn_tbl *t, const struct fb_nft_config *cfg,
+		       const struct set_ids *id)
+{
+	const char *g = cfg->guest_ifname;
+	struct fbn_rule r;
+
+	for (size_t i = 0; i < 2; i++) {
+		fbn_rule_init(&r, T, "prerouting", "guest %s dport 53 "
+			     "redirect to :%u", dns_protos[i].name,
+			     cfg->dns_port);
+		fbn_match_iifname(&r, g);
+		fb_match_l4proto(&r, dns_protos[i].proto);
+		fbn_match_dport(&r, 53);
+		fbn_do_redirect(&r, cfg->dns_port);
+		fbn_tbl_rule(t, &r);
+	}
+	for (size_t f = 0; f < NFAMILIES; f++) {
+		fbn_rule_init(&r, T, "prerouting", "guest daddr @%s accept",
+			     families[f].allow);
+		fbn_match_iifname(&r, g);
+		fbn_match_addr_set(&r, families[f].af, FB_DST,
+				  families[f].allow, id->allow[f]);
+		fbn_do_verdict(&r, NF_ACCEPT);
+		fbn_tbl_rule(t, &r);
+
+		/* not redirected: the forward chain rejects it, visibly */
+		fbn_rule_init(&r, T, "prerouting", "guest daddr @%s return",
+			     families[f].deny);
+		fbn_match_iifname(&r, g);
+		fbn_match_addr_set(&r, families[f].af, FB_DST,
+				  families[f].deny, id->deny[f]);
+		fbn_do_verdict(&r, NFT_RETURN);
+		fbn_tbl_rule(t, &r);
+	}
+	fbn_rule_init(&r, T, "prerouting", "guest tcp redirect to :%u",
+		     cfg->proxy_port);
+	fbn_match_iifname(&r, g);
+	fb_match_l4proto(&r, IPPROTO_TCP);
+	fbn_do_redirect(&r, cfg->proxy_port);
+	fbn_tbl_rule(t, &r);
+}
+
+/* `ct state established,related accept`, first in every filter chain */
+static void replies(struct fbn_tbl *t, const char *chain)
+{
+	struct fbn_rule r;
+
+	fbn_rule_init(&r, T, chain, "ct state established,related accept");
+	fbn_match_ct_state(&r, FB_CT_ESTABLISHED | FB_CT_RELATED);
+	fbn_do_verdict(&r, NF_ACCEPT);
+	fbn_tbl_rule(t, &r);
+}
+
+/* Neighbour discovery: IPv6 on a link does not work without it. */
+static void ndisc(struct fbn_tbl *t, const char *chain)
+{
+	struct fbn_rule r;
+
+	fbn_rule_init(&r, T, chain, "icmpv6 neighbour discovery accept");
+	fbn_match_ndisc(&r);
+	fbn_do_verdict(&r, NF_ACCEPT);
+	fbn_tbl_rule(t, &r);
+}
+
+/* Reject destinations in the deny sets: TCP with a reset, the rest ICMP. */
+static void reject_denied(struct fbn_tbl *t, const char *chain,
+			  const char *iif, const struct set_ids *id,
+			  const char *counter)
+{
+	struct fbn_rule r;
+
+	for (size_t f = 0; f < NFAMILIES; f++) {
+		for (int tcp = 1; tcp >= 0; tcp--) {
+			fbn_rule_init(&r, T, chain, "%sdaddr @%s%s reject",
+				     iif ? "guest " : "", families[f].deny,
+				     tcp ? " tcp" : "");
+			if (iif)
+				fbn_match_iifname(&r, iif);
+			fbn_match_addr_set(&r, families[f].af, FB_DST,
+					  families[f].deny, id->deny[f]);
+			if (tcp)
+				fb_match_l4proto(&r, IPPROTO_TCP);
+			fbn_do_counter(&r, counter);
+			if (tcp)
+				fbn_do_reject_tcp(&r);
+			else
+				fbn_do_reject_admin(&r);
+			fbn_tbl_rule(t, &r);
+		}
+	}
+}
+
+static void forward(struct fbn_tbl *t, const struct fb_nft_config *cfg,
+		    const struct set_ids *id)
+{
+	const char *g = cfg->guest_ifname;
+	struct fbn_rule r;
+
+	replies(t, "forward");
+	reject_denied(t, "forward", g, id, "rejected");
+	for (size_t f = 0; f < NFAMILIES; f++) {
+		fbn_rule_init(&r, T, "forward", "guest daddr @%s accept",
+			     families[f].allow);
+		fbn_match_iifname(&r, g);
+		fbn_match_addr_set(&r, families[f].af, FB_DST,
+				  families[f].allow, id->allow[f]);
+		fbn_do_ct_mark(&r, FB_NFT_CT_MARK);
+		fbn_do_counter(&r, "allowed");
+		fbn_do_verdict(&r, NF_ACCEPT);
+		fbn_tbl_rule(t, &r);
+	}
+	/*
+	 * Guest TCP reaches this point only mid-stream (its flow was cut by
+	 * fb_nft_cut_flows) or as an invalid packet: a reset tells the guest
+	 * at once instead of leaving it to time out.
+	 */
+	fbn_rule_init(&r, T, "forward", "guest tcp reset");
+	fbn_match_iifname(&r, g);
+	fb_match_l4proto(&r, IPPROTO_TCP);
+	fbn_do_counter(&r, "dropped");
+	fbn_do_reject_tcp(&r);
+	fbn_tbl_rule(t, &r);
+
+	fbn_rule_init(&r, T, "forward", "guest drop");
+	fbn_match_iifname(&r, g);
+	fbn_do_counter(&r, "dropped");
+	fbn_do_verdict(&r, NF_DROP);
+	fbn_tbl_rule(t, &r);
+}
+
+static void input(struct fbn_tbl *t, const struct fb_nft_config *cfg)
+{
+	const char *g = cfg->guest_ifname;
+	struct fbn_rule r;
+
+	replies(t, "input");
+	fbn_rule_init(&r, T, "input", "iifname lo accept");
+	fbn_match_iifname(&r, "lo");
+	fbn_do_verdict(&r, NF_ACCEPT);
+	fbn_tbl_rule(t, &r);
+	ndisc(t, "input");
+
+	fbn_rule_init(&r, T, "input", "guest tcp dport %u accept",
+		     cfg->proxy_port);
+	fbn_match_iifname(&r, g);
+	fb_match_l4proto(&r, IPPROTO_TCP);
+	fbn_match_dport(&r, cfg->proxy_port);
+	fbn_do_verdict(&r, NF_ACCEPT);
+	fbn_tbl_rule(t, &r);
+	for (size_t i = 0; i < 2; i++) {
+		fbn_rule_init(&r, T, "input", "guest %s dport %u accept",
+			     dns_protos[i].name, cfg->dns_port);
+		fbn_match_iifname(&r, g);
+		fb_match_l4proto(&r, dns_protos[i].proto);
+		fbn_match_dport(&r, cfg->dns_port);
+		fbn_do_verdict(&r, NF_ACCEPT);
+		fbn_tbl_rule(t, &r);
+	}
+	fbn_rule_init(&r, T, "input", "guest drop");
+	fbn_match_iifname(&r, g);
+	fbn_do_counter(&r, "dropped");
+	fbn_do_verdict(&r, NF_DROP);
+	fbn_tbl_rule(t, &r);
+}
+
+static void output(struct fbn_tbl *t, const struct fb_nft_config *cfg,
+		   const struct set_ids *id)
+{
+	struct fbn_rule r;
+
+	fbn_rule_init(&r, T, "output", "oifname lo accept");
+	fbn_match_oifname(&r, "lo", true);
+	fbn_do_verdict(&r, NF_ACCEPT);
+	fbn_tbl_rule(t, &r);
+	replies(t, "output");
+	ndisc(t, "output");
+	/* the upstream resolver is often private: the proxy alone, port only */
+	for (size_t i = 0; cfg->resolver.family && i < 2; i++) {
+		fbn_rule_init(&r, T, "output", "resolver %s dport %u accept",
+			     dns_protos[i].name, cfg->resolver_port);
+		fbn_match_addr(&r, &cfg->resolver);
+		fb_match_l4proto(&r, dns_protos[i].proto);
+		fbn_match_dport(&r, cfg->resolver_port);
+		fbn_do_verdict(&r, NF_ACCEPT);
+		fbn_tbl_rule(t, &r);
+	}
+	reject_denied(t, "output", NULL, id, "output_rejected");
+}
+
+int fb_nft_apply(const struct fb_nft_config *cfg, char *err, size_t errsize)
+{
+	static const char *const counters[] = { "allowed", "rejected",
+						"dropped", "output_rejected" };
+	struct fbn_batch b;
+	struct fbn_tbl t;
+	struct set_ids id;
+	int rc;
+
+	if (check_config(cfg, err, errsize) < 0)
+		return -1;
+	fbn_batch_init(&b);
+	fbn_tbl_replace(&t, &b, T);
+	for (size_t f = 0; f < NFAMILIES; f++) {
+		id.deny[f] = fbn_tbl_set(&t, families[f].deny, families[f].af);
+		fbn_tbl_set_fill(&t, families[f].deny, cfg->deny, cfg->ndeny,
+				"deny");
+		id.allow[f] = fbn_tbl_set(&t, families[f].allow,
+					 families[f].af);
+		fbn_tbl_set_fill(&t, families[f].allow, cfg->allow, cfg->nallow,
+				"allow");
+	}
+	for (size_t i = 0; i < sizeof(counters) / sizeof(*counters); i++)
+		fbn_tbl_counter(&t, counters[i]);
+	fbn_tbl_chain(&t, "prerouting", "nat", NF_INET_PRE_ROUTING,
+		     FB_PRIO_DSTNAT, NF_ACCEPT);
+	fbn_tbl_chain(&t, "input", "filter", NF_INET_LOCAL_IN,
+		     FB_PRIO_FILTER, NF_DROP);
+	fbn_tbl_chain(&t, "forward", "filter", NF_INET_FORWARD,
+		     FB_PRIO_FILTER, NF_DROP);
+	fbn_tbl_chain(&t, "output", "filter", NF_INET_LOCAL_OUT,
+		     FB_PRIO_FILTER, NF_ACCEPT);
+	prerouting(&t, cfg, &id);
+	forward(&t, cfg, &id);
+	input(&t, cfg);
+	output(&t, cfg, &id);
+
+	rc = fbn_batch_commit(&b, err, errsize);
+	if (rc == 0)
+		rc = fbn_tbl_verify(&t, err, errsize);
+	fbn_batch_free(&b);
+	return rc;
+}

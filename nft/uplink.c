@@ -1,0 +1,82 @@
+/*
+ * uplink.c — the launcher's table in the uplink namespace: the sandbox's
+ * uplink network is masqueraded as it leaves by any other interface, and
+ * forwarded to and from the uplink veth.  A table of its own per sandbox,
+ * so removing it (fb_nft_delete) touches nothing else.
+ */
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <linux/netfilter.h>
+
+#include "nft/internal.h"
+
+static int check_uplink(const struct fb_nft_uplink *u, char *err,
+			size_t errsize)
+{
+	if (!u->table || !*u->table) {
+		snprintf(err, errsize, "uplink table name missing");
+		return -1;
+	}
+	if (!u->ifname || !*u->ifname || strlen(u->ifname) > 15) {
+		snprintf(err, errsize, "uplink interface name \"%s\" must be "
+			 "1 to 15 bytes", u->ifname ? u->ifname : "(null)");
+		return -1;
+	}
+	if (u->net4.family != AF_INET || u->net4.len > 32) {
+		snprintf(err, errsize, "uplink IPv4 network missing or "
+			 "malformed (family %u, /%u)", u->net4.family,
+			 u->net4.len);
+		return -1;
+	}
+	if (u->net6.family && (u->net6.family != AF_INET6 ||
+			       u->net6.len > 128)) {
+		snprintf(err, errsize, "uplink IPv6 network malformed "
+			 "(family %u, /%u)", u->net6.family, u->net6.len);
+		return -1;
+	}
+	return 0;
+}
+
+int fb_nft_apply_uplink(const struct fb_nft_uplink *u, char *err,
+			size_t errsize)
+{
+	const struct fb_cidr *nets[] = { &u->net4, &u->net6 };
+	struct fbn_batch b;
+	struct fbn_tbl t;
+	struct fbn_rule r;
+	int rc;
+
+	if (check_uplink(u, err, errsize) < 0)
+		return -1;
+	fbn_batch_init(&b);
+	fbn_tbl_replace(&t, &b, u->table);
+	fbn_tbl_chain(&t, "postrouting", "nat", NF_INET_POST_ROUTING,
+		     FB_PRIO_SRCNAT, NF_ACCEPT);
+	fbn_tbl_chain(&t, "forward", "filter", NF_INET_FORWARD,
+		     FB_PRIO_FILTER, NF_ACCEPT);
+	for (size_t i = 0; i < 2 && nets[i]->family; i++) {
+		fbn_rule_init(&r, u->table, "postrouting", "saddr uplink "
+			     "network oifname != %s masquerade", u->ifname);
+		fbn_match_cidr(&r, nets[i], FB_SRC);
+		fbn_match_oifname(&r, u->ifname, false);
+		fbn_do_masquerade(&r);
+		fbn_tbl_rule(&t, &r);
+	}
+	fbn_rule_init(&r, u->table, "forward", "iifname %s accept", u->ifname);
+	fbn_match_iifname(&r, u->ifname);
+	fbn_do_verdict(&r, NF_ACCEPT);
+	fbn_tbl_rule(&t, &r);
+	fbn_rule_init(&r, u->table, "forward", "oifname %s accept", u->ifname);
+	fbn_match_oifname(&r, u->ifname, true);
+	fbn_do_verdict(&r, NF_ACCEPT);
+	fbn_tbl_rule(&t, &r);
+
+	rc = fbn_batch_commit(&b, err, errsize);
+	if (rc == 0)
+		rc = fbn_tbl_verify(&t, err, errsize);
+	fbn_batch_free(&b);
+	return rc;
+}
