@@ -1,0 +1,817 @@
+/*
+ * conn.c — one guest connection, from accept to close.
+ *
+ *   PEEK      read up to 64 KiB until the peeker names the destination
+ *             (TLS SNI, HTTP Host, Postgres SSLRequest + SNI), under a
+ *             deadline and a cap on concurrent peeks
+ *   RESOLVE   the name through the proxy's own resolver (never the guest's
+ *             choice of address: brokering.md §0.1)
+ *   DIAL      non-blocking connect to an address from that answer
+ *   PG_UP     Postgres: our own SSLRequest upstream, waiting for its 'S'
+ *   REPLAY    the peeked bytes, untouched, to the upstream
+ *   RELAY     splice(2) both ways; plain HTTP requests are read, checked
+ *             one by one (http_relay.c) and forwarded
+ *   DRAIN     refused: the alert or 403 is out, wait briefly for the
+ *             guest to close so the message is not lost to a reset
+ *
+ * Every connection gets one decision line and one close line in the
+ * audit log.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proxy/conn.h"
+#include "proxy/deny.h"
+
+/* From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>,
+ * whose other contents clash with the libc headers. */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
+#define DRAIN_MS 1000          /* how long a refused guest may take to close */
+#define ACCEPT_RETRY_MS 100    /* after EMFILE */
+#define ACCEPT_BATCH 64
+
+static const char *const state_names[] = {
+	[C_PEEK] = "peek",       [C_RESOLVE] = "resolve", [C_DIAL] = "dial",
+	[C_PG_UP] = "postgres",  [C_REPLAY] = "replay",   [C_RELAY] = "relay",
+	[C_DRAIN] = "drain",
+};
+
+static void on_client(struct fb_loop *l, int fd, uint32_t ev, void *arg);
+static void on_upstream(struct fb_loop *l, int fd, uint32_t ev, void *arg);
+static void conn_relay_start(struct conn *c);
+
+const char *fb_conn_proto_str(enum conn_proto p)
+{
+	static const char *const names[] = {
+		[P_UNKNOWN] = "unknown", [P_TLS] = "tls",
+		[P_HTTP] = "http", [P_POSTGRES] = "postgres",
+	};
+
+	return names[p];
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static void sockaddr_to_addr(const struct sockaddr_storage *ss,
+			     struct fb_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET) {
+		a->family = AF_INET;
+		memcpy(a->b, &((const struct sockaddr_in *)(const void *)ss)->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		a->family = AF_INET6;
+		memcpy(a->b, &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr, 16);
+	}
+}
+
+static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
+}
+
+static void addr_to_sockaddr(const struct fb_addr *a, uint16_t port,
+			     struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		struct sockaddr_in *s4 = (void *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		memcpy(&s4->sin_addr, a->b, 4);
+		*len = sizeof(*s4);
+	} else {
+		struct sockaddr_in6 *s6 = (void *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		memcpy(&s6->sin6_addr, a->b, 16);
+		*len = sizeof(*s6);
+	}
+}
+
+static bool addr_equal(const struct fb_addr *a, const struct fb_addr *b)
+{
+	size_t n = a->family == AF_INET ? 4 : 16;
+
+	return a->family == b->family && memcmp(a->b, b->b, n) == 0;
+}
+
+/*
+ * Where the guest meant to go: the conntrack entry of the nft redirect.
+ * A connection made straight to the proxy's port has none, and its
+ * "destination" is the proxy itself, which the deny set refuses.
+ */
+static void original_dst(int fd, struct sockaddr_storage *ss)
+{
+	socklen_t len = sizeof(*ss);
+	struct sockaddr_storage orig;
+	socklen_t olen = sizeof(orig);
+	int level, opt;
+
+	getsockname(fd, (struct sockaddr *)ss, &len);
+	level = ss->ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP;
+	opt = ss->ss_family == AF_INET6 ? IP6T_SO_ORIGINAL_DST : SO_ORIGINAL_DST;
+	if (getsockopt(fd, level, opt, &orig, &olen) == 0)
+		*ss = orig;
+}
+
+static void conn_watch(struct conn *c, int fd, uint32_t *cur, uint32_t want)
+{
+	if (fd < 0 || *cur == want)
+		return;
+	if (fb_loop_mod(c->p->loop, fd, want) == 0)
+		*cur = want;
+}
+
+static void timer_set(struct conn *c, uint64_t ms, fb_timer_fn *fn)
+{
+	fb_timer_cancel(c->p->loop, c->timer);
+	c->timer = fb_timer_add(c->p->loop, ms, fn, c);
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+static void audit_common(struct conn *c, struct fb_audit_line *ln)
+{
+	fb_audit_uint(ln, "event.id", c->id);
+	fb_audit_sockaddr(ln, "source", &c->src);
+	fb_audit_sockaddr(ln, "destination", &c->dst);
+	if (c->has_name) {
+		fb_audit_guest(ln, "destination.domain", c->name, strlen(c->name));
+		if (c->proto == P_TLS || c->proto == P_POSTGRES)
+			fb_audit_guest(ln, "tls.client.server_name", c->name,
+				       strlen(c->name));
+	}
+	if (c->peek_reason)
+		fb_audit_str(ln, "firebreak.peek", c->peek_reason);
+	if (c->ech)
+		fb_audit_bool(ln, "tls.client.ech", true);
+	fb_audit_str(ln, "network.protocol", fb_conn_proto_str(c->proto));
+	if (c->rule[0])
+		fb_audit_str(ln, "rule.name", c->rule);
+}
+
+static void audit_decision(struct conn *c, bool allowed, const char *reason)
+{
+	struct fb_audit_line ln;
+
+	fb_stats_outcome(&c->p->stats, allowed, reason);
+	fb_audit_begin(c->p->audit, &ln, "connection",
+		       allowed ? "allowed" : "denied", c->generation);
+	fb_audit_str(&ln, "event.type", "start");
+	fb_audit_str(&ln, "event.reason", reason);
+	audit_common(c, &ln);
+	if (c->up.ss_family)
+		fb_audit_sockaddr(&ln, "server", &c->up);
+	fb_audit_emit(c->p->audit, &ln);
+	c->decided = true;
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void peek_end(struct conn *c)
+{
+	if (c->peeking) {
+		c->peeking = false;
+		c->p->stats.peeking--;
+	}
+}
+
+void fb_conn_close(struct conn *c, const char *why)
+{
+	struct fb_proxy *p = c->p;
+	struct fb_audit_line ln;
+	uint64_t up = c->to_up.bytes + c->replayed + c->http_up;
+	uint64_t down = c->to_down.bytes;
+
+	if (!c->decided)
+		audit_decision(c, false, why);
+	fb_audit_begin(p->audit, &ln, "connection", NULL, c->generation);
+	fb_audit_str(&ln, "event.type", "end");
+	fb_audit_str(&ln, "event.reason", why);
+	audit_common(c, &ln);
+	fb_audit_uint(&ln, "event.duration",
+		      (fb_loop_now(p->loop) - c->start_ms) * 1000000);
+	fb_audit_uint(&ln, "source.bytes", up);
+	fb_audit_uint(&ln, "destination.bytes", down);
+	fb_audit_emit(p->audit, &ln);
+	p->stats.bytes_up += up;
+	p->stats.bytes_down += down;
+	p->stats.open--;
+
+	peek_end(c);
+	fb_timer_cancel(p->loop, c->timer);
+	if (c->rreq)
+		fb_resolve_cancel(c->rreq);
+	if (c->cfd >= 0) {
+		fb_loop_del(p->loop, c->cfd);
+		close(c->cfd);
+	}
+	if (c->ufd >= 0) {
+		fb_loop_del(p->loop, c->ufd);
+		close(c->ufd);
+	}
+	fb_splice_close(&c->to_up);
+	fb_splice_close(&c->to_down);
+	conn_peek_free(c);
+	conn_http_free(c);
+	if (c->policy)
+		fb_policy_unref(c->policy);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c->buf);
+	free(c);
+}
+
+static void on_drain_timeout(struct fb_loop *l, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)l;
+	c->timer = NULL;
+	fb_conn_close(c, c->why);
+}
+
+/*
+ * Refuse visibly: the TLS alert or the HTTP 403, then half-close and give
+ * the guest a moment to read it before the socket goes away.  Never frees
+ * c at once (the relay calls this from inside its own step).
+ */
+void fb_conn_refuse(struct conn *c, const char *reason)
+{
+	char msg[512];
+	const void *out = NULL;
+	ssize_t len = 0;
+	uint64_t wait = DRAIN_MS;
+
+	if (!c->decided)
+		audit_decision(c, false, reason);
+	peek_end(c);
+	c->why = reason;
+	if (c->proto == P_TLS || c->proto == P_POSTGRES) {
+		out = fb_tls_alert_access_denied;
+		len = FB_TLS_ALERT_LEN;
+	} else if (c->proto == P_HTTP) {
+		len = fb_http_forbidden(msg, sizeof(msg), reason);
+		out = msg;
+	}
+	/* A few hundred bytes into a socket buffer: not worth a retry; if
+	 * they do not go, the connection is simply closed. */
+	if (len <= 0 || send(c->cfd, out, (size_t)len, MSG_NOSIGNAL) != len ||
+	    shutdown(c->cfd, SHUT_WR) < 0)
+		wait = 0;
+	if (c->ufd >= 0) {
+		fb_loop_del(c->p->loop, c->ufd);
+		close(c->ufd);
+		c->ufd = -1;
+	}
+	if (c->rreq) {
+		fb_resolve_cancel(c->rreq);
+		c->rreq = NULL;
+	}
+	c->state = C_DRAIN;
+	conn_watch(c, c->cfd, &c->cev, wait ? EPOLLIN : 0);
+	timer_set(c, wait, on_drain_timeout);
+}
+
+/* ---- accept ------------------------------------------------------------ */
+
+static void on_peek_timeout(struct fb_loop *l, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)l;
+	c->timer = NULL;
+	fb_conn_close(c, "peek-timeout");
+}
+
+static void resume_accept(struct fb_loop *l, void *arg)
+{
+	struct fb_proxy *p = arg;
+
+	p->accept_paused = false;
+	fb_loop_mod(l, p->listen_fd, EPOLLIN);
+}
+
+static void conn_start(struct fb_proxy *p, int fd,
+		       const struct sockaddr_storage *src)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->p = p;
+	c->id = ++p->next_conn_id;
+	c->cfd = fd;
+	c->ufd = -1;
+	c->src = *src;
+	c->start_ms = c->last_ms = fb_loop_now(p->loop);
+	c->generation = p->generation;
+	fb_splice_init(&c->to_up);
+	fb_splice_init(&c->to_down);
+	original_dst(fd, &c->dst);
+	sockaddr_to_addr(&c->dst, &c->dst_addr);
+	c->next = p->conns;
+	if (p->conns)
+		p->conns->prev = c;
+	p->conns = c;
+	p->stats.accepted++;
+	p->stats.open++;
+
+	if (p->stats.peeking >= p->cfg.max_peeks) {
+		fb_conn_close(c, "too-many-peeks");
+		return;
+	}
+	c->buf = malloc(FB_PEEK_MAX);
+	if (!c->buf || conn_peek_init(c) < 0 ||
+	    fb_loop_add(p->loop, fd, EPOLLIN, on_client, c) < 0) {
+		fb_conn_close(c, "out-of-memory");
+		return;
+	}
+	c->cev = EPOLLIN;
+	c->state = C_PEEK;
+	c->peeking = true;
+	p->stats.peeking++;
+	timer_set(c, p->cfg.peek_timeout_ms, on_peek_timeout);
+}
+
+void fb_conn_on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct fb_proxy *p = arg;
+
+	(void)events;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage src;
+		socklen_t len = sizeof(src);
+		int cfd = accept4(fd, (struct sockaddr *)&src, &len,
+				  SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd >= 0) {
+			conn_start(p, cfd, &src);
+			continue;
+		}
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			/* Level-triggered: without a pause this would spin. */
+			fprintf(stderr, "firebreak-proxy: accept: %s; pausing %d ms\n",
+				strerror(errno), ACCEPT_RETRY_MS);
+			p->accept_paused = true;
+			fb_loop_mod(l, fd, 0);
+			fb_timer_add(l, ACCEPT_RETRY_MS, resume_accept, p);
+		}
+		return;
+	}
+}
+
+/* ---- decide, resolve, dial --------------------------------------------- */
+
+static void on_dial_timeout(struct fb_loop *l, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)l;
+	c->timer = NULL;
+	fb_conn_close(c, "dial-timeout");
+}
+
+static void conn_dial(struct conn *c, const struct fb_addr *a, uint16_t port)
+{
+	struct fb_proxy *p = c->p;
+	socklen_t len;
+	int fd;
+
+	addr_to_sockaddr(a, port, &c->up, &len);
+	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fb_conn_close(c, "dial-failed");
+		return;
+	}
+	if (connect(fd, (struct sockaddr *)&c->up, len) < 0 &&
+	    errno != EINPROGRESS) {
+		close(fd);
+		fb_conn_refuse(c, "dial-failed");
+		return;
+	}
+	if (fb_loop_add(p->loop, fd, EPOLLOUT, on_upstream, c) < 0) {
+		close(fd);
+		fb_conn_close(c, "out-of-memory");
+		return;
+	}
+	c->ufd = fd;
+	c->uev = EPOLLOUT;
+	c->state = C_DIAL;
+	timer_set(c, p->cfg.peek_timeout_ms, on_dial_timeout);
+}
+
+/*
+ * The address to dial from an answer: the guest's own destination if the
+ * answer holds it (so a client pinned to one of several addresses keeps
+ * it), else the first one; each must pass the deny set again.
+ */
+static const struct fb_addr *pick_address(struct conn *c,
+					  const struct fb_resolved *res)
+{
+	const struct fb_addr *first = NULL;
+	struct fb_decision d;
+
+	for (size_t i = 0; i < res->naddrs; i++) {
+		const struct fb_addr *a = &res->addrs[i];
+
+		if (fb_policy_check_addr(c->policy, a, &d) == FB_VERDICT_DENY)
+			continue;
+		if (addr_equal(a, &c->dst_addr))
+			return a;
+		if (!first)
+			first = a;
+	}
+	return first;
+}
+
+static void on_resolved(const struct fb_resolved *res, void *arg)
+{
+	struct conn *c = arg;
+	const struct fb_addr *a;
+
+	c->rreq = NULL;
+	if (res->status != FB_RESOLVE_OK || res->naddrs == 0) {
+		fb_conn_refuse(c, res->status == FB_RESOLVE_NXDOMAIN ?
+				  "nxdomain" : "resolve-failed");
+		return;
+	}
+	a = pick_address(c, res);
+	if (!a) {
+		fb_conn_refuse(c, "resolved-to-denied-address");
+		return;
+	}
+	c->upstream_addr = *a;
+	audit_decision(c, true, c->allow_reason);
+	conn_dial(c, a, sockaddr_port(&c->dst));
+}
+
+/* The peeker is done: decide under the policy in force now. */
+void fb_conn_decide(struct conn *c)
+{
+	struct fb_proxy *p = c->p;
+	struct fb_decision d;
+
+	peek_end(c);
+	fb_timer_cancel(p->loop, c->timer);
+	c->timer = NULL;
+	conn_watch(c, c->cfd, &c->cev, 0);
+	c->policy = fb_policy_ref(p->policy);
+	c->generation = p->generation;
+	fb_policy_decide(c->policy, c->has_name ? c->name : NULL, &c->dst_addr, &d);
+	if (d.domain)
+		snprintf(c->rule, sizeof(c->rule), "%s", d.domain->pattern);
+	c->allow_reason = fb_reason_str(d.reason);
+	switch (d.verdict) {
+	case FB_VERDICT_ALLOW:
+		break;
+	case FB_VERDICT_BROKER:
+		/* TLS termination for keys with rules is not built yet: never
+		 * splice a brokered name, refuse it (fail closed). */
+		fb_conn_refuse(c, "brokering-unavailable");
+		return;
+	default:
+		fb_conn_refuse(c, fb_reason_str(d.reason));
+		return;
+	}
+	if (c->has_name && d.reason != FB_REASON_ALLOWED_CIDR) {
+		c->state = C_RESOLVE;
+		c->rreq = fb_resolve(p->resolver, c->name, AF_UNSPEC, on_resolved, c);
+		if (!c->rreq)
+			fb_conn_close(c, "out-of-memory");
+		return;
+	}
+	/* Domain-less under "*" or allow-all, or an allowed CIDR: the guest's
+	 * own destination, which fb_policy_decide has checked (step 1). */
+	c->upstream_addr = c->dst_addr;
+	audit_decision(c, true, c->allow_reason);
+	conn_dial(c, &c->dst_addr, sockaddr_port(&c->dst));
+}
+
+/* ---- upstream ---------------------------------------------------------- */
+
+static const unsigned char pg_ssl_request[8] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+
+static void conn_replay(struct conn *c)
+{
+	/* Plain HTTP: the relay forwards the peeked request itself, after
+	 * checking it like every later one. */
+	while (!c->http && c->off < c->len) {
+		ssize_t n = send(c->ufd, c->buf + c->off, c->len - c->off,
+				 MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EAGAIN) {
+			c->state = C_REPLAY;
+			conn_watch(c, c->ufd, &c->uev, EPOLLOUT);
+			return;
+		}
+		if (n < 0) {
+			fb_conn_close(c, "upstream-error");
+			return;
+		}
+		c->off += (size_t)n;
+		c->replayed += (uint64_t)n;
+	}
+	conn_relay_start(c);
+}
+
+static void dial_done(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len);
+	if (err) {
+		fb_conn_refuse(c, "dial-failed");
+		return;
+	}
+	fb_timer_cancel(c->p->loop, c->timer);
+	c->timer = NULL;
+	if (c->proto == P_POSTGRES) {
+		/* The upstream gets its own SSLRequest; the guest's was answered
+		 * by us.  Eight bytes into a fresh socket: sent whole. */
+		if (send(c->ufd, pg_ssl_request, sizeof(pg_ssl_request),
+			 MSG_NOSIGNAL) != sizeof(pg_ssl_request)) {
+			fb_conn_close(c, "upstream-error");
+			return;
+		}
+		c->state = C_PG_UP;
+		conn_watch(c, c->ufd, &c->uev, EPOLLIN);
+		timer_set(c, c->p->cfg.peek_timeout_ms, on_dial_timeout);
+		return;
+	}
+	conn_replay(c);
+}
+
+static void pg_answer(struct conn *c)
+{
+	char s;
+	ssize_t n = recv(c->ufd, &s, 1, 0);
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	fb_timer_cancel(c->p->loop, c->timer);
+	c->timer = NULL;
+	if (n != 1 || s != 'S') {
+		/* The server will not speak TLS: the guest's ClientHello has
+		 * nowhere to go, and plain text is not what was decided. */
+		fb_conn_close(c, "upstream-refused-tls");
+		return;
+	}
+	conn_replay(c);
+}
+
+static void on_upstream(struct fb_loop *l, int fd, uint32_t ev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)l;
+	(void)fd;
+	switch (c->state) {
+	case C_DIAL:
+		dial_done(c);
+		break;
+	case C_PG_UP:
+		pg_answer(c);
+		break;
+	case C_REPLAY:
+		conn_replay(c);
+		break;
+	case C_RELAY:
+		fb_conn_relay(c, ev);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- the guest side ---------------------------------------------------- */
+
+static void peek_read(struct conn *c)
+{
+	ssize_t n;
+
+	if (c->len == FB_PEEK_MAX) {
+		fb_conn_close(c, "peek-too-large");
+		return;
+	}
+	n = recv(c->cfd, c->buf + c->len, FB_PEEK_MAX - c->len, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		fb_conn_close(c, n == 0 ? "client-closed" : "client-error");
+		return;
+	}
+	c->len += (size_t)n;
+	conn_peek_step(c);
+}
+
+static void drain(struct conn *c)
+{
+	char junk[4096];
+	ssize_t n = recv(c->cfd, junk, sizeof(junk), 0);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		fb_conn_close(c, c->why);
+}
+
+static void on_client(struct fb_loop *l, int fd, uint32_t ev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)l;
+	(void)fd;
+	switch (c->state) {
+	case C_PEEK:
+		peek_read(c);
+		break;
+	case C_RELAY:
+		fb_conn_relay(c, ev);
+		break;
+	case C_DRAIN:
+		drain(c);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- relay ------------------------------------------------------------- */
+
+static void on_idle(struct fb_loop *l, void *arg)
+{
+	struct conn *c = arg;
+	uint64_t idle = (uint64_t)c->p->cfg.idle_timeout_s * 1000;
+	uint64_t quiet = fb_loop_now(l) - c->last_ms;
+
+	c->timer = NULL;
+	if (quiet >= idle) {
+		fb_conn_close(c, "idle-timeout");
+		return;
+	}
+	/* Activity moved the deadline: one timer per connection, re-armed
+	 * lazily here rather than on every read. */
+	timer_set(c, idle - quiet, on_idle);
+}
+
+static void conn_relay_start(struct conn *c)
+{
+	if (fb_splice_open(&c->to_down) < 0 ||
+	    (c->http ? conn_http_start(c) : fb_splice_open(&c->to_up)) < 0) {
+		fb_conn_close(c, "out-of-resources");
+		return;
+	}
+	if (!c->http) {
+		/* replayed: the peek buffer is no longer needed */
+		free(c->buf);
+		c->buf = NULL;
+		conn_peek_free(c);
+	}
+	c->state = C_RELAY;
+	c->last_ms = fb_loop_now(c->p->loop);
+	timer_set(c, (uint64_t)c->p->cfg.idle_timeout_s * 1000, on_idle);
+	fb_conn_relay(c, 0);
+}
+
+void fb_conn_relay(struct conn *c, uint32_t ev)
+{
+	ssize_t up, down;
+	uint32_t cwant = 0, uwant = 0;
+
+	(void)ev;
+	up = c->http ? conn_http_pump(c) :
+		       fb_splice_pump(&c->to_up, c->cfd, c->ufd);
+	if (up == CONN_GONE)
+		return;
+	if (up < 0) {
+		fb_conn_close(c, "relay-error");
+		return;
+	}
+	down = fb_splice_pump(&c->to_down, c->ufd, c->cfd);
+	if (down < 0) {
+		fb_conn_close(c, "relay-error");
+		return;
+	}
+	if (up > 0 || down > 0)
+		c->last_ms = fb_loop_now(c->p->loop);
+	if ((c->http ? conn_http_done(c) : fb_splice_done(&c->to_up)) &&
+	    fb_splice_done(&c->to_down)) {
+		fb_conn_close(c, "closed");
+		return;
+	}
+	if (c->http ? conn_http_wants_read(c) : fb_splice_wants_read(&c->to_up))
+		cwant |= EPOLLIN;
+	if (c->http ? conn_http_wants_write(c) : fb_splice_wants_write(&c->to_up))
+		uwant |= EPOLLOUT;
+	if (fb_splice_wants_read(&c->to_down))
+		uwant |= EPOLLIN;
+	if (fb_splice_wants_write(&c->to_down))
+		cwant |= EPOLLOUT;
+	conn_watch(c, c->cfd, &c->cev, cwant);
+	conn_watch(c, c->ufd, &c->uev, uwant);
+}
+
+/* ---- policy changes ---------------------------------------------------- */
+
+size_t fb_conns_recheck(struct fb_proxy *p)
+{
+	struct conn *c = p->conns, *next;
+	size_t closed = 0;
+
+	for (; c; c = next) {
+		struct fb_decision d;
+		bool refused;
+
+		next = c->next;
+		if (!c->policy || c->state == C_DRAIN)
+			continue; /* not decided yet: will be, under the new policy */
+		fb_policy_decide(p->policy, c->has_name ? c->name : NULL,
+				 &c->dst_addr, &d);
+		refused = d.verdict != FB_VERDICT_ALLOW;
+		if (!refused && c->upstream_addr.family)
+			refused = fb_policy_check_addr(p->policy, &c->upstream_addr,
+						       &d) == FB_VERDICT_DENY;
+		if (refused) {
+			fb_conn_close(c, "policy-changed");
+			closed++;
+			continue;
+		}
+		fb_policy_unref(c->policy);
+		c->policy = fb_policy_ref(p->policy);
+		c->generation = p->generation;
+	}
+	return closed;
+}
+
+void fb_conns_close_all(struct fb_proxy *p)
+{
+	while (p->conns)
+		fb_conn_close(p->conns, "proxy-stopping");
+}
+
+char *fb_conns_json(const struct fb_proxy *p)
+{
+	char *buf = NULL;
+	size_t size;
+	FILE *f = open_memstream(&buf, &size);
+	const char *sep = "";
+
+	if (!f)
+		return NULL;
+	fputc('[', f);
+	for (const struct conn *c = p->conns; c; c = c->next) {
+		char src[INET6_ADDRSTRLEN] = "", dst[INET6_ADDRSTRLEN] = "";
+		char name[FB_NAME_MAX * 6 + 1] = "";
+		struct fb_addr a;
+
+		sockaddr_to_addr(&c->src, &a);
+		fb_addr_format(&a, src, sizeof(src));
+		fb_addr_format(&c->dst_addr, dst, sizeof(dst));
+		if (c->has_name)
+			fb_json_escape(c->name, strlen(c->name), name, sizeof(name));
+		fprintf(f, "%s{\"id\":%llu,\"state\":\"%s\",\"protocol\":\"%s\","
+			"\"source\":\"%s:%u\",\"destination\":\"%s:%u\","
+			"\"domain\":\"%s\",\"rule\":\"%s\",\"generation\":%llu,"
+			"\"bytes_up\":%llu,\"bytes_down\":%llu,\"age_ms\":%llu}",
+			sep, (unsigned long long)c->id, state_names[c->state],
+			fb_conn_proto_str(c->proto), src, sockaddr_port(&c->src),
+			dst, sockaddr_port(&c->dst), name, c->rule,
+			(unsigned long long)c->generation,
+			(unsigned long long)(c->to_up.bytes + c->replayed + c->http_up),
+			(unsigned long long)c->to_down.bytes,
+			(unsigned long long)(fb_loop_now(p->loop) - c->start_ms));
+		sep = ",";
+	}
+	fputs("]\n", f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}

@@ -1,0 +1,88 @@
+/*
+ * conn.h — one guest connection; shared by conn.c (the state machine),
+ * conn_peek.c (naming the destination) and conn_http.c (checking every
+ * plain HTTP request).  Internal to proxy/.
+ */
+#ifndef FB_CONN_H
+#define FB_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "proxy/core.h"
+#include "proxy/peek.h"
+#include "proxy/splice.h"
+
+enum conn_state { C_PEEK, C_RESOLVE, C_DIAL, C_PG_UP, C_REPLAY, C_RELAY, C_DRAIN };
+enum conn_proto { P_UNKNOWN, P_TLS, P_HTTP, P_POSTGRES };
+
+struct conn_peek;   /* conn_peek.c */
+struct conn_http;   /* conn_http.c */
+
+struct conn {
+	struct fb_proxy *p;
+	struct conn *prev, *next;
+	uint64_t id;
+	enum conn_state state;
+	enum conn_proto proto;
+	int cfd, ufd;                 /* guest side, upstream side; -1: none */
+	uint32_t cev, uev;            /* epoll interest now set on each */
+	struct sockaddr_storage src;  /* the guest */
+	struct sockaddr_storage dst;  /* where the guest meant to go */
+	struct sockaddr_storage up;   /* where we dialled */
+	struct fb_addr dst_addr, upstream_addr;
+
+	bool has_name;
+	char name[FB_NAME_MAX];       /* normalised SNI / Host */
+	const char *peek_reason;      /* why there is no name, or NULL */
+	bool ech;                     /* the hello offered ECH: outer SNI */
+	char rule[FB_NAME_MAX];       /* the deciding key, "" if none */
+	struct fb_policy *policy;     /* decided under (one reference) */
+	uint64_t generation;
+	const char *allow_reason;
+	const char *why;              /* DRAIN: the refusal reason */
+	bool decided;                 /* the decision line is logged */
+	bool peeking;                 /* counted in stats.peeking */
+
+	uint8_t *buf;                 /* peeked bytes, FB_PEEK_MAX */
+	size_t len, off;              /* filled; replayed so far */
+	uint64_t replayed;
+	struct conn_peek *pk;
+
+	struct fb_timer *timer;       /* peek deadline, dial, idle or drain */
+	struct fb_resolve_req *rreq;
+	struct fb_splice to_up, to_down;
+	uint64_t start_ms, last_ms;
+
+	bool http;                    /* guest -> upstream read and checked */
+	uint64_t http_up;
+	struct conn_http *hr;
+};
+
+/* A relay step that refused (or closed) the connection itself. */
+#define CONN_GONE (-2)
+
+const char *fb_conn_proto_str(enum conn_proto p);
+
+/* conn.c */
+void fb_conn_decide(struct conn *c);                /* the peek is done */
+void fb_conn_refuse(struct conn *c, const char *reason); /* alert / 403 */
+void fb_conn_close(struct conn *c, const char *why);     /* frees c */
+void fb_conn_relay(struct conn *c, uint32_t events);
+
+/* conn_peek.c: c->buf[0..len) grew; decide, ask for more, or refuse. */
+int conn_peek_init(struct conn *c);
+void conn_peek_step(struct conn *c);
+void conn_peek_free(struct conn *c);
+
+/* conn_http.c: plain HTTP, guest -> upstream, request by request */
+int conn_http_start(struct conn *c);
+ssize_t conn_http_pump(struct conn *c);  /* bytes forwarded, -1, CONN_GONE */
+bool conn_http_wants_read(const struct conn *c);
+bool conn_http_wants_write(const struct conn *c);
+bool conn_http_done(const struct conn *c);
+void conn_http_free(struct conn *c);
+
+#endif /* FB_CONN_H */

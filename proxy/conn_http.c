@@ -1,0 +1,225 @@
+/*
+ * conn_http.c — plain HTTP, guest to upstream: every request is checked,
+ * not only the first.
+ *
+ * Splicing would hand the kernel the second request of a keep-alive
+ * connection unseen, so this direction goes through user space: each
+ * request head is parsed with the strict parser (http.h) and its Host
+ * decided under the policy in force; only then are the head and its body
+ * (Content-Length or chunked, framed exactly as the parser read them)
+ * released to the upstream, byte for byte as the guest sent them.  The
+ * other direction is still spliced.
+ *
+ * After a request with Upgrade the stream stops being HTTP; the rest goes
+ * through unparsed to the upstream already chosen (and allowed).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "proxy/conn.h"
+#include "proxy/http.h"
+
+enum http_stage { H_HEAD, H_BODY, H_CHUNKED, H_RAW };
+
+struct conn_http {
+	char *in;            /* FB_PEEK_MAX bytes: the peek buffer, taken over */
+	size_t len;          /* read from the guest, not yet sent */
+	size_t fwd;          /* of those, the checked prefix cleared to send */
+	enum http_stage stage;
+	uint64_t body_left;  /* H_BODY */
+	struct fb_http_req req;
+	struct fb_chunked dec;
+	bool eof;            /* the guest finished sending */
+	bool shut;           /* and the upstream was told */
+};
+
+int conn_http_start(struct conn *c)
+{
+	struct conn_http *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return -1;
+	/* The peeked bytes are the first request: it is checked like the
+	 * others and sent from here, not replayed. */
+	h->in = (char *)c->buf;
+	h->len = c->len;
+	c->buf = NULL;
+	c->len = 0;
+	fb_http_req_init(&h->req);
+	c->hr = h;
+	return 0;
+}
+
+void conn_http_free(struct conn *c)
+{
+	if (!c->hr)
+		return;
+	free(c->hr->in);
+	free(c->hr);
+	c->hr = NULL;
+}
+
+/*
+ * The request's authority (absolute-form) or Host, decided under the
+ * policy in force now; refuses the connection when it does not pass.
+ */
+static int check_request(struct conn *c, const struct fb_http_req *req)
+{
+	const struct fb_http_slice *auth = req->authority.ptr ? &req->authority
+							      : &req->host;
+	char name[FB_NAME_MAX];
+	struct fb_http_slice host = { 0 };
+	struct fb_decision d;
+	const char *why;
+	bool named = false;
+	int port;
+
+	/* An IP literal or a malformed name is domain-less, by the same
+	 * rule the peek applied to the first request. */
+	if (auth->ptr &&
+	    fb_http_split_authority(auth->ptr, auth->len, &host, &port) == 0)
+		named = fb_peek_name(host.ptr, host.len, name, &why) == FB_PEEK_NAMED;
+	fb_policy_decide(c->p->policy, named ? name : NULL, &c->dst_addr, &d);
+	if (d.verdict == FB_VERDICT_ALLOW)
+		return 0;
+	fb_conn_refuse(c, d.verdict == FB_VERDICT_BROKER ?
+			  "brokering-unavailable" : fb_reason_str(d.reason));
+	return CONN_GONE;
+}
+
+/* Clear the next stretch of h->in for sending: a checked head, body bytes,
+ * or (H_RAW) everything.  0, or CONN_GONE after a refusal. */
+static int classify(struct conn *c, struct conn_http *h)
+{
+	switch (h->stage) {
+	case H_HEAD:
+		switch (fb_http_parse_head(&h->req, h->in, h->len, NULL)) {
+		case FB_HTTP_NEED_MORE:
+			return 0;
+		case FB_HTTP_ERROR:
+			fb_conn_refuse(c, "http-malformed");
+			return CONN_GONE;
+		case FB_HTTP_DONE:
+			break;
+		}
+		if (check_request(c, &h->req) < 0)
+			return CONN_GONE;
+		h->fwd = h->req.head_len;
+		if (h->req.flags & FB_HTTP_UPGRADE) {
+			h->stage = H_RAW;
+		} else if (h->req.chunked) {
+			fb_chunked_init(&h->dec);
+			h->stage = H_CHUNKED;
+		} else if (h->req.content_length > 0) {
+			h->body_left = (uint64_t)h->req.content_length;
+			h->stage = H_BODY;
+		}
+		fb_http_req_init(&h->req);
+		return 0;
+	case H_BODY: {
+		size_t take = h->len < h->body_left ? h->len : (size_t)h->body_left;
+
+		h->fwd = take;
+		h->body_left -= take;
+		if (h->body_left == 0)
+			h->stage = H_HEAD;
+		return 0;
+	}
+	case H_CHUNKED:
+		while (h->fwd < h->len) {
+			const char *data;
+			size_t used, dlen;
+			enum fb_chunked_status st;
+
+			st = fb_chunked_decode(&h->dec, h->in + h->fwd,
+					       h->len - h->fwd, &used, &data, &dlen);
+			h->fwd += used;
+			if (st == FB_CHUNKED_ERROR) {
+				fb_conn_refuse(c, "http-malformed");
+				return CONN_GONE;
+			}
+			if (st == FB_CHUNKED_DONE) {
+				h->stage = H_HEAD;
+				break;
+			}
+			if (st == FB_CHUNKED_NEED_MORE)
+				break;
+		}
+		return 0;
+	case H_RAW:
+		h->fwd = h->len;
+		return 0;
+	}
+	return 0;
+}
+
+ssize_t conn_http_pump(struct conn *c)
+{
+	struct conn_http *h = c->hr;
+	size_t sent = 0;
+
+	for (;;) {
+		bool progress = false;
+		ssize_t n;
+
+		if (h->fwd > 0) {
+			n = send(c->ufd, h->in, h->fwd, MSG_NOSIGNAL);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return -1;
+			if (n > 0) {
+				memmove(h->in, h->in + n, h->len - (size_t)n);
+				h->len -= (size_t)n;
+				h->fwd -= (size_t)n;
+				c->http_up += (uint64_t)n;
+				sent += (size_t)n;
+				progress = true;
+			}
+		}
+		if (h->fwd == 0 && h->len > 0) {
+			enum http_stage before = h->stage;
+
+			if (classify(c, h) == CONN_GONE)
+				return CONN_GONE;
+			progress |= h->fwd > 0 || h->stage != before;
+		}
+		if (h->fwd == 0 && h->len == FB_PEEK_MAX) {
+			/* a head the parser still wants more of, at 64 KiB */
+			fb_conn_refuse(c, "http-head-too-large");
+			return CONN_GONE;
+		}
+		if (!h->eof && h->len < FB_PEEK_MAX) {
+			n = recv(c->cfd, h->in + h->len, FB_PEEK_MAX - h->len, 0);
+			if (n > 0) {
+				h->len += (size_t)n;
+				progress = true;
+			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+				h->eof = true;
+			}
+		}
+		if (h->eof && h->fwd == 0 && !h->shut) {
+			/* An unfinished request left at EOF is dropped, never
+			 * sent unchecked. */
+			shutdown(c->ufd, SHUT_WR);
+			h->shut = true;
+		}
+		if (!progress)
+			return (ssize_t)sent;
+	}
+}
+
+bool conn_http_wants_read(const struct conn *c)
+{
+	return !c->hr->eof && c->hr->len < FB_PEEK_MAX;
+}
+
+bool conn_http_wants_write(const struct conn *c)
+{
+	return c->hr->fwd > 0;
+}
+
+bool conn_http_done(const struct conn *c)
+{
+	return c->hr->shut;
+}

@@ -1,0 +1,506 @@
+/*
+ * control.c — the control API: HTTP/1.1 on a unix socket (mode 0600,
+ * peer uid checked), one request per connection, as Docker and
+ * Firecracker do, so `curl --unix-socket` works.
+ *
+ *   GET   /policy       the redacted policy, ETag = its generation
+ *   PUT   /policy       replace (YAML or JSON); answered once enforced
+ *   PATCH /policy       RFC 7396 JSON merge patch
+ *   GET   /stats        counters as JSON
+ *   GET   /metrics      the same for Prometheus
+ *   GET   /connections  live connections
+ *
+ * PUT and PATCH honour If-Match (412 on a stale generation); a policy
+ * that does not load is a 400 listing every FILE:LINE:COL problem, and
+ * the one in force stays.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "proxy/core.h"
+#include "proxy/http.h"
+
+#define CONTROL_TIMEOUT_MS 10000
+#define CONTROL_HEAD_MAX (64 * 1024)
+
+struct fb_control {
+	struct fb_proxy *p;
+	int fd;
+	char *path;
+	struct client *clients;
+};
+
+struct client {
+	struct fb_control *ctl;
+	struct client *prev, *next;
+	int fd;
+	char who[64];
+	char *in;
+	size_t len, cap;
+	char *out;            /* the response, once there is one */
+	size_t out_len, out_off;
+	struct fb_timer *timer;
+};
+
+/* ---- responses --------------------------------------------------------- */
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Error";
+	}
+}
+
+/* A complete response; `extra` is more header lines, each ending in CRLF. */
+static int respond(char **resp, size_t *resp_len, int status,
+		   const char *type, const char *extra, const char *body,
+		   size_t body_len)
+{
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&buf, &size);
+
+	if (!f)
+		return -1;
+	fprintf(f, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+		"Connection: close\r\n%s\r\n", status, status_text(status), type,
+		body_len, extra ? extra : "");
+	fwrite(body, 1, body_len, f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return -1;
+	}
+	*resp = buf;
+	*resp_len = size;
+	return 1;
+}
+
+static int respond_text(char **resp, size_t *resp_len, int status,
+			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int respond_text(char **resp, size_t *resp_len, int status,
+			const char *fmt, ...)
+{
+	char body[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(body, sizeof(body), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(body))
+		n = sizeof(body) - 1;
+	return respond(resp, resp_len, status, "text/plain; charset=utf-8",
+		       NULL, body, (size_t)n);
+}
+
+/* ---- the policy resource ----------------------------------------------- */
+
+static int get_policy(struct fb_proxy *p, char **resp, size_t *resp_len)
+{
+	char *dump = fb_policy_dump(p->policy, false);
+	char etag[64];
+	int rc;
+
+	if (!dump)
+		return respond_text(resp, resp_len, 500, "out of memory\n");
+	snprintf(etag, sizeof(etag), "ETag: \"%llu\"\r\n",
+		 (unsigned long long)p->generation);
+	rc = respond(resp, resp_len, 200, "application/json", etag, dump,
+		     strlen(dump));
+	free(dump);
+	return rc;
+}
+
+/* If-Match: "*", or a list of entity tags, each "N" or W/"N". */
+static bool if_match_ok(const struct fb_http_req *req, uint64_t generation)
+{
+	const struct fb_http_header *h = fb_http_field(req, "if-match");
+	char want[32];
+	const char *v, *end;
+
+	if (!h)
+		return true;
+	v = h->value;
+	end = h->value + h->value_len;
+	if (h->value_len == 1 && v[0] == '*')
+		return true;
+	snprintf(want, sizeof(want), "\"%llu\"", (unsigned long long)generation);
+	for (const char *s = v; s < end;) {
+		const char *comma = memchr(s, ',', (size_t)(end - s));
+		const char *e = comma ? comma : end;
+
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e - s > 2 && s[0] == 'W' && s[1] == '/')
+			s += 2;
+		if ((size_t)(e - s) == strlen(want) && memcmp(s, want, (size_t)(e - s)) == 0)
+			return true;
+		s = comma ? comma + 1 : end;
+	}
+	return false;
+}
+
+static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
+			 const char *body, size_t body_len, bool patch,
+			 const char *who, char **resp, size_t *resp_len)
+{
+	struct fb_diags diags = { 0 };
+	struct fb_policy *np;
+	char err[1024], out[128], whobuf[96];
+	size_t closed;
+	int n;
+
+	if (!if_match_ok(req, p->generation))
+		return respond_text(resp, resp_len, 412,
+				    "policy generation is %llu, not the one in If-Match\n",
+				    (unsigned long long)p->generation);
+	np = patch ? fb_policy_patch(p->policy, body, body_len, &p->load_opts, &diags)
+		   : fb_policy_load(body, body_len, &p->load_opts, &diags);
+	if (!np) {
+		char *msg = fb_diags_to_string(&diags);
+		int rc;
+
+		fb_diags_free(&diags);
+		if (!msg)
+			return respond_text(resp, resp_len, 500, "out of memory\n");
+		rc = respond(resp, resp_len, 400, "text/plain; charset=utf-8",
+			     NULL, msg, strlen(msg));
+		free(msg);
+		return rc;
+	}
+	fb_diags_free(&diags);
+	snprintf(whobuf, sizeof(whobuf), "%s %s", who, patch ? "PATCH" : "PUT");
+	if (fb_proxy_swap(p, np, whobuf, &closed, err, sizeof(err)) < 0)
+		return respond_text(resp, resp_len, 500,
+				    "policy not applied, generation %llu stays: %s\n",
+				    (unsigned long long)p->generation, err);
+	n = snprintf(out, sizeof(out), "{\"generation\":%llu,\"closed\":%zu}\n",
+		     (unsigned long long)p->generation, closed);
+	snprintf(err, sizeof(err), "ETag: \"%llu\"\r\n",
+		 (unsigned long long)p->generation);
+	return respond(resp, resp_len, 200, "application/json", err, out,
+		       (size_t)n);
+}
+
+/* ---- routing ----------------------------------------------------------- */
+
+static bool slice_is(const struct fb_http_slice *s, const char *lit)
+{
+	return s->len == strlen(lit) && memcmp(s->ptr, lit, s->len) == 0;
+}
+
+static int serve_doc(char **resp, size_t *resp_len, const char *type,
+		     char *doc)
+{
+	int rc;
+
+	if (!doc)
+		return respond_text(resp, resp_len, 500, "out of memory\n");
+	rc = respond(resp, resp_len, 200, type, NULL, doc, strlen(doc));
+	free(doc);
+	return rc;
+}
+
+static int route(struct fb_proxy *p, const struct fb_http_req *req,
+		 const char *body, size_t body_len, const char *who,
+		 char **resp, size_t *resp_len)
+{
+	const struct fb_http_slice *m = &req->method;
+	bool get = slice_is(m, "GET");
+
+	if (slice_is(&req->path, "/policy") && !req->query.ptr) {
+		if (get)
+			return get_policy(p, resp, resp_len);
+		if (slice_is(m, "PUT") || slice_is(m, "PATCH"))
+			return change_policy(p, req, body, body_len,
+					     slice_is(m, "PATCH"), who, resp,
+					     resp_len);
+		return respond(resp, resp_len, 405, "text/plain; charset=utf-8",
+			       "Allow: GET, PUT, PATCH\r\n",
+			       "method not allowed\n", 19);
+	}
+	if (slice_is(&req->path, "/stats") || slice_is(&req->path, "/metrics") ||
+	    slice_is(&req->path, "/connections")) {
+		if (!get)
+			return respond(resp, resp_len, 405,
+				       "text/plain; charset=utf-8",
+				       "Allow: GET\r\n", "method not allowed\n", 19);
+		if (slice_is(&req->path, "/stats"))
+			return serve_doc(resp, resp_len, "application/json",
+					 fb_stats_json(&p->stats));
+		if (slice_is(&req->path, "/metrics"))
+			return serve_doc(resp, resp_len,
+					 "text/plain; version=0.0.4",
+					 fb_stats_metrics(&p->stats));
+		return serve_doc(resp, resp_len, "application/json",
+				 fb_conns_json(p));
+	}
+	return respond_text(resp, resp_len, 404, "no such resource\n");
+}
+
+int fb_control_handle(struct fb_proxy *p, const char *buf, size_t len,
+		      const char *who, char **resp, size_t *resp_len)
+{
+	static const struct fb_http_limits limits = {
+		.max_line = 8192, .max_head = CONTROL_HEAD_MAX, .max_fields = 64,
+	};
+	struct fb_http_req req;
+
+	fb_http_req_init(&req);
+	switch (fb_http_parse_head(&req, buf, len, &limits)) {
+	case FB_HTTP_NEED_MORE:
+		return 0;
+	case FB_HTTP_ERROR:
+		return respond_text(resp, resp_len,
+				    fb_http_error_status(req.error),
+				    "bad request: %s\n",
+				    fb_http_error_str(req.error));
+	case FB_HTTP_DONE:
+		break;
+	}
+	if (req.chunked)
+		return respond_text(resp, resp_len, 411,
+				    "send the body with a Content-Length\n");
+	if (req.content_length > FB_CONTROL_BODY_MAX)
+		return respond_text(resp, resp_len, 413,
+				    "body over the %d-byte limit\n",
+				    FB_CONTROL_BODY_MAX);
+	if (req.content_length > 0 &&
+	    len - req.head_len < (size_t)req.content_length)
+		return 0;
+	return route(p, &req, buf + req.head_len,
+		     req.content_length > 0 ? (size_t)req.content_length : 0,
+		     who, resp, resp_len);
+}
+
+/* ---- the socket -------------------------------------------------------- */
+
+static void client_free(struct client *cl)
+{
+	struct fb_control *ctl = cl->ctl;
+
+	fb_timer_cancel(ctl->p->loop, cl->timer);
+	fb_loop_del(ctl->p->loop, cl->fd);
+	close(cl->fd);
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		ctl->clients = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	free(cl->in);
+	free(cl->out);
+	free(cl);
+}
+
+static void client_timeout(struct fb_loop *l, void *arg)
+{
+	struct client *cl = arg;
+
+	(void)l;
+	cl->timer = NULL;
+	client_free(cl);
+}
+
+static void client_write(struct client *cl)
+{
+	while (cl->out_off < cl->out_len) {
+		ssize_t n = send(cl->fd, cl->out + cl->out_off,
+				 cl->out_len - cl->out_off, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EAGAIN) {
+			fb_loop_mod(cl->ctl->p->loop, cl->fd, EPOLLOUT);
+			return;
+		}
+		if (n < 0)
+			break;
+		cl->out_off += (size_t)n;
+	}
+	client_free(cl);
+}
+
+static void client_read(struct client *cl)
+{
+	size_t limit = CONTROL_HEAD_MAX + FB_CONTROL_BODY_MAX;
+	ssize_t n;
+	int rc;
+
+	if (cl->len == cl->cap) {
+		size_t cap = cl->cap ? cl->cap * 2 : 4096;
+		char *in;
+
+		if (cap > limit)
+			cap = limit;
+		if (cap == cl->cap) {
+			client_free(cl);
+			return;
+		}
+		in = realloc(cl->in, cap);
+		if (!in) {
+			client_free(cl);
+			return;
+		}
+		cl->in = in;
+		cl->cap = cap;
+	}
+	n = recv(cl->fd, cl->in + cl->len, cl->cap - cl->len, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_free(cl);
+		return;
+	}
+	cl->len += (size_t)n;
+	rc = fb_control_handle(cl->ctl->p, cl->in, cl->len, cl->who, &cl->out,
+			       &cl->out_len);
+	if (rc == 0)
+		return;
+	if (rc < 0) {
+		client_free(cl);
+		return;
+	}
+	client_write(cl);
+}
+
+static void on_client(struct fb_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct client *cl = arg;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	if (cl->out)
+		client_write(cl);
+	else
+		client_read(cl);
+}
+
+static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct fb_control *ctl = arg;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct client *cl;
+	int cfd;
+
+	(void)events;
+	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0)
+		return;
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    (cred.uid != 0 && cred.uid != getuid())) {
+		static const char no[] =
+			"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n"
+			"Connection: close\r\n\r\n";
+
+		send(cfd, no, sizeof(no) - 1, MSG_NOSIGNAL);
+		close(cfd);
+		return;
+	}
+	cl = calloc(1, sizeof(*cl));
+	if (!cl || fb_loop_add(l, cfd, EPOLLIN, on_client, cl) < 0) {
+		free(cl);
+		close(cfd);
+		return;
+	}
+	cl->ctl = ctl;
+	cl->fd = cfd;
+	snprintf(cl->who, sizeof(cl->who), "control uid=%u pid=%d",
+		 (unsigned)cred.uid, (int)cred.pid);
+	cl->next = ctl->clients;
+	if (ctl->clients)
+		ctl->clients->prev = cl;
+	ctl->clients = cl;
+	cl->timer = fb_timer_add(l, CONTROL_TIMEOUT_MS, client_timeout, cl);
+}
+
+struct fb_control *fb_control_new(struct fb_proxy *p, const char *path,
+				  char *err, size_t errsize)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct fb_control *ctl;
+	struct stat st;
+	mode_t old;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errsize, "--control %s: path too long", path);
+		return NULL;
+	}
+	strcpy(sa.sun_path, path);
+	/* A socket left by a previous run is replaced; anything else at
+	 * that path is not ours to remove. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errsize, "--control %s: exists and is not a socket", path);
+			return NULL;
+		}
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errsize, "control socket: %s", strerror(errno));
+		return NULL;
+	}
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+		snprintf(err, errsize, "control socket %s: %s", path, strerror(errno));
+		umask(old);
+		close(fd);
+		return NULL;
+	}
+	umask(old);
+	ctl = calloc(1, sizeof(*ctl));
+	if (!ctl || !(ctl->path = strdup(path)) ||
+	    fb_loop_add(p->loop, fd, EPOLLIN, on_accept, ctl) < 0) {
+		snprintf(err, errsize, "control socket %s: out of memory", path);
+		if (ctl)
+			free(ctl->path);
+		free(ctl);
+		unlink(path);
+		close(fd);
+		return NULL;
+	}
+	ctl->p = p;
+	ctl->fd = fd;
+	return ctl;
+}
+
+void fb_control_free(struct fb_control *ctl)
+{
+	if (!ctl)
+		return;
+	while (ctl->clients)
+		client_free(ctl->clients);
+	fb_loop_del(ctl->p->loop, ctl->fd);
+	close(ctl->fd);
+	unlink(ctl->path);
+	free(ctl->path);
+	free(ctl);
+}

@@ -1,0 +1,83 @@
+/*
+ * core.h — what the proxy's own files share; not for other modules.
+ *
+ *   proxy.c    the process: sockets, signals, privileges, the policy in
+ *              force and its swap
+ *   conn.c     one guest connection from accept to close
+ *   control.c  the HTTP control API on the unix socket
+ */
+#ifndef FB_PROXY_CORE_H
+#define FB_PROXY_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/policy.h"
+#include "proxy/audit.h"
+#include "proxy/loop.h"
+#include "proxy/proxy.h"
+#include "proxy/resolver.h"
+#include "proxy/stats.h"
+
+struct conn;
+struct fb_control;
+struct fb_dns_server;
+
+struct fb_proxy {
+	struct fb_proxy_config cfg;
+	struct fb_load_opts load_opts;
+	struct fb_loop *loop;
+	struct fb_policy *policy;   /* in force; the proxy holds one reference */
+	uint64_t generation;        /* of `policy`; starts at 1 */
+	int listen_fd;
+	bool accept_paused;         /* out of descriptors: retry shortly */
+	int signal_fd;
+	struct fb_control *control;
+	struct fb_resolver *resolver;
+	struct fb_dns_server *dns;
+	struct fb_audit *audit;
+	struct fb_stats stats;
+	struct conn *conns;         /* live connections */
+	uint64_t next_conn_id;
+	/* what nft needs besides the policy's sets */
+	struct fb_addr gateway;
+	uint16_t listen_port, dns_port;
+	struct fb_addr resolver_addr;
+	uint16_t resolver_port;
+};
+
+/* conn.c */
+void fb_conn_on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg);
+/* Re-decide every live connection under the policy now in force; close
+ * those it refuses.  Returns how many were closed. */
+size_t fb_conns_recheck(struct fb_proxy *p);
+void fb_conns_close_all(struct fb_proxy *p);
+/* GET /connections: a malloc'd JSON array, or NULL. */
+char *fb_conns_json(const struct fb_proxy *p);
+
+/* proxy.c */
+/*
+ * Put `np` in force (it takes over the caller's reference): nft first,
+ * then user space, then live connections are re-decided.  `who` names the
+ * requester for the audit line.  On failure nothing changed, np was
+ * released, and err says why.  *closed receives the connections cut.
+ */
+int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,
+		  size_t *closed, char *err, size_t errsize);
+
+/* control.c */
+struct fb_control *fb_control_new(struct fb_proxy *p, const char *path,
+				  char *err, size_t errsize);
+void fb_control_free(struct fb_control *c);
+
+/*
+ * One control request, without sockets (the server's and the fuzzer's):
+ * buf[0..len) is what the client sent so far.  Returns 0 when more is
+ * needed, else 1 with a complete, malloc'd HTTP response in *resp.
+ * `who` names the client for the audit log.
+ */
+int fb_control_handle(struct fb_proxy *p, const char *buf, size_t len,
+		      const char *who, char **resp, size_t *resp_len);
+
+#endif /* FB_PROXY_CORE_H */

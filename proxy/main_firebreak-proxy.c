@@ -1,0 +1,170 @@
+/* firebreak-proxy — the per-sandbox egress proxy (see proxy/proxy.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+
+static const char usage[] =
+	"usage: firebreak-proxy --policy FILE --listen ADDR:PORT --control SOCK\n"
+	"                       [--dns-listen ADDR:PORT] [--audit-log FILE|-]\n"
+	"                       [--sandbox-id ID] [--ca-cert F --ca-key F]\n"
+	"                       [--resolver IP[:PORT]] [--public CIDR]...\n"
+	"                       [--upstream-ca FILE] [--peek-timeout MS]\n"
+	"                       [--idle-timeout S] [--max-peeks N]\n"
+	"                       [--nft --guest-if IFNAME | --no-nft]\n"
+	"\n"
+	"The transparent egress proxy of one sandbox: it names each connection\n"
+	"by its TLS SNI or HTTP Host, decides by the policy, and relays what is\n"
+	"allowed.  The control socket serves GET/PUT/PATCH /policy, /stats,\n"
+	"/metrics and /connections; SIGHUP re-reads --policy and reopens the\n"
+	"audit log.  --nft (the default) programs the sandbox's nft table.\n";
+
+enum {
+	O_POLICY = 256, O_LISTEN, O_DNS_LISTEN, O_CONTROL, O_AUDIT, O_ID,
+	O_CA_CERT, O_CA_KEY, O_RESOLVER, O_PUBLIC, O_UPSTREAM_CA, O_PEEK_TIMEOUT,
+	O_IDLE_TIMEOUT, O_MAX_PEEKS, O_NFT, O_NO_NFT, O_GUEST_IF, O_HELP,
+};
+
+static const struct option options[] = {
+	{ "policy", required_argument, NULL, O_POLICY },
+	{ "listen", required_argument, NULL, O_LISTEN },
+	{ "dns-listen", required_argument, NULL, O_DNS_LISTEN },
+	{ "control", required_argument, NULL, O_CONTROL },
+	{ "audit-log", required_argument, NULL, O_AUDIT },
+	{ "sandbox-id", required_argument, NULL, O_ID },
+	{ "ca-cert", required_argument, NULL, O_CA_CERT },
+	{ "ca-key", required_argument, NULL, O_CA_KEY },
+	{ "resolver", required_argument, NULL, O_RESOLVER },
+	{ "public", required_argument, NULL, O_PUBLIC },
+	{ "upstream-ca", required_argument, NULL, O_UPSTREAM_CA },
+	{ "peek-timeout", required_argument, NULL, O_PEEK_TIMEOUT },
+	{ "idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
+	{ "max-peeks", required_argument, NULL, O_MAX_PEEKS },
+	{ "nft", no_argument, NULL, O_NFT },
+	{ "no-nft", no_argument, NULL, O_NO_NFT },
+	{ "guest-if", required_argument, NULL, O_GUEST_IF },
+	{ "help", no_argument, NULL, O_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* A whole number in [min, max], or -1 after saying what is wrong. */
+static int parse_count(const char *opt, const char *s, unsigned long min,
+		       unsigned long max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
+		fprintf(stderr, "firebreak-proxy: %s \"%s\": expected a whole number from %lu to %lu\n",
+			opt, s, min, max);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct fb_proxy_config cfg;
+	struct fb_cidr *publics = NULL;
+	struct fb_proxy *p;
+	char err[4096];
+	int opt, rc;
+
+	fb_proxy_config_init(&cfg);
+	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (opt) {
+		case O_POLICY: cfg.policy_path = optarg; break;
+		case O_LISTEN: cfg.listen = optarg; break;
+		case O_DNS_LISTEN: cfg.dns_listen = optarg; break;
+		case O_CONTROL: cfg.control_path = optarg; break;
+		case O_AUDIT: cfg.audit_path = optarg; break;
+		case O_ID: cfg.sandbox_id = optarg; break;
+		case O_CA_CERT: cfg.ca_cert = optarg; break;
+		case O_CA_KEY: cfg.ca_key = optarg; break;
+		case O_RESOLVER: cfg.resolver = optarg; break;
+		case O_UPSTREAM_CA: cfg.upstream_ca = optarg; break;
+		case O_GUEST_IF: cfg.guest_if = optarg; break;
+		case O_NFT: cfg.nft = true; break;
+		case O_NO_NFT: cfg.nft = false; break;
+		case O_PUBLIC: {
+			struct fb_cidr *grown = realloc(publics, (cfg.npublics + 1) *
+							sizeof(*publics));
+
+			if (!grown) {
+				fprintf(stderr, "firebreak-proxy: out of memory\n");
+				free(publics);
+				return 1;
+			}
+			publics = grown;
+			if (fb_cidr_parse(optarg, &publics[cfg.npublics], err,
+					  sizeof(err)) < 0) {
+				fprintf(stderr, "firebreak-proxy: --public: %s\n", err);
+				free(publics);
+				return 2;
+			}
+			cfg.npublics++;
+			break;
+		}
+		case O_PEEK_TIMEOUT:
+			if (parse_count("--peek-timeout", optarg, 1, 600000,
+					&cfg.peek_timeout_ms) < 0)
+				goto usage_error;
+			break;
+		case O_IDLE_TIMEOUT:
+			if (parse_count("--idle-timeout", optarg, 1, 86400,
+					&cfg.idle_timeout_s) < 0)
+				goto usage_error;
+			break;
+		case O_MAX_PEEKS:
+			if (parse_count("--max-peeks", optarg, 1, 1000000,
+					&cfg.max_peeks) < 0)
+				goto usage_error;
+			break;
+		case O_HELP:
+		case 'h':
+			fputs(usage, stdout);
+			free(publics);
+			return 0;
+		default:
+			goto usage_error;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "firebreak-proxy: unexpected argument \"%s\"\n",
+			argv[optind]);
+		goto usage_error;
+	}
+	if (!cfg.policy_path || !cfg.listen || !cfg.control_path) {
+		fprintf(stderr, "firebreak-proxy: --policy, --listen and --control are required\n");
+		goto usage_error;
+	}
+	if (!cfg.ca_cert != !cfg.ca_key) {
+		fprintf(stderr, "firebreak-proxy: --ca-cert and --ca-key go together\n");
+		goto usage_error;
+	}
+	cfg.publics = publics;
+
+	p = fb_proxy_new(&cfg, err, sizeof(err));
+	if (!p) {
+		fprintf(stderr, "firebreak-proxy: %s\n", err);
+		free(publics);
+		return 1;
+	}
+	rc = fb_proxy_run(p, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "firebreak-proxy: %s\n", err);
+	fb_proxy_free(p);
+	free(publics);
+	return rc < 0 ? 1 : 0;
+
+usage_error:
+	fputs(usage, stderr);
+	free(publics);
+	return 2;
+}

@@ -1,0 +1,469 @@
+/*
+ * proxy.c — the proxy process: its sockets, signals and privileges, and
+ * the policy in force with the one place that changes it (fb_proxy_swap).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/capability.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "nft/nft.h"
+#include "proxy/conn.h"
+#include "proxy/dns_server.h"
+
+void fb_proxy_config_init(struct fb_proxy_config *c)
+{
+	*c = (struct fb_proxy_config){
+		.peek_timeout_ms = FB_PEEK_TIMEOUT_MS,
+		.idle_timeout_s = FB_IDLE_TIMEOUT_S,
+		.max_peeks = FB_MAX_PEEKS,
+		.nft = true,
+	};
+}
+
+const struct fb_stats *fb_proxy_stats(const struct fb_proxy *p)
+{
+	return &p->stats;
+}
+
+/* "IP:PORT", "[IPv6]:PORT", or with want_port < 0 also a bare "IP"
+ * (then the port is -want_port). */
+static int parse_hostport(const char *what, const char *s, int want_port,
+			  struct fb_addr *a, uint16_t *port, char *err,
+			  size_t errsize)
+{
+	char host[64];
+	const char *colon, *h = s;
+	size_t hlen;
+	char *end;
+	long n;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || (close[1] != ':' && close[1] != '\0'))
+			goto bad;
+		h = s + 1;
+		hlen = (size_t)(close - h);
+		colon = close[1] ? close + 1 : NULL;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon && strchr(s, ':') != colon)
+			colon = NULL; /* a bare IPv6 address */
+		hlen = colon ? (size_t)(colon - s) : strlen(s);
+	}
+	if (hlen >= sizeof(host))
+		goto bad;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (fb_addr_parse(host, a) < 0)
+		goto bad;
+	if (!colon) {
+		if (want_port >= 0)
+			goto bad;
+		*port = (uint16_t)-want_port;
+		return 0;
+	}
+	errno = 0;
+	n = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || n < 0 || n > 65535)
+		goto bad;
+	*port = (uint16_t)n;
+	return 0;
+bad:
+	snprintf(err, errsize, "%s \"%s\": expected %s", what, s,
+		 want_port >= 0 ? "ADDR:PORT or [IPv6]:PORT" : "IP or IP:PORT");
+	return -1;
+}
+
+static int listen_tcp(const struct fb_addr *a, uint16_t port, char *err,
+		      size_t errsize)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len;
+	int one = 1, fd;
+
+	if (a->family == AF_INET) {
+		struct sockaddr_in *s4 = (void *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		memcpy(&s4->sin_addr, a->b, 4);
+		len = sizeof(*s4);
+	} else {
+		struct sockaddr_in6 *s6 = (void *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		memcpy(&s6->sin6_addr, a->b, 16);
+		len = sizeof(*s6);
+	}
+	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    listen(fd, 4096) < 0) {
+		char ip[64];
+
+		fb_addr_format(a, ip, sizeof(ip));
+		snprintf(err, errsize, "listen on %s port %u: %s", ip, port,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* ---- the kernel side of the policy ------------------------------------ */
+
+static int apply_nft(struct fb_proxy *p, const struct fb_policy *pol,
+		     char *err, size_t errsize)
+{
+	struct fb_range *deny = NULL, *allow = NULL;
+	size_t ndeny = 0, nallow = 0;
+	struct fb_nft_config cfg = {
+		.guest_ifname = p->cfg.guest_if,
+		.gateway = &p->gateway,
+		.ngateway = 1,
+		.proxy_port = p->listen_port,
+		.dns_port = p->dns_port,
+		.resolver = p->resolver_addr,
+		.resolver_port = p->resolver_port,
+	};
+	int rc = -1;
+
+	if (fb_policy_deny_ranges(pol, &deny, &ndeny) < 0 ||
+	    fb_policy_allow_ranges(pol, &allow, &nallow) < 0) {
+		snprintf(err, errsize, "computing the kernel sets: out of memory");
+		goto out;
+	}
+	cfg.deny = deny;
+	cfg.ndeny = ndeny;
+	cfg.allow = allow;
+	cfg.nallow = nallow;
+	rc = fb_nft_apply(&cfg, err, errsize);
+out:
+	free(deny);
+	free(allow);
+	return rc;
+}
+
+/* Established CIDR-allowed flows the new policy no longer allows. */
+static void cut_flows(const struct fb_policy *pol)
+{
+	struct fb_range *allow = NULL;
+	size_t nallow = 0;
+	char err[256];
+
+	if (fb_policy_allow_ranges(pol, &allow, &nallow) == 0 &&
+	    fb_nft_cut_flows(allow, nallow, err, sizeof(err)) < 0)
+		fprintf(stderr, "firebreak-proxy: cutting forwarded flows: %s\n", err);
+	free(allow);
+}
+
+static void audit_policy(struct fb_proxy *p, bool ok, const char *who,
+			 uint64_t old_gen, size_t closed, const char *error)
+{
+	struct fb_audit_line ln;
+
+	fb_audit_begin(p->audit, &ln, "policy", ok ? "allowed" : "denied",
+		       p->generation);
+	fb_audit_str(&ln, "event.reason", ok ? "updated" : "rejected");
+	fb_audit_str(&ln, "user.name", who);
+	if (old_gen)
+		fb_audit_uint(&ln, "policy.previous_generation", old_gen);
+	if (ok)
+		fb_audit_uint(&ln, "firebreak.connections_closed", closed);
+	else
+		fb_audit_str(&ln, "error.message", error);
+	fb_audit_emit(p->audit, &ln);
+}
+
+int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,
+		  size_t *closed, char *err, size_t errsize)
+{
+	struct fb_policy *old = p->policy;
+	uint64_t old_gen = p->generation;
+
+	/* The kernel first: if it refuses, nothing has changed anywhere. */
+	if (p->cfg.nft && apply_nft(p, np, err, errsize) < 0) {
+		fb_policy_unref(np);
+		audit_policy(p, false, who, 0, 0, err);
+		return -1;
+	}
+	p->policy = np;
+	p->generation++;
+	p->stats.generation = p->generation;
+	p->stats.policy_updates++;
+	*closed = fb_conns_recheck(p);
+	if (p->cfg.nft)
+		cut_flows(np);
+	audit_policy(p, true, who, old_gen, *closed, NULL);
+	fb_policy_unref(old);
+	return 0;
+}
+
+/* ---- signals ----------------------------------------------------------- */
+
+static void reload(struct fb_proxy *p)
+{
+	struct fb_diags diags = { 0 };
+	struct fb_policy *np;
+	char err[512];
+	size_t closed;
+
+	if (fb_audit_reopen(p->audit, err, sizeof(err)) < 0)
+		fprintf(stderr, "firebreak-proxy: SIGHUP: %s\n", err);
+	np = fb_policy_load_file(p->cfg.policy_path, &p->load_opts, &diags);
+	if (!np) {
+		char *msg = fb_diags_to_string(&diags);
+
+		fprintf(stderr, "firebreak-proxy: SIGHUP: %s keeps generation %llu:\n%s",
+			p->cfg.policy_path, (unsigned long long)p->generation,
+			msg ? msg : "out of memory\n");
+		audit_policy(p, false, "SIGHUP", 0, 0, msg ? msg : "invalid policy");
+		free(msg);
+		fb_diags_free(&diags);
+		return;
+	}
+	fb_diags_free(&diags);
+	if (fb_proxy_swap(p, np, "SIGHUP", &closed, err, sizeof(err)) < 0)
+		fprintf(stderr, "firebreak-proxy: SIGHUP: %s\n", err);
+}
+
+static void on_signal(struct fb_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct fb_proxy *p = arg;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			reload(p);
+		else
+			fb_loop_stop(l);
+	}
+}
+
+static int watch_signals(struct fb_proxy *p, char *err, size_t errsize)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	p->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (p->signal_fd < 0 ||
+	    fb_loop_add(p->loop, p->signal_fd, EPOLLIN, on_signal, p) < 0) {
+		snprintf(err, errsize, "signalfd: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- privileges -------------------------------------------------------- */
+
+/*
+ * Keep CAP_NET_ADMIN (the proxy programs its own nft table) and nothing
+ * else, for good: out of the bounding set too, and no_new_privs so no
+ * exec can regain anything.
+ */
+static int drop_privileges(bool keep_net_admin, char *err, size_t errsize)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct data[2] = { { 0 } };
+	uint32_t keep = keep_net_admin ? 1u << CAP_NET_ADMIN : 0;
+
+	for (int cap = 0; cap <= 63; cap++) {
+		if (keep_net_admin && cap == CAP_NET_ADMIN)
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL &&
+		    errno != EPERM)
+			break;
+	}
+	data[0].effective = data[0].permitted = keep;
+	if (syscall(SYS_capset, &hdr, data) < 0) {
+		snprintf(err, errsize, "dropping capabilities: %s", strerror(errno));
+		return -1;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		snprintf(err, errsize, "no_new_privs: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the DNS side ------------------------------------------------------ */
+
+static void on_dns_query(const struct fb_dns_event *ev, void *arg)
+{
+	struct fb_proxy *p = arg;
+	struct fb_audit_line ln;
+	const char *type = fb_dns_type_str(ev->qtype);
+
+	p->stats.dns_queries++;
+	if (!ev->allowed)
+		p->stats.dns_denied++;
+	fb_audit_begin(p->audit, &ln, "dns", ev->allowed ? "allowed" : "denied",
+		       p->generation);
+	fb_audit_str(&ln, "event.reason", ev->reason);
+	fb_audit_guest(&ln, "dns.question.name", ev->name, strlen(ev->name));
+	if (type)
+		fb_audit_str(&ln, "dns.question.type", type);
+	else
+		fb_audit_uint(&ln, "dns.question.type", ev->qtype);
+	fb_audit_str(&ln, "dns.response_code", fb_dns_rcode_str(ev->rcode));
+	fb_audit_str(&ln, "network.transport", ev->tcp ? "tcp" : "udp");
+	if (ev->detail)
+		fb_audit_str(&ln, "error.message", ev->detail);
+	for (size_t i = 0; i < ev->naddrs && i < 8; i++) {
+		char ip[64], key[32];
+
+		fb_addr_format(&ev->addrs[i], ip, sizeof(ip));
+		snprintf(key, sizeof(key), "dns.resolved_ip.%zu", i);
+		fb_audit_str(&ln, key, ip);
+	}
+	fb_audit_emit(p->audit, &ln);
+}
+
+/* ---- life -------------------------------------------------------------- */
+
+static int load_initial(struct fb_proxy *p, char *err, size_t errsize)
+{
+	struct fb_diags diags = { 0 };
+	char *msg;
+
+	p->policy = fb_policy_load_file(p->cfg.policy_path, &p->load_opts, &diags);
+	if (p->policy) {
+		fb_diags_free(&diags);
+		return 0;
+	}
+	msg = fb_diags_to_string(&diags);
+	snprintf(err, errsize, "invalid policy:\n%s", msg ? msg : "out of memory");
+	free(msg);
+	fb_diags_free(&diags);
+	return -1;
+}
+
+struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
+			      size_t errsize)
+{
+	struct fb_proxy *p = calloc(1, sizeof(*p));
+	struct fb_dns_config dcfg;
+	struct fb_addr dns_addr;
+
+	if (!p) {
+		snprintf(err, errsize, "out of memory");
+		return NULL;
+	}
+	p->cfg = *cfg;
+	p->listen_fd = p->signal_fd = -1;
+	p->load_opts = (struct fb_load_opts){
+		.filename = cfg->policy_path,
+		.publics = cfg->publics,
+		.npublics = cfg->npublics,
+	};
+	p->generation = p->stats.generation = 1;
+	p->loop = fb_loop_new();
+	if (!p->loop) {
+		snprintf(err, errsize, "epoll: %s", strerror(errno));
+		goto fail;
+	}
+	if (load_initial(p, err, errsize) < 0 ||
+	    parse_hostport("--listen", cfg->listen, 0, &p->gateway,
+			   &p->listen_port, err, errsize) < 0 ||
+	    (cfg->dns_listen &&
+	     parse_hostport("--dns-listen", cfg->dns_listen, 0, &dns_addr,
+			    &p->dns_port, err, errsize) < 0) ||
+	    (cfg->resolver &&
+	     parse_hostport("--resolver", cfg->resolver, -53, &p->resolver_addr,
+			    &p->resolver_port, err, errsize) < 0))
+		goto fail;
+	if (cfg->audit_path) {
+		p->audit = fb_audit_open(cfg->audit_path, cfg->sandbox_id, err,
+					 errsize);
+		if (!p->audit)
+			goto fail;
+	}
+	p->resolver = fb_resolver_new(p->loop, cfg->resolver, err, errsize);
+	if (!p->resolver)
+		goto fail;
+	p->listen_fd = listen_tcp(&p->gateway, p->listen_port, err, errsize);
+	if (p->listen_fd < 0 ||
+	    fb_loop_add(p->loop, p->listen_fd, EPOLLIN, fb_conn_on_accept, p) < 0)
+		goto fail;
+	if (cfg->dns_listen) {
+		dcfg = (struct fb_dns_config){
+			.listen = cfg->dns_listen,
+			.policy = &p->policy,
+			.resolver = p->resolver,
+			.on_query = on_dns_query,
+			.arg = p,
+		};
+		p->dns = fb_dns_server_new(p->loop, &dcfg, err, errsize);
+		if (!p->dns)
+			goto fail;
+	}
+	p->control = fb_control_new(p, cfg->control_path, err, errsize);
+	if (!p->control || watch_signals(p, err, errsize) < 0)
+		goto fail;
+	if (cfg->nft) {
+		if (!cfg->guest_if) {
+			snprintf(err, errsize, "nft: --guest-if is required (or --no-nft)");
+			goto fail;
+		}
+		if (apply_nft(p, p->policy, err, errsize) < 0)
+			goto fail;
+	}
+	if (geteuid() == 0 && drop_privileges(cfg->nft, err, errsize) < 0)
+		goto fail;
+	audit_policy(p, true, "start", 0, 0, NULL);
+	return p;
+fail:
+	fb_proxy_free(p);
+	return NULL;
+}
+
+int fb_proxy_run(struct fb_proxy *p, char *err, size_t errsize)
+{
+	if (fb_loop_run(p->loop) < 0) {
+		snprintf(err, errsize, "epoll_wait: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void fb_proxy_free(struct fb_proxy *p)
+{
+	if (!p)
+		return;
+	fb_conns_close_all(p);
+	fb_control_free(p->control);
+	fb_dns_server_free(p->dns);
+	fb_resolver_free(p->resolver);
+	if (p->listen_fd >= 0)
+		close(p->listen_fd);
+	if (p->signal_fd >= 0)
+		close(p->signal_fd);
+	fb_audit_close(p->audit);
+	if (p->policy)
+		fb_policy_unref(p->policy);
+	fb_loop_free(p->loop);
+	free(p);
+}
