@@ -63,27 +63,20 @@ bool fb_matcher_match(const struct fb_matcher *m, const char *s, size_t len)
 }
 
 /*
- * Header names compare case-insensitively (RFC 9110 §5.1): literals with
- * strncasecmp, a regex against the lower-cased name (the loader compiles
- * header-name patterns caseless as well).
+ * Header names compare case-insensitively (RFC 9110 §5.1): literals here
+ * with strncasecmp; the loader compiles header-name patterns caseless.
  */
 static bool name_match(const struct fb_matcher *m, const char *s, size_t len)
 {
-	char lower[256];
-
 	switch (m->kind) {
 	case FB_MATCH_EXACT:
 		return len == m->len && !strncasecmp(s, m->text, len);
 	case FB_MATCH_PREFIX:
 		return len >= m->len && !strncasecmp(s, m->text, m->len);
 	case FB_MATCH_REGEX:
-		if (len >= sizeof lower)
-			return fb_matcher_match(m, s, len);
-		for (size_t i = 0; i < len; i++)
-			lower[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
-		return fb_matcher_match(m, lower, len);
+		break;
 	}
-	return false;
+	return fb_matcher_match(m, s, len);
 }
 
 static bool method_match(const struct fb_match *m, const struct fb_request *r)
