@@ -133,13 +133,12 @@ int fb_link_add_veth(struct fb_rtnl *nl, const char *name, const char *peer,
 	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
 	data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
 	/* The peer is described by an ifinfomsg of its own, then its
-	 * attributes, inside VETH_INFO_PEER. */
+	 * attributes, inside VETH_INFO_PEER.  It stays down: the kernel
+	 * would try to open it before the pair is joined (ENOTCONN). */
 	peer_nest = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
 	pifm = (struct ifinfomsg *)((char *)nlh + nlh->nlmsg_len);
 	memset(pifm, 0, sizeof *pifm);
 	pifm->ifi_family = AF_UNSPEC;
-	pifm->ifi_flags = IFF_UP;
-	pifm->ifi_change = IFF_UP;
 	nlh->nlmsg_len += MNL_ALIGN(sizeof *pifm);
 	mnl_attr_put_strz(nlh, IFLA_IFNAME, peer);
 	mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, peer_ns);

@@ -52,8 +52,8 @@ struct fb_rtnl *fb_rtnl_open(char *err, size_t errsize);
 void fb_rtnl_close(struct fb_rtnl *nl);
 
 /*
- * A veth pair, both ends up: `name` in the socket's namespace, `peer` in
- * the namespace `peer_ns` refers to.
+ * A veth pair: `name`, up, in the socket's namespace; `peer`, down, in
+ * the namespace `peer_ns` refers to (bring it up from there).
  */
 int fb_link_add_veth(struct fb_rtnl *nl, const char *name, const char *peer,
 		     int peer_ns, char *err, size_t errsize);

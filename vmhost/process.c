@@ -15,7 +15,9 @@
  * has no handler for: a plain `sleep` could not be stopped with SIGTERM.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -74,13 +76,27 @@ static void unblock_all(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/*
+ * The relay holds the write end of this pipe until it exits; init, whose
+ * parent is outside its PID namespace (getppid() says 0), tells from the
+ * read end whether the relay is still there.
+ */
+static int relay_alive[2] = { -1, -1 };
+
 /* Die with the parent; if it is already gone, do not start at all. */
 static void tie_to_parent(pid_t parent)
 {
+	struct pollfd p = { .fd = relay_alive[0], .events = POLLIN };
+
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		die("prctl(PR_SET_PDEATHSIG)");
-	if (getppid() != parent)
+	if (relay_alive[0] >= 0) {
+		close(relay_alive[1]);
+		if (poll(&p, 1, 0) != 0)
+			_exit(EXIT_SETUP);
+	} else if (getppid() != parent) {
 		_exit(EXIT_SETUP);
+	}
 }
 
 /* Wait for `child`, reaping anything else that turns up; its status. */
@@ -164,6 +180,8 @@ static void run_relay(const struct fb_process_opts *o, pid_t launcher)
 		die("enter the guest's network namespace");
 	if (unshare(CLONE_NEWPID | CLONE_NEWNS) < 0)
 		die("unshare PID and mount namespaces");
+	if (pipe2(relay_alive, O_CLOEXEC) < 0)
+		die("pipe");
 	supervise(run_init, o);
 }
 

@@ -28,6 +28,7 @@
 #define GUEST_IF   "eth0"    /* in the guest's namespace */
 #define GATEWAY_IF "guest0"  /* its peer, in fb-<id> */
 #define UPLINK_IF  "uplink0" /* in fb-<id>; the outer end is named fb-<id> */
+#define GUEST_NAT_TABLE "firebreak-guest" /* in fb-<id>, beside the policy's */
 
 enum {
 	MADE_NETNS = 1 << 0,
@@ -193,7 +194,8 @@ static int setup_sandbox_ns(void *arg)
 		goto out;
 	idx = fb_link_index(nl, UPLINK_IF, st->err, st->errsize);
 	uplink4(sb, 2, &a);
-	if (idx < 0 || add_addr(nl, idx, &a, 30, st) < 0)
+	if (idx < 0 || fb_link_up(nl, idx, st->err, st->errsize) < 0 ||
+	    add_addr(nl, idx, &a, 30, st) < 0)
 		goto out;
 	uplink4(sb, 1, &a);
 	if (fb_route_add_default(nl, &a, st->err, st->errsize) < 0)
@@ -226,7 +228,8 @@ static int setup_guest_ns(void *arg)
 	if (fb_link_up(nl, 1, st->err, st->errsize) < 0)
 		goto out;
 	idx = fb_link_index(nl, GUEST_IF, st->err, st->errsize);
-	if (idx < 0 || add_addr(nl, idx, &guest4, 30, st) < 0 ||
+	if (idx < 0 || fb_link_up(nl, idx, st->err, st->errsize) < 0 ||
+	    add_addr(nl, idx, &guest4, 30, st) < 0 ||
 	    add_addr(nl, idx, &guest6, 64, st) < 0 ||
 	    fb_route_add_default(nl, &gw4, st->err, st->errsize) < 0 ||
 	    fb_route_add_default(nl, &gw6, st->err, st->errsize) < 0)
@@ -237,6 +240,15 @@ out:
 	return ret;
 }
 
+static void prefix_of(struct fb_cidr *c, const struct fb_addr *a,
+		      unsigned len)
+{
+	c->family = a->family;
+	c->len = len;
+	memcpy(c->b, a->b, sizeof c->b);
+}
+
+/* Outside: forward the uplink and masquerade its network on the way out. */
 static int setup_uplink_table(struct step *st)
 {
 	struct fb_sandbox *sb = st->sb;
@@ -244,19 +256,38 @@ static int setup_uplink_table(struct step *st)
 	struct fb_addr a;
 
 	uplink4(sb, 0, &a);
-	u.net4.family = AF_INET;
-	u.net4.len = 30;
-	memcpy(u.net4.b, a.b, 4);
+	prefix_of(&u.net4, &a, 30);
 	if (sb->v6_egress) {
 		uplink6(sb, 0, &a);
-		u.net6.family = AF_INET6;
-		u.net6.len = 64;
-		memcpy(u.net6.b, a.b, 16);
+		prefix_of(&u.net6, &a, 64);
 	}
 	if (fb_nft_apply_uplink(&u, st->err, st->errsize) < 0)
 		return -1;
 	sb->made |= MADE_UPLINK_TABLE;
 	return 0;
+}
+
+/*
+ * Inside fb-<id>, the guest link is the guest's uplink: the guest's
+ * address is the same in every sandbox, so what it sends through is
+ * masqueraded to the sandbox's own uplink address, which the launcher's
+ * side can route back.  The same table shape as the launcher's uplink
+ * table; its forward accepts decide nothing on their own, since the
+ * sandbox table's forward chain still drops what the policy refuses.
+ */
+static int setup_guest_nat(void *arg)
+{
+	struct step *st = arg;
+	struct fb_addr gw4, guest4, gw6, guest6;
+	struct fb_nft_uplink u = { .table = GUEST_NAT_TABLE,
+				   .ifname = GATEWAY_IF };
+
+	guest_link(&gw4, &guest4, &gw6, &guest6);
+	gw4.b[3] = 0;
+	gw6.b[15] = 0;
+	prefix_of(&u.net4, &gw4, 30);
+	prefix_of(&u.net6, &gw6, 64);
+	return fb_nft_apply_uplink(&u, st->err, st->errsize);
 }
 
 /* The guest's resolver is the gateway, where the proxy answers DNS. */
@@ -397,6 +428,8 @@ int fb_sandbox_create(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 	    fb_netns_call(sb->guest_ns, setup_guest_ns, &st, err,
 			  errsize) < 0 ||
 	    fb_sandbox_apply_policy(sb, o->policy, false, err, errsize) < 0 ||
+	    fb_netns_call(sb->sandbox_ns, setup_guest_nat, &st, err,
+			  errsize) < 0 ||
 	    setup_uplink_table(&st) < 0)
 		goto fail;
 	return 0;

@@ -5,7 +5,8 @@
  *   guest netns                 sandbox netns "fb-<id>"          launcher's netns
  *   eth0 10.200.0.2/30  ─veth─  guest0 10.200.0.1/30
  *        fd00:fb::2/64                 fd00:fb::1/64
- *                               table inet firebreak
+ *                               table inet firebreak (the policy)
+ *                               table inet firebreak-guest (masquerade)
  *                               uplink0 100.127.S.2/30  ─veth─  fb-<id> 100.127.S.1/30
  *                                       fd00:fb:1:S::2/64               fd00:fb:1:S::1/64
  *                                                               table inet firebreak-<id>

@@ -1,0 +1,88 @@
+#!/bin/bash
+# firebreak run, the process backend: the command's namespaces, user and
+# resolver, its exit status, and a clean slate after every way it can end.
+. "$(dirname "$0")/lib.sh"
+
+fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
+
+# One run reports everything about its own process.
+fb_next_id
+out=$(fb_run -- sh -c 'echo "uid $(id -u) gid $(id -g) groups $(id -G)"
+	echo "pid $$"
+	echo "maxpid $(ls /proc | grep "^[0-9]" | sort -n | tail -1)"
+	cat /etc/resolv.conf
+	ip -br addr show eth0
+	ip route show default; ip -6 route show default
+	exit 7' 2>&1)
+rc=$?
+id1=$FB_LAST_ID
+check "exit status is the command's" [ "$rc" = 7 ]
+check "runs as nobody with no extra groups" \
+	grep -qx 'uid 65534 gid 65534 groups 65534' <<<"$out"
+check "own PID namespace (the command is PID 2 under init)" \
+	grep -qx 'pid 2' <<<"$out"
+check "own /proc shows only the sandbox's processes" \
+	grep -qE '^maxpid ([2-9]|1[0-9])$' <<<"$out"
+check "resolv.conf names the gateway" \
+	grep -qx 'nameserver 10.200.0.1' <<<"$out"
+check "guest has 10.200.0.2 and fd00:fb::2 on eth0" \
+	grep -qE '^eth0(@[a-z0-9]+)? +UP +10\.200\.0\.2/30 fd00:fb::2/64' <<<"$out"
+check "default routes via the gateway" \
+	grep -q 'default via 10.200.0.1' <<<"$out"
+check "IPv6 default route via the gateway" \
+	grep -q 'default via fd00:fb::1' <<<"$out"
+check "host's resolv.conf untouched" \
+	bash -c '! grep -q "nameserver 10.200.0.1" /etc/resolv.conf'
+check "nothing left after a normal exit" [ -z "$(fb_leftovers "$id1")" ]
+
+fb_next_id
+fb_run --user 0 -- sh -c 'exit $(id -u)' >/dev/null 2>&1
+check "--user 0 runs as root" [ $? = 0 ]
+
+# A command killed by a signal: 128 + the signal, and a clean slate.
+fb_next_id
+fb_run -- sh -c 'kill -9 $$' >/dev/null 2>&1
+rc=$?
+check "killed command: status 137" [ "$rc" = 137 ]
+check "nothing left after the command was killed" \
+	[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
+
+# SIGTERM to firebreak reaches the command, which ignores nothing.
+fb_next_id
+fb_run -- sleep 30 >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+	[ -e "/run/netns/fb-$FB_LAST_ID" ] && break
+	sleep 0.02
+done
+sleep 0.2
+t0=$(date +%s%N)
+kill -TERM "$(pgrep -P "$pid")"   # $pid is timeout; its child is firebreak
+wait "$pid"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "SIGTERM: firebreak exits 143 (the command's death by SIGTERM)" \
+	[ "$rc" = 143 ]
+check "SIGTERM: done within a second (${ms} ms)" [ "$ms" -lt 1000 ]
+check "nothing left after SIGTERM" [ -z "$(fb_leftovers "$FB_LAST_ID")" ]
+
+# The command killed from outside the sandbox.
+fb_next_id
+fb_run -- sleep 31.$$ >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+	victim=$(pgrep -u 65534 -f "^sleep 31.$$") && break
+	sleep 0.02
+done
+kill -KILL "$victim"
+wait "$pid"
+rc=$?
+check "command killed from outside: status 137" [ "$rc" = 137 ]
+check "nothing left after the command was killed from outside" \
+	[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
+
+fb_next_id
+fb_run -- /nonexistent/command >/dev/null 2>&1
+check "a command that does not exist: 127" [ $? = 127 ]
+check "nothing left after a command that does not exist" \
+	[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
