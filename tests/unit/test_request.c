@@ -1,0 +1,271 @@
+/*
+ * test_request.c — per-request rule matching on a brokered name: every
+ * matcher kind (exact, startsWith, regex) on every dimension (method,
+ * path, query, headers), AND/OR semantics, first match wins, the verdict
+ * per action, and bounded regex work.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "policy/internal.h"
+
+#define MAX_HEADERS 8
+
+static struct fb_policy *load(const char *yaml)
+{
+	struct fb_diags diags = { 0 };
+	struct fb_policy *p = fb_policy_load(yaml, strlen(yaml), NULL, &diags);
+
+	if (!p) {
+		char *why = fb_diags_to_string(&diags);
+
+		fail_msg("policy did not load:\n%s", why);
+	}
+	return p;
+}
+
+/*
+ * Decide "METHOD TARGET" with headers given as "Name: value" strings, on
+ * the only key of `p`; returns "VERDICT REASON RULE".
+ */
+static const char *decide(const struct fb_policy *p, const char *method,
+			  const char *target, const char *const *headers)
+{
+	static char out[64];
+	struct fb_http_header h[MAX_HEADERS];
+	const char *q = strchr(target, '?');
+	size_t nh = 0, nd;
+	const struct fb_domain *d = fb_policy_domains(p, &nd);
+	struct fb_decision dec;
+
+	for (; headers && headers[nh]; nh++) {
+		const char *colon = strchr(headers[nh], ':');
+
+		h[nh] = (struct fb_http_header){
+			.name = headers[nh],
+			.name_len = (size_t)(colon - headers[nh]),
+			.value = colon + 2,
+			.value_len = strlen(colon + 2),
+		};
+	}
+	struct fb_request req = {
+		.method = method, .method_len = strlen(method),
+		.path = target,
+		.path_len = q ? (size_t)(q - target) : strlen(target),
+		.query = q ? q + 1 : NULL, .query_len = q ? strlen(q + 1) : 0,
+		.headers = h, .nheaders = nh,
+	};
+	fb_policy_decide_request(&d[0], &req, &dec);
+	assert_ptr_equal(dec.domain, &d[0]);
+	snprintf(out, sizeof out, "%s %s %d", fb_verdict_str(dec.verdict),
+		 fb_reason_str(dec.reason), dec.rule);
+	return out;
+}
+
+#define NO_HEADERS NULL
+#define HEADERS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+static void test_method_or_case_sensitive(void **state)
+{
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match: { method: [POST, PUT] }\n"
+		"      transform: [{ headers: { authorization: s } }]\n");
+
+	(void)state;
+	assert_string_equal(decide(p, "POST", "/", NO_HEADERS), "broker rule 0");
+	assert_string_equal(decide(p, "PUT", "/", NO_HEADERS), "broker rule 0");
+	assert_string_equal(decide(p, "GET", "/", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "post", "/", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "POSTX", "/", NO_HEADERS), "allow no-rule -1");
+	fb_policy_unref(p);
+}
+
+static void test_path_kinds(void **state)
+{
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match: { path: { exact: /v1/models } }\n"
+		"      transform: [{ headers: { a: s } }]\n"
+		"    - match: { path: { startsWith: /v1/ } }\n"
+		"      forwardURL: https://audit.example.com/fwd\n"
+		"    - match: { path: { regex: \"admin\" } }\n"
+		"      response: { statusCode: 403 }\n"
+		"    - match: { path: { regex: \"^/only$\" } }\n"
+		"      response: { statusCode: 404 }\n");
+
+	(void)state;
+	assert_string_equal(decide(p, "GET", "/v1/models", NO_HEADERS), "broker rule 0");
+	/* exact means exact; the query is not part of the path */
+	assert_string_equal(decide(p, "GET", "/v1/models?x=1", NO_HEADERS), "broker rule 0");
+	assert_string_equal(decide(p, "GET", "/v1/models/", NO_HEADERS), "forward rule 1");
+	assert_string_equal(decide(p, "GET", "/V1/models", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/v1", NO_HEADERS), "allow no-rule -1");
+	/* regex searches anywhere unless anchored */
+	assert_string_equal(decide(p, "GET", "/x/admin/y", NO_HEADERS), "respond rule 2");
+	assert_string_equal(decide(p, "GET", "/only", NO_HEADERS), "respond rule 3");
+	assert_string_equal(decide(p, "GET", "/only/not", NO_HEADERS), "allow no-rule -1");
+	/* raw bytes: no percent-decoding, so %2F is not a slash */
+	assert_string_equal(decide(p, "GET", "/v1%2Fmodels", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/x?path=/v1/", NO_HEADERS), "allow no-rule -1");
+	fb_policy_unref(p);
+}
+
+static void test_query(void **state)
+{
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match:\n"
+		"        queryString:\n"
+		"          - { key: { exact: model }, value: { startsWith: gpt- } }\n"
+		"          - { key: { exact: stream } }\n"
+		"      transform: [{ headers: { a: s } }]\n"
+		"    - match:\n"
+		"        queryString: [{ value: { regex: \"^[0-9]+$\" } }]\n"
+		"      forwardURL: https://audit.example.com/fwd\n");
+
+	(void)state;
+	/* both kv matchers (AND), in any order, among other pairs */
+	assert_string_equal(decide(p, "GET", "/?model=gpt-4&stream=1", NO_HEADERS), "broker rule 0");
+	assert_string_equal(decide(p, "GET", "/?a=b&stream&model=gpt-x", NO_HEADERS), "broker rule 0");
+	/* any value of a repeated key satisfies */
+	assert_string_equal(decide(p, "GET", "/?model=x&stream=&model=gpt-4", NO_HEADERS), "broker rule 0");
+	/* one missing: no */
+	assert_string_equal(decide(p, "GET", "/?model=gpt-4", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/?model=GPT-4&stream=on", NO_HEADERS), "allow no-rule -1");
+	/* value only, on any key; raw, not decoded */
+	assert_string_equal(decide(p, "GET", "/?page=42", NO_HEADERS), "forward rule 1");
+	assert_string_equal(decide(p, "GET", "/?page=4%32", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/?42", NO_HEADERS), "allow no-rule -1");
+	/* no query at all */
+	assert_string_equal(decide(p, "GET", "/", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/?", NO_HEADERS), "allow no-rule -1");
+	fb_policy_unref(p);
+}
+
+static void test_headers(void **state)
+{
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match:\n"
+		"        headers:\n"
+		"          - { key: { exact: X-Api-Key }, value: { exact: placeholder } }\n"
+		"          - { key: { startsWith: x-trace } }\n"
+		"      transform: [{ headers: { authorization: s } }]\n"
+		"    - match:\n"
+		"        headers: [{ key: { regex: \"^user-agent$\" }, value: { regex: curl } }]\n"
+		"      response: { statusCode: 403 }\n");
+
+	(void)state;
+	/* names case-insensitive, values case-sensitive, AND across matchers */
+	assert_string_equal(decide(p, "GET", "/", HEADERS("x-api-key: placeholder",
+							  "X-TRACE-ID: 1")),
+			    "broker rule 0");
+	assert_string_equal(decide(p, "GET", "/", HEADERS("X-API-KEY: Placeholder",
+							  "x-trace-id: 1")),
+			    "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/", HEADERS("x-api-key: placeholder")),
+			    "allow no-rule -1");
+	/* any copy of a repeated header satisfies */
+	assert_string_equal(decide(p, "GET", "/", HEADERS("x-api-key: other",
+							  "x-trace: 1",
+							  "X-Api-Key: placeholder")),
+			    "broker rule 0");
+	/* a regex on the name is caseless too; the value regex searches */
+	assert_string_equal(decide(p, "GET", "/", HEADERS("User-Agent: my-curl/8")),
+			    "respond rule 1");
+	assert_string_equal(decide(p, "GET", "/", HEADERS("User-Agent: Curl/8")),
+			    "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/", HEADERS("X-User-Agent: curl")),
+			    "allow no-rule -1");
+	fb_policy_unref(p);
+}
+
+static void test_all_dimensions_and_order(void **state)
+{
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match:\n"
+		"        method: [POST]\n"
+		"        path: { startsWith: /v1/ }\n"
+		"        queryString: [{ key: { exact: a } }]\n"
+		"        headers: [{ key: { exact: x-k } }]\n"
+		"      transform: [{ headers: { a: s } }]\n"
+		"    - forwardURL: https://audit.example.com/fwd\n"
+		"    - response: { statusCode: 403 }\n");
+
+	(void)state;
+	assert_string_equal(decide(p, "POST", "/v1/x?a=1", HEADERS("X-K: v")),
+			    "broker rule 0");
+	/* each dimension alone failing drops to the catch-everything rule 1,
+	 * which shadows rule 2 */
+	assert_string_equal(decide(p, "GET", "/v1/x?a=1", HEADERS("X-K: v")),
+			    "forward rule 1");
+	assert_string_equal(decide(p, "POST", "/v2/x?a=1", HEADERS("X-K: v")),
+			    "forward rule 1");
+	assert_string_equal(decide(p, "POST", "/v1/x?b=1", HEADERS("X-K: v")),
+			    "forward rule 1");
+	assert_string_equal(decide(p, "POST", "/v1/x?a=1", HEADERS("X-J: v")),
+			    "forward rule 1");
+	fb_policy_unref(p);
+}
+
+/* A backtracking bomb costs bounded work and counts as no match. */
+static void test_regex_limits(void **state)
+{
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match: { path: { regex: \"^(a|a)*$\" } }\n"
+		"      response: { statusCode: 403 }\n");
+	char path[4096];
+
+	(void)state;
+	path[0] = '/';
+	memset(path + 1, 'a', sizeof path - 3);
+	path[sizeof path - 2] = 'b';
+	path[sizeof path - 1] = '\0';
+	assert_string_equal(decide(p, "GET", path, NO_HEADERS), "allow no-rule -1");
+	fb_policy_unref(p);
+}
+
+static void test_matcher_kinds_directly(void **state)
+{
+	struct fb_matcher exact = { .kind = FB_MATCH_EXACT, .text = "abc", .len = 3 };
+	struct fb_matcher prefix = { .kind = FB_MATCH_PREFIX, .text = "ab", .len = 2 };
+	struct fb_matcher empty = { .kind = FB_MATCH_PREFIX, .text = "", .len = 0 };
+
+	(void)state;
+	assert_true(fb_matcher_match(&exact, "abc", 3));
+	assert_false(fb_matcher_match(&exact, "abcd", 4));
+	assert_false(fb_matcher_match(&exact, "ab", 2));
+	/* lengths, not NUL terminators, bound the comparison */
+	assert_false(fb_matcher_match(&exact, "abc\0", 4));
+	assert_true(fb_matcher_match(&prefix, "abz", 3));
+	assert_false(fb_matcher_match(&prefix, "a", 1));
+	assert_true(fb_matcher_match(&empty, "", 0));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_method_or_case_sensitive),
+		cmocka_unit_test(test_path_kinds),
+		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_all_dimensions_and_order),
+		cmocka_unit_test(test_regex_limits),
+		cmocka_unit_test(test_matcher_kinds_directly),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
