@@ -1,0 +1,107 @@
+#!/bin/bash
+# What a guest can reach under a CIDR policy, IPv4 and IPv6: allowed
+# ranges are forwarded, everything else is refused fast or dropped, and
+# with no proxy yet a connection the policy leaves to names is refused.
+. "$(dirname "$0")/lib.sh"
+
+fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
+
+origins=(
+	tcp,198.51.100.10,80,hello       # in subnets.allow
+	tcp,198.51.100.200,80,hello      # in subnets.deny, inside the allowed /24
+	tcp,203.0.113.10,80,hello        # public, not allowed by address
+	udp,203.0.113.10,443
+	udp,203.0.113.10,9999
+	tcp,2001:db8:100::10,80,hello    # allowed
+	tcp,2001:db8:100::90,80,hello    # denied inside the allowed /120
+	tcp,2001:db8:100::1:10,80,hello  # public, not allowed by address
+	udp,2001:db8:100::1:10,443
+	# the metadata service and IPv6 forms that embed its address
+	tcp,169.254.169.254,80,hello
+	tcp,64:ff9b::a9fe:a9fe,80,hello  # NAT64
+	tcp,2002:a9fe:a9fe::1,80,hello   # 6to4
+)
+fb_origins "${origins[@]}" || { not_ok "origins"; exit 1; }
+# the host's own services, on every address it has
+fb_outer_origins tcp,0.0.0.0,8081,hello tcp,::,8082,hello ||
+	{ not_ok "host origins"; exit 1; }
+
+cat >"$FB_TMP/policy.yaml" <<'EOF'
+allow: []
+subnets:
+  allow: ["198.51.100.0/24", "2001:db8:100::/120"]
+  deny: ["198.51.100.128/25", "2001:db8:100::80/122"]
+EOF
+
+probes=(
+	tcp,198.51.100.10,80 tcp,198.51.100.200,80 tcp,203.0.113.10,80
+	udp,203.0.113.10,443 udp,203.0.113.10,9999
+	tcp,2001:db8:100::10,80 tcp,2001:db8:100::90,80
+	tcp,2001:db8:100::1:10,80 udp,2001:db8:100::1:10,443
+	tcp,169.254.169.254,80 tcp,::ffff:169.254.169.254,80
+	tcp,64:ff9b::a9fe:a9fe,80 tcp,2002:a9fe:a9fe::1,80
+	tcp,10.200.0.1,22 tcp,fd00:fb::1,22 tcp,10.200.0.1,15001
+	udp,10.200.0.1,53
+	tcp,192.0.2.1,8081 tcp,2001:db8:1::1,8082
+)
+
+# Controls: from the host every origin answers, so what the guest sees
+# below is the sandbox's doing.
+control=$(in_host "$PY" "$FB_TMP/probe.py" tcp,198.51.100.200,80 \
+	tcp,203.0.113.10,80 udp,203.0.113.10,443 tcp,2001:db8:100::90,80 \
+	tcp,169.254.169.254,80 tcp,64:ff9b::a9fe:a9fe,80 \
+	tcp,2002:a9fe:a9fe::1,80)
+check "control: every origin answers the host" \
+	[ "$(grep -c ' \(open\|reply\) ' <<<"$control")" = 7 ]
+
+fb_next_id
+out=$(fb_run --policy "$FB_TMP/policy.yaml" "${PUBLICS[@]}" \
+	-- $(fb_probe "${probes[@]}") 2>&1)
+echo "$out" | sed 's/^/# /'
+
+# expect PROBE RESULTS [MAX_MS]: the probe's result is one of RESULTS,
+# within MAX_MS when given.
+expect() {
+	local probe=$1 want=$2 max=${3:-} p got ms
+	while read -r p got ms; do
+		[ "$p" = "$probe" ] || continue
+		[[ " $want " == *" $got "* ]] || return 1
+		[ -z "$max" ] || [ "${ms%ms}" -le "$max" ]
+		return
+	done <<<"$out"
+	return 1
+}
+
+check "allowed CIDR reachable (IPv4)" expect tcp,198.51.100.10,80 open
+check "allowed CIDR reachable (IPv6)" expect tcp,2001:db8:100::10,80 open
+check "denied CIDR inside an allowed one: reset, fast (IPv4)" \
+	expect tcp,198.51.100.200,80 refused 300
+check "denied CIDR inside an allowed one: reset, fast (IPv6)" \
+	expect tcp,2001:db8:100::90,80 refused 300
+check "address not allowed, no proxy: refused, fast (IPv4)" \
+	expect tcp,203.0.113.10,80 refused 300
+check "address not allowed, no proxy: refused, fast (IPv6)" \
+	expect tcp,2001:db8:100::1:10,80 refused 300
+check "UDP to 443 dropped (IPv4)" expect udp,203.0.113.10,443 noreply
+check "UDP to another port dropped" expect udp,203.0.113.10,9999 noreply
+check "UDP to 443 dropped (IPv6)" expect udp,2001:db8:100::1:10,443 noreply
+check "DNS gets no answer while no proxy runs" \
+	expect udp,10.200.0.1,53 "refused noreply"
+check "169.254.169.254 refused" expect tcp,169.254.169.254,80 refused 300
+check "::ffff:169.254.169.254 refused" \
+	expect tcp,::ffff:169.254.169.254,80 refused 300
+check "64:ff9b::a9fe:a9fe (NAT64) refused" \
+	expect tcp,64:ff9b::a9fe:a9fe,80 refused 300
+check "2002:a9fe:a9fe::1 (6to4) refused" \
+	expect tcp,2002:a9fe:a9fe::1,80 refused 300
+check "gateway's other ports closed (IPv4)" \
+	expect tcp,10.200.0.1,22 "refused timeout"
+check "gateway's other ports closed (IPv6)" \
+	expect tcp,fd00:fb::1,22 "refused timeout"
+check "gateway's proxy port refuses while no proxy runs" \
+	expect tcp,10.200.0.1,15001 refused 300
+check "host's own addresses unreachable (IPv4)" \
+	expect tcp,192.0.2.1,8081 "refused timeout"
+check "host's own addresses unreachable (IPv6)" \
+	expect tcp,2001:db8:1::1,8082 "refused timeout"
+check "nothing left behind" [ -z "$(fb_leftovers "$FB_LAST_ID")" ]
