@@ -124,9 +124,32 @@ void fb_report_at(struct fb_report *r, unsigned line, unsigned col,
 	va_end(ap);
 }
 
+/* Source order; diagnostics on one position stay in the order found. */
+static int diag_order(const void *a, const void *b)
+{
+	const struct fb_diag *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->col < y->col ? -1 : (x->col > y->col);
+}
+
 void fb_report_finish(struct fb_report *r)
 {
+	struct fb_diags *d = r->diags;
+
+	/* insertion sort: stable, and a load keeps at most FB_REPORT_MAX */
+	for (size_t i = r->base + 1; i < d->n; i++) {
+		struct fb_diag cur = d->v[i];
+		size_t j = i;
+
+		while (j > r->base && diag_order(&d->v[j - 1], &cur) > 0) {
+			d->v[j] = d->v[j - 1];
+			j--;
+		}
+		d->v[j] = cur;
+	}
 	if (r->count > FB_REPORT_MAX)
-		fb_diags_add(r->diags, r->file, 0, 0, "... and %zu more errors",
+		fb_diags_add(d, r->file, 0, 0, "... and %zu more errors",
 			     r->count - FB_REPORT_MAX);
 }

@@ -41,12 +41,14 @@ struct fb_node {
 
 /*
  * Where diagnostics go while one policy is read: at most FB_REPORT_MAX
- * are kept, fb_report_finish() adds "... and N more errors".
+ * are kept; fb_report_finish() puts them in source order (diags from
+ * `base` on) and adds "... and N more errors".
  */
 struct fb_report {
 	struct fb_diags *diags;
 	const char *file;
-	size_t count;
+	size_t base;  /* diags->n when the load began */
+	size_t count; /* problems found, kept or not */
 };
 
 void fb_report(struct fb_report *r, const struct fb_node *at,

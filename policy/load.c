@@ -48,17 +48,39 @@ struct loader {
  * uses found(), so two can appear in one message.
  */
 #define DESCRIBE_MAX (QUOTE_MAX + 32)
-#define found(n) describe((n), (char[DESCRIBE_MAX]){ 0 })
+#define found(n) describe((n), true, (char[DESCRIBE_MAX]){ 0 })
+/* A scalar's text in quotes (cut at QUOTE_MAX bytes) for a message. */
+#define quoted(n) describe((n), false, (char[DESCRIBE_MAX]){ 0 })
 
-static const char *describe(const struct fb_node *n, char *b)
+static const char *describe(const struct fb_node *n, bool what, char *b)
 {
+	int len = (int)(n->len > QUOTE_MAX ? QUOTE_MAX : n->len);
+
 	if (n->kind != FB_NODE_SCALAR)
 		snprintf(b, DESCRIBE_MAX, "%s", fb_node_what(n));
-	else
-		snprintf(b, DESCRIBE_MAX, "%s \"%.*s\"", fb_node_what(n),
-			 (int)(n->len > QUOTE_MAX ? QUOTE_MAX : n->len),
+	else if (what)
+		snprintf(b, DESCRIBE_MAX, "%s \"%.*s\"", fb_node_what(n), len,
 			 n->text);
+	else
+		snprintf(b, DESCRIBE_MAX, "\"%.*s\"", len, n->text);
 	return b;
+}
+
+/* "transform and forwardURL": which of `keys` the map has. */
+static void list_present(const struct fb_node *map, const char *const *keys,
+			 char *out, size_t size)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; keys[i]; i++) {
+		if (!fb_node_get(map, keys[i]))
+			continue;
+		n += (size_t)snprintf(out + n, size - n, "%s%s",
+				      n ? " and " : "", keys[i]);
+		if (n >= size)
+			return;
+	}
 }
 
 /* A map's keys must come from `allowed` (NULL-terminated); each stranger
@@ -580,6 +602,7 @@ static struct fb_matcher *load_matcher(struct loader *L,
 	const struct fb_node *v = NULL;
 	struct fb_matcher *m;
 	int kind = -1, nkinds = 0;
+	char present[64];
 	PCRE2_SIZE offset, size;
 	int code;
 
@@ -597,9 +620,15 @@ static struct fb_matcher *load_matcher(struct loader *L,
 			v = fb_node_get(n, kinds[k]);
 		}
 	}
-	if (nkinds != 1) {
+	if (nkinds == 0) {
+		fb_report(L->r, n, "a matcher needs one of exact, startsWith or "
+			  "regex");
+		return NULL;
+	}
+	if (nkinds > 1) {
+		list_present(n, kinds, present, sizeof(present));
 		fb_report(L->r, n, "a matcher takes exactly one of exact, "
-			  "startsWith or regex, found %d", nkinds);
+			  "startsWith or regex, found %s", present);
 		return NULL;
 	}
 	if (!want_string(L, v, "a string to match"))
@@ -731,7 +760,7 @@ static struct fb_match *load_match(struct loader *L, const struct fb_node *n)
 				continue;
 			if (!is_token(v->text, v->len)) {
 				fb_report(L->r, v, "invalid method %s: expected "
-					  "an HTTP token like GET", found(v));
+					  "an HTTP token like GET", quoted(v));
 				continue;
 			}
 			m->methods[m->nmethods] = strndup(v->text, v->len);
@@ -768,7 +797,7 @@ static void load_header(struct loader *L, struct fb_rule *r,
 	if (!is_token(name->text, name->len)) {
 		fb_report(L->r, name, "invalid header name %s: expected an "
 			  "RFC 9110 token (letters, digits, !#$%%&'*+-.^_`|~)",
-			  found(name));
+			  quoted(name));
 		return;
 	}
 	lower = dup_bytes(name->text, name->len, true);
@@ -880,7 +909,7 @@ static void load_forward_url(struct loader *L, struct fb_rule *r,
 	if (strpbrk(s, "?#")) {
 		fb_report(L->r, n, "forwardURL %s has a query or fragment: "
 			  "the request's own path and query are appended",
-			  found(n));
+			  quoted(n));
 		return;
 	}
 	host = s + 8;
@@ -923,7 +952,7 @@ static void load_forward_url(struct loader *L, struct fb_rule *r,
 			why = "invalid port";
 	}
 	if (why) {
-		fb_report(L->r, n, "invalid forwardURL %s: %s", found(n), why);
+		fb_report(L->r, n, "invalid forwardURL %s: %s", quoted(n), why);
 		return;
 	}
 	r->forward_url = strndup(s, n->len);
@@ -1003,7 +1032,7 @@ static void load_rule(struct loader *L, struct fb_rule *r,
 	static const char *const keys[] = { "match", "transform", "forwardURL",
 					    "response", NULL };
 	const struct fb_node *match, *t, *f, *resp;
-	char actions[64] = "";
+	char actions[64];
 
 	r->line = n->line;
 	r->col = n->col;
@@ -1018,13 +1047,7 @@ static void load_rule(struct loader *L, struct fb_rule *r,
 	f = fb_node_get(n, "forwardURL");
 	resp = fb_node_get(n, "response");
 	if ((t != NULL) + (f != NULL) + (resp != NULL) != 1) {
-		for (size_t i = 1; keys[i]; i++) {
-			if (!fb_node_get(n, keys[i]))
-				continue;
-			if (*actions)
-				strcat(actions, " and ");
-			strcat(actions, keys[i]);
-		}
+		list_present(n, keys + 1, actions, sizeof(actions));
 		if (*actions)
 			fb_report(L->r, n, "a rule takes exactly one of "
 				  "transform, forwardURL or response, found %s",
@@ -1084,7 +1107,7 @@ static void report_duplicate_domains(struct loader *L, struct fb_policy *p,
 		k = allow->keys[sorted[i] - p->domains];
 		f = allow->keys[sorted[first] - p->domains];
 		fb_report(L->r, k, "domain %s is the same as %s at %u:%u "
-			  "(both are %s)", found(k), found(f), f->line, f->col,
+			  "(both are %s)", quoted(k), quoted(f), f->line, f->col,
 			  sorted[i]->pattern);
 	}
 	free(sorted);
@@ -1105,7 +1128,7 @@ static void load_domains(struct loader *L, struct fb_policy *p,
 		const char *why;
 
 		if (fb_pattern_normalize(k->text, k->len, name, &why) < 0) {
-			fb_report(L->r, k, "invalid domain %s: %s", found(k), why);
+			fb_report(L->r, k, "invalid domain %s: %s", quoted(k), why);
 			name[0] = '\0';
 		}
 		d->pattern = strdup(name);
@@ -1115,7 +1138,7 @@ static void load_domains(struct loader *L, struct fb_policy *p,
 			continue;
 		if (rules->kind != FB_NODE_SEQ) {
 			fb_report(L->r, rules, "expected a list of rules for %s, "
-				  "found %s", found(k), found(rules));
+				  "found %s", quoted(k), found(rules));
 			continue;
 		}
 		d->rules = calloc(rules->n ? rules->n : 1, sizeof(*d->rules));
@@ -1277,6 +1300,7 @@ struct fb_policy *fb_policy_load(const char *text, size_t len,
 	struct fb_report r = {
 		.diags = diags,
 		.file = opts && opts->filename ? opts->filename : "<input>",
+		.base = diags->n,
 	};
 	struct fb_policy *p = NULL;
 	struct fb_node *doc = fb_doc_parse(text, len, &r);
@@ -1382,6 +1406,7 @@ struct fb_policy *fb_policy_patch(const struct fb_policy *base,
 	struct fb_report r = {
 		.diags = diags,
 		.file = opts && opts->filename ? opts->filename : "<patch>",
+		.base = diags->n,
 	};
 	struct fb_node *doc, *target = NULL, *merged = NULL;
 	struct fb_policy *p = NULL;
