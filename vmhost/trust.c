@@ -1,0 +1,202 @@
+/* trust.c — the guest's CA bundle and trust environment. */
+#include "vmhost/trust.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+
+#include "proxy/pemfile.h"
+
+#define ROOTS_MAX (16 << 20) /* Debian's bundle is about 200 KiB */
+
+/* The whole roots file, checked to hold a certificate; malloc'd. */
+static char *read_roots(const char *path, size_t *len, char *err,
+			size_t errsize)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	BIO *bio;
+	X509 *first;
+	long size = 0;
+
+	if (!f) {
+		snprintf(err, errsize, "%s: cannot open roots: %s", path,
+			 strerror(errno));
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) < 0 || (size = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) < 0 || size > ROOTS_MAX ||
+	    !(buf = malloc((size_t)size + 1)) ||
+	    fread(buf, 1, (size_t)size, f) != (size_t)size) {
+		snprintf(err, errsize, "%s: cannot read roots%s", path,
+			 size > ROOTS_MAX ? ": larger than 16 MiB" : "");
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	buf[size] = '\0';
+	*len = (size_t)size;
+	bio = BIO_new_mem_buf(buf, (int)size);
+	first = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	if (!first) {
+		fb_ssl_error(err, errsize, "%s: no PEM certificate in roots", path);
+		free(buf);
+		return NULL;
+	}
+	X509_free(first);
+	return buf;
+}
+
+/* roots + CA, in memory; malloc'd. */
+static char *assemble(const char *roots_path, X509 *ca, size_t *len,
+		      char *err, size_t errsize)
+{
+	static const char marker[] = "# firebreak sandbox CA\n";
+	size_t rlen, clen;
+	char *roots, *pem, *out;
+	BIO *bio;
+
+	roots = read_roots(roots_path, &rlen, err, errsize);
+	if (!roots)
+		return NULL;
+	bio = BIO_new(BIO_s_mem());
+	if (!bio || !PEM_write_bio_X509(bio, ca)) {
+		BIO_free(bio);
+		free(roots);
+		fb_ssl_error(err, errsize, "cannot encode the sandbox CA");
+		return NULL;
+	}
+	clen = (size_t)BIO_get_mem_data(bio, &pem);
+	out = malloc(rlen + 1 + sizeof(marker) + clen);
+	if (out) {
+		memcpy(out, roots, rlen);
+		*len = rlen;
+		if (rlen > 0 && roots[rlen - 1] != '\n')
+			out[(*len)++] = '\n';
+		memcpy(out + *len, marker, sizeof(marker) - 1);
+		*len += sizeof(marker) - 1;
+		memcpy(out + *len, pem, clen);
+		*len += clen;
+	} else {
+		snprintf(err, errsize, "CA bundle: out of memory");
+	}
+	BIO_free(bio);
+	free(roots);
+	return out;
+}
+
+/* Overwrite `path` keeping its inode (see trust.h for why). */
+static int rewrite_in_place(const char *path, const char *data, size_t len,
+			    char *err, size_t errsize)
+{
+	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	size_t done = 0;
+
+	if (fd < 0) {
+		snprintf(err, errsize, "%s: cannot open bundle: %s", path,
+			 errno == ELOOP ? "is a symbolic link" : strerror(errno));
+		return -1;
+	}
+	while (done < len) {
+		ssize_t n = pwrite(fd, data + done, len - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		done += (size_t)n;
+	}
+	if (done < len || ftruncate(fd, (off_t)len) < 0 || fsync(fd) < 0) {
+		snprintf(err, errsize, "%s: cannot write bundle: %s", path,
+			 strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (close(fd) < 0) {
+		snprintf(err, errsize, "%s: cannot write bundle: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int fb_trust_write_bundle(const char *roots_path, X509 *ca,
+			  const char *out_path, char *err, size_t errsize)
+{
+	struct stat st;
+	size_t len;
+	char *data;
+	int rc;
+
+	data = assemble(roots_path, ca, &len, err, errsize);
+	if (!data)
+		return -1;
+	if (lstat(out_path, &st) == 0) {
+		if (S_ISREG(st.st_mode)) {
+			rc = rewrite_in_place(out_path, data, len, err, errsize);
+		} else {
+			snprintf(err, errsize, "%s: bundle path is not a regular "
+				 "file", out_path);
+			rc = -1;
+		}
+	} else if (errno == ENOENT) {
+		rc = fb_pem_write_file(out_path, data, len, 0644, true, err,
+				       errsize);
+	} else {
+		snprintf(err, errsize, "%s: %s", out_path, strerror(errno));
+		rc = -1;
+	}
+	free(data);
+	return rc;
+}
+
+/* Clients that take a CA bundle path from the environment. */
+static const char *const bundle_vars[] = {
+	"SSL_CERT_FILE",         /* OpenSSL, Python ssl, Ruby, Go on Linux */
+	"CURL_CA_BUNDLE",        /* curl, and Python requests */
+	"REQUESTS_CA_BUNDLE",    /* Python requests */
+	"GIT_SSL_CAINFO",
+	"PIP_CERT",
+	"AWS_CA_BUNDLE",         /* AWS CLI and SDKs */
+	"CARGO_HTTP_CAINFO",
+	"NPM_CONFIG_CAFILE",
+	"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+};
+
+char **fb_trust_env(const char *bundle, const char *ca)
+{
+	size_t n = sizeof(bundle_vars) / sizeof(bundle_vars[0]), i;
+	char **env = calloc(n + 3, sizeof(*env));
+
+	if (!env)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (asprintf(&env[i], "%s=%s", bundle_vars[i], bundle) < 0)
+			goto oom;
+	if (asprintf(&env[i], "NODE_EXTRA_CA_CERTS=%s", ca ? ca : bundle) < 0)
+		goto oom;
+	if (!(env[++i] = strdup("NODE_USE_SYSTEM_CA=1")))
+		goto oom;
+	return env;
+oom:
+	env[i] = NULL; /* asprintf leaves it undefined on failure */
+	fb_trust_env_free(env);
+	return NULL;
+}
+
+void fb_trust_env_free(char **env)
+{
+	if (!env)
+		return;
+	for (char **e = env; *e; e++)
+		free(*e);
+	free(env);
+}
