@@ -20,6 +20,8 @@
 #include "proxy/resolver.h"
 #include "proxy/stats.h"
 
+#define FB_MAX_GATEWAYS 4
+
 struct conn;
 struct fb_control;
 struct fb_dns_server;
@@ -41,7 +43,9 @@ struct fb_proxy {
 	struct conn *conns;         /* live connections */
 	uint64_t next_conn_id;
 	/* what nft needs besides the policy's sets */
-	struct fb_addr gateway;
+	struct fb_addr listen_addr;
+	struct fb_addr gateways[FB_MAX_GATEWAYS];
+	size_t ngateways;
 	uint16_t listen_port, dns_port;
 	struct fb_addr resolver_addr;
 	uint16_t resolver_port;

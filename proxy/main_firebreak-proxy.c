@@ -14,7 +14,7 @@ static const char usage[] =
 	"                       [--resolver IP[:PORT]] [--public CIDR]...\n"
 	"                       [--upstream-ca FILE] [--peek-timeout MS]\n"
 	"                       [--idle-timeout S] [--max-peeks N]\n"
-	"                       [--nft --guest-if IFNAME | --no-nft]\n"
+	"                       [--nft --guest-if IFNAME [--gateway IP]... | --no-nft]\n"
 	"\n"
 	"The transparent egress proxy of one sandbox: it names each connection\n"
 	"by its TLS SNI or HTTP Host, decides by the policy, and relays what is\n"
@@ -25,7 +25,7 @@ static const char usage[] =
 enum {
 	O_POLICY = 256, O_LISTEN, O_DNS_LISTEN, O_CONTROL, O_AUDIT, O_ID,
 	O_CA_CERT, O_CA_KEY, O_RESOLVER, O_PUBLIC, O_UPSTREAM_CA, O_PEEK_TIMEOUT,
-	O_IDLE_TIMEOUT, O_MAX_PEEKS, O_NFT, O_NO_NFT, O_GUEST_IF, O_HELP,
+	O_IDLE_TIMEOUT, O_MAX_PEEKS, O_NFT, O_NO_NFT, O_GUEST_IF, O_GATEWAY, O_HELP,
 };
 
 static const struct option options[] = {
@@ -46,6 +46,7 @@ static const struct option options[] = {
 	{ "nft", no_argument, NULL, O_NFT },
 	{ "no-nft", no_argument, NULL, O_NO_NFT },
 	{ "guest-if", required_argument, NULL, O_GUEST_IF },
+	{ "gateway", required_argument, NULL, O_GATEWAY },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -72,6 +73,7 @@ int main(int argc, char **argv)
 {
 	struct fb_proxy_config cfg;
 	struct fb_cidr *publics = NULL;
+	struct fb_addr gateways[4];
 	struct fb_proxy *p;
 	char err[4096];
 	int opt, rc;
@@ -90,6 +92,15 @@ int main(int argc, char **argv)
 		case O_RESOLVER: cfg.resolver = optarg; break;
 		case O_UPSTREAM_CA: cfg.upstream_ca = optarg; break;
 		case O_GUEST_IF: cfg.guest_if = optarg; break;
+		case O_GATEWAY:
+			if (cfg.ngateways == 4 ||
+			    fb_addr_parse(optarg, &gateways[cfg.ngateways]) < 0) {
+				fprintf(stderr, "firebreak-proxy: --gateway \"%s\": expected an IP address (at most 4)\n",
+					optarg);
+				goto usage_error;
+			}
+			cfg.ngateways++;
+			break;
 		case O_NFT: cfg.nft = true; break;
 		case O_NO_NFT: cfg.nft = false; break;
 		case O_PUBLIC: {
@@ -149,6 +160,7 @@ int main(int argc, char **argv)
 		goto usage_error;
 	}
 	cfg.publics = publics;
+	cfg.gateways = gateways;
 
 	p = fb_proxy_new(&cfg, err, sizeof(err));
 	if (!p) {

@@ -134,8 +134,8 @@ static int apply_nft(struct fb_proxy *p, const struct fb_policy *pol,
 	size_t ndeny = 0, nallow = 0;
 	struct fb_nft_config cfg = {
 		.guest_ifname = p->cfg.guest_if,
-		.gateway = &p->gateway,
-		.ngateway = 1,
+		.gateway = p->gateways,
+		.ngateway = p->ngateways,
 		.proxy_port = p->listen_port,
 		.dns_port = p->dns_port,
 		.resolver = p->resolver_addr,
@@ -386,7 +386,7 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 		goto fail;
 	}
 	if (load_initial(p, err, errsize) < 0 ||
-	    parse_hostport("--listen", cfg->listen, 0, &p->gateway,
+	    parse_hostport("--listen", cfg->listen, 0, &p->listen_addr,
 			   &p->listen_port, err, errsize) < 0 ||
 	    (cfg->dns_listen &&
 	     parse_hostport("--dns-listen", cfg->dns_listen, 0, &dns_addr,
@@ -404,7 +404,15 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 	p->resolver = fb_resolver_new(p->loop, cfg->resolver, err, errsize);
 	if (!p->resolver)
 		goto fail;
-	p->listen_fd = listen_tcp(&p->gateway, p->listen_port, err, errsize);
+	if (cfg->ngateways > FB_MAX_GATEWAYS) {
+		snprintf(err, errsize, "more than %d --gateway addresses",
+			 FB_MAX_GATEWAYS);
+		goto fail;
+	}
+	p->ngateways = cfg->ngateways ? cfg->ngateways : 1;
+	memcpy(p->gateways, cfg->ngateways ? cfg->gateways : &p->listen_addr,
+	       p->ngateways * sizeof(*p->gateways));
+	p->listen_fd = listen_tcp(&p->listen_addr, p->listen_port, err, errsize);
 	if (p->listen_fd < 0 ||
 	    fb_loop_add(p->loop, p->listen_fd, EPOLLIN, fb_conn_on_accept, p) < 0)
 		goto fail;
@@ -420,8 +428,7 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 		if (!p->dns)
 			goto fail;
 	}
-	p->control = fb_control_new(p, cfg->control_path, err, errsize);
-	if (!p->control || watch_signals(p, err, errsize) < 0)
+	if (watch_signals(p, err, errsize) < 0)
 		goto fail;
 	if (cfg->nft) {
 		if (!cfg->guest_if) {
@@ -432,6 +439,10 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 			goto fail;
 	}
 	if (geteuid() == 0 && drop_privileges(cfg->nft, err, errsize) < 0)
+		goto fail;
+	/* Last: a launcher takes the socket's appearance to mean "ready". */
+	p->control = fb_control_new(p, cfg->control_path, err, errsize);
+	if (!p->control)
 		goto fail;
 	audit_policy(p, true, "start", 0, 0, NULL);
 	return p;

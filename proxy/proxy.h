@@ -41,6 +41,8 @@ struct fb_proxy_config {
 	/* nft: apply the sandbox's table on start and on every change */
 	bool nft;
 	const char *guest_if;        /* the guest's link in the namespace */
+	const struct fb_addr *gateways; /* the gateway's addresses (nft); */
+	size_t ngateways;               /* none: the --listen address */
 };
 
 struct fb_proxy;

@@ -6,9 +6,9 @@
  * passing SIGINT/SIGTERM on and re-reading the policy on SIGHUP; remove
  * everything; exit with the command's status.
  *
- * SIGHUP re-reads --policy and applies its address sets to the running
- * sandbox, cutting forwarded streams the new sets no longer allow.  Once
- * the proxy runs, it owns the policy and this moves there.
+ * SIGHUP is passed to the sandbox's proxy, which owns the policy: it
+ * re-reads --policy and applies it in user space and in the nft table,
+ * cutting connections and forwarded streams the new policy refuses.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +22,7 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
+#include "vmhost/proxy_start.h"
 #include "vmhost/sandbox.h"
 #include "vmhost/vmhost.h"
 
@@ -35,6 +36,7 @@ struct run_args {
 	const char *user;
 	const char *name;
 	const char *state_dir;
+	const char *audit_log;
 	char **argv;
 };
 
@@ -45,8 +47,9 @@ static void usage(FILE *out)
 		"[--public CIDR]...\n"
 		"                     [--resolver IP[:PORT]] [--user NAME|UID] "
 		"[--name ID]\n"
-		"                     [--state-dir DIR] [--backend process] "
-		"-- COMMAND [ARG]...\n"
+		"                     [--state-dir DIR] [--audit-log FILE|-] "
+		"[--backend process]\n"
+		"                     -- COMMAND [ARG]...\n"
 		"\n"
 		"Runs COMMAND in a sandbox of its own (network, PID and mount "
 		"namespaces)\nunder the policy (default deny-all), as user "
@@ -64,6 +67,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		{ "name", required_argument, NULL, 'n' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "backend", required_argument, NULL, 'b' },
+		{ "audit-log", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -82,6 +86,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		case 'u': a->user = optarg; break;
 		case 'n': a->name = optarg; break;
 		case 's': a->state_dir = optarg; break;
+		case 'a': a->audit_log = optarg; break;
 		case 'P':
 			if (a->npublics == MAX_PUBLICS) {
 				fprintf(stderr, "firebreak run: more than %d "
@@ -234,40 +239,31 @@ static struct fb_policy *load_policy(const struct run_args *a)
 }
 
 /*
- * The proxy's place: started inside fb-<id> once the network is up and
- * before the guest runs, listening on the gateway's FB_PROXY_PORT and
- * FB_DNS_PORT.  Until it exists nothing listens there, and the sandbox
- * table's redirects end in a refusal: names fail closed.
+ * The proxy: started inside fb-<id> once the network is up and before the
+ * guest runs, listening on the gateway's FB_PROXY_PORT and FB_DNS_PORT.
+ * Until it exists nothing listens there, and the sandbox table's
+ * redirects end in a refusal: names fail closed.
  */
-static int sandbox_start_proxy(struct fb_sandbox *sb, char *err,
-			       size_t errsize)
+static pid_t sandbox_start_proxy(const struct run_args *a,
+				 struct fb_sandbox *sb, char *err,
+				 size_t errsize)
 {
-	(void)sb;
-	(void)err;
-	(void)errsize;
-	return 0;
-}
+	struct fb_proxy_launch l = {
+		.policy = a->policy,
+		.publics = a->publics,
+		.npublics = a->npublics,
+		.resolver = a->resolver,
+		.audit_log = a->audit_log,
+	};
 
-static void reload_policy(const struct run_args *a, struct fb_sandbox *sb)
-{
-	struct fb_policy *p = load_policy(a);
-	char err[256];
-
-	if (!p) {
-		fprintf(stderr, "firebreak run: keeping the policy in force\n");
-		return;
-	}
-	if (fb_sandbox_apply_policy(sb, p, true, err, sizeof err) < 0)
-		fprintf(stderr, "firebreak run: apply policy: %s\n", err);
-	fb_policy_unref(p);
+	return fb_proxy_start(sb, &l, err, errsize);
 }
 
 /*
  * Wait for the command.  The first SIGINT/SIGTERM is passed on; a second
  * one kills the sandbox's processes outright.
  */
-static int supervise(pid_t pid, int sigfd, const struct run_args *a,
-		     struct fb_sandbox *sb)
+static int supervise(pid_t pid, int sigfd, pid_t proxy)
 {
 	struct signalfd_siginfo si;
 	int stops = 0, st;
@@ -287,7 +283,9 @@ static int supervise(pid_t pid, int sigfd, const struct run_args *a,
 		}
 		switch (si.ssi_signo) {
 		case SIGHUP:
-			reload_policy(a, sb);
+			/* the proxy owns the policy: it re-reads the file
+			 * and applies it in user space and in nft */
+			kill(proxy, SIGHUP);
 			break;
 		case SIGINT:
 		case SIGTERM:
@@ -307,7 +305,7 @@ int fb_cmd_run(int argc, char **argv)
 	sigset_t sigs;
 	char err[512];
 	int sigfd, status = 1;
-	pid_t pid;
+	pid_t pid, proxy = -1;
 
 	status = parse_args(argc, argv, &a);
 	if (status)
@@ -362,7 +360,8 @@ int fb_cmd_run(int argc, char **argv)
 		fprintf(stderr, "firebreak run: %s\n", err);
 		goto out;
 	}
-	if (sandbox_start_proxy(&sb, err, sizeof err) < 0) {
+	proxy = sandbox_start_proxy(&a, &sb, err, sizeof err);
+	if (proxy < 0) {
 		fprintf(stderr, "firebreak run: proxy: %s\n", err);
 		goto destroy;
 	}
@@ -374,8 +373,10 @@ int fb_cmd_run(int argc, char **argv)
 		fprintf(stderr, "firebreak run: %s\n", err);
 		goto destroy;
 	}
-	status = supervise(pid, sigfd, &a, &sb);
+	status = supervise(pid, sigfd, proxy);
 destroy:
+	if (proxy > 0)
+		fb_proxy_stop(&sb, proxy);
 	fb_sandbox_destroy(&sb);
 out:
 	close(sigfd);

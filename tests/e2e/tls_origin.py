@@ -1,0 +1,107 @@
+"""tls_origin.py CERTDIR READY SPEC... — TLS and HTTP origins for the proxy tests.
+
+SPEC is KIND,ADDR,PORT[,NAME]:
+  https  TLS with CERTDIR/NAME.pem (key in NAME.key); answers every HTTP
+         request with "origin ADDR NAME" (keep-alive)
+  http   plain HTTP; answers "origin ADDR host=<Host>" (keep-alive)
+  bulk   TLS; after the first request, streams zeros until the peer goes
+  pg     Postgres: answers an SSLRequest with 'S', then as https
+Creates READY once every socket listens; runs until killed.
+"""
+import socket
+import ssl
+import sys
+import threading
+
+
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def read_head(conn):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+    return data.decode("latin-1")
+
+
+def respond(conn, body):
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                 % (len(body), body))
+
+
+def serve_http(conn, kind, addr, name):
+    while True:
+        head = read_head(conn)
+        if head is None:
+            return
+        if kind == "bulk":
+            conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+            zeros = bytes(65536)
+            while True:
+                conn.sendall(zeros)
+        if kind == "http":
+            host = ""
+            for line in head.split("\r\n")[1:]:
+                if line.lower().startswith("host:"):
+                    host = line[5:].strip()
+            respond(conn, f"origin {addr} host={host}\n".encode())
+        else:
+            respond(conn, f"origin {addr} {name}\n".encode())
+
+
+def serve_conn(conn, kind, addr, name, ctx):
+    try:
+        if kind == "pg":
+            req = b""
+            while len(req) < 8:
+                chunk = conn.recv(8 - len(req))
+                if not chunk:
+                    return
+                req += chunk
+            if req != b"\x00\x00\x00\x08\x04\xd2\x16\x2f":
+                return
+            conn.sendall(b"S")
+        if ctx:
+            conn = ctx.wrap_socket(conn, server_side=True)
+        serve_http(conn, kind, addr, name)
+    except (OSError, ssl.SSLError):
+        pass
+    finally:
+        conn.close()
+
+
+def serve(s, kind, addr, name, ctx):
+    s.listen(128)
+    while True:
+        conn, _ = s.accept()
+        threading.Thread(target=serve_conn, args=(conn, kind, addr, name, ctx),
+                         daemon=True).start()
+
+
+def main():
+    certdir, ready = sys.argv[1:3]
+    threads = []
+    for spec in sys.argv[3:]:
+        kind, addr, port, *rest = spec.split(",")
+        name = rest[0] if rest else ""
+        ctx = None
+        if kind != "http":
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(f"{certdir}/{name}.pem", f"{certdir}/{name}.key")
+        s = socket.socket(family(addr), socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((addr, int(port)))
+        threads.append(threading.Thread(target=serve, args=(s, kind, addr, name, ctx),
+                                        daemon=True))
+    for t in threads:
+        t.start()
+    open(ready, "w").close()
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

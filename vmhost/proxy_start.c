@@ -1,0 +1,189 @@
+/*
+ * proxy_start.c — run a sandbox's firebreak-proxy inside its namespace.
+ *
+ * The proxy is the program next to the running `firebreak` binary, so a
+ * build directory's launcher runs that build's proxy.  It dies with the
+ * launcher (PR_SET_PDEATHSIG): a sandbox never outlives supervision with
+ * a proxy nobody can stop, and without a proxy its redirects are refused.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmhost/net.h"
+#include "vmhost/proxy_start.h"
+
+#define START_TIMEOUT_MS 5000
+#define MAX_ARGS (32 + 2 * 64)
+#define POLICY_FILE "policy.yaml" /* the words allow-all / deny-all, as a file */
+
+int fb_control_sock_path(const char *state_dir, const char *id, char *buf,
+			 size_t size)
+{
+	int n = snprintf(buf, size, "%s/%s/%s", state_dir, id, FB_CONTROL_SOCK);
+
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static int proxy_binary(char *buf, size_t size, char *err, size_t errsize)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n < 0) {
+		snprintf(err, errsize, "readlink /proc/self/exe: %s", strerror(errno));
+		return -1;
+	}
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	*slash = '\0';
+	if ((size_t)snprintf(buf, size, "%s/firebreak-proxy", self) >= size ||
+	    access(buf, X_OK) < 0) {
+		snprintf(err, errsize, "%s/firebreak-proxy: %s", self,
+			 strerror(errno ? errno : ENAMETOOLONG));
+		return -1;
+	}
+	return 0;
+}
+
+/* The policy as a path the proxy can re-read on SIGHUP. */
+static int policy_path(const struct fb_sandbox *sb, const char *policy,
+		       char *buf, size_t size, char *err, size_t errsize)
+{
+	if (strcmp(policy, "allow-all") && strcmp(policy, "deny-all")) {
+		if (!realpath(policy, buf)) {
+			snprintf(err, errsize, "%s: %s", policy, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(buf, size, "%s/%s", sb->dir, POLICY_FILE);
+	FILE *f = fopen(buf, "we");
+	if (!f || fprintf(f, "%s\n", policy) < 0 || fclose(f) != 0) {
+		snprintf(err, errsize, "write %s: %s", buf, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void child(const struct fb_sandbox *sb, char **argv)
+{
+	sigset_t none;
+	char err[256];
+	int devnull;
+
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (devnull >= 0)
+		dup2(devnull, STDIN_FILENO);
+	if (fb_netns_enter(sb->sandbox_ns, err, sizeof(err)) < 0) {
+		fprintf(stderr, "firebreak-proxy: %s\n", err);
+		_exit(125);
+	}
+	execv(argv[0], argv);
+	fprintf(stderr, "firebreak-proxy: exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+pid_t fb_proxy_start(const struct fb_sandbox *sb, const struct fb_proxy_launch *l,
+		     char *err, size_t errsize)
+{
+	char bin[PATH_MAX], pol[PATH_MAX], sock[PATH_MAX];
+	char publics[64][FB_CIDR_STRLEN];
+	const char *argv[MAX_ARGS];
+	size_t n = 0;
+	uint64_t deadline;
+	struct stat st;
+	pid_t pid;
+	int status;
+
+	if (proxy_binary(bin, sizeof(bin), err, errsize) < 0 ||
+	    policy_path(sb, l->policy, pol, sizeof(pol), err, errsize) < 0)
+		return -1;
+	snprintf(sock, sizeof(sock), "%s/%s", sb->dir, FB_CONTROL_SOCK);
+	argv[n++] = bin;
+	argv[n++] = "--policy";      argv[n++] = pol;
+	argv[n++] = "--listen";      argv[n++] = "10.200.0.1:15001";
+	argv[n++] = "--dns-listen";  argv[n++] = "10.200.0.1:15053";
+	argv[n++] = "--control";     argv[n++] = sock;
+	argv[n++] = "--sandbox-id";  argv[n++] = sb->id;
+	argv[n++] = "--guest-if";    argv[n++] = "guest0";
+	argv[n++] = "--gateway";     argv[n++] = "10.200.0.1";
+	argv[n++] = "--gateway";     argv[n++] = "fd00:fb::1";
+	if (l->resolver) {
+		argv[n++] = "--resolver";
+		argv[n++] = l->resolver;
+	}
+	if (l->audit_log) {
+		argv[n++] = "--audit-log";
+		argv[n++] = l->audit_log;
+	}
+	for (size_t i = 0; i < l->npublics && i < 64; i++) {
+		fb_cidr_format(&l->publics[i], publics[i], sizeof(publics[i]));
+		argv[n++] = "--public";
+		argv[n++] = publics[i];
+	}
+	argv[n] = NULL;
+
+	unlink(sock);
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, errsize, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0)
+		child(sb, (char **)argv);
+
+	deadline = now_ms() + START_TIMEOUT_MS;
+	while (now_ms() < deadline) {
+		if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
+			return pid;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			snprintf(err, errsize, "firebreak-proxy exited with status %d before it was ready",
+				 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			return -1;
+		}
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	snprintf(err, errsize, "firebreak-proxy not ready after %d ms", START_TIMEOUT_MS);
+	return -1;
+}
+
+void fb_proxy_stop(const struct fb_sandbox *sb, pid_t pid)
+{
+	char path[PATH_MAX];
+	int status;
+
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	/* the proxy removes its socket; these are ours */
+	snprintf(path, sizeof(path), "%s/%s", sb->dir, FB_CONTROL_SOCK);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/%s", sb->dir, POLICY_FILE);
+	unlink(path);
+}
