@@ -372,10 +372,10 @@ static enum fb_http_status scan_request_line(struct fb_http_req *req,
 
 			if (c != '\n')
 				return fail(req, FB_HTTP_E_BARE_CR);
+			req->line_done = true;
 			e = request_line(req, buf);
 			if (e != FB_HTTP_OK)
 				return fail(req, e);
-			req->line_done = true;
 			req->rl_state = RL_FIELDS;
 			req->pos = req->scan = i + 1;
 			return FB_HTTP_NEED_MORE;

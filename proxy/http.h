@@ -114,7 +114,8 @@ struct fb_http_req {
 	unsigned flags;                 /* FB_HTTP_KEEP_ALIVE, ... */
 	size_t head_len;                /* bytes up to and including the blank line */
 	enum fb_http_error error;       /* on FB_HTTP_ERROR */
-	bool line_done;                 /* the request line was complete and valid */
+	bool line_done;                 /* a request line of the right shape arrived
+					 * (method SP target SP HTTP/d.d CRLF) */
 
 	/* Parser state, so that a call resumes where the last one stopped. */
 	uintptr_t base;   /* the buffer of the last call */
