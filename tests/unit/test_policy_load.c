@@ -1,0 +1,381 @@
+/*
+ * test_policy_load.c — every accepted policy shape, down to the model it
+ * yields: modes, list and map allow, rules and matchers, emptiness, the
+ * legacy read-back shape, the policies in Vercel's documentation, secrets.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "policy/internal.h"
+
+static struct fb_policy *load(const char *text)
+{
+	struct fb_load_opts o = { .filename = "test.yaml" };
+	struct fb_diags d = { 0 };
+	struct fb_policy *p = fb_policy_load(text, strlen(text), &o, &d);
+
+	if (!p)
+		fb_diags_print(&d, stderr);
+	assert_non_null(p);
+	assert_int_equal(d.n, 0);
+	fb_diags_free(&d);
+	return p;
+}
+
+static const struct fb_domain *domain(const struct fb_policy *p, size_t i,
+				      const char *pattern, size_t nrules)
+{
+	size_t n;
+	const struct fb_domain *d = fb_policy_domains(p, &n);
+
+	assert_true(i < n);
+	assert_string_equal(d[i].pattern, pattern);
+	assert_int_equal(d[i].nrules, nrules);
+	return &d[i];
+}
+
+static void test_modes(void **state)
+{
+	static const struct {
+		const char *text;
+		enum fb_mode mode;
+	} cases[] = {
+		{ "allow-all", FB_MODE_ALLOW_ALL },
+		{ "deny-all\n", FB_MODE_DENY_ALL },
+		{ "\"allow-all\"", FB_MODE_ALLOW_ALL },
+		{ "# comment\n'deny-all'  # trailing\n", FB_MODE_DENY_ALL },
+		{ "mode: allow-all\n", FB_MODE_ALLOW_ALL },
+		{ "{\"mode\": \"deny-all\"}", FB_MODE_DENY_ALL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fb_policy *p = load(cases[i].text);
+		size_t n;
+
+		assert_int_equal(fb_policy_mode(p), cases[i].mode);
+		fb_policy_domains(p, &n);
+		assert_int_equal(n, 0);
+		fb_policy_unref(p);
+	}
+}
+
+/* {}, {allow: {}}, {allow: []}, {subnets: {}}, deny-only: custom, nothing allowed. */
+static void test_empty_custom(void **state)
+{
+	static const char *const texts[] = {
+		"{}", "allow: {}", "allow: []", "subnets: {}", "allow:\n",
+		"{\"allow\": null, \"subnets\": {\"allow\": [], \"deny\": null}}",
+		"subnets:\n  deny: [203.0.113.0/24]\n", "mode: custom\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct fb_policy *p = load(texts[i]);
+		struct fb_decision dec;
+		size_t n;
+
+		assert_int_equal(fb_policy_mode(p), FB_MODE_CUSTOM);
+		fb_policy_domains(p, &n);
+		assert_int_equal(n, 0);
+		fb_policy_subnets(p, 0, &n);
+		assert_int_equal(n, 0);
+		fb_policy_decide(p, "example.com", NULL, &dec);
+		assert_int_equal(dec.verdict, FB_VERDICT_DENY);
+		fb_policy_unref(p);
+	}
+}
+
+static void test_list_form(void **state)
+{
+	struct fb_policy *p = load("allow: [github.com, \"*.NPMJS.org\", \"Example.COM.\", \"bücher.example\", \"*\"]\n");
+	struct fb_decision dec;
+
+	(void)state;
+	assert_int_equal(fb_policy_mode(p), FB_MODE_CUSTOM);
+	domain(p, 0, "github.com", 0);
+	domain(p, 1, "*.npmjs.org", 0);
+	domain(p, 2, "example.com", 0);
+	domain(p, 3, "xn--bcher-kva.example", 0);
+	domain(p, 4, "*", 0);
+	fb_policy_decide(p, "registry.npmjs.org", NULL, &dec);
+	assert_int_equal(dec.verdict, FB_VERDICT_ALLOW);
+	fb_policy_unref(p);
+}
+
+static void test_subnets(void **state)
+{
+	struct fb_policy *p = load("subnets:\n  allow: [10.0.0.0/8, \"2001:DB8::/32\", 192.0.2.7]\n  deny: [\"10.1.0.0/16\"]\n");
+	const struct fb_cidr *c;
+	char text[FB_CIDR_STRLEN];
+	size_t n;
+
+	(void)state;
+	c = fb_policy_subnets(p, 0, &n);
+	assert_int_equal(n, 3);
+	fb_cidr_format(&c[1], text, sizeof(text));
+	assert_string_equal(text, "2001:db8::/32");
+	fb_cidr_format(&c[2], text, sizeof(text));
+	assert_string_equal(text, "192.0.2.7/32");
+	c = fb_policy_subnets(p, 1, &n);
+	assert_int_equal(n, 1);
+	fb_cidr_format(&c[0], text, sizeof(text));
+	assert_string_equal(text, "10.1.0.0/16");
+	fb_policy_unref(p);
+}
+
+/* design.md's example policy, every rule kind and matcher field. */
+static void test_rules(void **state)
+{
+	const char *text =
+		"allow:\n"
+		"  \"*.npmjs.org\": []\n"
+		"  \"github.com\": null\n"
+		"  \"api.openai.com\":\n"
+		"    - match: { method: [POST, PUT], path: { startsWith: \"/v1/\" } }\n"
+		"      transform:\n"
+		"        - headers: { Authorization: \"Bearer ${env:FB_TEST_KEY}\" }\n"
+		"        - headers: { x-org: org-1 }\n"
+		"  \"internal.example.com\":\n"
+		"    - forwardURL: \"https://audit-proxy.example.com/fwd\"\n"
+		"      match:\n"
+		"        queryString: [{ key: { exact: a }, value: { regex: \"^[0-9]+$\" } }]\n"
+		"        headers: [{ key: { exact: X-Api-Key } }, { value: { startsWith: tok } }]\n"
+		"    - response: { statusCode: 403, body: \"denied\\n\", contentType: text/plain }\n"
+		"    - response: { statusCode: 204 }\n";
+	const struct fb_domain *d;
+	const struct fb_rule *r;
+	struct fb_policy *p;
+	struct fb_policy_summary s;
+
+	(void)state;
+	setenv("FB_TEST_KEY", "sk-test-1", 1);
+	p = load(text);
+	domain(p, 0, "*.npmjs.org", 0);
+	domain(p, 1, "github.com", 0);
+	d = domain(p, 2, "api.openai.com", 1);
+	r = &d->rules[0];
+	assert_int_equal(r->line, 5);
+	assert_int_equal(r->col, 7);
+	assert_int_equal(r->action, FB_ACT_TRANSFORM);
+	assert_int_equal(r->match->nmethods, 2);
+	assert_string_equal(r->match->methods[1], "PUT");
+	assert_int_equal(r->match->path->kind, FB_MATCH_PREFIX);
+	assert_string_equal(r->match->path->text, "/v1/");
+	assert_int_equal(r->nset, 2);
+	assert_string_equal(r->set[0].name, "authorization");
+	assert_string_equal(r->set[0].value, "Bearer sk-test-1");
+	assert_string_equal(r->set[0].source, "Bearer ${env:FB_TEST_KEY}");
+	assert_string_equal(r->set[1].name, "x-org");
+	assert_string_equal(r->set[1].value, "org-1");
+	assert_null(r->set[1].source); /* a literal keeps no second copy */
+
+	d = domain(p, 3, "internal.example.com", 3);
+	r = &d->rules[0];
+	assert_int_equal(r->action, FB_ACT_FORWARD);
+	assert_string_equal(r->forward_url, "https://audit-proxy.example.com/fwd");
+	assert_int_equal(r->match->nquery, 1);
+	assert_int_equal(r->match->query[0].value->kind, FB_MATCH_REGEX);
+	assert_true(fb_matcher_match(r->match->query[0].value, "123", 3));
+	assert_false(fb_matcher_match(r->match->query[0].value, "12a", 3));
+	assert_int_equal(r->match->nheaders, 2);
+	/* header names compare case-insensitively: stored lower-case */
+	assert_string_equal(r->match->headers[0].key->text, "x-api-key");
+	assert_null(r->match->headers[0].value);
+	assert_null(r->match->headers[1].key);
+	assert_string_equal(r->match->headers[1].value->text, "tok");
+	r = &d->rules[1];
+	assert_int_equal(r->action, FB_ACT_RESPOND);
+	assert_null(r->match);
+	assert_int_equal(r->status, 403);
+	assert_int_equal(r->body_len, 7);
+	assert_memory_equal(r->body, "denied\n", 7);
+	assert_string_equal(r->content_type, "text/plain");
+	r = &d->rules[2];
+	assert_int_equal(r->status, 204);
+	assert_null(r->body);
+	assert_null(r->content_type);
+
+	fb_policy_summarize(p, &s);
+	assert_int_equal(s.mode, FB_MODE_CUSTOM);
+	assert_int_equal(s.domains, 4);
+	assert_int_equal(s.rules, 4);
+	fb_policy_unref(p);
+	unsetenv("FB_TEST_KEY");
+}
+
+/* A header-name regex matches whatever the case; its value does not. */
+static void test_header_regex_case(void **state)
+{
+	struct fb_policy *p = load("allow:\n  a.com:\n    - match: {headers: [{key: {regex: \"^x-api-\"}, value: {regex: \"^Tok\"}}]}\n      response: {statusCode: 403}\n");
+	const struct fb_kv_matcher *kv = &p->domains[0].rules[0].match->headers[0];
+
+	(void)state;
+	assert_true(fb_matcher_match(kv->key, "X-API-Key", 9));
+	assert_true(fb_matcher_match(kv->value, "Tok1", 4));
+	assert_false(fb_matcher_match(kv->value, "tok1", 4));
+	fb_policy_unref(p);
+}
+
+static void test_json_is_accepted(void **state)
+{
+	struct fb_policy *p = load("{\"allow\": {\"api.example.com\": [{\"match\": {\"method\": [\"GET\"]}, \"forwardURL\": \"https://[2001:db8::1]:8443/x\"}], \"b.example\": []}, \"subnets\": {\"deny\": [\"192.0.2.0/24\"]}}");
+	const struct fb_domain *d = domain(p, 0, "api.example.com", 1);
+
+	(void)state;
+	assert_string_equal(d->rules[0].forward_url, "https://[2001:db8::1]:8443/x");
+	domain(p, 1, "b.example", 0);
+	fb_policy_unref(p);
+}
+
+/* Vercel's fromAPINetworkPolicy: per domain injections first, then
+ * forwards; domains only in rules become keys after allowedDomains. */
+static void test_legacy_shape(void **state)
+{
+	const char *text =
+		"mode: custom\n"
+		"allowedDomains: [github.com, API.example.com]\n"
+		"allowedCIDRs: [10.0.0.0/8]\n"
+		"deniedCIDRs: [10.1.0.0/16]\n"
+		"forwardRules:\n"
+		"  - domain: api.example.com\n"
+		"    forwardURL: https://fwd.example/one\n"
+		"  - domain: rules-only.example\n"
+		"    forwardURL: https://fwd.example/two\n"
+		"injectionRules:\n"
+		"  - domain: api.example.com\n"
+		"    headers: { x-key: \"${env:FB_TEST_KEY}\" }\n"
+		"    match: { path: { exact: /v1 } }\n"
+		"  - domain: api.example.com\n"
+		"    headers: { x-other: lit }\n"
+		"responseRules:\n"
+		"  - domain: github.com\n"
+		"    response: { statusCode: 451 }\n";
+	const struct fb_domain *d;
+	struct fb_policy *p;
+	size_t n;
+
+	(void)state;
+	setenv("FB_TEST_KEY", "k", 1);
+	p = load(text);
+	assert_int_equal(fb_policy_mode(p), FB_MODE_CUSTOM);
+	domain(p, 0, "github.com", 1);
+	d = domain(p, 1, "api.example.com", 3);
+	assert_int_equal(d->rules[0].action, FB_ACT_TRANSFORM);
+	assert_string_equal(d->rules[0].set[0].name, "x-key");
+	assert_string_equal(d->rules[0].match->path->text, "/v1");
+	assert_int_equal(d->rules[1].action, FB_ACT_TRANSFORM);
+	assert_string_equal(d->rules[1].set[0].name, "x-other");
+	assert_int_equal(d->rules[2].action, FB_ACT_FORWARD);
+	assert_string_equal(d->rules[2].forward_url, "https://fwd.example/one");
+	d = domain(p, 2, "rules-only.example", 1);
+	assert_string_equal(d->rules[0].forward_url, "https://fwd.example/two");
+	fb_policy_domains(p, &n);
+	assert_int_equal(n, 3);
+	fb_policy_subnets(p, 0, &n);
+	assert_int_equal(n, 1);
+	fb_policy_subnets(p, 1, &n);
+	assert_int_equal(n, 1);
+	fb_policy_unref(p);
+	unsetenv("FB_TEST_KEY");
+}
+
+/* The policies quoted in notes/vercel-firewall.md load as documented. */
+static void test_vercel_examples(void **state)
+{
+	static const char *const texts[] = {
+		/* 1.1.5 list and record forms */
+		"{\"allow\": [\"*.npmjs.org\", \"github.com\"]}",
+		"{\"allow\": {\"*.npmjs.org\": [], \"github.com\": []}}",
+		/* 2.2 the wildcard table's patterns */
+		"allow: [example.com, \"*.example.com\", \"www.*.com\", \"*\"]",
+		/* 1.1.9 catch-all deny after an allow-with-transform rule */
+		"allow:\n  api.example.com:\n    - match: {path: {startsWith: /v1/}}\n      transform: [{headers: {authorization: \"Bearer ${env:FB_TEST_KEY}\"}}]\n    - response: {statusCode: 403}\n",
+		/* 2.8 PR#53's demo: httpbin.org and a catch-all, each with a transform */
+		"{\"allow\": {\"httpbin.org\": [{\"transform\": [{\"headers\": {\"Authorization\": \"Bearer ${env:FB_TEST_KEY}\"}}]}], \"*\": [{\"transform\": [{\"headers\": {\"x-foo\": \"bar\"}}]}]}}",
+		/* 4.1.9 and 10.7: inject only when the placeholder is present */
+		"allow:\n  api.example.com:\n    - match: {headers: [{key: {exact: x-api-key}, value: {exact: placeholder}}]}\n      transform: [{headers: {authorization: \"${env:FB_TEST_KEY}\"}}]\n",
+		/* 5.4 forwarding to a proxy path */
+		"allow:\n  example.com:\n    - forwardURL: https://proxy.vercel.app/proxy\n",
+		/* 3.4 the whole internet by address */
+		"subnets: {allow: [\"0.0.0.0/0\", \"::/0\"]}",
+		/* 10.5 a broker policy with a catch-all */
+		"{\"allow\": {\"*\": [], \"github.com\": [{\"transform\": [{\"headers\": {\"authorization\": \"token ${env:FB_TEST_KEY}\"}}]}]}}",
+		/* 1.2.2 the legacy read-back shape, values supplied */
+		"{\"mode\": \"custom\", \"allowedDomains\": [\"a.example\"], \"injectionRules\": [{\"domain\": \"a.example\", \"headers\": {\"x-k\": \"${env:FB_TEST_KEY}\"}}], \"forwardRules\": [{\"domain\": \"b.example\", \"forwardURL\": \"https://f.example/x\", \"match\": {\"method\": [\"POST\"]}}]}",
+	};
+
+	(void)state;
+	setenv("FB_TEST_KEY", "k", 1);
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		fb_policy_unref(load(texts[i]));
+	unsetenv("FB_TEST_KEY");
+}
+
+static void test_secret_from_file(void **state)
+{
+	char path[] = "/tmp/fb-test-key-XXXXXX", text[256];
+	int fd = mkstemp(path);
+	struct fb_policy *p;
+	const struct fb_header_set *h;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "sk-from-file\n", 13), 13);
+	close(fd);
+	snprintf(text, sizeof(text), "allow:\n  a.com:\n    - transform: [{headers: {x-k: \"k=${file:%s};$${env:NOT};$5\"}}]\n", path);
+	p = load(text);
+	h = &p->domains[0].rules[0].set[0];
+	/* one trailing newline dropped; $${ is a literal ${; a lone $ stays */
+	assert_string_equal(h->value, "k=sk-from-file;${env:NOT};$5");
+	assert_non_null(strstr(h->source, "${file:"));
+	fb_policy_unref(p);
+	unlink(path);
+}
+
+static void test_publics_and_refs(void **state)
+{
+	struct fb_cidr pub;
+	char err[128];
+	struct fb_load_opts o = { .publics = &pub, .npublics = 1 };
+	struct fb_diags d = { 0 };
+	struct fb_policy *p;
+
+	(void)state;
+	assert_int_equal(fb_cidr_parse("10.9.0.0/16", &pub, err, sizeof(err)), 0);
+	p = fb_policy_load("allow-all", 9, &o, &d);
+	assert_non_null(p);
+	assert_int_equal(p->npublics, 1);
+	assert_memory_equal(&p->publics[0], &pub, sizeof(pub));
+	assert_ptr_equal(fb_policy_ref(p), p);
+	assert_int_equal(p->refs, 2);
+	fb_policy_unref(p);
+	assert_int_equal(p->refs, 1);
+	fb_policy_unref(p); /* LeakSanitizer checks it is gone */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_modes),
+		cmocka_unit_test(test_empty_custom),
+		cmocka_unit_test(test_list_form),
+		cmocka_unit_test(test_subnets),
+		cmocka_unit_test(test_rules),
+		cmocka_unit_test(test_header_regex_case),
+		cmocka_unit_test(test_json_is_accepted),
+		cmocka_unit_test(test_legacy_shape),
+		cmocka_unit_test(test_vercel_examples),
+		cmocka_unit_test(test_secret_from_file),
+		cmocka_unit_test(test_publics_and_refs),
+	};
+
+	return cmocka_run_group_tests_name("policy load", tests, NULL, NULL);
+}
