@@ -45,14 +45,15 @@ struct edge {
 	const char *label; /* points into the key's pattern; NULL: free slot */
 	uint32_t len;
 	uint32_t parent, child;
-	uint64_t hash;
+	uint32_t hash;
 };
 
 struct fb_name_index {
 	struct node *nodes;
 	size_t nnodes, capnodes;
 	struct edge *edges;
-	size_t mask; /* edge table size - 1, a power of two */
+	size_t mask;   /* edge table size - 1, a power of two */
+	size_t nedges; /* kept at most half the table: short probe runs */
 };
 
 struct label {
@@ -60,18 +61,26 @@ struct label {
 	uint32_t len;
 };
 
-static uint64_t edge_hash(uint32_t parent, const char *s, size_t len)
+static uint32_t edge_hash(uint32_t parent, const char *s, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ull ^ ((uint64_t)parent * 0x9e3779b97f4a7c15ull);
 
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-	/* FNV's low bits mix poorly; fold the high half in */
-	return h ^ (h >> 29);
+	/*
+	 * FNV's low bits depend only on the low bits of each step, and the
+	 * table is indexed by the low bits: finish with MurmurHash3's fmix64
+	 * so that every input bit reaches them.
+	 */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	return (uint32_t)(h ^ (h >> 33));
 }
 
 static struct edge *find_slot(const struct fb_name_index *ix, uint32_t parent,
-			      const char *s, size_t len, uint64_t h)
+			      const char *s, size_t len, uint32_t h)
 {
 	for (size_t i = h & ix->mask;; i = (i + 1) & ix->mask) {
 		struct edge *e = &ix->edges[i];
@@ -116,6 +125,29 @@ static int split(const char *name, struct label *out)
 	return n;
 }
 
+/* Double the edge table, re-placing every edge by its stored hash. */
+static int grow(struct fb_name_index *ix)
+{
+	size_t size = 2 * (ix->mask + 1);
+	struct edge *old = ix->edges, *e = calloc(size, sizeof *e);
+
+	if (!e)
+		return -1;
+	ix->edges = e;
+	ix->mask = size - 1;
+	for (size_t i = 0; i < size / 2; i++) {
+		size_t j = old[i].hash & ix->mask;
+
+		if (!old[i].label)
+			continue;
+		while (e[j].label)
+			j = (j + 1) & ix->mask;
+		e[j] = old[i];
+	}
+	free(old);
+	return 0;
+}
+
 static int insert(struct fb_name_index *ix, const struct fb_domain *d)
 {
 	struct label l[MAX_LABELS];
@@ -138,13 +170,19 @@ static int insert(struct fb_name_index *ix, const struct fb_domain *d)
 			at = ix->nodes[at].star;
 			continue;
 		}
-		uint64_t h = edge_hash(at, l[i].s, l[i].len);
+		uint32_t h = edge_hash(at, l[i].s, l[i].len);
 		struct edge *e = find_slot(ix, at, l[i].s, l[i].len, h);
 
 		if (!e->label) {
+			if (2 * (ix->nedges + 1) > ix->mask + 1) {
+				if (grow(ix) < 0)
+					return -1;
+				e = find_slot(ix, at, l[i].s, l[i].len, h);
+			}
 			if (!(child = new_node(ix)))
 				return -1;
 			*e = (struct edge){ l[i].s, l[i].len, at, child, h };
+			ix->nedges++;
 		}
 		at = e->child;
 	}
@@ -159,20 +197,11 @@ static int insert(struct fb_name_index *ix, const struct fb_domain *d)
 struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n)
 {
 	struct fb_name_index *ix = calloc(1, sizeof *ix);
-	size_t labels = 0, size = 16;
 
 	if (!ix)
 		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		labels++;
-		for (const char *p = d[i].pattern; *p; p++)
-			labels += *p == '.';
-	}
-	/* at most half full, so probe runs stay short without resizing */
-	while (size < 2 * labels)
-		size *= 2;
-	ix->mask = size - 1;
-	ix->edges = calloc(size, sizeof *ix->edges);
+	ix->mask = 63;
+	ix->edges = calloc(ix->mask + 1, sizeof *ix->edges);
 	/* node 0 is the root, so new_node() can use 0 for failure */
 	ix->nodes = calloc(64, sizeof *ix->nodes);
 	if (!ix->edges || !ix->nodes)
@@ -197,7 +226,7 @@ static const struct fb_domain *walk(const struct fb_name_index *ix,
 
 	if (i == n)
 		return node->exact;
-	uint64_t h = edge_hash(at, l[i].s, l[i].len);
+	uint32_t h = edge_hash(at, l[i].s, l[i].len);
 	const struct edge *e = find_slot(ix, at, l[i].s, l[i].len, h);
 
 	if (e->label && (found = walk(ix, e->child, l, i + 1, n)))
