@@ -192,6 +192,7 @@ static int take_chain(struct answer *a, const struct ares_addrinfo *ai)
 static void make_answer(struct answer *a, int status, struct ares_addrinfo *ai)
 {
 	memset(&a->res, 0, sizeof(a->res));
+	a->n4 = 0;
 	a->res.addrs = a->addrs;
 	a->res.chain = a->chain;
 	a->res.ttl = FB_RESOLVE_NEG_TTL;

@@ -1,0 +1,901 @@
+/*
+ * test_dns_server.c — the sandbox's resolver end to end on loopback.
+ *
+ * A fake upstream (UDP and TCP on 127.0.0.1, an ephemeral port) answers
+ * from a table and logs every question it receives; the resolver asks it
+ * through c-ares; clients are plain sockets.  One fb_loop drives it all.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <ares.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "policy/policy.h"
+#include "proxy/dns.h"
+#include "proxy/dns_server.h"
+#include "proxy/loop.h"
+#include "proxy/resolver.h"
+
+/* ---- the fake upstream ------------------------------------------------- */
+
+struct record {
+	const char *name;
+	uint16_t type;
+	const char *data; /* an address, or a CNAME target */
+	uint32_t ttl;
+};
+
+static const struct record zone[] = {
+	{ "ok.example", FB_DNS_A, "1.2.3.4", 60 },
+	{ "ok.example", FB_DNS_A, "5.6.7.8", 60 },
+	{ "ok.example", FB_DNS_AAAA, "2a00:1450:4001::1", 60 },
+	{ "a.b.wild.example", FB_DNS_A, "9.9.9.1", 60 },
+	{ "refused.example", FB_DNS_A, "1.1.1.1", 60 },
+	{ "alias-ok.example", FB_DNS_CNAME, "target-ok.example", 60 },
+	{ "target-ok.example", FB_DNS_A, "9.9.9.9", 60 },
+	{ "alias-bad.example", FB_DNS_CNAME, "hidden.example", 60 },
+	{ "hidden.example", FB_DNS_A, "4.4.4.4", 60 },
+	{ "rebind.example", FB_DNS_A, "10.0.0.1", 60 },
+	{ "mixed.example", FB_DNS_A, "127.0.0.1", 60 },
+	{ "mixed.example", FB_DNS_A, "1.2.3.4", 60 },
+	{ "mixed.example", FB_DNS_A, "169.254.169.254", 60 },
+	{ "long-ttl.example", FB_DNS_A, "8.8.4.4", 86400 },
+};
+
+#define POLICY "allow:\n" \
+	"  - ok.example\n" \
+	"  - \"*.wild.example\"\n" \
+	"  - alias-ok.example\n" \
+	"  - target-ok.example\n" \
+	"  - alias-bad.example\n" \
+	"  - rebind.example\n" \
+	"  - mixed.example\n" \
+	"  - long-ttl.example\n"
+
+struct upstream {
+	int udp, tcp;
+	uint16_t port;
+	char log[64][FB_NAME_MAX]; /* every question name, in order */
+	size_t nlog;
+};
+
+/* Build the zone's answer to q: a CNAME chain, then the addresses. */
+static ssize_t zone_answer(const struct fb_dns_msg *q, uint8_t *buf, size_t cap)
+{
+	struct fb_dns_rr rr[FB_DNS_MAX_RR];
+	char name[FB_NAME_MAX];
+	size_t n = 0;
+	bool found = false;
+	const char *why;
+
+	snprintf(name, sizeof(name), "%s", q->qname);
+	for (int hop = 0; hop < 8; hop++) {
+		const char *next = NULL;
+
+		for (size_t i = 0; i < sizeof(zone) / sizeof(zone[0]); i++) {
+			if (strcasecmp(zone[i].name, name) != 0)
+				continue;
+			found = true;
+			if (zone[i].type != FB_DNS_CNAME && zone[i].type != q->qtype)
+				continue;
+			memset(&rr[n], 0, sizeof(rr[n]));
+			snprintf(rr[n].name, sizeof(rr[n].name), "%s", name);
+			rr[n].type = zone[i].type;
+			rr[n].ttl = zone[i].ttl;
+			if (zone[i].type == FB_DNS_CNAME) {
+				snprintf(rr[n].target, sizeof(rr[n].target), "%s", zone[i].data);
+				next = zone[i].data;
+			} else {
+				assert_int_equal(fb_addr_parse(zone[i].data, &rr[n].addr), 0);
+			}
+			n++;
+		}
+		if (!next)
+			break;
+		snprintf(name, sizeof(name), "%s", next);
+	}
+	return fb_dns_build_reply(q, found ? FB_DNS_NOERROR : FB_DNS_NXDOMAIN,
+				  rr, n, buf, cap, &why);
+}
+
+static void upstream_log(struct upstream *u, const struct fb_dns_msg *q)
+{
+	if (u->nlog < 64)
+		snprintf(u->log[u->nlog++], FB_NAME_MAX, "%s", q->qname);
+}
+
+static void on_upstream_udp(struct fb_loop *l, int fd, uint32_t ev, void *arg)
+{
+	struct upstream *u = arg;
+	uint8_t buf[1500], out[2048];
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	struct fb_dns_msg q;
+	const char *why;
+	ssize_t n, m;
+
+	(void)l;
+	(void)ev;
+	n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&peer, &plen);
+	if (n < 0 || fb_dns_parse_query(buf, (size_t)n, &q, &why) != 0)
+		return;
+	upstream_log(u, &q);
+	m = zone_answer(&q, out, sizeof(out));
+	if (m > 0)
+		sendto(fd, out, (size_t)m, 0, (struct sockaddr *)&peer, plen);
+}
+
+static void upstream_start(struct fb_loop *l, struct upstream *u)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+
+	memset(u, 0, sizeof(*u));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	u->udp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	assert_int_equal(bind(u->udp, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(u->udp, (struct sockaddr *)&sin, &len), 0);
+	u->port = ntohs(sin.sin_port);
+	assert_int_equal(fb_loop_add(l, u->udp, EPOLLIN, on_upstream_udp, u), 0);
+}
+
+static size_t upstream_asked(const struct upstream *u, const char *name)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < u->nlog; i++)
+		n += strcasecmp(u->log[i], name) == 0;
+	return n;
+}
+
+/* ---- the fixture ------------------------------------------------------- */
+
+struct fx {
+	struct fb_loop *loop;
+	struct upstream up;
+	struct fb_policy *policy; /* the server reads it through &policy */
+	struct fb_resolver *res;
+	struct fb_dns_server *srv;
+	int client;               /* a UDP socket */
+	/* the last reply a client received */
+	uint8_t reply[4096];
+	ssize_t reply_len;
+	bool timed_out;
+	/* the audit callback's record */
+	size_t nevents;
+	struct fb_dns_event last;
+	char last_name[FB_NAME_MAX];
+};
+
+static struct fb_policy *load(const char *text)
+{
+	struct fb_diags d = { 0 };
+	struct fb_policy *p = fb_policy_load(text, strlen(text), NULL, &d);
+
+	if (!p)
+		fb_diags_print(&d, stderr);
+	fb_diags_free(&d);
+	assert_non_null(p);
+	return p;
+}
+
+static void on_event(const struct fb_dns_event *ev, void *arg)
+{
+	struct fx *f = arg;
+
+	f->nevents++;
+	f->last = *ev;
+	snprintf(f->last_name, sizeof(f->last_name), "%s", ev->name);
+	f->last.name = f->last_name;
+	f->last.addrs = NULL; /* not kept past the callback */
+}
+
+static void start(struct fx *f, unsigned qps, unsigned burst, unsigned idle_ms)
+{
+	char server[64], err[256];
+	struct fb_dns_config cfg = {
+		.listen = "127.0.0.1:0",
+		.policy = &f->policy,
+		.rate_qps = qps,
+		.rate_burst = burst,
+		.tcp_idle_ms = idle_ms,
+		.on_query = on_event,
+		.arg = f,
+	};
+
+	memset(f, 0, sizeof(*f));
+	f->loop = fb_loop_new();
+	assert_non_null(f->loop);
+	upstream_start(f->loop, &f->up);
+	snprintf(server, sizeof(server), "127.0.0.1:%u", f->up.port);
+	f->res = fb_resolver_new(f->loop, server, err, sizeof(err));
+	if (!f->res)
+		fail_msg("%s", err);
+	f->policy = load(POLICY);
+	cfg.resolver = f->res;
+	f->srv = fb_dns_server_new(f->loop, &cfg, err, sizeof(err));
+	if (!f->srv)
+		fail_msg("%s", err);
+	f->client = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	assert_true(f->client >= 0);
+}
+
+static void stop(struct fx *f)
+{
+	fb_dns_server_free(f->srv);
+	fb_resolver_free(f->res);
+	fb_loop_del(f->loop, f->up.udp);
+	close(f->up.udp);
+	close(f->client);
+	fb_loop_free(f->loop);
+	fb_policy_unref(f->policy);
+}
+
+static void on_deadline(struct fb_loop *l, void *arg)
+{
+	struct fx *f = arg;
+
+	f->timed_out = true;
+	fb_loop_stop(l);
+}
+
+static void on_reply(struct fb_loop *l, int fd, uint32_t ev, void *arg)
+{
+	struct fx *f = arg;
+
+	(void)ev;
+	f->reply_len = recv(fd, f->reply, sizeof(f->reply), 0);
+	fb_loop_stop(l);
+}
+
+/* Run the loop until `fd` is readable (its handler stops it) or 2 s. */
+static void run_until_reply(struct fx *f, int fd, fb_io_fn *fn)
+{
+	struct fb_timer *t = fb_timer_add(f->loop, 2000, on_deadline, f);
+
+	f->timed_out = false;
+	f->reply_len = -1;
+	assert_int_equal(fb_loop_add(f->loop, fd, EPOLLIN, fn, f), 0);
+	assert_int_equal(fb_loop_run(f->loop), 0);
+	fb_loop_del(f->loop, fd);
+	if (!f->timed_out)
+		fb_timer_cancel(f->loop, t);
+}
+
+static struct sockaddr_in server_addr(const struct fx *f)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(fb_dns_server_port(f->srv));
+	return sin;
+}
+
+/* Send raw bytes over UDP; the reply (if any) lands in f->reply. */
+static void ask_raw(struct fx *f, const void *pkt, size_t len)
+{
+	struct sockaddr_in sin = server_addr(f);
+
+	assert_int_equal(sendto(f->client, pkt, len, 0, (struct sockaddr *)&sin,
+				sizeof(sin)), (ssize_t)len);
+	run_until_reply(f, f->client, on_reply);
+}
+
+/* Ask for name/type over UDP; returns the rcode, fills the answers. */
+static int ask(struct fx *f, const char *name, uint16_t type,
+	       struct fb_dns_rr *an, size_t *nan)
+{
+	unsigned char *q;
+	int qlen;
+	struct fb_dns_msg m;
+	const char *why;
+
+	assert_int_equal(ares_create_query(name, FB_DNS_CLASS_IN, type, 0x4242, 1,
+					   &q, &qlen, 0), ARES_SUCCESS);
+	ask_raw(f, q, (size_t)qlen);
+	ares_free_string(q);
+	if (f->timed_out)
+		fail_msg("no reply to %s", name);
+	assert_int_equal(fb_dns_parse_response(f->reply, (size_t)f->reply_len, &m,
+					       an, nan, &why), 0);
+	assert_int_equal(m.id, 0x4242);
+	assert_string_equal(m.qname, name);
+	return FB_DNS_RCODE(m.flags);
+}
+
+static void assert_addr(const struct fb_dns_rr *rr, const char *ip)
+{
+	char buf[64];
+
+	fb_addr_format(&rr->addr, buf, sizeof(buf));
+	assert_string_equal(buf, ip);
+}
+
+/* ---- the tests --------------------------------------------------------- */
+
+static void test_allowed_answered(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	assert_int_equal(ask(&f, "ok.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(n, 2);
+	assert_addr(&an[0], "1.2.3.4");
+	assert_addr(&an[1], "5.6.7.8");
+	assert_string_equal(an[0].name, "ok.example");
+	assert_true(an[0].ttl >= 1 && an[0].ttl <= 60);
+	assert_int_equal(f.last.rcode, FB_DNS_NOERROR);
+	assert_true(f.last.allowed);
+	assert_string_equal(f.last.name, "ok.example");
+	assert_int_equal(f.last.naddrs, 2);
+	assert_string_equal(f.last.reason, "domain");
+
+	assert_int_equal(ask(&f, "OK.Example", FB_DNS_AAAA, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(n, 1);
+	assert_addr(&an[0], "2a00:1450:4001::1");
+
+	/* A wildcard key; the answer's TTL is capped at 300 s. */
+	assert_int_equal(ask(&f, "a.b.wild.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(n, 1);
+	assert_addr(&an[0], "9.9.9.1");
+	assert_int_equal(ask(&f, "long-ttl.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(an[0].ttl, 300);
+	stop(&f);
+}
+
+static void test_refused_never_leaves(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	assert_int_equal(ask(&f, "refused.example", FB_DNS_A, an, &n), FB_DNS_NXDOMAIN);
+	assert_int_equal(n, 0);
+	assert_int_equal(ask(&f, "wild.example", FB_DNS_A, an, &n), FB_DNS_NXDOMAIN); /* not the apex */
+	assert_int_equal(ask(&f, "refused.example", FB_DNS_TXT, an, &n), FB_DNS_NXDOMAIN);
+	assert_int_equal(f.up.nlog, 0);
+	assert_false(f.last.allowed);
+	assert_string_equal(f.last.reason, "not-allowed");
+	assert_int_equal(f.last.rcode, FB_DNS_NXDOMAIN);
+	stop(&f);
+}
+
+static void test_https_svcb_and_other_types(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	assert_int_equal(ask(&f, "ok.example", FB_DNS_HTTPS, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(n, 0);
+	assert_int_equal(ask(&f, "ok.example", FB_DNS_SVCB, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(n, 0);
+	assert_string_equal(f.last.reason, "svcb-withheld");
+	assert_int_equal(ask(&f, "ok.example", FB_DNS_TXT, an, &n), FB_DNS_REFUSED);
+	assert_int_equal(ask(&f, "ok.example", 10 /* NULL */, an, &n), FB_DNS_REFUSED);
+	assert_int_equal(ask(&f, "ok.example", 255 /* ANY */, an, &n), FB_DNS_REFUSED);
+	assert_string_equal(f.last.reason, "qtype-refused");
+	assert_int_equal(f.up.nlog, 0);
+	stop(&f);
+}
+
+static void test_cname_chain(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	/* Through an allowed name: the target's address, owned by the
+	 * query name (the chain is not shown). */
+	assert_int_equal(ask(&f, "alias-ok.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(n, 1);
+	assert_int_equal(an[0].type, FB_DNS_A);
+	assert_string_equal(an[0].name, "alias-ok.example");
+	assert_addr(&an[0], "9.9.9.9");
+	/* Through a name the policy refuses: nothing of it. */
+	assert_int_equal(ask(&f, "alias-bad.example", FB_DNS_A, an, &n), FB_DNS_NXDOMAIN);
+	assert_int_equal(n, 0);
+	assert_string_equal(f.last.reason, "cname-not-allowed");
+	assert_false(f.last.allowed);
+	/* Even when the alias's answer is already cached. */
+	assert_int_equal(ask(&f, "alias-bad.example", FB_DNS_A, an, &n), FB_DNS_NXDOMAIN);
+	assert_int_equal(upstream_asked(&f.up, "alias-bad.example"), 1);
+	stop(&f);
+}
+
+static void test_denied_addresses_dropped(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	assert_int_equal(ask(&f, "mixed.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(n, 1);
+	assert_addr(&an[0], "1.2.3.4");
+	assert_string_equal(f.last.reason, "denied-address-dropped");
+	/* Only a private address: an empty answer, not the address. */
+	assert_int_equal(ask(&f, "rebind.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(n, 0);
+	assert_string_equal(f.last.reason, "only-denied-addresses");
+	stop(&f);
+}
+
+static void test_cache(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n;
+	struct fb_addr a;
+	struct fb_resolver_stats rs;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	assert_int_equal(ask(&f, "ok.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(ask(&f, "ok.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(n, 2);
+	assert_int_equal(upstream_asked(&f.up, "ok.example"), 1);
+	fb_resolver_stats(f.res, &rs);
+	assert_int_equal(rs.hits, 1);
+	assert_int_equal(rs.upstream, 1);
+	/* Decision 6: was this address in an answer for this name? */
+	assert_int_equal(fb_addr_parse("5.6.7.8", &a), 0);
+	assert_true(fb_resolver_answered(f.res, "ok.example", &a));
+	assert_false(fb_resolver_answered(f.res, "target-ok.example", &a));
+	assert_int_equal(fb_addr_parse("5.6.7.9", &a), 0);
+	assert_false(fb_resolver_answered(f.res, "ok.example", &a));
+	stop(&f);
+}
+
+struct got {
+	struct fx *f;
+	int calls;
+	enum fb_resolve_status status;
+	size_t naddrs;
+	struct fb_addr addrs[8];
+};
+
+static void on_resolved(const struct fb_resolved *res, void *arg)
+{
+	struct got *g = arg;
+
+	g->calls++;
+	g->status = res->status;
+	g->naddrs = res->naddrs;
+	memcpy(g->addrs, res->addrs, (res->naddrs < 8 ? res->naddrs : 8) * sizeof(*res->addrs));
+	fb_loop_stop(g->f->loop);
+}
+
+/* The connection path's API: both families, shared lookups, cancel. */
+static void test_resolve_api(void **state)
+{
+	struct fx f;
+	struct got g = { 0 }, dropped = { 0 };
+	struct fb_resolve_req *cancelled;
+	char ip[64];
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	g.f = &f;
+	dropped.f = &f;
+	assert_non_null(fb_resolve(f.res, "ok.example", AF_UNSPEC, on_resolved, &g));
+	cancelled = fb_resolve(f.res, "ok.example", AF_UNSPEC, on_resolved, &dropped);
+	fb_resolve_cancel(cancelled);
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(g.status, FB_RESOLVE_OK);
+	assert_int_equal(g.naddrs, 3);
+	fb_addr_format(&g.addrs[2], ip, sizeof(ip));
+	assert_string_equal(ip, "2a00:1450:4001::1");
+
+	/* A cancel after the lookup went out: the other asker still gets
+	 * the answer, and the cancelled one never hears of it. */
+	cancelled = fb_resolve(f.res, "target-ok.example", AF_INET, on_resolved, &dropped);
+	assert_non_null(fb_resolve(f.res, "target-ok.example", AF_INET, on_resolved, &g));
+	fb_timer_add(f.loop, 0, on_deadline, &f); /* one turn: both start */
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	assert_int_equal(upstream_asked(&f.up, "target-ok.example"), 0); /* not yet answered */
+	fb_resolve_cancel(cancelled);
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	assert_int_equal(g.calls, 2);
+	assert_int_equal(g.naddrs, 1);
+	assert_int_equal(upstream_asked(&f.up, "target-ok.example"), 1);
+
+	/* NXDOMAIN from the upstream. */
+	assert_non_null(fb_resolve(f.res, "nowhere.example", AF_INET, on_resolved, &g));
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	assert_int_equal(g.status, FB_RESOLVE_NXDOMAIN);
+	assert_int_equal(dropped.calls, 0);
+	stop(&f);
+}
+
+static void test_upstream_down(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n;
+	struct fb_dns_stats st;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	/* Nobody listens there any more: the upstream fails, SERVFAIL. */
+	fb_loop_del(f.loop, f.up.udp);
+	close(f.up.udp);
+	f.up.udp = -1;
+	assert_int_equal(ask(&f, "ok.example", FB_DNS_A, an, &n), FB_DNS_SERVFAIL);
+	assert_string_equal(f.last.reason, "upstream-failed");
+	assert_non_null(f.last.detail);
+	fb_dns_server_stats(f.srv, &st);
+	assert_int_equal(st.upstream_failed, 1);
+	stop(&f);
+}
+
+static void test_rate_cap(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n;
+	int refused = 0;
+	struct fb_dns_stats st;
+
+	(void)state;
+	start(&f, 1, 3, 0); /* 1 query a second, bursts of 3 */
+	for (int i = 0; i < 6; i++)
+		refused += ask(&f, "refused.example", FB_DNS_A, an, &n) == FB_DNS_REFUSED;
+	/* Three from the burst, at most one more refilled meanwhile. */
+	assert_true(refused >= 2 && refused <= 3);
+	assert_string_equal(f.last.reason, "rate-limited");
+	fb_dns_server_stats(f.srv, &st);
+	assert_int_equal(st.rate_limited, (uint64_t)refused);
+	assert_int_equal(st.queries, 6);
+	stop(&f);
+}
+
+static void test_policy_swap(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n;
+	struct fb_policy *old;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	assert_int_equal(ask(&f, "ok.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	/* The next query sees the new policy, though the answer is cached. */
+	old = f.policy;
+	f.policy = load("allow: [other.example]");
+	fb_policy_unref(old);
+	assert_int_equal(ask(&f, "ok.example", FB_DNS_A, an, &n), FB_DNS_NXDOMAIN);
+	old = f.policy;
+	f.policy = load("deny-all");
+	fb_policy_unref(old);
+	assert_int_equal(ask(&f, "other.example", FB_DNS_A, an, &n), FB_DNS_NXDOMAIN);
+	assert_string_equal(f.last.reason, "deny-all");
+	old = f.policy;
+	f.policy = load("allow-all");
+	fb_policy_unref(old);
+	assert_int_equal(ask(&f, "refused.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(n, 1);
+	assert_string_equal(f.last.reason, "allow-all");
+	/* allow-all is the public internet: private answers still dropped. */
+	assert_int_equal(ask(&f, "rebind.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(n, 0);
+	assert_int_equal(upstream_asked(&f.up, "ok.example"), 1);
+	stop(&f);
+}
+
+/* A swap while the upstream is being asked: the answer is judged under
+ * the policy in force when it arrives. */
+static void on_swap(struct fb_loop *l, void *arg)
+{
+	struct fx *f = arg;
+	struct fb_policy *old = f->policy;
+
+	(void)l;
+	f->policy = load("deny-all");
+	fb_policy_unref(old);
+}
+
+static void test_policy_swap_in_flight(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	fb_timer_add(f.loop, 0, on_swap, &f); /* fires after the query is planned */
+	assert_int_equal(ask(&f, "ok.example", FB_DNS_A, an, &n), FB_DNS_NXDOMAIN);
+	assert_int_equal(n, 0);
+	stop(&f);
+}
+
+static void test_malformed(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n;
+	struct fb_dns_stats st;
+	static const uint8_t two_questions[] =
+		"\x12\x34\x01\x00\x00\x02\x00\x00\x00\x00\x00\x00"
+		"\2ok\7example\0\0\1\0\1" "\2ok\7example\0\0\1\0\1";
+	static const uint8_t pointer[] =
+		"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+		"\2ok\xc0\x0c\0\1\0\1";
+	static const uint8_t trailing[] =
+		"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+		"\2ok\7example\0\0\1\0\1garbage";
+	static const uint8_t opcode[] =
+		"\x12\x34\x11\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+		"\2ok\7example\0\0\1\0\1";
+	static const uint8_t response[] =
+		"\x12\x34\x81\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+		"\2ok\7example\0\0\1\0\1";
+	struct { const uint8_t *pkt; size_t len; int rcode; } cases[] = {
+		{ two_questions, sizeof(two_questions) - 1, FB_DNS_FORMERR },
+		{ pointer, sizeof(pointer) - 1, FB_DNS_FORMERR },
+		{ trailing, sizeof(trailing) - 1, FB_DNS_FORMERR },
+		{ opcode, sizeof(opcode) - 1, FB_DNS_NOTIMP },
+	};
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ask_raw(&f, cases[i].pkt, cases[i].len);
+		assert_false(f.timed_out);
+		assert_true(f.reply_len >= FB_DNS_HEADER_LEN);
+		assert_int_equal(f.reply[0], 0x12);
+		assert_int_equal(f.reply[1], 0x34);
+		assert_true(f.reply[2] & 0x80);
+		assert_int_equal(f.reply[3] & 0xf, cases[i].rcode);
+		assert_string_equal(f.last.reason, "malformed");
+	}
+	/* A response, or a scrap of a header: no reply at all. */
+	ask_raw(&f, response, sizeof(response) - 1);
+	assert_true(f.timed_out);
+	ask_raw(&f, "\x12\x34\x01", 3);
+	assert_true(f.timed_out);
+	/* Random bytes, then the server still answers. */
+	srand(7);
+	for (int i = 0; i < 200; i++) {
+		uint8_t junk[64];
+		size_t len = 12 + (size_t)(rand() % 52);
+		struct sockaddr_in sin = server_addr(&f);
+
+		for (size_t j = 0; j < len; j++)
+			junk[j] = (uint8_t)rand();
+		junk[2] &= 0x7f; /* a query, so the server replies */
+		sendto(f.client, junk, len, 0, (struct sockaddr *)&sin, sizeof(sin));
+	}
+	fb_timer_add(f.loop, 100, on_deadline, &f);
+	fb_loop_run(f.loop);
+	while (recv(f.client, f.reply, sizeof(f.reply), 0) > 0)
+		;
+	assert_int_equal(ask(&f, "ok.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	fb_dns_server_stats(f.srv, &st);
+	assert_true(st.malformed >= 4);
+	assert_int_equal(f.up.nlog, 1);
+	stop(&f);
+}
+
+/* ---- TCP ---------------------------------------------------------------- */
+
+static int tcp_connect(struct fx *f)
+{
+	struct sockaddr_in sin = server_addr(f);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
+struct tcp_reader {
+	struct fx *f;
+	uint8_t buf[4096];
+	size_t len;
+	size_t want;  /* stop once this many messages are whole */
+	bool eof;
+};
+
+static size_t whole_messages(const struct tcp_reader *r)
+{
+	size_t n = 0, off = 0;
+
+	while (off + 2 <= r->len) {
+		size_t m = (size_t)r->buf[off] << 8 | r->buf[off + 1];
+
+		if (off + 2 + m > r->len)
+			break;
+		off += 2 + m;
+		n++;
+	}
+	return n;
+}
+
+static void on_tcp_reply(struct fb_loop *l, int fd, uint32_t ev, void *arg)
+{
+	struct tcp_reader *r = arg;
+	ssize_t n;
+
+	(void)ev;
+	n = recv(fd, r->buf + r->len, sizeof(r->buf) - r->len, 0);
+	if (n <= 0) {
+		r->eof = true;
+		fb_loop_stop(l);
+		return;
+	}
+	r->len += (size_t)n;
+	if (whole_messages(r) >= r->want)
+		fb_loop_stop(l);
+}
+
+static void tcp_wait(struct fx *f, int fd, struct tcp_reader *r)
+{
+	struct fb_timer *t = fb_timer_add(f->loop, 2000, on_deadline, f);
+
+	f->timed_out = false;
+	assert_int_equal(fb_loop_add(f->loop, fd, EPOLLIN, on_tcp_reply, r), 0);
+	assert_int_equal(fb_loop_run(f->loop), 0);
+	fb_loop_del(f->loop, fd);
+	if (!f->timed_out)
+		fb_timer_cancel(f->loop, t);
+}
+
+/* Append one length-prefixed query to buf. */
+static size_t tcp_query(uint8_t *buf, const char *name, uint16_t type, uint16_t id)
+{
+	unsigned char *q;
+	int qlen;
+
+	assert_int_equal(ares_create_query(name, FB_DNS_CLASS_IN, type, id, 1, &q,
+					   &qlen, 0), ARES_SUCCESS);
+	buf[0] = (uint8_t)(qlen >> 8);
+	buf[1] = (uint8_t)qlen;
+	memcpy(buf + 2, q, (size_t)qlen);
+	ares_free_string(q);
+	return 2 + (size_t)qlen;
+}
+
+static void test_tcp_two_queries(void **state)
+{
+	struct fx f;
+	struct tcp_reader r = { 0 };
+	uint8_t out[1024];
+	size_t n = 0, off = 0;
+	int fd;
+	bool seen[2] = { false, false };
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	fd = tcp_connect(&f);
+	/* Both in one write: the second must not be lost in the buffer. */
+	n += tcp_query(out + n, "ok.example", FB_DNS_A, 1);
+	n += tcp_query(out + n, "refused.example", FB_DNS_A, 2);
+	assert_int_equal(write(fd, out, n), (ssize_t)n);
+	r.f = &f;
+	r.want = 2;
+	tcp_wait(&f, fd, &r);
+	assert_false(f.timed_out);
+	assert_int_equal(whole_messages(&r), 2);
+	for (int i = 0; i < 2; i++) {
+		struct fb_dns_msg m;
+		struct fb_dns_rr an[FB_DNS_MAX_RR];
+		size_t nan, len = (size_t)r.buf[off] << 8 | r.buf[off + 1];
+		const char *why;
+
+		assert_int_equal(fb_dns_parse_response(r.buf + off + 2, len, &m, an, &nan, &why), 0);
+		assert_true(m.id == 1 || m.id == 2);
+		seen[m.id - 1] = true;
+		if (m.id == 1) {
+			assert_int_equal(FB_DNS_RCODE(m.flags), FB_DNS_NOERROR);
+			assert_int_equal(nan, 2);
+		} else {
+			assert_int_equal(FB_DNS_RCODE(m.flags), FB_DNS_NXDOMAIN);
+		}
+		off += 2 + len;
+	}
+	assert_true(seen[0] && seen[1]);
+	assert_true(f.last.tcp);
+
+	/* A third on the same connection, split across two writes. */
+	n = tcp_query(out, "ok.example", FB_DNS_AAAA, 3);
+	assert_int_equal(write(fd, out, 5), 5);
+	assert_int_equal(write(fd, out + 5, n - 5), (ssize_t)(n - 5));
+	r.want = 3;
+	tcp_wait(&f, fd, &r);
+	assert_int_equal(whole_messages(&r), 3);
+	close(fd);
+	stop(&f);
+}
+
+static void test_tcp_idle_and_oversized(void **state)
+{
+	struct fx f;
+	struct tcp_reader r = { 0 };
+	int fd;
+
+	(void)state;
+	start(&f, 0, 0, 150);
+	/* Silent: closed after the idle time. */
+	fd = tcp_connect(&f);
+	r.f = &f;
+	r.want = 1;
+	tcp_wait(&f, fd, &r);
+	assert_false(f.timed_out);
+	assert_true(r.eof);
+	close(fd);
+	/* A length no query can have: closed at once. */
+	fd = tcp_connect(&f);
+	memset(&r, 0, sizeof(r));
+	r.f = &f;
+	r.want = 1;
+	assert_int_equal(write(fd, "\xff\xff", 2), 2);
+	tcp_wait(&f, fd, &r);
+	assert_true(r.eof);
+	assert_int_equal(r.len, 0);
+	close(fd);
+	stop(&f);
+}
+
+static void test_bad_config(void **state)
+{
+	struct fb_loop *l = fb_loop_new();
+	struct fb_policy *p = load("deny-all");
+	char err[256];
+	struct fb_dns_config cfg = { .listen = "127.0.0.1", .policy = &p };
+
+	(void)state;
+	assert_null(fb_dns_server_new(l, &cfg, err, sizeof(err)));
+	assert_non_null(strstr(err, "ADDR:PORT"));
+	cfg.listen = "localhost:53";
+	assert_null(fb_dns_server_new(l, &cfg, err, sizeof(err)));
+	assert_null(fb_resolver_new(l, "8.8.8.8:0", err, sizeof(err)));
+	assert_non_null(strstr(err, "port"));
+	assert_null(fb_resolver_new(l, "dns.example", err, sizeof(err)));
+	assert_non_null(strstr(err, "not an IP address"));
+	assert_null(fb_resolver_new(l, "[::1", err, sizeof(err)));
+	fb_policy_unref(p);
+	fb_loop_free(l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_allowed_answered),
+		cmocka_unit_test(test_refused_never_leaves),
+		cmocka_unit_test(test_https_svcb_and_other_types),
+		cmocka_unit_test(test_cname_chain),
+		cmocka_unit_test(test_denied_addresses_dropped),
+		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_resolve_api),
+		cmocka_unit_test(test_upstream_down),
+		cmocka_unit_test(test_rate_cap),
+		cmocka_unit_test(test_policy_swap),
+		cmocka_unit_test(test_policy_swap_in_flight),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_tcp_two_queries),
+		cmocka_unit_test(test_tcp_idle_and_oversized),
+		cmocka_unit_test(test_bad_config),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
