@@ -166,8 +166,7 @@ void fbn_batch_fail(struct fbn_batch *b, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Make room for `need` more bytes; false (and the batch failed) if not. */
-static bool batch_reserve(struct fbn_batch *b, size_t need)
+bool fbn_batch_reserve(struct fbn_batch *b, size_t need)
 {
 	size_t cap = b->cap ? b->cap : 1 << 16;
 	char *p;
@@ -195,7 +194,7 @@ struct nlmsghdr *fbn_batch_open(struct fbn_batch *b, uint16_t type,
 	char *desc;
 
 	/* BATCH_BEGIN goes in front of the first message */
-	if (b->failed || !batch_reserve(b, room + 2 * MNL_ALIGN(
+	if (b->failed || !fbn_batch_reserve(b, room + 2 * MNL_ALIGN(
 						   sizeof(struct nlmsghdr) +
 						   sizeof(struct nfgenmsg))))
 		return NULL;

@@ -179,18 +179,8 @@ static void put_elems(struct fbn_tbl *t, const struct fbn_tbl_item *set,
 	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set->name);
 	mnl_attr_put_u32(nlh, NFTA_SET_ELEM_LIST_SET_ID, htonl(set->id));
 	list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
-	for (size_t i = 0; i < n; i++) {
-		struct nlattr *el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-		struct nlattr *key = mnl_attr_nest_start(nlh,
-							 NFTA_SET_ELEM_KEY);
-
-		mnl_attr_put(nlh, NFTA_DATA_VALUE, klen, e[i].key);
-		mnl_attr_nest_end(nlh, key);
-		if (e[i].end)
-			mnl_attr_put_u32(nlh, NFTA_SET_ELEM_FLAGS,
-					 htonl(NFT_SET_ELEM_INTERVAL_END));
-		mnl_attr_nest_end(nlh, el);
-	}
+	for (size_t i = 0; i < n; i++)
+		fbn_elem_put(nlh, &e[i], klen);
 	mnl_attr_nest_end(nlh, list);
 	fbn_batch_close(t->b, nlh);
 }
@@ -215,11 +205,18 @@ void fbn_tbl_set_fill(struct fbn_tbl *t, const char *set,
 		fbn_batch_fail(t->b, "%s", err);
 		return;
 	}
+	/* one allocation for all of them, not a doubling series of copies */
+	fbn_batch_reserve(t->b, ne * FB_ELEM_ROOM +
+			  (ne / FB_ELEMS_PER_MSG + 1) * 1024);
 	for (size_t i = 0; i < ne; i += FB_ELEMS_PER_MSG)
 		put_elems(t, it, e + i,
 			  ne - i < FB_ELEMS_PER_MSG ? ne - i : FB_ELEMS_PER_MSG,
 			  i);
 	it->count += ne;
+	it->nsamples = ne < FBN_SAMPLES ? ne : FBN_SAMPLES;
+	for (size_t i = 0; i < it->nsamples; i++)
+		it->samples[i] = ne <= FBN_SAMPLES ?
+			e[i] : e[i * (ne - 1) / (FBN_SAMPLES - 1)];
 	free(e);
 }
 

@@ -79,6 +79,9 @@ void fbn_batch_free(struct fbn_batch *b);
 void fbn_batch_fail(struct fbn_batch *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Room for `need` more bytes, ahead of a burst of messages. */
+bool fbn_batch_reserve(struct fbn_batch *b, size_t need);
+
 /*
  * Start a message of at most `room` bytes (header included) described by
  * `what`; returns NULL if the batch has failed.  Finish it with
@@ -154,6 +157,10 @@ int fbn_ranges_to_elems(const struct fb_range *r, size_t n, int family,
 		       const char *what, struct fbn_elem **out, size_t *nout,
 		       char *err, size_t errsize);
 
+/* Append e as one NFTA_LIST_ELEM to the open element list of nlh. */
+void fbn_elem_put(struct nlmsghdr *nlh, const struct fbn_elem *e,
+		  size_t klen);
+
 /* Is address a (len bytes) inside the intervals e[0..n)? */
 bool fbn_elems_contain(const struct fbn_elem *e, size_t n, const uint8_t *a,
 		      size_t len);
@@ -161,12 +168,16 @@ bool fbn_elems_contain(const struct fbn_elem *e, size_t n, const uint8_t *a,
 /* ---- build.c -------------------------------------------------------- */
 
 #define FBN_TBL_MAX 8 /* chains, sets or counters in one of our tables */
+#define FBN_SAMPLES 64 /* elements of a large set looked up one by one */
 
 struct fbn_tbl_item {
 	char name[32];
 	size_t count; /* rules of a chain, elements of a set */
 	uint32_t id;  /* set id within the transaction */
 	int family;   /* a set's address family */
+	/* a set's first, last and evenly spaced elements in between */
+	struct fbn_elem samples[FBN_SAMPLES];
+	size_t nsamples;
 };
 
 /* A table being written into a batch, and what it must read back as. */
@@ -195,7 +206,14 @@ void fbn_tbl_rule(struct fbn_tbl *t, struct fbn_rule *fr);
 
 /* ---- verify.c ------------------------------------------------------- */
 
-/* Read the table back and compare chains, rule counts, sets, elements. */
+/*
+ * Read the table back and compare chains, rule counts, sets, elements.
+ * Sets of up to FBN_VERIFY_DUMP elements are counted from a dump; larger
+ * ones have their samples looked up one by one, because the kernel
+ * restarts a set dump's walk for every 32 KiB message, which makes
+ * dumping 200k elements take seconds.
+ */
+#define FBN_VERIFY_DUMP 20000
 int fbn_tbl_verify(const struct fbn_tbl *t, char *err, size_t errsize);
 
 #endif /* FB_NFT_INTERNAL_H */

@@ -14,6 +14,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nf_tables.h>
+
 #include "nft/internal.h"
 
 /* qsort_r order of ranges of one family; ctx points at the address length */
@@ -149,4 +152,18 @@ bool fbn_elems_contain(const struct fbn_elem *e, size_t n, const uint8_t *a,
 			hi = mid;
 	}
 	return lo > 0 && !e[lo - 1].end;
+}
+
+void fbn_elem_put(struct nlmsghdr *nlh, const struct fbn_elem *e,
+		  size_t klen)
+{
+	struct nlattr *el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+	struct nlattr *key = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
+
+	mnl_attr_put(nlh, NFTA_DATA_VALUE, klen, e->key);
+	mnl_attr_nest_end(nlh, key);
+	if (e->end)
+		mnl_attr_put_u32(nlh, NFTA_SET_ELEM_FLAGS,
+				 htonl(NFT_SET_ELEM_INTERVAL_END));
+	mnl_attr_nest_end(nlh, el);
 }

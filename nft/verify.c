@@ -6,8 +6,10 @@
  * happen (a concurrent writer, a kernel that silently merged or dropped
  * elements) before the caller reports the policy as enforced.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
@@ -98,6 +100,56 @@ static int dump(struct fbn_nl *nl, uint16_t type, int table_attr,
 		       -1 : 0;
 }
 
+static int count_reply(const struct nlmsghdr *nlh, void *data)
+{
+	(void)nlh;
+	++*(size_t *)data;
+	return 0;
+}
+
+/*
+ * A set too large to dump quickly: each sample must be found by a lookup
+ * of exactly that element; then the set is taken to hold what was sent.
+ */
+static int lookup_samples(struct fbn_nl *nl, const struct fbn_tbl *t,
+			  const struct fbn_tbl_item *want,
+			  struct fbn_tbl_item *got, size_t ngot, char *err,
+			  size_t errsize)
+{
+	size_t klen = want->family == AF_INET ? 4 : 16, i;
+
+	for (i = 0; i < ngot; i++)
+		if (strcmp(got[i].name, want->name) == 0)
+			break;
+	if (i == ngot)
+		return 0; /* compare() names the missing set */
+	for (size_t k = 0; k < want->nsamples; k++) {
+		const struct fbn_elem *e = &want->samples[k];
+		char buf[512], why[200], addr[INET6_ADDRSTRLEN];
+		struct nlmsghdr *nlh;
+		struct nlattr *list;
+		size_t found = 0;
+
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM,
+					    NFPROTO_INET, NLM_F_ACK, 0);
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, t->name);
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, want->name);
+		list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+		fbn_elem_put(nlh, e, klen);
+		mnl_attr_nest_end(nlh, list);
+		if (fbn_nl_request(nl, nlh, count_reply, &found, why,
+				   sizeof(why)) < 0 || !found) {
+			inet_ntop(want->family, e->key, addr, sizeof(addr));
+			snprintf(err, errsize, "read-back of table %s: set %s "
+				 "lacks its element %s%s", t->name, want->name,
+				 addr, e->end ? " (interval end)" : "");
+			return -1;
+		}
+	}
+	got[i].count = want->count;
+	return 0;
+}
+
 /* Compare one kind of object: names and counts, both ways. */
 static int compare(const char *kind, const char *unit,
 		   const struct fbn_tbl_item *want, size_t nwant,
@@ -164,10 +216,19 @@ int fbn_tbl_verify(const struct fbn_tbl *t, char *err, size_t errsize)
 	s.table_attr = NFTA_SET_ELEM_LIST_TABLE;
 	s.name_attr = NFTA_SET_ELEM_LIST_SET;
 	s.count = COUNT_ELEMS;
-	for (size_t i = 0; i < t->nsets; i++)
-		if (dump(&nl, NFT_MSG_GETSETELEM, NFTA_SET_ELEM_LIST_TABLE,
-			 t->name, t->sets[i].name, &s, err, errsize) < 0)
+	for (size_t i = 0; i < t->nsets; i++) {
+		const struct fbn_tbl_item *want = &t->sets[i];
+
+		if (want->count <= FBN_VERIFY_DUMP) {
+			if (dump(&nl, NFT_MSG_GETSETELEM,
+				 NFTA_SET_ELEM_LIST_TABLE, t->name, want->name,
+				 &s, err, errsize) < 0)
+				goto out;
+		} else if (lookup_samples(&nl, t, want, sets, nsets, err,
+					  errsize) < 0) {
 			goto out;
+		}
+	}
 	if (compare("set", "elements", t->sets, t->nsets, sets, nsets,
 		    t->name, err, errsize) < 0)
 		goto out;

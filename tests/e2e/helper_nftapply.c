@@ -4,7 +4,8 @@
  *
  *   apply --guest IF [--proxy-port N] [--dns-port N] [--resolver IP:PORT]
  *         [--deny RANGE]... [--allow RANGE]...
- *   cut [--allow RANGE]...          prints the number of flows cut
+ *   cut [--allow RANGE]...          prints the number of flows cut and
+ *                                   the wall-clock time the cut began
  *   counters                        prints "NAME PKTS BYTES" lines
  *   delete TABLE
  *   uplink TABLE IF NET4 [NET6]
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "nft/nft.h"
 
@@ -151,15 +153,18 @@ static int cmd_cut(int argc, char **argv, char *err, size_t errsize)
 {
 	struct fb_range *allow = NULL;
 	size_t nallow = 0;
+	struct timespec began;
 	int n = -1;
 
 	for (int i = 0; i + 1 < argc; i += 2)
 		if (strcmp(argv[i], "--allow") ||
 		    add_range(&allow, &nallow, argv[i + 1]) < 0)
 			goto out;
+	clock_gettime(CLOCK_REALTIME, &began);
 	n = fb_nft_cut_flows(allow, nallow, err, errsize);
 	if (n >= 0)
-		printf("%d\n", n);
+		printf("%d %lld.%06ld\n", n, (long long)began.tv_sec,
+		       began.tv_nsec / 1000);
 out:
 	free(allow);
 	return n < 0 ? -1 : 0;

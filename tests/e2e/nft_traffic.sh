@@ -1,0 +1,275 @@
+#!/bin/bash
+# nft_traffic.sh — real packets through the sandbox table `inet firebreak`.
+#
+#   guest ns                 sandbox ns (table applied here)        outer ns ("internet")
+#   gv 10.250.0.2   ──veth── sg 10.250.0.1    su 198.18.0.2 ──veth── ou 198.18.0.1
+#      fd00:250::2              fd00:250::1      2001:db8:18::2          2001:db8:18::1
+#                                                                   lo: 198.18.1.1 (allowed)
+#                                                                       198.18.1.66 (denied inside allowed)
+#                                                                       198.18.2.1 (neither)
+#                                                                       2001:db8:1::1/::66, 2001:db8:2::1
+#
+# Every address lives in namespaces this test creates; nothing is routed
+# anywhere else.  Prints "ok - NAME" / "not ok - NAME" lines.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${FB_BUILD:-build/plain}
+HELPER=$BUILD/tests/helper_nftapply
+PY=/usr/bin/python3
+G=fbnft-$$-guest S=fbnft-$$-sbox O=fbnft-$$-outer
+TMP=$(mktemp -d)
+PIDS=()
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	for n in $G $S $O; do ip netns del "$n" 2>/dev/null; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fails=0
+ok() { echo "ok - $1"; }
+not_ok() { echo "not ok - $1${2:+ # $2}"; fails=$((fails + 1)); }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name"; fi; }
+
+if [ ! -x "$HELPER" ]; then
+	echo "skip - nft_traffic # $HELPER not built"
+	exit 0
+fi
+
+cat >"$TMP/t.py" <<'EOF'
+import socket, sys, threading, time
+
+def listener(kind, port):
+	s = socket.socket(socket.AF_INET6, kind)
+	s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+	s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+	s.bind(("::", port))
+	return s
+
+def serve_tcp(port, reply):
+	s = listener(socket.SOCK_STREAM, port)
+	s.listen(64)
+	print("ready", flush=True)
+	def one(c):
+		try:
+			c.sendall((reply + "\n").encode())
+			while True:
+				d = c.recv(4096)
+				if not d:
+					break
+				c.sendall(d)
+		except OSError:
+			pass
+		c.close()
+	while True:
+		c, _ = s.accept()
+		threading.Thread(target=one, args=(c,), daemon=True).start()
+
+def serve_udp(port, path):
+	s = listener(socket.SOCK_DGRAM, port)
+	print("ready", flush=True)
+	while True:
+		d, a = s.recvfrom(2048)
+		with open(path, "a") as f:
+			f.write("%s %s\n" % (a[0], d.decode(errors="replace")))
+
+# stream: talk every 5 ms; when the stream breaks, write the wall time
+def stream(host, port, out):
+	c = socket.create_connection((host, int(port)), timeout=2)
+	f = c.makefile("rb")
+	f.readline()
+	with open(out + ".up", "w") as u:
+		u.write("up\n")
+	end = time.time() + 10
+	err = "still up"
+	while time.time() < end:
+		try:
+			c.sendall(b"x\n")
+			if f.readline() != b"x\n":
+				err = "eof"
+				break
+		except OSError as e:
+			err = type(e).__name__
+			break
+		time.sleep(0.005)
+	with open(out, "w") as o:
+		o.write("%.6f %s\n" % (time.time(), err))
+
+cmd = sys.argv[1]
+args = sys.argv[2:]
+{"serve-tcp": lambda: serve_tcp(int(args[0]), args[1]),
+ "serve-udp": lambda: serve_udp(int(args[0]), args[1]),
+ "stream": lambda: stream(*args)}[cmd]()
+EOF
+
+# ---- topology ---------------------------------------------------------
+# nsenter: a network namespace only, cheaper than `ip netns exec`
+in_ns() { local ns=$1; shift; nsenter --net=/run/netns/"$ns" "$@"; }
+in_g() { in_ns $G "$@"; }
+in_s() { in_ns $S "$@"; }
+set -e
+for n in $G $S $O; do ip netns add "$n"; ip -n "$n" link set lo up; done
+ip link add gv netns $G type veth peer name sg netns $S
+ip link add su netns $S type veth peer name ou netns $O
+ip -n $G addr add 10.250.0.2/24 dev gv
+ip -n $G addr add fd00:250::2/64 dev gv nodad
+ip -n $S addr add 10.250.0.1/24 dev sg
+ip -n $S addr add fd00:250::1/64 dev sg nodad
+ip -n $S addr add 198.18.0.2/24 dev su
+ip -n $S addr add 2001:db8:18::2/64 dev su nodad
+ip -n $O addr add 198.18.0.1/24 dev ou
+ip -n $O addr add 2001:db8:18::1/64 dev ou nodad
+for a in 198.18.1.1/32 198.18.1.66/32 198.18.1.67/32 198.18.2.1/32 \
+	 2001:db8:1::1/128 2001:db8:1::66/128 2001:db8:2::1/128; do
+	ip -n $O addr add "$a" dev lo
+done
+for l in "$G gv" "$S sg" "$S su" "$O ou"; do
+	set -- $l; ip -n "$1" link set "$2" up
+done
+ip -n $G route add default via 10.250.0.1
+ip -n $G -6 route add default via fd00:250::1
+ip -n $S route add default via 198.18.0.1
+ip -n $S -6 route add default via 2001:db8:18::1
+ip -n $O route add 10.250.0.0/24 via 198.18.0.2
+ip -n $O -6 route add fd00:250::/64 via 2001:db8:18::2
+in_ns $S sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+set +e
+
+
+start() { # NS OUTFILE ARGS... : a server, waited for until ready
+	local ns=$1 out=$2; shift 2
+	in_ns "$ns" $PY -S "$TMP/t.py" "$@" >"$out" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 100); do grep -q ready "$out" 2>/dev/null && return 0; sleep 0.02; done
+	echo "server $* did not start"; return 1
+}
+
+start $O "$TMP/origin.log" serve-tcp 8080 origin || exit 1
+start $O "$TMP/o53.log" serve-tcp 53 resolver || exit 1
+start $O "$TMP/oudp.log" serve-udp 443 "$TMP/udp443" || exit 1
+start $S "$TMP/dns.log" serve-udp 15053 "$TMP/dns" || exit 1
+start $S "$TMP/gw.log" serve-tcp 2222 gateway-ssh || exit 1
+
+POLICY=(--guest sg --proxy-port 15001 --dns-port 15053
+	--resolver 198.18.1.67:53
+	--deny 10.0.0.0/8 --deny 198.18.0.0/24 --deny 198.18.1.64/26
+	--deny fd00::/8 --deny 2001:db8:1::64/126 --deny 2001:db8:18::/64
+	--allow 198.18.1.0/24 --allow 2001:db8:1::/64)
+check "apply the sandbox table" in_s "$HELPER" apply "${POLICY[@]}"
+
+# conn NS HOST PORT [TIMEOUT]: sets LINE (the server's greeting), MS (the
+# elapsed milliseconds) and RC: 0 connected, 3 refused or reset, 4 timeout
+conn() {
+	local t0
+	t0=$(date +%s%N)
+	LINE=$(in_ns "$1" timeout "${4:-2}" bash -c \
+		'exec 3<>"/dev/tcp/$0/$1" && read -r l <&3 && echo "$l"' \
+		"$2" "$3" 2>"$TMP/err")
+	RC=$?
+	MS=$((($(date +%s%N) - t0) / 1000000))
+	case $RC in
+	0) ;;
+	124) RC=4 ;;
+	*) if grep -qiE "refused|reset" "$TMP/err"; then RC=3; else RC=5; fi ;;
+	esac
+}
+
+# three datagrams from the guest
+send_udp() {
+	in_g bash -c 'for i in 1 2 3; do echo probe >"/dev/udp/$0/$1"; done' "$1" "$2"
+}
+
+counter() { in_s "$HELPER" counters | awk -v n="$1" '$1 == n { print $2 }'; }
+
+for fam in 4 6; do
+	if [ $fam = 4 ]; then allowed=198.18.1.1 denied=198.18.1.66 other=198.18.2.1
+		gw=10.250.0.1 uplink=198.18.0.1
+	else allowed=2001:db8:1::1 denied=2001:db8:1::66 other=2001:db8:2::1
+		gw=fd00:250::1 uplink=2001:db8:18::1; fi
+
+	conn $G $allowed 8080
+	check "ipv$fam: allowed CIDR reachable, forwarded not proxied" \
+		[ "$RC" = 0 -a "$LINE" = origin ]
+
+	conn $G $denied 8080
+	check "ipv$fam: denied address inside the allowed CIDR is reset fast (${MS}ms)" \
+		[ "$RC" = 3 -a "${MS:-9999}" -lt 1000 ]
+
+	conn $G $other 8080
+	check "ipv$fam: other TCP goes to the proxy port; none listening -> refused fast (${MS}ms)" \
+		[ "$RC" = 3 -a "${MS:-9999}" -lt 1000 ]
+
+	start $S "$TMP/proxy$fam.log" serve-tcp 15001 proxy || exit 1
+	proxy_pid=${PIDS[-1]}
+	conn $G $other 8080
+	check "ipv$fam: other TCP is redirected to the proxy" \
+		[ "$RC" = 0 -a "$LINE" = proxy ]
+	conn $G $uplink 8080
+	check "ipv$fam: a denied address is reset, not proxied" [ "$RC" = 3 ]
+	kill $proxy_pid; wait $proxy_pid 2>/dev/null
+
+	before=$(counter dropped)
+	send_udp $other 443
+	sleep 0.1
+	check "ipv$fam: UDP to port 443 is dropped and counted" \
+		[ ! -s "$TMP/udp443" -a "$(counter dropped)" -ge $((before + 3)) ]
+
+	send_udp $other 53
+	sleep 0.1
+	check "ipv$fam: UDP 53 goes to the DNS port" \
+		grep -q "probe" "$TMP/dns"
+	rm -f "$TMP/dns"
+
+	conn $G $gw 2222 0.5
+	check "ipv$fam: guest to the gateway's other ports is dropped (timeout)" \
+		[ "$RC" = 4 ]
+done
+
+check "counters: allowed and rejected counted real traffic" \
+	[ "$(counter allowed)" -ge 2 -a "$(counter rejected)" -ge 2 ]
+
+# ---- output chain: the namespace's own dials -------------------------
+conn $S 198.18.1.66 8080
+check "output: the sandbox's own dial to a denied address is refused (${MS}ms)" \
+	[ "$RC" = 3 -a "${MS:-9999}" -lt 1000 ]
+conn $S 198.18.1.67 53
+check "output: the resolver is reachable on its port despite the deny set" \
+	[ "$RC" = 0 -a "$LINE" = resolver ]
+conn $S 198.18.1.67 8080
+check "output: the resolver's other ports stay denied" [ "$RC" = 3 ]
+check "output: refusals counted" [ "$(counter output_rejected)" -ge 2 ]
+
+# ---- the conntrack cut -------------------------------------------------
+for fam in 4 6; do
+	if [ $fam = 4 ]; then allowed=198.18.1.1; else allowed=2001:db8:1::1; fi
+	rm -f "$TMP/stream" "$TMP/stream.up"
+	in_g $PY -S "$TMP/t.py" stream $allowed 8080 "$TMP/stream" &
+	PIDS+=($!); spid=$!
+	for _ in $(seq 100); do [ -e "$TMP/stream.up" ] && break; sleep 0.02; done
+	sleep 0.1
+	# the new policy no longer allows the CIDR; then the flows are cut
+	NEW=("${POLICY[@]}")
+	NEW=("${NEW[@]/198.18.1.0\/24/203.0.113.0/24}")
+	NEW=("${NEW[@]/2001:db8:1::\/64/2001:db8:99::/64}")
+	in_s "$HELPER" apply "${NEW[@]}"
+	read -r cut t_cut < <(in_s "$HELPER" cut --allow 203.0.113.0/24 --allow 2001:db8:99::/64)
+	wait $spid
+	read -r t_broke why <"$TMP/stream" 2>/dev/null
+	ms=$($PY -c "print(int((${t_broke:-1e12} - ${t_cut:-0}) * 1000))")
+	check "ipv$fam: an established stream is cut within 100 ms of the update ($why after ${ms}ms, $cut cut)" \
+		[ "${cut:-0}" -ge 1 -a "$why" != "still up" -a "$ms" -lt 100 ]
+	in_s "$HELPER" apply "${POLICY[@]}"
+done
+
+# ---- delete -------------------------------------------------------------
+in_s nft add table ip foreign
+check "delete removes our table only" \
+	bash -c "nsenter --net=/run/netns/$S $HELPER delete firebreak &&
+		 ! nsenter --net=/run/netns/$S nft list table inet firebreak 2>/dev/null &&
+		 nsenter --net=/run/netns/$S nft list table ip foreign >/dev/null"
+conn $G 198.18.2.1 8080
+check "without the table nothing is redirected" [ "$LINE" = origin ]
+
+exit 0
