@@ -140,7 +140,8 @@ set +e
 
 start() { # NS OUTFILE ARGS... : a server, waited for until ready
 	local ns=$1 out=$2; shift 2
-	in_ns "$ns" $PY -S "$TMP/t.py" "$@" >"$out" 2>&1 &
+	# nsenter directly, not a shell function: $! must be the server itself
+	nsenter --net=/run/netns/"$ns" $PY -S "$TMP/t.py" "$@" >"$out" 2>&1 &
 	PIDS+=($!)
 	for _ in $(seq 100); do grep -q ready "$out" 2>/dev/null && return 0; sleep 0.02; done
 	echo "server $* did not start"; return 1
@@ -198,7 +199,7 @@ for fam in 4 6; do
 		[ "$RC" = 3 -a "${MS:-9999}" -lt 1000 ]
 
 	conn $G $other 8080
-	check "ipv$fam: other TCP goes to the proxy port; none listening -> refused fast (${MS}ms)" \
+	check "ipv$fam: other TCP goes to the proxy port; none listening -> refused fast (${MS}ms, rc $RC)" \
 		[ "$RC" = 3 -a "${MS:-9999}" -lt 1000 ]
 
 	start $S "$TMP/proxy$fam.log" serve-tcp 15001 proxy || exit 1
@@ -245,7 +246,7 @@ check "output: refusals counted" [ "$(counter output_rejected)" -ge 2 ]
 for fam in 4 6; do
 	if [ $fam = 4 ]; then allowed=198.18.1.1; else allowed=2001:db8:1::1; fi
 	rm -f "$TMP/stream" "$TMP/stream.up"
-	in_g $PY -S "$TMP/t.py" stream $allowed 8080 "$TMP/stream" &
+	nsenter --net=/run/netns/$G $PY -S "$TMP/t.py" stream $allowed 8080 "$TMP/stream" &
 	PIDS+=($!); spid=$!
 	for _ in $(seq 100); do [ -e "$TMP/stream.up" ] && break; sleep 0.02; done
 	sleep 0.1
