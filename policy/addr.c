@@ -46,12 +46,15 @@ void fb_addr_format(const struct fb_addr *a, char *buf, size_t size)
 }
 
 /* Clear every bit after the first `len` (in place). */
-static void mask_host_bits(uint8_t *b, unsigned len, unsigned bits)
+static void mask_host_bits(uint8_t b[16], unsigned len)
 {
-	for (unsigned i = 0; i < bits / 8; i++) {
-		if (len >= (i + 1) * 8)
+	for (unsigned i = 0; i < 16; i++) {
+		if (len >= 8) {
+			len -= 8;
 			continue;
-		b[i] &= len > i * 8 ? (uint8_t)(0xff << (8 - (len - i * 8))) : 0;
+		}
+		b[i] &= (uint8_t)(0xff00 >> len);
+		len = 0;
 	}
 }
 
@@ -105,7 +108,7 @@ int fb_cidr_parse(const char *s, struct fb_cidr *out, char *err,
 	out->family = a.family;
 	out->len = (uint8_t)len;
 	memcpy(out->b, a.b, sizeof a.b);
-	mask_host_bits(out->b, len, bits);
+	mask_host_bits(out->b, len);
 	if (memcmp(out->b, a.b, sizeof a.b)) {
 		char canon[FB_CIDR_STRLEN];
 
