@@ -94,7 +94,7 @@ static struct edge *find_slot(const struct fb_name_index *ix, uint32_t parent,
 static uint32_t new_node(struct fb_name_index *ix)
 {
 	if (ix->nnodes == ix->capnodes) {
-		size_t cap = ix->capnodes ? ix->capnodes * 2 : 64;
+		size_t cap = ix->capnodes * 2;
 		struct node *n = realloc(ix->nodes, cap * sizeof *n);
 
 		if (!n)
