@@ -22,6 +22,7 @@
 #   fb_outer_origins SPEC...  the same, in $HOST
 #   fb_run ARGS...            firebreak run in $HOST, with a state dir of the
 #                             test's own and the sandbox id $FB_ID_PREFIX-N
+#   fb_launcher_pid ID        the pid of the firebreak run for sandbox ID
 #   in_host CMD... / in_inet CMD...
 #   ok NAME / not_ok NAME WHY / check NAME CMD... / skip NAME WHY
 #   fb_leftovers ID...        what a run left behind in $HOST (empty: nothing)
@@ -134,6 +135,13 @@ fb_next_id() {
 fb_run() {
 	in_host timeout -k 5 20 "$FIREBREAK" run --state-dir "$FB_TMP/state" \
 		--name "$FB_LAST_ID" "$@"
+}
+
+# The pid of the launcher of sandbox $1: the oldest process with its command
+# line (relay and init share it), and not timeout (which passes a
+# signal on to its whole process group, the guest included).
+fb_launcher_pid() {
+	pgrep -o -f -- "^$FIREBREAK run --state-dir $FB_TMP/state --name $1 "
 }
 
 # The guest side of a probe: python as nobody, reading the test's script.

@@ -1,6 +1,10 @@
 """probe.py PROBE... — what the guest sees, one line per probe, in order.
 
-  tcp,ADDR,PORT[,SECONDS]  -> open | refused | timeout | unreachable | E...
+  tcp,ADDR,PORT[,SECONDS]  -> open (the origin's "hello" came back) |
+                              denied (an HTTP 403 from the sandbox's proxy) |
+                              refused | timeout | unreachable | E...
+  connect,ADDR,PORT        -> connected (a handshake, by whoever) | refused |
+                              timeout | ...
   udp,ADDR,PORT            -> reply | noreply | refused | E...
   stream,ADDR,PORT         -> "streaming", then "cut NS ERR" (NS: the wall
                               clock in ns when the stream broke) or "uncut"
@@ -29,11 +33,29 @@ def outcome(e):
 
 
 def tcp(addr, port, seconds="1.5"):
+    """A connection counts as open only once the origin itself answered:
+    a proxy in the way accepts first and decides after the request."""
     with socket.socket(family(addr), socket.SOCK_STREAM) as s:
         s.settimeout(float(seconds))
         try:
             s.connect((addr, int(port)))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: probe.invalid\r\n\r\n")
+            reply = s.recv(64)
+        except OSError as e:
+            return outcome(e)
+        if reply.startswith(b"hello"):
             return "open"
+        if reply.startswith(b"HTTP/1.1 403"):
+            return "denied"
+        return "refused" if not reply else "other"
+
+
+def connect(addr, port):
+    with socket.socket(family(addr), socket.SOCK_STREAM) as s:
+        s.settimeout(1.5)
+        try:
+            s.connect((addr, int(port)))
+            return "connected"
         except OSError as e:
             return outcome(e)
 
@@ -73,7 +95,8 @@ def run(spec, results, i):
     kind, *args = spec.split(",")
     start = time.monotonic()
     try:
-        r = {"tcp": tcp, "udp": udp, "stream": stream}[kind](*args)
+        r = {"tcp": tcp, "connect": connect, "udp": udp,
+             "stream": stream}[kind](*args)
     except OSError as e:
         r = outcome(e)
     ms = int((time.monotonic() - start) * 1000)

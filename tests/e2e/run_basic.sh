@@ -57,7 +57,7 @@ for _ in $(seq 100); do
 done
 sleep 0.2
 t0=$(date +%s%N)
-kill -TERM "$(pgrep -P "$pid")"   # $pid is timeout; its child is firebreak
+kill -TERM "$(fb_launcher_pid "$FB_LAST_ID")"
 wait "$pid"
 rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))

@@ -1,0 +1,70 @@
+#!/bin/bash
+# A policy update reaches a running sandbox: SIGHUP makes firebreak run
+# re-read its policy file, and a CIDR-allowed TCP stream the new policy
+# no longer allows is cut within 100 ms.
+. "$(dirname "$0")/lib.sh"
+
+fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
+fb_origins tcp,198.51.100.10,7,echo tcp,2001:db8:100::10,7,echo ||
+	{ not_ok "origins"; exit 1; }
+
+# cut FAMILY ADDR: stream to ADDR:7, then take the allowance away.
+cut() {
+	local name=$1 addr=$2 out=$FB_TMP/$1.out pid launcher t0 line ns ms
+	printf 'allow: []\nsubnets:\n  allow: ["198.51.100.0/24", "2001:db8:100::/64"]\n' \
+		>"$FB_TMP/policy.yaml"
+	fb_next_id
+	fb_run --policy "$FB_TMP/policy.yaml" "${PUBLICS[@]}" \
+		-- $(fb_probe "stream,$addr,7") >"$out" 2>&1 &
+	pid=$!
+	for _ in $(seq 150); do
+		grep -q '^streaming' "$out" && break
+		sleep 0.02
+	done
+	if ! grep -q '^streaming' "$out"; then
+		not_ok "$name: stream established" "$(cat "$out")"
+		wait "$pid"
+		return
+	fi
+	ok "$name: stream established under the first policy"
+	launcher=$(fb_launcher_pid "$FB_LAST_ID")
+	sleep 0.2
+	printf 'allow: []\n' >"$FB_TMP/policy.yaml"
+	t0=${EPOCHREALTIME/./}
+	kill -HUP "$launcher"
+	wait "$pid"
+	sed 's/^/# /' "$out"
+	line=$(grep '^stream,' "$out")
+	ns=$(sed -n 's/.* cut \([0-9]*\) .*/\1/p' <<<"$line")
+	if [ -z "$ns" ]; then
+		not_ok "$name: stream cut after the update" "$line"
+		return
+	fi
+	ms=$(((ns / 1000 - t0) / 1000))
+	check "$name: stream cut ${ms} ms after the update (< 100 ms)" \
+		[ "$ms" -ge 0 -a "$ms" -lt 100 ]
+	check "$name: nothing left behind" [ -z "$(fb_leftovers "$FB_LAST_ID")" ]
+}
+
+cut ipv4 198.51.100.10
+cut ipv6 2001:db8:100::10
+
+# A broken policy file on SIGHUP changes nothing: the stream lives on.
+printf 'allow: []\nsubnets:\n  allow: ["198.51.100.0/24"]\n' >"$FB_TMP/keep.yaml"
+fb_next_id
+fb_run --policy "$FB_TMP/keep.yaml" "${PUBLICS[@]}" \
+	-- sh -c "$(fb_probe stream,198.51.100.10,7) & sleep 1.5; kill \$!" \
+	>"$FB_TMP/keep.out" 2>&1 &
+pid=$!
+for _ in $(seq 150); do
+	grep -q '^streaming' "$FB_TMP/keep.out" && break
+	sleep 0.02
+done
+printf 'subnets: [\n' >"$FB_TMP/keep.yaml"
+kill -HUP "$(fb_launcher_pid "$FB_LAST_ID")"
+wait "$pid"
+sed 's/^/# /' "$FB_TMP/keep.out"
+check "a bad policy on SIGHUP is reported with its position" \
+	grep -q 'keep.yaml:2:1: ' "$FB_TMP/keep.out"
+check "the stream survives a bad update" \
+	bash -c "! grep -q ' cut ' '$FB_TMP/keep.out'"
