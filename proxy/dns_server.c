@@ -653,16 +653,23 @@ static int open_socket(int type, const struct sockaddr_storage *ss,
 	return fd;
 }
 
+static in_port_t *port_of(struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return &((struct sockaddr_in *)ss)->sin_port;
+	return &((struct sockaddr_in6 *)ss)->sin6_port;
+}
+
 /* UDP then TCP on the port UDP got (the same one unless it was 0). */
 static int open_listeners(struct fb_dns_server *s, char *err, size_t errsize)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	bool any = false;
+	bool any;
 
 	if (parse_listen(s->cfg.listen, &ss, &sslen, err, errsize) < 0)
 		return -1;
-	any = ((struct sockaddr_in *)&ss)->sin_port == 0;
+	any = *port_of(&ss) == 0;
 	/* With port 0 the port UDP got may be taken for TCP: try again. */
 	for (int attempt = 0; attempt < 8; attempt++) {
 		socklen_t len = sslen;
@@ -673,14 +680,14 @@ static int open_listeners(struct fb_dns_server *s, char *err, size_t errsize)
 		getsockname(s->udp_fd, (struct sockaddr *)&ss, &len);
 		s->tcp_fd = open_socket(SOCK_STREAM, &ss, sslen, s->cfg.listen, err, errsize);
 		if (s->tcp_fd >= 0) {
-			s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+			s->port = ntohs(*port_of(&ss));
 			return 0;
 		}
 		close(s->udp_fd);
 		s->udp_fd = -1;
 		if (!any || errno != EADDRINUSE)
 			return -1;
-		((struct sockaddr_in *)&ss)->sin_port = 0;
+		*port_of(&ss) = 0;
 	}
 	return -1;
 }

@@ -57,6 +57,8 @@ struct fb_resolver {
 	TAILQ_HEAD(, fb_resolve_req) starting;
 	int watched[MAX_SOCKETS];
 	size_t nwatched;
+	struct fb_addr upstream;
+	uint16_t upstream_port;
 	struct fb_resolver_stats stats;
 };
 
@@ -462,6 +464,13 @@ bool fb_resolver_answered(struct fb_resolver *r, const char *name,
 	return false;
 }
 
+void fb_resolver_upstream(const struct fb_resolver *r, struct fb_addr *addr,
+			  uint16_t *port)
+{
+	*addr = r->upstream;
+	*port = r->upstream_port;
+}
+
 void fb_resolver_stats(const struct fb_resolver *r, struct fb_resolver_stats *s)
 {
 	*s = r->stats;
@@ -602,6 +611,8 @@ struct fb_resolver *fb_resolver_new(struct fb_loop *loop, const char *server,
 		return NULL;
 	}
 	r->loop = loop;
+	r->upstream = a;
+	r->upstream_port = (uint16_t)port;
 	LIST_INIT(&r->lookups);
 	TAILQ_INIT(&r->starting);
 	rc = ares_library_init(ARES_LIB_INIT_ALL);

@@ -78,6 +78,11 @@ void fb_resolve_cancel(struct fb_resolve_req *req);
 bool fb_resolver_answered(struct fb_resolver *r, const char *name,
 			  const struct fb_addr *a);
 
+/* The upstream in use (from `server` or /etc/resolv.conf): the one
+ * address and port the nft output chain must let the proxy reach. */
+void fb_resolver_upstream(const struct fb_resolver *r, struct fb_addr *addr,
+			  uint16_t *port);
+
 /* Counters for GET /stats. */
 struct fb_resolver_stats {
 	uint64_t lookups;   /* requests */

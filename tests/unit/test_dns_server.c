@@ -202,6 +202,8 @@ static void on_event(const struct fb_dns_event *ev, void *arg)
 static void start(struct fx *f, unsigned qps, unsigned burst, unsigned idle_ms)
 {
 	char server[64], err[256];
+	struct fb_addr up;
+	uint16_t port;
 	struct fb_dns_config cfg = {
 		.listen = "127.0.0.1:0",
 		.policy = &f->policy,
@@ -220,6 +222,10 @@ static void start(struct fx *f, unsigned qps, unsigned burst, unsigned idle_ms)
 	f->res = fb_resolver_new(f->loop, server, err, sizeof(err));
 	if (!f->res)
 		fail_msg("%s", err);
+	fb_resolver_upstream(f->res, &up, &port);
+	fb_addr_format(&up, server, sizeof(server));
+	assert_string_equal(server, "127.0.0.1");
+	assert_int_equal(port, f->up.port);
 	f->policy = load(POLICY);
 	cfg.resolver = f->res;
 	f->srv = fb_dns_server_new(f->loop, &cfg, err, sizeof(err));
@@ -856,6 +862,42 @@ static void test_tcp_idle_and_oversized(void **state)
 	stop(&f);
 }
 
+/* Freed with queries in flight (LeakSanitizer watches this one). */
+static void test_free_in_flight(void **state)
+{
+	struct fx f;
+	struct got g = { 0 };
+	unsigned char *q;
+	int qlen, fd;
+	struct sockaddr_in sin;
+	uint8_t out[512];
+	size_t n;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	g.f = &f;
+	fb_loop_del(f.loop, f.up.udp); /* the upstream goes silent */
+	assert_int_equal(ares_create_query("ok.example", FB_DNS_CLASS_IN, FB_DNS_A, 9, 1,
+					   &q, &qlen, 0), ARES_SUCCESS);
+	sin = server_addr(&f);
+	assert_int_equal(sendto(f.client, q, (size_t)qlen, 0, (struct sockaddr *)&sin,
+				sizeof(sin)), qlen);
+	ares_free_string(q);
+	fd = tcp_connect(&f);
+	n = tcp_query(out, "ok.example", FB_DNS_AAAA, 10);
+	assert_int_equal(write(fd, out, n), (ssize_t)n);
+	assert_non_null(fb_resolve(f.res, "mixed.example", AF_UNSPEC, on_resolved, &g));
+	assert_non_null(fb_resolve(f.res, "alias-ok.example", AF_INET, on_resolved, &g));
+	fb_timer_add(f.loop, 200, on_deadline, &f);
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	assert_int_equal(g.calls, 0);
+	/* One more that has not even started. */
+	assert_non_null(fb_resolve(f.res, "target-ok.example", AF_INET, on_resolved, &g));
+	stop(&f);
+	assert_int_equal(g.calls, 0);
+	close(fd);
+}
+
 static void test_bad_config(void **state)
 {
 	struct fb_loop *l = fb_loop_new();
@@ -894,6 +936,7 @@ int main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_tcp_two_queries),
 		cmocka_unit_test(test_tcp_idle_and_oversized),
+		cmocka_unit_test(test_free_in_flight),
 		cmocka_unit_test(test_bad_config),
 	};
 
