@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -573,11 +574,16 @@ fail:
 int fb_ca_save(const struct fb_ca *ca, const char *cert_path,
 	       const char *key_path, bool replace, char *err, size_t errsize)
 {
-	/* The key first: a certificate on disk without its key is useless,
-	 * the other way round the key can be reused by a later save. */
 	if (fb_pem_save_key(ca->key, key_path, replace, err, errsize) < 0)
 		return -1;
-	return fb_pem_save_cert(ca->cert, cert_path, replace, err, errsize);
+	if (fb_pem_save_cert(ca->cert, cert_path, replace, err, errsize) < 0) {
+		/* A key created just now without its certificate would only
+		 * block the next save; a replaced one cannot be put back. */
+		if (!replace)
+			unlink(key_path);
+		return -1;
+	}
+	return 0;
 }
 
 static void cache_flush(struct fb_ca *ca);

@@ -361,6 +361,11 @@ static void test_save_and_load(void **state)
 				    in_dir(&d, "ca.key"), false, err,
 				    sizeof(err)), -1);
 	assert_non_null(strstr(err, "refusing to overwrite"));
+	/* a failed save leaves no stray key behind */
+	assert_int_equal(fb_ca_save(ca, in_dir(&d, "ca.pem"),
+				    in_dir(&d, "new.key"), false, err,
+				    sizeof(err)), -1);
+	assert_int_equal(access(in_dir(&d, "new.key"), F_OK), -1);
 	assert_int_equal(fb_ca_save(ca, in_dir(&d, "ca.pem"),
 				    in_dir(&d, "ca.key"), true, err,
 				    sizeof(err)), 0);
