@@ -279,9 +279,8 @@ static void print_decision(const struct fb_decision *d,
 			   const struct explain_args *a,
 			   const struct fb_addr *dst)
 {
-	char ip[64];
-
 	const struct fb_rule *rule = NULL;
+	char ip[64];
 
 	printf("%s key=", fb_verdict_str(d->verdict));
 	if (d->domain)
