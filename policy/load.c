@@ -155,6 +155,10 @@ static const char *const legacy_keys[] = {
 	"mode", "allowedDomains", "allowedCIDRs", "deniedCIDRs",
 	"injectionRules", "forwardRules", "responseRules", NULL
 };
+static const char *const policy_keys[] = {
+	"allow", "subnets", "mode", "allowedDomains", "allowedCIDRs",
+	"deniedCIDRs", "injectionRules", "forwardRules", "responseRules", NULL
+};
 
 static bool in_list(const struct fb_node *k, const char *const *list)
 {
@@ -239,8 +243,12 @@ nomem:
 
 /* ---- the legacy read-back shape ---- */
 
-/* Group rules under the key whose normalised name matches. */
-struct legacy_keys {
+/*
+ * The allow map being built from a legacy policy, with each key's
+ * normalised name so that rules join the key they belong to (a linear
+ * search: legacy policies hold a handful of domains).
+ */
+struct legacy_allow {
 	struct fb_node *allow;  /* the map being built */
 	char (*norm)[FB_NAME_MAX];
 };
@@ -257,7 +265,7 @@ static const char *norm_or_raw(const struct fb_node *k, char out[FB_NAME_MAX])
 }
 
 /* The rule list of `domain`, added as a key when new; NULL on ENOMEM. */
-static struct fb_node *legacy_key(struct legacy_keys *lk,
+static struct fb_node *legacy_key(struct legacy_allow *lk,
 				  const struct fb_node *domain)
 {
 	char name[FB_NAME_MAX];
@@ -340,7 +348,7 @@ nomem:
 	return NULL;
 }
 
-static int legacy_rules(struct loader *L, struct legacy_keys *lk,
+static int legacy_rules(struct loader *L, struct legacy_allow *lk,
 			const struct legacy_kind *kind,
 			const struct fb_node *list)
 {
@@ -394,7 +402,7 @@ static struct fb_node *canonical_legacy(struct loader *L,
 {
 	const struct fb_node *mode = fb_node_get(doc, "mode");
 	const struct fb_node *domains = fb_node_get(doc, "allowedDomains");
-	struct legacy_keys lk = { 0 };
+	struct legacy_allow lk = { 0 };
 	struct fb_node *out, *subnets;
 
 	if (mode && !fb_node_is(mode, "custom")) {
@@ -510,14 +518,7 @@ static struct fb_node *canonical(struct loader *L, const struct fb_node *doc)
 			  first_legacy->text, first_object->text);
 		return NULL;
 	}
-	{
-		static const char *const all_keys[] = {
-			"allow", "subnets", "mode", "allowedDomains",
-			"allowedCIDRs", "deniedCIDRs", "injectionRules",
-			"forwardRules", "responseRules", NULL
-		};
-		check_keys(L, doc, all_keys, "the policy");
-	}
+	check_keys(L, doc, policy_keys, "the policy");
 	out = first_legacy ? canonical_legacy(L, doc) : canonical_object(L, doc);
 	if (!out && L->r->count == 0)
 		fb_report(L->r, doc, "out of memory");
@@ -667,7 +668,7 @@ static struct fb_matcher *load_matcher(struct loader *L,
 	return m;
 }
 
-/* A non-empty list; the count goes to *n, NULL (no error) when absent. */
+/* `n` if it is a non-empty list; NULL if absent (no error) or not one. */
 static const struct fb_node *want_list(struct loader *L,
 				       const struct fb_node *n,
 				       const char *name)
