@@ -151,7 +151,7 @@ fb_probe() { echo "$PY" "$FB_TMP/probe.py" "$@"; }
 fb_leftovers() {
 	local id
 	for id in "$@"; do
-		in_host ip netns list | grep -w "fb-$id"
+		in_host ip netns list 2>/dev/null | grep -w "fb-$id"
 		in_host nft list tables | grep -w "firebreak-$id"
 		in_host ip -br link | grep -w "fb-$id"
 		ls "$FB_TMP/state/$id" 2>/dev/null

@@ -1,0 +1,67 @@
+#!/bin/bash
+# Bad input and a hostile environment: each gives one clear error line,
+# a failing status, and leaves nothing behind.
+. "$(dirname "$0")/lib.sh"
+
+fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
+
+# refused NAME PATTERN ARGS...: firebreak run fails with exactly one line
+# on stderr matching PATTERN, and the host namespace shows nothing of it.
+refused() {
+	local name=$1 pattern=$2 err rc; shift 2
+	fb_next_id
+	err=$("$@" 2>&1 >/dev/null)
+	rc=$?
+	echo "# $err"
+	check "$name: fails" [ "$rc" -ne 0 ]
+	check "$name: one clear line" \
+		[ "$(wc -l <<<"$err")" = 1 -a -n "$(grep -E "$pattern" <<<"$err")" ]
+	check "$name: nothing left behind" \
+		[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
+}
+
+run_args() { # the usual run, as the command line tests hand it on
+	echo timeout -k 5 20 "$FIREBREAK" run --state-dir "$FB_TMP/state" \
+		--name "$FB_ID_PREFIX-${#FB_IDS[@]}"
+}
+
+printf 'subnets:\n  allow: ["10.0.0.0/33"]\n' >"$FB_TMP/bad.yaml"
+refused "policy that fails to load" \
+	"^firebreak run: policy: $FB_TMP/bad.yaml:2:[0-9]+: .*prefix length" \
+	in_host $(run_args) --policy "$FB_TMP/bad.yaml" -- true
+refused "policy file missing" \
+	"^firebreak run: policy: $FB_TMP/none.yaml: " \
+	in_host $(run_args) --policy "$FB_TMP/none.yaml" -- true
+
+# A namespace of that name exists already (a live sandbox, or not ours).
+in_host ip netns add "fb-$FB_ID_PREFIX-x"
+FB_IDS+=("$FB_ID_PREFIX-x")
+refused "namespace name collision" \
+	"^firebreak run: namespace fb-$FB_ID_PREFIX-x exists$" \
+	in_host timeout 20 "$FIREBREAK" run --state-dir "$FB_TMP/state" \
+		--name "$FB_ID_PREFIX-x" -- true
+check "namespace name collision: the other namespace is untouched" \
+	[ -e "/run/netns/fb-$FB_ID_PREFIX-x" ]
+ip netns del "fb-$FB_ID_PREFIX-x"
+
+refused "not root" "^firebreak run: needs root \(CAP_NET_ADMIN and CAP_SYS_ADMIN\)$" \
+	in_host setpriv --reuid 65534 --regid 65534 --clear-groups $(run_args) -- true
+refused "root without CAP_NET_ADMIN" \
+	"^firebreak run: needs root \(CAP_NET_ADMIN and CAP_SYS_ADMIN\)$" \
+	in_host setpriv --bounding-set -net_admin --inh-caps -net_admin \
+		$(run_args) -- true
+
+helper=$(dirname "$FIREBREAK")/../tests/helper_nonftables
+if [ -x "$helper" ]; then
+	refused "kernel without nf_tables" \
+		"^firebreak run: the kernel has no nf_tables support: .*Protocol not supported$" \
+		in_host "$helper" $(run_args) -- true
+else
+	skip "kernel without nf_tables" "$helper not built"
+fi
+
+refused "--name with a character an interface name cannot carry" \
+	"^firebreak run: --name 'A_b': use 1 to 12 of a-z, 0-9 and '-'$" \
+	in_host timeout 20 "$FIREBREAK" run --name A_b -- true
+refused "unknown --user" "^firebreak run: --user 'no-such-user-x': no such user$" \
+	in_host $(run_args) --user no-such-user-x -- true
