@@ -5,8 +5,9 @@
  *
  * Policies are generated as YAML and go through fb_policy_load, so the
  * "load" column includes the loader; "compile" is fb_policy_compile alone.
- * Every name the benchmark asks is also answered by the naive scan, and
- * the two must agree: a disagreement is a bug and fails the run.
+ * Every name the benchmark asks is also answered by the naive scan
+ * (tests/lib/name_oracle.c), and the two must agree: a disagreement is a
+ * bug and fails the run.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 
 #include "policy/internal.h"
+#include "tests/lib/name_oracle.h"
 
 #define QUERIES 20000       /* timed compiled lookups per row */
 #define NAIVE_BUDGET 2e8    /* rough bound on naive label comparisons per row */
@@ -154,86 +156,6 @@ static void query_name(size_t nkeys, char *out, size_t size)
 	}
 }
 
-/* ---- the naive baseline: every key, every time ---------------------------- */
-
-struct labels {
-	const char *s[128];
-	size_t len[128];
-	size_t n; /* rightmost first */
-};
-
-static void split(const char *name, struct labels *l)
-{
-	const char *end = name + strlen(name);
-
-	l->n = 0;
-	while (end > name) {
-		const char *start = end;
-
-		while (start > name && start[-1] != '.')
-			start--;
-		l->s[l->n] = start;
-		l->len[l->n++] = (size_t)(end - start);
-		end = start > name ? start - 1 : start;
-	}
-}
-
-static bool is_star(const struct labels *l, size_t i)
-{
-	return l->len[i] == 1 && l->s[i][0] == '*';
-}
-
-static bool naive_match(const struct labels *p, const struct labels *n)
-{
-	for (size_t i = 0; i < p->n; i++) {
-		if (i == p->n - 1 && is_star(p, i))
-			return n->n > i; /* leading "*.": one or more labels */
-		if (i >= n->n)
-			return false;
-		if (!is_star(p, i) &&
-		    (p->len[i] != n->len[i] || memcmp(p->s[i], n->s[i], n->len[i])))
-			return false;
-	}
-	return p->n == n->n;
-}
-
-/* > 0 when a is more specific than b (design.md's tie-break). */
-static int naive_cmp(const struct labels *a, const struct labels *b)
-{
-	size_t la = 0, lb = 0;
-
-	for (size_t i = 0; i < a->n && i < b->n; i++)
-		if (is_star(a, i) != is_star(b, i))
-			return is_star(a, i) ? -1 : 1;
-	for (size_t i = 0; i < a->n; i++)
-		la += !is_star(a, i);
-	for (size_t i = 0; i < b->n; i++)
-		lb += !is_star(b, i);
-	if (la != lb)
-		return la > lb ? 1 : -1;
-	return a->n > b->n ? 1 : a->n < b->n ? -1 : 0;
-}
-
-static const struct fb_domain *naive_lookup(const struct fb_domain *d, size_t n,
-					    const struct labels *split_keys,
-					    const char *name)
-{
-	const struct fb_domain *best = NULL;
-	const struct labels *bestl = NULL;
-	struct labels ln;
-
-	split(name, &ln);
-	for (size_t i = 0; i < n; i++) {
-		if (!naive_match(&split_keys[i], &ln))
-			continue;
-		if (!best || naive_cmp(&split_keys[i], bestl) > 0) {
-			best = &d[i];
-			bestl = &split_keys[i];
-		}
-	}
-	return best;
-}
-
 static void bench_names(size_t nkeys, double overhead)
 {
 	struct buf yaml = { 0 };
@@ -243,7 +165,6 @@ static void bench_names(size_t nkeys, double overhead)
 	size_t nslow, nd;
 	struct fb_policy *p;
 	const struct fb_domain *d;
-	struct labels *keys;
 	struct fb_diags diags = { 0 };
 
 	put(&yaml, "allow:\n");
@@ -263,9 +184,6 @@ static void bench_names(size_t nkeys, double overhead)
 	compile_ms = (now_ns() - t) / 1e6;
 
 	d = fb_policy_domains(p, &nd);
-	keys = malloc(nd * sizeof *keys);
-	for (size_t i = 0; i < nd; i++)
-		split(d[i].pattern, &keys[i]);
 	nslow = (size_t)(NAIVE_BUDGET / 20 / (double)nd);
 	if (nslow > QUERIES)
 		nslow = QUERIES;
@@ -285,7 +203,7 @@ static void bench_names(size_t nkeys, double overhead)
 			const struct fb_domain *want;
 
 			t = now_ns();
-			want = naive_lookup(d, nd, keys, name);
+			want = name_oracle_lookup(d, nd, name);
 			slow[q] = now_ns() - t - overhead;
 			if (got != want) {
 				fprintf(stderr, "bench_policy: %s: index says %s, scan says %s\n",
@@ -297,7 +215,6 @@ static void bench_names(size_t nkeys, double overhead)
 	}
 	snprintf(name, sizeof name, "%zu domain patterns", nkeys);
 	print_row(name, load_ms, compile_ms, fast, QUERIES, slow, nslow);
-	free(keys);
 	free(yaml.s);
 	fb_policy_unref(p);
 }

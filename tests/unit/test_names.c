@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "policy/internal.h"
+#include "tests/lib/name_oracle.h"
 
 static void assert_name(const char *in, const char *want)
 {
@@ -254,6 +255,66 @@ static void test_no_keys(void **state)
 	fb_name_index_free(x.ix);
 }
 
+/*
+ * Random keys over a tiny alphabet, so that many overlap, with "*" in
+ * every position; every name of up to five labels over the same alphabet
+ * must get the key the brute-force reading of the rules picks.
+ */
+static void test_index_agrees_with_brute_force(void **state)
+{
+	static const char *const words[] = { "a", "b", "*" };
+	enum { NKEYS = 40, ROUNDS = 200 };
+	char patterns[NKEYS][16], name[16];
+	struct fb_domain d[NKEYS];
+	uint64_t x = 88172645463325252ull;
+
+	(void)state;
+	for (int round = 0; round < ROUNDS; round++) {
+		size_t n = 0;
+
+		memset(d, 0, sizeof d);
+		for (int k = 0; k < NKEYS; k++) {
+			int labels;
+			char *p = patterns[n];
+
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			labels = 1 + (int)(x % 4);
+			p[0] = '\0';
+			for (int l = 0; l < labels; l++) {
+				strcat(p, l ? "." : "");
+				strcat(p, words[(x >> (8 + 2 * l)) % 3]);
+			}
+			/* keys are unique, as the loader guarantees */
+			bool dup = false;
+
+			for (size_t j = 0; j < n; j++)
+				dup |= !strcmp(d[j].pattern, p);
+			if (!dup)
+				d[n++].pattern = p;
+		}
+		struct fb_name_index *ix = fb_name_index_build(d, n);
+
+		assert_non_null(ix);
+		for (int len = 1; len <= 5; len++) {
+			for (int bits = 0; bits < 1 << len; bits++) {
+				name[0] = '\0';
+				for (int l = 0; l < len; l++) {
+					strcat(name, l ? "." : "");
+					strcat(name, (bits >> l) & 1 ? "b" : "a");
+				}
+				const struct fb_domain *got = fb_name_index_lookup(ix, name);
+				const struct fb_domain *want = name_oracle_lookup(d, n, name);
+
+				if (got != want)
+					fail_msg("round %d, %s: index picks %s, rules pick %s",
+						 round, name, got ? got->pattern : "none",
+						 want ? want->pattern : "none");
+			}
+		}
+		fb_name_index_free(ix);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +327,7 @@ int main(void)
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_exact_beats_wildcards_in_any_order),
 		cmocka_unit_test(test_no_keys),
+		cmocka_unit_test(test_index_agrees_with_brute_force),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
