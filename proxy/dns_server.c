@@ -137,16 +137,14 @@ static bool name_allowed(const struct fb_policy *policy, const char *name)
 	return d.verdict != FB_VERDICT_DENY;
 }
 
-size_t fb_dns_answer(const struct fb_policy *policy, const struct fb_dns_msg *q,
-		     struct fb_dns_plan *plan, const struct fb_resolved *res,
-		     struct fb_dns_rr *rr)
+size_t fb_dns_answer(const struct fb_policy *policy, struct fb_dns_plan *plan,
+		     const struct fb_resolved *res, struct fb_dns_rr *rr)
 {
 	struct fb_decision d;
 	const char *target = res->chain;
 	size_t n = 0, dropped = 0;
 	uint32_t ttl = res->ttl;
 
-	(void)q;
 	/* The policy may have changed while the upstream was asked. */
 	fb_policy_decide(policy, plan->name, NULL, &d);
 	plan->reason = fb_reason_str(d.reason);
@@ -237,7 +235,8 @@ static void report(struct fb_dns_server *s, const struct fb_dns_msg *q,
 
 static void tcp_send(struct tcp_conn *c, const uint8_t *msg, size_t len);
 
-/* Build and send the reply; if the records cannot be written, SERVFAIL. */
+/* Build and send the reply; if the records cannot be written, SERVFAIL
+ * (plan->rcode says which went out, for the report that follows). */
 static void reply(struct fb_dns_server *s, struct tcp_conn *c,
 		  const struct sockaddr_storage *peer, socklen_t peerlen,
 		  const struct fb_dns_msg *q, struct fb_dns_plan *plan,
@@ -299,9 +298,9 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 	size_t n;
 
 	p->req = NULL;
-	n = fb_dns_answer(*s->cfg.policy, &p->q, &p->plan, res, rr);
-	report(s, &p->q, &p->plan, p->conn, p->started_ms, rr, n);
+	n = fb_dns_answer(*s->cfg.policy, &p->plan, res, rr);
 	reply(s, p->conn, &p->peer, p->peerlen, &p->q, &p->plan, rr, n);
+	report(s, &p->q, &p->plan, p->conn, p->started_ms, rr, n);
 	finish(p);
 }
 
@@ -329,8 +328,8 @@ static void handle(struct fb_dns_server *s, struct tcp_conn *c,
 		p->plan.detail = NULL;
 	}
 	if (p->plan.action == FB_DNS_REPLY) {
-		report(s, &p->q, &p->plan, c, p->started_ms, NULL, 0);
 		reply(s, c, peer, peerlen, &p->q, &p->plan, NULL, 0);
+		report(s, &p->q, &p->plan, c, p->started_ms, NULL, 0);
 		free(p);
 		return;
 	}

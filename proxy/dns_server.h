@@ -110,12 +110,12 @@ void fb_dns_plan(const struct fb_policy *policy, const uint8_t *pkt,
 		 size_t len, struct fb_dns_msg *q, struct fb_dns_plan *plan);
 
 /*
- * The records answering q (planned as plan) from `res`, under `policy`
- * (the one in force when the answer came): fills rr[FB_DNS_MAX_RR] and
- * returns how many, setting plan->rcode, ->allowed and ->reason.
+ * The records answering a query planned as `plan`, from the lookup result
+ * `res`, under `policy` (the one in force when the result came): fills
+ * rr[FB_DNS_MAX_RR] and returns how many, setting plan->rcode, ->allowed,
+ * ->reason and ->detail.
  */
-size_t fb_dns_answer(const struct fb_policy *policy, const struct fb_dns_msg *q,
-		     struct fb_dns_plan *plan, const struct fb_resolved *res,
-		     struct fb_dns_rr *rr);
+size_t fb_dns_answer(const struct fb_policy *policy, struct fb_dns_plan *plan,
+		     const struct fb_resolved *res, struct fb_dns_rr *rr);
 
 #endif /* FB_DNS_SERVER_H */

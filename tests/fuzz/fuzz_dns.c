@@ -151,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = 0;
 	if (plan.action == FB_DNS_LOOKUP) {
 		make_result(&in, &r);
-		n = fb_dns_answer(policy, &q, &plan, &r.res, rr);
+		n = fb_dns_answer(policy, &plan, &r.res, rr);
 		if (n > FB_DNS_MAX_RR || (n && plan.rcode != FB_DNS_NOERROR))
 			abort();
 		/* Nothing the deny set holds is ever answered. */

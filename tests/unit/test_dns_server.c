@@ -904,6 +904,7 @@ static void test_bad_config(void **state)
 	struct fb_policy *p = load("deny-all");
 	char err[256];
 	struct fb_dns_config cfg = { .listen = "127.0.0.1", .policy = &p };
+	struct fb_dns_server *srv;
 
 	(void)state;
 	assert_null(fb_dns_server_new(l, &cfg, err, sizeof(err)));
@@ -915,6 +916,13 @@ static void test_bad_config(void **state)
 	assert_null(fb_resolver_new(l, "dns.example", err, sizeof(err)));
 	assert_non_null(strstr(err, "not an IP address"));
 	assert_null(fb_resolver_new(l, "[::1", err, sizeof(err)));
+	/* IPv6 listen address. */
+	cfg.listen = "[::1]:0";
+	srv = fb_dns_server_new(l, &cfg, err, sizeof(err));
+	if (!srv)
+		fail_msg("%s", err);
+	assert_true(fb_dns_server_port(srv) > 0);
+	fb_dns_server_free(srv);
 	fb_policy_unref(p);
 	fb_loop_free(l);
 }
