@@ -264,23 +264,18 @@ static const char *norm_or_raw(const struct fb_node *k, char out[FB_NAME_MAX])
 	return out;
 }
 
-/* The rule list of `domain`, added as a key when new; NULL on ENOMEM. */
-static struct fb_node *legacy_key(struct legacy_allow *lk,
-				  const struct fb_node *domain)
+/* A new key with no rules yet; its rule list, or NULL on ENOMEM. */
+static struct fb_node *legacy_add_key(struct legacy_allow *lk,
+				      const struct fb_node *domain)
 {
-	char name[FB_NAME_MAX];
 	struct fb_node *map = lk->allow, *k, *v;
 	void *grown;
 
-	norm_or_raw(domain, name);
-	for (size_t i = 0; i < map->n; i++)
-		if (!strcmp(lk->norm[i], name))
-			return map->vals[i];
 	grown = realloc(lk->norm, (map->n + 1) * sizeof(*lk->norm));
 	if (!grown)
 		return NULL;
 	lk->norm = grown;
-	strcpy(lk->norm[map->n], name);
+	norm_or_raw(domain, lk->norm[map->n]);
 	k = fb_node_copy(domain, true);
 	v = fb_node_new(FB_NODE_SEQ, domain->line, domain->col);
 	if (!k || !v || fb_node_put(map, k, v) < 0) {
@@ -289,6 +284,19 @@ static struct fb_node *legacy_key(struct legacy_allow *lk,
 		return NULL;
 	}
 	return v;
+}
+
+/* The rule list of the key `domain` names, added when new. */
+static struct fb_node *legacy_key(struct legacy_allow *lk,
+				  const struct fb_node *domain)
+{
+	char name[FB_NAME_MAX];
+
+	norm_or_raw(domain, name);
+	for (size_t i = 0; i < lk->allow->n; i++)
+		if (!strcmp(lk->norm[i], name))
+			return lk->allow->vals[i];
+	return legacy_add_key(lk, domain);
 }
 
 /* One rule entry of injectionRules / forwardRules / responseRules. */
@@ -315,7 +323,7 @@ static struct fb_node *legacy_rule(const struct legacy_kind *kind,
 {
 	struct fb_node *rule = fb_node_new(FB_NODE_MAP, entry->line, entry->col);
 	const struct fb_node *match = fb_node_get(entry, "match");
-	struct fb_node *v;
+	struct fb_node *list, *transform;
 
 	if (!rule)
 		return NULL;
@@ -327,21 +335,16 @@ static struct fb_node *legacy_rule(const struct legacy_kind *kind,
 		return rule;
 	}
 	/* headers: {...} → transform: [{headers: {...}}] */
-	v = put_new(rule, "transform",
-		    fb_node_new(FB_NODE_SEQ, action->line, action->col), action);
-	if (!v)
+	list = put_new(rule, "transform",
+		       fb_node_new(FB_NODE_SEQ, action->line, action->col),
+		       action);
+	transform = fb_node_new(FB_NODE_MAP, action->line, action->col);
+	if (!list || !transform || fb_node_append(list, transform) < 0) {
+		fb_node_free(transform);
 		goto nomem;
-	{
-		struct fb_node *t = fb_node_new(FB_NODE_MAP, action->line,
-						action->col);
-
-		if (!t || fb_node_append(v, t) < 0) {
-			fb_node_free(t);
-			goto nomem;
-		}
-		if (!put_new(t, "headers", fb_node_copy(action, true), action))
-			goto nomem;
 	}
+	if (!put_new(transform, "headers", fb_node_copy(action, true), action))
+		goto nomem;
 	return rule;
 nomem:
 	fb_node_free(rule);
@@ -424,28 +427,11 @@ static struct fb_node *canonical_legacy(struct loader *L,
 	if (!lk.allow || !put_new(out, "allow", lk.allow, doc))
 		goto nomem;
 	if (domains && domains->kind == FB_NODE_SEQ) {
-		for (size_t i = 0; i < domains->n; i++) {
-			const struct fb_node *d = domains->vals[i];
-			struct fb_node *k, *v;
-			void *grown;
-
-			if (!want_string(L, d, "a domain"))
-				continue;
-			/* each entry is a key, duplicates are reported later */
-			grown = realloc(lk.norm, (lk.allow->n + 1) *
-					sizeof(*lk.norm));
-			if (!grown)
+		/* each entry is a key; duplicates are reported in step 2 */
+		for (size_t i = 0; i < domains->n; i++)
+			if (want_string(L, domains->vals[i], "a domain") &&
+			    !legacy_add_key(&lk, domains->vals[i]))
 				goto nomem;
-			lk.norm = grown;
-			norm_or_raw(d, lk.norm[lk.allow->n]);
-			k = fb_node_copy(d, true);
-			v = fb_node_new(FB_NODE_SEQ, d->line, d->col);
-			if (!k || !v || fb_node_put(lk.allow, k, v) < 0) {
-				fb_node_free(k);
-				fb_node_free(v);
-				goto nomem;
-			}
-		}
 	} else if (domains && domains->kind != FB_NODE_NULL) {
 		fb_report(L->r, domains, "expected a list of domains in "
 			  "allowedDomains, found %s", found(domains));
