@@ -21,11 +21,20 @@
 /* The sandbox-side table `inet firebreak`. */
 struct fb_nft_config {
 	const char *guest_ifname;      /* the link the guest's traffic arrives on */
-	const struct fb_addr *gateway; /* the sandbox-side addresses of the gateway */
+	/*
+	 * The sandbox-side addresses of the gateway.  Not matched by the
+	 * table: the input chain admits the proxy ports on whatever local
+	 * address a redirect picked, and drops everything else from the guest.
+	 */
+	const struct fb_addr *gateway;
 	size_t ngateway;
 	uint16_t proxy_port;           /* TCP redirect target (15001) */
 	uint16_t dns_port;             /* UDP/TCP 53 redirect target (15053) */
-	/* effective sets, from fb_policy_deny_ranges / fb_policy_allow_ranges */
+	/*
+	 * Effective sets, from fb_policy_deny_ranges / fb_policy_allow_ranges,
+	 * both families mixed.  Any order; overlaps are merged.  A range with
+	 * lo > hi fails the apply.
+	 */
 	const struct fb_range *deny;
 	size_t ndeny;
 	const struct fb_range *allow;
@@ -62,7 +71,11 @@ int fb_nft_read_counters(struct fb_nft_counters *c, char *err, size_t errsize);
  * After a policy change removed access: delete the conntrack entries of
  * forwarded (not redirected) flows from the guest whose original
  * destination is no longer inside `allow`, so an established CIDR-allowed
- * stream is cut at once.  Returns the number of entries deleted, or -1.
+ * stream is cut at once; the guest's next packet gets a TCP reset.  Call
+ * it after fb_nft_apply of the new policy, with the same allow ranges.
+ * The forward chain marks the flows it admits by subnets.allow (ct mark),
+ * so the proxy's own connections are never touched.  Returns the number
+ * of entries deleted, or -1.
  */
 int fb_nft_cut_flows(const struct fb_range *allow, size_t nallow,
 		     char *err, size_t errsize);
