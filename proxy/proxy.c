@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "nft/nft.h"
+#include "proxy/broker.h"
 #include "proxy/conn.h"
 #include "proxy/dns_server.h"
 
@@ -206,7 +207,7 @@ int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,
 	p->generation++;
 	p->stats.generation = p->generation;
 	p->stats.policy_updates++;
-	*closed = fb_conns_recheck(p);
+	*closed = fb_conns_recheck(p) + fb_broker_recheck(p);
 	if (p->cfg.nft)
 		cut_flows(np);
 	audit_policy(p, true, who, old_gen, *closed, NULL);
@@ -216,7 +217,7 @@ int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,
 
 /* ---- signals ----------------------------------------------------------- */
 
-static void reload(struct fb_proxy *p)
+static void reload(struct fb_proxy *p, const char *who)
 {
 	struct fb_diags diags = { 0 };
 	struct fb_policy *np;
@@ -232,13 +233,13 @@ static void reload(struct fb_proxy *p)
 		fprintf(stderr, "firebreak-proxy: SIGHUP: %s keeps generation %llu:\n%s",
 			p->cfg.policy_path, (unsigned long long)p->generation,
 			msg ? msg : "out of memory\n");
-		audit_policy(p, false, "SIGHUP", 0, 0, msg ? msg : "invalid policy");
+		audit_policy(p, false, who, 0, 0, msg ? msg : "invalid policy");
 		free(msg);
 		fb_diags_free(&diags);
 		return;
 	}
 	fb_diags_free(&diags);
-	if (fb_proxy_swap(p, np, "SIGHUP", &closed, err, sizeof(err)) < 0)
+	if (fb_proxy_swap(p, np, who, &closed, err, sizeof(err)) < 0)
 		fprintf(stderr, "firebreak-proxy: SIGHUP: %s\n", err);
 }
 
@@ -249,8 +250,11 @@ static void on_signal(struct fb_loop *l, int fd, uint32_t events, void *arg)
 
 	(void)events;
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		char who[48];
+
+		snprintf(who, sizeof(who), "SIGHUP from pid %u", si.ssi_pid);
 		if (si.ssi_signo == SIGHUP)
-			reload(p);
+			reload(p, who);
 		else
 			fb_loop_stop(l);
 	}
@@ -404,6 +408,12 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 	p->resolver = fb_resolver_new(p->loop, cfg->resolver, err, errsize);
 	if (!p->resolver)
 		goto fail;
+	/* Key files are read now, before privileges are dropped. */
+	if (cfg->ca_cert) {
+		p->broker = fb_broker_ctx_new(cfg, err, errsize);
+		if (!p->broker)
+			goto fail;
+	}
 	if (cfg->ngateways > FB_MAX_GATEWAYS) {
 		snprintf(err, errsize, "more than %d --gateway addresses",
 			 FB_MAX_GATEWAYS);
@@ -465,6 +475,7 @@ void fb_proxy_free(struct fb_proxy *p)
 	if (!p)
 		return;
 	fb_conns_close_all(p);
+	fb_broker_ctx_free(p->broker);
 	fb_control_free(p->control);
 	fb_dns_server_free(p->dns);
 	fb_resolver_free(p->resolver);

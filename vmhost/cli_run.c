@@ -285,7 +285,8 @@ static int supervise(pid_t pid, int sigfd, pid_t proxy)
 		case SIGHUP:
 			/* the proxy owns the policy: it re-reads the file
 			 * and applies it in user space and in nft */
-			kill(proxy, SIGHUP);
+			if (proxy > 0)
+				kill(proxy, SIGHUP);
 			break;
 		case SIGINT:
 		case SIGTERM:
