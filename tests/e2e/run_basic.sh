@@ -63,7 +63,7 @@ rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
 check "SIGTERM: firebreak exits 143 (the command's death by SIGTERM)" \
 	[ "$rc" = 143 ]
-check "SIGTERM: done within a second (${ms} ms)" [ "$ms" -lt 1000 ]
+check "SIGTERM: done promptly (${ms} ms, < 3 s)" [ "$ms" -lt 3000 ]
 check "nothing left after SIGTERM" [ -z "$(fb_leftovers "$FB_LAST_ID")" ]
 
 # The command killed from outside the sandbox.
