@@ -82,21 +82,24 @@ static struct block v6_blocks[] = {
 	{ .cidr = "ff00::/8", .name = "multicast" },			/* RFC 4291 */
 };
 
-enum embedding { MAPPED, COMPATIBLE, NAT64, NAT64_LOCAL, SIX_TO_FOUR, TEREDO };
-
-/* Where the IPv4 address sits: its first bit, and whether a prefix image exists. */
+/*
+ * Where each form keeps its IPv4 address: from bit v4_bit, XORed with
+ * v4_xor; Teredo also carries its server's IPv4 address at bit 32.
+ */
 static struct {
 	const char *cidr;
-	enum embedding kind;
 	unsigned v4_bit;
+	uint32_t v4_xor;
+	unsigned server_bit; /* 0: none */
 	struct fb_cidr parsed;
 } embeddings[] = {
-	{ .cidr = "::ffff:0:0/96", .kind = MAPPED, .v4_bit = 96 },
-	{ .cidr = "::/96", .kind = COMPATIBLE, .v4_bit = 96 },
-	{ .cidr = "64:ff9b::/96", .kind = NAT64, .v4_bit = 96 },
-	{ .cidr = "64:ff9b:1::/48", .kind = NAT64_LOCAL, .v4_bit = 96 },
-	{ .cidr = "2002::/16", .kind = SIX_TO_FOUR, .v4_bit = 16 },
-	{ .cidr = "2001::/32", .kind = TEREDO, .v4_bit = 96 },
+	{ .cidr = "::ffff:0:0/96", .v4_bit = 96 },	/* mapped */
+	{ .cidr = "::/96", .v4_bit = 96 },		/* compatible */
+	{ .cidr = "64:ff9b::/96", .v4_bit = 96 },	/* NAT64 */
+	{ .cidr = "64:ff9b:1::/48", .v4_bit = 96 },	/* NAT64, local use */
+	{ .cidr = "2002::/16", .v4_bit = 16 },		/* 6to4 */
+	{ .cidr = "2001::/32", .v4_bit = 96, .v4_xor = 0xffffffff,
+	  .server_bit = 32 },				/* Teredo */
 };
 
 #define NV4 (sizeof v4_blocks / sizeof v4_blocks[0])
@@ -202,14 +205,12 @@ static const char *classify_v6(const struct fb_addr *a)
 	for (size_t e = 0; e < NEMBED; e++) {
 		if (!fb_cidr_contains(&embeddings[e].parsed, a))
 			continue;
-		if (embeddings[e].kind == TEREDO) {
-			extract_v4(a, 32, 0, &v4);
+		if (embeddings[e].server_bit) {
+			extract_v4(a, embeddings[e].server_bit, 0, &v4);
 			if ((name = classify_v4(&v4)))
 				return name;
-			extract_v4(a, 96, 0xffffffff, &v4);
-		} else {
-			extract_v4(a, embeddings[e].v4_bit, 0, &v4);
 		}
+		extract_v4(a, embeddings[e].v4_bit, embeddings[e].v4_xor, &v4);
 		return classify_v4(&v4);
 	}
 	return NULL;
