@@ -124,6 +124,7 @@ void fb_dns_plan(const struct fb_policy *policy, const uint8_t *pkt,
 		break;
 	default:
 		plan->rcode = FB_DNS_REFUSED;
+		plan->allowed = false;
 		plan->reason = "qtype-refused";
 		break;
 	}
@@ -193,8 +194,12 @@ size_t fb_dns_answer(const struct fb_policy *policy, struct fb_dns_plan *plan,
 		rr[n].addr = *a;
 		n++;
 	}
-	if (dropped)
-		plan->reason = n ? "denied-address-dropped" : "only-denied-addresses";
+	if (dropped && n) {
+		plan->reason = "denied-address-dropped";
+	} else if (dropped) {
+		plan->allowed = false;
+		plan->reason = "only-denied-addresses";
+	}
 	return n;
 }
 

@@ -46,7 +46,10 @@ struct fb_dns_event {
 	const char *name;       /* normalised; as received when not a host name; "" if none */
 	uint16_t qtype;
 	bool tcp;
-	bool allowed;           /* the policy let the name resolve */
+	/* The query was let through: false for a refused name, a refused
+	 * type, an answer the CNAME check or the deny set emptied, a
+	 * malformed query, the rate cap. */
+	bool allowed;
 	const char *reason;     /* static: "domain", "not-allowed", "rate-limited", ... */
 	const char *detail;     /* static, or NULL: what was malformed, why upstream failed */
 	int rcode;

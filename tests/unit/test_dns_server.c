@@ -397,6 +397,7 @@ static void test_https_svcb_and_other_types(void **state)
 	assert_int_equal(ask(&f, "ok.example", 10 /* NULL */, an, &n), FB_DNS_REFUSED);
 	assert_int_equal(ask(&f, "ok.example", 255 /* ANY */, an, &n), FB_DNS_REFUSED);
 	assert_string_equal(f.last.reason, "qtype-refused");
+	assert_false(f.last.allowed);
 	assert_int_equal(f.up.nlog, 0);
 	stop(&f);
 }
@@ -439,10 +440,12 @@ static void test_denied_addresses_dropped(void **state)
 	assert_int_equal(n, 1);
 	assert_addr(&an[0], "1.2.3.4");
 	assert_string_equal(f.last.reason, "denied-address-dropped");
+	assert_true(f.last.allowed);
 	/* Only a private address: an empty answer, not the address. */
 	assert_int_equal(ask(&f, "rebind.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
 	assert_int_equal(n, 0);
 	assert_string_equal(f.last.reason, "only-denied-addresses");
+	assert_false(f.last.allowed);
 	stop(&f);
 }
 
