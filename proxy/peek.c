@@ -571,6 +571,8 @@ static enum fb_peek_status postgres(struct fb_peek *p, const uint8_t *buf,
 
 void fb_peek_after_sslrequest(struct fb_peek *p)
 {
+	if (p->status != FB_PEEK_SSLREQUEST)
+		return; /* nothing to resume: a finished peek stays finished */
 	p->stage = STAGE_TLS_NEXT;
 	p->status = FB_PEEK_NEED_MORE;
 	p->after_sslrequest = true;

@@ -131,6 +131,7 @@ enum fb_peek_status fb_peek_feed(struct fb_peek *p, const uint8_t *buf,
  * be a TLS ClientHello.  Keep feeding the same stream, SSLRequest
  * included; the result has after_sslrequest set, telling the caller to
  * send the SSLRequest upstream and consume the server's 'S' itself.
+ * Does nothing unless the last fb_peek_feed() returned FB_PEEK_SSLREQUEST.
  */
 void fb_peek_after_sslrequest(struct fb_peek *p);
 

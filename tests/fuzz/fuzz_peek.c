@@ -1,12 +1,17 @@
 /*
  * fuzz_peek.c — the peek must reach the same verdict however the stream
  * arrives: whole, one byte more per call, or (for TLS) with the handshake
- * re-split into records whose sizes the input chooses.  Any difference
- * aborts.
+ * re-split into records whose sizes the input chooses.  And a name the
+ * peek reads from a ClientHello must be the name OpenSSL reads from the
+ * same bytes (or OpenSSL must refuse the hello): the brokered path
+ * terminates TLS with OpenSSL, and the two must never disagree.  Any
+ * difference aborts.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/ssl.h>
 
 #include "proxy/peek.h"
 
@@ -88,6 +93,58 @@ static size_t reframe(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
 	return o;
 }
 
+struct openssl_view {
+	bool called;
+	char name[FB_NAME_MAX];
+	enum fb_peek_reason reason;
+};
+
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+	struct openssl_view *v = arg;
+	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	const char *why;
+
+	(void)alert;
+	v->called = true;
+	v->reason = sni ? fb_peek_name(sni, strlen(sni), v->name, &why)
+			: FB_PEEK_NO_SNI;
+	/* stop here: the rest of the handshake is not under test */
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* What OpenSSL, as a server, makes of the same bytes. */
+static void openssl_differential(const struct fb_peek *p, const uint8_t *buf,
+				 size_t len)
+{
+	static SSL_CTX *ctx;
+	struct openssl_view v = { 0 };
+	SSL *ssl;
+	BIO *in;
+
+	if (!ctx) {
+		ctx = SSL_CTX_new(TLS_server_method());
+		if (!ctx)
+			abort();
+		SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+		SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
+	}
+	SSL_CTX_set_tlsext_servername_arg(ctx, &v);
+	ssl = SSL_new(ctx);
+	in = BIO_new_mem_buf(buf, (int)len);
+	if (!ssl || !in)
+		abort();
+	SSL_set_bio(ssl, in, BIO_new(BIO_s_mem()));
+	SSL_set_accept_state(ssl);
+	SSL_do_handshake(ssl);
+	SSL_free(ssl);
+	if (!v.called)
+		return; /* OpenSSL refused the hello before its name */
+	if (p->reason == FB_PEEK_NAMED &&
+	    (v.reason != FB_PEEK_NAMED || strcmp(v.name, p->name) != 0))
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fb_peek *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
@@ -99,6 +156,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	whole(a, buf, size);
 	bytewise(b, buf, size);
 	same(a, b, true);
+
+	if (size && data[0] == 22 && a->status == FB_PEEK_DONE &&
+	    a->reason == FB_PEEK_NAMED)
+		openssl_differential(a, buf, size);
 
 	if (size && data[0] == 22 && a->proto == FB_PEEK_TLS &&
 	    a->status == FB_PEEK_DONE && a->reason != FB_PEEK_BAD_RECORD) {
