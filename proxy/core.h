@@ -23,6 +23,7 @@
 #define FB_MAX_GATEWAYS 4
 
 struct conn;
+struct fb_broker_ctx;
 struct fb_control;
 struct fb_dns_server;
 
@@ -38,6 +39,7 @@ struct fb_proxy {
 	struct fb_control *control;
 	struct fb_resolver *resolver;
 	struct fb_dns_server *dns;
+	struct fb_broker_ctx *broker; /* NULL without --ca-cert: brokered names refused */
 	struct fb_audit *audit;
 	struct fb_stats stats;
 	struct conn *conns;         /* live connections */

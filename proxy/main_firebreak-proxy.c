@@ -10,7 +10,7 @@
 static const char usage[] =
 	"usage: firebreak-proxy --policy FILE --listen ADDR:PORT --control SOCK\n"
 	"                       [--dns-listen ADDR:PORT] [--audit-log FILE|-]\n"
-	"                       [--sandbox-id ID] [--ca-cert F --ca-key F]\n"
+	"                       [--sandbox-id ID] [--ca-cert F --ca-key F] [--jwt-key F]\n"
 	"                       [--resolver IP[:PORT]] [--public CIDR]...\n"
 	"                       [--upstream-ca FILE] [--peek-timeout MS]\n"
 	"                       [--idle-timeout S] [--max-peeks N]\n"
@@ -24,7 +24,7 @@ static const char usage[] =
 
 enum {
 	O_POLICY = 256, O_LISTEN, O_DNS_LISTEN, O_CONTROL, O_AUDIT, O_ID,
-	O_CA_CERT, O_CA_KEY, O_RESOLVER, O_PUBLIC, O_UPSTREAM_CA, O_PEEK_TIMEOUT,
+	O_CA_CERT, O_CA_KEY, O_JWT_KEY, O_RESOLVER, O_PUBLIC, O_UPSTREAM_CA, O_PEEK_TIMEOUT,
 	O_IDLE_TIMEOUT, O_MAX_PEEKS, O_NFT, O_NO_NFT, O_GUEST_IF, O_GATEWAY, O_HELP,
 };
 
@@ -37,6 +37,7 @@ static const struct option options[] = {
 	{ "sandbox-id", required_argument, NULL, O_ID },
 	{ "ca-cert", required_argument, NULL, O_CA_CERT },
 	{ "ca-key", required_argument, NULL, O_CA_KEY },
+	{ "jwt-key", required_argument, NULL, O_JWT_KEY },
 	{ "resolver", required_argument, NULL, O_RESOLVER },
 	{ "public", required_argument, NULL, O_PUBLIC },
 	{ "upstream-ca", required_argument, NULL, O_UPSTREAM_CA },
@@ -89,6 +90,7 @@ int main(int argc, char **argv)
 		case O_ID: cfg.sandbox_id = optarg; break;
 		case O_CA_CERT: cfg.ca_cert = optarg; break;
 		case O_CA_KEY: cfg.ca_key = optarg; break;
+		case O_JWT_KEY: cfg.jwt_key = optarg; break;
 		case O_RESOLVER: cfg.resolver = optarg; break;
 		case O_UPSTREAM_CA: cfg.upstream_ca = optarg; break;
 		case O_GUEST_IF: cfg.guest_if = optarg; break;

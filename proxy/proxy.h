@@ -30,7 +30,8 @@ struct fb_proxy_config {
 	const char *control_path;    /* unix socket, created 0600 */
 	const char *audit_path;      /* FILE, "-" for stdout, NULL: none */
 	const char *sandbox_id;
-	const char *ca_cert, *ca_key; /* for brokering (not used yet) */
+	const char *ca_cert, *ca_key; /* the sandbox CA: needed to broker */
+	const char *jwt_key;         /* signs forwardURL tokens (optional) */
 	const char *resolver;        /* IP[:PORT]; NULL: /etc/resolv.conf */
 	const struct fb_cidr *publics;
 	size_t npublics;

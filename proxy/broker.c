@@ -1,0 +1,1386 @@
+/*
+ * broker.c — one brokered connection, from the guest's ClientHello to
+ * close.
+ *
+ * The guest's TLS ends here, under a leaf the sandbox's CA minted for
+ * exactly the peeked name.  Then request by request:
+ *
+ *   head     read and parse strictly (http.h); Host must be the SNI
+ *   decide   the key's rules, first match wins (fb_policy_decide_request)
+ *   act      respond locally, or rewrite the head (transform / forward)
+ *            and send it over verified TLS to the origin or the target
+ *   body     streamed by its framing; chunked bodies are re-encoded
+ *   response the head parsed just enough to know where it ends, then
+ *            relayed as it came, so keep-alive works and the next request
+ *            is judged on its own
+ *
+ * A request the proxy refuses gets its status and "Connection: close";
+ * the proxy never tries to resynchronise with a guest it disagreed with.
+ * One upstream connection at a time: a request for another target closes
+ * the one open.  The two directions run side by side (a 100 Continue or
+ * an early response must reach the guest while its body is still coming)
+ * but a new request head is read only once the last response is done.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "proxy/broker.h"
+#include "proxy/ca.h"
+#include "proxy/core.h"
+#include "proxy/jwt.h"
+#include "proxy/peek.h"
+#include "proxy/pemfile.h"
+
+#define IN_MAX   (64 * 1024)  /* guest plaintext not yet consumed */
+#define UIN_MAX  (64 * 1024)  /* upstream plaintext not yet consumed */
+#define OUT_HIGH (64 * 1024)  /* stop reading the other side above this */
+#define RESP_HEAD_MAX (32 * 1024)
+
+enum rq_stage {
+	RQ_HANDSHAKE, /* the guest's TLS handshake */
+	RQ_HEAD,      /* reading a request head */
+	RQ_BODY,      /* Content-Length body */
+	RQ_CHUNKED,   /* chunked body, re-encoded */
+	RQ_SENT,      /* request complete; waiting for its response */
+	RQ_RAW,       /* after a 101: bytes both ways */
+};
+
+enum rs_stage {
+	RS_IDLE,      /* no request upstream */
+	RS_HEAD,      /* reading a response head (1xx ones relayed) */
+	RS_BODY,      /* Content-Length */
+	RS_CHUNKED,
+	RS_EOF,       /* delimited by the upstream closing */
+	RS_RAW,
+};
+
+enum up_state { UP_NONE, UP_RESOLVE, UP_DIAL, UP_TLS, UP_READY };
+
+struct obuf {
+	char *p;
+	size_t off, len, cap; /* pending bytes are p[off, len) */
+};
+
+struct fb_broker {
+	struct fb_proxy *p;
+	struct fb_broker_ctx *bc;
+	struct fb_broker *prev, *next;
+	uint64_t id;
+	struct fb_policy *policy;
+	const struct fb_domain *key;
+	char sni[FB_NAME_MAX];
+	uint16_t port;
+	struct fb_addr orig_dst;
+	uint64_t start_ms, last_ms, head_ms;
+	struct fb_timer *timer;
+	uint64_t bytes_up, bytes_down;
+
+	/* guest side */
+	int cfd;
+	SSL *cssl;
+	uint32_t cev, c_rd_ev, c_wr_ev;
+	uint8_t *peeked;
+	size_t npeeked, peek_off;
+	char *in;
+	size_t in_len;
+	bool c_eof;
+	struct obuf down;
+	bool closing;          /* flush `down`, then close */
+
+	/* the request being handled */
+	enum rq_stage rq;
+	struct fb_http_req req;
+	struct fb_chunked rq_dec;
+	uint64_t rq_left;
+	bool discard;          /* body of a request answered locally */
+	bool head_method;      /* HEAD: the response has no body */
+	bool close_after;      /* the guest asked to close, or HTTP/1.0 */
+	bool websocket;
+	char method[16];
+	char path[256];
+	char rule[FB_NAME_MAX + 16];
+	char injected[256];
+	const char *verdict;
+	uint64_t req_start_ms, req_up, req_down;
+	int status;
+
+	/* upstream side */
+	enum up_state up;
+	char up_host[FB_NAME_MAX];
+	uint16_t up_port;
+	struct fb_resolve_req *rreq;
+	int ufd;
+	SSL *ussl;
+	uint32_t uev, u_rd_ev, u_wr_ev;
+	struct sockaddr_storage up_addr;
+	struct obuf upq;
+	char *uin;
+	size_t uin_len;
+	bool u_eof;
+	enum rs_stage rs;
+	struct fb_chunked rs_dec;
+	uint64_t rs_left;
+};
+
+static void broker_run(struct fb_broker *b);
+static void broker_close(struct fb_broker *b, const char *why);
+
+/* ---- buffers ------------------------------------------------------------ */
+
+static int obuf_put(struct obuf *o, const void *data, size_t n)
+{
+	if (o->off == o->len)
+		o->off = o->len = 0;
+	if (o->len + n > o->cap) {
+		size_t cap = o->cap ? o->cap : 4096;
+		char *p;
+
+		if (o->off) {
+			memmove(o->p, o->p + o->off, o->len - o->off);
+			o->len -= o->off;
+			o->off = 0;
+		}
+		while (cap < o->len + n)
+			cap *= 2;
+		if (cap != o->cap) {
+			p = realloc(o->p, cap);
+			if (!p)
+				return -1;
+			o->p = p;
+			o->cap = cap;
+		}
+	}
+	memcpy(o->p + o->len, data, n);
+	o->len += n;
+	return 0;
+}
+
+static size_t obuf_pending(const struct obuf *o)
+{
+	return o->len - o->off;
+}
+
+static void consume(char *buf, size_t *len, size_t n)
+{
+	memmove(buf, buf + n, *len - n);
+	*len -= n;
+}
+
+/* ---- the guest's BIO: the peeked bytes first, then the socket ----------- */
+
+static int prefixed_read(BIO *bio, char *out, int len)
+{
+	struct fb_broker *b = BIO_get_data(bio);
+	ssize_t n;
+
+	BIO_clear_retry_flags(bio);
+	if (b->peek_off < b->npeeked) {
+		size_t k = b->npeeked - b->peek_off;
+
+		if (k > (size_t)len)
+			k = (size_t)len;
+		memcpy(out, b->peeked + b->peek_off, k);
+		b->peek_off += k;
+		return (int)k;
+	}
+	n = recv(b->cfd, out, (size_t)len, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		BIO_set_retry_read(bio);
+		return -1;
+	}
+	if (n > 0)
+		b->bytes_up += (uint64_t)n;
+	return n < 0 ? -1 : (int)n;
+}
+
+static int prefixed_write(BIO *bio, const char *in, int len)
+{
+	struct fb_broker *b = BIO_get_data(bio);
+	ssize_t n;
+
+	BIO_clear_retry_flags(bio);
+	n = send(b->cfd, in, (size_t)len, MSG_NOSIGNAL);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		BIO_set_retry_write(bio);
+		return -1;
+	}
+	if (n > 0)
+		b->bytes_down += (uint64_t)n;
+	return n < 0 ? -1 : (int)n;
+}
+
+static long prefixed_ctrl(BIO *bio, int cmd, long num, void *ptr)
+{
+	(void)bio;
+	(void)num;
+	(void)ptr;
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static BIO_METHOD *prefixed_method_new(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+				     "firebreak peeked socket");
+
+	if (!m || !BIO_meth_set_read(m, prefixed_read) ||
+	    !BIO_meth_set_write(m, prefixed_write) ||
+	    !BIO_meth_set_ctrl(m, prefixed_ctrl)) {
+		BIO_meth_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* ---- TLS I/O helpers ---------------------------------------------------- */
+
+/* After an SSL call failed: the event that would let it proceed, or 0
+ * when the connection is finished (closed or broken). */
+static uint32_t ssl_wait(SSL *ssl, int ret)
+{
+	switch (SSL_get_error(ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		return EPOLLIN;
+	case SSL_ERROR_WANT_WRITE:
+		return EPOLLOUT;
+	default:
+		ERR_clear_error();
+		return 0;
+	}
+}
+
+/* Read into buf[*len, cap).  1 progress, 0 blocked (*ev set), -1 EOF. */
+static int ssl_fill(SSL *ssl, char *buf, size_t *len, size_t cap,
+		    uint32_t *ev)
+{
+	size_t n;
+	int r;
+
+	if (*len == cap)
+		return 0;
+	r = SSL_read_ex(ssl, buf + *len, cap - *len, &n);
+	if (r == 1) {
+		*len += n;
+		*ev = EPOLLIN;
+		return 1;
+	}
+	*ev = ssl_wait(ssl, r);
+	return *ev ? 0 : -1;
+}
+
+/* Write what `o` holds.  1 progress, 0 blocked or empty, -1 broken. */
+static int ssl_flush(SSL *ssl, struct obuf *o, uint32_t *ev)
+{
+	size_t n;
+	int r;
+
+	if (!obuf_pending(o))
+		return 0;
+	r = SSL_write_ex(ssl, o->p + o->off, obuf_pending(o), &n);
+	if (r == 1) {
+		o->off += n;
+		*ev = EPOLLOUT;
+		return 1;
+	}
+	*ev = ssl_wait(ssl, r);
+	return *ev ? 0 : -1;
+}
+
+/* ---- audit -------------------------------------------------------------- */
+
+static void audit_request(struct fb_broker *b)
+{
+	struct fb_audit_line ln;
+	uint64_t now = fb_loop_now(b->p->loop);
+
+	fb_audit_begin(b->p->audit, &ln, "request",
+		       strcmp(b->verdict, "refused") ? "allowed" : "denied",
+		       b->p->generation);
+	fb_audit_uint(&ln, "event.id", b->id);
+	fb_audit_str(&ln, "event.reason", b->verdict);
+	fb_audit_guest(&ln, "tls.client.server_name", b->sni, strlen(b->sni));
+	if (b->method[0])
+		fb_audit_guest(&ln, "http.request.method", b->method,
+			       strlen(b->method));
+	if (b->path[0])
+		fb_audit_guest(&ln, "url.path", b->path, strlen(b->path));
+	if (b->status)
+		fb_audit_uint(&ln, "http.response.status_code",
+			      (uint64_t)b->status);
+	if (b->rule[0])
+		fb_audit_str(&ln, "rule.name", b->rule);
+	if (b->injected[0])
+		fb_audit_str(&ln, "firebreak.injected", b->injected);
+	if (b->up_addr.ss_family)
+		fb_audit_sockaddr(&ln, "server", &b->up_addr);
+	fb_audit_uint(&ln, "http.request.bytes", b->req_up);
+	fb_audit_uint(&ln, "http.response.bytes", b->req_down);
+	fb_audit_uint(&ln, "event.duration", (now - b->req_start_ms) * 1000000);
+	fb_audit_emit(b->p->audit, &ln);
+	b->bc->requests++;
+}
+
+static void on_timer(struct fb_loop *l, void *arg);
+
+/* A request head is due within the peek deadline of its first byte. */
+static void head_started(struct fb_broker *b)
+{
+	b->head_ms = fb_loop_now(b->p->loop);
+	fb_timer_cancel(b->p->loop, b->timer);
+	b->timer = fb_timer_add(b->p->loop, b->p->cfg.peek_timeout_ms,
+				on_timer, b);
+}
+
+static void request_reset(struct fb_broker *b)
+{
+	b->method[0] = b->path[0] = b->rule[0] = b->injected[0] = '\0';
+	b->verdict = "";
+	b->status = 0;
+	b->req_up = b->req_down = 0;
+	b->discard = b->head_method = b->close_after = b->websocket = false;
+	fb_http_req_init(&b->req);
+	b->rq = RQ_HEAD;
+	b->rs = RS_IDLE;
+	b->req_start_ms = fb_loop_now(b->p->loop);
+	if (b->in_len)
+		head_started(b);
+}
+
+/* ---- local answers ------------------------------------------------------ */
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 414: return "URI Too Long";
+	case 421: return "Misdirected Request";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 505: return "HTTP Version Not Supported";
+	default:  return "";
+	}
+}
+
+/*
+ * Answer the guest from here.  `close` ends the connection once it is
+ * written.  The body is ours (a reason word or the policy's response),
+ * never anything the guest or the upstream sent.
+ */
+static int answer(struct fb_broker *b, int status, const char *ctype,
+		  const char *body, size_t body_len, const char *reason,
+		  bool close)
+{
+	char head[512];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %d %s\r\n%s%s%s%s%s%sContent-Length: %zu\r\n%s\r\n",
+		     status, status_text(status),
+		     ctype ? "Content-Type: " : "", ctype ? ctype : "",
+		     ctype ? "\r\n" : "",
+		     reason ? "X-Firebreak-Reason: " : "", reason ? reason : "",
+		     reason ? "\r\n" : "", body_len,
+		     close ? "Connection: close\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(head) ||
+	    obuf_put(&b->down, head, (size_t)n) < 0 ||
+	    obuf_put(&b->down, body, body_len) < 0)
+		return -1;
+	b->status = status;
+	b->req_down += (uint64_t)n + body_len;
+	if (close)
+		b->closing = true;
+	return 0;
+}
+
+/* Refuse the request and close: its status, our reason, and a body that
+ * names the reason so a person reading curl's output knows. */
+static void refuse(struct fb_broker *b, int status, const char *reason)
+{
+	char body[128];
+	int n = snprintf(body, sizeof(body), "firebreak: %s\n", reason);
+
+	b->verdict = "refused";
+	if (answer(b, status, "text/plain", body, (size_t)n, reason, true) < 0)
+		b->closing = true;
+	audit_request(b);
+	b->rq = RQ_SENT;
+}
+
+/* ---- the upstream connection -------------------------------------------- */
+
+static void upstream_close(struct fb_broker *b)
+{
+	if (b->rreq) {
+		fb_resolve_cancel(b->rreq);
+		b->rreq = NULL;
+	}
+	if (b->ussl) {
+		SSL_free(b->ussl);
+		b->ussl = NULL;
+	}
+	if (b->ufd >= 0) {
+		fb_loop_del(b->p->loop, b->ufd);
+		close(b->ufd);
+		b->ufd = -1;
+	}
+	b->up = UP_NONE;
+	b->uev = 0;
+	b->upq.off = b->upq.len = 0;
+	b->uin_len = 0;
+	b->u_eof = false;
+}
+
+static void on_upstream(struct fb_loop *l, int fd, uint32_t ev, void *arg)
+{
+	(void)l;
+	(void)fd;
+	(void)ev;
+	broker_run(arg);
+}
+
+static void addr_to_sockaddr(const struct fb_addr *a, uint16_t port,
+			     struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		struct sockaddr_in *s4 = (void *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		memcpy(&s4->sin_addr, a->b, 4);
+		*len = sizeof(*s4);
+	} else {
+		struct sockaddr_in6 *s6 = (void *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		memcpy(&s6->sin6_addr, a->b, 16);
+		*len = sizeof(*s6);
+	}
+}
+
+/*
+ * An address from our own answer that passes the deny set again; for the
+ * origin, the guest's own destination when the answer holds it.
+ */
+static const struct fb_addr *pick_address(struct fb_broker *b,
+					  const struct fb_resolved *res)
+{
+	const struct fb_addr *first = NULL;
+	bool origin = strcmp(b->up_host, b->sni) == 0;
+	struct fb_decision d;
+
+	for (size_t i = 0; i < res->naddrs; i++) {
+		const struct fb_addr *a = &res->addrs[i];
+		size_t n = a->family == AF_INET ? 4 : 16;
+
+		if (fb_policy_check_addr(b->policy, a, &d) == FB_VERDICT_DENY)
+			continue;
+		if (origin && a->family == b->orig_dst.family &&
+		    memcmp(a->b, b->orig_dst.b, n) == 0)
+			return a;
+		if (!first)
+			first = a;
+	}
+	return first;
+}
+
+static void upstream_failed(struct fb_broker *b, const char *reason)
+{
+	upstream_close(b);
+	if (b->rq != RQ_SENT || b->rs == RS_HEAD || b->rs == RS_IDLE) {
+		refuse(b, 502, reason);
+		b->rs = RS_IDLE;
+	} else {
+		b->closing = true;
+	}
+	broker_run(b);
+}
+
+static void on_resolved(const struct fb_resolved *res, void *arg)
+{
+	struct fb_broker *b = arg;
+	const struct fb_addr *a;
+	socklen_t len;
+	char err[256];
+
+	b->rreq = NULL;
+	if (res->status != FB_RESOLVE_OK || !res->naddrs) {
+		upstream_failed(b, res->status == FB_RESOLVE_NXDOMAIN ?
+				   "nxdomain" : "resolve-failed");
+		return;
+	}
+	a = pick_address(b, res);
+	if (!a) {
+		upstream_failed(b, "resolved-to-denied-address");
+		return;
+	}
+	addr_to_sockaddr(a, b->up_port, &b->up_addr, &len);
+	b->ufd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (b->ufd < 0 ||
+	    (connect(b->ufd, (struct sockaddr *)&b->up_addr, len) < 0 &&
+	     errno != EINPROGRESS)) {
+		upstream_failed(b, "dial-failed");
+		return;
+	}
+	b->ussl = fb_upstream_ssl(b->bc->upstream, b->ufd, b->up_host, err,
+				  sizeof(err));
+	if (!b->ussl ||
+	    fb_loop_add(b->p->loop, b->ufd, EPOLLOUT, on_upstream, b) < 0) {
+		upstream_failed(b, "out-of-resources");
+		return;
+	}
+	b->uev = EPOLLOUT;
+	b->u_wr_ev = EPOLLOUT;
+	b->up = UP_DIAL;
+	broker_run(b);
+}
+
+/* Make sure the upstream in use is host:port; 0, or -1 out of memory. */
+static int upstream_for(struct fb_broker *b, const char *host, uint16_t port)
+{
+	if (b->up != UP_NONE && b->up_port == port &&
+	    strcmp(b->up_host, host) == 0)
+		return 0;
+	upstream_close(b);
+	snprintf(b->up_host, sizeof(b->up_host), "%s", host);
+	b->up_port = port;
+	b->up = UP_RESOLVE;
+	b->rreq = fb_resolve(b->p->resolver, host, AF_UNSPEC, on_resolved, b);
+	return b->rreq ? 0 : -1;
+}
+
+/* Connect and handshake.  1 progress, 0 waiting, -1 failed (handled). */
+static int upstream_progress(struct fb_broker *b)
+{
+	int err = 0, r;
+	socklen_t len = sizeof(err);
+
+	if (b->up == UP_DIAL) {
+		getsockopt(b->ufd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err == EINPROGRESS || err == EALREADY)
+			return 0;
+		if (err) {
+			upstream_failed(b, "dial-failed");
+			return -1;
+		}
+		b->up = UP_TLS;
+	}
+	if (b->up != UP_TLS)
+		return 0;
+	r = SSL_do_handshake(b->ussl);
+	if (r == 1) {
+		b->up = UP_READY;
+		b->u_rd_ev = EPOLLIN;
+		b->u_wr_ev = EPOLLOUT;
+		return 1;
+	}
+	b->u_wr_ev = ssl_wait(b->ussl, r);
+	if (!b->u_wr_ev) {
+		upstream_failed(b, "upstream-tls-failed");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static void copy_slice(char *dst, size_t size, const struct fb_http_slice *s)
+{
+	size_t n = s->len < size - 1 ? s->len : size - 1;
+
+	memcpy(dst, s->ptr, n);
+	dst[n] = '\0';
+}
+
+/* Host (and an absolute-form authority) must name the SNI exactly: a
+ * request for another name must not ride on this name's credentials. */
+static bool host_is_sni(struct fb_broker *b, const struct fb_http_slice *v)
+{
+	struct fb_http_slice host;
+	char name[FB_NAME_MAX];
+	const char *why;
+	int port;
+
+	if (!v->ptr || fb_http_split_authority(v->ptr, v->len, &host, &port) < 0)
+		return false;
+	if (port >= 0 && port != b->port)
+		return false;
+	return fb_name_normalize(host.ptr, host.len, name, &why) == 0 &&
+	       strcmp(name, b->sni) == 0;
+}
+
+static void note_injected(struct fb_broker *b, const struct fb_rule *r)
+{
+	size_t off = 0;
+
+	for (size_t i = 0; i < r->nset && off < sizeof(b->injected); i++)
+		off += (size_t)snprintf(b->injected + off,
+					sizeof(b->injected) - off, "%s%s",
+					off ? "," : "", r->set[i].name);
+}
+
+/* The head is parsed: decide, then answer or send it on. */
+static void request_head(struct fb_broker *b)
+{
+	const struct fb_http_req *req = &b->req;
+	struct fb_request fr = {
+		.method = req->method.ptr, .method_len = req->method.len,
+		.path = req->path.ptr, .path_len = req->path.len,
+		.query = req->query.ptr, .query_len = req->query.len,
+		.headers = req->fields, .nheaders = req->nfields,
+	};
+	struct fb_head_field add[FB_FORWARD_FIELDS];
+	struct fb_head_edit edit = { .host = b->sni };
+	struct fb_forward_store store = { 0 };
+	struct fb_forward_target fwd;
+	const struct fb_rule *rule = NULL;
+	struct fb_decision d;
+	char host[FB_NAME_MAX + 8], err[256];
+	char *head;
+	size_t len;
+	int n;
+
+	copy_slice(b->method, sizeof(b->method), &req->method);
+	copy_slice(b->path, sizeof(b->path), &req->path);
+	b->head_method = req->method.len == 4 && !memcmp(req->method.ptr, "HEAD", 4);
+	b->close_after = !(req->flags & FB_HTTP_KEEP_ALIVE);
+	b->websocket = req->flags & FB_HTTP_WEBSOCKET;
+	if (req->form == FB_HTTP_ASTERISK_FORM) {
+		refuse(b, 400, "asterisk-form");
+		return;
+	}
+	if (!host_is_sni(b, &req->host) ||
+	    (req->form == FB_HTTP_ABSOLUTE_FORM &&
+	     !host_is_sni(b, &req->authority))) {
+		refuse(b, 421, "host-not-sni");
+		return;
+	}
+	if ((req->flags & FB_HTTP_UPGRADE) && !b->websocket) {
+		refuse(b, 400, "upgrade-not-websocket");
+		return;
+	}
+
+	fb_policy_decide_request(b->key, &fr, &d);
+	b->verdict = fb_verdict_str(d.verdict);
+	if (d.rule >= 0) {
+		rule = &b->key->rules[d.rule];
+		snprintf(b->rule, sizeof(b->rule), "%s[%d]", b->key->pattern,
+			 d.rule);
+	}
+	if (d.verdict == FB_VERDICT_RESPOND) {
+		b->discard = true;
+		if (answer(b, rule->status, rule->content_type, rule->body,
+			   rule->body_len, NULL, b->close_after) < 0)
+			b->closing = true;
+		goto body;
+	}
+
+	if (b->port == 443)
+		snprintf(host, sizeof(host), "%s", b->sni);
+	else
+		snprintf(host, sizeof(host), "%s:%u", b->sni, b->port);
+	edit.host = host;
+	if (d.verdict == FB_VERDICT_BROKER) {
+		edit.set = rule->set;
+		edit.nset = rule->nset;
+		note_injected(b, rule);
+	}
+	if (d.verdict == FB_VERDICT_FORWARD) {
+		n = fb_forward_parse(rule->forward_url, &fwd, err, sizeof(err));
+		if (n >= 0)
+			n = fb_forward_fields(b->bc->jwt, rule->forward_url,
+					      b->p->cfg.sandbox_id, b->sni,
+					      b->port, req, add, &store, err,
+					      sizeof(err));
+		if (n < 0) {
+			fprintf(stderr, "firebreak-proxy: %s\n", err);
+			refuse(b, 502, "forward-failed");
+			return;
+		}
+		edit.host = fwd.authority;
+		edit.prefix = fwd.path;
+		edit.prefix_len = fwd.path_len;
+		edit.add = add;
+		edit.nadd = (size_t)n;
+		snprintf(b->injected, sizeof(b->injected), "x-firebreak-token");
+	}
+	head = fb_rewrite_head(req, &edit, &len);
+	fb_forward_fields_free(&store);
+	if (!head || obuf_put(&b->upq, head, len) < 0 ||
+	    upstream_for(b, d.verdict == FB_VERDICT_FORWARD ? fwd.host : b->sni,
+			 d.verdict == FB_VERDICT_FORWARD ? fwd.port : b->port) < 0) {
+		free(head);
+		broker_close(b, "out-of-memory");
+		return;
+	}
+	b->req_up += len;
+	free(head);
+	b->rs = RS_HEAD;
+body:
+	if (req->chunked) {
+		fb_chunked_init(&b->rq_dec);
+		b->rq = RQ_CHUNKED;
+	} else if (req->content_length > 0) {
+		b->rq_left = (uint64_t)req->content_length;
+		b->rq = RQ_BODY;
+	} else {
+		b->rq = RQ_SENT;
+	}
+}
+
+/* Parse what the guest sent so far as a request head.  1 progress. */
+static int request_parse(struct fb_broker *b)
+{
+	enum fb_http_status st;
+
+	if (!b->in_len)
+		return 0;
+	st = fb_http_parse_head(&b->req, b->in, b->in_len, NULL);
+	if (st == FB_HTTP_NEED_MORE) {
+		if (b->in_len == IN_MAX)
+			refuse(b, 431, "head-too-large");
+		return b->in_len == IN_MAX;
+	}
+	if (st == FB_HTTP_ERROR) {
+		if (b->req.line_done) {
+			copy_slice(b->method, sizeof(b->method), &b->req.method);
+		}
+		refuse(b, fb_http_error_status(b->req.error),
+		       fb_http_error_str(b->req.error));
+		return 1;
+	}
+	request_head(b);
+	consume(b->in, &b->in_len, b->req.head_len);
+	return 1;
+}
+
+/* Body bytes from the guest to the upstream (or nowhere, for a request
+ * answered here).  1 progress, 0 none. */
+static int request_body(struct fb_broker *b)
+{
+	char size[24];
+	int progress = 0;
+
+	while (b->in_len && obuf_pending(&b->upq) < OUT_HIGH) {
+		const char *data;
+		size_t used, dlen;
+		enum fb_chunked_status st;
+		int n;
+
+		if (b->rq == RQ_BODY || b->rq == RQ_RAW) {
+			used = b->in_len;
+			if (b->rq == RQ_BODY && used > b->rq_left)
+				used = (size_t)b->rq_left;
+			if (!b->discard && obuf_put(&b->upq, b->in, used) < 0)
+				return -1;
+			b->req_up += used;
+			consume(b->in, &b->in_len, used);
+			if (b->rq == RQ_BODY && !(b->rq_left -= used))
+				b->rq = RQ_SENT;
+			return 1;
+		}
+		if (b->rq != RQ_CHUNKED)
+			return progress;
+		st = fb_chunked_decode(&b->rq_dec, b->in, b->in_len, &used,
+				       &data, &dlen);
+		if (st == FB_CHUNKED_ERROR) {
+			/* the head is already upstream: cut both sides */
+			upstream_close(b);
+			refuse(b, fb_http_error_status(b->rq_dec.error),
+			       fb_http_error_str(b->rq_dec.error));
+			return 1;
+		}
+		if (!b->discard && st == FB_CHUNKED_DATA && dlen) {
+			n = snprintf(size, sizeof(size), "%zx\r\n", dlen);
+			if (obuf_put(&b->upq, size, (size_t)n) < 0 ||
+			    obuf_put(&b->upq, data, dlen) < 0 ||
+			    obuf_put(&b->upq, "\r\n", 2) < 0)
+				return -1;
+		}
+		if (st == FB_CHUNKED_DONE) {
+			if (!b->discard && obuf_put(&b->upq, "0\r\n\r\n", 5) < 0)
+				return -1;
+			b->rq = RQ_SENT;
+		}
+		b->req_up += used;
+		consume(b->in, &b->in_len, used);
+		progress = 1;
+		if (st == FB_CHUNKED_DONE || (st == FB_CHUNKED_NEED_MORE && !used))
+			break;
+	}
+	return progress;
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+/* A strict-enough reading of a response head: where it ends and how its
+ * body is framed.  -1 on anything the proxy cannot frame. */
+static int response_head(struct fb_broker *b, size_t head_len)
+{
+	const char *p = b->uin, *end = b->uin + head_len - 2;
+	bool chunked = false, has_cl = false, close = false;
+	uint64_t cl = 0;
+	int status;
+
+	if (head_len < 14 || memcmp(p, "HTTP/1.", 7) || (p[7] != '0' && p[7] != '1') ||
+	    p[8] != ' ' || p[9] < '1' || p[9] > '5' || p[10] < '0' ||
+	    p[10] > '9' || p[11] < '0' || p[11] > '9')
+		return -1;
+	status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	close = p[7] == '0';
+	for (p = memchr(p, '\n', (size_t)(end - p)) + 1; p < end;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p + 1));
+		const char *colon = memchr(p, ':', (size_t)(eol - p));
+		const char *v, *ve = eol - 1;
+		size_t nl;
+
+		if (!eol || eol == p || eol[-1] != '\r' || !colon || colon == p)
+			return -1;
+		nl = (size_t)(colon - p);
+		for (v = colon + 1; v < ve && (*v == ' ' || *v == '\t'); v++)
+			;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		if (nl == 14 && !strncasecmp(p, "content-length", 14)) {
+			char *e;
+
+			if (has_cl || v == ve || *v < '0' || *v > '9')
+				return -1;
+			cl = strtoull(v, &e, 10);
+			if (e != ve)
+				return -1;
+			has_cl = true;
+		} else if (nl == 17 && !strncasecmp(p, "transfer-encoding", 17)) {
+			chunked = ve - v >= 7 && !strncasecmp(ve - 7, "chunked", 7);
+			if (!chunked)
+				close = true; /* delimited by close */
+		} else if (nl == 10 && !strncasecmp(p, "connection", 10)) {
+			for (const char *s = v; s + 5 <= ve; s++)
+				if (!strncasecmp(s, "close", 5))
+					close = true;
+		}
+		p = eol + 1;
+	}
+	if (chunked && has_cl)
+		return -1;
+	if (status >= 100 && status < 200) {
+		if (status == 101 && b->websocket) {
+			b->status = 101;
+			b->rs = RS_RAW;
+			b->rq = RQ_RAW;
+			audit_request(b);
+		}
+		return 0; /* an interim response: the final one follows */
+	}
+	b->status = status;
+	if (close)
+		b->close_after = true;
+	if (b->head_method || status == 204 || status == 304) {
+		b->rs = RS_IDLE;
+	} else if (chunked) {
+		fb_chunked_init(&b->rs_dec);
+		b->rs = RS_CHUNKED;
+	} else if (has_cl) {
+		b->rs_left = cl;
+		b->rs = cl ? RS_BODY : RS_IDLE;
+	} else {
+		b->rs = RS_EOF;
+		b->close_after = true;
+	}
+	return 0;
+}
+
+/* The response is complete: log it, then either the next request or
+ * the end of the connection. */
+static void response_done(struct fb_broker *b)
+{
+	audit_request(b);
+	if (b->close_after || b->rq != RQ_SENT) {
+		/* a response before the whole request body: the rest of the
+		 * guest's stream cannot be trusted to be framed as we think */
+		b->closing = true;
+		return;
+	}
+	request_reset(b);
+}
+
+static int response_step(struct fb_broker *b)
+{
+	size_t used;
+
+	if (!b->uin_len || obuf_pending(&b->down) >= OUT_HIGH)
+		return 0;
+	if (b->rs == RS_HEAD) {
+		char *e = memmem(b->uin, b->uin_len, "\r\n\r\n", 4);
+		size_t hl;
+
+		if (!e) {
+			if (b->uin_len >= RESP_HEAD_MAX)
+				return -1;
+			return 0;
+		}
+		hl = (size_t)(e - b->uin) + 4;
+		if (response_head(b, hl) < 0 || obuf_put(&b->down, b->uin, hl) < 0)
+			return -1;
+		b->req_down += hl;
+		consume(b->uin, &b->uin_len, hl);
+		if (b->rs == RS_IDLE)
+			response_done(b);
+		return 1;
+	}
+	used = b->uin_len;
+	if (b->rs == RS_BODY && used > b->rs_left)
+		used = (size_t)b->rs_left;
+	if (b->rs == RS_CHUNKED) {
+		const char *data;
+		size_t dlen;
+		enum fb_chunked_status st;
+
+		st = fb_chunked_decode(&b->rs_dec, b->uin, b->uin_len, &used,
+				       &data, &dlen);
+		if (st == FB_CHUNKED_ERROR)
+			return -1;
+		if (st == FB_CHUNKED_DONE)
+			b->rs = RS_IDLE;
+	} else if (b->rs == RS_BODY) {
+		b->rs_left -= used;
+		if (!b->rs_left)
+			b->rs = RS_IDLE;
+	} else if (b->rs != RS_EOF && b->rs != RS_RAW) {
+		return 0; /* bytes nobody asked for: left until closing */
+	}
+	if (obuf_put(&b->down, b->uin, used) < 0)
+		return -1;
+	b->req_down += used;
+	consume(b->uin, &b->uin_len, used);
+	if (b->rs == RS_IDLE)
+		response_done(b);
+	return used > 0;
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static bool reading_guest(const struct fb_broker *b)
+{
+	return !b->closing && !b->c_eof && b->rq != RQ_SENT &&
+	       b->in_len < IN_MAX && obuf_pending(&b->upq) < OUT_HIGH;
+}
+
+static bool reading_upstream(const struct fb_broker *b)
+{
+	return b->up == UP_READY && !b->u_eof && b->uin_len < UIN_MAX &&
+	       obuf_pending(&b->down) < OUT_HIGH;
+}
+
+/* The guest's handshake; the SNI it settled on must be the one peeked
+ * (ca.c already refuses another name; this holds if that ever changes). */
+static int handshake(struct fb_broker *b)
+{
+	const char *sn;
+	int r = SSL_do_handshake(b->cssl);
+
+	if (r != 1) {
+		b->c_rd_ev = ssl_wait(b->cssl, r);
+		return b->c_rd_ev ? 0 : -1;
+	}
+	sn = SSL_get_servername(b->cssl, TLSEXT_NAMETYPE_host_name);
+	if (!sn || strcasecmp(sn, b->sni) != 0)
+		return -1;
+	free(b->peeked);
+	b->peeked = NULL;
+	b->c_rd_ev = EPOLLIN;
+	request_reset(b);
+	return 1;
+}
+
+/* One pass over everything that can move.  1 progress, 0 none, -1 the
+ * broker is gone. */
+static int step(struct fb_broker *b)
+{
+	int progress = 0, r;
+
+	if (b->rq == RQ_HANDSHAKE) {
+		r = handshake(b);
+		if (r < 0) {
+			broker_close(b, "tls-handshake-failed");
+			return -1;
+		}
+		if (!r)
+			return 0;
+		progress = 1;
+	}
+	if (reading_guest(b)) {
+		bool first = b->rq == RQ_HEAD && !b->in_len;
+
+		r = ssl_fill(b->cssl, b->in, &b->in_len, IN_MAX, &b->c_rd_ev);
+		if (r < 0)
+			b->c_eof = true;
+		if (r > 0 && first) {
+			b->req_start_ms = fb_loop_now(b->p->loop);
+			head_started(b);
+		}
+		progress |= r != 0;
+	}
+	if (!b->closing) {
+		if (b->rq == RQ_HEAD)
+			r = request_parse(b);
+		else
+			r = request_body(b);
+		if (r < 0) {
+			broker_close(b, "out-of-memory");
+			return -1;
+		}
+		progress |= r;
+		/* a request answered here, its body now read: the next one */
+		if (b->rq == RQ_SENT && b->discard && !b->closing)
+			response_done(b);
+	}
+	if (b->up == UP_DIAL || b->up == UP_TLS) {
+		r = upstream_progress(b);
+		if (r < 0)
+			return -1;
+		progress |= r;
+	}
+	if (b->up == UP_READY) {
+		r = ssl_flush(b->ussl, &b->upq, &b->u_wr_ev);
+		if (r < 0) {
+			upstream_failed(b, "upstream-closed");
+			return -1;
+		}
+		progress |= r;
+	}
+	if (reading_upstream(b)) {
+		r = ssl_fill(b->ussl, b->uin, &b->uin_len, UIN_MAX, &b->u_rd_ev);
+		if (r < 0) {
+			b->u_eof = true;
+			if (b->rs == RS_EOF || b->rs == RS_RAW) {
+				b->rs = RS_IDLE;
+				response_done(b);
+				b->closing = true;
+			} else if (b->rs == RS_IDLE) {
+				/* an idle keep-alive upstream went away: the
+				 * next request dials again */
+				upstream_close(b);
+			}
+		}
+		progress |= r != 0;
+	}
+	if (b->rs == RS_IDLE && b->uin_len) {
+		/* bytes no request asked for: that upstream is out of step */
+		upstream_close(b);
+	}
+	r = response_step(b);
+	if (r < 0 || (r == 0 && b->u_eof && b->rs != RS_IDLE)) {
+		upstream_failed(b, r < 0 ? "bad-upstream-response" :
+					   "upstream-closed");
+		return -1;
+	}
+	progress |= r;
+	r = ssl_flush(b->cssl, &b->down, &b->c_wr_ev);
+	if (r < 0) {
+		broker_close(b, "client-error");
+		return -1;
+	}
+	progress |= r;
+	if (b->closing && !obuf_pending(&b->down)) {
+		SSL_shutdown(b->cssl);
+		broker_close(b, b->status >= 400 ? "refused" : "closed");
+		return -1;
+	}
+	if (b->c_eof && !b->closing && !obuf_pending(&b->down) &&
+	    (b->rq == RQ_HEAD || (b->rq == RQ_RAW && !b->in_len))) {
+		broker_close(b, "client-closed");
+		return -1;
+	}
+	if (b->c_eof && b->rq != RQ_HEAD && b->rq != RQ_SENT && b->rq != RQ_RAW) {
+		broker_close(b, "client-closed-mid-request");
+		return -1;
+	}
+	return progress;
+}
+
+static void watch(struct fb_broker *b, int fd, uint32_t *cur, uint32_t want)
+{
+	if (fd >= 0 && *cur != want && fb_loop_mod(b->p->loop, fd, want) == 0)
+		*cur = want;
+}
+
+static void broker_run(struct fb_broker *b)
+{
+	uint32_t cw = 0, uw = 0;
+	int r;
+
+	while ((r = step(b)) > 0)
+		b->last_ms = fb_loop_now(b->p->loop);
+	if (r < 0)
+		return;
+	if (b->rq == RQ_HANDSHAKE || reading_guest(b))
+		cw |= b->c_rd_ev;
+	if (obuf_pending(&b->down))
+		cw |= b->c_wr_ev;
+	if (b->up == UP_DIAL || b->up == UP_TLS)
+		uw |= b->u_wr_ev;
+	if (b->up == UP_READY && obuf_pending(&b->upq))
+		uw |= b->u_wr_ev;
+	if (reading_upstream(b))
+		uw |= b->u_rd_ev;
+	watch(b, b->cfd, &b->cev, cw);
+	watch(b, b->ufd, &b->uev, uw);
+}
+
+static void on_client(struct fb_loop *l, int fd, uint32_t ev, void *arg)
+{
+	(void)l;
+	(void)fd;
+	(void)ev;
+	broker_run(arg);
+}
+
+/*
+ * One timer: a request head (and the handshake) must arrive within the
+ * peek deadline once its first byte is in, else 408; any connection quiet
+ * for the idle timeout goes away.
+ */
+static void on_timer(struct fb_loop *l, void *arg)
+{
+	struct fb_broker *b = arg;
+	uint64_t now = fb_loop_now(l);
+	uint64_t head_ms = b->p->cfg.peek_timeout_ms;
+	uint64_t idle_ms = (uint64_t)b->p->cfg.idle_timeout_s * 1000;
+	uint64_t next = b->last_ms + idle_ms;
+
+	b->timer = NULL;
+	if (b->rq == RQ_HANDSHAKE && now >= b->head_ms + head_ms) {
+		broker_close(b, "tls-handshake-timeout");
+		return;
+	}
+	if (b->rq == RQ_HEAD && b->in_len && !b->closing) {
+		if (now >= b->head_ms + head_ms) {
+			refuse(b, 408, "head-timeout");
+			broker_run(b);
+			return;
+		}
+		if (b->head_ms + head_ms < next)
+			next = b->head_ms + head_ms;
+	}
+	if (b->rq == RQ_HANDSHAKE && b->head_ms + head_ms < next)
+		next = b->head_ms + head_ms;
+	if (now >= b->last_ms + idle_ms) {
+		broker_close(b, "idle-timeout");
+		return;
+	}
+	b->timer = fb_timer_add(l, next - now, on_timer, b);
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void broker_close(struct fb_broker *b, const char *why)
+{
+	struct fb_proxy *p = b->p;
+	struct fb_audit_line ln;
+
+	if (b->rq > RQ_HEAD && b->rq != RQ_RAW && !b->status) {
+		b->verdict = why;
+		audit_request(b);
+	}
+	fb_audit_begin(p->audit, &ln, "connection", NULL, p->generation);
+	fb_audit_str(&ln, "event.type", "end");
+	fb_audit_str(&ln, "event.reason", why);
+	fb_audit_uint(&ln, "event.id", b->id);
+	fb_audit_guest(&ln, "tls.client.server_name", b->sni, strlen(b->sni));
+	fb_audit_str(&ln, "rule.name", b->key->pattern);
+	fb_audit_str(&ln, "network.protocol", "tls");
+	fb_audit_bool(&ln, "firebreak.brokered", true);
+	fb_audit_uint(&ln, "event.duration",
+		      (fb_loop_now(p->loop) - b->start_ms) * 1000000);
+	fb_audit_uint(&ln, "source.bytes", b->bytes_up);
+	fb_audit_uint(&ln, "destination.bytes", b->bytes_down);
+	fb_audit_emit(p->audit, &ln);
+	p->stats.bytes_up += b->bytes_up;
+	p->stats.bytes_down += b->bytes_down;
+	p->stats.open--;
+
+	upstream_close(b);
+	fb_timer_cancel(p->loop, b->timer);
+	fb_loop_del(p->loop, b->cfd);
+	SSL_free(b->cssl);
+	close(b->cfd);
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		b->bc->live = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	fb_policy_unref(b->policy);
+	free(b->peeked);
+	free(b->in);
+	free(b->uin);
+	free(b->down.p);
+	free(b->upq.p);
+	free(b);
+}
+
+int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
+		    size_t npeeked, const char *sni, const struct fb_domain *key,
+		    struct fb_policy *policy_ref, const struct fb_addr *orig_dst,
+		    uint16_t port, uint64_t conn_id)
+{
+	struct fb_broker_ctx *bc = p->broker;
+	struct fb_broker *b = calloc(1, sizeof(*b));
+	SSL_CTX *leaf;
+	BIO *bio = NULL;
+	char err[256];
+
+	if (!b)
+		goto fail;
+	b->p = p;
+	b->bc = bc;
+	b->id = conn_id;
+	b->cfd = client_fd;
+	b->ufd = -1;
+	b->policy = policy_ref;
+	b->key = key;
+	b->port = port;
+	b->orig_dst = *orig_dst;
+	snprintf(b->sni, sizeof(b->sni), "%s", sni);
+	b->start_ms = b->last_ms = b->head_ms = fb_loop_now(p->loop);
+	b->verdict = "";
+	b->c_rd_ev = EPOLLIN;
+	b->c_wr_ev = EPOLLOUT;
+	b->peeked = malloc(npeeked ? npeeked : 1);
+	b->in = malloc(IN_MAX);
+	b->uin = malloc(UIN_MAX);
+	if (!b->peeked || !b->in || !b->uin)
+		goto fail_b;
+	memcpy(b->peeked, peeked, npeeked);
+	b->npeeked = npeeked;
+	b->bytes_up = npeeked;
+
+	leaf = fb_ca_leaf(bc->ca, sni, err, sizeof(err));
+	if (!leaf) {
+		fprintf(stderr, "firebreak-proxy: leaf for %s: %s\n", sni, err);
+		goto fail_b;
+	}
+	b->cssl = SSL_new(leaf);
+	bio = BIO_new(bc->bio_method);
+	if (!b->cssl || !bio)
+		goto fail_b;
+	BIO_set_data(bio, b);
+	BIO_set_init(bio, 1);
+	SSL_set_bio(b->cssl, bio, bio);
+	bio = NULL;
+	SSL_set_mode(b->cssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_set_accept_state(b->cssl);
+	if (fb_loop_add(p->loop, client_fd, EPOLLIN, on_client, b) < 0)
+		goto fail_b;
+	b->cev = EPOLLIN;
+	b->rq = RQ_HANDSHAKE;
+	b->next = bc->live;
+	if (bc->live)
+		bc->live->prev = b;
+	bc->live = b;
+	p->stats.open++;
+	b->timer = fb_timer_add(p->loop, p->cfg.peek_timeout_ms, on_timer, b);
+	broker_run(b);
+	return 0;
+
+fail_b:
+	BIO_free(bio);
+	SSL_free(b->cssl);
+	free(b->peeked);
+	free(b->in);
+	free(b->uin);
+	free(b);
+fail:
+	fb_policy_unref(policy_ref);
+	close(client_fd);
+	return -1;
+}
+
+size_t fb_broker_recheck(struct fb_proxy *p)
+{
+	struct fb_broker *b, *next;
+	size_t closed = 0;
+
+	if (!p->broker)
+		return 0;
+	for (b = p->broker->live; b; b = next) {
+		const struct fb_domain *key;
+		struct fb_decision d;
+
+		next = b->next;
+		fb_policy_decide(p->policy, b->sni, &b->orig_dst, &d);
+		key = d.domain;
+		/* The rules a connection applies are its key's: a new policy
+		 * keeps it only if the name is still brokered, and then it
+		 * applies the new rules from the next request on. */
+		if (d.verdict != FB_VERDICT_BROKER || !key) {
+			broker_close(b, "policy-changed");
+			closed++;
+			continue;
+		}
+		fb_policy_unref(b->policy);
+		b->policy = fb_policy_ref(p->policy);
+		b->key = key;
+	}
+	return closed;
+}
+
+struct fb_broker_ctx *fb_broker_ctx_new(const struct fb_proxy_config *cfg,
+					char *err, size_t errsize)
+{
+	struct fb_broker_ctx *bc = calloc(1, sizeof(*bc));
+
+	if (!bc) {
+		snprintf(err, errsize, "out of memory");
+		return NULL;
+	}
+	bc->ca = fb_ca_load(cfg->ca_cert, cfg->ca_key, err, errsize);
+	if (!bc->ca)
+		goto fail;
+	if (cfg->jwt_key) {
+		bc->jwt = fb_jwt_key_load(cfg->jwt_key, err, errsize);
+		if (!bc->jwt)
+			goto fail;
+	}
+	bc->upstream = fb_upstream_ctx_new(cfg->upstream_ca, err, errsize);
+	if (!bc->upstream)
+		goto fail;
+	bc->bio_method = prefixed_method_new();
+	if (!bc->bio_method) {
+		snprintf(err, errsize, "out of memory");
+		goto fail;
+	}
+	return bc;
+fail:
+	fb_broker_ctx_free(bc);
+	return NULL;
+}
+
+void fb_broker_ctx_free(struct fb_broker_ctx *bc)
+{
+	if (!bc)
+		return;
+	while (bc->live)
+		broker_close(bc->live, "proxy-stopping");
+	fb_ca_free(bc->ca);
+	fb_jwt_key_free(bc->jwt);
+	SSL_CTX_free(bc->upstream);
+	BIO_meth_free(bc->bio_method);
+	free(bc);
+}

@@ -1,0 +1,147 @@
+/*
+ * broker.h — credential brokering (design.md decision 7): for a name
+ * whose policy key carries rules, the proxy terminates the guest's TLS
+ * with a leaf from the sandbox's CA, reads every HTTP request, applies
+ * the first rule that matches (transform, forward or respond) and sends
+ * the request on over verified TLS.  Internal to proxy/.
+ *
+ *   broker.c    one brokered connection: the state machine on the loop
+ *   rewrite.c   the request head as it goes upstream
+ *   forward.c   forwardURL targets and their signed token
+ *   upstream.c  the verified TLS client context
+ */
+#ifndef FB_BROKER_H
+#define FB_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "policy/policy.h"
+#include "proxy/http.h"
+#include "proxy/proxy.h"
+
+struct fb_proxy;
+struct fb_broker;
+struct fb_jwt_key;
+
+/*
+ * What every brokered connection of a proxy shares: the CA that mints the
+ * leaves, the key that signs forward tokens, the upstream TLS context,
+ * and the live connections (closed when the context is freed).
+ */
+struct fb_broker_ctx {
+	struct fb_ca *ca;
+	struct fb_jwt_key *jwt;     /* NULL: forwardURL rules answer 502 */
+	SSL_CTX *upstream;
+	BIO_METHOD *bio_method;     /* the guest side: peeked bytes, then the socket */
+	struct fb_broker *live;
+	uint64_t requests;          /* brokered requests, for /stats */
+};
+
+/*
+ * From the proxy's configuration: --ca-cert/--ca-key (required to
+ * broker), --jwt-key and --upstream-ca (optional).  NULL with err set.
+ */
+struct fb_broker_ctx *fb_broker_ctx_new(const struct fb_proxy_config *cfg,
+					char *err, size_t errsize);
+/* Closes every live brokered connection, then frees. */
+void fb_broker_ctx_free(struct fb_broker_ctx *bc);
+
+/*
+ * Take over a guest connection whose peek named `sni` and whose key `key`
+ * carries rules.  `peeked` are the bytes already read from client_fd (the
+ * start of the ClientHello), `policy_ref` a reference the connection now
+ * owns (key points into it), `orig_dst`/`port` where the guest was going.
+ * The fd is owned by the broker from here on, even when this fails
+ * (then it is closed and -1 returned).
+ */
+int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
+		    size_t npeeked, const char *sni, const struct fb_domain *key,
+		    struct fb_policy *policy_ref, const struct fb_addr *orig_dst,
+		    uint16_t port, uint64_t conn_id);
+
+/* Live brokered connections re-decided under the policy now in force;
+ * those it no longer brokers for the same key are closed.  Returns how
+ * many were closed. */
+size_t fb_broker_recheck(struct fb_proxy *p);
+
+/* ---- rewrite.c ---------------------------------------------------------- */
+
+/* One header to add to a rewritten head. */
+struct fb_head_field {
+	const char *name;
+	const char *value;
+};
+
+struct fb_head_edit {
+	const char *host;                  /* the Host to send */
+	const char *prefix;                /* forward: the base path before */
+	size_t prefix_len;                 /* the request's own */
+	const struct fb_header_set *set;   /* transform: replace these */
+	size_t nset;
+	const struct fb_head_field *add;   /* appended as they are */
+	size_t nadd;
+};
+
+/*
+ * The request head to send upstream, malloc'd, *len its length:
+ * "METHOD origin-target HTTP/1.1", Host, then the guest's fields minus
+ * hop-by-hop ones (Connection and what it names, Keep-Alive, TE, Trailer,
+ * Proxy-*, Upgrade unless a websocket handshake), our own x-firebreak-*,
+ * the framing fields (re-stated from what the parser decided) and every
+ * copy of a replaced header (any case, '_' for '-'); then the set and
+ * added fields.  NULL when out of memory.
+ */
+char *fb_rewrite_head(const struct fb_http_req *req,
+		      const struct fb_head_edit *edit, size_t *len);
+
+/* Whether a field name equals a lower-case header name, ignoring case
+ * and treating '_' as '-' (the variants servers fold together). */
+bool fb_header_name_is(const char *name, size_t len, const char *lower);
+
+/* ---- forward.c ---------------------------------------------------------- */
+
+struct fb_forward_target {
+	char host[FB_NAME_MAX];  /* normalised */
+	uint16_t port;
+	char authority[FB_NAME_MAX + 8]; /* for Host: host[:port] */
+	const char *path;        /* into the URL: the base path, */
+	size_t path_len;         /* without a trailing '/' */
+};
+
+/* Split a rule's forwardURL ("https://host[:port][/path]").  -1 with err. */
+int fb_forward_parse(const char *url, struct fb_forward_target *t,
+		     char *err, size_t errsize);
+
+/*
+ * The headers a forward target receives besides the request's own:
+ * x-firebreak-forwarded-host/-scheme/-port/-path and x-firebreak-token,
+ * a JWT for `url` signed by `key`.  Strings live in `store` (freed with
+ * fb_forward_fields_free).  Returns the number of fields, or -1 with err.
+ */
+#define FB_FORWARD_FIELDS 5
+struct fb_forward_store {
+	char port[8];
+	char *path;
+	char *token;
+};
+int fb_forward_fields(const struct fb_jwt_key *key, const char *url,
+		      const char *sandbox_id, const char *sni, uint16_t port,
+		      const struct fb_http_req *req,
+		      struct fb_head_field out[FB_FORWARD_FIELDS],
+		      struct fb_forward_store *store, char *err, size_t errsize);
+void fb_forward_fields_free(struct fb_forward_store *store);
+
+/* ---- upstream.c --------------------------------------------------------- */
+
+/* TLS 1.2+, peer verified against the system roots plus `extra_ca` (a
+ * PEM file, or NULL), ALPN http/1.1.  NULL with err set. */
+SSL_CTX *fb_upstream_ctx_new(const char *extra_ca, char *err, size_t errsize);
+/* A client SSL for `host` on fd: SNI and hostname check set. */
+SSL *fb_upstream_ssl(SSL_CTX *ctx, int fd, const char *host, char *err,
+		     size_t errsize);
+
+#endif /* FB_BROKER_H */
