@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proxy/broker.h"
 #include "proxy/conn.h"
 #include "proxy/deny.h"
 
@@ -492,9 +493,21 @@ void fb_conn_decide(struct conn *c)
 	case FB_VERDICT_ALLOW:
 		break;
 	case FB_VERDICT_BROKER:
-		/* TLS termination for keys with rules is not built yet: never
-		 * splice a brokered name, refuse it (fail closed). */
-		fb_conn_refuse(c, "brokering-unavailable");
+		/* Without a CA (or over plain HTTP, where a secret would go
+		 * out in clear) a brokered name is refused, never spliced. */
+		if (!p->broker || c->proto != P_TLS) {
+			fb_conn_refuse(c, "brokering-unavailable");
+			return;
+		}
+		audit_decision(c, true, "brokered");
+		fb_loop_del(p->loop, c->cfd);
+		fb_broker_start(p, c->cfd, c->buf, c->len, c->name, d.domain,
+				c->policy, &c->dst_addr, sockaddr_port(&c->dst),
+				c->id);
+		/* the broker owns the socket and the policy reference now */
+		c->cfd = -1;
+		c->policy = NULL;
+		fb_conn_close(c, "brokered");
 		return;
 	default:
 		fb_conn_refuse(c, fb_reason_str(d.reason));
