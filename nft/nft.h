@@ -82,7 +82,10 @@ int fb_nft_cut_flows(const struct fb_range *allow, size_t nallow,
 
 /*
  * The launcher's side: table `inet <table>` in the uplink namespace that
- * forwards the sandbox's uplink and masquerades its source addresses.
+ * masquerades the sandbox's uplink network as it leaves by any other
+ * interface, forwards from the uplink veth, and into it only replies (no
+ * connection can be opened into the sandbox from outside).  Remove it
+ * with fb_nft_delete(table).
  */
 struct fb_nft_uplink {
 	const char *table;     /* unique per sandbox, e.g. "firebreak-<id>" */

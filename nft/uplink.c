@@ -1,8 +1,10 @@
 /*
  * uplink.c — the launcher's table in the uplink namespace: the sandbox's
- * uplink network is masqueraded as it leaves by any other interface, and
- * forwarded to and from the uplink veth.  A table of its own per sandbox,
- * so removing it (fb_nft_delete) touches nothing else.
+ * uplink network is masqueraded as it leaves by any other interface;
+ * forwarding from the uplink veth is accepted, and into it only replies,
+ * so nothing outside can open a connection into the sandbox.  A table of
+ * its own per sandbox (policy accept for everything else), so adding or
+ * removing it (fb_nft_delete) changes nothing for other traffic.
  */
 #include <netinet/in.h>
 #include <stdio.h>
@@ -69,9 +71,15 @@ int fb_nft_apply_uplink(const struct fb_nft_uplink *u, char *err,
 	fbn_match_iifname(&r, u->ifname);
 	fbn_do_verdict(&r, NF_ACCEPT);
 	fbn_tbl_rule(&t, &r);
-	fbn_rule_init(&r, u->table, "forward", "oifname %s accept", u->ifname);
+	fbn_rule_init(&r, u->table, "forward", "oifname %s replies accept",
+		      u->ifname);
 	fbn_match_oifname(&r, u->ifname, true);
+	fbn_match_ct_state(&r, FB_CT_ESTABLISHED | FB_CT_RELATED);
 	fbn_do_verdict(&r, NF_ACCEPT);
+	fbn_tbl_rule(&t, &r);
+	fbn_rule_init(&r, u->table, "forward", "oifname %s drop", u->ifname);
+	fbn_match_oifname(&r, u->ifname, true);
+	fbn_do_verdict(&r, NF_DROP);
 	fbn_tbl_rule(&t, &r);
 
 	rc = fbn_batch_commit(&b, err, errsize);

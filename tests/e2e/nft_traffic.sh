@@ -8,6 +8,11 @@
 #                                                                       198.18.1.66 (denied inside allowed)
 #                                                                       198.18.2.1 (neither)
 #                                                                       2001:db8:1::1/::66, 2001:db8:2::1
+#                                                          oi 198.18.200.1 ──veth── io 198.18.200.2  net ns
+#                                                             2001:db8:200::1          2001:db8:200::2
+#
+# The outer namespace also carries the launcher's uplink table, which
+# masquerades the sandbox's uplink network towards the net namespace.
 #
 # Every address lives in namespaces this test creates; nothing is routed
 # anywhere else.  Prints "ok - NAME" / "not ok - NAME" lines.
@@ -16,14 +21,14 @@ cd "$(dirname "$0")/../.."
 BUILD=${FB_BUILD:-build/plain}
 HELPER=$BUILD/tests/helper_nftapply
 PY=/usr/bin/python3
-G=fbnft-$$-guest S=fbnft-$$-sbox O=fbnft-$$-outer
+G=fbnft-$$-guest S=fbnft-$$-sbox O=fbnft-$$-outer I=fbnft-$$-net
 TMP=$(mktemp -d)
 PIDS=()
 
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
-	for n in $G $S $O; do ip netns del "$n" 2>/dev/null; done
+	for n in $G $S $O $I; do ip netns del "$n" 2>/dev/null; done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -54,7 +59,10 @@ def serve_tcp(port, reply):
 	print("ready", flush=True)
 	def one(c):
 		try:
-			c.sendall((reply + "\n").encode())
+			greet = reply
+			if reply == "@peer":
+				greet = c.getpeername()[0].replace("::ffff:", "")
+			c.sendall((greet + "\n").encode())
 			while True:
 				d = c.recv(4096)
 				if not d:
@@ -110,9 +118,10 @@ in_ns() { local ns=$1; shift; nsenter --net=/run/netns/"$ns" "$@"; }
 in_g() { in_ns $G "$@"; }
 in_s() { in_ns $S "$@"; }
 set -e
-for n in $G $S $O; do ip netns add "$n"; ip -n "$n" link set lo up; done
+for n in $G $S $O $I; do ip netns add "$n"; ip -n "$n" link set lo up; done
 ip link add gv netns $G type veth peer name sg netns $S
 ip link add su netns $S type veth peer name ou netns $O
+ip link add oi netns $O type veth peer name io netns $I
 ip -n $G addr add 10.250.0.2/24 dev gv
 ip -n $G addr add fd00:250::2/64 dev gv nodad
 ip -n $S addr add 10.250.0.1/24 dev sg
@@ -121,11 +130,15 @@ ip -n $S addr add 198.18.0.2/24 dev su
 ip -n $S addr add 2001:db8:18::2/64 dev su nodad
 ip -n $O addr add 198.18.0.1/24 dev ou
 ip -n $O addr add 2001:db8:18::1/64 dev ou nodad
+ip -n $O addr add 198.18.200.1/24 dev oi
+ip -n $O addr add 2001:db8:200::1/64 dev oi nodad
+ip -n $I addr add 198.18.200.2/24 dev io
+ip -n $I addr add 2001:db8:200::2/64 dev io nodad
 for a in 198.18.1.1/32 198.18.1.66/32 198.18.1.67/32 198.18.2.1/32 \
 	 2001:db8:1::1/128 2001:db8:1::66/128 2001:db8:2::1/128; do
 	ip -n $O addr add "$a" dev lo
 done
-for l in "$G gv" "$S sg" "$S su" "$O ou"; do
+for l in "$G gv" "$S sg" "$S su" "$O ou" "$O oi" "$I io"; do
 	set -- $l; ip -n "$1" link set "$2" up
 done
 ip -n $G route add default via 10.250.0.1
@@ -134,7 +147,9 @@ ip -n $S route add default via 198.18.0.1
 ip -n $S -6 route add default via 2001:db8:18::1
 ip -n $O route add 10.250.0.0/24 via 198.18.0.2
 ip -n $O -6 route add fd00:250::/64 via 2001:db8:18::2
-in_ns $S sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+for n in $S $O; do
+	in_ns $n sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+done
 set +e
 
 
@@ -152,6 +167,7 @@ start $O "$TMP/o53.log" serve-tcp 53 resolver || exit 1
 start $O "$TMP/oudp.log" serve-udp 443 "$TMP/udp443" || exit 1
 start $S "$TMP/dns.log" serve-udp 15053 "$TMP/dns" || exit 1
 start $S "$TMP/gw.log" serve-tcp 2222 gateway-ssh || exit 1
+start $I "$TMP/net.log" serve-tcp 8081 @peer || exit 1
 
 POLICY=(--guest sg --proxy-port 15001 --dns-port 15053
 	--resolver 198.18.1.67:53
@@ -263,6 +279,24 @@ for fam in 4 6; do
 		[ "${cut:-0}" -ge 1 -a "$why" != "still up" -a "$ms" -lt 100 ]
 	in_s "$HELPER" apply "${POLICY[@]}"
 done
+
+# ---- the uplink table (launcher side, in the outer namespace) ----------
+# The net namespace has no route back to the sandbox's uplink network:
+# only masquerading lets the sandbox's own dials through.
+check "uplink: apply the masquerading table" \
+	in_ns $O "$HELPER" uplink fbnft-up ou 198.18.0.0/24 2001:db8:18::/64
+conn $S 198.18.200.2 8081
+check "uplink: the sandbox's dial leaves masqueraded (seen as $LINE)" \
+	[ "$RC" = 0 -a "$LINE" = 198.18.200.1 ]
+conn $S 2001:db8:200::2 8081
+check "uplink: IPv6 too (seen as $LINE)" \
+	[ "$RC" = 0 -a "$LINE" = 2001:db8:200::1 ]
+in_ns $O nft add table ip foreign
+in_ns $O "$HELPER" delete fbnft-up
+conn $S 198.18.200.2 8081 0.5
+check "uplink: deleted, nothing is masqueraded" [ "$RC" != 0 ]
+check "uplink: delete left the foreign table" \
+	in_ns $O nft list table ip foreign >/dev/null
 
 # ---- delete -------------------------------------------------------------
 in_s nft add table ip foreign

@@ -455,6 +455,11 @@ static void test_uplink_table_own_and_removable(void **state)
 			     "masquerade"));
 	assert_true(contains("nft list table inet firebreak-t1",
 			     "iifname \"up-t1\" accept"));
+	assert_true(contains("nft list table inet firebreak-t1",
+			     "oifname \"up-t1\" ct state established,related "
+			     "accept"));
+	assert_true(contains("nft list table inet firebreak-t1",
+			     "oifname \"up-t1\" drop"));
 	assert_int_equal(fb_nft_delete(u.table, err, sizeof(err)), 0);
 	assert_false(contains("nft list tables", "firebreak-t1"));
 	assert_true(contains("nft list tables", "inet firebreak"));
