@@ -313,7 +313,6 @@ static int write_resolv_conf(struct step *st)
 
 struct apply {
 	const struct fb_nft_config *cfg;
-	bool cut;
 	char *err;
 	size_t errsize;
 };
@@ -322,16 +321,16 @@ static int apply_in_sandbox(void *arg)
 {
 	struct apply *ap = arg;
 
-	if (fb_nft_apply(ap->cfg, ap->err, ap->errsize) < 0)
-		return -1;
-	if (ap->cut && fb_nft_cut_flows(ap->cfg->allow, ap->cfg->nallow,
-					ap->err, ap->errsize) < 0)
-		return -1;
-	return 0;
+	return fb_nft_apply(ap->cfg, ap->err, ap->errsize);
 }
 
-int fb_sandbox_apply_policy(struct fb_sandbox *sb, const struct fb_policy *p,
-			    bool cut, char *err, size_t errsize)
+/*
+ * The sandbox table's first program, in place before the guest link
+ * carries a packet.  From then on the sandbox's proxy owns the table and
+ * replaces it on every policy update.
+ */
+static int apply_policy(struct fb_sandbox *sb, const struct fb_policy *p,
+			char *err, size_t errsize)
 {
 	struct fb_addr gw[2], guest4, guest6;
 	struct fb_range *deny = NULL, *allow = NULL;
@@ -345,7 +344,7 @@ int fb_sandbox_apply_policy(struct fb_sandbox *sb, const struct fb_policy *p,
 		.resolver = sb->resolver,
 		.resolver_port = sb->resolver_port,
 	};
-	struct apply ap = { &cfg, cut, err, errsize };
+	struct apply ap = { &cfg, err, errsize };
 	int ret = -1;
 
 	guest_link(&gw[0], &guest4, &gw[1], &guest6);
@@ -427,7 +426,7 @@ int fb_sandbox_create(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 			  errsize) < 0 ||
 	    fb_netns_call(sb->guest_ns, setup_guest_ns, &st, err,
 			  errsize) < 0 ||
-	    fb_sandbox_apply_policy(sb, o->policy, false, err, errsize) < 0 ||
+	    apply_policy(sb, o->policy, err, errsize) < 0 ||
 	    fb_netns_call(sb->sandbox_ns, setup_guest_nat, &st, err,
 			  errsize) < 0 ||
 	    setup_uplink_table(&st) < 0)

@@ -62,7 +62,7 @@ struct fb_sandbox {
 	char id[FB_SANDBOX_ID_MAX + 1];
 	char name[16];        /* "fb-<id>": the namespace, and the uplink's outer end */
 	char table[32];       /* "firebreak-<id>": the table in the launcher's namespace */
-	char dir[256];        /* <state dir>/<id>: resolv.conf, later the proxy's files */
+	char dir[256];        /* <state dir>/<id>: resolv.conf, the proxy's socket */
 	char resolv_conf[300];
 	int home_ns;          /* the launcher's namespace */
 	int sandbox_ns;
@@ -78,20 +78,14 @@ struct fb_sandbox {
 bool fb_sandbox_id_valid(const char *id);
 
 /*
- * Build the whole network, both tables included, the sandbox table
- * programmed for opts->policy before the guest link carries a packet.
- * On failure everything made so
- * far is removed; errno EEXIST when opts->id names a live sandbox.
+ * Build the whole network, every table included, the sandbox table
+ * programmed for opts->policy before the guest link carries a packet
+ * (the sandbox's proxy takes the table over from there).  On failure
+ * everything made so far is removed; errno EEXIST when opts->id names a
+ * live sandbox.
  */
 int fb_sandbox_create(struct fb_sandbox *sb, const struct fb_sandbox_opts *opts,
 		      char *err, size_t errsize);
-/*
- * Program the sandbox table for `p` (deny and allow sets), atomically.
- * With cut, established forwarded flows the new sets no longer allow are
- * dropped at once.
- */
-int fb_sandbox_apply_policy(struct fb_sandbox *sb, const struct fb_policy *p,
-			    bool cut, char *err, size_t errsize);
 /* Remove everything create made; reports problems on stderr. */
 void fb_sandbox_destroy(struct fb_sandbox *sb);
 
@@ -106,6 +100,8 @@ struct fb_process_opts {
 	gid_t gid;
 	int guest_ns;
 	const char *resolv_conf; /* bind-mounted over /etc/resolv.conf */
+	const char *trust_bundle; /* bind-mounted over the CA bundle paths, or NULL */
+	char **env;              /* "NAME=value" set for the command, or NULL */
 };
 
 /*
