@@ -88,7 +88,7 @@ static const char *ext_ack_msg(const struct nlmsghdr *nlh)
 }
 
 int fbn_nl_request(struct fbn_nl *nl, struct nlmsghdr *req, fbn_nl_cb cb,
-		  void *data, char *err, size_t errsize)
+		   void *data, char *err, size_t errsize)
 {
 	char buf[1 << 16];
 	uint32_t seq = ++nl->seq;
@@ -186,8 +186,8 @@ bool fbn_batch_reserve(struct fbn_batch *b, size_t need)
 }
 
 struct nlmsghdr *fbn_batch_open(struct fbn_batch *b, uint16_t type,
-			       uint16_t family, uint16_t flags, size_t room,
-			       const char *what, ...)
+				uint16_t family, uint16_t flags, size_t room,
+				const char *what, ...)
 {
 	struct nlmsghdr *nlh;
 	va_list ap;
@@ -258,7 +258,8 @@ static int batch_read_acks(struct fbn_batch *b, struct fbn_nl *nl, char *err,
 				 "nftables transaction: %s while waiting for "
 				 "the kernel's answer (%zu of %zu messages "
 				 "acknowledged)",
-				 errno == EAGAIN ? "timed out" : strerror(errno),
+				 errno == EAGAIN ? "timed out"
+						 : strerror(errno),
 				 acked, b->nmsg);
 			return -1;
 		}

@@ -31,11 +31,11 @@
 #define NFT_TYPE_IP6ADDR 8
 
 static struct fbn_tbl_item *tally(struct fbn_tbl *t, struct fbn_tbl_item *v,
-				 size_t *n, const char *kind, const char *name)
+				  size_t *n, const char *kind, const char *name)
 {
 	if (*n == FBN_TBL_MAX || strlen(name) >= sizeof(v->name)) {
 		fbn_batch_fail(t->b, "%s %s: too many or name too long", kind,
-			      name);
+			       name);
 		return NULL;
 	}
 	memset(&v[*n], 0, sizeof(v[*n]));
@@ -44,7 +44,7 @@ static struct fbn_tbl_item *tally(struct fbn_tbl *t, struct fbn_tbl_item *v,
 }
 
 static struct fbn_tbl_item *find(struct fbn_tbl_item *v, size_t n,
-				const char *name)
+				 const char *name)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(v[i].name, name) == 0)
@@ -64,7 +64,7 @@ static void put_table(struct fbn_tbl *t, uint16_t type, uint16_t flags,
 	}
 	nftnl_table_set_str(nt, NFTNL_TABLE_NAME, t->name);
 	nlh = fbn_batch_open(t->b, type, NFPROTO_INET, flags, FB_OBJ_ROOM,
-			    "%s table inet %s", verb, t->name);
+			     "%s table inet %s", verb, t->name);
 	if (nlh) {
 		nftnl_table_nlmsg_build_payload(nlh, nt);
 		fbn_batch_close(t->b, nlh);
@@ -79,7 +79,7 @@ void fbn_tbl_drop(struct fbn_tbl *t, struct fbn_batch *b, const char *name)
 	t->name = name;
 	if (strlen(name) >= NFT_TABLE_MAXNAMELEN) {
 		fbn_batch_fail(b, "table name \"%.32s...\" is longer than %d "
-			      "bytes", name, NFT_TABLE_MAXNAMELEN - 1);
+			       "bytes", name, NFT_TABLE_MAXNAMELEN - 1);
 		return;
 	}
 	/*
@@ -98,7 +98,7 @@ void fbn_tbl_replace(struct fbn_tbl *t, struct fbn_batch *b, const char *name)
 }
 
 void fbn_tbl_chain(struct fbn_tbl *t, const char *name, const char *type,
-		  int hook, int prio, int policy)
+		   int hook, int prio, int policy)
 {
 	struct nftnl_chain *c;
 	struct nlmsghdr *nlh;
@@ -117,9 +117,9 @@ void fbn_tbl_chain(struct fbn_tbl *t, const char *name, const char *type,
 	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, (uint32_t)policy);
 	nlh = fbn_batch_open(t->b, NFT_MSG_NEWCHAIN, NFPROTO_INET,
-			    NLM_F_CREATE, FB_OBJ_ROOM, "chain %s (%s, %s)",
-			    name, type, policy == NF_DROP ? "policy drop" :
-			    "policy accept");
+			     NLM_F_CREATE, FB_OBJ_ROOM, "chain %s (%s, %s)",
+			     name, type, policy == NF_DROP ? "policy drop" :
+			     "policy accept");
 	if (nlh) {
 		nftnl_chain_nlmsg_build_payload(nlh, c);
 		fbn_batch_close(t->b, nlh);
@@ -151,7 +151,7 @@ uint32_t fbn_tbl_set(struct fbn_tbl *t, const char *name, int family)
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, family == AF_INET ? 4 : 16);
 	nftnl_set_set_u32(s, NFTNL_SET_ID, it->id);
 	nlh = fbn_batch_open(t->b, NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE,
-			    FB_OBJ_ROOM, "set %s", name);
+			     FB_OBJ_ROOM, "set %s", name);
 	if (nlh) {
 		nftnl_set_nlmsg_build_payload(nlh, s);
 		fbn_batch_close(t->b, nlh);
@@ -170,9 +170,9 @@ static void put_elems(struct fbn_tbl *t, const struct fbn_tbl_item *set,
 
 	inet_ntop(set->family, e[0].key, from, sizeof(from));
 	nlh = fbn_batch_open(t->b, NFT_MSG_NEWSETELEM, NFPROTO_INET,
-			    NLM_F_CREATE, 512 + n * FB_ELEM_ROOM,
-			    "elements %zu-%zu of set %s (from %s)", first,
-			    first + n - 1, set->name, from);
+			     NLM_F_CREATE, 512 + n * FB_ELEM_ROOM,
+			     "elements %zu-%zu of set %s (from %s)", first,
+			     first + n - 1, set->name, from);
 	if (!nlh)
 		return;
 	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, t->name);
@@ -186,7 +186,7 @@ static void put_elems(struct fbn_tbl *t, const struct fbn_tbl_item *set,
 }
 
 void fbn_tbl_set_fill(struct fbn_tbl *t, const char *set,
-		     const struct fb_range *r, size_t n, const char *what)
+		      const struct fb_range *r, size_t n, const char *what)
 {
 	struct fbn_tbl_item *it = find(t->sets, t->nsets, set);
 	struct fbn_elem *e;
@@ -197,11 +197,11 @@ void fbn_tbl_set_fill(struct fbn_tbl *t, const char *set,
 		return;
 	if (!it) {
 		fbn_batch_fail(t->b, "set %s is not part of table %s", set,
-			      t->name);
+			       t->name);
 		return;
 	}
 	if (fbn_ranges_to_elems(r, n, it->family, what, &e, &ne, err,
-			       sizeof(err)) < 0) {
+				sizeof(err)) < 0) {
 		fbn_batch_fail(t->b, "%s", err);
 		return;
 	}
@@ -236,7 +236,7 @@ void fbn_tbl_counter(struct fbn_tbl *t, const char *name)
 	nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
 	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
 	nlh = fbn_batch_open(t->b, NFT_MSG_NEWOBJ, NFPROTO_INET, NLM_F_CREATE,
-			    FB_OBJ_ROOM, "counter %s", name);
+			     FB_OBJ_ROOM, "counter %s", name);
 	if (nlh) {
 		nftnl_obj_nlmsg_build_payload(nlh, o);
 		fbn_batch_close(t->b, nlh);
@@ -258,13 +258,13 @@ void fbn_tbl_rule(struct fbn_tbl *t, struct fbn_rule *fr)
 	c = find(t->chains, t->nchains, chain);
 	if (fr->failed)
 		fbn_batch_fail(t->b, "rule \"%s\" in chain %s: %s", fr->what,
-			      chain, fr->failed);
+			       chain, fr->failed);
 	else if (!c)
 		fbn_batch_fail(t->b, "rule \"%s\": no chain %s in table %s",
-			      fr->what, chain, t->name);
+			       fr->what, chain, t->name);
 	nlh = fbn_batch_open(t->b, NFT_MSG_NEWRULE, NFPROTO_INET,
-			    NLM_F_CREATE | NLM_F_APPEND, FB_OBJ_ROOM,
-			    "rule \"%s\" in chain %s", fr->what, chain);
+			     NLM_F_CREATE | NLM_F_APPEND, FB_OBJ_ROOM,
+			     "rule \"%s\" in chain %s", fr->what, chain);
 	if (nlh) {
 		nftnl_rule_nlmsg_build_payload(nlh, fr->r);
 		fbn_batch_close(t->b, nlh);

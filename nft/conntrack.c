@@ -163,9 +163,9 @@ int fb_nft_cut_flows(const struct fb_range *allow, size_t nallow,
 	int cut = 0, rc = -1;
 
 	if (fbn_ranges_to_elems(allow, nallow, AF_INET, "allow", &al.v4,
-			       &al.n4, err, errsize) < 0 ||
+				&al.n4, err, errsize) < 0 ||
 	    fbn_ranges_to_elems(allow, nallow, AF_INET6, "allow", &al.v6,
-			       &al.n6, err, errsize) < 0)
+				&al.n6, err, errsize) < 0)
 		goto out_free;
 	if (fbn_nl_open(&nl, err, errsize) < 0)
 		goto out_free;

@@ -33,9 +33,9 @@ struct nftnl_rule;
 #define FB_NFT_CT_MARK 0x66620001u
 
 /* base chain priorities, as nft names them */
-#define FB_PRIO_DSTNAT (-100)
-#define FB_PRIO_FILTER 0
-#define FB_PRIO_SRCNAT 100
+#define FBN_PRIO_DSTNAT (-100)
+#define FBN_PRIO_FILTER 0
+#define FBN_PRIO_SRCNAT 100
 
 /* ---- batch.c -------------------------------------------------------- */
 
@@ -56,7 +56,7 @@ void fbn_nl_close(struct fbn_nl *nl);
  */
 typedef int (*fbn_nl_cb)(const struct nlmsghdr *nlh, void *data);
 int fbn_nl_request(struct fbn_nl *nl, struct nlmsghdr *req, fbn_nl_cb cb,
-		  void *data, char *err, size_t errsize);
+		   void *data, char *err, size_t errsize);
 
 /*
  * A transaction: BATCH_BEGIN, the messages, BATCH_END, sent with one
@@ -88,8 +88,8 @@ bool fbn_batch_reserve(struct fbn_batch *b, size_t need);
  * fbn_batch_close once its payload is written.
  */
 struct nlmsghdr *fbn_batch_open(struct fbn_batch *b, uint16_t type,
-			       uint16_t family, uint16_t flags, size_t room,
-			       const char *what, ...)
+				uint16_t family, uint16_t flags, size_t room,
+				const char *what, ...)
 	__attribute__((format(printf, 6, 7)));
 void fbn_batch_close(struct fbn_batch *b, struct nlmsghdr *nlh);
 
@@ -105,29 +105,29 @@ struct fbn_rule {
 	char what[160];
 };
 
-enum fb_dir { FB_SRC, FB_DST };
+enum fbn_dir { FBN_SRC, FBN_DST };
 
 int fbn_rule_init(struct fbn_rule *fr, const char *table, const char *chain,
-		 const char *what, ...) __attribute__((format(printf, 4, 5)));
+		  const char *what, ...) __attribute__((format(printf, 4, 5)));
 void fbn_rule_free(struct fbn_rule *fr);
 
 void fbn_match_iifname(struct fbn_rule *fr, const char *ifname);
 void fbn_match_oifname(struct fbn_rule *fr, const char *ifname, bool equal);
 void fbn_match_nfproto(struct fbn_rule *fr, uint8_t nfproto);
-void fb_match_l4proto(struct fbn_rule *fr, uint8_t proto);
+void fbn_match_l4proto(struct fbn_rule *fr, uint8_t proto);
 void fbn_match_dport(struct fbn_rule *fr, uint16_t port);
 /* `ct state` bits, as nf_tables exposes them; matched if any is set */
-#define FB_CT_INVALID 1u
-#define FB_CT_ESTABLISHED 2u
-#define FB_CT_RELATED 4u
-#define FB_CT_NEW 8u
+#define FBN_CT_INVALID 1u
+#define FBN_CT_ESTABLISHED 2u
+#define FBN_CT_RELATED 4u
+#define FBN_CT_NEW 8u
 void fbn_match_ct_state(struct fbn_rule *fr, uint32_t states);
 /* `family` AF_INET or AF_INET6; each adds the meta nfproto guard. */
-void fbn_match_addr_set(struct fbn_rule *fr, int family, enum fb_dir dir,
-		       const char *set, uint32_t set_id);
+void fbn_match_addr_set(struct fbn_rule *fr, int family, enum fbn_dir dir,
+			const char *set, uint32_t set_id);
 void fbn_match_addr(struct fbn_rule *fr, const struct fb_addr *a);
 void fbn_match_cidr(struct fbn_rule *fr, const struct fb_cidr *c,
-		   enum fb_dir dir);
+		    enum fbn_dir dir);
 /* icmpv6 neighbour discovery (RS, RA, NS, NA) with hop limit 255 */
 void fbn_match_ndisc(struct fbn_rule *fr);
 
@@ -154,8 +154,8 @@ struct fbn_elem {
  * errors ("deny").  Caller frees *out.  0, or -1 with err set.
  */
 int fbn_ranges_to_elems(const struct fb_range *r, size_t n, int family,
-		       const char *what, struct fbn_elem **out, size_t *nout,
-		       char *err, size_t errsize);
+			const char *what, struct fbn_elem **out, size_t *nout,
+			char *err, size_t errsize);
 
 /* Append e as one NFTA_LIST_ELEM to the open element list of nlh. */
 void fbn_elem_put(struct nlmsghdr *nlh, const struct fbn_elem *e,
@@ -163,7 +163,7 @@ void fbn_elem_put(struct nlmsghdr *nlh, const struct fbn_elem *e,
 
 /* Is address a (len bytes) inside the intervals e[0..n)? */
 bool fbn_elems_contain(const struct fbn_elem *e, size_t n, const uint8_t *a,
-		      size_t len);
+		       size_t len);
 
 /* ---- build.c -------------------------------------------------------- */
 
@@ -195,11 +195,11 @@ void fbn_tbl_drop(struct fbn_tbl *t, struct fbn_batch *b, const char *name);
 void fbn_tbl_replace(struct fbn_tbl *t, struct fbn_batch *b, const char *name);
 /* type "filter" or "nat"; hook NF_INET_*; policy NF_ACCEPT or NF_DROP */
 void fbn_tbl_chain(struct fbn_tbl *t, const char *name, const char *type,
-		  int hook, int prio, int policy);
+		   int hook, int prio, int policy);
 /* An interval set of addresses; returns its transaction id. */
 uint32_t fbn_tbl_set(struct fbn_tbl *t, const char *name, int family);
 void fbn_tbl_set_fill(struct fbn_tbl *t, const char *set,
-		     const struct fb_range *r, size_t n, const char *what);
+		      const struct fb_range *r, size_t n, const char *what);
 void fbn_tbl_counter(struct fbn_tbl *t, const char *name);
 /* Appends the rule to its chain and frees it. */
 void fbn_tbl_rule(struct fbn_tbl *t, struct fbn_rule *fr);

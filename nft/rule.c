@@ -25,7 +25,7 @@
 #include "nft/internal.h"
 
 int fbn_rule_init(struct fbn_rule *fr, const char *table, const char *chain,
-		 const char *what, ...)
+		  const char *what, ...)
 {
 	va_list ap;
 
@@ -148,13 +148,13 @@ void fbn_match_nfproto(struct fbn_rule *fr, uint8_t nfproto)
 	cmp(fr, NFT_CMP_EQ, &nfproto, 1);
 }
 
-void fb_match_l4proto(struct fbn_rule *fr, uint8_t proto)
+void fbn_match_l4proto(struct fbn_rule *fr, uint8_t proto)
 {
 	load_meta(fr, NFT_META_L4PROTO);
 	cmp(fr, NFT_CMP_EQ, &proto, 1);
 }
 
-/* The destination port of TCP or UDP: call after fb_match_l4proto. */
+/* The destination port of TCP or UDP: call after fbn_match_l4proto. */
 void fbn_match_dport(struct fbn_rule *fr, uint16_t port)
 {
 	uint16_t be = htons(port);
@@ -178,16 +178,16 @@ void fbn_match_ct_state(struct fbn_rule *fr, uint32_t states)
 }
 
 /* Where the address of `dir` sits in the network header of `family`. */
-static void load_addr(struct fbn_rule *fr, int family, enum fb_dir dir)
+static void load_addr(struct fbn_rule *fr, int family, enum fbn_dir dir)
 {
 	if (family == AF_INET) {
 		fbn_match_nfproto(fr, NFPROTO_IPV4);
 		load_payload(fr, NFT_PAYLOAD_NETWORK_HEADER,
-			     dir == FB_SRC ? 12 : 16, 4);
+			     dir == FBN_SRC ? 12 : 16, 4);
 	} else {
 		fbn_match_nfproto(fr, NFPROTO_IPV6);
 		load_payload(fr, NFT_PAYLOAD_NETWORK_HEADER,
-			     dir == FB_SRC ? 8 : 24, 16);
+			     dir == FBN_SRC ? 8 : 24, 16);
 	}
 }
 
@@ -196,8 +196,8 @@ static uint32_t addr_len(int family)
 	return family == AF_INET ? 4 : 16;
 }
 
-void fbn_match_addr_set(struct fbn_rule *fr, int family, enum fb_dir dir,
-		       const char *set, uint32_t set_id)
+void fbn_match_addr_set(struct fbn_rule *fr, int family, enum fbn_dir dir,
+			const char *set, uint32_t set_id)
 {
 	struct nftnl_expr *e;
 
@@ -212,12 +212,12 @@ void fbn_match_addr_set(struct fbn_rule *fr, int family, enum fb_dir dir,
 
 void fbn_match_addr(struct fbn_rule *fr, const struct fb_addr *a)
 {
-	load_addr(fr, a->family, FB_DST);
+	load_addr(fr, a->family, FBN_DST);
 	cmp(fr, NFT_CMP_EQ, a->b, addr_len(a->family));
 }
 
 void fbn_match_cidr(struct fbn_rule *fr, const struct fb_cidr *c,
-		   enum fb_dir dir)
+		    enum fbn_dir dir)
 {
 	uint8_t m[16] = { 0 };
 	uint32_t len = addr_len(c->family);
@@ -234,7 +234,7 @@ void fbn_match_ndisc(struct fbn_rule *fr)
 	const uint8_t first = 133, last = 136, hops = 255; /* RS .. NA */
 
 	fbn_match_nfproto(fr, NFPROTO_IPV6);
-	fb_match_l4proto(fr, IPPROTO_ICMPV6);
+	fbn_match_l4proto(fr, IPPROTO_ICMPV6);
 	load_payload(fr, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
 	cmp(fr, NFT_CMP_GTE, &first, 1);
 	cmp(fr, NFT_CMP_LTE, &last, 1);

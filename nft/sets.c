@@ -90,8 +90,8 @@ static int check_ranges(const struct fb_range *r, size_t n, const char *what,
 }
 
 int fbn_ranges_to_elems(const struct fb_range *r, size_t n, int family,
-		       const char *what, struct fbn_elem **out, size_t *nout,
-		       char *err, size_t errsize)
+			const char *what, struct fbn_elem **out, size_t *nout,
+			char *err, size_t errsize)
 {
 	size_t len = family == AF_INET ? 4 : 16, nsel = 0, ne = 0;
 	struct fb_range *sel;
@@ -139,7 +139,7 @@ int fbn_ranges_to_elems(const struct fb_range *r, size_t n, int family,
 }
 
 bool fbn_elems_contain(const struct fbn_elem *e, size_t n, const uint8_t *a,
-		      size_t len)
+		       size_t len)
 {
 	size_t lo = 0, hi = n; /* find the last element with key <= a */
 

@@ -87,36 +87,36 @@ static void prerouting(struct fbn_tbl *t, const struct fb_nft_config *cfg,
 
 	for (size_t i = 0; i < 2; i++) {
 		fbn_rule_init(&r, T, "prerouting", "guest %s dport 53 "
-			     "redirect to :%u", dns_protos[i].name,
-			     cfg->dns_port);
+			      "redirect to :%u", dns_protos[i].name,
+			      cfg->dns_port);
 		fbn_match_iifname(&r, g);
-		fb_match_l4proto(&r, dns_protos[i].proto);
+		fbn_match_l4proto(&r, dns_protos[i].proto);
 		fbn_match_dport(&r, 53);
 		fbn_do_redirect(&r, cfg->dns_port);
 		fbn_tbl_rule(t, &r);
 	}
 	for (size_t f = 0; f < NFAMILIES; f++) {
 		fbn_rule_init(&r, T, "prerouting", "guest daddr @%s accept",
-			     families[f].allow);
+			      families[f].allow);
 		fbn_match_iifname(&r, g);
-		fbn_match_addr_set(&r, families[f].af, FB_DST,
-				  families[f].allow, id->allow[f]);
+		fbn_match_addr_set(&r, families[f].af, FBN_DST,
+				   families[f].allow, id->allow[f]);
 		fbn_do_verdict(&r, NF_ACCEPT);
 		fbn_tbl_rule(t, &r);
 
 		/* not redirected: the forward chain rejects it, visibly */
 		fbn_rule_init(&r, T, "prerouting", "guest daddr @%s return",
-			     families[f].deny);
+			      families[f].deny);
 		fbn_match_iifname(&r, g);
-		fbn_match_addr_set(&r, families[f].af, FB_DST,
-				  families[f].deny, id->deny[f]);
+		fbn_match_addr_set(&r, families[f].af, FBN_DST,
+				   families[f].deny, id->deny[f]);
 		fbn_do_verdict(&r, NFT_RETURN);
 		fbn_tbl_rule(t, &r);
 	}
 	fbn_rule_init(&r, T, "prerouting", "guest tcp redirect to :%u",
-		     cfg->proxy_port);
+		      cfg->proxy_port);
 	fbn_match_iifname(&r, g);
-	fb_match_l4proto(&r, IPPROTO_TCP);
+	fbn_match_l4proto(&r, IPPROTO_TCP);
 	fbn_do_redirect(&r, cfg->proxy_port);
 	fbn_tbl_rule(t, &r);
 }
@@ -127,7 +127,7 @@ static void replies(struct fbn_tbl *t, const char *chain)
 	struct fbn_rule r;
 
 	fbn_rule_init(&r, T, chain, "ct state established,related accept");
-	fbn_match_ct_state(&r, FB_CT_ESTABLISHED | FB_CT_RELATED);
+	fbn_match_ct_state(&r, FBN_CT_ESTABLISHED | FBN_CT_RELATED);
 	fbn_do_verdict(&r, NF_ACCEPT);
 	fbn_tbl_rule(t, &r);
 }
@@ -153,14 +153,14 @@ static void reject_denied(struct fbn_tbl *t, const char *chain,
 	for (size_t f = 0; f < NFAMILIES; f++) {
 		for (int tcp = 1; tcp >= 0; tcp--) {
 			fbn_rule_init(&r, T, chain, "%sdaddr @%s%s reject",
-				     iif ? "guest " : "", families[f].deny,
-				     tcp ? " tcp" : "");
+				      iif ? "guest " : "", families[f].deny,
+				      tcp ? " tcp" : "");
 			if (iif)
 				fbn_match_iifname(&r, iif);
-			fbn_match_addr_set(&r, families[f].af, FB_DST,
-					  families[f].deny, id->deny[f]);
+			fbn_match_addr_set(&r, families[f].af, FBN_DST,
+					   families[f].deny, id->deny[f]);
 			if (tcp)
-				fb_match_l4proto(&r, IPPROTO_TCP);
+				fbn_match_l4proto(&r, IPPROTO_TCP);
 			fbn_do_counter(&r, counter);
 			if (tcp)
 				fbn_do_reject_tcp(&r);
@@ -181,23 +181,26 @@ static void forward(struct fbn_tbl *t, const struct fb_nft_config *cfg,
 	reject_denied(t, "forward", g, id, "rejected");
 	for (size_t f = 0; f < NFAMILIES; f++) {
 		fbn_rule_init(&r, T, "forward", "guest daddr @%s accept",
-			     families[f].allow);
+			      families[f].allow);
 		fbn_match_iifname(&r, g);
-		fbn_match_addr_set(&r, families[f].af, FB_DST,
-				  families[f].allow, id->allow[f]);
+		fbn_match_addr_set(&r, families[f].af, FBN_DST,
+				   families[f].allow, id->allow[f]);
 		fbn_do_ct_mark(&r, FB_NFT_CT_MARK);
 		fbn_do_counter(&r, "allowed");
 		fbn_do_verdict(&r, NF_ACCEPT);
 		fbn_tbl_rule(t, &r);
 	}
 	/*
-	 * Guest TCP reaches this point only mid-stream (its flow was cut by
-	 * fb_nft_cut_flows) or as an invalid packet: a reset tells the guest
-	 * at once instead of leaving it to time out.
+	 * New guest TCP never gets here: prerouting redirected it, or it is
+	 * denied or allowed above.  What does is an invalid segment to an
+	 * address outside subnets.allow — typically the next segment of a
+	 * flow fb_nft_cut_flows cut, where conntrack does not pick flows up
+	 * mid-stream (nf_conntrack_tcp_loose=0).  A reset tells the guest at
+	 * once instead of leaving it to time out.
 	 */
 	fbn_rule_init(&r, T, "forward", "guest tcp reset");
 	fbn_match_iifname(&r, g);
-	fb_match_l4proto(&r, IPPROTO_TCP);
+	fbn_match_l4proto(&r, IPPROTO_TCP);
 	fbn_do_counter(&r, "dropped");
 	fbn_do_reject_tcp(&r);
 	fbn_tbl_rule(t, &r);
@@ -222,17 +225,17 @@ static void input(struct fbn_tbl *t, const struct fb_nft_config *cfg)
 	ndisc(t, "input");
 
 	fbn_rule_init(&r, T, "input", "guest tcp dport %u accept",
-		     cfg->proxy_port);
+		      cfg->proxy_port);
 	fbn_match_iifname(&r, g);
-	fb_match_l4proto(&r, IPPROTO_TCP);
+	fbn_match_l4proto(&r, IPPROTO_TCP);
 	fbn_match_dport(&r, cfg->proxy_port);
 	fbn_do_verdict(&r, NF_ACCEPT);
 	fbn_tbl_rule(t, &r);
 	for (size_t i = 0; i < 2; i++) {
 		fbn_rule_init(&r, T, "input", "guest %s dport %u accept",
-			     dns_protos[i].name, cfg->dns_port);
+			      dns_protos[i].name, cfg->dns_port);
 		fbn_match_iifname(&r, g);
-		fb_match_l4proto(&r, dns_protos[i].proto);
+		fbn_match_l4proto(&r, dns_protos[i].proto);
 		fbn_match_dport(&r, cfg->dns_port);
 		fbn_do_verdict(&r, NF_ACCEPT);
 		fbn_tbl_rule(t, &r);
@@ -258,9 +261,9 @@ static void output(struct fbn_tbl *t, const struct fb_nft_config *cfg,
 	/* the upstream resolver is often private: the proxy alone, port only */
 	for (size_t i = 0; cfg->resolver.family && i < 2; i++) {
 		fbn_rule_init(&r, T, "output", "resolver %s dport %u accept",
-			     dns_protos[i].name, cfg->resolver_port);
+			      dns_protos[i].name, cfg->resolver_port);
 		fbn_match_addr(&r, &cfg->resolver);
-		fb_match_l4proto(&r, dns_protos[i].proto);
+		fbn_match_l4proto(&r, dns_protos[i].proto);
 		fbn_match_dport(&r, cfg->resolver_port);
 		fbn_do_verdict(&r, NF_ACCEPT);
 		fbn_tbl_rule(t, &r);
@@ -284,22 +287,22 @@ int fb_nft_apply(const struct fb_nft_config *cfg, char *err, size_t errsize)
 	for (size_t f = 0; f < NFAMILIES; f++) {
 		id.deny[f] = fbn_tbl_set(&t, families[f].deny, families[f].af);
 		fbn_tbl_set_fill(&t, families[f].deny, cfg->deny, cfg->ndeny,
-				"deny");
+				 "deny");
 		id.allow[f] = fbn_tbl_set(&t, families[f].allow,
-					 families[f].af);
+					  families[f].af);
 		fbn_tbl_set_fill(&t, families[f].allow, cfg->allow, cfg->nallow,
-				"allow");
+				 "allow");
 	}
 	for (size_t i = 0; i < sizeof(counters) / sizeof(*counters); i++)
 		fbn_tbl_counter(&t, counters[i]);
 	fbn_tbl_chain(&t, "prerouting", "nat", NF_INET_PRE_ROUTING,
-		     FB_PRIO_DSTNAT, NF_ACCEPT);
+		      FBN_PRIO_DSTNAT, NF_ACCEPT);
 	fbn_tbl_chain(&t, "input", "filter", NF_INET_LOCAL_IN,
-		     FB_PRIO_FILTER, NF_DROP);
+		      FBN_PRIO_FILTER, NF_DROP);
 	fbn_tbl_chain(&t, "forward", "filter", NF_INET_FORWARD,
-		     FB_PRIO_FILTER, NF_DROP);
+		      FBN_PRIO_FILTER, NF_DROP);
 	fbn_tbl_chain(&t, "output", "filter", NF_INET_LOCAL_OUT,
-		     FB_PRIO_FILTER, NF_ACCEPT);
+		      FBN_PRIO_FILTER, NF_ACCEPT);
 	prerouting(&t, cfg, &id);
 	forward(&t, cfg, &id);
 	input(&t, cfg);

@@ -56,13 +56,13 @@ int fb_nft_apply_uplink(const struct fb_nft_uplink *u, char *err,
 	fbn_batch_init(&b);
 	fbn_tbl_replace(&t, &b, u->table);
 	fbn_tbl_chain(&t, "postrouting", "nat", NF_INET_POST_ROUTING,
-		     FB_PRIO_SRCNAT, NF_ACCEPT);
+		      FBN_PRIO_SRCNAT, NF_ACCEPT);
 	fbn_tbl_chain(&t, "forward", "filter", NF_INET_FORWARD,
-		     FB_PRIO_FILTER, NF_ACCEPT);
+		      FBN_PRIO_FILTER, NF_ACCEPT);
 	for (size_t i = 0; i < 2 && nets[i]->family; i++) {
 		fbn_rule_init(&r, u->table, "postrouting", "saddr uplink "
-			     "network oifname != %s masquerade", u->ifname);
-		fbn_match_cidr(&r, nets[i], FB_SRC);
+			      "network oifname != %s masquerade", u->ifname);
+		fbn_match_cidr(&r, nets[i], FBN_SRC);
 		fbn_match_oifname(&r, u->ifname, false);
 		fbn_do_masquerade(&r);
 		fbn_tbl_rule(&t, &r);
@@ -74,7 +74,7 @@ int fb_nft_apply_uplink(const struct fb_nft_uplink *u, char *err,
 	fbn_rule_init(&r, u->table, "forward", "oifname %s replies accept",
 		      u->ifname);
 	fbn_match_oifname(&r, u->ifname, true);
-	fbn_match_ct_state(&r, FB_CT_ESTABLISHED | FB_CT_RELATED);
+	fbn_match_ct_state(&r, FBN_CT_ESTABLISHED | FBN_CT_RELATED);
 	fbn_do_verdict(&r, NF_ACCEPT);
 	fbn_tbl_rule(&t, &r);
 	fbn_rule_init(&r, u->table, "forward", "oifname %s drop", u->ifname);

@@ -160,7 +160,7 @@ static void test_ranges_sorted_merged_open_at_top(void **state)
 
 	(void)state;
 	assert_int_equal(fbn_ranges_to_elems(r, 6, AF_INET, "deny", &e, &n,
-					    err, sizeof(err)), 0);
+					     err, sizeof(err)), 0);
 	/* 10.0.0.0-10.1.0.255, 10.2/16, 255.255.255.0- (no end) */
 	assert_int_equal(n, 5);
 	assert_memory_equal(e[0].key, "\x0a\x00\x00\x00", 4);
@@ -191,7 +191,7 @@ static void test_range_backwards_is_named(void **state)
 
 	(void)state;
 	assert_int_equal(fbn_ranges_to_elems(r, 2, AF_INET, "deny", &e, &n,
-					    err, sizeof(err)), -1);
+					     err, sizeof(err)), -1);
 	assert_string_equal(err, "deny range 1 (10.0.0.5-10.0.0.1) starts "
 				 "after it ends");
 }
@@ -200,8 +200,10 @@ static void test_range_backwards_is_named(void **state)
 
 static void test_apply_builds_table(void **state)
 {
-	struct fb_range deny[] = { range("10.0.0.0", "10.255.255.255"),
-				   range("fc00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff") };
+	struct fb_range deny[] = {
+		range("10.0.0.0", "10.255.255.255"),
+		range("fc00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+	};
 	struct fb_range allow[] = { range("198.18.1.0", "198.18.1.255"),
 				    range("2001:db8:1::", "2001:db8:1::ffff") };
 	struct fb_nft_config c = config(deny, 2, allow, 2);
@@ -209,7 +211,8 @@ static void test_apply_builds_table(void **state)
 	char *json;
 
 	(void)state;
-	c.resolver = (struct fb_addr){ .family = AF_INET, .b = { 10, 0, 0, 53 } };
+	c.resolver = (struct fb_addr){ .family = AF_INET,
+				       .b = { 10, 0, 0, 53 } };
 	c.resolver_port = 53;
 	assert_int_equal(fb_nft_apply(&c, err, sizeof(err)), 0);
 
@@ -438,7 +441,8 @@ static void test_uplink_table_own_and_removable(void **state)
 	struct fb_nft_uplink u = {
 		.table = "firebreak-t1",
 		.ifname = "up-t1",
-		.net4 = { .family = AF_INET, .len = 30, .b = { 10, 250, 9, 0 } },
+		.net4 = { .family = AF_INET, .len = 30,
+			  .b = { 10, 250, 9, 0 } },
 		.net6 = { .family = AF_INET6, .len = 64,
 			  .b = { 0xfd, 0x00, 0, 9 } },
 	};
