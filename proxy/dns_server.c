@@ -240,9 +240,12 @@ static void report(struct fb_dns_server *s, const struct fb_dns_msg *q,
 
 static void tcp_send(struct tcp_conn *c, const uint8_t *msg, size_t len);
 
-/* Build and send the reply; if the records cannot be written, SERVFAIL
- * (plan->rcode says which went out, for the report that follows). */
-static void reply(struct fb_dns_server *s, struct tcp_conn *c,
+/*
+ * Build and send the reply; if the records cannot be written, SERVFAIL.
+ * For the report that follows, plan->rcode says which went out, and the
+ * return value how many records (none when truncated for UDP).
+ */
+static size_t reply(struct fb_dns_server *s, struct tcp_conn *c,
 		  const struct sockaddr_storage *peer, socklen_t peerlen,
 		  const struct fb_dns_msg *q, struct fb_dns_plan *plan,
 		  const struct fb_dns_rr *rr, size_t n)
@@ -256,15 +259,17 @@ static void reply(struct fb_dns_server *s, struct tcp_conn *c,
 	if (len < 0) {
 		plan->rcode = FB_DNS_SERVFAIL;
 		plan->detail = why;
+		n = 0;
 		len = fb_dns_build_reply(q, plan->rcode, NULL, 0, buf, limit, &why);
 	}
 	if (len < 0)
-		return;
+		return 0;
 	if (c)
 		tcp_send(c, buf, (size_t)len);
 	else
 		sendto(s->udp_fd, buf, (size_t)len, MSG_DONTWAIT,
 		       (const struct sockaddr *)peer, peerlen);
+	return buf[2] & (FB_DNS_TC >> 8) ? 0 : n;
 }
 
 /* Take a token; false when the bucket is empty. */
@@ -304,7 +309,7 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 
 	p->req = NULL;
 	n = fb_dns_answer(*s->cfg.policy, &p->plan, res, rr);
-	reply(s, p->conn, &p->peer, p->peerlen, &p->q, &p->plan, rr, n);
+	n = reply(s, p->conn, &p->peer, p->peerlen, &p->q, &p->plan, rr, n);
 	report(s, &p->q, &p->plan, p->conn, p->started_ms, rr, n);
 	finish(p);
 }

@@ -49,6 +49,27 @@ static const struct record zone[] = {
 	{ "mixed.example", FB_DNS_A, "1.2.3.4", 60 },
 	{ "mixed.example", FB_DNS_A, "169.254.169.254", 60 },
 	{ "long-ttl.example", FB_DNS_A, "8.8.4.4", 86400 },
+	/* 20 AAAA records: a reply of about 600 octets */
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::1", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::2", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::3", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::4", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::5", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::6", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::7", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::8", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::9", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::a", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::b", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::c", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::d", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::e", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::f", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::10", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::11", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::12", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::13", 60 },
+	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::14", 60 },
 };
 
 #define POLICY "allow:\n" \
@@ -59,10 +80,12 @@ static const struct record zone[] = {
 	"  - alias-bad.example\n" \
 	"  - rebind.example\n" \
 	"  - mixed.example\n" \
-	"  - long-ttl.example\n"
+	"  - long-ttl.example\n" \
+	"  - many.example\n"
 
 struct upstream {
 	int udp, tcp;
+	int conns[8];              /* accepted TCP connections, -1: none */
 	uint16_t port;
 	char log[64][FB_NAME_MAX]; /* every question name, in order */
 	size_t nlog;
@@ -129,9 +152,54 @@ static void on_upstream_udp(struct fb_loop *l, int fd, uint32_t ev, void *arg)
 	if (n < 0 || fb_dns_parse_query(buf, (size_t)n, &q, &why) != 0)
 		return;
 	upstream_log(u, &q);
-	m = zone_answer(&q, out, sizeof(out));
+	m = zone_answer(&q, out, fb_dns_udp_limit(&q));
 	if (m > 0)
 		sendto(fd, out, (size_t)m, 0, (struct sockaddr *)&peer, plen);
+}
+
+/* One length-prefixed query per read is all c-ares sends on loopback. */
+static void on_upstream_conn(struct fb_loop *l, int fd, uint32_t ev, void *arg)
+{
+	struct upstream *u = arg;
+	uint8_t buf[1500], out[2 + 2048];
+	struct fb_dns_msg q;
+	const char *why;
+	ssize_t n, m;
+
+	(void)ev;
+	n = recv(fd, buf, sizeof(buf), 0);
+	if (n <= 0) {
+		for (size_t i = 0; i < 8; i++)
+			if (u->conns[i] == fd)
+				u->conns[i] = -1;
+		fb_loop_del(l, fd);
+		close(fd);
+		return;
+	}
+	if (n < 2 || fb_dns_parse_query(buf + 2, (size_t)n - 2, &q, &why) != 0)
+		return;
+	upstream_log(u, &q);
+	m = zone_answer(&q, out + 2, sizeof(out) - 2);
+	out[0] = (uint8_t)(m >> 8);
+	out[1] = (uint8_t)m;
+	if (m > 0)
+		assert_int_equal(send(fd, out, (size_t)m + 2, 0), m + 2);
+}
+
+static void on_upstream_accept(struct fb_loop *l, int fd, uint32_t ev, void *arg)
+{
+	struct upstream *u = arg;
+	int c = accept(fd, NULL, NULL);
+
+	(void)ev;
+	for (size_t i = 0; i < 8 && c >= 0; i++) {
+		if (u->conns[i] < 0) {
+			u->conns[i] = c;
+			assert_int_equal(fb_loop_add(l, c, EPOLLIN, on_upstream_conn, u), 0);
+			return;
+		}
+	}
+	close(c);
 }
 
 static void upstream_start(struct fb_loop *l, struct upstream *u)
@@ -146,6 +214,26 @@ static void upstream_start(struct fb_loop *l, struct upstream *u)
 	assert_int_equal(getsockname(u->udp, (struct sockaddr *)&sin, &len), 0);
 	u->port = ntohs(sin.sin_port);
 	assert_int_equal(fb_loop_add(l, u->udp, EPOLLIN, on_upstream_udp, u), 0);
+	u->tcp = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_int_equal(bind(u->tcp, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(u->tcp, 8), 0);
+	assert_int_equal(fb_loop_add(l, u->tcp, EPOLLIN, on_upstream_accept, u), 0);
+	for (size_t i = 0; i < 8; i++)
+		u->conns[i] = -1;
+}
+
+static void upstream_stop(struct fb_loop *l, struct upstream *u)
+{
+	for (size_t i = 0; i < 8; i++) {
+		if (u->conns[i] >= 0) {
+			fb_loop_del(l, u->conns[i]);
+			close(u->conns[i]);
+		}
+	}
+	fb_loop_del(l, u->udp);
+	fb_loop_del(l, u->tcp);
+	close(u->udp);
+	close(u->tcp);
 }
 
 static size_t upstream_asked(const struct upstream *u, const char *name)
@@ -239,8 +327,7 @@ static void stop(struct fx *f)
 {
 	fb_dns_server_free(f->srv);
 	fb_resolver_free(f->res);
-	fb_loop_del(f->loop, f->up.udp);
-	close(f->up.udp);
+	upstream_stop(f->loop, &f->up);
 	close(f->client);
 	fb_loop_free(f->loop);
 	fb_policy_unref(f->policy);
@@ -548,8 +635,10 @@ static void test_upstream_down(void **state)
 	start(&f, 0, 0, 0);
 	/* Nobody listens there any more: the upstream fails, SERVFAIL. */
 	fb_loop_del(f.loop, f.up.udp);
+	fb_loop_del(f.loop, f.up.tcp);
 	close(f.up.udp);
-	f.up.udp = -1;
+	close(f.up.tcp);
+	f.up.udp = f.up.tcp = -1;
 	assert_int_equal(ask(&f, "ok.example", FB_DNS_A, an, &n), FB_DNS_SERVFAIL);
 	assert_string_equal(f.last.reason, "upstream-failed");
 	assert_non_null(f.last.detail);
@@ -836,6 +925,44 @@ static void test_tcp_two_queries(void **state)
 	stop(&f);
 }
 
+/* Over 512 octets: UDP says TC with no records, TCP has them all. */
+static void test_udp_truncation(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n, len;
+	struct tcp_reader r = { 0 };
+	struct fb_dns_msg m;
+	uint8_t out[512];
+	const char *why;
+	int fd;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	assert_int_equal(ask(&f, "many.example", FB_DNS_AAAA, an, &n), FB_DNS_NOERROR);
+	assert_true(f.reply[2] & (FB_DNS_TC >> 8));
+	assert_int_equal(n, 0);
+	assert_int_equal(f.last.naddrs, 0);
+	/* c-ares got TC from the upstream too and asked again over TCP. */
+	assert_int_equal(upstream_asked(&f.up, "many.example"), 2);
+	fd = tcp_connect(&f);
+	len = tcp_query(out, "many.example", FB_DNS_AAAA, 5);
+	assert_int_equal(write(fd, out, len), (ssize_t)len);
+	r.f = &f;
+	r.want = 1;
+	tcp_wait(&f, fd, &r);
+	assert_int_equal(whole_messages(&r), 1);
+	len = (size_t)r.buf[0] << 8 | r.buf[1];
+	assert_true(len > 512);
+	assert_int_equal(fb_dns_parse_response(r.buf + 2, len, &m, an, &n, &why), 0);
+	assert_false(m.flags & FB_DNS_TC);
+	assert_int_equal(n, 20);
+	assert_int_equal(f.last.naddrs, 20);
+	assert_int_equal(upstream_asked(&f.up, "many.example"), 2); /* cached */
+	close(fd);
+	stop(&f);
+}
+
 static void test_tcp_idle_and_oversized(void **state)
 {
 	struct fx f;
@@ -946,6 +1073,7 @@ int main(void)
 		cmocka_unit_test(test_policy_swap_in_flight),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_tcp_two_queries),
+		cmocka_unit_test(test_udp_truncation),
 		cmocka_unit_test(test_tcp_idle_and_oversized),
 		cmocka_unit_test(test_free_in_flight),
 		cmocka_unit_test(test_bad_config),
