@@ -626,6 +626,25 @@ static void test_too_big(void **state)
 	free(rec.b);
 	free(m.b);
 
+	/* exactly FB_PEEK_MAX bytes on the wire (four records) is enough;
+	 * a hello one byte longer is not */
+	for (size_t extra = 0; extra < 2; extra++) {
+		size_t base;
+
+		e[1].len = 0;
+		m = build_hello(&o, e, 2);
+		base = m.len;
+		free(m.b);
+		e[1].len = FB_PEEK_MAX - 4 * 5 - base + extra;
+		m = build_hello(&o, e, 2);
+		rec = frame(&m, 16384);
+		assert_int_equal(rec.len, FB_PEEK_MAX + extra);
+		assert_int_equal(feed_whole(&p, &rec),
+				 extra ? FB_PEEK_TOO_BIG : FB_PEEK_DONE);
+		free(rec.b);
+		free(m.b);
+	}
+
 	/* the byte bound holds for HTTP too */
 	rec = bytes_new();
 	put(&rec, "GET / HTTP/1.1\r\nHost: a.example\r\nX: ", 36);
