@@ -51,8 +51,9 @@ void fbn_nl_close(struct fbn_nl *nl);
 
 /*
  * Send one request and feed every reply message to cb until the dump
- * ends or the kernel acknowledges.  A kernel error is returned as
- * -errno; other failures as -1 with err set.
+ * ends or the kernel acknowledges.  Returns 0, or a negative value with
+ * err set: the kernel's -errno when it refused (so callers can tell
+ * ENOENT apart), -1 for anything else.
  */
 typedef int (*fbn_nl_cb)(const struct nlmsghdr *nlh, void *data);
 int fbn_nl_request(struct fbn_nl *nl, struct nlmsghdr *req, fbn_nl_cb cb,

@@ -336,6 +336,39 @@ static void test_kernel_refusal_is_named(void **state)
 	mnl_socket_close(owner);
 }
 
+/*
+ * A refusal late in the transaction, after the old table's delete and the
+ * new table's add: the kernel refuses overlapping interval elements
+ * (which fb_nft_apply never sends, so the batch is built by hand), and
+ * the whole transaction must be undone.
+ */
+static void test_refused_midway_changes_nothing(void **state)
+{
+	struct fb_range old[] = { range("192.168.0.0", "192.168.255.255") };
+	struct fb_range a = range("10.0.0.0", "10.0.0.255"),
+			b = range("10.0.0.128", "10.0.1.255");
+	struct fb_nft_config c = config(old, 1, NULL, 0);
+	struct fbn_batch batch;
+	struct fbn_tbl t;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(fb_nft_apply(&c, err, sizeof(err)), 0);
+	fbn_batch_init(&batch);
+	fbn_tbl_replace(&t, &batch, FB_NFT_TABLE);
+	fbn_tbl_set(&t, "deny4", AF_INET);
+	fbn_tbl_set_fill(&t, "deny4", &a, 1, "deny");
+	fbn_tbl_set_fill(&t, "deny4", &b, 1, "deny");
+	assert_int_equal(fbn_batch_commit(&batch, err, sizeof(err)), -1);
+	fbn_batch_free(&batch);
+	assert_string_equal(err, "kernel refused elements 0-1 of set deny4 "
+				 "(from 10.0.0.128): File exists; nothing "
+				 "applied");
+	assert_true(contains(LIST_SET("deny4"), "192.168.0.0/16"));
+	assert_true(contains("nft list chain inet firebreak forward",
+			     "policy drop"));
+}
+
 static void test_delete_leaves_other_tables(void **state)
 {
 	struct fb_nft_config c = config(NULL, 0, NULL, 0);
@@ -485,6 +518,7 @@ int main(void)
 		NS_TEST(test_replace_swaps_sets),
 		NS_TEST(test_bad_input_keeps_previous_table),
 		NS_TEST(test_kernel_refusal_is_named),
+		NS_TEST(test_refused_midway_changes_nothing),
 		NS_TEST(test_delete_leaves_other_tables),
 		NS_TEST(test_counters_see_real_traffic),
 		NS_TEST(test_100k_prefixes_in_one_second),
