@@ -63,7 +63,7 @@ enum fb_dns_type {
  */
 struct fb_dns_rr {
 	char name[FB_NAME_MAX];
-	uint16_t type;         /* FB_DNS_A, FB_DNS_AAAA, FB_DNS_CNAME; others kept by type only */
+	uint16_t type;         /* A, AAAA, CNAME; other types: by type only */
 	uint32_t ttl;
 	struct fb_addr addr;   /* A, AAAA */
 	char target[FB_NAME_MAX]; /* CNAME */

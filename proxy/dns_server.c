@@ -102,7 +102,8 @@ void fb_dns_plan(const struct fb_policy *policy, const uint8_t *pkt,
 	    fb_name_normalize(q->qname, strlen(q->qname), plan->name, &why) < 0) {
 		plan->name[0] = '\0';
 		plan->reason = "invalid-name";
-		plan->detail = q->qname_text ? why : "label with a byte outside letters, digits, '-' and '_'";
+		plan->detail = q->qname_text ? why :
+			       "a label holds a byte other than a letter, digit, '-' or '_'";
 		return;
 	}
 	fb_policy_decide(policy, plan->name, NULL, &d);
@@ -157,7 +158,8 @@ size_t fb_dns_answer(const struct fb_policy *policy, struct fb_dns_plan *plan,
 		if (!name_allowed(policy, target)) {
 			plan->allowed = false;
 			plan->reason = "cname-not-allowed";
-			plan->detail = "the answer went through a CNAME the policy does not allow";
+			plan->detail = "the answer went through a CNAME the "
+				       "policy does not allow";
 			return 0;
 		}
 	}

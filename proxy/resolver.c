@@ -69,15 +69,17 @@ static void on_timeout(struct fb_loop *l, void *arg);
 static void rearm(struct fb_resolver *r)
 {
 	struct timeval tv, *t;
+	uint64_t ms;
 
 	if (r->timer)
 		fb_timer_cancel(r->loop, r->timer);
 	r->timer = NULL;
 	t = ares_timeout(r->ch, NULL, &tv);
-	if (t)
-		r->timer = fb_timer_add(r->loop,
-					(uint64_t)t->tv_sec * 1000 + (uint64_t)t->tv_usec / 1000 + 1,
-					on_timeout, r);
+	if (!t)
+		return; /* nothing in flight */
+	/* Rounded up: firing early would only wake c-ares for nothing. */
+	ms = (uint64_t)t->tv_sec * 1000 + (uint64_t)t->tv_usec / 1000 + 1;
+	r->timer = fb_timer_add(r->loop, ms, on_timeout, r);
 }
 
 static void on_timeout(struct fb_loop *l, void *arg)
@@ -155,10 +157,15 @@ static void take_addrs(struct answer *a, const struct ares_addrinfo *ai,
 			continue;
 		memset(d, 0, sizeof(*d));
 		d->family = (uint8_t)family;
-		if (family == AF_INET)
-			memcpy(d->b, &((const struct sockaddr_in *)p->ai_addr)->sin_addr, 4);
-		else
-			memcpy(d->b, &((const struct sockaddr_in6 *)p->ai_addr)->sin6_addr, 16);
+		if (family == AF_INET) {
+			const struct sockaddr_in *in = (const void *)p->ai_addr;
+
+			memcpy(d->b, &in->sin_addr, 4);
+		} else {
+			const struct sockaddr_in6 *in6 = (const void *)p->ai_addr;
+
+			memcpy(d->b, &in6->sin6_addr, 16);
+		}
 		take_ttl(&a->res.ttl, p->ai_ttl);
 		a->res.naddrs++;
 		n++;
@@ -207,7 +214,8 @@ static void make_answer(struct answer *a, int status, struct ares_addrinfo *ai)
 		if (take_chain(a, ai) < 0) {
 			memset(&a->res, 0, sizeof(a->res));
 			a->res.status = FB_RESOLVE_FAILED;
-			a->res.why = "CNAME chain too long or to a target that is not a host name";
+			a->res.why = "CNAME chain too long, or to a target "
+				     "that is not a host name";
 		}
 		break;
 	case ARES_ENODATA:
@@ -310,8 +318,9 @@ static bool cached_both(struct fb_resolver *r, const char *name,
 	a->res.chain = v4.chain;
 	a->res.nchain = v4.nchain;
 	a->res.ttl = v4.ttl < v6.ttl ? v4.ttl : v6.ttl;
-	a->res.status = v4.status == FB_RESOLVE_NXDOMAIN || v6.status == FB_RESOLVE_NXDOMAIN ?
-			FB_RESOLVE_NXDOMAIN : FB_RESOLVE_OK;
+	a->res.status = FB_RESOLVE_OK;
+	if (v4.status == FB_RESOLVE_NXDOMAIN || v6.status == FB_RESOLVE_NXDOMAIN)
+		a->res.status = FB_RESOLVE_NXDOMAIN;
 	memcpy(a->addrs, v4.addrs, v4.naddrs * sizeof(*v4.addrs));
 	memcpy(a->addrs + v4.naddrs, v6.addrs, v6.naddrs * sizeof(*v6.addrs));
 	a->res.naddrs = v4.naddrs + v6.naddrs;
@@ -535,7 +544,8 @@ static int system_server(char *out, size_t size, char *err, size_t errsize)
 	char line[256];
 
 	if (!f) {
-		snprintf(err, errsize, "/etc/resolv.conf: %s (give --resolver)", strerror(errno));
+		snprintf(err, errsize, "/etc/resolv.conf: %s (give --resolver)",
+			 strerror(errno));
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f)) {
