@@ -2,7 +2,7 @@
 
 SPEC is KIND,ADDR,PORT[,NAME]:
   https  TLS with CERTDIR/NAME.pem (key in NAME.key); answers every HTTP
-         request with "origin ADDR NAME" (keep-alive)
+         request with "origin ADDR NAME" (keep-alive unless Connection: close)
   http   plain HTTP; answers "origin ADDR host=<Host>" (keep-alive)
   bulk   TLS; after the first request, streams zeros until the peer goes
   pg     Postgres: answers an SSLRequest with 'S', then as https
@@ -51,6 +51,8 @@ def serve_http(conn, kind, addr, name):
             respond(conn, f"origin {addr} host={host}\n".encode())
         else:
             respond(conn, f"origin {addr} {name}\n".encode())
+        if "connection: close" in head.lower():
+            return
 
 
 def serve_conn(conn, kind, addr, name, ctx):

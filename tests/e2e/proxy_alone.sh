@@ -1,0 +1,170 @@
+#!/bin/bash
+# proxy_alone.sh — firebreak-proxy by itself in a namespace of the test's
+# own: local clients (as nobody) are redirected to it by a plain nft rule,
+# origins and a DNS server listen on loopback addresses.  Covers what needs the
+# proxy's own flags: peek deadline and limits, fragmented hellos,
+# Postgres, per-request HTTP checks, the control API, SIGHUP, the audit log.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/proxy_lib.sh"
+
+NS=fbp-$$
+PROXY_PID=
+proxy_cleanup() {
+	[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
+	fb_cleanup
+}
+trap proxy_cleanup EXIT
+
+ip netns add "$NS" || { not_ok setup "ip netns add"; exit 1; }
+ip -n "$NS" link set lo up
+for a in 10 20 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
+# Guests are uid 65534: their TCP to the origin ports goes to the proxy.
+ip netns exec "$NS" nft -f - <<'NFT' || { not_ok setup nft; exit 1; }
+table ip fbtest {
+	chain out {
+		type nat hook output priority -100;
+		meta skuid 65534 tcp dport { 80, 443, 5432, 8443 } redirect to :15001
+	}
+}
+NFT
+
+px_certs allowed.test other.test bulk.test || { not_ok setup certs; exit 1; }
+px_origins "$NS" https,198.51.100.10,443,allowed.test \
+	https,198.51.100.20,443,other.test http,198.51.100.10,80 \
+	pg,198.51.100.10,5432,allowed.test bulk,198.51.100.10,8443,bulk.test ||
+	{ not_ok setup origins; exit 1; }
+px_dns "$NS" 198.51.100.53 allowed.test=198.51.100.10 \
+	other.test=198.51.100.20 bulk.test=198.51.100.10 ||
+	{ not_ok setup dns; exit 1; }
+
+POLICY=$FB_TMP/policy.yaml
+cat >"$POLICY" <<'P'
+allow:
+  - allowed.test
+  - bulk.test
+P
+SOCK=$FB_TMP/control.sock
+AUDIT=$FB_TMP/audit.log
+ip netns exec "$NS" "$FB_BUILD/bin/firebreak-proxy" --no-nft \
+	--policy "$POLICY" --listen 127.0.0.1:15001 --control "$SOCK" \
+	--audit-log "$AUDIT" --sandbox-id alone --resolver 198.51.100.53 \
+	--public 198.51.100.0/24 --peek-timeout 1000 --max-peeks 50 \
+	--idle-timeout 30 2>"$FB_TMP/proxy.err" &
+PROXY_PID=$!
+px_wait_file "$SOCK" || { not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
+
+C() { px_client "$NS" "$@"; }
+ORIGIN="origin 198.51.100.10 allowed.test"
+
+out=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")
+check "allowed name, end-to-end TLS verified by the client" [ "$out" = "$ORIGIN" ]
+out=$(C tls 198.51.100.20 443 allowed.test "$PX_CA")
+check "SNI allowed.test sent to another address reaches allowed.test's origin" [ "$out" = "$ORIGIN" ]
+out=$(C frag 198.51.100.10 443 allowed.test "$PX_CA" seg)
+check "ClientHello in 1-byte TCP segments" [ "$out" = "$ORIGIN" ]
+out=$(C frag 198.51.100.10 443 allowed.test "$PX_CA" rec)
+check "ClientHello in 1-byte TLS records" [ "$out" = "$ORIGIN" ]
+out=$(C pg 198.51.100.10 5432 allowed.test "$PX_CA")
+check "Postgres SSLRequest, then TLS to an allowed name" [ "$out" = "$ORIGIN" ]
+out=$(C tls 198.51.100.20 443 other.test "$PX_CA")
+check "refused name gets the access_denied alert" grep -q "ACCESS_DENIED\|access denied" <<<"$out"
+
+out=$(C http2 198.51.100.10 80 allowed.test other.test | tr '\n' '|')
+check "plain HTTP: the second request's Host is checked too" \
+	[ "$out" = "HTTP/1.1 200 OK|HTTP/1.1 403 Forbidden reason=not-allowed|" ]
+
+out=$(C big 198.51.100.10 443)
+ms=${out#closed }
+check "a ClientHello over 64 KiB is closed at once (${ms}ms)" [ "${out%% *}" = closed ] && [ "$ms" -lt 900 ]
+out=$(C slow 198.51.100.10 443)
+ms=${out#closed }
+check "a stalled peek is closed at the deadline (${ms}ms)" [ "${out%% *}" = closed ] && [ "$ms" -ge 900 ] && [ "$ms" -lt 2500 ]
+
+C idle 198.51.100.10 443 40 >"$FB_TMP/idle.out" &
+idle=$!
+sleep 0.2
+good=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")
+wait $idle
+read -r word n ms <"$FB_TMP/idle.out"
+check "40 idle connections all closed at the deadline (${ms}ms)" [ "$word" = closed ] && [ "$n" = 40 ] && [ "$ms" -lt 2500 ]
+check "a good connection during the idle flood is served" [ "$good" = "$ORIGIN" ]
+
+# ---- control API ------------------------------------------------------
+check "control socket is mode 0600" [ "$(stat -c %a "$SOCK")" = 600 ]
+if px_guest "$NS" curl -sf --max-time 3 --unix-socket "$SOCK" http://x/policy >/dev/null 2>&1; then
+	not_ok "the guest user cannot use the control socket"
+else
+	ok "the guest user cannot use the control socket"
+fi
+hdr=$(px_curl_control "$SOCK" -D - -o "$FB_TMP/get.json" http://x/policy)
+check "GET /policy: ETag is the generation" grep -qi '^etag: "1"' <<<"$hdr"
+check "GET /policy: the policy as JSON" grep -q '"allowed.test"' "$FB_TMP/get.json"
+code=$(px_curl_control "$SOCK" -o /dev/null -w '%{http_code}' -X PATCH \
+	-H 'If-Match: "7"' --data-binary '{"allow":{"other.test":[]}}' http://x/policy)
+check "stale If-Match gets 412" [ "$code" = 412 ]
+out=$(px_curl_control "$SOCK" -X PUT --data-binary $'allow:\n  - "api*.x"\n' http://x/policy)
+check "invalid policy: 400 with LINE:COL, old policy kept" grep -q ':2:[0-9]*: ' <<<"$out"
+out=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")
+check "after the 400 the old policy is still in force" [ "$out" = "$ORIGIN" ]
+out=$(px_curl_control "$SOCK" -X PATCH -H 'If-Match: "1"' \
+	--data-binary '{"allow":{"other.test":[]}}' http://x/policy)
+check "PATCH adds a domain (generation 2)" grep -q '"generation":2' <<<"$out"
+out=$(C tls 198.51.100.20 443 other.test "$PX_CA")
+check "the patched-in domain passes" [ "$out" = "origin 198.51.100.20 other.test" ]
+
+# a running download, then deny-all
+px_guest "$NS" "$PY" -c '
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+s = ctx.wrap_socket(socket.create_connection(("198.51.100.10", 8443)), server_hostname="bulk.test")
+s.sendall(b"GET / HTTP/1.1\r\nHost: bulk.test\r\n\r\n")
+total = 0
+s.settimeout(10)
+try:
+    while (d := s.recv(65536)):
+        total += len(d)
+        if total > 1000000 and total < 1070000:
+            print("streaming", flush=True)
+except (OSError, ssl.SSLError):
+    pass
+print("cut", total, flush=True)
+' "$PX_CA" >"$FB_TMP/bulk.out" &
+bulk=$!
+for _ in $(seq 100); do grep -q streaming "$FB_TMP/bulk.out" && break; sleep 0.05; done
+out=$(px_curl_control "$SOCK" -X PUT --data-binary 'deny-all' http://x/policy)
+check "PUT deny-all answers with the connections it closed" grep -q '"closed":[1-9]' <<<"$out"
+timeout 5 tail --pid=$bulk -f /dev/null
+check "PUT deny-all cuts a running download" grep -q '^cut ' "$FB_TMP/bulk.out"
+out=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")
+check "deny-all refuses new connections" grep -q "ACCESS_DENIED\|access denied" <<<"$out"
+
+stats=$(px_curl_control "$SOCK" http://x/stats)
+check "GET /stats counts by outcome and reason" grep -q '"not-allowed":[1-9]' <<<"$stats"
+metrics=$(px_curl_control "$SOCK" http://x/metrics)
+check "GET /metrics in Prometheus text" grep -q '^firebreak_policy_generation 3$' <<<"$metrics"
+conns=$(px_curl_control "$SOCK" http://x/connections)
+check "GET /connections is a JSON array" "$PY" -c 'import json,sys; assert isinstance(json.loads(sys.argv[1]), list)' "$conns"
+
+# SIGHUP re-reads the file (still allowing allowed.test)
+kill -HUP "$PROXY_PID"
+for _ in $(seq 50); do
+	grep -q '"policy.generation":4' "$AUDIT" && break
+	sleep 0.05
+done
+out=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")
+check "SIGHUP re-reads the policy file" [ "$out" = "$ORIGIN" ]
+
+check "audit log: one JSON object per line" px_json_lines "$AUDIT"
+check "audit log: a close line with bytes and duration" \
+	grep -q '"event.type":"end".*"event.duration":[0-9]*,"source.bytes":[1-9]' "$AUDIT"
+check "audit log: policy change names who and both generations" \
+	grep -q '"event.action":"policy".*"policy.generation":2.*"user.name":"control uid=0 pid=[0-9]* PATCH","policy.previous_generation":1' "$AUDIT"
+check "audit log: the peek timeout is logged" grep -q '"event.reason":"peek-timeout"' "$AUDIT"
+
+kill "$PROXY_PID"
+wait "$PROXY_PID"
+rc=$?
+PROXY_PID=
+check "the proxy exits cleanly on SIGTERM (status $rc, no leaks)" [ "$rc" = 0 ]
+check "the proxy removed its control socket" [ ! -e "$SOCK" ]

@@ -1,0 +1,191 @@
+"""proxy_client.py CMD ARGS... — guest-side clients for the proxy tests.
+
+  tls ADDR PORT NAME CA          a TLS GET; prints the origin's answer line
+  frag ADDR PORT NAME CA MODE    the same with the ClientHello sent as
+                                 1-byte TCP segments (seg) or re-framed as
+                                 1-byte TLS records (rec)
+  pg ADDR PORT NAME CA           Postgres SSLRequest, then TLS as above
+  http2 ADDR PORT HOST1 HOST2    two requests on one connection; prints
+                                 each status line (or "closed")
+  big ADDR PORT                  a ClientHello record stream over 64 KiB;
+                                 prints "closed MS" when the proxy hangs up
+  slow ADDR PORT                 one byte of a hello, then silence;
+                                 prints "closed MS"
+  idle ADDR PORT N               N connections that send nothing; prints
+                                 "closed K MS" once all are closed (K of N)
+Every line goes to stdout; errors print "error WHAT".
+"""
+import socket
+import ssl
+import struct
+import sys
+import time
+
+
+def connect(addr, port):
+    s = socket.create_connection((addr, int(port)), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def request(name):
+    return f"GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode()
+
+
+def read_answer(read):
+    data = b""
+    while True:
+        chunk = read()
+        if not chunk:
+            break
+        data += chunk
+    body = data.split(b"\r\n\r\n", 1)[-1]
+    return body.decode(errors="replace").strip()
+
+
+def tls_over(sock, name, ca, send_hello=None):
+    """Drive a TLS handshake through memory BIOs so the hello can be sent
+    however the caller likes; then one request."""
+    ctx = ssl.create_default_context(cafile=ca)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=name)
+    first = True
+    while True:
+        try:
+            obj.do_handshake()
+            done = True
+        except ssl.SSLWantReadError:
+            done = False
+        pending = out.read()
+        if pending:
+            if first and send_hello:
+                send_hello(sock, pending)
+            else:
+                sock.sendall(pending)
+            first = False
+        if done:
+            break
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed during handshake")
+        inc.write(data)
+    obj.write(request(name))
+    sock.sendall(out.read())
+
+    def read():
+        while True:
+            try:
+                return obj.read(65536)
+            except ssl.SSLWantReadError:
+                data = sock.recv(65536)
+                if not data:
+                    return b""
+                inc.write(data)
+            except ssl.SSLZeroReturnError:
+                return b""
+            sent = out.read()
+            if sent:
+                sock.sendall(sent)
+    return read_answer(read)
+
+
+def one_byte_segments(sock, data):
+    for b in data:
+        sock.send(bytes([b]))
+        time.sleep(0.0002)
+
+
+def one_byte_records(sock, data):
+    # data is one or more records; re-frame every record's body byte by byte
+    out = b""
+    while data:
+        ctype, ver, length = struct.unpack("!BHH", data[:5])
+        body, data = data[5:5 + length], data[5 + length:]
+        for b in body:
+            out += struct.pack("!BHH", ctype, ver, 1) + bytes([b])
+    sock.sendall(out)
+
+
+def wait_closed(sock, start):
+    sock.settimeout(30)
+    try:
+        while sock.recv(4096):
+            pass
+    except OSError:
+        pass
+    return int((time.monotonic() - start) * 1000)
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    try:
+        if cmd == "tls":
+            addr, port, name, ca = args
+            print(tls_over(connect(addr, port), name, ca))
+        elif cmd == "frag":
+            addr, port, name, ca, mode = args
+            how = one_byte_segments if mode == "seg" else one_byte_records
+            print(tls_over(connect(addr, port), name, ca, how))
+        elif cmd == "pg":
+            addr, port, name, ca = args
+            s = connect(addr, port)
+            s.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")
+            answer = s.recv(1)
+            if answer != b"S":
+                print(f"error sslrequest answered {answer!r}")
+                return
+            print(tls_over(s, name, ca))
+        elif cmd == "http2":
+            addr, port, h1, h2 = args
+            s = connect(addr, port)
+            f = s.makefile("rb")
+            for host in (h1, h2):
+                s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                line = f.readline().decode().strip()
+                if not line:
+                    print("closed")
+                    return
+                length, reason = 0, ""
+                while (h := f.readline().decode().strip()):
+                    k, v = h.split(":", 1)
+                    if k.lower() == "content-length":
+                        length = int(v)
+                    if k.lower() == "x-firebreak-reason":
+                        reason = v.strip()
+                f.read(length)
+                print(line + (f" reason={reason}" if reason else ""))
+        elif cmd == "big":
+            addr, port = args
+            s = connect(addr, port)
+            start = time.monotonic()
+            # a handshake header announcing a 100 KiB ClientHello, then
+            # records carrying it: never complete below 64 KiB
+            body = b"\x01" + (100000).to_bytes(3, "big") + b"\x03\x03" + bytes(16000)
+            recs = struct.pack("!BHH", 22, 0x0301, len(body)) + body
+            for _ in range(5):
+                recs += struct.pack("!BHH", 22, 0x0301, 16000) + bytes(16000)
+            try:
+                s.sendall(recs)
+            except OSError:
+                pass
+            print(f"closed {wait_closed(s, start)}")
+        elif cmd == "slow":
+            addr, port = args
+            s = connect(addr, port)
+            start = time.monotonic()
+            s.send(b"\x16")
+            print(f"closed {wait_closed(s, start)}")
+        elif cmd == "idle":
+            addr, port, n = args
+            socks = [connect(addr, port) for _ in range(int(n))]
+            start = time.monotonic()
+            closed = sum(1 for s in socks if wait_closed(s, start) < 30000)
+            print(f"closed {closed} {int((time.monotonic() - start) * 1000)}")
+        else:
+            print(f"error unknown command {cmd}")
+    except (OSError, ssl.SSLError, ConnectionError) as e:
+        print(f"error {e}")
+
+
+if __name__ == "__main__":
+    main()

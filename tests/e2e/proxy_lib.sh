@@ -1,0 +1,78 @@
+# proxy_lib.sh — helpers for the proxy's end-to-end tests; source after lib.sh.
+#
+#   px_certs NAME...        a test CA ($PX_CA) and a leaf per NAME in $PX_CERTS
+#   px_origins NS SPEC...   tls_origin.py in namespace NS (SPECs as it takes)
+#   px_dns NS ADDR NAME=IP... dnsd.py in NS on ADDR:53, logging to $PX_DNS_LOG
+#   px_guest NS CMD...      CMD in NS as nobody (the guest's privileges)
+#   px_client NS ARGS...    proxy_client.py ARGS as a guest in NS
+#   px_curl_control SOCK ARGS...  curl over the control socket
+#   px_json_lines FILE      every line of FILE is one JSON object
+
+PX_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PX_CERTS=$FB_TMP/certs
+PX_CA=$PX_CERTS/ca.pem
+PX_DNS_LOG=$FB_TMP/dns.log
+
+px_certs() {
+	local n
+	mkdir -p "$PX_CERTS"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$PX_CERTS/ca.key" -out "$PX_CA" -days 2 \
+		-subj /CN=firebreak-test-ca 2>/dev/null || return 1
+	for n in "$@"; do
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$PX_CERTS/$n.key" -out "$PX_CERTS/$n.csr" \
+			-subj "/CN=$n" 2>/dev/null &&
+		openssl x509 -req -in "$PX_CERTS/$n.csr" -CA "$PX_CA" \
+			-CAkey "$PX_CERTS/ca.key" -CAcreateserial -days 2 \
+			-out "$PX_CERTS/$n.pem" \
+			-extfile <(echo "subjectAltName=DNS:$n") 2>/dev/null || return 1
+	done
+	chmod -R a+rX "$PX_CERTS"
+}
+
+px_wait_file() {
+	for _ in $(seq 200); do
+		[ -e "$1" ] && return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+px_origins() {
+	local ns=$1 ready=$FB_TMP/origins.$RANDOM; shift
+	ip netns exec "$ns" "$PY" "$PX_DIR/tls_origin.py" "$PX_CERTS" "$ready" "$@" &
+	FB_PIDS+=($!)
+	px_wait_file "$ready"
+}
+
+px_dns() {
+	local ns=$1 addr=$2 ready=$FB_TMP/dns.$RANDOM; shift 2
+	ip netns exec "$ns" "$PY" "$PX_DIR/dnsd.py" "$PX_DNS_LOG" "$ready" \
+		"$addr" 53 "$@" &
+	FB_PIDS+=($!)
+	px_wait_file "$ready"
+}
+
+px_guest() {
+	local ns=$1; shift
+	ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+}
+
+px_client() {
+	local ns=$1; shift
+	px_guest "$ns" "$PY" "$PX_DIR/proxy_client.py" "$@"
+}
+
+px_curl_control() {
+	local sock=$1; shift
+	curl -sS --max-time 10 --unix-socket "$sock" "$@"
+}
+
+px_json_lines() {
+	"$PY" -c 'import json, sys
+n = 0
+for line in open(sys.argv[1]):
+    json.loads(line); n += 1
+sys.exit(0 if n else 1)' "$1"
+}
