@@ -83,6 +83,35 @@ def serve_udp(port, path):
 		with open(path, "a") as f:
 			f.write("%s %s\n" % (a[0], d.decode(errors="replace")))
 
+# icmp: an echo request to each host; prints reply, prohibited or timeout
+def icmp(*hosts):
+	import select, struct
+	for host in hosts:
+		v6 = ":" in host
+		s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
+				  socket.SOCK_RAW,
+				  socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)
+		msg = struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, 0x4662, 1) + b"fb"
+		if not v6:
+			sum16 = sum(struct.unpack("!%dH" % (len(msg) // 2), msg))
+			sum16 = (sum16 >> 16) + (sum16 & 0xffff)
+			msg = msg[:2] + struct.pack("!H", ~(sum16 + (sum16 >> 16)) & 0xffff) + msg[4:]
+		s.sendto(msg, (host, 0))
+		result, end = "timeout", time.time() + 0.5
+		while time.time() < end:
+			if not select.select([s], [], [], end - time.time())[0]:
+				break
+			d = s.recv(2048)
+			if not v6:
+				d = d[(d[0] & 15) * 4:]
+			if d[0] == (129 if v6 else 0):
+				result = "reply"
+				break
+			if (v6 and d[:2] == b"\x01\x01") or (not v6 and d[:2] == b"\x03\x0d"):
+				result = "prohibited"
+				break
+		print(result)
+
 # stream: talk every 5 ms; when the stream breaks, write the wall time
 def stream(host, port, out):
 	c = socket.create_connection((host, int(port)), timeout=2)
@@ -109,7 +138,8 @@ cmd = sys.argv[1]
 args = sys.argv[2:]
 {"serve-tcp": lambda: serve_tcp(int(args[0]), args[1]),
  "serve-udp": lambda: serve_udp(int(args[0]), args[1]),
- "stream": lambda: stream(*args)}[cmd]()
+ "stream": lambda: stream(*args),
+ "icmp": lambda: icmp(*args)}[cmd]()
 EOF
 
 # ---- topology ---------------------------------------------------------
@@ -167,6 +197,7 @@ start $O "$TMP/o53.log" serve-tcp 53 resolver || exit 1
 start $O "$TMP/oudp.log" serve-udp 443 "$TMP/udp443" || exit 1
 start $S "$TMP/dns.log" serve-udp 15053 "$TMP/dns" || exit 1
 start $S "$TMP/gw.log" serve-tcp 2222 gateway-ssh || exit 1
+start $S "$TMP/dnstcp.log" serve-tcp 15053 dns-tcp || exit 1
 start $I "$TMP/net.log" serve-tcp 8081 @peer || exit 1
 
 POLICY=(--guest sg --proxy-port 15001 --dns-port 15053
@@ -238,10 +269,17 @@ for fam in 4 6; do
 	check "ipv$fam: UDP 53 goes to the DNS port" \
 		grep -q "probe" "$TMP/dns"
 	rm -f "$TMP/dns"
+	conn $G $denied 53
+	check "ipv$fam: TCP 53 goes to the DNS port, whatever the address" \
+		[ "$RC" = 0 -a "$LINE" = dns-tcp ]
 
 	conn $G $gw 2222 0.5
 	check "ipv$fam: guest to the gateway's other ports is dropped (timeout)" \
 		[ "$RC" = 4 ]
+
+	echo=$(in_g $PY -S "$TMP/t.py" icmp $allowed $denied $other | tr '\n' ' ')
+	check "ipv$fam: ICMP echo: allowed forwarded, denied prohibited, other dropped ($echo)" \
+		[ "$echo" = "reply prohibited timeout " ]
 done
 
 check "counters: allowed and rejected counted real traffic" \
