@@ -48,9 +48,9 @@ static bool touches(const uint8_t *hi, const uint8_t *lo, size_t len)
 {
 	uint8_t after[16];
 
-	if (is_top(hi, len) || memcmp(lo, hi, len) <= 0)
+	if (memcmp(lo, hi, len) <= 0)
 		return true;
-	next_addr(hi, after, len);
+	next_addr(hi, after, len); /* lo > hi: hi is not the top address */
 	return memcmp(lo, after, len) == 0;
 }
 

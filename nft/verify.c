@@ -26,8 +26,10 @@ struct seen {
 	struct fbn_tbl_item *v; /* the tally being filled */
 	size_t *n;
 	int name_attr, table_attr;
-	/* what adds to an object's count: nothing (chains, sets, counters),
-	 * each dumped rule (to its chain), or the elements listed */
+	/*
+	 * What adds to an object's count: nothing (chains, sets, counters),
+	 * each dumped rule (to its chain), or the elements listed.
+	 */
 	enum { COUNT_NONE, COUNT_RULES, COUNT_ELEMS } count;
 };
 

@@ -181,6 +181,55 @@ static void test_ranges_sorted_merged_open_at_top(void **state)
 	free(e);
 }
 
+/*
+ * Random ranges (small numbers, so they overlap and touch often) against
+ * a brute-force membership check: the elements must match exactly the
+ * union of the ranges.  A fixed seed keeps failures reproducible.
+ */
+static void test_elems_match_ranges_randomized(void **state)
+{
+	enum { ROUNDS = 200, RANGES = 12, SPACE = 256 };
+	unsigned seed = 4242;
+
+	(void)state;
+	for (int round = 0; round < ROUNDS; round++) {
+		struct fb_range r[RANGES];
+		bool in[SPACE] = { false };
+		struct fbn_elem *e;
+		size_t n;
+		char err[200];
+
+		for (int i = 0; i < RANGES; i++) {
+			unsigned lo = (unsigned)rand_r(&seed) % SPACE;
+			unsigned hi = lo + (unsigned)rand_r(&seed) % 16;
+
+			hi = hi >= SPACE ? SPACE - 1 : hi;
+			memset(&r[i], 0, sizeof(r[i]));
+			r[i].family = AF_INET;
+			/* 255.255.255.x: the top of the space is in play */
+			memset(r[i].lo, 0xff, 3);
+			memset(r[i].hi, 0xff, 3);
+			r[i].lo[3] = (uint8_t)lo;
+			r[i].hi[3] = (uint8_t)hi;
+			for (unsigned a = lo; a <= hi; a++)
+				in[a] = true;
+		}
+		assert_int_equal(fbn_ranges_to_elems(r, RANGES, AF_INET,
+						     "deny", &e, &n, err,
+						     sizeof(err)), 0);
+		for (unsigned a = 0; a < SPACE; a++) {
+			uint8_t addr[4] = { 0xff, 0xff, 0xff, (uint8_t)a };
+
+			if (fbn_elems_contain(e, n, addr, 4) != in[a])
+				fail_msg("round %d: 255.255.255.%u wrongly %s",
+					 round, a, in[a] ? "out" : "in");
+		}
+		for (size_t i = 1; i < n; i++)
+			assert_true(memcmp(e[i - 1].key, e[i].key, 4) < 0);
+		free(e);
+	}
+}
+
 static void test_range_backwards_is_named(void **state)
 {
 	struct fb_range r[] = { range("10.0.0.0", "10.0.0.9"),
@@ -513,6 +562,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ranges_sorted_merged_open_at_top),
+		cmocka_unit_test(test_elems_match_ranges_randomized),
 		cmocka_unit_test(test_range_backwards_is_named),
 		NS_TEST(test_apply_builds_table),
 		NS_TEST(test_replace_swaps_sets),
