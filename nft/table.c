@@ -14,7 +14,8 @@
  *                      deny set rejected, except the upstream resolver
  *
  * With no proxy listening, redirected TCP meets a closed port and is
- * refused, and DNS goes unanswered: nothing falls through (fail closed).
+ * reset, and DNS gets port-unreachable: nothing falls through (fail
+ * closed).
  */
 #include <netinet/in.h>
 #include <stdio.h>
