@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -206,6 +207,53 @@ static struct bytes openssl_hello(const char *sni, const unsigned char *alpn,
 	return x;
 }
 
+/* The server name OpenSSL's own server reads from the same bytes: the
+ * brokered path terminates TLS with OpenSSL, and the two must agree. */
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+	(void)alert;
+	snprintf(arg, FB_NAME_MAX, "%s", sni ? sni : "");
+	return SSL_TLSEXT_ERR_ALERT_FATAL; /* the rest is not under test */
+}
+
+static bool openssl_reads(const struct bytes *rec, char name[FB_NAME_MAX])
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL *ssl;
+	BIO *in;
+
+	name[0] = '\x01'; /* not a name: the callback did not run */
+	assert_non_null(ctx);
+	SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+	SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
+	SSL_CTX_set_tlsext_servername_arg(ctx, name);
+	ssl = SSL_new(ctx);
+	in = BIO_new_mem_buf(rec->b, (int)rec->len);
+	assert_non_null(ssl);
+	assert_non_null(in);
+	SSL_set_bio(ssl, in, BIO_new(BIO_s_mem()));
+	SSL_set_accept_state(ssl);
+	assert_int_equal(SSL_do_handshake(ssl), -1);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	return name[0] != '\x01';
+}
+
+/* A name the peek reads, OpenSSL reads too, up to normalisation. */
+static void assert_openssl_agrees(const struct bytes *rec, const struct fb_peek *p)
+{
+	char raw[FB_NAME_MAX], norm[FB_NAME_MAX];
+	const char *why;
+
+	if (p->reason != FB_PEEK_NAMED)
+		return;
+	assert_true(openssl_reads(rec, raw));
+	assert_int_equal(fb_peek_name(raw, strlen(raw), norm, &why), FB_PEEK_NAMED);
+	assert_string_equal(norm, p->name);
+}
+
 /* ------------------------------------------------------------------ */
 /* Feeding                                                             */
 /* ------------------------------------------------------------------ */
@@ -272,6 +320,7 @@ static void peek_all_ways(const struct bytes *msg, struct fb_peek *out)
 			assert_same(out, &other);
 		assert_int_equal(feed_bytewise(&other, &rec), FB_PEEK_DONE);
 		assert_same(out, &other);
+		assert_openssl_agrees(&rec, out);
 		free(rec.b);
 	}
 }
@@ -317,6 +366,7 @@ static void test_openssl_hello(void **state)
 	assert_string_equal(p.name, "api.example.com");
 	assert_string_equal(p.alpn, "h2,http/1.1");
 	assert_false(p.ech);
+	assert_openssl_agrees(&rec, &p);
 	assert_int_equal(feed_bytewise(&q, &rec), FB_PEEK_DONE);
 	assert_same(&p, &q);
 	peek_all_ways(&msg, &q);
@@ -591,7 +641,7 @@ static void test_too_big(void **state)
 {
 	const char *one[] = { "big.example" };
 	uint8_t d1[64];
-	static uint8_t pad[65000];
+	static uint8_t pad[65535];
 	struct ext e[] = { { 0, d1, sni_data(d1, one, 1, NULL) }, { 21, pad, 0 } };
 	struct hello_opts o = { 0 };
 	struct bytes m, rec;
