@@ -266,6 +266,10 @@ static void on_answer(void *arg, int status, int timeouts,
 	struct fb_resolver *r = lk->r;
 	struct fb_resolve_req *q;
 	struct answer *a;
+	static const struct fb_resolved no_memory = {
+		.status = FB_RESOLVE_FAILED, .why = "out of memory",
+	};
+	const struct fb_resolved *res = &no_memory;
 
 	(void)timeouts;
 	if (status == ARES_EDESTRUCTION) { /* fb_resolver_free */
@@ -276,14 +280,13 @@ static void on_answer(void *arg, int status, int timeouts,
 	}
 	LIST_REMOVE(lk, link);
 	a = malloc(sizeof(*a));
-	if (!a) {
-		ares_freeaddrinfo(ai);
-		free_lookup(lk);
-		return;
+	if (a) {
+		make_answer(a, status, ai);
+		res = &a->res;
 	}
-	make_answer(a, status, ai);
-	ares_freeaddrinfo(ai);
-	if (a->res.status == FB_RESOLVE_FAILED) {
+	if (ai)
+		ares_freeaddrinfo(ai);
+	if (res->status == FB_RESOLVE_FAILED) {
 		r->stats.failures++;
 	} else {
 		if (lk->family != AF_INET6)
@@ -294,7 +297,7 @@ static void on_answer(void *arg, int status, int timeouts,
 	/* One at a time: a callback may cancel another waiter. */
 	while ((q = TAILQ_FIRST(&lk->waiters))) {
 		TAILQ_REMOVE(&lk->waiters, q, link);
-		q->cb(&a->res, q->arg);
+		q->cb(res, q->arg);
 		free(q);
 	}
 	free(a);

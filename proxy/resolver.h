@@ -59,7 +59,11 @@ struct fb_resolve_req;
  */
 struct fb_resolver *fb_resolver_new(struct fb_loop *loop, const char *server,
 				    char *err, size_t errsize);
-/* Pending requests are dropped without their callbacks being called. */
+/*
+ * Pending requests are dropped without their callbacks being called, and
+ * their handles die with them: free what holds handles (the DNS server,
+ * connections) first.
+ */
 void fb_resolver_free(struct fb_resolver *r);
 
 /*
