@@ -324,8 +324,10 @@ static bool cached_both(struct fb_resolver *r, const char *name,
 	a->res.status = FB_RESOLVE_OK;
 	if (v4.status == FB_RESOLVE_NXDOMAIN || v6.status == FB_RESOLVE_NXDOMAIN)
 		a->res.status = FB_RESOLVE_NXDOMAIN;
-	memcpy(a->addrs, v4.addrs, v4.naddrs * sizeof(*v4.addrs));
-	memcpy(a->addrs + v4.naddrs, v6.addrs, v6.naddrs * sizeof(*v6.addrs));
+	if (v4.naddrs) /* addrs may be NULL when empty: no memcpy from NULL */
+		memcpy(a->addrs, v4.addrs, v4.naddrs * sizeof(*v4.addrs));
+	if (v6.naddrs)
+		memcpy(a->addrs + v4.naddrs, v6.addrs, v6.naddrs * sizeof(*v6.addrs));
 	a->res.naddrs = v4.naddrs + v6.naddrs;
 	return true;
 }
