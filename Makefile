@@ -18,6 +18,7 @@ SAN     ?=
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 FUZZ_SECONDS ?= 60
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
 PKGS      := libnftnl libmnl openssl yaml-0.1 libidn2 libpcre2-8 libcares
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -104,8 +105,8 @@ deps:
 # ---- the two commands ------------------------------------------------
 test:
 	@$(MAKE) --no-print-directory deps
-	@$(MAKE) --no-print-directory BUILD=build/plain tests
-	@$(MAKE) --no-print-directory BUILD=build/asan \
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/plain tests
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" tests
 	@$(MAKE) --no-print-directory check-examples
 	@tests/run.sh build/plain build/asan
