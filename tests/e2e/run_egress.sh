@@ -100,3 +100,17 @@ check "host's own addresses unreachable (IPv4)" \
 check "host's own addresses unreachable (IPv6)" \
 	expect tcp,2001:db8:1::1,8082 "refused timeout"
 check "nothing left behind" [ -z "$(fb_leftovers "$FB_LAST_ID")" ]
+
+# IPv6 egress only where the host has IPv6 to forward to: without a
+# default route there, the guest's IPv6 stays inside and IPv4 still works.
+in_host ip -6 route del default
+fb_next_id
+out=$(fb_run --policy "$FB_TMP/policy.yaml" "${PUBLICS[@]}" \
+	-- $(fb_probe tcp,198.51.100.10,80 tcp,2001:db8:100::10,80,0.5) 2>&1)
+echo "$out" | sed 's/^/# /'
+check "host without IPv6 route: IPv4 egress still works" \
+	expect tcp,198.51.100.10,80 open
+check "host without IPv6 route: no IPv6 egress" \
+	expect tcp,2001:db8:100::10,80,0.5 "unreachable timeout refused"
+check "host without IPv6 route: nothing left behind" \
+	[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
