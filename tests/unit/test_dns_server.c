@@ -567,6 +567,48 @@ static void test_cache(void **state)
 	stop(&f);
 }
 
+/* The cache alone, on a clock the test sets. */
+static void test_cache_expiry_and_eviction(void **state)
+{
+	struct fb_dns_cache *c = fb_dns_cache_new(2);
+	struct fb_addr a[2];
+	struct fb_resolved res = { .status = FB_RESOLVE_OK, .addrs = a, .naddrs = 2,
+				   .ttl = 0, .chain = "x.example\0y.example", .nchain = 2 };
+	struct fb_resolved out;
+
+	(void)state;
+	assert_int_equal(fb_addr_parse("1.2.3.4", &a[0]), 0);
+	assert_int_equal(fb_addr_parse("5.6.7.8", &a[1]), 0);
+	/* TTL 0 is kept for the 1 s minimum, and no longer. */
+	assert_int_equal(fb_dns_cache_put(c, "a.example", AF_INET, &res, 5000), 0);
+	assert_true(fb_dns_cache_get(c, "a.example", AF_INET, 5999, &out));
+	assert_int_equal(out.ttl, 1);
+	assert_int_equal(out.naddrs, 2);
+	assert_int_equal(out.nchain, 2);
+	assert_string_equal(out.chain + strlen(out.chain) + 1, "y.example");
+	assert_false(fb_dns_cache_get(c, "a.example", AF_INET6, 5999, &out));
+	assert_false(fb_dns_cache_get(c, "a.example", AF_INET, 6000, &out));
+	/* A day is kept for 300 s. */
+	res.ttl = 86400;
+	assert_int_equal(fb_dns_cache_put(c, "a.example", AF_INET, &res, 0), 0);
+	assert_true(fb_dns_cache_get(c, "a.example", AF_INET, 299999, &out));
+	assert_int_equal(out.ttl, 1);
+	assert_false(fb_dns_cache_get(c, "a.example", AF_INET, 300000, &out));
+	/* Full: the oldest goes; a newer answer replaces an older one. */
+	assert_int_equal(fb_dns_cache_put(c, "a.example", AF_INET, &res, 0), 0);
+	assert_int_equal(fb_dns_cache_put(c, "b.example", AF_INET, &res, 0), 0);
+	res.naddrs = 1;
+	assert_int_equal(fb_dns_cache_put(c, "b.example", AF_INET, &res, 0), 0);
+	assert_true(fb_dns_cache_get(c, "a.example", AF_INET, 0, &out));
+	assert_true(fb_dns_cache_get(c, "b.example", AF_INET, 0, &out));
+	assert_int_equal(out.naddrs, 1);
+	assert_int_equal(fb_dns_cache_put(c, "c.example", AF_INET, &res, 0), 0);
+	assert_false(fb_dns_cache_get(c, "a.example", AF_INET, 0, &out));
+	assert_true(fb_dns_cache_get(c, "b.example", AF_INET, 0, &out));
+	assert_true(fb_dns_cache_get(c, "c.example", AF_INET, 0, &out));
+	fb_dns_cache_free(c);
+}
+
 struct got {
 	struct fx *f;
 	int calls;
@@ -1071,6 +1113,7 @@ int main(void)
 		cmocka_unit_test(test_cname_chain),
 		cmocka_unit_test(test_denied_addresses_dropped),
 		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_cache_expiry_and_eviction),
 		cmocka_unit_test(test_resolve_api),
 		cmocka_unit_test(test_upstream_down),
 		cmocka_unit_test(test_rate_cap),
