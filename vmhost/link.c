@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <arpa/inet.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/if_tun.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <libmnl/libmnl.h>
@@ -148,6 +150,29 @@ int fb_link_add_veth(struct fb_rtnl *nl, const char *name, const char *peer,
 
 	snprintf(what, sizeof what, "create veth %s/%s", name, peer);
 	return talk(nl, nlh, NULL, NULL, what, err, errsize);
+}
+
+int fb_link_add_tap(const char *name, char *err, size_t errsize)
+{
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI };
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errsize, "create tap %s: open /dev/net/tun: %s",
+			 name, strerror(errno));
+		return -1;
+	}
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int saved = errno;
+
+		snprintf(err, errsize, "create tap %s: TUNSETIFF: %s", name,
+			 strerror(errno));
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
 }
 
 int fb_link_del(struct fb_rtnl *nl, const char *name, char *err,

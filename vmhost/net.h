@@ -4,7 +4,7 @@
  *   netns.c  named network namespaces (the `ip netns` convention: a bind
  *            mount of the namespace under /run/netns/NAME), anonymous ones,
  *            entering them
- *   link.c   rtnetlink over libmnl: veth pairs across namespaces,
+ *   link.c   rtnetlink over libmnl: veth pairs across namespaces, taps,
  *            addresses, default routes; sysctls under /proc/sys
  *
  * Functions that can fail return -1 (or NULL) and write one message into
@@ -57,6 +57,13 @@ void fb_rtnl_close(struct fb_rtnl *nl);
  */
 int fb_link_add_veth(struct fb_rtnl *nl, const char *name, const char *peer,
 		     int peer_ns, char *err, size_t errsize);
+/*
+ * A tap device `name` (Ethernet frames, no packet-info header) in the
+ * calling thread's namespace, down.  Returns its O_CLOEXEC descriptor: the
+ * device lives while that descriptor or a copy of it (the hypervisor's)
+ * is open, so nothing outlives a crashed launcher.
+ */
+int fb_link_add_tap(const char *name, char *err, size_t errsize);
 /* Delete an interface by name (a veth takes its peer with it). */
 int fb_link_del(struct fb_rtnl *nl, const char *name, char *err,
 		size_t errsize);

@@ -111,6 +111,7 @@ static void random_id(char id[FB_SANDBOX_ID_MAX + 1])
 
 struct step {
 	struct fb_sandbox *sb;
+	bool tap;
 	char *err;
 	size_t errsize;
 };
@@ -184,12 +185,20 @@ static int setup_sandbox_ns(void *arg)
 	if (!nl)
 		return -1;
 	guest_link(&gw4, &guest4, &gw6, &guest6);
-	if (fb_link_up(nl, 1, st->err, st->errsize) < 0 ||
-	    fb_link_add_veth(nl, GATEWAY_IF, GUEST_IF, sb->guest_ns, st->err,
-			     st->errsize) < 0)
+	if (fb_link_up(nl, 1, st->err, st->errsize) < 0)
 		goto out;
+	if (st->tap) {
+		sb->tap_fd = fb_link_add_tap(GATEWAY_IF, st->err, st->errsize);
+		if (sb->tap_fd < 0)
+			goto out;
+	} else if (fb_link_add_veth(nl, GATEWAY_IF, GUEST_IF, sb->guest_ns,
+				    st->err, st->errsize) < 0) {
+		goto out;
+	}
 	idx = fb_link_index(nl, GATEWAY_IF, st->err, st->errsize);
-	if (idx < 0 || add_addr(nl, idx, &gw4, 30, st) < 0 ||
+	if (idx < 0 || (st->tap && fb_link_up(nl, idx, st->err,
+					      st->errsize) < 0) ||
+	    add_addr(nl, idx, &gw4, 30, st) < 0 ||
 	    add_addr(nl, idx, &gw6, 64, st) < 0)
 		goto out;
 	idx = fb_link_index(nl, UPLINK_IF, st->err, st->errsize);
@@ -396,11 +405,11 @@ int fb_sandbox_create(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 		      char *err, size_t errsize)
 {
 	const char *state_dir = o->state_dir ? o->state_dir : FB_STATE_DIR;
-	struct step st = { sb, err, errsize };
+	struct step st = { sb, o->tap, err, errsize };
 	int saved;
 
 	memset(sb, 0, sizeof *sb);
-	sb->home_ns = sb->sandbox_ns = sb->guest_ns = -1;
+	sb->home_ns = sb->sandbox_ns = sb->guest_ns = sb->tap_fd = -1;
 	sb->slot.fd = -1;
 	sb->resolver = o->resolver;
 	sb->resolver_port = o->resolver_port;
@@ -424,8 +433,8 @@ int fb_sandbox_create(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 	    setup_outside(&st) < 0 ||
 	    fb_netns_call(sb->sandbox_ns, setup_sandbox_ns, &st, err,
 			  errsize) < 0 ||
-	    fb_netns_call(sb->guest_ns, setup_guest_ns, &st, err,
-			  errsize) < 0 ||
+	    (!o->tap && fb_netns_call(sb->guest_ns, setup_guest_ns, &st,
+				      err, errsize) < 0) ||
 	    apply_policy(sb, o->policy, err, errsize) < 0 ||
 	    fb_netns_call(sb->sandbox_ns, setup_guest_nat, &st, err,
 			  errsize) < 0 ||
@@ -472,6 +481,7 @@ void fb_sandbox_destroy(struct fb_sandbox *sb)
 			fprintf(stderr, "firebreak: remove %s: %s\n", sb->dir,
 				strerror(errno));
 	}
+	close_fd(&sb->tap_fd);
 	close_fd(&sb->guest_ns);
 	close_fd(&sb->sandbox_ns);
 	close_fd(&sb->home_ns);

@@ -4,6 +4,7 @@
  *
  *   guest netns                 sandbox netns "fb-<id>"          launcher's netns
  *   eth0 10.200.0.2/30  ─veth─  guest0 10.200.0.1/30
+ *   (a VM's eth0         ─tap──  guest0: opts.tap)
  *        fd00:fb::2/64                 fd00:fb::1/64
  *                               table inet firebreak (the policy)
  *                               table inet firebreak-guest (masquerade)
@@ -56,6 +57,8 @@ struct fb_sandbox_opts {
 	const struct fb_policy *policy; /* the sandbox table's first sets */
 	struct fb_addr resolver;  /* family 0: none */
 	uint16_t resolver_port;
+	bool tap;  /* the guest link is a tap for a VM (sb->tap_fd), not a
+		    * veth into guest_ns */
 };
 
 struct fb_sandbox {
@@ -67,6 +70,7 @@ struct fb_sandbox {
 	int home_ns;          /* the launcher's namespace */
 	int sandbox_ns;
 	int guest_ns;         /* no name: it lives while this descriptor or the guest does */
+	int tap_fd;           /* opts.tap: the gateway's tap, for the VM; else -1 */
 	struct fb_slot slot;
 	bool v6_egress;       /* the launcher's side has IPv6 to forward to */
 	struct fb_addr resolver;
