@@ -37,11 +37,9 @@ const struct fb_stats *fb_proxy_stats(const struct fb_proxy *p)
 	return &p->stats;
 }
 
-/* "IP:PORT", "[IPv6]:PORT", or with want_port < 0 also a bare "IP"
- * (then the port is -want_port). */
-static int parse_hostport(const char *what, const char *s, int want_port,
-			  struct fb_addr *a, uint16_t *port, char *err,
-			  size_t errsize)
+/* "IP:PORT" or "[IPv6]:PORT". */
+static int parse_hostport(const char *what, const char *s, struct fb_addr *a,
+			  uint16_t *port, char *err, size_t errsize)
 {
 	char host[64];
 	const char *colon, *h = s;
@@ -52,16 +50,16 @@ static int parse_hostport(const char *what, const char *s, int want_port,
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
 
-		if (!close || (close[1] != ':' && close[1] != '\0'))
+		if (!close || close[1] != ':')
 			goto bad;
 		h = s + 1;
 		hlen = (size_t)(close - h);
-		colon = close[1] ? close + 1 : NULL;
+		colon = close + 1;
 	} else {
 		colon = strrchr(s, ':');
-		if (colon && strchr(s, ':') != colon)
-			colon = NULL; /* a bare IPv6 address */
-		hlen = colon ? (size_t)(colon - s) : strlen(s);
+		if (!colon || strchr(s, ':') != colon)
+			goto bad; /* no port, or an IPv6 address without brackets */
+		hlen = (size_t)(colon - s);
 	}
 	if (hlen >= sizeof(host))
 		goto bad;
@@ -69,21 +67,15 @@ static int parse_hostport(const char *what, const char *s, int want_port,
 	host[hlen] = '\0';
 	if (fb_addr_parse(host, a) < 0)
 		goto bad;
-	if (!colon) {
-		if (want_port >= 0)
-			goto bad;
-		*port = (uint16_t)-want_port;
-		return 0;
-	}
 	errno = 0;
 	n = strtol(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || n < 0 || n > 65535)
+	if (errno || *end || end == colon + 1 || n < 1 || n > 65535)
 		goto bad;
 	*port = (uint16_t)n;
 	return 0;
 bad:
-	snprintf(err, errsize, "%s \"%s\": expected %s", what, s,
-		 want_port >= 0 ? "ADDR:PORT or [IPv6]:PORT" : "IP or IP:PORT");
+	snprintf(err, errsize, "%s \"%s\": expected ADDR:PORT or [IPv6]:PORT",
+		 what, s);
 	return -1;
 }
 
@@ -390,14 +382,11 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 		goto fail;
 	}
 	if (load_initial(p, err, errsize) < 0 ||
-	    parse_hostport("--listen", cfg->listen, 0, &p->listen_addr,
+	    parse_hostport("--listen", cfg->listen, &p->listen_addr,
 			   &p->listen_port, err, errsize) < 0 ||
 	    (cfg->dns_listen &&
-	     parse_hostport("--dns-listen", cfg->dns_listen, 0, &dns_addr,
-			    &p->dns_port, err, errsize) < 0) ||
-	    (cfg->resolver &&
-	     parse_hostport("--resolver", cfg->resolver, -53, &p->resolver_addr,
-			    &p->resolver_port, err, errsize) < 0))
+	     parse_hostport("--dns-listen", cfg->dns_listen, &dns_addr,
+			    &p->dns_port, err, errsize) < 0))
 		goto fail;
 	if (cfg->audit_path) {
 		p->audit = fb_audit_open(cfg->audit_path, cfg->sandbox_id, err,
@@ -408,6 +397,8 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 	p->resolver = fb_resolver_new(p->loop, cfg->resolver, err, errsize);
 	if (!p->resolver)
 		goto fail;
+	/* nft lets the proxy alone reach it, whatever the deny set says */
+	fb_resolver_upstream(p->resolver, &p->resolver_addr, &p->resolver_port);
 	/* Key files are read now, before privileges are dropped. */
 	if (cfg->ca_cert) {
 		p->broker = fb_broker_ctx_new(cfg, err, errsize);
