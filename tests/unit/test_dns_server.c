@@ -15,8 +15,12 @@
 #include <ares.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "policy/policy.h"
@@ -1075,6 +1079,65 @@ static void test_free_in_flight(void **state)
 	close(fd);
 }
 
+/*
+ * In a child with its own mount namespace, `text` bind-mounted over
+ * /etc/resolv.conf: 0 when the resolver picked `want` (NULL: refused it
+ * with `why` in the message), 1 on a mismatch, 77 when namespaces are
+ * not available to us.
+ */
+static int with_resolv_conf(const char *text, const char *want, const char *why)
+{
+	char path[] = "/tmp/fb-resolv-XXXXXX", err[256], got[64];
+	int fd = mkstemp(path), status;
+	pid_t pid;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct fb_loop *l;
+		struct fb_resolver *r;
+		struct fb_addr a;
+		uint16_t port;
+
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount(path, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
+			_exit(77);
+		l = fb_loop_new();
+		r = fb_resolver_new(l, NULL, err, sizeof(err));
+		if (!r)
+			_exit(!want && strstr(err, why) ? 0 : 1);
+		fb_resolver_upstream(r, &a, &port);
+		fb_addr_format(&a, got, sizeof(got));
+		fb_resolver_free(r);
+		fb_loop_free(l);
+		_exit(want && strcmp(got, want) == 0 && port == 53 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	unlink(path);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+/* No --resolver: the first nameserver line of the host's resolv.conf. */
+static void test_default_resolver(void **state)
+{
+	int rc;
+
+	(void)state;
+	rc = with_resolv_conf("# generated\nsearch corp.example\n"
+			      "nameserver 192.0.2.53\nnameserver 192.0.2.54\n",
+			      "192.0.2.53", NULL);
+	if (rc == 77)
+		skip();
+	assert_int_equal(rc, 0);
+	assert_int_equal(with_resolv_conf("nameserver fd00::53\n", "fd00::53", NULL), 0);
+	assert_int_equal(with_resolv_conf("search corp.example\n", NULL,
+					  "no nameserver line"), 0);
+}
+
 static void test_bad_config(void **state)
 {
 	struct fb_loop *l = fb_loop_new();
@@ -1124,6 +1187,7 @@ int main(void)
 		cmocka_unit_test(test_udp_truncation),
 		cmocka_unit_test(test_tcp_idle_and_oversized),
 		cmocka_unit_test(test_free_in_flight),
+		cmocka_unit_test(test_default_resolver),
 		cmocka_unit_test(test_bad_config),
 	};
 
