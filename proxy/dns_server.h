@@ -50,7 +50,15 @@ struct fb_dns_event {
 	 * type, an answer the CNAME check or the deny set emptied, a
 	 * malformed query, the rate cap. */
 	bool allowed;
-	const char *reason;     /* static: "domain", "not-allowed", "rate-limited", ... */
+	/*
+	 * Static.  The policy's reason for the name (fb_reason_str:
+	 * "domain", "catch-all", "allow-all", "not-allowed", "deny-all"), or
+	 * what overrode it: "malformed", "invalid-name", "rate-limited",
+	 * "svcb-withheld", "qtype-refused", "cname-not-allowed",
+	 * "upstream-nxdomain", "upstream-failed", "denied-address-dropped",
+	 * "only-denied-addresses".
+	 */
+	const char *reason;
 	const char *detail;     /* static, or NULL: what was malformed, why upstream failed */
 	int rcode;
 	const struct fb_addr *addrs; /* the addresses answered */
