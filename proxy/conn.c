@@ -771,6 +771,11 @@ size_t fb_conns_recheck(struct fb_proxy *p)
 			refused = fb_policy_check_addr(p->policy, &c->upstream_addr,
 						       &d) == FB_VERDICT_DENY;
 		if (refused) {
+			/* A reset, not a FIN: a client must not take a cut
+			 * download for a complete one. */
+			struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+			setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
 			fb_conn_close(c, "policy-changed");
 			closed++;
 			continue;

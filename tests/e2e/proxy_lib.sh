@@ -7,6 +7,7 @@
 #   px_client NS ARGS...    proxy_client.py ARGS as a guest in NS
 #   px_curl_control SOCK ARGS...  curl over the control socket
 #   px_json_lines FILE      every line of FILE is one JSON object
+#   px_absent PATTERN FILE  FILE exists and has no line matching PATTERN
 
 PX_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PX_CERTS=$FB_TMP/certs
@@ -76,3 +77,5 @@ for line in open(sys.argv[1]):
     json.loads(line); n += 1
 sys.exit(0 if n else 1)' "$1"
 }
+
+px_absent() { [ -e "$2" ] && ! grep -q "$1" "$2"; }
