@@ -1,0 +1,231 @@
+/* test_control.c — the control API's requests and answers, through
+ * fb_control_handle() on a proxy with a real policy (no sockets, no nft). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "proxy/core.h"
+
+static const char base_policy[] = "allow:\n  - a.test\n";
+
+static int setup(void **state)
+{
+	struct fb_proxy *p = calloc(1, sizeof(*p));
+	struct fb_diags d = { 0 };
+
+	p->loop = fb_loop_new();
+	p->policy = fb_policy_load(base_policy, strlen(base_policy),
+				   &p->load_opts, &d);
+	assert_non_null(p->policy);
+	fb_diags_free(&d);
+	p->generation = p->stats.generation = 1;
+	*state = p;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fb_proxy *p = *state;
+
+	fb_policy_unref(p->policy);
+	fb_loop_free(p->loop);
+	free(p);
+	return 0;
+}
+
+/* The response to a whole request, or NULL when more was wanted. */
+static char *ask(struct fb_proxy *p, const char *req, size_t len)
+{
+	char *resp = NULL;
+	size_t resp_len = 0;
+	int rc = fb_control_handle(p, req, len, "test", &resp, &resp_len);
+
+	assert_true(rc == 0 || rc == 1);
+	if (rc == 0)
+		return NULL;
+	assert_int_equal(strlen(resp), resp_len);
+	return resp;
+}
+
+static char *ask_str(struct fb_proxy *p, const char *req)
+{
+	return ask(p, req, strlen(req));
+}
+
+static void expect_status(char *resp, int status)
+{
+	char line[32];
+
+	assert_non_null(resp);
+	snprintf(line, sizeof(line), "HTTP/1.1 %d ", status);
+	if (strncmp(resp, line, strlen(line)) != 0)
+		fail_msg("wanted %d, got: %s", status, resp);
+}
+
+static char *put(struct fb_proxy *p, const char *method, const char *extra,
+		 const char *body)
+{
+	char req[4096];
+
+	snprintf(req, sizeof(req), "%s /policy HTTP/1.1\r\nHost: x\r\n%s"
+		 "Content-Length: %zu\r\n\r\n%s", method, extra, strlen(body), body);
+	return ask_str(p, req);
+}
+
+static void test_needs_whole_request(void **state)
+{
+	struct fb_proxy *p = *state;
+	static const char req[] =
+		"PUT /policy HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\ndeny-all\n";
+
+	/* every proper prefix: more wanted, nothing applied */
+	for (size_t n = 0; n < sizeof(req) - 1; n++)
+		assert_null(ask(p, req, n));
+	assert_int_equal(p->generation, 1);
+	char *r = ask(p, req, sizeof(req) - 1);
+	expect_status(r, 200);
+	free(r);
+	assert_int_equal(p->generation, 2);
+	assert_int_equal(fb_policy_mode(p->policy), FB_MODE_DENY_ALL);
+}
+
+static void test_get_policy_etag(void **state)
+{
+	struct fb_proxy *p = *state;
+	char *r = ask_str(p, "GET /policy HTTP/1.1\r\nHost: x\r\n\r\n");
+
+	expect_status(r, 200);
+	assert_non_null(strstr(r, "\r\nETag: \"1\"\r\n"));
+	assert_non_null(strstr(r, "\"a.test\""));
+	free(r);
+}
+
+static void test_put_and_patch(void **state)
+{
+	struct fb_proxy *p = *state;
+	char *r;
+
+	r = put(p, "PUT", "", "allow:\n  - b.test\n");
+	expect_status(r, 200);
+	assert_non_null(strstr(r, "{\"generation\":2,\"closed\":0}"));
+	free(r);
+	assert_non_null(fb_policy_lookup(p->policy, "b.test"));
+	assert_null(fb_policy_lookup(p->policy, "a.test"));
+
+	r = put(p, "PATCH", "If-Match: \"2\"\r\n", "{\"allow\":{\"c.test\":[]}}");
+	expect_status(r, 200);
+	free(r);
+	assert_int_equal(p->generation, 3);
+	assert_non_null(fb_policy_lookup(p->policy, "b.test"));
+	assert_non_null(fb_policy_lookup(p->policy, "c.test"));
+	assert_int_equal(p->stats.policy_updates, 2);
+}
+
+static void test_if_match(void **state)
+{
+	struct fb_proxy *p = *state;
+	char *r;
+
+	r = put(p, "PUT", "If-Match: \"7\"\r\n", "deny-all");
+	expect_status(r, 412);
+	free(r);
+	assert_int_equal(p->generation, 1);
+	r = put(p, "PUT", "If-Match: \"5\", W/\"1\"\r\n", "deny-all");
+	expect_status(r, 200);
+	free(r);
+	r = put(p, "PUT", "If-Match: *\r\n", "allow-all");
+	expect_status(r, 200);
+	free(r);
+	/* "1" is stale now: a prefix of the generation does not match either */
+	r = put(p, "PATCH", "If-Match: \"1\"\r\n", "{}");
+	expect_status(r, 412);
+	free(r);
+	assert_int_equal(p->generation, 3);
+}
+
+static void test_invalid_policy_keeps_old(void **state)
+{
+	struct fb_proxy *p = *state;
+	struct fb_policy *before = p->policy;
+	char *r = put(p, "PUT", "", "allow:\n  - \"api*.x\"\n  - ok.test\nsubnets:\n  deny: [\"10.0.0.1/8\"]\n");
+
+	expect_status(r, 400);
+	/* every problem, each with its position */
+	assert_non_null(strstr(r, ":2:"));
+	assert_non_null(strstr(r, ":5:"));
+	free(r);
+	assert_ptr_equal(p->policy, before);
+	assert_int_equal(p->generation, 1);
+
+	r = put(p, "PUT", "", "");
+	expect_status(r, 400);
+	free(r);
+	assert_int_equal(p->generation, 1);
+}
+
+static void test_refusals(void **state)
+{
+	struct fb_proxy *p = *state;
+	char *r;
+
+	r = ask_str(p, "POST /policy HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+	expect_status(r, 405);
+	assert_non_null(strstr(r, "\r\nAllow: GET, PUT, PATCH\r\n"));
+	free(r);
+	r = ask_str(p, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n");
+	expect_status(r, 404);
+	free(r);
+	r = ask_str(p, "PUT /policy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+	expect_status(r, 411);
+	free(r);
+	r = ask_str(p, "PUT /policy HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n");
+	expect_status(r, 413);
+	free(r);
+	r = ask_str(p, "GET /policy HTTP/1.1\nHost: x\r\n\r\n");
+	expect_status(r, 400);
+	free(r);
+	r = ask_str(p, "PUT /stats HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+	expect_status(r, 405);
+	free(r);
+	assert_int_equal(p->generation, 1);
+}
+
+static void test_stats_and_metrics(void **state)
+{
+	struct fb_proxy *p = *state;
+	char *r;
+
+	fb_stats_outcome(&p->stats, false, "not-allowed");
+	r = ask_str(p, "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n");
+	expect_status(r, 200);
+	assert_non_null(strstr(r, "Content-Type: application/json"));
+	assert_non_null(strstr(r, "\"denied\":{\"not-allowed\":1}"));
+	free(r);
+	r = ask_str(p, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+	expect_status(r, 200);
+	assert_non_null(strstr(r, "\nfirebreak_policy_generation 1\n"));
+	free(r);
+	r = ask_str(p, "GET /connections HTTP/1.1\r\nHost: x\r\n\r\n");
+	expect_status(r, 200);
+	assert_non_null(strstr(r, "\r\n\r\n[]\n"));
+	free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_needs_whole_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_policy_etag, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_and_patch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_if_match, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_policy_keeps_old, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats_and_metrics, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
