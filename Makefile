@@ -4,6 +4,7 @@
 #   make test       install missing Debian packages, build plain and with
 #                   ASan+UBSan, run every suite under both
 #   make demo       a sandbox under examples/policies/demo.yaml
+#   make guest      the qemu backend's guest image, into build/guest
 #   make fuzz       libFuzzer targets, each for FUZZ_SECONDS
 #   make bench      benchmarks under tests/bench, with their baselines
 #   make install    PREFIX (default /usr/local) and DESTDIR honoured
@@ -48,7 +49,7 @@ BENCHES := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 HELPER_SRCS := $(wildcard tests/e2e/helper_*.c)
 HELPERS := $(patsubst tests/e2e/%.c,$(BUILD)/tests/%,$(HELPER_SRCS))
 
-.PHONY: all tests test demo fuzz bench install deps clean check-examples
+.PHONY: all tests test demo guest fuzz bench install deps clean check-examples
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
@@ -97,7 +98,8 @@ DEB_BUILD := gcc make pkg-config libnftnl-dev libmnl-dev libssl-dev \
 DEB_TEST  := libcmocka-dev iproute2 nftables curl python3 openssl \
 	     ca-certificates procps
 DEB_FUZZ  := clang libclang-rt-14-dev
-DEB_DEMO  := qemu-system-x86 busybox-static cpio kmod
+DEB_GUEST := qemu-system-x86 busybox-static
+DEB_DEMO  := $(DEB_GUEST)
 
 deps:
 	@DEBS="$(DEB_BUILD) $(DEB_TEST) $(EXTRA_DEBS)" tests/deps.sh
@@ -114,7 +116,12 @@ test:
 demo:
 	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(DEB_DEMO)"
 	@$(MAKE) --no-print-directory all
+	@vmhost/guest/build.sh build/guest
 	@examples/demo.sh build/plain
+
+guest:
+	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(DEB_GUEST)"
+	@vmhost/guest/build.sh build/guest
 
 check-examples: all
 	OPENAI_API_KEY=dummy-key-for-check $(BUILD)/bin/firebreak policy check examples/policies/*.yaml
