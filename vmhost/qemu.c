@@ -41,13 +41,6 @@
 #define EXIT_PORT 0xf4        /* isa-debug-exit */
 #define EXIT_NOREPORT 125
 
-/*
- * The guest link as sandbox.h draws it: the guest is .2 behind the
- * gateway .1, which is also its resolver (the proxy answers DNS there).
- */
-#define GUEST_NET "fb.ip=10.200.0.2/30 fb.gw=10.200.0.1 fb.dns=10.200.0.1 " \
-		  "fb.ip6=fd00:fb::2/64 fb.gw6=fd00:fb::1"
-#define GUEST_MAC "52:54:00:fb:00:02"
 
 /* A growing byte string; `failed` sticks after an allocation fails. */
 struct text {
@@ -249,6 +242,15 @@ out:
 	return ret;
 }
 
+int fb_qemu_write_initrd(const struct fb_qemu_opts *o, int fd, char *err,
+			 size_t errsize)
+{
+	if (copy_base(o->guest_dir, fd, err, errsize) < 0 ||
+	    write_piece(o, fd, err, errsize) < 0)
+		return -1;
+	return 0;
+}
+
 /* The host's TSC rate in kHz, from /proc/cpuinfo's "cpu MHz"; 0 if unknown. */
 static unsigned long tsc_khz(void)
 {
@@ -298,7 +300,7 @@ static void build_launch(struct launch *l, const struct fb_qemu_opts *o,
 		snprintf(tsc, sizeof tsc, " tsc_early_khz=%lu tsc=reliable",
 			 khz);
 	snprintf(l->append, sizeof l->append,
-		 "console=ttyS0 panic=-1 loglevel=3%s " GUEST_NET
+		 "console=ttyS0 panic=-1 loglevel=3%s " FB_GUEST_NET
 		 " fb.status=ttyS1 fb.exit=%d", tsc, EXIT_PORT);
 	l->accel = kvm ? "kvm" : "tcg";
 	l->cpu = kvm ? "host" : "max";
@@ -326,7 +328,7 @@ static void build_launch(struct launch *l, const struct fb_qemu_opts *o,
 	ARG("-initrd"); ARG(l->initrd);
 	ARG("-append"); ARG(l->append);
 	ARG("-netdev"); ARG(l->netdev);
-	ARG("-device"); ARG("virtio-net-device,netdev=net0,mac=" GUEST_MAC);
+	ARG("-device"); ARG("virtio-net-device,netdev=net0,mac=" FB_GUEST_MAC);
 	ARG(NULL);
 #undef ARG
 }
@@ -384,20 +386,22 @@ static void forward(int sig)
 		kill(qemu_pid, sig);
 }
 
-/* The guest's report: a decimal 0-255 at the start of the file. */
+/* The guest's report: FB_EXIT=<0-255> at the start of the file. */
 static int reported_status(int fd)
 {
-	char buf[16];
+	const size_t mark = strlen(FB_GUEST_STATUS_MARK);
+	char buf[32], *end;
 	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-	char *end;
 	long v;
 
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
-	v = strtol(buf, &end, 10);
-	if (end == buf || v < 0 || v > 255 || (*end && *end != '\r' &&
-					       *end != '\n'))
+	if (strncmp(buf, FB_GUEST_STATUS_MARK, mark) != 0)
+		return -1;
+	v = strtol(buf + mark, &end, 10);
+	if (end == buf + mark || v < 0 || v > 255 ||
+	    (*end && *end != '\r' && *end != '\n'))
 		return -1;
 	return v;
 }
@@ -461,8 +465,7 @@ pid_t fb_qemu_spawn(const struct fb_qemu_opts *o, char *err, size_t errsize)
 		snprintf(err, errsize, "memfd_create: %s", strerror(errno));
 		goto out;
 	}
-	if (copy_base(o->guest_dir, initrd_fd, err, errsize) < 0 ||
-	    write_piece(o, initrd_fd, err, errsize) < 0)
+	if (fb_qemu_write_initrd(o, initrd_fd, err, errsize) < 0)
 		goto out;
 	build_launch(&l, o, initrd_fd, status_fd);
 	pid = fork();

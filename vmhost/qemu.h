@@ -22,6 +22,18 @@
 /* Where `make guest` puts the image; FIREBREAK_GUEST_DIR overrides it. */
 #define FB_GUEST_DIR_DEFAULT "build/guest"
 
+/*
+ * The guest's network on its kernel command line: the guest link as
+ * sandbox.h draws it, the gateway also being the resolver (the proxy
+ * answers DNS there).  The guest's init also reads fb.status=TTY, where
+ * it writes "FB_EXIT=<status>" as the last line, and fb.exit=PORT, the
+ * isa-debug-exit port (decimal) it writes to after that.
+ */
+#define FB_GUEST_NET "fb.ip=10.200.0.2/30 fb.gw=10.200.0.1 " \
+		     "fb.dns=10.200.0.1 fb.ip6=fd00:fb::2/64 fb.gw6=fd00:fb::1"
+#define FB_GUEST_STATUS_MARK "FB_EXIT="
+#define FB_GUEST_MAC "52:54:00:fb:00:02"
+
 struct fb_qemu_opts {
 	char **argv;              /* the command, run by the guest's init */
 	char **env;               /* "NAME=value" for it, or NULL */
@@ -40,6 +52,14 @@ struct fb_qemu_opts {
  * get it.
  */
 int fb_qemu_preflight(const char *guest_dir, char *err, size_t errsize);
+
+/*
+ * The initramfs for one run, written to `fd` from its current position:
+ * the guest image's, then this sandbox's piece (/fb/cmd, /fb/env,
+ * /fb/ca.pem, /fb/trust.pem).
+ */
+int fb_qemu_write_initrd(const struct fb_qemu_opts *o, int fd, char *err,
+			 size_t errsize);
 
 /*
  * Boot the guest and run o->argv in it.  Returns the pid to signal and
