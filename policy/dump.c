@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/doc.h"
 #include "policy/internal.h"
 
 #define REDACTED "<redacted>"
@@ -347,6 +348,62 @@ char *fb_policy_dump(const struct fb_policy *p, bool legacy)
 		jw_str(&w, p->mode == FB_MODE_ALLOW_ALL ? "allow-all" : "deny-all");
 	fputc('\n', w.f);
 	if (fclose(w.f) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* ---- the source, secret references as written --------------------------- */
+
+/* A plain number or boolean stays bare, so that it reads back as one. */
+static int dump_node(struct jw *w, const struct fb_node *n)
+{
+	const char *what = fb_node_what(n);
+
+	switch (n->kind) {
+	case FB_NODE_NULL:
+		jw_item(w);
+		fputs("null", w->f);
+		return 0;
+	case FB_NODE_SCALAR:
+		if (!strcmp(what, "a number") || !strcmp(what, "a boolean")) {
+			jw_item(w);
+			fputs(n->text, w->f);
+		} else {
+			jw_strn(w, n->text, n->len);
+		}
+		return 0;
+	case FB_NODE_SEQ:
+	case FB_NODE_MAP:
+		break;
+	}
+	if (w->depth + 1 >= JW_MAX_DEPTH)
+		return -1;
+	jw_open(w, n->kind == FB_NODE_MAP ? '{' : '[');
+	for (size_t i = 0; i < n->n; i++) {
+		if (n->kind == FB_NODE_MAP)
+			jw_key(w, n->keys[i]->text);
+		if (dump_node(w, n->vals[i]) < 0)
+			return -1;
+	}
+	jw_close(w, n->kind == FB_NODE_MAP ? '}' : ']');
+	return 0;
+}
+
+char *fb_policy_source(const struct fb_policy *p)
+{
+	struct jw w = { 0 };
+	char *out = NULL;
+	size_t len;
+	int rc;
+
+	w.f = open_memstream(&out, &len);
+	if (!w.f)
+		return NULL;
+	rc = p->source ? dump_node(&w, p->source) : -1;
+	fputc('\n', w.f);
+	if (fclose(w.f) != 0 || rc < 0) {
 		free(out);
 		return NULL;
 	}

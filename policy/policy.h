@@ -255,6 +255,14 @@ void fb_policy_summarize(const struct fb_policy *p, struct fb_policy_summary *s)
  * injectionRules, forwardRules}.  Returns a malloc'd NUL-terminated string.
  */
 char *fb_policy_dump(const struct fb_policy *p, bool legacy);
+/*
+ * The policy as loaded, in the canonical object form, with secret
+ * references (${env:X}, ${file:P}) as written and no value resolved:
+ * text that loads into the same policy, for a launcher that must start a
+ * proxy again with the policy in force after PUTs and PATCHes.
+ * malloc'd; NULL when out of memory.
+ */
+char *fb_policy_source(const struct fb_policy *p);
 
 /* ------------------------------------------------------------------ */
 /* Decisions                                                           */

@@ -1,0 +1,392 @@
+/*
+ * daemon.c — firebreak-vmhost's socket: HTTP/1.1 on a unix socket (mode
+ * 0600, peers root or our own uid), one request per connection, the same
+ * conventions as the proxy's control socket so `curl --unix-socket`
+ * works.  Responses carry a Content-Length: a guest forked while a
+ * connection was open holds a copy of it, so the peer cannot count on
+ * seeing the connection close.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "vmhost/daemon.h"
+
+#define REQUEST_TIMEOUT_MS 10000
+#define HEAD_MAX (64 * 1024)
+#define BODY_MAX (16 * 1024 * 1024)
+
+struct fb_client {
+	struct fb_daemon *d;
+	struct fb_client *prev, *next;
+	int fd;
+	char *in;
+	size_t len, cap;
+	char *out;
+	size_t out_len, out_off, out_cap;
+	bool answered;          /* close once out is sent */
+	bool streaming;         /* out grows while the tick runs */
+	struct fb_timer *timer; /* request deadline, or the follow tick */
+	unsigned tick_ms;
+	fb_client_tick_fn *tick;
+	void *tick_arg;
+};
+
+struct fb_daemon *fb_client_daemon(struct fb_client *c)
+{
+	return c->d;
+}
+
+void fb_client_close(struct fb_client *c)
+{
+	struct fb_daemon *d = c->d;
+
+	fb_timer_cancel(d->loop, c->timer);
+	fb_loop_del(d->loop, c->fd);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c->tick_arg);
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+/* Send what is queued; 0 while the client lives, -1 once it is closed. */
+static int flush(struct fb_client *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off,
+				 c->out_len - c->out_off, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			fb_loop_mod(c->d->loop, c->fd, EPOLLIN | EPOLLOUT);
+			return 0;
+		}
+		if (n < 0) {
+			fb_client_close(c);
+			return -1;
+		}
+		c->out_off += (size_t)n;
+	}
+	c->out_off = c->out_len = 0;
+	fb_loop_mod(c->d->loop, c->fd, EPOLLIN);
+	if (c->answered && !c->streaming) {
+		fb_client_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+static int queue(struct fb_client *c, const char *p, size_t len)
+{
+	if (c->out_cap - c->out_len < len) {
+		size_t cap = c->out_len + len + 4096;
+		char *out = realloc(c->out, cap);
+
+		if (!out)
+			return -1;
+		c->out = out;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, p, len);
+	c->out_len += len;
+	return 0;
+}
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+void fb_client_respond(struct fb_client *c, int status, const char *type,
+		       const char *extra, const char *body, size_t len)
+{
+	char head[1024];
+	int n = snprintf(head, sizeof head,
+			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+			 status, status_text(status), type, len,
+			 extra ? extra : "");
+
+	c->answered = true;
+	if (n < 0 || (size_t)n >= sizeof head || queue(c, head, (size_t)n) < 0 ||
+	    queue(c, body, len) < 0) {
+		fb_client_close(c);
+		return;
+	}
+	flush(c);
+}
+
+void fb_client_error(struct fb_client *c, int status, const char *fmt, ...)
+{
+	char body[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(body, sizeof body - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof body - 2)
+		n = sizeof body - 2;
+	body[n++] = '\n';
+	fb_client_respond(c, status, "text/plain; charset=utf-8", NULL, body,
+			  (size_t)n);
+}
+
+int fb_client_stream_begin(struct fb_client *c, const char *type)
+{
+	char head[256];
+	int n = snprintf(head, sizeof head,
+			 "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
+			 "Connection: close\r\n\r\n", type);
+
+	c->answered = c->streaming = true;
+	return queue(c, head, (size_t)n);
+}
+
+int fb_client_stream(struct fb_client *c, const char *p, size_t len)
+{
+	if (queue(c, p, len) < 0) {
+		fb_client_close(c);
+		return -1;
+	}
+	return flush(c);
+}
+
+static void on_tick(struct fb_loop *l, void *arg)
+{
+	struct fb_client *c = arg;
+
+	c->timer = NULL;
+	switch (c->tick(c, c->tick_arg)) {
+	case 0:
+		break;
+	case -1: /* the client is already gone */
+		return;
+	default:
+		fb_client_close(c);
+		return;
+	}
+	c->timer = fb_timer_add(l, c->tick_ms, on_tick, c);
+}
+
+void fb_client_follow(struct fb_client *c, unsigned ms, fb_client_tick_fn *fn,
+		      void *arg)
+{
+	fb_timer_cancel(c->d->loop, c->timer);
+	c->tick_ms = ms;
+	c->tick = fn;
+	c->tick_arg = arg;
+	c->timer = fb_timer_add(c->d->loop, ms, on_tick, c);
+}
+
+/* The request is complete when its head parses and its body is in. */
+static void client_read(struct fb_client *c)
+{
+	static const struct fb_http_limits limits = {
+		.max_line = 8192, .max_head = HEAD_MAX, .max_fields = 64,
+	};
+	struct fb_http_req req;
+	ssize_t n;
+
+	if (c->cap - c->len < 4096) {
+		size_t cap = c->cap ? c->cap * 2 : 8192;
+		char *in = cap <= HEAD_MAX + BODY_MAX ? realloc(c->in, cap) : NULL;
+
+		if (!in) {
+			fb_client_error(c, 413, "request over %d bytes",
+					HEAD_MAX + BODY_MAX);
+			return;
+		}
+		c->in = in;
+		c->cap = cap;
+	}
+	n = recv(c->fd, c->in + c->len, c->cap - c->len, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		fb_client_close(c);
+		return;
+	}
+	c->len += (size_t)n;
+	fb_http_req_init(&req);
+	switch (fb_http_parse_head(&req, c->in, c->len, &limits)) {
+	case FB_HTTP_NEED_MORE:
+		return;
+	case FB_HTTP_ERROR:
+		fb_client_error(c, fb_http_error_status(req.error),
+				"bad request: %s", fb_http_error_str(req.error));
+		return;
+	case FB_HTTP_DONE:
+		break;
+	}
+	if (req.chunked) {
+		fb_client_error(c, 411, "send the body with a Content-Length");
+		return;
+	}
+	if (req.content_length > BODY_MAX) {
+		fb_client_error(c, 413, "body over the %d-byte limit", BODY_MAX);
+		return;
+	}
+	if (req.content_length > 0 &&
+	    c->len - req.head_len < (size_t)req.content_length)
+		return;
+	fb_timer_cancel(c->d->loop, c->timer);
+	c->timer = NULL;
+	fb_api_handle(c, &req, c->in + req.head_len,
+		      req.content_length > 0 ? (size_t)req.content_length : 0);
+}
+
+static void on_client(struct fb_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct fb_client *c = arg;
+	char drain[512];
+
+	(void)l;
+	if (!c->answered) {
+		client_read(c);
+		return;
+	}
+	/* answered: input is the peer leaving (or noise to drop) */
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		ssize_t n = recv(fd, drain, sizeof drain, 0);
+
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			fb_client_close(c);
+			return;
+		}
+	}
+	if (events & EPOLLOUT)
+		flush(c);
+}
+
+static void on_timeout(struct fb_loop *l, void *arg)
+{
+	struct fb_client *c = arg;
+
+	(void)l;
+	c->timer = NULL;
+	fb_client_close(c);
+}
+
+static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct fb_daemon *d = arg;
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	struct fb_client *c;
+	int cfd;
+
+	(void)events;
+	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0)
+		return;
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    (cred.uid != 0 && cred.uid != getuid())) {
+		static const char no[] =
+			"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n"
+			"Connection: close\r\n\r\n";
+
+		send(cfd, no, sizeof no - 1, MSG_NOSIGNAL);
+		close(cfd);
+		return;
+	}
+	c = calloc(1, sizeof *c);
+	if (!c || fb_loop_add(l, cfd, EPOLLIN, on_client, c) < 0) {
+		free(c);
+		close(cfd);
+		return;
+	}
+	c->d = d;
+	c->fd = cfd;
+	c->next = d->clients;
+	if (d->clients)
+		d->clients->prev = c;
+	d->clients = c;
+	c->timer = fb_timer_add(l, REQUEST_TIMEOUT_MS, on_timeout, c);
+}
+
+int fb_daemon_listen(struct fb_daemon *d, char *err, size_t errsize)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+
+	if (strlen(d->socket_path) >= sizeof sa.sun_path) {
+		snprintf(err, errsize, "--socket %s: path too long",
+			 d->socket_path);
+		return -1;
+	}
+	strcpy(sa.sun_path, d->socket_path);
+	/* a socket left by a crashed daemon is replaced; anything else at
+	 * that path is not ours to remove */
+	if (lstat(d->socket_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errsize, "--socket %s: exists and is "
+				 "not a socket", d->socket_path);
+			return -1;
+		}
+		unlink(d->socket_path);
+	}
+	d->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+			      SOCK_CLOEXEC, 0);
+	if (d->listen_fd < 0) {
+		snprintf(err, errsize, "socket: %s", strerror(errno));
+		return -1;
+	}
+	old = umask(0177);
+	if (bind(d->listen_fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    chmod(d->socket_path, 0600) < 0 || listen(d->listen_fd, 128) < 0 ||
+	    fb_loop_add(d->loop, d->listen_fd, EPOLLIN, on_accept, d) < 0) {
+		snprintf(err, errsize, "--socket %s: %s", d->socket_path,
+			 strerror(errno));
+		umask(old);
+		close(d->listen_fd);
+		d->listen_fd = -1;
+		return -1;
+	}
+	umask(old);
+	return 0;
+}
+
+void fb_daemon_close(struct fb_daemon *d)
+{
+	while (d->clients)
+		fb_client_close(d->clients);
+	if (d->listen_fd >= 0) {
+		fb_loop_del(d->loop, d->listen_fd);
+		close(d->listen_fd);
+		unlink(d->socket_path);
+		d->listen_fd = -1;
+	}
+}

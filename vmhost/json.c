@@ -1,0 +1,65 @@
+/*
+ * json.c — the daemon's JSON: strings written escaped, and request bodies
+ * and state files read with the policy module's document parser (YAML is
+ * a superset of JSON, and that parser already bounds hostile input).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/doc.h"
+#include "proxy/audit.h"
+#include "vmhost/daemon.h"
+
+void fb_json_put_str(FILE *f, const char *s)
+{
+	size_t len = strlen(s), size = 6 * len + 3;
+	char *buf = malloc(size);
+
+	if (buf && fb_json_escape(s, len, buf, size) >= 0)
+		fprintf(f, "\"%s\"", buf);
+	else
+		fputs("null", f);
+	free(buf);
+}
+
+void fb_json_put_strv(FILE *f, char *const *v)
+{
+	fputc('[', f);
+	for (size_t i = 0; v && v[i]; i++) {
+		if (i)
+			fputc(',', f);
+		fb_json_put_str(f, v[i]);
+	}
+	fputc(']', f);
+}
+
+struct fb_node *fb_json_parse(const char *text, size_t len, char *err,
+			      size_t errsize)
+{
+	struct fb_diags diags = { 0 };
+	struct fb_report r = { .diags = &diags, .file = "body" };
+	struct fb_node *doc = fb_doc_parse(text, len, &r);
+
+	fb_report_finish(&r);
+	if (!doc) {
+		const struct fb_diag *d = diags.n ? &diags.v[0] : NULL;
+
+		if (d)
+			snprintf(err, errsize, "%u:%u: %s", d->line, d->col,
+				 d->msg);
+		else
+			snprintf(err, errsize, "cannot parse");
+	} else if (doc->kind != FB_NODE_MAP) {
+		snprintf(err, errsize, "expected a JSON object, found %s",
+			 fb_node_what(doc));
+		fb_node_free(doc);
+		doc = NULL;
+	}
+	fb_diags_free(&diags);
+	return doc;
+}
+
+void fb_json_free(struct fb_node *n)
+{
+	fb_node_free(n);
+}

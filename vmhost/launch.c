@@ -1,0 +1,259 @@
+/*
+ * launch.c — one sandbox, in order: the policy is loaded and nf_tables
+ * checked before anything exists; then the network, the CA (its key stays
+ * on the host side), the proxy, and only then the guest, so that the
+ * guest's first packet meets a proxy that already enforces the policy.
+ * Stopping runs the same steps backwards.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/wait.h>
+
+#include "vmhost/launch.h"
+#include "vmhost/trust.h"
+
+#define GUEST_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+extern char **environ;
+
+int fb_launch_parse_resolver(const char *s, struct fb_addr *a, uint16_t *port)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(s, ':');
+	const char *p = NULL;
+	char *end;
+	unsigned long n = 53;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || (close[1] && close[1] != ':'))
+			return -1;
+		snprintf(host, sizeof host, "%.*s", (int)(close - s - 1), s + 1);
+		p = close[1] ? close + 2 : NULL;
+	} else if (colon && strchr(s, ':') == colon) {
+		snprintf(host, sizeof host, "%.*s", (int)(colon - s), s);
+		p = colon + 1;
+	} else {
+		snprintf(host, sizeof host, "%s", s);
+	}
+	if (p) {
+		errno = 0;
+		n = strtoul(p, &end, 10);
+		if (errno || end == p || *end || n == 0 || n > 65535)
+			return -1;
+	}
+	if (fb_addr_parse(host, a) < 0)
+		return -1;
+	*port = n;
+	return 0;
+}
+
+/* The launcher's own resolver: the first nameserver in /etc/resolv.conf. */
+static void host_resolver(struct fb_addr *a, uint16_t *port)
+{
+	FILE *f = fopen("/etc/resolv.conf", "re");
+	char line[256], addr[INET6_ADDRSTRLEN + 1];
+
+	a->family = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, " nameserver %46s", addr) == 1 &&
+		    fb_addr_parse(addr, a) == 0) {
+			*port = 53;
+			break;
+		}
+	fclose(f);
+}
+
+static struct fb_policy *load_policy(const struct fb_launch_opts *o,
+				     char *err, size_t errsize)
+{
+	struct fb_load_opts lo = {
+		.filename = o->policy_name ? o->policy_name : o->policy,
+		.publics = o->publics,
+		.npublics = o->npublics,
+	};
+	struct fb_diags diags = { 0 };
+	struct fb_policy *p;
+	char *msg;
+
+	if (!strcmp(o->policy, "allow-all") || !strcmp(o->policy, "deny-all"))
+		p = fb_policy_load(o->policy, strlen(o->policy), &lo, &diags);
+	else
+		p = fb_policy_load_file(o->policy, &lo, &diags);
+	if (!p) {
+		size_t n;
+
+		msg = fb_diags_to_string(&diags);
+		/* one line per problem; the last newline is the caller's */
+		n = msg ? strlen(msg) : 0;
+		if (n && msg[n - 1] == '\n')
+			msg[n - 1] = '\0';
+		snprintf(err, errsize, "policy: %s",
+			 msg && *msg ? msg : "cannot load");
+		free(msg);
+	}
+	fb_diags_free(&diags);
+	return p;
+}
+
+/* NULL-terminated concatenation of two string lists (either may be NULL);
+ * the strings are shared, only the array is new. */
+static char **env_join(char **a, char **b)
+{
+	size_t na = 0, nb = 0;
+	char **out;
+
+	while (a && a[na])
+		na++;
+	while (b && b[nb])
+		nb++;
+	out = calloc(na + nb + 1, sizeof *out);
+	if (!out)
+		return NULL;
+	memcpy(out, a, na * sizeof *out);
+	if (nb)
+		memcpy(out + na, b, nb * sizeof *out);
+	return out;
+}
+
+/*
+ * Start the guest.  With clean_env the fork sees an environment of PATH
+ * alone (the process backend adds po->env on top of what it inherits);
+ * the caller's is put back at once.  This is safe because the launcher
+ * is single-threaded.
+ */
+static pid_t spawn_guest(const struct fb_launch_opts *o, struct fb_launch *l,
+			 char *err, size_t errsize)
+{
+	static char *const clean[] = { GUEST_PATH, NULL };
+	struct fb_process_opts po = {
+		.argv = o->argv,
+		.uid = o->uid,
+		.gid = o->gid,
+		.guest_ns = l->sb.guest_ns,
+		.resolv_conf = l->sb.resolv_conf,
+		.trust_bundle = l->ca.bundle,
+	};
+	char **trust = fb_trust_env(FB_TRUST_GUEST_BUNDLE, NULL);
+	char **saved = environ;
+	pid_t pid = -1;
+
+	po.env = trust ? env_join(trust, o->env) : NULL;
+	if (!po.env) {
+		snprintf(err, errsize, "out of memory");
+		goto out;
+	}
+	if (o->clean_env)
+		environ = (char **)clean;
+	pid = fb_process_spawn(&po, err, errsize);
+	environ = saved;
+out:
+	free(po.env);
+	fb_trust_env_free(trust);
+	return pid;
+}
+
+int fb_launch_start(const struct fb_launch_opts *o, struct fb_launch *l,
+		    char *err, size_t errsize)
+{
+	struct fb_sandbox_opts so = {
+		.id = o->id,
+		.state_dir = o->state_dir,
+	};
+	struct fb_policy *policy;
+	int saved;
+
+	memset(l, 0, sizeof *l);
+	l->proxy = l->guest = -1;
+	if (o->resolver) {
+		if (fb_launch_parse_resolver(o->resolver, &so.resolver,
+					     &so.resolver_port) < 0) {
+			snprintf(err, errsize, "resolver '%s': expected IP, "
+				 "IP:PORT or [IPv6]:PORT", o->resolver);
+			errno = EINVAL;
+			return -1;
+		}
+		snprintf(l->resolver, sizeof l->resolver, "%s", o->resolver);
+	} else {
+		host_resolver(&so.resolver, &so.resolver_port);
+	}
+	if (fb_preflight_privileges(err, errsize) < 0)
+		return -1;
+	policy = load_policy(o, err, errsize);
+	if (!policy) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (fb_preflight_nftables(err, errsize) < 0)
+		goto fail_policy;
+
+	so.policy = policy;
+	if (fb_sandbox_create(&l->sb, &so, err, errsize) < 0)
+		goto fail_policy;
+	l->started = true;
+	if (fb_sandbox_ca_create(&l->sb, policy, &l->ca, err, errsize) < 0)
+		goto fail;
+	l->proxy_args = (struct fb_proxy_launch){
+		.policy = o->policy,
+		.publics = o->publics,
+		.npublics = o->npublics,
+		.resolver = o->resolver ? l->resolver : NULL,
+		.audit_log = o->audit_log,
+		.ca_cert = l->ca.cert,
+		.ca_key = l->ca.key,
+		.jwt_key = l->ca.jwt_key,
+		.upstream_ca = o->upstream_ca,
+	};
+	l->proxy = fb_proxy_start(&l->sb, &l->proxy_args, err, errsize);
+	if (l->proxy < 0)
+		goto fail;
+	/* The proxy has read its secrets; a guest that inherits the
+	 * caller's environment must not find them there. */
+	if (!o->clean_env)
+		fb_sandbox_scrub_secrets(policy);
+	l->guest = spawn_guest(o, l, err, errsize);
+	if (l->guest < 0)
+		goto fail;
+	fb_policy_unref(policy);
+	return 0;
+fail:
+	saved = errno;
+	fb_launch_stop(l);
+	errno = saved;
+fail_policy:
+	saved = errno;
+	fb_policy_unref(policy);
+	errno = saved;
+	return -1;
+}
+
+int fb_launch_restart_proxy(struct fb_launch *l, char *err, size_t errsize)
+{
+	l->proxy = fb_proxy_start(&l->sb, &l->proxy_args, err, errsize);
+	return l->proxy < 0 ? -1 : 0;
+}
+
+void fb_launch_stop(struct fb_launch *l)
+{
+	if (l->guest > 0) {
+		kill(l->guest, SIGKILL);
+		while (waitpid(l->guest, NULL, 0) < 0 && errno == EINTR)
+			;
+		l->guest = -1;
+	}
+	if (!l->started)
+		return;
+	fb_proxy_stop(&l->sb, l->proxy);
+	l->proxy = -1;
+	fb_sandbox_ca_remove(&l->ca);
+	fb_sandbox_destroy(&l->sb);
+	l->started = false;
+}

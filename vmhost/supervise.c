@@ -1,0 +1,134 @@
+/*
+ * supervise.c — the daemon's children, through a signalfd on the loop.
+ *
+ * A proxy that dies is started again at once with the policy in force
+ * (the file the daemon keeps current across PUT and PATCH).  Until it
+ * listens, the sandbox table's redirects meet no listener and every new
+ * connection is refused: the sandbox is cut off, never let through.  A
+ * guest that exits is reaped and its sandbox marked stopped with its
+ * status; the network, proxy and log stay until the sandbox is removed.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+
+#include "vmhost/daemon.h"
+
+#define RETRY_MS 200 /* a proxy that would not start is tried again */
+
+void fb_managed_save(struct fb_daemon *d, struct fb_managed *m)
+{
+	char path[PATH_MAX + 16], err[512];
+
+	(void)d;
+	m->st.proxy = m->launch.proxy > 0 ? m->launch.proxy : 0;
+	m->st.guest = m->launch.guest > 0 ? m->launch.guest : 0;
+	m->st.proxy_start = fb_proc_starttime(m->st.proxy);
+	m->st.guest_start = fb_proc_starttime(m->st.guest);
+	snprintf(path, sizeof path, "%s/%s", m->dir, FB_STATE_FILE);
+	if (fb_state_write(path, &m->st, err, sizeof err) < 0)
+		fprintf(stderr, "firebreak-vmhost: sandbox %s: %s\n", m->st.id,
+			err);
+}
+
+static void restart_proxy(struct fb_loop *l, void *arg);
+
+/* Start the proxy of `m` again; on failure retry shortly, the sandbox
+ * still cut off. */
+static void revive(struct fb_daemon *d, struct fb_managed *m)
+{
+	char err[512];
+
+	if (fb_launch_restart_proxy(&m->launch, err, sizeof err) < 0) {
+		fprintf(stderr, "firebreak-vmhost: sandbox %s: proxy restart: "
+			"%s; retrying\n", m->st.id, err);
+		fb_timer_add(d->loop, RETRY_MS, restart_proxy, d);
+	} else {
+		m->proxy_restarts++;
+		fprintf(stderr, "firebreak-vmhost: sandbox %s: proxy restarted "
+			"(pid %d)\n", m->st.id, (int)m->launch.proxy);
+	}
+	fb_managed_save(d, m);
+}
+
+/* The retry timer: every sandbox still without a proxy. */
+static void restart_proxy(struct fb_loop *l, void *arg)
+{
+	struct fb_daemon *d = arg;
+
+	(void)l;
+	for (struct fb_managed *m = d->sandboxes; m; m = m->next)
+		if (m->launch.proxy < 0 && m->launch.started)
+			revive(d, m);
+}
+
+static int exit_code(int st)
+{
+	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+static void reap(struct fb_daemon *d)
+{
+	for (struct fb_managed *m = d->sandboxes; m; m = m->next) {
+		int st;
+
+		if (m->launch.guest > 0 &&
+		    waitpid(m->launch.guest, &st, WNOHANG) == m->launch.guest) {
+			m->launch.guest = -1;
+			m->st.status = FB_SBX_STOPPED;
+			m->st.exit_status = exit_code(st);
+			fprintf(stderr, "firebreak-vmhost: sandbox %s: guest "
+				"exited with status %d\n", m->st.id,
+				m->st.exit_status);
+			fb_managed_save(d, m);
+		}
+		if (m->launch.proxy > 0 &&
+		    waitpid(m->launch.proxy, &st, WNOHANG) == m->launch.proxy) {
+			fprintf(stderr, "firebreak-vmhost: sandbox %s: proxy "
+				"%d died with status %d\n", m->st.id,
+				(int)m->launch.proxy, exit_code(st));
+			m->launch.proxy = -1;
+			revive(d, m);
+		}
+	}
+}
+
+static void on_signal(struct fb_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(fd, &si, sizeof si) == sizeof si) {
+		if (si.ssi_signo == SIGCHLD)
+			reap(arg);
+		else
+			fb_loop_stop(l);
+	}
+}
+
+int fb_supervise_start(struct fb_daemon *d, char *err, size_t errsize)
+{
+	sigset_t sigs;
+
+	/* blocked for good: they arrive through the descriptor, and no
+	 * half-built sandbox is ever interrupted */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d->sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (d->sig_fd < 0 ||
+	    fb_loop_add(d->loop, d->sig_fd, EPOLLIN, on_signal, d) < 0) {
+		snprintf(err, errsize, "signalfd: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
