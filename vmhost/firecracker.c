@@ -1,0 +1,759 @@
+/*
+ * firecracker.c — the firecracker backend (firecracker.h).
+ *
+ *   launcher
+ *     └ relay         configures the VM over the API socket, then copies
+ *       │             the console to stdout, watching for the guest's
+ *       │             status line; passes SIGINT/SIGTERM/SIGQUIT on;
+ *       │             exits with the status.  Dies with the launcher.
+ *       └ firecracker `--api-sock <state dir>/<id>/firecracker/api.sock`,
+ *                     in the sandbox namespace (Firecracker opens its tap
+ *                     by name, there), as the run's user with
+ *                     no_new_privs.  The socket's directory is that
+ *                     user's; the rest of the state dir stays root's.
+ *
+ * Firecracker has one serial port and no isa-debug-exit, so the guest's
+ * init writes its status on the console as a line of its own,
+ * "FB_EXIT=<n>" (fb.status=ttyS0 on the command line); the relay takes
+ * that line out of the output.  The guest reports its own command's
+ * status: a guest that prints a false one lies only about itself.  Once
+ * it is reported, Firecracker has SHUTDOWN_GRACE_MS to exit (it does when
+ * the guest reboots, with reboot=k) before it is killed.
+ *
+ * The kernel and the per-run initramfs reach Firecracker as inherited
+ * descriptors named /proc/self/fd/N: the user it runs as need not read
+ * the guest image, and the run leaves no file behind.  The API socket and
+ * its directory are removed once the VM runs: nothing else may
+ * reconfigure it.
+ *
+ * Under Firecracker's jailer, which this backend does not drive yet, the
+ * same VM would be started as
+ *   jailer --id <id> --exec-file <firecracker> --uid <uid> --gid <gid>
+ *          --chroot-base-dir <state dir>/<id>/jail
+ *          --netns /run/netns/fb-<id> --daemonize=no
+ *          -- --api-sock /api.sock
+ * with the kernel and initramfs hard-linked into the chroot (no /proc
+ * there) and the socket at <chroot base>/firecracker/<id>/root/.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "proxy/audit.h"
+#include "vmhost/firecracker.h"
+
+#define SOCKET_TIMEOUT_MS 5000   /* firecracker start → API socket */
+#define API_TIMEOUT_MS 5000      /* one API request */
+#define SHUTDOWN_GRACE_MS 2000   /* status reported → firecracker gone */
+#define EXIT_NOREPORT 125
+#define STATUS_MARK FB_GUEST_STATUS_MARK
+/* Firecracker's x86 guests stop by rebooting: reboot=k makes it the
+ * keyboard controller's reset, on which Firecracker exits. */
+#define BOOT_ARGS "console=ttyS0 reboot=k panic=1 pci=off quiet " \
+		  FB_GUEST_NET " fb.status=ttyS0"
+
+struct vm {
+	const struct fb_firecracker_opts *o;
+	char binary[PATH_MAX];
+	char sock_dir[PATH_MAX];
+	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int kernel_fd, initrd_fd;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The program execvp would run for `name`, into buf. */
+static int find_program(const char *name, char *buf, size_t size)
+{
+	const char *path = getenv("PATH");
+
+	if (strchr(name, '/')) {
+		snprintf(buf, size, "%s", name);
+		return access(buf, X_OK);
+	}
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	errno = ENOENT;
+	while (*path) {
+		size_t n = strcspn(path, ":");
+
+		if (n > 0 && (size_t)snprintf(buf, size, "%.*s/%s", (int)n,
+					      path, name) < size &&
+		    access(buf, X_OK) == 0)
+			return 0;
+		path += n + (path[n] == ':');
+	}
+	return -1;
+}
+
+int fb_firecracker_preflight(const char *binary, const char *guest_dir,
+			     char *err, size_t errsize)
+{
+	const char *files[] = { FB_GUEST_KERNEL, FB_GUEST_INITRD };
+	char path[PATH_MAX];
+
+	if (!binary)
+		binary = FB_FIRECRACKER_BINARY;
+	if (find_program(binary, path, sizeof path) < 0) {
+		snprintf(err, errsize, "backend firecracker: %s: %s (the "
+			 "binary is yours to install; --firecracker PATH names "
+			 "it)", binary, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", guest_dir, files[i]);
+		if (access(path, R_OK) < 0) {
+			snprintf(err, errsize, "guest image %s: %s (`make "
+				 "guest` builds it; --guest DIR names another)",
+				 path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The tap for Firecracker: persistent, so it outlives our descriptor,
+ * and owned by the user Firecracker runs as, so it may attach.
+ */
+static int hand_over_tap(int *tap_fd, uid_t uid, char *err, size_t errsize)
+{
+	if (ioctl(*tap_fd, TUNSETOWNER, (unsigned long)uid) < 0 ||
+	    ioctl(*tap_fd, TUNSETPERSIST, 1UL) < 0) {
+		snprintf(err, errsize, "hand the tap to firecracker: %s",
+			 strerror(errno));
+		return -1;
+	}
+	close(*tap_fd);
+	*tap_fd = -1;
+	return 0;
+}
+
+/* ---- the API client ------------------------------------------------ */
+
+/* Firecracker's fault_message from a JSON body, or the body itself. */
+static void fault_message(const char *body, char *out, size_t size)
+{
+	const char *p = strstr(body, "\"fault_message\"");
+	size_t n = 0;
+
+	if (!p || !(p = strchr(p + 15, ':')) ||
+	    !(p = strchr(p, '"'))) {
+		snprintf(out, size, "%s", *body ? body : "(no message)");
+		return;
+	}
+	for (p++; *p && *p != '"' && n + 1 < size; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			/* \n, \t and \uXXXX need no rendering in one line */
+			out[n++] = *p == 'n' || *p == 't' ? ' ' :
+				   *p == 'u' ? '?' : *p;
+			if (*p == 'u')
+				p += strnlen(p + 1, 4);
+		} else {
+			out[n++] = *p;
+		}
+	}
+	out[n] = '\0';
+}
+
+static int api_connect(const char *sock, char *err, size_t errsize)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		snprintf(err, errsize, "connect to %s: %s", sock,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Read one response into buf (NUL-terminated): headers, then as many
+ * body bytes as Content-Length says. */
+static int api_read(int fd, char *buf, size_t size, char **body,
+		    uint64_t deadline, char *err, size_t errsize)
+{
+	size_t len = 0, want = 0;
+	char *cl;
+
+	*body = NULL;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int64_t left = (int64_t)(deadline - now_ms());
+		ssize_t n;
+
+		if (*body && len >= (size_t)(*body - buf) + want)
+			return 0;
+		if (left <= 0 || poll(&p, 1, left) == 0) {
+			snprintf(err, errsize, "no answer in %d ms",
+				 API_TIMEOUT_MS);
+			return -1;
+		}
+		n = read(fd, buf + len, size - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || len + n == size - 1) {
+			snprintf(err, errsize, "%s", n < 0 ? strerror(errno) :
+				 n == 0 ? "connection closed mid-answer" :
+				 "answer too long");
+			return -1;
+		}
+		len += n;
+		buf[len] = '\0';
+		if (*body || !(*body = strstr(buf, "\r\n\r\n")))
+			continue;
+		*body += 4;
+		cl = strcasestr(buf, "\r\ncontent-length:");
+		if (cl && cl < *body)
+			want = strtoul(cl + 17, NULL, 10);
+	}
+}
+
+/*
+ * One API request; 2xx is success.  Anything else is an error naming the
+ * request and Firecracker's fault_message.
+ */
+static int api_call(const char *sock, const char *method, const char *path,
+		    const char *json, char *err, size_t errsize)
+{
+	char req[4096], resp[4096], why[512], *body;
+	uint64_t deadline = now_ms() + API_TIMEOUT_MS;
+	int fd, n, code = 0, ret = -1;
+
+	n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\n"
+		     "Accept: application/json\r\nContent-Type: "
+		     "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		     method, path, strlen(json), json);
+	if (n < 0 || (size_t)n >= sizeof req) {
+		snprintf(err, errsize, "%s %s: request too long", method, path);
+		return -1;
+	}
+	fd = api_connect(sock, why, sizeof why);
+	if (fd < 0)
+		goto fail;
+	if (write(fd, req, n) != n) {
+		snprintf(why, sizeof why, "send: %s", strerror(errno));
+		goto fail;
+	}
+	if (api_read(fd, resp, sizeof resp, &body, deadline, why,
+		     sizeof why) < 0)
+		goto fail;
+	if (sscanf(resp, "HTTP/1.%*d %d", &code) != 1) {
+		snprintf(why, sizeof why, "not an HTTP answer: %.40s", resp);
+		goto fail;
+	}
+	if (code / 100 == 2) {
+		ret = 0;
+		goto out;
+	}
+	fault_message(body, why, sizeof why);
+	snprintf(err, errsize, "firecracker: %s %s: %d: %s", method, path,
+		 code, why);
+	goto out;
+fail:
+	snprintf(err, errsize, "firecracker: %s %s: %s", method, path, why);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* ---- configuring the VM -------------------------------------------- */
+
+/* `"key":"<s escaped>"`, or -1 if it does not fit. */
+static int json_str(char *buf, size_t size, const char *key, const char *s)
+{
+	char esc[PATH_MAX * 2];
+	int n;
+
+	if (fb_json_escape(s, strlen(s), esc, sizeof esc) < 0)
+		return -1;
+	n = snprintf(buf, size, "\"%s\":\"%s\"", key, esc);
+	return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+/* The paths are /proc/self/fd/N and the arguments ours: nothing to
+ * escape. */
+static int put_boot_source(const struct vm *vm, char *err, size_t errsize)
+{
+	char body[1024];
+
+	snprintf(body, sizeof body, "{\"kernel_image_path\":"
+		 "\"/proc/self/fd/%d\",\"initrd_path\":\"/proc/self/fd/%d\","
+		 "\"boot_args\":\"" BOOT_ARGS "\"}", vm->kernel_fd,
+		 vm->initrd_fd);
+	return api_call(vm->sock, "PUT", "/boot-source", body, err, errsize);
+}
+
+static int put_network(const struct vm *vm, char *err, size_t errsize)
+{
+	char tap[128], body[512];
+
+	if (json_str(tap, sizeof tap, "host_dev_name", vm->o->tap_name) < 0)
+		return -1;
+	snprintf(body, sizeof body, "{\"iface_id\":\"eth0\",%s}", tap);
+	return api_call(vm->sock, "PUT", "/network-interfaces/eth0", body,
+			err, errsize);
+}
+
+static int put_machine(const struct vm *vm, char *err, size_t errsize)
+{
+	char body[128];
+
+	snprintf(body, sizeof body, "{\"vcpu_count\":%u,\"mem_size_mib\":%u,"
+		 "\"smt\":false}",
+		 vm->o->vcpus ? vm->o->vcpus : FB_FIRECRACKER_VCPUS,
+		 vm->o->mem_mib ? vm->o->mem_mib : FB_FIRECRACKER_MEM_MIB);
+	return api_call(vm->sock, "PUT", "/machine-config", body, err,
+			errsize);
+}
+
+/* Wait for the API socket; firecracker's death ends the wait early. */
+static int wait_socket(const struct vm *vm, pid_t pid, char *err,
+		       size_t errsize)
+{
+	uint64_t deadline = now_ms() + SOCKET_TIMEOUT_MS;
+	struct stat st;
+	int ws;
+
+	while (now_ms() < deadline) {
+		if (stat(vm->sock, &st) == 0 && S_ISSOCK(st.st_mode))
+			return 0;
+		if (waitpid(pid, &ws, WNOHANG) == pid) {
+			snprintf(err, errsize, "firecracker %s before its API "
+				 "socket %s appeared",
+				 WIFSIGNALED(ws) ? "was killed" : "exited",
+				 vm->sock);
+			return -1;
+		}
+		usleep(10000);
+	}
+	snprintf(err, errsize, "firecracker: no API socket %s after %d ms",
+		 vm->sock, SOCKET_TIMEOUT_MS);
+	return -1;
+}
+
+static int configure(const struct vm *vm, pid_t pid, char *err,
+		     size_t errsize)
+{
+	if (wait_socket(vm, pid, err, errsize) < 0)
+		return -1;
+	if (put_boot_source(vm, err, errsize) < 0 ||
+	    put_network(vm, err, errsize) < 0 ||
+	    put_machine(vm, err, errsize) < 0 ||
+	    api_call(vm->sock, "PUT", "/actions",
+		     "{\"action_type\":\"InstanceStart\"}", err, errsize) < 0) {
+		if (!*err)
+			snprintf(err, errsize, "firecracker: a path is too "
+				 "long for the API");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the processes ------------------------------------------------- */
+
+static void child_fail(int report, const char *what)
+{
+	char msg[256];
+	int n = snprintf(msg, sizeof msg, "firecracker: %s: %s", what,
+			 strerror(errno));
+
+	if (write(report, msg, n) < 0)
+		perror("firecracker: report");
+	_exit(EXIT_NOREPORT);
+}
+
+static void keep_open(int fd, int report)
+{
+	if (fcntl(fd, F_SETFD, 0) < 0)
+		child_fail(report, "clear close-on-exec");
+}
+
+/*
+ * In the child: the console pipe on stdout, the sandbox namespace, the
+ * guest image open, the user's uid; exec.  A failure is written on
+ * `report` (close-on-exec: an exec that works closes it unwritten).
+ */
+static void exec_firecracker(const struct vm *vm, int console, int report,
+			     pid_t relay)
+{
+	const struct fb_qemu_opts *g = &vm->o->guest;
+	char *argv[] = { (char *)vm->binary, "--api-sock", (char *)vm->sock,
+			 NULL };
+	struct stat kvm;
+	gid_t groups[1];
+	size_t ngroups = 0;
+	sigset_t none;
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (null < 0 || dup2(null, STDIN_FILENO) < 0 ||
+	    dup2(console, STDOUT_FILENO) < 0)
+		child_fail(report, "redirect stdin and stdout");
+	if (setns(vm->o->sandbox_ns, CLONE_NEWNET) < 0)
+		child_fail(report, "enter the sandbox namespace");
+	keep_open(vm->kernel_fd, report);
+	keep_open(vm->initrd_fd, report);
+	/* /dev/kvm's group: the one supplementary group kept */
+	if (stat("/dev/kvm", &kvm) == 0)
+		groups[ngroups++] = kvm.st_gid;
+	if (setgroups(ngroups, groups) < 0 || setgid(g->gid) < 0 ||
+	    setuid(g->uid) < 0)
+		child_fail(report, "drop privileges");
+	/* after setuid, which clears it */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != relay)
+		child_fail(report, "tie to the launcher");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(report, "prctl(PR_SET_NO_NEW_PRIVS)");
+	signal(SIGPIPE, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execv(argv[0], argv);
+	child_fail(report, vm->binary);
+}
+
+/*
+ * The console, passed through, less the status line: bytes of a line
+ * that starts like STATUS_MARK are held until the line proves to be the
+ * status (dropped) or not (written).
+ */
+struct console {
+	char held[sizeof STATUS_MARK + 8];
+	size_t nheld;
+	bool line_start;
+	int status;   /* -1 until reported */
+};
+
+static void out(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(STDOUT_FILENO, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return; /* nobody reads: the guest still runs out */
+		p += w;
+		n -= w;
+	}
+}
+
+/* Is held[] plus c still a prefix of STATUS_MARK digits [\r] \n? */
+static bool still_status(const struct console *c, char ch)
+{
+	size_t mark = sizeof STATUS_MARK - 1, n = c->nheld;
+
+	if (n < mark)
+		return ch == STATUS_MARK[n];
+	if (ch >= '0' && ch <= '9')
+		return n < mark + 3 && (n == mark || c->held[n - 1] != '\r');
+	if (ch == '\r')
+		return n > mark && c->held[n - 1] != '\r';
+	return ch == '\n' && n > mark;
+}
+
+static void console_feed(struct console *c, const char *p, size_t n)
+{
+	size_t start = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+
+		if (c->nheld || (c->line_start && ch == STATUS_MARK[0])) {
+			if (!c->nheld)
+				out(p + start, i - start);
+			if (!still_status(c, ch)) {
+				out(c->held, c->nheld);
+				c->nheld = 0;
+				start = i;
+			} else if (ch == '\n') {
+				long v = strtol(c->held + sizeof STATUS_MARK - 1,
+						NULL, 10);
+
+				c->status = v <= 255 ? (int)v : 255;
+				c->nheld = 0;
+				start = i + 1;
+			} else {
+				c->held[c->nheld++] = ch;
+				start = i + 1;
+			}
+		}
+		c->line_start = ch == '\n';
+	}
+	if (!c->nheld)
+		out(p + start, n - start);
+}
+
+static int status_of(const struct console *c, int ws, int stopped_by)
+{
+	if (c->status >= 0)
+		return c->status;
+	if (stopped_by)
+		return 128 + stopped_by;
+	if (WIFSIGNALED(ws))
+		fprintf(stderr, "firebreak run: firecracker was killed by "
+			"signal %d before the guest reported a status\n",
+			WTERMSIG(ws));
+	else
+		fprintf(stderr, "firebreak run: the guest stopped without "
+			"reporting a status (firecracker exited with %d)\n",
+			WEXITSTATUS(ws));
+	return EXIT_NOREPORT;
+}
+
+/* Copy the console until firecracker is gone; the run's status. */
+static int supervise(pid_t pid, int console_fd, int sigfd)
+{
+	struct console c = { .line_start = true, .status = -1 };
+	struct signalfd_siginfo si;
+	uint64_t kill_at = 0;
+	int stopped_by = 0, ws = 0;
+	bool exited = false, eof = false, killed = false;
+	char buf[16384];
+
+	while (!exited || !eof) {
+		struct pollfd p[2] = {
+			{ .fd = eof ? -1 : console_fd, .events = POLLIN },
+			{ .fd = sigfd, .events = POLLIN },
+		};
+		int timeout = -1;
+
+		if (c.status >= 0 && !kill_at)
+			kill_at = now_ms() + SHUTDOWN_GRACE_MS;
+		if (kill_at && !killed)
+			timeout = kill_at > now_ms() ? (int)(kill_at - now_ms())
+						     : 0;
+		if (poll(p, 2, timeout) < 0 && errno != EINTR)
+			break;
+		if (kill_at && !killed && !exited && now_ms() >= kill_at) {
+			kill(pid, SIGKILL);
+			killed = true;
+		}
+		if (p[0].revents) {
+			ssize_t n = read(console_fd, buf, sizeof buf);
+
+			if (n > 0)
+				console_feed(&c, buf, n);
+			else if (n == 0 || errno != EINTR)
+				eof = true;
+		}
+		if (p[1].revents &&
+		    read(sigfd, &si, sizeof si) == sizeof si &&
+		    si.ssi_signo != SIGCHLD && si.ssi_signo != SIGHUP) {
+			stopped_by = si.ssi_signo;
+			kill(pid, si.ssi_signo);
+		}
+		if (!exited && waitpid(pid, &ws, WNOHANG) == pid)
+			exited = true;
+	}
+	out(c.held, c.nheld);
+	return status_of(&c, ws, stopped_by);
+}
+
+static void remove_socket(const struct vm *vm)
+{
+	unlink(vm->sock);
+	rmdir(vm->sock_dir);
+}
+
+/*
+ * The relay: start firecracker, configure the VM, say how that went on
+ * `report` (a newline, or the error), supervise.
+ */
+static void relay(const struct vm *vm, int report, pid_t launcher)
+{
+	char err[768] = "";
+	int console[2], exec_report[2], sigfd, ws;
+	sigset_t sigs;
+	ssize_t n;
+	pid_t pid;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != launcher)
+		_exit(EXIT_NOREPORT);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGQUIT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (sigfd < 0 || pipe2(console, O_CLOEXEC) < 0 ||
+	    pipe2(exec_report, O_CLOEXEC) < 0) {
+		snprintf(err, sizeof err, "firecracker: relay: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, sizeof err, "firecracker: fork: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	if (pid == 0)
+		exec_firecracker(vm, console[1], exec_report[1], getppid());
+	close(console[1]);
+	close(exec_report[1]);
+	n = read(exec_report[0], err, sizeof err - 1);
+	close(exec_report[0]);
+	if (n > 0) {
+		err[n] = '\0';
+		goto fail_reap;
+	}
+	if (configure(vm, pid, err, sizeof err) < 0)
+		goto fail_reap;
+	remove_socket(vm);
+	if (write(report, "\n", 1) != 1)
+		_exit(EXIT_NOREPORT);
+	close(report);
+	_exit(supervise(pid, console[0], sigfd));
+fail_reap:
+	kill(pid, SIGKILL);
+	waitpid(pid, &ws, 0);
+fail:
+	remove_socket(vm);
+	n = write(report, err, strlen(err));
+	_exit(EXIT_NOREPORT);
+}
+
+/* The per-run initramfs, as the qemu backend builds it, in a memfd. */
+static int open_initrd(const struct fb_qemu_opts *g, char *err,
+		       size_t errsize)
+{
+	int fd = memfd_create("firebreak-initrd", MFD_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errsize, "memfd_create: %s", strerror(errno));
+		return -1;
+	}
+	if (fb_qemu_write_initrd(g, fd, err, errsize) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The relay's report: a newline once the VM runs, else the error. */
+static int read_report(int fd, pid_t relay, char *err, size_t errsize)
+{
+	ssize_t n;
+
+	while ((n = read(fd, err, errsize - 1)) < 0 && errno == EINTR)
+		;
+	if (n == 1 && err[0] == '\n') {
+		err[0] = '\0';
+		return 0;
+	}
+	if (n <= 0)
+		snprintf(err, errsize, "firecracker: the relay died before "
+			 "the VM started");
+	else
+		err[n] = '\0';
+	kill(relay, SIGKILL);
+	while (waitpid(relay, NULL, 0) < 0 && errno == EINTR)
+		;
+	return -1;
+}
+
+pid_t fb_firecracker_spawn(const struct fb_firecracker_opts *o, int *tap_fd,
+			   char *err, size_t errsize)
+{
+	struct vm vm = { .o = o, .kernel_fd = -1, .initrd_fd = -1 };
+	char kernel[PATH_MAX];
+	int report[2] = { -1, -1 };
+	pid_t pid = -1, launcher = getpid();
+	int n;
+
+	if (find_program(o->binary ? o->binary : FB_FIRECRACKER_BINARY,
+			 vm.binary, sizeof vm.binary) < 0) {
+		snprintf(err, errsize, "firecracker: %s: %s", o->binary ?
+			 o->binary : FB_FIRECRACKER_BINARY, strerror(errno));
+		return -1;
+	}
+	snprintf(vm.sock_dir, sizeof vm.sock_dir, "%s/firecracker", o->dir);
+	n = snprintf(vm.sock, sizeof vm.sock, "%s/api.sock", vm.sock_dir);
+	if (n < 0 || (size_t)n >= sizeof vm.sock) {
+		snprintf(err, errsize, "firecracker: API socket path %s/api.sock "
+			 "is too long", vm.sock_dir);
+		return -1;
+	}
+	snprintf(kernel, sizeof kernel, "%s/%s", o->guest.guest_dir,
+		 FB_GUEST_KERNEL);
+	vm.kernel_fd = open(kernel, O_RDONLY | O_CLOEXEC);
+	if (vm.kernel_fd < 0) {
+		snprintf(err, errsize, "open %s: %s", kernel, strerror(errno));
+		return -1;
+	}
+	vm.initrd_fd = open_initrd(&o->guest, err, errsize);
+	if (vm.initrd_fd < 0)
+		goto out;
+	/* firecracker, as the user, creates its socket in a dir of its own */
+	if (mkdir(vm.sock_dir, 0700) < 0 ||
+	    chown(vm.sock_dir, o->guest.uid, o->guest.gid) < 0) {
+		snprintf(err, errsize, "%s: %s", vm.sock_dir, strerror(errno));
+		rmdir(vm.sock_dir);
+		goto out;
+	}
+	if (hand_over_tap(tap_fd, o->guest.uid, err, errsize) < 0)
+		goto out_dir;
+	if (pipe2(report, O_CLOEXEC) < 0) {
+		snprintf(err, errsize, "pipe: %s", strerror(errno));
+		goto out_dir;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, errsize, "fork: %s", strerror(errno));
+		goto out_dir;
+	}
+	if (pid == 0) {
+		close(report[0]);
+		relay(&vm, report[1], launcher);
+	}
+	close(report[1]);
+	report[1] = -1;
+	if (read_report(report[0], pid, err, errsize) == 0)
+		goto out;
+	pid = -1;
+out_dir:
+	remove_socket(&vm);
+out:
+	for (int i = 0; i < 2; i++)
+		if (report[i] >= 0)
+			close(report[i]);
+	if (vm.initrd_fd >= 0)
+		close(vm.initrd_fd);
+	close(vm.kernel_fd);
+	return pid;
+}
