@@ -23,15 +23,19 @@ success is 204.  Like Firecracker, it opens the kernel and initrd when
 the interface is set: so the tap must exist in its network namespace and
 be free.
 
-On InstanceStart the "guest" prints a console line and then the status
-line the guest's init writes, "FB_EXIT=<n>", and the process exits 0, as
-Firecracker does when its guest reboots.
+On InstanceStart the "guest" logs the files under fb/ that the initrd's
+cpio archives carry (the sandbox's piece: command, environment, CA),
+prints a console line and then the status line the guest's init writes,
+"FB_EXIT=<n>", and the process exits 0, as Firecracker does when its
+guest reboots.
 
 The environment steers it:
   FAKE_FC_LOG=FILE     one JSON object per line: first {"argv", "netdevs"}
                        (the interfaces of its network namespace), then per
-                       request {"method", "path", "body", "status", "fault"}
-  FAKE_FC_EXIT=N       the guest's status (default 0)
+                       request {"method", "path", "body", "status", "fault"},
+                       last {"initrd": {NAME: TEXT}}
+  FAKE_FC_EXIT=N       the guest's status (default 0); "none": the guest
+                       stops without reporting one
   FAKE_FC_FAIL="PUT /machine-config"  answer that request 400
   FAKE_FC_HANG=1       after the status line keep running, as a guest that
                        never powers off would
@@ -271,10 +275,34 @@ def serve(conn, vmm):
             return
 
 
+def initrd_files(path):
+    """fb/* in the newc archives of the initrd: headers are found by their
+    magic, so whatever base image comes first does not matter."""
+    data = open(path, "rb").read()
+    files, i = {}, data.find(b"070701")
+    while i >= 0:
+        try:
+            fields = [int(data[i + 6 + 8 * k:i + 14 + 8 * k], 16)
+                      for k in range(13)]
+        except ValueError:
+            i = data.find(b"070701", i + 1)
+            continue
+        filesize, namesize = fields[6], fields[11]
+        name = data[i + 110:i + 110 + namesize - 1].decode("latin-1")
+        start = (i + 110 + namesize + 3) & ~3
+        if name.startswith("fb/"):
+            files[name] = data[start:start + filesize].decode("latin-1")
+        i = data.find(b"070701", max(i + 1, start + filesize))
+    return files
+
+
 def boot(vmm):
     """What a guest would show on the console, then its status."""
+    log({"initrd": initrd_files(vmm.boot["initrd_path"])})
     sys.stdout.write("fake guest: booted %s\n" % vmm.boot["kernel_image_path"])
-    sys.stdout.write("FB_EXIT=%s\n" % os.environ.get("FAKE_FC_EXIT", "0"))
+    status = os.environ.get("FAKE_FC_EXIT", "0")
+    if status != "none":
+        sys.stdout.write("FB_EXIT=%s\n" % status)
     sys.stdout.flush()
     while os.environ.get("FAKE_FC_HANG"):
         time.sleep(1)
