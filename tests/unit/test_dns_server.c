@@ -667,6 +667,16 @@ static void test_resolve_api(void **state)
 	assert_int_equal(g.naddrs, 1);
 	assert_int_equal(upstream_asked(&f.up, "target-ok.example"), 1);
 
+	/* Both families of an IPv4-only name, twice: the second from the
+	 * cache, its IPv6 half empty. */
+	for (int i = 0; i < 2; i++) {
+		assert_non_null(fb_resolve(f.res, "long-ttl.example", AF_UNSPEC, on_resolved, &g));
+		assert_int_equal(fb_loop_run(f.loop), 0);
+		assert_int_equal(g.status, FB_RESOLVE_OK);
+		assert_int_equal(g.naddrs, 1);
+	}
+	assert_int_equal(upstream_asked(&f.up, "long-ttl.example"), 2); /* A and AAAA */
+
 	/* NXDOMAIN from the upstream. */
 	assert_non_null(fb_resolve(f.res, "nowhere.example", AF_INET, on_resolved, &g));
 	assert_int_equal(fb_loop_run(f.loop), 0);
