@@ -313,7 +313,8 @@ static void resume_accept(struct fb_loop *l, void *arg)
 	struct fb_proxy *p = arg;
 
 	p->accept_paused = false;
-	fb_loop_mod(l, p->listen_fd, EPOLLIN);
+	for (size_t i = 0; i < p->nlisten; i++)
+		fb_loop_mod(l, p->listen_fd[i], EPOLLIN);
 }
 
 static void conn_start(struct fb_proxy *p, int fd,
@@ -375,13 +376,14 @@ void fb_conn_on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
 			conn_start(p, cfd, &src);
 			continue;
 		}
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
+		if ((errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		     errno == ENOMEM) && !p->accept_paused) {
 			/* Level-triggered: without a pause this would spin. */
 			fprintf(stderr, "firebreak-proxy: accept: %s; pausing %d ms\n",
 				strerror(errno), ACCEPT_RETRY_MS);
 			p->accept_paused = true;
-			fb_loop_mod(l, fd, 0);
+			for (size_t j = 0; j < p->nlisten; j++)
+				fb_loop_mod(l, p->listen_fd[j], 0);
 			fb_timer_add(l, ACCEPT_RETRY_MS, resume_accept, p);
 		}
 		return;

@@ -33,7 +33,8 @@ struct fb_proxy {
 	struct fb_loop *loop;
 	struct fb_policy *policy;   /* in force; the proxy holds one reference */
 	uint64_t generation;        /* of `policy`; starts at 1 */
-	int listen_fd;
+	int listen_fd[FB_MAX_LISTEN];
+	size_t nlisten;
 	bool accept_paused;         /* out of descriptors: retry shortly */
 	int signal_fd;
 	struct fb_control *control;
@@ -45,7 +46,7 @@ struct fb_proxy {
 	struct conn *conns;         /* live connections */
 	uint64_t next_conn_id;
 	/* what nft needs besides the policy's sets */
-	struct fb_addr listen_addr;
+	struct fb_addr listen_addr[FB_MAX_LISTEN];
 	struct fb_addr gateways[FB_MAX_GATEWAYS];
 	size_t ngateways;
 	uint16_t listen_port, dns_port;

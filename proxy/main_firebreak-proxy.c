@@ -8,7 +8,7 @@
 #include "proxy/proxy.h"
 
 static const char usage[] =
-	"usage: firebreak-proxy --policy FILE --listen ADDR:PORT --control SOCK\n"
+	"usage: firebreak-proxy --policy FILE --listen ADDR:PORT... --control SOCK\n"
 	"                       [--dns-listen ADDR:PORT] [--audit-log FILE|-]\n"
 	"                       [--sandbox-id ID] [--ca-cert F --ca-key F] [--jwt-key F]\n"
 	"                       [--resolver IP[:PORT]] [--public CIDR]...\n"
@@ -83,7 +83,14 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
 		case O_POLICY: cfg.policy_path = optarg; break;
-		case O_LISTEN: cfg.listen = optarg; break;
+		case O_LISTEN:
+			if (cfg.nlisten == FB_MAX_LISTEN) {
+				fprintf(stderr, "firebreak-proxy: at most %d --listen addresses\n",
+					FB_MAX_LISTEN);
+				goto usage_error;
+			}
+			cfg.listen[cfg.nlisten++] = optarg;
+			break;
 		case O_DNS_LISTEN: cfg.dns_listen = optarg; break;
 		case O_CONTROL: cfg.control_path = optarg; break;
 		case O_AUDIT: cfg.audit_path = optarg; break;
@@ -153,7 +160,7 @@ int main(int argc, char **argv)
 			argv[optind]);
 		goto usage_error;
 	}
-	if (!cfg.policy_path || !cfg.listen || !cfg.control_path) {
+	if (!cfg.policy_path || !cfg.nlisten || !cfg.control_path) {
 		fprintf(stderr, "firebreak-proxy: --policy, --listen and --control are required\n");
 		goto usage_error;
 	}

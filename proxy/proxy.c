@@ -118,6 +118,35 @@ static int listen_tcp(const struct fb_addr *a, uint16_t port, char *err,
 	return fd;
 }
 
+/* Every --listen address, all on one port (nft redirects to one). */
+static int listen_all(struct fb_proxy *p, char *err, size_t errsize)
+{
+	for (size_t i = 0; i < p->cfg.nlisten; i++) {
+		uint16_t port;
+		int fd;
+
+		if (parse_hostport("--listen", p->cfg.listen[i], &p->listen_addr[i],
+				   &port, err, errsize) < 0)
+			return -1;
+		if (i > 0 && port != p->listen_port) {
+			snprintf(err, errsize, "--listen %s: every --listen must use port %u",
+				 p->cfg.listen[i], p->listen_port);
+			return -1;
+		}
+		p->listen_port = port;
+		fd = listen_tcp(&p->listen_addr[i], port, err, errsize);
+		if (fd < 0)
+			return -1;
+		p->listen_fd[p->nlisten++] = fd;
+		if (fb_loop_add(p->loop, fd, EPOLLIN, fb_conn_on_accept, p) < 0) {
+			snprintf(err, errsize, "--listen %s: %s", p->cfg.listen[i],
+				 strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* ---- the kernel side of the policy ------------------------------------ */
 
 static int apply_nft(struct fb_proxy *p, const struct fb_policy *pol,
@@ -369,7 +398,7 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 		return NULL;
 	}
 	p->cfg = *cfg;
-	p->listen_fd = p->signal_fd = -1;
+	p->signal_fd = -1;
 	p->load_opts = (struct fb_load_opts){
 		.filename = cfg->policy_path,
 		.publics = cfg->publics,
@@ -382,8 +411,7 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 		goto fail;
 	}
 	if (load_initial(p, err, errsize) < 0 ||
-	    parse_hostport("--listen", cfg->listen, &p->listen_addr,
-			   &p->listen_port, err, errsize) < 0 ||
+	    listen_all(p, err, errsize) < 0 ||
 	    (cfg->dns_listen &&
 	     parse_hostport("--dns-listen", cfg->dns_listen, &dns_addr,
 			    &p->dns_port, err, errsize) < 0))
@@ -410,13 +438,9 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 			 FB_MAX_GATEWAYS);
 		goto fail;
 	}
-	p->ngateways = cfg->ngateways ? cfg->ngateways : 1;
-	memcpy(p->gateways, cfg->ngateways ? cfg->gateways : &p->listen_addr,
+	p->ngateways = cfg->ngateways ? cfg->ngateways : p->nlisten;
+	memcpy(p->gateways, cfg->ngateways ? cfg->gateways : p->listen_addr,
 	       p->ngateways * sizeof(*p->gateways));
-	p->listen_fd = listen_tcp(&p->listen_addr, p->listen_port, err, errsize);
-	if (p->listen_fd < 0 ||
-	    fb_loop_add(p->loop, p->listen_fd, EPOLLIN, fb_conn_on_accept, p) < 0)
-		goto fail;
 	if (cfg->dns_listen) {
 		dcfg = (struct fb_dns_config){
 			.listen = cfg->dns_listen,
@@ -470,8 +494,8 @@ void fb_proxy_free(struct fb_proxy *p)
 	fb_control_free(p->control);
 	fb_dns_server_free(p->dns);
 	fb_resolver_free(p->resolver);
-	if (p->listen_fd >= 0)
-		close(p->listen_fd);
+	for (size_t i = 0; i < p->nlisten; i++)
+		close(p->listen_fd[i]);
 	if (p->signal_fd >= 0)
 		close(p->signal_fd);
 	fb_audit_close(p->audit);

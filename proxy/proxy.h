@@ -22,10 +22,12 @@
 #define FB_IDLE_TIMEOUT_S 300
 #define FB_MAX_PEEKS 1024
 #define FB_CONTROL_BODY_MAX (16 * 1024 * 1024)
+#define FB_MAX_LISTEN 2          /* an IPv4 and an IPv6 address */
 
 struct fb_proxy_config {
 	const char *policy_path;     /* required: the file SIGHUP re-reads */
-	const char *listen;          /* ADDR:PORT ([v6]:PORT) */
+	const char *listen[FB_MAX_LISTEN]; /* ADDR:PORT ([v6]:PORT), one port */
+	size_t nlisten;
 	const char *dns_listen;      /* ADDR:PORT, or NULL: no DNS server */
 	const char *control_path;    /* unix socket, created 0600 */
 	const char *audit_path;      /* FILE, "-" for stdout, NULL: none */

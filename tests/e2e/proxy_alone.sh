@@ -19,12 +19,19 @@ trap proxy_cleanup EXIT
 ip netns add "$NS" || { not_ok setup "ip netns add"; exit 1; }
 ip -n "$NS" link set lo up
 for a in 10 20 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
+ip -n "$NS" addr add 2001:db8:100::10/128 dev lo nodad
 # Guests are uid 65534: their TCP to the origin ports goes to the proxy.
 ip netns exec "$NS" nft -f - <<'NFT' || { not_ok setup nft; exit 1; }
 table ip fbtest {
 	chain out {
 		type nat hook output priority -100;
 		meta skuid 65534 tcp dport { 80, 443, 5432, 8443 } redirect to :15001
+	}
+}
+table ip6 fbtest {
+	chain out {
+		type nat hook output priority -100;
+		meta skuid 65534 tcp dport 443 redirect to :15001
 	}
 }
 NFT
@@ -47,9 +54,10 @@ P
 SOCK=$FB_TMP/control.sock
 AUDIT=$FB_TMP/audit.log
 ip netns exec "$NS" "$FB_BUILD/bin/firebreak-proxy" --no-nft \
-	--policy "$POLICY" --listen 127.0.0.1:15001 --control "$SOCK" \
+	--policy "$POLICY" --listen 127.0.0.1:15001 --listen '[::1]:15001' \
+	--control "$SOCK" \
 	--audit-log "$AUDIT" --sandbox-id alone --resolver 198.51.100.53 \
-	--public 198.51.100.0/24 --peek-timeout 1000 --max-peeks 50 \
+	--public 198.51.100.0/24 --public 2001:db8:100::/64 --peek-timeout 1000 --max-peeks 50 \
 	--idle-timeout 30 2>"$FB_TMP/proxy.err" &
 PROXY_PID=$!
 px_wait_file "$SOCK" || { not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
@@ -61,6 +69,8 @@ out=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")
 check "allowed name, end-to-end TLS verified by the client" [ "$out" = "$ORIGIN" ]
 out=$(C tls 198.51.100.20 443 allowed.test "$PX_CA")
 check "SNI allowed.test sent to another address reaches allowed.test's origin" [ "$out" = "$ORIGIN" ]
+out=$(C tls 2001:db8:100::10 443 allowed.test "$PX_CA")
+check "IPv6: the original destination is found, the name routes to its origin" [ "$out" = "$ORIGIN" ]
 out=$(C frag 198.51.100.10 443 allowed.test "$PX_CA" seg)
 check "ClientHello in 1-byte TCP segments" [ "$out" = "$ORIGIN" ]
 out=$(C frag 198.51.100.10 443 allowed.test "$PX_CA" rec)
