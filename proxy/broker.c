@@ -570,8 +570,13 @@ static int upstream_progress(struct fb_broker *b)
 	socklen_t len = sizeof(err);
 
 	if (b->up == UP_DIAL) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+
 		getsockopt(b->ufd, SOL_SOCKET, SO_ERROR, &err, &len);
-		if (err == EINPROGRESS || err == EALREADY)
+		/* no error and no peer yet: still connecting */
+		if (!err && getpeername(b->ufd, (struct sockaddr *)&peer,
+					&plen) < 0)
 			return 0;
 		if (err) {
 			upstream_failed(b, "dial-failed");
@@ -720,9 +725,11 @@ static void request_head(struct fb_broker *b)
 	}
 	head = fb_rewrite_head(req, &edit, &len);
 	fb_forward_fields_free(&store);
-	if (!head || obuf_put(&b->upq, head, len) < 0 ||
+	/* the upstream first: switching targets empties its queue */
+	if (!head ||
 	    upstream_for(b, d.verdict == FB_VERDICT_FORWARD ? fwd.host : b->sni,
-			 d.verdict == FB_VERDICT_FORWARD ? fwd.port : b->port) < 0) {
+			 d.verdict == FB_VERDICT_FORWARD ? fwd.port : b->port) < 0 ||
+	    obuf_put(&b->upq, head, len) < 0) {
 		free(head);
 		broker_close(b, "out-of-memory");
 		return;
