@@ -24,6 +24,8 @@
 
 #include "vmhost/proxy_start.h"
 #include "vmhost/sandbox.h"
+#include "vmhost/sandbox_ca.h"
+#include "vmhost/trust.h"
 #include "vmhost/vmhost.h"
 
 #define MAX_PUBLICS 64
@@ -37,6 +39,7 @@ struct run_args {
 	const char *name;
 	const char *state_dir;
 	const char *audit_log;
+	const char *upstream_ca;
 	char **argv;
 };
 
@@ -49,6 +52,7 @@ static void usage(FILE *out)
 		"[--name ID]\n"
 		"                     [--state-dir DIR] [--audit-log FILE|-] "
 		"[--backend process]\n"
+		"                     [--upstream-ca FILE]\n"
 		"                     -- COMMAND [ARG]...\n"
 		"\n"
 		"Runs COMMAND in a sandbox of its own (network, PID and mount "
@@ -68,6 +72,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "backend", required_argument, NULL, 'b' },
 		{ "audit-log", required_argument, NULL, 'a' },
+		{ "upstream-ca", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -87,6 +92,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		case 'n': a->name = optarg; break;
 		case 's': a->state_dir = optarg; break;
 		case 'a': a->audit_log = optarg; break;
+		case 'U': a->upstream_ca = optarg; break;
 		case 'P':
 			if (a->npublics == MAX_PUBLICS) {
 				fprintf(stderr, "firebreak run: more than %d "
@@ -245,7 +251,8 @@ static struct fb_policy *load_policy(const struct run_args *a)
  * redirects end in a refusal: names fail closed.
  */
 static pid_t sandbox_start_proxy(const struct run_args *a,
-				 struct fb_sandbox *sb, char *err,
+				 struct fb_sandbox *sb,
+				 const struct fb_sandbox_ca *ca, char *err,
 				 size_t errsize)
 {
 	struct fb_proxy_launch l = {
@@ -254,6 +261,10 @@ static pid_t sandbox_start_proxy(const struct run_args *a,
 		.npublics = a->npublics,
 		.resolver = a->resolver,
 		.audit_log = a->audit_log,
+		.ca_cert = ca->cert,
+		.ca_key = ca->key,
+		.jwt_key = ca->jwt_key,
+		.upstream_ca = a->upstream_ca,
 	};
 
 	return fb_proxy_start(sb, &l, err, errsize);
@@ -302,6 +313,7 @@ int fb_cmd_run(int argc, char **argv)
 	struct fb_sandbox_opts so = { 0 };
 	struct fb_process_opts po = { 0 };
 	struct fb_sandbox sb;
+	struct fb_sandbox_ca ca = { 0 };
 	struct fb_policy *policy;
 	sigset_t sigs;
 	char err[512];
@@ -361,11 +373,25 @@ int fb_cmd_run(int argc, char **argv)
 		fprintf(stderr, "firebreak run: %s\n", err);
 		goto out;
 	}
-	proxy = sandbox_start_proxy(&a, &sb, err, sizeof err);
+	/* The CA and token key stay here, on the host side; the guest gets
+	 * the certificate in its trust store and nothing else. */
+	if (fb_sandbox_ca_create(&sb, policy, &ca, err, sizeof err) < 0) {
+		fprintf(stderr, "firebreak run: sandbox CA: %s\n", err);
+		goto destroy;
+	}
+	proxy = sandbox_start_proxy(&a, &sb, &ca, err, sizeof err);
 	if (proxy < 0) {
 		fprintf(stderr, "firebreak run: proxy: %s\n", err);
 		goto destroy;
 	}
+	/* The proxy has read its secrets; the guest must not inherit them. */
+	fb_sandbox_scrub_secrets(policy);
+	po.env = fb_trust_env(FB_TRUST_GUEST_BUNDLE, NULL);
+	if (!po.env) {
+		fprintf(stderr, "firebreak run: out of memory\n");
+		goto destroy;
+	}
+	po.trust_bundle = ca.bundle;
 	po.argv = a.argv;
 	po.guest_ns = sb.guest_ns;
 	po.resolv_conf = sb.resolv_conf;
@@ -378,6 +404,8 @@ int fb_cmd_run(int argc, char **argv)
 destroy:
 	if (proxy > 0)
 		fb_proxy_stop(&sb, proxy);
+	fb_trust_env_free(po.env);
+	fb_sandbox_ca_remove(&ca);
 	fb_sandbox_destroy(&sb);
 out:
 	close(sigfd);

@@ -21,6 +21,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mount.h>
@@ -28,6 +29,7 @@
 #include <sys/wait.h>
 
 #include "vmhost/sandbox.h"
+#include "vmhost/trust.h"
 
 #define EXIT_SETUP 125    /* the sandbox could not be entered */
 #define EXIT_NOEXEC 126   /* the command exists but cannot run */
@@ -130,6 +132,9 @@ static void run_command(const struct fb_process_opts *o, pid_t init)
 		die("setuid");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		die("prctl(PR_SET_NO_NEW_PRIVS)");
+	for (char **e = o->env; e && *e; e++)
+		if (putenv(*e) != 0)
+			die("putenv");
 	execvp(o->argv[0], o->argv);
 	fprintf(stderr, "firebreak run: %s: %s\n", o->argv[0], strerror(errno));
 	_exit(errno == ENOENT ? EXIT_NOTFOUND : EXIT_NOEXEC);
@@ -159,6 +164,22 @@ static void supervise(void (*child)(const struct fb_process_opts *, pid_t),
 	_exit(wait_for(pid));
 }
 
+/* The sandbox CA's bundle over the distributions' bundle paths that
+ * exist here (a bind mount needs its target). */
+static void mount_trust(const struct fb_process_opts *o)
+{
+	static const char *const paths[] = {
+		FB_TRUST_GUEST_BUNDLE, FB_TRUST_GUEST_FEDORA_BUNDLE,
+	};
+
+	if (!o->trust_bundle)
+		return;
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (access(paths[i], F_OK) == 0 &&
+		    mount(o->trust_bundle, paths[i], NULL, MS_BIND, NULL) < 0)
+			die("bind mount the sandbox's CA bundle");
+}
+
 static void run_init(const struct fb_process_opts *o, pid_t relay)
 {
 	tie_to_parent(relay);
@@ -167,6 +188,7 @@ static void run_init(const struct fb_process_opts *o, pid_t relay)
 		die("make / private");
 	if (mount(o->resolv_conf, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
 		die("bind mount the sandbox's resolv.conf on /etc/resolv.conf");
+	mount_trust(o);
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  NULL) < 0)
 		die("mount /proc");

@@ -138,6 +138,15 @@ pid_t fb_proxy_start(const struct fb_sandbox *sb, const struct fb_proxy_launch *
 		argv[n++] = "--audit-log";
 		argv[n++] = l->audit_log;
 	}
+	if (l->ca_cert) {
+		argv[n++] = "--ca-cert";  argv[n++] = l->ca_cert;
+		argv[n++] = "--ca-key";   argv[n++] = l->ca_key;
+		argv[n++] = "--jwt-key";  argv[n++] = l->jwt_key;
+	}
+	if (l->upstream_ca) {
+		argv[n++] = "--upstream-ca";
+		argv[n++] = l->upstream_ca;
+	}
 	for (size_t i = 0; i < l->npublics && i < 64; i++) {
 		fb_cidr_format(&l->publics[i], publics[i], sizeof(publics[i]));
 		argv[n++] = "--public";

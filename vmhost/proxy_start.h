@@ -20,6 +20,9 @@ struct fb_proxy_launch {
 	size_t npublics;
 	const char *resolver;       /* IP[:PORT] as the user gave it, or NULL */
 	const char *audit_log;      /* FILE, "-", or NULL: none */
+	const char *ca_cert, *ca_key; /* the sandbox CA (brokering) */
+	const char *jwt_key;        /* signs forwardURL tokens */
+	const char *upstream_ca;    /* extra roots for brokered upstreams */
 };
 
 /*

@@ -1,0 +1,129 @@
+/*
+ * sandbox_ca.c — the brokering material of one sandbox (sandbox_ca.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proxy/ca.h"
+#include "proxy/jwt.h"
+#include "proxy/pemfile.h"
+#include "vmhost/sandbox_ca.h"
+#include "vmhost/trust.h"
+
+static int path(char *buf, size_t size, const char *dir, const char *name,
+		char *err, size_t errsize)
+{
+	int n = snprintf(buf, size, "%s/%s", dir, name);
+
+	if (n < 0 || (size_t)n >= size) {
+		snprintf(err, errsize, "%s/%s: path too long", dir, name);
+		return -1;
+	}
+	return 0;
+}
+
+/* The policy's brokered keys: the names the CA may ever sign for. */
+static const char **brokered_names(const struct fb_policy *policy, size_t *n)
+{
+	size_t nd;
+	const struct fb_domain *d = fb_policy_domains(policy, &nd);
+	const char **names = calloc(nd + 1, sizeof(*names));
+
+	*n = 0;
+	for (size_t i = 0; names && i < nd; i++)
+		if (d[i].nrules)
+			names[(*n)++] = d[i].pattern;
+	return names;
+}
+
+static int write_jwks(const struct fb_jwt_key *key, const char *out,
+		      char *err, size_t errsize)
+{
+	char *jwks = fb_jwks_json(key);
+	int r;
+
+	if (!jwks) {
+		snprintf(err, errsize, "JWKS: out of memory");
+		return -1;
+	}
+	r = fb_pem_write_file(out, jwks, strlen(jwks), 0644, false, err, errsize);
+	free(jwks);
+	return r;
+}
+
+int fb_sandbox_ca_create(const struct fb_sandbox *sb,
+			 const struct fb_policy *policy,
+			 struct fb_sandbox_ca *c, char *err, size_t errsize)
+{
+	struct fb_ca *ca = NULL;
+	struct fb_jwt_key *jwt = NULL;
+	const char **names;
+	size_t n;
+	int r = -1;
+
+	memset(c, 0, sizeof(*c));
+	if (path(c->cert, sizeof(c->cert), sb->dir, "ca.crt", err, errsize) < 0 ||
+	    path(c->key, sizeof(c->key), sb->dir, "ca.key", err, errsize) < 0 ||
+	    path(c->jwt_key, sizeof(c->jwt_key), sb->dir, "jwt.key", err, errsize) < 0 ||
+	    path(c->jwks, sizeof(c->jwks), sb->dir, "jwks.json", err, errsize) < 0 ||
+	    path(c->bundle, sizeof(c->bundle), sb->dir, "trust.crt", err, errsize) < 0)
+		return -1;
+	names = brokered_names(policy, &n);
+	if (!names) {
+		snprintf(err, errsize, "out of memory");
+		return -1;
+	}
+	ca = fb_ca_create(sb->id, names, n, 0, err, errsize);
+	jwt = ca ? fb_jwt_key_create(err, errsize) : NULL;
+	if (jwt &&
+	    fb_ca_save(ca, c->cert, c->key, false, err, errsize) == 0 &&
+	    fb_jwt_key_save(jwt, c->jwt_key, false, err, errsize) == 0 &&
+	    write_jwks(jwt, c->jwks, err, errsize) == 0 &&
+	    fb_trust_write_bundle(FB_TRUST_SYSTEM_ROOTS, fb_ca_cert(ca),
+				  c->bundle, err, errsize) == 0)
+		r = 0;
+	if (r < 0)
+		fb_sandbox_ca_remove(c);
+	fb_jwt_key_free(jwt);
+	fb_ca_free(ca);
+	free(names);
+	return r;
+}
+
+void fb_sandbox_ca_remove(const struct fb_sandbox_ca *c)
+{
+	const char *const files[] = { c->cert, c->key, c->jwt_key, c->jwks,
+				      c->bundle };
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i][0] && unlink(files[i]) < 0 && errno != ENOENT)
+			fprintf(stderr, "firebreak: remove %s: %s\n", files[i],
+				strerror(errno));
+}
+
+void fb_sandbox_scrub_secrets(const struct fb_policy *policy)
+{
+	size_t nd;
+	const struct fb_domain *d = fb_policy_domains(policy, &nd);
+
+	for (size_t i = 0; i < nd; i++)
+		for (size_t j = 0; j < d[i].nrules; j++)
+			for (size_t k = 0; k < d[i].rules[j].nset; k++) {
+				const char *src = d[i].rules[j].set[k].source;
+				size_t len;
+				char name[256];
+
+				if (!src || strncmp(src, "${env:", 6))
+					continue;
+				len = strlen(src + 6);
+				if (len < 1 || len > sizeof(name) ||
+				    src[6 + len - 1] != '}')
+					continue;
+				snprintf(name, sizeof(name), "%.*s",
+					 (int)(len - 1), src + 6);
+				unsetenv(name);
+			}
+}
