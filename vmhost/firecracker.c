@@ -497,9 +497,11 @@ static void console_feed(struct console *c, const char *p, size_t n)
 				c->nheld = 0;
 				start = i;
 			} else if (ch == '\n') {
-				long v = strtol(c->held + sizeof STATUS_MARK - 1,
-						NULL, 10);
+				long v;
 
+				c->held[c->nheld] = '\0';
+				v = strtol(c->held + sizeof STATUS_MARK - 1,
+					   NULL, 10);
 				c->status = v <= 255 ? (int)v : 255;
 				c->nheld = 0;
 				start = i + 1;

@@ -36,6 +36,7 @@ The environment steers it:
                        last {"initrd": {NAME: TEXT}}
   FAKE_FC_EXIT=N       the guest's status (default 0); "none": the guest
                        stops without reporting one
+  FAKE_FC_CONSOLE=TEXT more console output before the status line
   FAKE_FC_FAIL="PUT /machine-config"  answer that request 400
   FAKE_FC_HANG=1       after the status line keep running, as a guest that
                        never powers off would
@@ -299,11 +300,17 @@ def initrd_files(path):
 def boot(vmm):
     """What a guest would show on the console, then its status."""
     log({"initrd": initrd_files(vmm.boot["initrd_path"])})
-    sys.stdout.write("fake guest: booted %s\n" % vmm.boot["kernel_image_path"])
+    text = "fake guest: booted %s\n" % vmm.boot["kernel_image_path"]
+    text += os.environ.get("FAKE_FC_CONSOLE", "")
     status = os.environ.get("FAKE_FC_EXIT", "0")
     if status != "none":
-        sys.stdout.write("FB_EXIT=%s\n" % status)
-    sys.stdout.flush()
+        text += "FB_EXIT=%s\n" % status
+    # a byte at a time, as a serial console goes: the reader sees lines
+    # in pieces
+    for ch in text:
+        sys.stdout.write(ch)
+        sys.stdout.flush()
+        time.sleep(0.001)
     while os.environ.get("FAKE_FC_HANG"):
         time.sleep(1)
     sys.exit(0)

@@ -113,6 +113,13 @@ api_check "machine config by default: 1 vCPU, 256 MiB" \
 fc_run FAKE_FC_EXIT=7 -- -- false
 check "the guest's status is the run's status" [ "$RC" = 7 ]
 
+# Lines that only start like the status line are output; the console
+# arrives a byte at a time, so each is seen in pieces.
+lookalikes=$'FB_EXIT=x\nFB_EXIT=12 more\nFFB_EXIT=4\nFB_EXIT\n'
+fc_run FAKE_FC_EXIT=9 FAKE_FC_CONSOLE="$lookalikes" -- -- true
+check "lines like the status line pass; the last, real one sets the status" \
+	[ "$RC" = 9 -a "$(tail -n +2 "$FB_TMP/out")" = "${lookalikes%$'\n'}" ]
+
 fc_run FAKE_FC_EXIT=5 FAKE_FC_HANG=1 -- -- true
 check "a VM that does not stop after its status is stopped; status kept" \
 	[ "$RC" = 5 ]
