@@ -37,7 +37,6 @@
 #include "vmhost/initramfs.h"
 #include "vmhost/qemu.h"
 
-#define MEMORY_MB "256"       /* 96 is the least this kernel boots in */
 #define EXIT_PORT 0xf4        /* isa-debug-exit */
 #define EXIT_NOREPORT 125
 
@@ -273,6 +272,7 @@ struct launch {
 	char status_dev[64]; /* file,id=status,path=/proc/self/fd/N */
 	char netdev[64];     /* tap,id=net0,fd=N */
 	char append[512];
+	char smp[16], mem[16];
 	const char *accel, *cpu;
 	char *argv[48];
 };
@@ -302,6 +302,9 @@ static void build_launch(struct launch *l, const struct fb_qemu_opts *o,
 	snprintf(l->append, sizeof l->append,
 		 "console=ttyS0 panic=-1 loglevel=3%s " FB_GUEST_NET
 		 " fb.status=ttyS1 fb.exit=%d", tsc, EXIT_PORT);
+	snprintf(l->smp, sizeof l->smp, "%u", o->vcpus ? o->vcpus : FB_QEMU_VCPUS);
+	snprintf(l->mem, sizeof l->mem, "%u",
+		 o->mem_mib ? o->mem_mib : FB_QEMU_MEM_MIB);
 	l->accel = kvm ? "kvm" : "tcg";
 	l->cpu = kvm ? "host" : "max";
 
@@ -310,8 +313,8 @@ static void build_launch(struct launch *l, const struct fb_qemu_opts *o,
 	ARG("-M"); ARG("microvm");
 	ARG("-accel"); ARG(l->accel);
 	ARG("-cpu"); ARG(l->cpu);
-	ARG("-m"); ARG(MEMORY_MB);
-	ARG("-smp"); ARG("1");
+	ARG("-m"); ARG(l->mem);
+	ARG("-smp"); ARG(l->smp);
 	ARG("-nodefaults"); ARG("-no-user-config");
 	ARG("-display"); ARG("none");
 	ARG("-no-reboot");

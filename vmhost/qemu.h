@@ -17,6 +17,8 @@
 #include <sys/types.h>
 
 #define FB_QEMU_BINARY "qemu-system-x86_64"
+#define FB_QEMU_VCPUS 1
+#define FB_QEMU_MEM_MIB 256       /* this kernel boots in no less than 96 */
 #define FB_GUEST_KERNEL "vmlinux"
 #define FB_GUEST_INITRD "initramfs.cpio.gz"
 /* Where `make guest` puts the image; FIREBREAK_GUEST_DIR overrides it. */
@@ -44,6 +46,8 @@ struct fb_qemu_opts {
 	int ns;                   /* the network namespace qemu runs in */
 	uid_t uid;                /* qemu runs as uid:gid */
 	gid_t gid;
+	unsigned vcpus;           /* 0: FB_QEMU_VCPUS */
+	unsigned mem_mib;         /* 0: FB_QEMU_MEM_MIB */
 };
 
 /*
