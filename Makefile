@@ -124,7 +124,8 @@ guest:
 	@vmhost/guest/build.sh build/guest
 
 check-examples: all
-	OPENAI_API_KEY=dummy-key-for-check $(BUILD)/bin/firebreak policy check examples/policies/*.yaml
+	OPENAI_API_KEY=dummy-key-for-check DEMO_API_KEY=dummy-key-for-check \
+		$(BUILD)/bin/firebreak policy check examples/policies/*.yaml
 
 # ---- fuzzing and benchmarks -----------------------------------------
 FUZZ_BUILD := build/fuzz
