@@ -125,6 +125,21 @@ check "a VM that does not stop after its status is stopped; status kept" \
 	[ "$RC" = 5 ]
 check "a VM that does not stop: nothing left behind" nothing_left
 
+# SIGTERM to the launcher while the guest runs: passed to firecracker.
+id=$FB_ID_PREFIX-${#FB_IDS[@]}   # the id fc_run takes in the background
+(fc_run FAKE_FC_EXIT=none FAKE_FC_HANG=1 -- -- true; echo "$RC" >"$FB_TMP/rc") &
+runner=$!
+for _ in $(seq 100); do
+	grep -q InstanceStart "$LOG" 2>/dev/null && break
+	sleep 0.05
+done
+kill -TERM "$(fb_launcher_pid "$id")"
+wait "$runner"
+fb_next_id
+check "SIGTERM to the launcher stops the VM: status 143" \
+	[ "$(cat "$FB_TMP/rc")" = 143 ]
+check "SIGTERM: nothing left behind" nothing_left
+
 fc_run FAKE_FC_EXIT=none -- -- true
 check "no status from the guest: 125 and one line saying so" \
 	[ "$RC" = 125 -a "$ERR" = "firebreak run: the guest stopped without reporting a status (firecracker exited with 0)" ]
