@@ -25,8 +25,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "proxy/broker.h"
 #include "proxy/core.h"
 #include "proxy/http.h"
+#include "proxy/jwt.h"
 
 #define CONTROL_TIMEOUT_MS 10000
 #define CONTROL_HEAD_MAX (64 * 1024)
@@ -245,7 +247,7 @@ static int route(struct fb_proxy *p, const struct fb_http_req *req,
 			       "method not allowed\n", 19);
 	}
 	if (slice_is(&req->path, "/stats") || slice_is(&req->path, "/metrics") ||
-	    slice_is(&req->path, "/connections")) {
+	    slice_is(&req->path, "/connections") || slice_is(&req->path, "/jwks")) {
 		if (!get)
 			return respond(resp, resp_len, 405,
 				       "text/plain; charset=utf-8",
@@ -257,6 +259,14 @@ static int route(struct fb_proxy *p, const struct fb_http_req *req,
 			return serve_doc(resp, resp_len,
 					 "text/plain; version=0.0.4",
 					 fb_stats_metrics(&p->stats));
+		/* the key forward targets verify x-firebreak-token with */
+		if (slice_is(&req->path, "/jwks")) {
+			if (!p->broker || !p->broker->jwt)
+				return respond_text(resp, resp_len, 404,
+						    "no token signing key (--jwt-key)\n");
+			return serve_doc(resp, resp_len, "application/json",
+					 fb_jwks_json(p->broker->jwt));
+		}
 		return serve_doc(resp, resp_len, "application/json",
 				 fb_conns_json(p));
 	}
