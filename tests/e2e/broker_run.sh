@@ -123,6 +123,7 @@ sdir=$FB_TMP/state/$FB_LAST_ID
 px_wait_file "$sdir/control.sock" && px_wait_file "$sdir/jwks.json"
 cp "$sdir/jwks.json" "$FB_TMP/jwks.json" 2>/dev/null
 px_curl_control "$sdir/control.sock" http://proxy/policy >"$FB_TMP/control.out" 2>&1
+px_curl_control "$sdir/control.sock" http://proxy/jwks >"$FB_TMP/jwks.control" 2>&1
 px_curl_control "$sdir/control.sock" http://proxy/stats >>"$FB_TMP/control.out" 2>&1
 key_mode=$(stat -c %a "$sdir/ca.key" 2>/dev/null)
 touch "$FB_TMP/go"
@@ -208,6 +209,10 @@ check "forwardURL: the guest's forged token was dropped (one token)" \
 	"$PY" -c 'import json, sys
 h = [v for k, v in json.loads(sys.argv[1]) if k.lower() == "x-firebreak-token"]
 sys.exit(0 if len(h) == 1 and h[0] != "forged" else 1)' "$fwd_headers"
+check "GET /jwks on the control socket serves the published key" \
+	"$PY" -c 'import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+sys.exit(0 if a == b and len(a["keys"]) == 1 else 1)' "$FB_TMP/jwks.json" "$FB_TMP/jwks.control"
 check "forwardURL: the token verifies with the sandbox's published JWKS (iss, aud, exp <= 5 min, sandbox_id)" \
 	"$PY" - "$fwd_headers" "$FB_TMP/jwks.json" "$FB_LAST_ID" <<'PYEOF'
 import base64, json, sys, time
