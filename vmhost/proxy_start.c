@@ -124,6 +124,7 @@ pid_t fb_proxy_start(const struct fb_sandbox *sb, const struct fb_proxy_launch *
 	argv[n++] = bin;
 	argv[n++] = "--policy";      argv[n++] = pol;
 	argv[n++] = "--listen";      argv[n++] = "10.200.0.1:15001";
+	argv[n++] = "--listen";      argv[n++] = "[fd00:fb::1]:15001";
 	argv[n++] = "--dns-listen";  argv[n++] = "10.200.0.1:15053";
 	argv[n++] = "--control";     argv[n++] = sock;
 	argv[n++] = "--sandbox-id";  argv[n++] = sb->id;

@@ -40,6 +40,7 @@ out=\$($CURL --resolve other.test:443:198.51.100.20 https://other.test/ 2>&1)
 echo "refused|\$(( (\$(date +%s%N) - start) / 1000000 ))|\$out"
 echo "wild|\$($CURL https://a.b.wild.test/ 2>&1)"
 echo "apex|\$($CURL --resolve wild.test:4443:198.51.100.20 https://wild.test:4443/ 2>&1)"
+echo "v6|\$($CURL --resolve 'allowed.test:443:[2001:db8:100::10]' https://allowed.test/ 2>&1)"
 echo "spoof|\$($CURL --resolve allowed.test:443:198.51.100.20 https://allowed.test/ 2>&1)"
 echo "dns|\$(getent hosts other.test || echo nxdomain)"
 G
@@ -59,6 +60,8 @@ check "refused name: answered within a second" [ "${ms:-9999}" -lt 1000 ]
 check "wildcard *.wild.test admits a.b.wild.test" \
 	[ "$(field wild)" = "origin 198.51.100.30 a.b.wild.test" ]
 check "wildcard *.wild.test refuses the apex" grep -q "alert access denied" <<<"$(field apex)"
+check "IPv6 guest connection: redirected, named, routed by name" \
+	[ "$(field v6)" = "origin 198.51.100.10 allowed.test" ]
 check "SNI spoofing: --resolve allowed.test:443:<other origin> reaches allowed.test's origin" \
 	[ "$(field spoof)" = "origin 198.51.100.10 allowed.test" ]
 check "DNS: a refused name does not resolve" [ "$(field dns)" = nxdomain ]
