@@ -22,6 +22,7 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
+#include "vmhost/firecracker.h"
 #include "vmhost/proxy_start.h"
 #include "vmhost/sandbox.h"
 #include "vmhost/sandbox_ca.h"
@@ -40,6 +41,9 @@ struct run_args {
 	const char *state_dir;
 	const char *audit_log;
 	const char *upstream_ca;
+	const char *firecracker;  /* set: the firecracker backend, this binary */
+	const char *guest_dir;    /* a VM backend's guest image */
+	unsigned vcpus, mem_mib;  /* 0: the backend's default */
 	char **argv;
 };
 
@@ -51,14 +55,34 @@ static void usage(FILE *out)
 		"                     [--resolver IP[:PORT]] [--user NAME|UID] "
 		"[--name ID]\n"
 		"                     [--state-dir DIR] [--audit-log FILE|-] "
-		"[--backend process]\n"
-		"                     [--upstream-ca FILE]\n"
+		"[--backend process|firecracker]\n"
+		"                     [--upstream-ca FILE] [--firecracker PATH] "
+		"[--guest DIR]\n"
+		"                     [--vcpus N] [--memory MIB]\n"
 		"                     -- COMMAND [ARG]...\n"
 		"\n"
 		"Runs COMMAND in a sandbox of its own (network, PID and mount "
 		"namespaces)\nunder the policy (default deny-all), as user "
 		"nobody unless --user says\notherwise, and exits with its "
 		"status.  SIGHUP re-reads the policy file.\n");
+}
+
+/* A whole number from 1 to max. */
+static int parse_count(const char *opt, const char *s, unsigned max,
+		       unsigned *out)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (errno || end == s || *end || n < 1 || n > max) {
+		fprintf(stderr, "firebreak run: %s '%s': expected a number "
+			"from 1 to %u\n", opt, s, max);
+		return -1;
+	}
+	*out = n;
+	return 0;
 }
 
 static int parse_args(int argc, char **argv, struct run_args *a)
@@ -73,10 +97,15 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		{ "backend", required_argument, NULL, 'b' },
 		{ "audit-log", required_argument, NULL, 'a' },
 		{ "upstream-ca", required_argument, NULL, 'U' },
+		{ "firecracker", required_argument, NULL, 'F' },
+		{ "guest", required_argument, NULL, 'g' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "memory", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	char err[160];
+	const char *backend = "process";
 	int c;
 
 	memset(a, 0, sizeof *a);
@@ -107,12 +136,25 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			}
 			break;
 		case 'b':
-			if (strcmp(optarg, "process")) {
+			if (strcmp(optarg, "process") &&
+			    strcmp(optarg, "firecracker")) {
 				fprintf(stderr, "firebreak run: backend '%s' "
-					"is not available yet; use process\n",
-					optarg);
+					"is not available yet; use process "
+					"or firecracker\n", optarg);
 				return 2;
 			}
+			backend = optarg;
+			break;
+		case 'F': a->firecracker = optarg; break;
+		case 'g': a->guest_dir = optarg; break;
+		case 'c':
+			if (parse_count("--vcpus", optarg, 32, &a->vcpus) < 0)
+				return 2;
+			break;
+		case 'm':
+			if (parse_count("--memory", optarg, 1 << 20,
+					&a->mem_mib) < 0)
+				return 2;
 			break;
 		case 'h':
 			usage(stdout);
@@ -126,6 +168,20 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		fprintf(stderr, "firebreak run: --name '%s': use 1 to %d of "
 			"a-z, 0-9 and '-'\n", a->name, FB_SANDBOX_ID_MAX);
 		return 2;
+	}
+	if (strcmp(backend, "firecracker") &&
+	    (a->firecracker || a->guest_dir || a->vcpus || a->mem_mib)) {
+		fprintf(stderr, "firebreak run: --firecracker, --guest, "
+			"--vcpus and --memory need --backend firecracker\n");
+		return 2;
+	}
+	if (!strcmp(backend, "firecracker")) {
+		if (!a->firecracker)
+			a->firecracker = FB_FIRECRACKER_BINARY;
+		if (!a->guest_dir)
+			a->guest_dir = getenv("FIREBREAK_GUEST_DIR");
+		if (!a->guest_dir)
+			a->guest_dir = FB_GUEST_DIR_DEFAULT;
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "firebreak run: no COMMAND given\n");
@@ -270,6 +326,36 @@ static pid_t sandbox_start_proxy(const struct run_args *a,
 	return fb_proxy_start(sb, &l, err, errsize);
 }
 
+/* The firecracker backend: the same guest as the process backend gets,
+ * in a VM on the sandbox's tap. */
+static pid_t spawn_firecracker(const struct run_args *a, struct fb_sandbox *sb,
+			       const struct fb_sandbox_ca *ca,
+			       const struct fb_process_opts *po, char *err,
+			       size_t errsize)
+{
+	struct fb_firecracker_opts fo = {
+		.guest = {
+			.argv = po->argv,
+			.env = po->env,
+			.guest_dir = a->guest_dir,
+			.ca_cert = ca->cert,
+			.trust_bundle = ca->bundle,
+			.tap_fd = -1,
+			.ns = -1,
+			.uid = po->uid,
+			.gid = po->gid,
+		},
+		.binary = a->firecracker,
+		.sandbox_ns = sb->sandbox_ns,
+		.tap_name = "guest0",
+		.dir = sb->dir,
+		.vcpus = a->vcpus,
+		.mem_mib = a->mem_mib,
+	};
+
+	return fb_firecracker_spawn(&fo, &sb->tap_fd, err, errsize);
+}
+
 /*
  * Wait for the command.  The first SIGINT/SIGTERM is passed on; a second
  * one kills the sandbox's processes outright.
@@ -344,7 +430,10 @@ int fb_cmd_run(int argc, char **argv)
 	policy = load_policy(&a);
 	if (!policy)
 		return 1;
-	if (fb_preflight_nftables(err, sizeof err) < 0) {
+	if (fb_preflight_nftables(err, sizeof err) < 0 ||
+	    (a.firecracker && fb_firecracker_preflight(a.firecracker,
+						      a.guest_dir, err,
+						      sizeof err) < 0)) {
 		fprintf(stderr, "firebreak run: %s\n", err);
 		fb_policy_unref(policy);
 		return 1;
@@ -369,6 +458,7 @@ int fb_cmd_run(int argc, char **argv)
 	so.id = a.name;
 	so.state_dir = a.state_dir;
 	so.policy = policy;
+	so.tap = a.firecracker != NULL;
 	if (fb_sandbox_create(&sb, &so, err, sizeof err) < 0) {
 		fprintf(stderr, "firebreak run: %s\n", err);
 		goto out;
@@ -395,7 +485,10 @@ int fb_cmd_run(int argc, char **argv)
 	po.argv = a.argv;
 	po.guest_ns = sb.guest_ns;
 	po.resolv_conf = sb.resolv_conf;
-	pid = fb_process_spawn(&po, err, sizeof err);
+	if (a.firecracker)
+		pid = spawn_firecracker(&a, &sb, &ca, &po, err, sizeof err);
+	else
+		pid = fb_process_spawn(&po, err, sizeof err);
 	if (pid < 0) {
 		fprintf(stderr, "firebreak run: %s\n", err);
 		goto destroy;
