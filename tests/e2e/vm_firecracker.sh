@@ -177,3 +177,6 @@ refused "the API refuses the start" \
 err=$(in_host "$FIREBREAK" run --backend firecracker --vcpus 0 -- true 2>&1)
 check "--vcpus 0: a usage error" \
 	[ $? = 2 -a "$err" = "firebreak run: --vcpus '0': expected a number from 1 to 32" ]
+err=$(in_host "$FIREBREAK" run --firecracker "$FAKE" -- true 2>&1)
+check "--firecracker without --backend firecracker: a usage error" \
+	[ $? = 2 -a "$err" = "firebreak run: --firecracker, --guest, --vcpus and --memory need --backend firecracker" ]
