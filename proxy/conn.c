@@ -673,6 +673,11 @@ static void on_client(struct fb_loop *l, int fd, uint32_t ev, void *arg)
 		drain(c);
 		break;
 	default:
+		/* Not reading the guest now (resolving, dialling): epoll still
+		 * reports a reset or hang-up, and left alone it would again at
+		 * once, for as long as the wait lasts. */
+		if (ev & (EPOLLERR | EPOLLHUP))
+			fb_conn_close(c, "client-gone");
 		break;
 	}
 }
@@ -719,7 +724,12 @@ void fb_conn_relay(struct conn *c, uint32_t ev)
 	ssize_t up, down;
 	uint32_t cwant = 0, uwant = 0;
 
-	(void)ev;
+	/* A reset on either side: epoll reports it whatever we asked for,
+	 * so waiting for the pipes to drain would spin. */
+	if (ev & EPOLLERR) {
+		fb_conn_close(c, "reset");
+		return;
+	}
 	up = c->http ? conn_http_pump(c) :
 		       fb_splice_pump(&c->to_up, c->cfd, c->ufd);
 	if (up == CONN_GONE)
