@@ -15,20 +15,21 @@
 
 #include "proxy/broker.h"
 
+/* A field name as a server that folds case and '_' would see it. */
+static char fold(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return (char)(c - 'A' + 'a');
+	return c == '_' ? '-' : c;
+}
+
 bool fb_header_name_is(const char *name, size_t len, const char *lower)
 {
 	size_t i;
 
-	for (i = 0; i < len && lower[i]; i++) {
-		char c = name[i];
-
-		if (c >= 'A' && c <= 'Z')
-			c = (char)(c - 'A' + 'a');
-		else if (c == '_')
-			c = '-';
-		if (c != lower[i])
+	for (i = 0; i < len && lower[i]; i++)
+		if (fold(name[i]) != fold(lower[i]))
 			return false;
-	}
 	return i == len && lower[i] == '\0';
 }
 
@@ -82,16 +83,6 @@ static bool dropped(const struct fb_http_req *req,
 	return listed_in_connection(req, f);
 }
 
-/* Transforms apply in order, each removing what came before under its
- * name: of several that set one header, the last is the one sent. */
-static bool set_later(const struct fb_head_edit *edit, size_t i)
-{
-	for (size_t j = i + 1; j < edit->nset; j++)
-		if (strcmp(edit->set[i].name, edit->set[j].name) == 0)
-			return true;
-	return false;
-}
-
 char *fb_rewrite_head(const struct fb_http_req *req,
 		      const struct fb_head_edit *edit, size_t *len)
 {
@@ -122,10 +113,10 @@ char *fb_rewrite_head(const struct fb_http_req *req,
 			(long long)req->content_length);
 	if (req->flags & FB_HTTP_WEBSOCKET)
 		fputs("Connection: Upgrade\r\nUpgrade: websocket\r\n", f);
+	/* in the order the transforms list them; the policy loader refuses
+	 * a rule that sets one header twice */
 	for (size_t i = 0; i < edit->nset; i++)
-		if (!set_later(edit, i))
-			fprintf(f, "%s: %s\r\n", edit->set[i].name,
-				edit->set[i].value);
+		fprintf(f, "%s: %s\r\n", edit->set[i].name, edit->set[i].value);
 	for (size_t i = 0; i < edit->nadd; i++)
 		fprintf(f, "%s: %s\r\n", edit->add[i].name, edit->add[i].value);
 	fputs("\r\n", f);
