@@ -457,6 +457,12 @@ static void create(struct fb_client *c, const char *body, size_t len)
 		fb_client_error(c, 400, "body: %s", err);
 		return;
 	}
+	if (doc->kind != FB_NODE_MAP) {
+		fb_client_error(c, 400, "body: expected a JSON object, found %s",
+				fb_node_what(doc));
+		fb_json_free(doc);
+		return;
+	}
 	if (read_create(doc, &cr, &status, err, sizeof err) < 0) {
 		fb_client_error(c, status, "%s", err);
 		goto out;

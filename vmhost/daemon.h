@@ -122,6 +122,7 @@ void fb_recover(struct fb_daemon *d);
 void fb_json_put_str(FILE *f, const char *s);
 void fb_json_put_strv(FILE *f, char *const *v);
 struct fb_node;
+/* Any JSON value, or NULL with "LINE:COL: problem" in err. */
 struct fb_node *fb_json_parse(const char *text, size_t len, char *err,
 			      size_t errsize);
 void fb_json_free(struct fb_node *n);

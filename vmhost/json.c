@@ -49,11 +49,6 @@ struct fb_node *fb_json_parse(const char *text, size_t len, char *err,
 				 d->msg);
 		else
 			snprintf(err, errsize, "cannot parse");
-	} else if (doc->kind != FB_NODE_MAP) {
-		snprintf(err, errsize, "expected a JSON object, found %s",
-			 fb_node_what(doc));
-		fb_node_free(doc);
-		doc = NULL;
 	}
 	fb_diags_free(&diags);
 	return doc;

@@ -11,6 +11,10 @@ static const struct command {
 } commands[] = {
 	{ "policy", fb_cmd_policy, "check, explain or dump a policy file" },
 	{ "run", fb_cmd_run, "run a command in a sandbox under a policy" },
+	{ "create", fb_cmd_daemon, "start a sandbox through firebreak-vmhost" },
+	{ "ls", fb_cmd_daemon, "list firebreak-vmhost's sandboxes" },
+	{ "rm", fb_cmd_daemon, "remove firebreak-vmhost's sandboxes" },
+	{ "logs", fb_cmd_daemon, "print a sandbox's audit log" },
 };
 
 static void usage(FILE *out)

@@ -151,7 +151,9 @@ int fb_state_read(const char *path, struct fb_state *s, char *err,
 		goto out;
 	}
 	doc = fb_json_parse(text, len, perr, sizeof perr);
-	if (!doc) {
+	if (doc && doc->kind != FB_NODE_MAP)
+		snprintf(perr, sizeof perr, "not a JSON object");
+	if (!doc || doc->kind != FB_NODE_MAP) {
 		snprintf(err, errsize, "%s: %s", path, perr);
 		goto out;
 	}

@@ -13,5 +13,7 @@ int fb_cmd_policy(int argc, char **argv); /* check | explain | dump | get | set 
 int fb_cmd_run(int argc, char **argv);
 /* `policy get|set|patch SANDBOX [FILE]`: the running sandbox's control socket. */
 int fb_cmd_policy_remote(int argc, char **argv);
+/* `create | ls | rm | logs`: firebreak-vmhost's sandboxes, over its socket. */
+int fb_cmd_daemon(int argc, char **argv);
 
 #endif /* FB_VMHOST_H */

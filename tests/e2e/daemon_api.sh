@@ -1,0 +1,141 @@
+#!/bin/bash
+# firebreak-vmhost's API and its command line: create, list, policy get /
+# set / patch through the daemon, logs, rm; clear errors for a busy id,
+# bad resources, an unknown backend, a missing hypervisor and a bad
+# policy, none of which leaves anything behind.
+. "$(dirname "$0")/daemon_lib.sh"
+
+fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
+fb_origins tcp,203.0.113.10,80,hello || { not_ok "origins"; exit 1; }
+fb_daemon_start || { not_ok "daemon starts"; exit 1; }
+check "socket is mode 0600" [ "$(stat -c %a "$SOCK")" = 600 ]
+
+fb_next_id
+id=$FB_LAST_ID
+out=$(fbd create --id "$id" --policy deny-all --env GREETING=hi -- \
+	sleep 300 2>&1)
+check "create prints the id" [ "$out" = "$id" ]
+check "the sandbox's namespace exists" [ -e "/run/netns/fb-$id" ]
+check "its table exists in the daemon's namespace" \
+	bash -c "ip netns exec $HOST nft list tables | grep -qw firebreak-$id"
+check "state file: running, with live proxy and guest" \
+	[ "$(state_of "$id" '(s["status"], min(s["pids"].values()) > 0)')" \
+		= "('running', True)" ]
+check "the guest runs the command as nobody" \
+	pgrep -u 65534 -fx "sleep 300" >/dev/null
+guest=$(pgrep -u 65534 -fx "sleep 300" | head -1)
+check "the guest's environment is clean: env given, no daemon variables" \
+	bash -c "tr '\0' '\n' </proc/$guest/environ | grep -qx GREETING=hi &&
+		! tr '\0' '\n' </proc/$guest/environ | grep -q '^FB_TMP='"
+
+ls_out=$(fbd ls)
+check "ls lists it as running" \
+	grep -qE "^$id +process +running .* sleep 300$" <<<"$ls_out"
+check "GET /sandboxes/ID answers JSON" \
+	grep -q '"status":"running"' <<<"$(api "http://vmhost/sandboxes/$id")"
+
+r=$(guest_probe "$id" connect,203.0.113.10,80 tcp,203.0.113.10,80)
+sed 's/^/# /' <<<"$r"
+check "deny-all: TCP from the guest meets the proxy, which refuses it" \
+	bash -c "! grep -q ' open ' <<<'$r'"
+
+code=$(api -o "$FB_TMP/pol" -w '%{http_code}' \
+	"http://vmhost/sandboxes/$id/policy")
+check "policy get through the daemon: 200 deny-all" \
+	bash -c "[ $code = 200 ] && grep -q deny-all $FB_TMP/pol"
+printf 'subnets:\n  allow: [203.0.113.0/24]\n' >"$FB_TMP/allow.yaml"
+code=$(api -o "$FB_TMP/put" -w '%{http_code}' -X PUT \
+	--data-binary @"$FB_TMP/allow.yaml" "http://vmhost/sandboxes/$id/policy")
+check "policy set through the daemon: 200 and a new generation" \
+	bash -c "[ $code = 200 ] && grep -q '\"generation\":2' $FB_TMP/put"
+r=$(guest_probe "$id" tcp,203.0.113.10,80)
+check "the new policy is enforced: the guest reaches the origin" \
+	grep -q ' open ' <<<"$r"
+code=$(api -o "$FB_TMP/bad" -w '%{http_code}' -X PUT --data-binary 'allow: 5' \
+	"http://vmhost/sandboxes/$id/policy")
+check "a bad policy: the proxy's 400 passed back with its position" \
+	bash -c "[ $code = 400 ] && grep -q '1:8' $FB_TMP/bad"
+code=$(api -o /dev/null -w '%{http_code}' -X PATCH -H 'If-Match: "1"' \
+	--data-binary '{"subnets":{"deny":["203.0.113.0/24"]}}' \
+	"http://vmhost/sandboxes/$id/policy")
+check "If-Match is passed on: a stale generation gets 412" [ "$code" = 412 ]
+code=$(api -o /dev/null -w '%{http_code}' -X PATCH \
+	--data-binary '{"subnets":{"deny":["203.0.113.0/24"]}}' \
+	"http://vmhost/sandboxes/$id/policy")
+check "policy patch through the daemon: 200" [ "$code" = 200 ]
+r=$(guest_probe "$id" tcp,203.0.113.10,80)
+check "the patched policy is enforced: the origin is refused again" \
+	bash -c "! grep -q ' open ' <<<'$r'"
+check "the daemon keeps the patched policy for a restart" \
+	grep -q '203.0.113.0/24' "$STATE/$id/policy.current"
+check "firebreak policy get (the proxy's socket) shows the merge" \
+	bash -c "'$FIREBREAK' policy get $id --state-dir $STATE |
+		grep -q 203.0.113.0/24"
+
+logs=$(fbd logs "$id")
+check "logs: the audit log, one JSON object per line" \
+	bash -c "grep -c '\"event.action\":\"policy\"' <<<'$logs' | grep -qx 3"
+fbd logs --follow "$id" >"$FB_TMP/follow" &
+follower=$!
+sleep 0.3
+guest_probe "$id" tcp,198.51.100.77,80 >/dev/null
+for _ in $(seq 50); do
+	grep -q '"destination.ip":"198.51.100.77"' "$FB_TMP/follow" && break
+	sleep 0.05
+done
+kill "$follower" 2>/dev/null
+wait "$follower" 2>/dev/null
+check "logs --follow streams a line written after it started" \
+	grep -q '"destination.ip":"198.51.100.77"' "$FB_TMP/follow"
+
+# Errors: each names the problem, and leaves nothing.
+err=$(fbd create --id "$id" -- sleep 1 2>&1)
+check "busy id: refused, saying so" grep -q "sandbox $id exists" <<<"$err"
+code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST \
+	-d "{\"id\":\"$id\",\"command\":[\"true\"]}" http://vmhost/sandboxes)
+check "busy id: 409" [ "$code" = 409 ]
+code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST \
+	-d '{"command":["true"],"resources":{"vcpus":0}}' http://vmhost/sandboxes)
+check "bad resources: 400 naming the field" \
+	bash -c "[ $code = 400 ] && grep -q '^resources.vcpus: ' $FB_TMP/e"
+err=$(fbd create --memory-mib lots -- true 2>&1)
+check "bad --memory-mib: the daemon names resources.memory_mib" \
+	grep -q 'resources.memory_mib: expected an integer' <<<"$err"
+code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST \
+	-d '{"command":["true"],"backend":"xen"}' http://vmhost/sandboxes)
+check "unknown backend: 400 listing the backends" \
+	bash -c "[ $code = 400 ] && grep -q 'expected process, qemu or firecracker' $FB_TMP/e"
+code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST \
+	-d '{"command":["true"],"backend":"firecracker"}' http://vmhost/sandboxes)
+if command -v firecracker >/dev/null; then
+	skip "missing hypervisor" "firecracker is installed here"
+else
+	check "missing hypervisor: 400 naming the program" \
+		bash -c "[ $code = 400 ] && grep -q 'firecracker not found' $FB_TMP/e"
+fi
+code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST \
+	-d '{"id":"bad-policy","command":["true"],"policy":"allow: 5"}' \
+	http://vmhost/sandboxes)
+check "bad policy: 400 with policy:LINE:COL" \
+	bash -c "[ $code = 400 ] && grep -q 'policy:1:8' $FB_TMP/e"
+check "a failed create leaves nothing" \
+	bash -c "[ ! -e $STATE/bad-policy ] && [ ! -e /run/netns/fb-bad-policy ]"
+code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST -d '{"command":' \
+	http://vmhost/sandboxes)
+check "malformed body: 400" [ "$code" = 400 ]
+code=$(api -o /dev/null -w '%{http_code}' http://vmhost/sandboxes/nosuch)
+check "unknown sandbox: 404" [ "$code" = 404 ]
+
+fbd rm "$id"
+check "rm: gone from ls" bash -c "! '$FIREBREAK' ls --socket $SOCK | grep -qw $id"
+check "rm: nothing left (namespace, tables, links, files, slot)" \
+	[ -z "$(fb_leftovers "$id")" ]
+check "rm: the guest is gone" bash -c "! pgrep -u 65534 -fx 'sleep 300'"
+
+# A sandbox still running when the daemon stops goes with it.
+fb_next_id
+fbd create --id "$FB_LAST_ID" -- sleep 301 >/dev/null
+fb_daemon_kill TERM
+check "daemon stop removes its sandboxes" \
+	[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
+check "daemon stop removes its socket" [ ! -e "$SOCK" ]

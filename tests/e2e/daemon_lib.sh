@@ -1,0 +1,51 @@
+# daemon_lib.sh — firebreak-vmhost in the test's $HOST namespace; source it
+# after nothing else (it sources lib.sh).
+#
+#   fb_daemon_start          start it (sets FB_DAEMON), wait for its socket
+#   fb_daemon_kill SIG       signal it and wait until it is gone
+#   api ARGS...              curl on its socket (URLs: http://vmhost/...)
+#   fbd CMD ARGS...          `firebreak CMD --socket ...`
+#   state_of ID EXPR         a value of ID's state file (python, s = the dict)
+#   guest_probe ID PROBE...  probe.py in ID's guest network namespace
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+VMHOST=$(dirname "$FIREBREAK")/firebreak-vmhost
+SOCK=$FB_TMP/vmhost.sock
+STATE=$FB_TMP/state
+
+fb_daemon_start() {
+	# not through in_host: $! must be the daemon, not a subshell
+	ip netns exec "$HOST" "$VMHOST" --socket "$SOCK" --state-dir "$STATE" \
+		--resolver 192.0.2.2 "${PUBLICS[@]}" 2>>"$FB_TMP/vmhost.log" &
+	FB_DAEMON=$!
+	FB_PIDS+=("$FB_DAEMON")
+	for _ in $(seq 250); do
+		api -o /dev/null http://vmhost/sandboxes && return 0
+		sleep 0.02
+	done
+	echo "# firebreak-vmhost did not start:" >&2
+	sed 's/^/# /' "$FB_TMP/vmhost.log" >&2
+	return 1
+}
+
+fb_daemon_kill() {
+	kill "-$1" "$FB_DAEMON"
+	wait "$FB_DAEMON" 2>/dev/null
+}
+
+api() { curl -s --max-time 10 --unix-socket "$SOCK" "$@"; }
+fbd() { "$FIREBREAK" "$1" --socket "$SOCK" "${@:2}"; }
+
+state_of() {
+	"$PY" -c 'import json, sys
+s = json.load(open(sys.argv[1]))
+print(eval(sys.argv[2]))' "$STATE/$1/state.json" "$2" 2>/dev/null
+}
+
+guest_probe() {
+	local guest
+	guest=$(state_of "$1" 's["pids"]["guest"]') || return 1
+	shift
+	nsenter --net="/proc/$guest/ns/net" "$PY" "$FB_TMP/probe.py" "$@"
+}
