@@ -156,15 +156,20 @@ check "GET /metrics in Prometheus text" grep -q '^firebreak_policy_generation 3$
 conns=$(px_curl_control "$SOCK" http://x/connections)
 check "GET /connections is a JSON array" "$PY" -c 'import json,sys; assert isinstance(json.loads(sys.argv[1]), list)' "$conns"
 
-# SIGHUP re-reads the file (still allowing allowed.test)
+# SIGHUP re-reads the file (still allowing allowed.test) and reopens the
+# audit log, as logrotate expects
+mv "$AUDIT" "$AUDIT.1"
 kill -HUP "$PROXY_PID"
 for _ in $(seq 50); do
-	grep -q '"policy.generation":4' "$AUDIT" && break
+	grep -q '"policy.generation":4' "$AUDIT" 2>/dev/null && break
 	sleep 0.05
 done
 out=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")
 check "SIGHUP re-reads the policy file" [ "$out" = "$ORIGIN" ]
 
+check "SIGHUP reopens the audit log (logrotate)" grep -q '"tls.client.server_name":"allowed.test"' "$AUDIT"
+cat "$AUDIT" >>"$AUDIT.1"
+AUDIT=$AUDIT.1
 check "audit log: one JSON object per line" px_json_lines "$AUDIT"
 check "audit log: a close line with bytes and duration" \
 	grep -q '"event.type":"end".*"event.duration":[0-9]*,"source.bytes":[1-9]' "$AUDIT"
