@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 
 #include "vmhost/firecracker.h"
 #include "vmhost/proxy_start.h"
+#include "vmhost/qemu.h"
 #include "vmhost/sandbox.h"
 #include "vmhost/sandbox_ca.h"
 #include "vmhost/trust.h"
@@ -42,6 +44,7 @@ struct run_args {
 	const char *audit_log;
 	const char *upstream_ca;
 	const char *firecracker;  /* set: the firecracker backend, this binary */
+	bool qemu;                /* the qemu backend */
 	const char *guest_dir;    /* a VM backend's guest image */
 	unsigned vcpus, mem_mib;  /* 0: the backend's default */
 	char **argv;
@@ -55,7 +58,7 @@ static void usage(FILE *out)
 		"                     [--resolver IP[:PORT]] [--user NAME|UID] "
 		"[--name ID]\n"
 		"                     [--state-dir DIR] [--audit-log FILE|-] "
-		"[--backend process|firecracker]\n"
+		"[--backend process|qemu|firecracker]\n"
 		"                     [--upstream-ca FILE] [--firecracker PATH] "
 		"[--guest DIR]\n"
 		"                     [--vcpus N] [--memory MIB]\n"
@@ -137,10 +140,11 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			break;
 		case 'b':
 			if (strcmp(optarg, "process") &&
+			    strcmp(optarg, "qemu") &&
 			    strcmp(optarg, "firecracker")) {
 				fprintf(stderr, "firebreak run: backend '%s' "
-					"is not available yet; use process "
-					"or firecracker\n", optarg);
+					"is not available yet; use process, "
+					"qemu or firecracker\n", optarg);
 				return 2;
 			}
 			backend = optarg;
@@ -169,15 +173,21 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			"a-z, 0-9 and '-'\n", a->name, FB_SANDBOX_ID_MAX);
 		return 2;
 	}
-	if (strcmp(backend, "firecracker") &&
-	    (a->firecracker || a->guest_dir || a->vcpus || a->mem_mib)) {
-		fprintf(stderr, "firebreak run: --firecracker, --guest, "
-			"--vcpus and --memory need --backend firecracker\n");
+	a->qemu = !strcmp(backend, "qemu");
+	if (strcmp(backend, "firecracker") && a->firecracker) {
+		fprintf(stderr, "firebreak run: --firecracker needs "
+			"--backend firecracker\n");
 		return 2;
 	}
-	if (!strcmp(backend, "firecracker")) {
-		if (!a->firecracker)
-			a->firecracker = FB_FIRECRACKER_BINARY;
+	if (!strcmp(backend, "process") &&
+	    (a->guest_dir || a->vcpus || a->mem_mib)) {
+		fprintf(stderr, "firebreak run: --guest, --vcpus and --memory "
+			"need --backend qemu or firecracker\n");
+		return 2;
+	}
+	if (!strcmp(backend, "firecracker") && !a->firecracker)
+		a->firecracker = FB_FIRECRACKER_BINARY;
+	if (a->qemu || a->firecracker) {
 		if (!a->guest_dir)
 			a->guest_dir = getenv("FIREBREAK_GUEST_DIR");
 		if (!a->guest_dir)
@@ -356,6 +366,29 @@ static pid_t spawn_firecracker(const struct run_args *a, struct fb_sandbox *sb,
 	return fb_firecracker_spawn(&fo, &sb->tap_fd, err, errsize);
 }
 
+/* The qemu backend: the same guest, in a microVM on the sandbox's tap. */
+static pid_t spawn_qemu(const struct run_args *a, struct fb_sandbox *sb,
+			const struct fb_sandbox_ca *ca,
+			const struct fb_process_opts *po, char *err,
+			size_t errsize)
+{
+	struct fb_qemu_opts qo = {
+		.argv = po->argv,
+		.env = po->env,
+		.guest_dir = a->guest_dir,
+		.ca_cert = ca->cert,
+		.trust_bundle = ca->bundle,
+		.tap_fd = sb->tap_fd,
+		.ns = sb->guest_ns,
+		.uid = po->uid,
+		.gid = po->gid,
+		.vcpus = a->vcpus,
+		.mem_mib = a->mem_mib,
+	};
+
+	return fb_qemu_spawn(&qo, err, errsize);
+}
+
 /*
  * Wait for the command.  The first SIGINT/SIGTERM is passed on; a second
  * one kills the sandbox's processes outright.
@@ -433,7 +466,8 @@ int fb_cmd_run(int argc, char **argv)
 	if (fb_preflight_nftables(err, sizeof err) < 0 ||
 	    (a.firecracker && fb_firecracker_preflight(a.firecracker,
 						      a.guest_dir, err,
-						      sizeof err) < 0)) {
+						      sizeof err) < 0) ||
+	    (a.qemu && fb_qemu_preflight(a.guest_dir, err, sizeof err) < 0)) {
 		fprintf(stderr, "firebreak run: %s\n", err);
 		fb_policy_unref(policy);
 		return 1;
@@ -458,7 +492,7 @@ int fb_cmd_run(int argc, char **argv)
 	so.id = a.name;
 	so.state_dir = a.state_dir;
 	so.policy = policy;
-	so.tap = a.firecracker != NULL;
+	so.tap = a.firecracker || a.qemu;
 	if (fb_sandbox_create(&sb, &so, err, sizeof err) < 0) {
 		fprintf(stderr, "firebreak run: %s\n", err);
 		goto out;
@@ -487,6 +521,8 @@ int fb_cmd_run(int argc, char **argv)
 	po.resolv_conf = sb.resolv_conf;
 	if (a.firecracker)
 		pid = spawn_firecracker(&a, &sb, &ca, &po, err, sizeof err);
+	else if (a.qemu)
+		pid = spawn_qemu(&a, &sb, &ca, &po, err, sizeof err);
 	else
 		pid = fb_process_spawn(&po, err, sizeof err);
 	if (pid < 0) {
