@@ -109,6 +109,17 @@ static void check_keys(struct loader *L, const struct fb_node *map,
 	}
 }
 
+/*
+ * Step 2 runs on after an allocation fails, to report every other problem;
+ * the failure is reported too, so that build() refuses the policy instead
+ * of keeping it with a matcher, header, rule or CIDR list missing (a rule
+ * whose path matcher is missing would match every path).
+ */
+static void out_of_memory(struct loader *L)
+{
+	fb_report(L->r, NULL, "out of memory");
+}
+
 /* A scalar that stands for a string; reports and returns NULL otherwise. */
 static const char *want_string(struct loader *L, const struct fb_node *n,
 			       const char *what)
@@ -229,7 +240,9 @@ static struct fb_node *canonical_object(struct loader *L,
 			fb_report(L->r, allow, "expected a list of domains or "
 				  "a map of domain to rules, found %s",
 				  found(allow));
-		if (v && !put_new(out, "allow", v, allow))
+		/* a NULL `v` for a list, map or null is ENOMEM */
+		if (allow->kind != FB_NODE_SCALAR &&
+		    !put_new(out, "allow", v, allow))
 			goto nomem;
 	}
 	if (subnets && !put_new(out, "subnets", fb_node_copy(subnets, true),
@@ -621,12 +634,15 @@ static struct fb_matcher *load_matcher(struct loader *L,
 	if (!want_string(L, v, "a string to match"))
 		return NULL;
 	m = calloc(1, sizeof(*m));
-	if (!m)
+	if (!m) {
+		out_of_memory(L);
 		return NULL;
+	}
 	m->kind = (enum fb_match_kind)kind; /* same order as `kinds` */
 	m->text = dup_bytes(v->text, v->len, fold && m->kind != FB_MATCH_REGEX);
 	m->len = v->len;
 	if (!m->text) {
+		out_of_memory(L);
 		matcher_free(m);
 		return NULL;
 	}
@@ -681,8 +697,10 @@ static int load_kvs(struct loader *L, const struct fb_node *list,
 	static const char *const keys[] = { "key", "value", NULL };
 
 	*out = calloc(list->n, sizeof(**out));
-	if (!*out)
+	if (!*out) {
+		out_of_memory(L);
 		return -1;
+	}
 	for (size_t i = 0; i < list->n; i++) {
 		const struct fb_node *e = list->vals[i], *k, *v;
 		struct fb_kv_matcher *kv = &(*out)[(*nout)++];
@@ -732,14 +750,18 @@ static struct fb_match *load_match(struct loader *L, const struct fb_node *n)
 		return NULL;
 	}
 	m = calloc(1, sizeof(*m));
-	if (!m)
+	if (!m) {
+		out_of_memory(L);
 		return NULL;
+	}
 	if (path)
 		m->path = load_matcher(L, path, false);
 	if (methods) {
 		m->methods = calloc(methods->n, sizeof(*m->methods));
-		if (!m->methods)
-			goto nomem;
+		if (!m->methods) {
+			out_of_memory(L);
+			goto fail;
+		}
 		for (size_t i = 0; i < methods->n; i++) {
 			const struct fb_node *v = methods->vals[i];
 
@@ -751,18 +773,20 @@ static struct fb_match *load_match(struct loader *L, const struct fb_node *n)
 				continue;
 			}
 			m->methods[m->nmethods] = strndup(v->text, v->len);
-			if (!m->methods[m->nmethods++])
-				goto nomem;
+			if (!m->methods[m->nmethods++]) {
+				out_of_memory(L);
+				goto fail;
+			}
 		}
 	}
 	if (query && load_kvs(L, query, "queryString", false, &m->query,
 			      &m->nquery) < 0)
-		goto nomem;
+		goto fail;
 	if (headers && load_kvs(L, headers, "headers", true, &m->headers,
 				&m->nheaders) < 0)
-		goto nomem;
+		goto fail;
 	return m;
-nomem:
+fail:
 	match_free(m);
 	return NULL;
 }
@@ -788,8 +812,10 @@ static void load_header(struct loader *L, struct fb_rule *r,
 		return;
 	}
 	lower = dup_bytes(name->text, name->len, true);
-	if (!lower)
+	if (!lower) {
+		out_of_memory(L);
 		return;
+	}
 	for (size_t i = 0; framing_headers[i]; i++) {
 		if (strcmp(lower, framing_headers[i]) == 0) {
 			fb_report(L->r, name, "a transform cannot set %s: it "
@@ -823,6 +849,8 @@ static void load_header(struct loader *L, struct fb_rule *r,
 	/* a literal is itself the secret: only references are kept as text */
 	h->source = refs ? strndup(value->text, value->len) : NULL;
 	r->nset++;
+	if (refs && !h->source)
+		out_of_memory(L);
 }
 
 static void load_transform(struct loader *L, struct fb_rule *r,
@@ -856,8 +884,10 @@ static void load_transform(struct loader *L, struct fb_rule *r,
 		return;
 	}
 	r->set = calloc(total ? total : 1, sizeof(*r->set));
-	if (!r->set)
+	if (!r->set) {
+		out_of_memory(L);
 		return;
+	}
 	for (size_t i = 0; i < n->n; i++) {
 		const struct fb_node *h = fb_node_get(n->vals[i], "headers");
 
@@ -943,6 +973,8 @@ static void load_forward_url(struct loader *L, struct fb_rule *r,
 		return;
 	}
 	r->forward_url = strndup(s, n->len);
+	if (!r->forward_url)
+		out_of_memory(L);
 }
 
 static void load_response(struct loader *L, struct fb_rule *r,
@@ -1007,10 +1039,12 @@ static void load_response(struct loader *L, struct fb_rule *r,
 	}
 	r->body = malloc(body->len + 1);
 	r->content_type = strndup(type->text, type->len);
-	if (r->body) {
-		memcpy(r->body, body->text, body->len + 1);
-		r->body_len = body->len;
+	if (!r->body || !r->content_type) {
+		out_of_memory(L);
+		return;
 	}
+	memcpy(r->body, body->text, body->len + 1);
+	r->body_len = body->len;
 }
 
 static void load_rule(struct loader *L, struct fb_rule *r,
@@ -1076,8 +1110,10 @@ static void report_duplicate_domains(struct loader *L, struct fb_policy *p,
 	if (p->ndomains < 2)
 		return;
 	sorted = malloc(p->ndomains * sizeof(*sorted));
-	if (!sorted)
+	if (!sorted) {
+		out_of_memory(L);
 		return;
+	}
 	for (size_t i = 0; i < p->ndomains; i++)
 		sorted[i] = &p->domains[i];
 	qsort(sorted, p->ndomains, sizeof(*sorted), domain_at_cmp);
@@ -1105,8 +1141,10 @@ static void load_domains(struct loader *L, struct fb_policy *p,
 			 struct fb_node *allow)
 {
 	p->domains = calloc(allow->n ? allow->n : 1, sizeof(*p->domains));
-	if (!p->domains)
+	if (!p->domains) {
+		out_of_memory(L);
 		return;
+	}
 	for (size_t i = 0; i < allow->n; i++) {
 		struct fb_node *k = allow->keys[i];
 		const struct fb_node *rules = allow->vals[i];
@@ -1119,8 +1157,10 @@ static void load_domains(struct loader *L, struct fb_policy *p,
 			name[0] = '\0';
 		}
 		d->pattern = strdup(name);
-		if (!d->pattern)
+		if (!d->pattern) {
+			out_of_memory(L);
 			return;
+		}
 		if (rules->kind == FB_NODE_NULL)
 			continue;
 		if (rules->kind != FB_NODE_SEQ) {
@@ -1129,8 +1169,10 @@ static void load_domains(struct loader *L, struct fb_policy *p,
 			continue;
 		}
 		d->rules = calloc(rules->n ? rules->n : 1, sizeof(*d->rules));
-		if (!d->rules)
+		if (!d->rules) {
+			out_of_memory(L);
 			return;
+		}
 		for (size_t j = 0; j < rules->n; j++)
 			load_rule(L, &d->rules[d->nrules++], rules->vals[j]);
 	}
@@ -1138,11 +1180,13 @@ static void load_domains(struct loader *L, struct fb_policy *p,
 	for (size_t i = 0; i < p->ndomains; i++) {
 		struct fb_node *k = allow->keys[i];
 		size_t len = strlen(p->domains[i].pattern);
-		char *text = strdup(p->domains[i].pattern);
+		char *text;
 
-		if (!text || !len) {
-			free(text);
+		if (!len) /* invalid, reported already */
 			continue;
+		if (!(text = strdup(p->domains[i].pattern))) {
+			out_of_memory(L);
+			return;
 		}
 		free(k->text);
 		k->text = text;
@@ -1176,8 +1220,10 @@ static void load_subnets(struct loader *L, struct fb_policy *p,
 		}
 		p->subnets[which] = calloc(list->n ? list->n : 1,
 					   sizeof(struct fb_cidr));
-		if (!p->subnets[which])
+		if (!p->subnets[which]) {
+			out_of_memory(L);
 			return;
+		}
 		for (size_t i = 0; i < list->n; i++) {
 			const struct fb_node *c = list->vals[i];
 			char err[256];
