@@ -338,17 +338,23 @@ static int put_machine(const struct vm *vm, char *err, size_t errsize)
 			errsize);
 }
 
-/* Wait for the API socket; firecracker's death ends the wait early. */
+/*
+ * Wait until the API socket takes connections (it exists from bind(),
+ * before listen()); firecracker's death ends the wait early.
+ */
 static int wait_socket(const struct vm *vm, pid_t pid, char *err,
 		       size_t errsize)
 {
 	uint64_t deadline = now_ms() + SOCKET_TIMEOUT_MS;
-	struct stat st;
-	int ws;
+	char why[256];
+	int ws, fd;
 
 	while (now_ms() < deadline) {
-		if (stat(vm->sock, &st) == 0 && S_ISSOCK(st.st_mode))
+		fd = api_connect(vm->sock, why, sizeof why);
+		if (fd >= 0) {
+			close(fd);
 			return 0;
+		}
 		if (waitpid(pid, &ws, WNOHANG) == pid) {
 			snprintf(err, errsize, "firecracker %s before its API "
 				 "socket %s appeared",
@@ -358,8 +364,8 @@ static int wait_socket(const struct vm *vm, pid_t pid, char *err,
 		}
 		usleep(10000);
 	}
-	snprintf(err, errsize, "firecracker: no API socket %s after %d ms",
-		 vm->sock, SOCKET_TIMEOUT_MS);
+	snprintf(err, errsize, "firecracker: API socket: %s after %d ms",
+		 why, SOCKET_TIMEOUT_MS);
 	return -1;
 }
 
