@@ -156,12 +156,22 @@ check "GET /metrics in Prometheus text" grep -q '^firebreak_policy_generation 3$
 conns=$(px_curl_control "$SOCK" http://x/connections)
 check "GET /connections is a JSON array" "$PY" -c 'import json,sys; assert isinstance(json.loads(sys.argv[1]), list)' "$conns"
 
+out=$(C nosni 198.51.100.10 443)
+check "deny-all refuses a connection without a name" grep -q "ACCESS_DENIED\|access denied" <<<"$out"
+px_curl_control "$SOCK" -o /dev/null -X PUT --data-binary 'allow-all' http://x/policy
+out=$(C tls 198.51.100.20 443 other.test "$PX_CA")
+check "allow-all: any name passes" [ "$out" = "origin 198.51.100.20 other.test" ]
+out=$(C nosni 198.51.100.10 443)
+check "allow-all: a connection without a name goes to its own destination" \
+	[ "$out" = "$ORIGIN" ]
+check "allow-all: still logged" grep -q '"event.reason":"allow-all"' "$AUDIT"
+
 # SIGHUP re-reads the file (still allowing allowed.test) and reopens the
 # audit log, as logrotate expects
 mv "$AUDIT" "$AUDIT.1"
 kill -HUP "$PROXY_PID"
 for _ in $(seq 50); do
-	grep -q '"policy.generation":4' "$AUDIT" 2>/dev/null && break
+	grep -q '"policy.generation":5' "$AUDIT" 2>/dev/null && break
 	sleep 0.05
 done
 out=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")

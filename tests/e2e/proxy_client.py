@@ -1,6 +1,8 @@
 """proxy_client.py CMD ARGS... — guest-side clients for the proxy tests.
 
   tls ADDR PORT NAME CA          a TLS GET; prints the origin's answer line
+  nosni ADDR PORT                a TLS GET without SNI (domain-less), the
+                                 certificate not checked
   frag ADDR PORT NAME CA MODE    the same with the ClientHello sent as
                                  1-byte TCP segments (seg) or re-framed as
                                  1-byte TLS records (rec)
@@ -45,10 +47,16 @@ def read_answer(read):
 
 def tls_over(sock, name, ca, send_hello=None):
     """Drive a TLS handshake through memory BIOs so the hello can be sent
-    however the caller likes; then one request."""
-    ctx = ssl.create_default_context(cafile=ca)
+    however the caller likes; then one request.  ca None: no SNI, no
+    certificate check."""
+    if ca is None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = ssl.create_default_context(cafile=ca)
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_hostname=name)
+    obj = ctx.wrap_bio(inc, out, server_hostname=name if ca else None)
     first = True
     while True:
         try:
@@ -122,6 +130,9 @@ def main():
         if cmd == "tls":
             addr, port, name, ca = args
             print(tls_over(connect(addr, port), name, ca))
+        elif cmd == "nosni":
+            addr, port = args
+            print(tls_over(connect(addr, port), "nosni.test", None))
         elif cmd == "frag":
             addr, port, name, ca, mode = args
             how = one_byte_segments if mode == "seg" else one_byte_records
