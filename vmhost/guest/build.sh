@@ -58,9 +58,19 @@ if [ -z "$deb" ]; then
 	deb=$(ls "$out/deb/${kpkg}_"*.deb | head -n 1)
 fi
 
+# virtio-net over virtio-mmio (what -M microvm has), in load order: each
+# module needs the ones before it.  The PCI transport is left out.
+mods="drivers/virtio/virtio_ring drivers/virtio/virtio
+      drivers/virtio/virtio_mmio net/core/failover drivers/net/net_failover
+      drivers/net/virtio_net"
+
 work=$(mktemp -d "$out/work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-dpkg-deb -x "$deb" "$work/k"
+# Only the kernel and those modules out of the package's 400 MB.
+mkdir "$work/k"
+dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work/k" \
+	"./boot/vmlinuz-$kver" \
+	$(for m in $mods; do echo "./lib/modules/$kver/kernel/$m.ko"; done)
 
 # Debian's bzImage carries an XZ payload; the ELF inside has the PVH note.
 python3 - "$work/k/boot/vmlinuz-$kver" "$work/vmlinux" <<'PY'
@@ -80,14 +90,9 @@ mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" \
 	"$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/etc" \
 	"$root/lib/modules"
 cp "$busybox" "$root/bin/busybox"
-# virtio-net over virtio-mmio (what -M microvm has), in load order: each
-# module needs the ones before it.  The PCI transport is left out.
-mods=$work/k/lib/modules/$kver/kernel
-for m in drivers/virtio/virtio_ring drivers/virtio/virtio \
-	 drivers/virtio/virtio_mmio net/core/failover \
-	 drivers/net/net_failover drivers/net/virtio_net; do
-	cp "$mods/$m.ko" "$root/lib/modules/"
-	echo "$(basename "$m")" >> "$root/lib/modules/order"
+for m in $mods; do
+	cp "$work/k/lib/modules/$kver/kernel/$m.ko" "$root/lib/modules/"
+	echo "${m##*/}" >> "$root/lib/modules/order"
 done
 cp "$here/init" "$root/init"
 chmod 0755 "$root/init"
