@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -300,6 +301,21 @@ static int watch_signals(struct fb_proxy *p, char *err, size_t errsize)
 	return 0;
 }
 
+/*
+ * A relayed connection holds six descriptors (two sockets, two pipes):
+ * the usual soft limit of 1024 would cap a sandbox near 170 connections.
+ * Take the whole hard limit, before capabilities go.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 /* ---- privileges -------------------------------------------------------- */
 
 /*
@@ -405,6 +421,7 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 		.npublics = cfg->npublics,
 	};
 	p->generation = p->stats.generation = 1;
+	raise_fd_limit();
 	p->loop = fb_loop_new();
 	if (!p->loop) {
 		snprintf(err, errsize, "epoll: %s", strerror(errno));
