@@ -805,6 +805,15 @@ void fb_conns_close_all(struct fb_proxy *p)
 		fb_conn_close(p->conns, "proxy-stopping");
 }
 
+void fb_conns_bytes(const struct fb_proxy *p, uint64_t *up, uint64_t *down)
+{
+	*up = *down = 0;
+	for (const struct conn *c = p->conns; c; c = c->next) {
+		*up += c->to_up.bytes + c->replayed + c->http_up;
+		*down += c->to_down.bytes;
+	}
+}
+
 char *fb_conns_json(const struct fb_proxy *p)
 {
 	char *buf = NULL;

@@ -234,6 +234,8 @@ static int route(struct fb_proxy *p, const struct fb_http_req *req,
 {
 	const struct fb_http_slice *m = &req->method;
 	bool get = slice_is(m, "GET");
+	struct fb_stats now = p->stats;
+	uint64_t up, down;
 
 	if (slice_is(&req->path, "/policy") && !req->query.ptr) {
 		if (get)
@@ -252,13 +254,17 @@ static int route(struct fb_proxy *p, const struct fb_http_req *req,
 			return respond(resp, resp_len, 405,
 				       "text/plain; charset=utf-8",
 				       "Allow: GET\r\n", "method not allowed\n", 19);
+		/* byte counters include the connections still open */
+		fb_conns_bytes(p, &up, &down);
+		now.bytes_up += up;
+		now.bytes_down += down;
 		if (slice_is(&req->path, "/stats"))
 			return serve_doc(resp, resp_len, "application/json",
-					 fb_stats_json(&p->stats));
+					 fb_stats_json(&now));
 		if (slice_is(&req->path, "/metrics"))
 			return serve_doc(resp, resp_len,
 					 "text/plain; version=0.0.4",
-					 fb_stats_metrics(&p->stats));
+					 fb_stats_metrics(&now));
 		/* the key forward targets verify x-firebreak-token with */
 		if (slice_is(&req->path, "/jwks")) {
 			if (!p->broker || !p->broker->jwt)

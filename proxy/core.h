@@ -60,6 +60,8 @@ void fb_conn_on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg);
  * those it refuses.  Returns how many were closed. */
 size_t fb_conns_recheck(struct fb_proxy *p);
 void fb_conns_close_all(struct fb_proxy *p);
+/* Bytes relayed so far by live connections (closed ones are in stats). */
+void fb_conns_bytes(const struct fb_proxy *p, uint64_t *up, uint64_t *down);
 /* GET /connections: a malloc'd JSON array, or NULL. */
 char *fb_conns_json(const struct fb_proxy *p);
 
