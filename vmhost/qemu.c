@@ -381,10 +381,10 @@ static void exec_qemu(const struct fb_qemu_opts *o, struct launch *l,
 static volatile pid_t qemu_pid;
 static volatile sig_atomic_t stopped_by;
 
+/* Each of the forwarded signals ends qemu: the status is 128 + it. */
 static void forward(int sig)
 {
-	if (sig == SIGINT || sig == SIGTERM || sig == SIGQUIT)
-		stopped_by = sig;
+	stopped_by = sig;
 	if (qemu_pid > 0)
 		kill(qemu_pid, sig);
 }
