@@ -258,12 +258,16 @@ nomem:
 
 /*
  * The allow map being built from a legacy policy, with each key's
- * normalised name so that rules join the key they belong to (a linear
- * search: legacy policies hold a handful of domains).
+ * normalised name so that rules join the key they belong to.  A hash
+ * table finds that key: a generated policy may hold 100k domains and as
+ * many rules, and a search per rule would be quadratic.
  */
 struct legacy_allow {
-	struct fb_node *allow;  /* the map being built */
-	char (*norm)[FB_NAME_MAX];
+	struct fb_node *allow;     /* the map being built */
+	char (*norm)[FB_NAME_MAX]; /* the normalised name of each key */
+	size_t cap;                /* of norm */
+	uint32_t *slots;           /* first key of a name, index + 1; 0: free */
+	size_t mask;               /* slot count - 1, a power of two */
 };
 
 static const char *norm_or_raw(const struct fb_node *k, char out[FB_NAME_MAX])
@@ -277,18 +281,61 @@ static const char *norm_or_raw(const struct fb_node *k, char out[FB_NAME_MAX])
 	return out;
 }
 
+/* The slot that holds `name`'s first key, or the free slot it would take. */
+static uint32_t *legacy_slot(const struct legacy_allow *lk, const char *name)
+{
+	size_t i = fb_name_hash(0, name, strlen(name)) & lk->mask;
+
+	for (;; i = (i + 1) & lk->mask) {
+		uint32_t k = lk->slots[i];
+
+		if (!k || !strcmp(lk->norm[k - 1], name))
+			return &lk->slots[i];
+	}
+}
+
+/* Room for one more key, with the table at most half full. */
+static int legacy_reserve(struct legacy_allow *lk)
+{
+	size_t n = lk->allow->n, size = lk->mask + 1;
+	uint32_t *old = lk->slots;
+
+	if (n == lk->cap) {
+		size_t cap = lk->cap ? 2 * lk->cap : 16;
+		void *grown = reallocarray(lk->norm, cap, sizeof(*lk->norm));
+
+		if (!grown)
+			return -1;
+		lk->norm = grown;
+		lk->cap = cap;
+	}
+	if (old && 2 * (n + 1) <= size)
+		return 0;
+	size = old ? 2 * size : 32;
+	if (n >= UINT32_MAX || !(lk->slots = calloc(size, sizeof(*old)))) {
+		lk->slots = old;
+		return -1;
+	}
+	lk->mask = size - 1;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t *slot = legacy_slot(lk, lk->norm[i]);
+
+		if (!*slot) /* a later duplicate never takes the slot */
+			*slot = (uint32_t)i + 1;
+	}
+	free(old);
+	return 0;
+}
+
 /* A new key with no rules yet; its rule list, or NULL on ENOMEM. */
 static struct fb_node *legacy_add_key(struct legacy_allow *lk,
 				      const struct fb_node *domain)
 {
 	struct fb_node *map = lk->allow, *k, *v;
-	void *grown;
+	uint32_t *slot;
 
-	grown = realloc(lk->norm, (map->n + 1) * sizeof(*lk->norm));
-	if (!grown)
+	if (legacy_reserve(lk) < 0)
 		return NULL;
-	lk->norm = grown;
-	norm_or_raw(domain, lk->norm[map->n]);
 	k = fb_node_copy(domain, true);
 	v = fb_node_new(FB_NODE_SEQ, domain->line, domain->col);
 	if (!k || !v || fb_node_put(map, k, v) < 0) {
@@ -296,6 +343,10 @@ static struct fb_node *legacy_add_key(struct legacy_allow *lk,
 		fb_node_free(v);
 		return NULL;
 	}
+	norm_or_raw(domain, lk->norm[map->n - 1]);
+	slot = legacy_slot(lk, lk->norm[map->n - 1]);
+	if (!*slot)
+		*slot = (uint32_t)map->n;
 	return v;
 }
 
@@ -304,11 +355,13 @@ static struct fb_node *legacy_key(struct legacy_allow *lk,
 				  const struct fb_node *domain)
 {
 	char name[FB_NAME_MAX];
+	uint32_t k;
 
-	norm_or_raw(domain, name);
-	for (size_t i = 0; i < lk->allow->n; i++)
-		if (!strcmp(lk->norm[i], name))
-			return lk->allow->vals[i];
+	if (lk->slots) {
+		k = *legacy_slot(lk, norm_or_raw(domain, name));
+		if (k)
+			return lk->allow->vals[k - 1];
+	}
 	return legacy_add_key(lk, domain);
 }
 
@@ -467,9 +520,11 @@ static struct fb_node *canonical_legacy(struct loader *L,
 			goto nomem;
 	}
 	free(lk.norm);
+	free(lk.slots);
 	return out;
 nomem:
 	free(lk.norm);
+	free(lk.slots);
 	fb_node_free(out);
 	return NULL;
 }

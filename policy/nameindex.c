@@ -61,9 +61,9 @@ struct label {
 	uint32_t len;
 };
 
-static uint32_t edge_hash(uint32_t parent, const char *s, size_t len)
+uint32_t fb_name_hash(uint32_t seed, const char *s, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ ((uint64_t)parent * 0x9e3779b97f4a7c15ull);
+	uint64_t h = 0xcbf29ce484222325ull ^ ((uint64_t)seed * 0x9e3779b97f4a7c15ull);
 
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
@@ -170,7 +170,7 @@ static int insert(struct fb_name_index *ix, const struct fb_domain *d)
 			at = ix->nodes[at].star;
 			continue;
 		}
-		uint32_t h = edge_hash(at, l[i].s, l[i].len);
+		uint32_t h = fb_name_hash(at, l[i].s, l[i].len);
 		struct edge *e = find_slot(ix, at, l[i].s, l[i].len, h);
 
 		if (!e->label) {
@@ -226,7 +226,7 @@ static const struct fb_domain *walk(const struct fb_name_index *ix,
 
 	if (i == n)
 		return node->exact;
-	uint32_t h = edge_hash(at, l[i].s, l[i].len);
+	uint32_t h = fb_name_hash(at, l[i].s, l[i].len);
 	const struct edge *e = find_slot(ix, at, l[i].s, l[i].len, h);
 
 	if (e->label && (found = walk(ix, e->child, l, i + 1, n)))

@@ -287,6 +287,59 @@ static void test_legacy_shape(void **state)
 	unsetenv("FB_TEST_KEY");
 }
 
+/*
+ * Thousands of legacy domains, rules written in another case: every rule
+ * joins its own key, keys stay in source order, and a rule for a domain
+ * not listed adds it once, however many rules name it.
+ */
+static void test_legacy_many_domains(void **state)
+{
+	enum { N = 3000 };
+	size_t cap = N * 96 + 256, len = 0, n;
+	char *text = malloc(cap);
+	const struct fb_domain *d;
+	struct fb_policy *p;
+
+	(void)state;
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len,
+				"mode: custom\nallowedDomains:\n");
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+					"  - h%d.example.com\n", i);
+	len += (size_t)snprintf(text + len, cap - len, "forwardRules:\n");
+	for (int i = N - 1; i >= 0; i -= 7)
+		len += (size_t)snprintf(text + len, cap - len,
+					"  - { domain: H%d.Example.COM., "
+					"forwardURL: \"https://f.example/%d\" }\n",
+					i, i);
+	for (int i = 0; i < 3; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+					"  - { domain: extra.example.com, "
+					"forwardURL: \"https://f.example/x%d\" }\n",
+					i);
+	assert_true(len < cap);
+	p = load(text);
+	d = fb_policy_domains(p, &n);
+	assert_int_equal(n, N + 1);
+	for (int i = 0; i < N; i++) {
+		char name[64], url[64];
+
+		snprintf(name, sizeof name, "h%d.example.com", i);
+		assert_string_equal(d[i].pattern, name);
+		assert_int_equal(d[i].nrules, (N - 1 - i) % 7 == 0);
+		if (d[i].nrules) {
+			snprintf(url, sizeof url, "https://f.example/%d", i);
+			assert_string_equal(d[i].rules[0].forward_url, url);
+		}
+	}
+	assert_string_equal(d[N].pattern, "extra.example.com");
+	assert_int_equal(d[N].nrules, 3);
+	assert_string_equal(d[N].rules[2].forward_url, "https://f.example/x2");
+	fb_policy_unref(p);
+	free(text);
+}
+
 /* The policies quoted in notes/vercel-firewall.md load as documented. */
 static void test_vercel_examples(void **state)
 {
@@ -372,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_header_regex_case),
 		cmocka_unit_test(test_json_is_accepted),
 		cmocka_unit_test(test_legacy_shape),
+		cmocka_unit_test(test_legacy_many_domains),
 		cmocka_unit_test(test_vercel_examples),
 		cmocka_unit_test(test_secret_from_file),
 		cmocka_unit_test(test_publics_and_refs),
