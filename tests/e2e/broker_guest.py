@@ -1,10 +1,14 @@
-"""broker_guest.py MODE ARGS — what a guest does against a brokered name,
-run inside the sandbox.  Prints one line per probe: "NAME RESULT".
+"""broker_guest.py STEP... — what a guest does against brokered names, run
+inside the sandbox in one process (interpreter start-up is the slow part).
+Prints one line per step.
 
-  urllib URL             GET with urllib (trust from the environment)
-  issuer HOST            the issuer CN of the certificate HOST presents
-  raw HOST NAME=HEX...   each HEX-encoded request on a new TLS connection;
-                         prints the status line of the answer (or "closed")
+  urllib=URL             POST with urllib (trust from the environment):
+                         "urllib STATUS BODY-THE-ORIGIN-SAW"
+  issuer=HOST            "issuer HOST ISSUER" of the certificate HOST shows
+  alpn=HOST,PROTO...     a handshake offering only PROTOs: "alpn ok
+                         SELECTED" or "alpn refused MESSAGE"
+  raw=HOST,NAME,HEX      the HEX-encoded bytes on a new TLS connection:
+                         "raw NAME STATUS" (or "closed")
 """
 import binascii
 import json
@@ -13,51 +17,65 @@ import ssl
 import sys
 import urllib.request
 
+from cryptography import x509
 
-def tls(host, verify=True):
+
+def tls(host, verify=True, alpn=("http/1.1",)):
     ctx = ssl.create_default_context() if verify else ssl._create_unverified_context()
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(list(alpn))
     s = socket.create_connection((host, 443), timeout=5)
     return ctx.wrap_socket(s, server_hostname=host)
 
 
-def main():
-    mode = sys.argv[1]
-    if mode == "urllib":
-        req = urllib.request.Request(sys.argv[2], data=b"from-urllib",
-                                     headers={"X-Api-Key": "guest-copy"})
-        with urllib.request.urlopen(req, timeout=5) as r:
-            body = json.loads(r.read())
-        print("urllib", r.status, body["body"])
-    elif mode == "issuer":
-        t = tls(sys.argv[2], verify=False)
-        der = t.getpeercert(binary_form=True)
-        t.close()
-        from cryptography import x509
-        cert = x509.load_der_x509_certificate(der)
-        cn = cert.issuer.rfc4514_string()
-        print("issuer", sys.argv[2], cn.replace(" ", "_"))
-    elif mode == "raw":
-        host = sys.argv[2]
-        for spec in sys.argv[3:]:
-            name, hexdata = spec.split("=", 1)
-            data = binascii.unhexlify(hexdata)
-            try:
-                t = tls(host)
-                t.sendall(data)
-                got = b""
-                while b"\r\n" not in got:
-                    chunk = t.recv(4096)
-                    if not chunk:
-                        break
-                    got += chunk
-                t.close()
-                line = got.split(b"\r\n", 1)[0].decode("latin-1")
-                status = line.split(" ")[1] if line else "closed"
-            except (OSError, ssl.SSLError) as e:
-                status = "error:" + type(e).__name__
-            print("raw", name, status)
+def urllib_step(url):
+    req = urllib.request.Request(url, data=b"from-urllib",
+                                 headers={"X-Api-Key": "guest-copy"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        body = json.loads(r.read())
+    print("urllib", r.status, body["body"])
 
+
+def issuer_step(host):
+    t = tls(host, verify=False)
+    der = t.getpeercert(binary_form=True)
+    t.close()
+    cn = x509.load_der_x509_certificate(der).issuer.rfc4514_string()
+    print("issuer", host, cn.replace(" ", "_"))
+
+
+def alpn_step(arg):
+    host, *protos = arg.split(",")
+    try:
+        t = tls(host, alpn=protos)
+        print("alpn ok", t.selected_alpn_protocol())
+        t.close()
+    except ssl.SSLError as e:
+        print("alpn refused", str(e).replace(" ", "_"))
+
+
+def raw_step(arg):
+    host, name, hexdata = arg.split(",")
+    try:
+        t = tls(host)
+        t.sendall(binascii.unhexlify(hexdata))
+        got = b""
+        while b"\r\n" not in got:
+            chunk = t.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        t.close()
+        line = got.split(b"\r\n", 1)[0].decode("latin-1")
+        status = line.split(" ")[1] if line else "closed"
+    except (OSError, ssl.SSLError) as e:
+        status = "error:" + type(e).__name__
+    print("raw", name, status)
+
+
+STEPS = {"urllib": urllib_step, "issuer": issuer_step, "alpn": alpn_step,
+         "raw": raw_step}
 
 if __name__ == "__main__":
-    main()
+    for step in sys.argv[1:]:
+        mode, arg = step.split("=", 1)
+        STEPS[mode](arg)

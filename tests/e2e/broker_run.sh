@@ -35,7 +35,8 @@ ip netns exec "$INET" "$PY" "$(dirname "$0")/echo_origin.py" "$ready" "$ORIGIN_L
 FB_PIDS+=($!)
 px_wait_file "$ready" || { not_ok "echo origin"; exit 1; }
 px_dns "$INET" 192.0.2.2 api.example.com=203.0.113.10 \
-	plain.example.com=203.0.113.11 fwd.example.com=203.0.113.12 ||
+	plain.example.com=203.0.113.11 fwd.example.com=203.0.113.12 \
+	bad.example.com=203.0.113.10 ||
 	{ not_ok "dns"; exit 1; }
 
 cat >"$FB_TMP/policy.yaml" <<'EOF2'
@@ -48,33 +49,38 @@ allow:
       forwardURL: "https://fwd.example.com/hook"
     - transform:
         - headers: { x-api-key: "${env:FB_TEST_SECRET}" }
+  # served by an origin whose certificate does not name it
+  bad.example.com:
+    - transform:
+        - headers: { x-api-key: "${env:FB_TEST_SECRET}" }
 EOF2
 
 cp "$(dirname "$0")/broker_guest.py" "$FB_TMP/guest.py"
-head -c 300000 /dev/urandom | base64 -w0 >"$FB_TMP/big.txt"
+head -c 100000 /dev/urandom | base64 -w0 >"$FB_TMP/big.txt"
 chmod 644 "$FB_TMP/guest.py" "$FB_TMP/big.txt"
 
 hex() { printf '%b' "$1" | od -An -v -tx1 | tr -d ' \n'; }
 H='Host: api.example.com\r\n'
 raw=(
-	cl_te=$(hex "POST /smuggle-cl-te HTTP/1.1\r\n${H}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-	te_comma=$(hex "POST /smuggle-te-comma HTTP/1.1\r\n${H}Transfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n")
-	te_dup=$(hex "POST /smuggle-te-dup HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-	te_x=$(hex "POST /smuggle-te-x HTTP/1.1\r\n${H}Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n")
-	cl_hex=$(hex "POST /smuggle-cl-hex HTTP/1.1\r\n${H}Content-Length: 0x10\r\n\r\n")
-	cl_empty=$(hex "POST /smuggle-cl-empty HTTP/1.1\r\n${H}Content-Length: \r\n\r\n")
-	cl_dup=$(hex "POST /smuggle-cl-dup HTTP/1.1\r\n${H}Content-Length: 1\r\nContent-Length: 1\r\n\r\nx")
-	bare_lf=$(hex "GET /smuggle-bare-lf HTTP/1.1\nHost: api.example.com\n\n")
-	obs_fold=$(hex "GET /smuggle-fold HTTP/1.1\r\n${H}X-A: b\r\n c\r\n\r\n")
-	space_colon=$(hex "GET /smuggle-space HTTP/1.1\r\nHost : api.example.com\r\n\r\n")
-	nul=$(hex "GET /smuggle-nul HTTP/1.1\r\n${H}X-A: a\x00b\r\n\r\n")
-	chunk_plus=$(hex "POST /smuggle-chunk-plus HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n")
-	h2c=$(hex "GET /smuggle-h2c HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
-	pri=$(hex "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-	connect=$(hex "CONNECT api.example.com:443 HTTP/1.1\r\n${H}\r\n")
-	trace=$(hex "TRACE /smuggle-trace HTTP/1.1\r\n${H}\r\n")
-	host_other=$(hex "GET /smuggle-host HTTP/1.1\r\nHost: plain.example.com\r\n\r\n")
-	absolute_other=$(hex "GET http://plain.example.com/smuggle-abs HTTP/1.1\r\n${H}\r\n")
+	cl_te,$(hex "POST /smuggle-cl-te HTTP/1.1\r\n${H}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+	te_comma,$(hex "POST /smuggle-te-comma HTTP/1.1\r\n${H}Transfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n")
+	te_dup,$(hex "POST /smuggle-te-dup HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+	te_x,$(hex "POST /smuggle-te-x HTTP/1.1\r\n${H}Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n")
+	cl_hex,$(hex "POST /smuggle-cl-hex HTTP/1.1\r\n${H}Content-Length: 0x10\r\n\r\n")
+	cl_empty,$(hex "POST /smuggle-cl-empty HTTP/1.1\r\n${H}Content-Length: \r\n\r\n")
+	cl_dup,$(hex "POST /smuggle-cl-dup HTTP/1.1\r\n${H}Content-Length: 1\r\nContent-Length: 1\r\n\r\nx")
+	bare_lf,$(hex "GET /smuggle-bare-lf HTTP/1.1\nHost: api.example.com\n\n")
+	obs_fold,$(hex "GET /smuggle-fold HTTP/1.1\r\n${H}X-A: b\r\n c\r\n\r\n")
+	space_colon,$(hex "GET /smuggle-space HTTP/1.1\r\nHost : api.example.com\r\n\r\n")
+	nul,$(hex "GET /smuggle-nul HTTP/1.1\r\n${H}X-A: a\x00b\r\n\r\n")
+	chunk_plus,$(hex "POST /smuggle-chunk-plus HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n")
+	h2c,$(hex "GET /smuggle-h2c HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+	pri,$(hex "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	connect,$(hex "CONNECT api.example.com:443 HTTP/1.1\r\n${H}\r\n")
+	trace,$(hex "TRACE /smuggle-trace HTTP/1.1\r\n${H}\r\n")
+	host_other,$(hex "GET /smuggle-host HTTP/1.1\r\nHost: plain.example.com\r\n\r\n")
+	absolute_other,$(hex "GET http://plain.example.com/smuggle-abs HTTP/1.1\r\n${H}\r\n")
+	too_many_fields,$(hex "GET /smuggle-fields HTTP/1.1\r\n${H}$(printf 'X-F%d: v\\r\\n' $(seq 150))\r\n")
 )
 
 cat >"$FB_TMP/guest.sh" <<EOF2
@@ -102,20 +108,26 @@ curl -sS -o /dev/null -w 'curl-misdirected %{http_code}\n' \
 curl -sS -w '\ncurl-local %{http_code}\n' 'https://api.example.com/local/x'
 curl -sS -o /dev/null -w 'curl-forward %{http_code}\n' \
 	-H 'X-Firebreak-Token: forged' 'https://api.example.com/fwd/a/b?z=1'
-$PY $FB_TMP/guest.py urllib https://api.example.com/v1/urllib
 if command -v node >/dev/null; then
 	node -e 'fetch("https://api.example.com/v1/node", {headers: {"x-api-key": "guest"}})
 		.then(r => r.json().then(j => console.log("node", r.status, j.target)))
 		.catch(e => console.log("node-error", e.cause ? e.cause.code : e))'
 fi
-$PY $FB_TMP/guest.py issuer api.example.com
-$PY $FB_TMP/guest.py issuer plain.example.com
-$PY $FB_TMP/guest.py raw api.example.com ${raw[*]}
+$PY $FB_TMP/guest.py urllib=https://api.example.com/v1/urllib \
+	issuer=api.example.com issuer=plain.example.com \
+	alpn=api.example.com,h2 alpn=api.example.com,h2,http/1.1 \
+	$(printf 'raw=api.example.com,%s ' "${raw[@]}")
+curl -sS -o /dev/null -w 'curl-unverified-upstream %{http_code}\n' \
+	https://bad.example.com/never
 EOF2
 chmod 644 "$FB_TMP/guest.sh"
 
+# firebreak run as fb_run does it, with more time: this one guest runs
+# every probe, and a loaded machine starts interpreters slowly.
 fb_next_id
-FB_TEST_SECRET=$SECRET fb_run --policy "$FB_TMP/policy.yaml" \
+FB_TEST_SECRET=$SECRET in_host timeout -k 5 90 "$FIREBREAK" run \
+	--state-dir "$FB_TMP/state" --name "$FB_LAST_ID" \
+	--policy "$FB_TMP/policy.yaml" \
 	"${PUBLICS[@]}" --resolver 192.0.2.2 --upstream-ca "$PX_CA" \
 	--audit-log "$AUDIT" -- sh "$FB_TMP/guest.sh" >"$FB_TMP/out" 2>&1 &
 run=$!
@@ -253,13 +265,14 @@ check "non-brokered name stays spliced: the origin's own certificate" \
 	bash -c "grep -q '^issuer plain.example.com CN=firebreak-test-ca$' <<<'$out'"
 
 for spec in "${raw[@]}"; do
-	name=${spec%%=*}
+	name=${spec%%,*}
 	got=$(grep -m1 "^raw $name " <<<"$out" | cut -d' ' -f3)
 	case $name in
 	connect|trace) want='^405$' ;;
 	te_x) want='^(400|501)$' ;;
 	pri) want='^(400|505)$' ;;
 	host_other|absolute_other) want='^421$' ;;
+	too_many_fields) want='^431$' ;;
 	*) want='^400$' ;;
 	esac
 	check "smuggling $name: refused ($got)" grep -Eq "$want" <<<"$got"
@@ -267,6 +280,14 @@ done
 check "no smuggling payload reached the origin" \
 	bash -c "! grep -q smuggle '$ORIGIN_LOG'"
 
+check "a client offering only h2 is refused (no_application_protocol)" \
+	grep -qi '^alpn refused .*no_application_protocol' <<<"$out"
+check "a client offering h2 and http/1.1 gets http/1.1" \
+	grep -q '^alpn ok http/1.1$' <<<"$out"
+check "an upstream whose certificate does not name the host: 502" \
+	[ "$(line curl-unverified-upstream)" = "curl-unverified-upstream 502" ]
+check "nothing was sent to the unverified upstream" \
+	bash -c "! grep -q never '$ORIGIN_LOG'"
 check "audit: a request line per brokered request with the injected header's name" \
 	grep -q '"event.action":"request".*"url.path":"/v1/get".*"firebreak.injected":"x-api-key"' "$AUDIT"
 check "audit: the request line has status, rule and upstream" \
