@@ -321,7 +321,9 @@ static int put_network(const struct vm *vm, char *err, size_t errsize)
 
 	if (json_str(tap, sizeof tap, "host_dev_name", vm->o->tap_name) < 0)
 		return -1;
-	snprintf(body, sizeof body, "{\"iface_id\":\"eth0\",%s}", tap);
+	/* the MAC qemu gives the guest too: a snapshot restores unchanged */
+	snprintf(body, sizeof body, "{\"iface_id\":\"eth0\",%s,"
+		 "\"guest_mac\":\"" FB_GUEST_MAC "\"}", tap);
 	return api_call(vm->sock, "PUT", "/network-interfaces/eth0", body,
 			err, errsize);
 }
@@ -332,8 +334,8 @@ static int put_machine(const struct vm *vm, char *err, size_t errsize)
 
 	snprintf(body, sizeof body, "{\"vcpu_count\":%u,\"mem_size_mib\":%u,"
 		 "\"smt\":false}",
-		 vm->o->vcpus ? vm->o->vcpus : FB_FIRECRACKER_VCPUS,
-		 vm->o->mem_mib ? vm->o->mem_mib : FB_FIRECRACKER_MEM_MIB);
+		 vm->o->vcpus ? vm->o->vcpus : FB_QEMU_VCPUS,
+		 vm->o->mem_mib ? vm->o->mem_mib : FB_QEMU_MEM_MIB);
 	return api_call(vm->sock, "PUT", "/machine-config", body, err,
 			errsize);
 }

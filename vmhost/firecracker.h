@@ -13,8 +13,6 @@
 #include "vmhost/qemu.h"
 
 #define FB_FIRECRACKER_BINARY "firecracker"
-#define FB_FIRECRACKER_VCPUS 1
-#define FB_FIRECRACKER_MEM_MIB 256
 
 struct fb_firecracker_opts {
 	/*
@@ -28,8 +26,8 @@ struct fb_firecracker_opts {
 	int sandbox_ns;          /* where the tap is: firecracker runs there */
 	const char *tap_name;    /* the tap's name in sandbox_ns */
 	const char *dir;         /* the sandbox's state dir: the API socket */
-	unsigned vcpus;          /* 0: FB_FIRECRACKER_VCPUS */
-	unsigned mem_mib;        /* 0: FB_FIRECRACKER_MEM_MIB */
+	unsigned vcpus;          /* 0: FB_QEMU_VCPUS, the guest image's */
+	unsigned mem_mib;        /* 0: FB_QEMU_MEM_MIB, likewise */
 };
 
 /* Before anything exists: the binary runs and the guest image is

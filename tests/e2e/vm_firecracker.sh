@@ -94,7 +94,8 @@ api_check "boot args: console, guest address, gateway, resolver, status port" \
 	    "fb.gw=10.200.0.1", "fb.dns=10.200.0.1", "fb.ip6=fd00:fb::2/64",
 	    "fb.gw6=fd00:fb::1", "fb.status=ttyS0"}'
 api_check "network interface: the sandbox's tap" \
-	'calls[1]["body"] == {"iface_id": "eth0", "host_dev_name": "guest0"}'
+	'calls[1]["body"] == {"iface_id": "eth0", "host_dev_name": "guest0",
+	                      "guest_mac": "52:54:00:fb:00:02"}'
 api_check "machine config: --vcpus and --memory" \
 	'calls[2]["body"] == {"vcpu_count": 2, "mem_size_mib": 512, "smt": False}'
 api_check "InstanceStart last" \
