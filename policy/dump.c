@@ -60,42 +60,42 @@ static void jw_close(struct jw *w, char c)
 	fputc(c, w->f);
 }
 
-static void jw_raw_string(struct jw *w, const char *s, size_t len)
+void fb_json_write_string(FILE *f, const char *s, size_t len)
 {
-	fputc('"', w->f);
+	fputc('"', f);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		switch (c) {
 		case '"':
-			fputs("\\\"", w->f);
+			fputs("\\\"", f);
 			break;
 		case '\\':
-			fputs("\\\\", w->f);
+			fputs("\\\\", f);
 			break;
 		case '\n':
-			fputs("\\n", w->f);
+			fputs("\\n", f);
 			break;
 		case '\r':
-			fputs("\\r", w->f);
+			fputs("\\r", f);
 			break;
 		case '\t':
-			fputs("\\t", w->f);
+			fputs("\\t", f);
 			break;
 		default:
 			if (c < 0x20 || c == 0x7f)
-				fprintf(w->f, "\\u%04x", c);
+				fprintf(f, "\\u%04x", c);
 			else
-				fputc(c, w->f);
+				fputc(c, f);
 		}
 	}
-	fputc('"', w->f);
+	fputc('"', f);
 }
 
 static void jw_strn(struct jw *w, const char *s, size_t len)
 {
 	jw_item(w);
-	jw_raw_string(w, s, len);
+	fb_json_write_string(w->f, s, len);
 }
 
 static void jw_str(struct jw *w, const char *s)
@@ -112,7 +112,7 @@ static void jw_int(struct jw *w, long v)
 static void jw_key(struct jw *w, const char *k)
 {
 	jw_item(w);
-	jw_raw_string(w, k, strlen(k));
+	fb_json_write_string(w->f, k, strlen(k));
 	fputs(": ", w->f);
 	w->after_key = true;
 }

@@ -249,6 +249,13 @@ struct fb_policy_summary {
 void fb_policy_summarize(const struct fb_policy *p, struct fb_policy_summary *s);
 
 /*
+ * A JSON string literal of len bytes: quotes, backslashes and control
+ * characters escaped, so no value can end the string or add a member.
+ * Bytes from 0x80 pass through: the text is expected to be UTF-8.
+ */
+void fb_json_write_string(FILE *f, const char *s, size_t len);
+
+/*
  * The redacted read-back as JSON (which is also YAML): every transform
  * value is "<redacted>".  legacy = false: the object form {allow, subnets};
  * legacy = true: {mode, allowedDomains, allowedCIDRs, deniedCIDRs,

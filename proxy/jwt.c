@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "policy/policy.h"
 #include "proxy/pemfile.h"
 
 #define COORD 32          /* P-256 coordinate and scalar size */
@@ -163,24 +164,6 @@ static bool valid_utf8(const unsigned char *s)
 	return true;
 }
 
-/* A JSON string literal: quotes, backslashes and control characters
- * escaped, so no claim value can add or alter a claim. */
-static void put_json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 /* ES256: ECDSA over SHA-256, the signature as r||s, 32 bytes each. */
 static int sign_es256(EVP_PKEY *pkey, const char *data, size_t len,
 		      unsigned char rs[2 * COORD])
@@ -218,13 +201,13 @@ static char *claims_json(const char *iss, const char *aud,
 	if (!f)
 		return NULL;
 	fputs("{\"iss\":", f);
-	put_json_string(f, iss);
+	fb_json_write_string(f, iss, strlen(iss));
 	fputs(",\"aud\":", f);
-	put_json_string(f, aud);
+	fb_json_write_string(f, aud, strlen(aud));
 	fputs(",\"sub\":", f);
-	put_json_string(f, sandbox_id);
+	fb_json_write_string(f, sandbox_id, strlen(sandbox_id));
 	fputs(",\"sandbox_id\":", f);
-	put_json_string(f, sandbox_id);
+	fb_json_write_string(f, sandbox_id, strlen(sandbox_id));
 	fprintf(f, ",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld,\"jti\":\"%s\"}",
 		(long long)now, (long long)now, (long long)now + ttl, jti);
 	if (fclose(f) != 0) {

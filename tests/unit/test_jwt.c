@@ -278,7 +278,7 @@ static void test_claims_escaped(void **state)
 	claims = part(token, 1);
 	assert_non_null(strstr(claims,
 		"\"aud\":\"https://x.example/\\\",\\\"aud\\\":\\\"evil\","));
-	assert_non_null(strstr(claims, "\"sandbox_id\":\"sb\\\"x\\u000a\\\\\\u0001\""));
+	assert_non_null(strstr(claims, "\"sandbox_id\":\"sb\\\"x\\n\\\\\\u0001\""));
 	free(claims);
 	free(token);
 	assert_null(fb_jwt_mint(key, ISS, AUD, "bad\xff", 60, 1000, err,
