@@ -9,6 +9,8 @@ Prints one line per step.
                          SELECTED" or "alpn refused MESSAGE"
   raw=HOST,NAME,HEX      the HEX-encoded bytes on a new TLS connection:
                          "raw NAME STATUS" (or "closed")
+  ws=HOST                a WebSocket handshake, then bytes both ways:
+                         "ws STATUS ECHOED"
 """
 import binascii
 import json
@@ -72,8 +74,32 @@ def raw_step(arg):
     print("raw", name, status)
 
 
+def ws_step(host):
+    t = tls(host)
+    t.sendall(b"GET /ws HTTP/1.1\r\nHost: " + host.encode() +
+              b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              b"Sec-WebSocket-Version: 13\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = t.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    status = got.split(b" ", 2)[1].decode() if got else "closed"
+    rest = got.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in got else b""
+    t.sendall(b"frames-as-bytes")
+    while len(rest) < 15:
+        chunk = t.recv(4096)
+        if not chunk:
+            break
+        rest += chunk
+    t.close()
+    print("ws", status, rest.decode("latin-1"))
+
+
 STEPS = {"urllib": urllib_step, "issuer": issuer_step, "alpn": alpn_step,
-         "raw": raw_step}
+         "raw": raw_step, "ws": ws_step}
 
 if __name__ == "__main__":
     for step in sys.argv[1:]:

@@ -116,6 +116,7 @@ fi
 $PY $FB_TMP/guest.py urllib=https://api.example.com/v1/urllib \
 	issuer=api.example.com issuer=plain.example.com \
 	alpn=api.example.com,h2 alpn=api.example.com,h2,http/1.1 \
+	ws=api.example.com \
 	$(printf 'raw=api.example.com,%s ' "${raw[@]}")
 curl -sS -o /dev/null -w 'curl-unverified-upstream %{http_code}\n' \
 	https://bad.example.com/never
@@ -280,6 +281,10 @@ done
 check "no smuggling payload reached the origin" \
 	bash -c "! grep -q smuggle '$ORIGIN_LOG'"
 
+check "WebSocket: 101 from the origin, then bytes relayed both ways" \
+	grep -q '^ws 101 frames-as-bytes$' <<<"$out"
+check "WebSocket: the handshake carried the injected header once" \
+	origin /ws injected-once
 check "a client offering only h2 is refused (no_application_protocol)" \
 	grep -qi '^alpn refused .*no_application_protocol' <<<"$out"
 check "a client offering h2 and http/1.1 gets http/1.1" \

@@ -7,6 +7,7 @@ become the response body {"method","target","headers":[[name,value]...],
 the origin.  Keep-alive, Content-Length and chunked request bodies.
   GET /chunked       answers with a chunked body
   GET /big?n=N       answers with N bytes of 'x'
+  Upgrade: websocket 101, then echoes raw bytes until the client closes
 Creates READY once every address listens.  Runs until killed.
 """
 import json
@@ -57,6 +58,15 @@ def respond(conn, f, log, sni):
     with LOCK:
         log.write(json.dumps(rec) + "\n")
         log.flush()
+    if any(k.lower() == "upgrade" and v.lower() == "websocket"
+           for k, v in headers):
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                     b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        while True:
+            data = conn.recv(4096)
+            if not data:
+                raise EOFError
+            conn.sendall(data)
     if target == "/chunked":
         out = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
