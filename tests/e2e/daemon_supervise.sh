@@ -1,0 +1,108 @@
+#!/bin/bash
+# firebreak-vmhost supervising: a proxy killed with SIGKILL is running again
+# within a second with the policy in force, and while it is down the
+# sandbox's connections are refused, not let through; a guest that exits
+# is recorded as stopped with its status; after a kill -9 of the daemon
+# a new one removes everything the old one left.
+. "$(dirname "$0")/daemon_lib.sh"
+
+fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
+fb_origins tcp,203.0.113.10,80,hello || { not_ok "origins"; exit 1; }
+fb_daemon_start || { not_ok "daemon starts"; exit 1; }
+
+now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
+
+# Wait until ID's state file names a live proxy other than $2 (written once
+# it answers); the ms since $3.
+wait_new_proxy() {
+	local s re='"proxy":([0-9]+)'
+	for _ in $(seq 2000); do
+		s=$(<"$STATE/$1/state.json")
+		if [[ $s =~ $re ]] && [ "${BASH_REMATCH[1]}" != 0 ] &&
+		   [ "${BASH_REMATCH[1]}" != "$2" ]; then
+			echo $(($(now_ms) - $3))
+			return 0
+		fi
+		sleep 0.005
+	done
+	return 1
+}
+
+fb_next_id
+a=$FB_LAST_ID
+printf 'allow: [example.com]\n' >"$FB_TMP/p.yaml"
+fbd create --id "$a" --policy "$FB_TMP/p.yaml" -- sleep 302 >/dev/null
+api -X PATCH --data-binary '{"allow":{"example.org":[]}}' \
+	"http://vmhost/sandboxes/$a/policy" >/dev/null
+before=$(api "http://vmhost/sandboxes/$a/policy")
+
+# 1. Killed: back within a second.
+old=$(state_of "$a" 's["pids"]["proxy"]')
+t0=$(now_ms)
+kill -KILL "$old"
+ms=$(wait_new_proxy "$a" "$old" "$t0")
+check "proxy killed: a new one runs (${ms:-never} ms, < 1000)" \
+	[ -n "$ms" ] && [ "$ms" -lt 1000 ]
+check "the restarted proxy enforces the policy in force (PUT and PATCH)" \
+	[ "$(api "http://vmhost/sandboxes/$a/policy")" = "$before" ]
+check "the restart is counted" \
+	grep -q '"proxy_restarts":1' <<<"$(api "http://vmhost/sandboxes/$a")"
+
+# 2. While it is down (the daemon held still so the window stays open),
+# connections are refused; afterwards they reach the proxy again.
+r=$(guest_probe "$a" connect,203.0.113.10,80)
+check "proxy up: the redirect reaches the proxy" grep -q ' connected ' <<<"$r"
+kill -STOP "$FB_DAEMON"
+old=$(state_of "$a" 's["pids"]["proxy"]')
+kill -KILL "$old"
+while [ -e "/proc/$old" ] && [ "$(awk '{print $3}' "/proc/$old/stat")" != Z ]
+do
+	sleep 0.01
+done
+r=$(guest_probe "$a" connect,203.0.113.10,80 tcp,203.0.113.10,80)
+sed 's/^/# /' <<<"$r"
+check "proxy down: connections refused" grep -q '^connect,.* refused ' <<<"$r"
+check "proxy down: the origin is never reached" \
+	bash -c "! grep -q ' open ' <<<'$r'"
+t0=$(now_ms)
+kill -CONT "$FB_DAEMON"
+ms=$(wait_new_proxy "$a" "$old" "$t0")
+check "daemon resumed: the proxy is back (${ms:-never} ms, < 1000)" \
+	[ -n "$ms" ] && [ "$ms" -lt 1000 ]
+r=$(guest_probe "$a" connect,203.0.113.10,80)
+check "proxy back: the redirect reaches it again" grep -q ' connected ' <<<"$r"
+
+# 3. A guest that exits: stopped, with its status.
+fb_next_id
+b=$FB_LAST_ID
+fbd create --id "$b" -- sh -c 'sleep 0.2; exit 7' >/dev/null
+for _ in $(seq 100); do
+	[ "$(state_of "$b" 's["status"]')" = stopped ] && break
+	sleep 0.02
+done
+check "guest exit: the sandbox is stopped with status 7" \
+	[ "$(state_of "$b" '(s["status"], s["exit_status"], s["pids"]["guest"])')" \
+		= "('stopped', 7, 0)" ]
+check "guest exit: ls says so" \
+	grep -qE "^$b +process +stopped .* 7 +sh -c" <<<"$(fbd ls)"
+
+# 4. kill -9 of the daemon: its sandboxes die with it; a new daemon
+# removes what is left.
+fb_daemon_kill KILL
+check "after kill -9 the state files remain for the next daemon" \
+	[ -e "$STATE/$a/state.json" ] && [ -e "$STATE/$b/state.json" ]
+fb_daemon_start || { not_ok "daemon restarts"; exit 1; }
+check "restarted daemon: no sandbox of the old one listed" \
+	[ "$(api http://vmhost/sandboxes)" = "[]" ]
+check "restarted daemon: nothing of the old sandboxes left" \
+	[ -z "$(fb_leftovers "$a" "$b")" ]
+check "restarted daemon: no old proxy or guest runs" \
+	bash -c "! pgrep -f -- '[f]irebreak-proxy .*--sandbox-id t$$-' &&
+		! pgrep -fx 'sleep 302'"
+grep -E 'restarted|removed sandbox' "$FB_TMP/vmhost.log" | sed 's/^/# /'
+fb_daemon_kill TERM
+check "daemon stopped: state directory empty, socket gone" \
+	[ -z "$(ls "$STATE" | grep -v '^slots$')" ] && [ ! -e "$SOCK" ]
+check "daemon stopped: no namespace or table of ours in the host" \
+	bash -c "! ip netns list 2>/dev/null | grep -q 'fb-t$$-' &&
+		! ip netns exec $HOST nft list tables | grep -q firebreak"
