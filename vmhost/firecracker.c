@@ -30,10 +30,12 @@
  * same VM would be started as
  *   jailer --id <id> --exec-file <firecracker> --uid <uid> --gid <gid>
  *          --chroot-base-dir <state dir>/<id>/jail
- *          --netns /run/netns/fb-<id> --daemonize=no
- *          -- --api-sock /api.sock
- * with the kernel and initramfs hard-linked into the chroot (no /proc
- * there) and the socket at <chroot base>/firecracker/<id>/root/.
+ *          --netns /run/netns/fb-<id> -- --api-sock /api.sock
+ * (in the foreground, so the relay stays its parent) with the kernel and
+ * the run's initramfs copied into the chroot, where no /proc is, as
+ * /vmlinux and /initrd, and the socket found at
+ * <chroot base>/firecracker/<id>/root/api.sock; the relay removes the
+ * chroot after the VM.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +50,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <net/if.h>
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -290,18 +293,6 @@ out:
 
 /* ---- configuring the VM -------------------------------------------- */
 
-/* `"key":"<s escaped>"`, or -1 if it does not fit. */
-static int json_str(char *buf, size_t size, const char *key, const char *s)
-{
-	char esc[PATH_MAX * 2];
-	int n;
-
-	if (fb_json_escape(s, strlen(s), esc, sizeof esc) < 0)
-		return -1;
-	n = snprintf(buf, size, "\"%s\":\"%s\"", key, esc);
-	return n < 0 || (size_t)n >= size ? -1 : n;
-}
-
 /* The paths are /proc/self/fd/N and the arguments ours: nothing to
  * escape. */
 static int put_boot_source(const struct vm *vm, char *err, size_t errsize)
@@ -317,13 +308,18 @@ static int put_boot_source(const struct vm *vm, char *err, size_t errsize)
 
 static int put_network(const struct vm *vm, char *err, size_t errsize)
 {
-	char tap[128], body[512];
+	char tap[6 * IFNAMSIZ], body[512];
 
-	if (json_str(tap, sizeof tap, "host_dev_name", vm->o->tap_name) < 0)
+	if (fb_json_escape(vm->o->tap_name, strlen(vm->o->tap_name), tap,
+			   sizeof tap) < 0) {
+		snprintf(err, errsize, "firecracker: tap name '%s' is too "
+			 "long", vm->o->tap_name);
 		return -1;
+	}
 	/* the MAC qemu gives the guest too: a snapshot restores unchanged */
-	snprintf(body, sizeof body, "{\"iface_id\":\"eth0\",%s,"
-		 "\"guest_mac\":\"" FB_GUEST_MAC "\"}", tap);
+	snprintf(body, sizeof body, "{\"iface_id\":\"eth0\","
+		 "\"host_dev_name\":\"%s\",\"guest_mac\":\"" FB_GUEST_MAC
+		 "\"}", tap);
 	return api_call(vm->sock, "PUT", "/network-interfaces/eth0", body,
 			err, errsize);
 }
@@ -380,12 +376,8 @@ static int configure(const struct vm *vm, pid_t pid, char *err,
 	    put_network(vm, err, errsize) < 0 ||
 	    put_machine(vm, err, errsize) < 0 ||
 	    api_call(vm->sock, "PUT", "/actions",
-		     "{\"action_type\":\"InstanceStart\"}", err, errsize) < 0) {
-		if (!*err)
-			snprintf(err, errsize, "firecracker: a path is too "
-				 "long for the API");
+		     "{\"action_type\":\"InstanceStart\"}", err, errsize) < 0)
 		return -1;
-	}
 	return 0;
 }
 
@@ -397,7 +389,7 @@ static void child_fail(int report, const char *what)
 	int n = snprintf(msg, sizeof msg, "firecracker: %s: %s", what,
 			 strerror(errno));
 
-	if (write(report, msg, n) < 0)
+	if (write(report, msg, n < (int)sizeof msg ? n : (int)sizeof msg - 1) < 0)
 		perror("firecracker: report");
 	_exit(EXIT_NOREPORT);
 }
