@@ -22,14 +22,21 @@
 # process and file it creates is removed on exit.  Environment:
 #   FB_BUILD        build dir whose binaries to use (default build/plain)
 #   BENCH_SECONDS   length of each rate and bulk measurement (default 5)
-#   BENCH_HOLD      open connections for the RSS figure (default 10000)
+#   BENCH_CONC      connections in flight for the rate figure (default 16)
+#   BENCH_HOLD      open connections for the RSS figure (default 10000, or
+#                   what the open-file limit leaves: each one costs a proxy
+#                   two descriptors)
 set -u
 cd "$(dirname "$0")/../.."
 FB_BUILD=${FB_BUILD:-build/plain}
 LOAD=$PWD/$FB_BUILD/bench/bench_proxy_load
 PROXY=$PWD/$FB_BUILD/bin/firebreak-proxy
 DURATION=${BENCH_SECONDS:-5}
-HOLD_N=${BENCH_HOLD:-10000}
+CONC=${BENCH_CONC:-16}
+FD_MAX=$(ulimit -Hn)
+[ "$FD_MAX" = unlimited ] && FD_MAX=1048576
+MAXCONN=$(((FD_MAX - 100) / 2))
+HOLD_N=${BENCH_HOLD:-$((MAXCONN - 100 < 10000 ? MAXCONN - 100 : 10000))}
 RULES=10000
 UPDATES=20
 NAME=bench.test
@@ -46,7 +53,9 @@ C=fbb-$$-client
 M=fbb-$$-proxy
 O=fbb-$$-origin
 TMP=$(mktemp -d /tmp/fbb-$$.XXXXXX)
+chmod 755 "$TMP"	# nginx workers (nobody) read the bulk file
 PIDS=()
+PROXY_PID=
 
 cleanup() {
 	local pid
@@ -65,12 +74,13 @@ trap cleanup EXIT
 [ -n "${BENCH_DEBUG:-}" ] && trap 'cat "$T"/*.err; cleanup' EXIT
 
 die() { echo "bench_proxy: $*" >&2; exit 1; }
+# (background jobs call ip netns exec directly: $! is then the program
+# itself, which ip execs, and not a subshell that a kill would miss)
 in_c() { ip netns exec "$C" "$@"; }
 in_m() { ip netns exec "$M" "$@"; }
-in_o() { ip netns exec "$O" "$@"; }
 
 # ---- topology --------------------------------------------------------
-ulimit -n 1048576 || die "cannot raise the open-file limit"
+ulimit -n "$FD_MAX" || die "cannot raise the open-file limit to $FD_MAX"
 for ns in "$C" "$M" "$O"; do
 	ip netns add "$ns" || die "ip netns add $ns"
 	ip -n "$ns" link set lo up
@@ -107,9 +117,9 @@ temp_paths() {
 }
 cat >"$TMP/origin.conf" <<EOF
 worker_processes 2;
-worker_rlimit_nofile 100000;
+worker_rlimit_nofile $FD_MAX;
 pid $TMP/origin/nginx.pid;
-events { worker_connections 40000; }
+events { worker_connections $MAXCONN; }
 http {
 	access_log off;
 	default_type application/octet-stream;
@@ -127,10 +137,10 @@ http {
 	}
 }
 EOF
-in_o nginx -p "$TMP/origin" -e "$TMP/origin/error.log" -c "$TMP/origin.conf" \
+ip netns exec "$O" nginx -p "$TMP/origin" -e "$TMP/origin/error.log" -c "$TMP/origin.conf" \
 	-g 'daemon off;' &
 PIDS+=($!)
-in_o python3 tests/e2e/dnsd.py "$TMP/dns.log" "$TMP/dns.ready" $ORIGIN 53 \
+ip netns exec "$O" python3 tests/e2e/dnsd.py "$TMP/dns.log" "$TMP/dns.ready" $ORIGIN 53 \
 	"$NAME=$ORIGIN" &
 PIDS+=($!)
 
@@ -153,7 +163,7 @@ tree() {
 	local p
 	for p in "$@"; do
 		echo "$p"
-		tree $(pgrep -P "$p")
+		tree $(pgrep -P "$p" || true)
 	done
 }
 cpu_ticks() {
@@ -192,13 +202,13 @@ start_haproxy() {
 	cat >"$TMP/haproxy.cfg" <<EOF
 global
 	nbthread 1
-	maxconn 50000
+	maxconn $MAXCONN
 defaults
 	mode tcp
 	timeout connect 5s
 	timeout client 300s
 	timeout server 300s
-	maxconn 50000
+	maxconn $MAXCONN
 frontend sni
 	bind $LISTEN
 	tcp-request inspect-delay 5s
@@ -208,7 +218,7 @@ backend origin
 	server origin $ORIGIN:443
 EOF
 	redirect_to_proxy || return 1
-	in_m haproxy -db -f "$TMP/haproxy.cfg" 2>"$TMP/haproxy.err" &
+	ip netns exec "$M" haproxy -db -f "$TMP/haproxy.cfg" 2>"$TMP/haproxy.err" &
 	PROXY_PID=$!
 }
 
@@ -216,9 +226,9 @@ start_nginx() {
 	cat >"$TMP/nginx.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes 1;
-worker_rlimit_nofile 100000;
+worker_rlimit_nofile $FD_MAX;
 pid $TMP/nginx/nginx.pid;
-events { worker_connections 50000; }
+events { worker_connections $MAXCONN; }
 stream {
 	map \$ssl_preread_server_name \$origin {
 		$NAME $ORIGIN:443;
@@ -231,14 +241,15 @@ stream {
 }
 EOF
 	redirect_to_proxy || return 1
-	in_m nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx.conf" \
+	ip netns exec "$M" nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx.conf" \
 		-g 'daemon off;' &
 	PROXY_PID=$!
 }
 
 start_firebreak() {
 	printf 'allow:\n  - %s\n' "$NAME" >"$TMP/policy.yaml"
-	in_m "$PROXY" --policy "$TMP/policy.yaml" --listen $LISTEN \
+	ip netns exec "$M" "$PROXY" --policy "$TMP/policy.yaml" --listen $LISTEN \
+		--dns-listen ${LISTEN%:*}:15053 \
 		--control "$TMP/fb.sock" --audit-log "$TMP/audit.log" \
 		--sandbox-id bench --resolver $ORIGIN --public 198.51.100.0/24 \
 		--nft --guest-if mc 2>"$TMP/firebreak.err" &
@@ -262,7 +273,8 @@ measure() {
 	if [ "$col" != kernel ]; then
 		"start_$col" || die "$col did not start"
 		PIDS+=("$PROXY_PID")
-		wait_port "$C" $ORIGIN:443 || die "$col does not answer: $(cat "$TMP/$col.err" "$TMP/nginx/error.log" 2>/dev/null)"
+		wait_port "$C" $ORIGIN:443 && kill -0 "$PROXY_PID" 2>/dev/null ||
+			die "$col did not start: $(cat "$TMP/$col.err" "$TMP/nginx/error.log" 2>/dev/null)"
 		sleep 1
 		R[rss_idle,$col]=$(calc "$(rss_kib "$PROXY_PID") / 1024" 2)
 	fi
@@ -271,22 +283,22 @@ measure() {
 	R[p50,$col]=$(field "$out" p50_us)
 	R[p99,$col]=$(field "$out" p99_us)
 
-	t0=$(cpu_ticks "${PROXY_PID:-}")
-	out=$(in_c "$LOAD" conns $ORIGIN 443 $NAME "$DURATION" 64)
-	t1=$(cpu_ticks "${PROXY_PID:-}")
+	t0=$(cpu_ticks ${PROXY_PID:-})
+	out=$(in_c "$LOAD" conns $ORIGIN 443 $NAME "$DURATION" "$CONC")
+	t1=$(cpu_ticks ${PROXY_PID:-})
 	R[rate,$col]=$(field "$out" rate)
 	R[failed,$col]=$(field "$out" failed)
 	R[cpu_conn,$col]=$(calc "($t1 - $t0) / $HZ * 1e6 / $(field "$out" done)" 0)
 
-	t0=$(cpu_ticks "${PROXY_PID:-}")
+	t0=$(cpu_ticks ${PROXY_PID:-})
 	b1=$(in_c "$LOAD" bulk $ORIGIN 443 $NAME "$DURATION" 1)
 	b8=$(in_c "$LOAD" bulk $ORIGIN 443 $NAME "$DURATION" 8)
-	t1=$(cpu_ticks "${PROXY_PID:-}")
+	t1=$(cpu_ticks ${PROXY_PID:-})
 	R[bulk1,$col]=$(field "$b1" mbit)
 	R[bulk8,$col]=$(field "$b8" mbit)
 	R[cpu_gib,$col]=$(calc "($t1 - $t0) / $HZ * 1000 / (($(field "$b1" bytes) + $(field "$b8" bytes)) / 1073741824)" 0)
 
-	in_c "$LOAD" hold $ORIGIN 443 $NAME "$HOLD_N" >"$hold_out" &
+	ip netns exec "$C" "$LOAD" hold $ORIGIN 443 $NAME "$HOLD_N" >"$hold_out" &
 	hold_pid=$!
 	PIDS+=("$hold_pid")
 	for i in $(seq 600); do
@@ -325,7 +337,7 @@ measure_updates() {
 			--unix-socket "$TMP/fb.sock" -X PUT \
 			-H 'Content-Type: application/json' \
 			--data-binary @"$TMP/policy-$v.json" http://fb/policy) ||
-			die "PUT /policy: $out"
+			die "PUT /policy: $out: $(cat "$TMP/firebreak.err")"
 		[ "${out% *}" = 200 ] || die "PUT /policy answered ${out% *}: $(cat "$TMP/put.out")"
 		times+=("${out#* }")
 	done
@@ -360,7 +372,7 @@ cpu_ceiling=$(calc "${R[cpu_conn,nginx]} / 2" 0)
 
 echo
 row metric firebreak haproxy nginx kernel target result
-row "new TLS connections/s (64 at once)" "$(v rate firebreak)" "$(v rate haproxy)" \
+row "new TLS connections/s ($CONC at once)" "$(v rate firebreak)" "$(v rate haproxy)" \
 	"$(v rate nginx)" "$(v rate kernel)" ">= $rate_floor" \
 	"$(ge "${R[rate,firebreak]}" "$rate_floor")"
 row "connect+TLS+response p50 (us)" "$(v p50 firebreak)" "$(v p50 haproxy)" \
