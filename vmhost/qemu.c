@@ -16,8 +16,10 @@
  * cannot be told apart from qemu's own failure; isa-debug-exit only ends
  * qemu without a kernel "Power down" line in the output.
  *
- * The per-run initramfs and the status port's file are memfds handed to
- * qemu as /proc/self/fd/N: nothing to name, nothing left behind.
+ * The kernel, the per-run initramfs and the status port's file reach qemu
+ * as inherited descriptors named /proc/self/fd/N: the user it runs as
+ * need not read the guest image, the image cannot change between the
+ * check and the boot, and the two memfds leave nothing behind.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -266,9 +268,16 @@ static unsigned long tsc_khz(void)
 	return (unsigned long)(mhz * 1000);
 }
 
+/* What qemu inherits besides the tap. */
+struct vm_files {
+	int kernel;  /* the guest image's, opened by the launcher */
+	int initrd;  /* memfd: the image's initramfs and this run's piece */
+	int status;  /* memfd: the status port's output */
+};
+
 struct launch {
-	char kernel[512];
-	char initrd[32];     /* /proc/self/fd/N */
+	char kernel[32];     /* /proc/self/fd/N */
+	char initrd[32];
 	char status_dev[64]; /* file,id=status,path=/proc/self/fd/N */
 	char netdev[64];     /* tap,id=net0,fd=N */
 	char append[512];
@@ -283,18 +292,17 @@ struct launch {
  * right one, and without it about one boot in three hangs.
  */
 static void build_launch(struct launch *l, const struct fb_qemu_opts *o,
-			 int initrd_fd, int status_fd)
+			 const struct vm_files *f)
 {
 	bool kvm = access("/dev/kvm", R_OK | W_OK) == 0;
 	unsigned long khz = kvm ? 0 : tsc_khz();
 	char tsc[64] = "";
 	size_t n = 0;
 
-	snprintf(l->kernel, sizeof l->kernel, "%s/%s", o->guest_dir,
-		 FB_GUEST_KERNEL);
-	snprintf(l->initrd, sizeof l->initrd, "/proc/self/fd/%d", initrd_fd);
+	snprintf(l->kernel, sizeof l->kernel, "/proc/self/fd/%d", f->kernel);
+	snprintf(l->initrd, sizeof l->initrd, "/proc/self/fd/%d", f->initrd);
 	snprintf(l->status_dev, sizeof l->status_dev,
-		 "file,id=status,path=/proc/self/fd/%d", status_fd);
+		 "file,id=status,path=/proc/self/fd/%d", f->status);
 	snprintf(l->netdev, sizeof l->netdev, "tap,id=net0,fd=%d", o->tap_fd);
 	if (khz)
 		snprintf(tsc, sizeof tsc, " tsc_early_khz=%lu tsc=reliable",
@@ -351,7 +359,7 @@ static void keep_open(int fd)
 
 /* In the child: enter the namespace, drop to the user, exec qemu. */
 static void exec_qemu(const struct fb_qemu_opts *o, struct launch *l,
-		      int initrd_fd, int status_fd, pid_t relay)
+		      const struct vm_files *f, pid_t relay)
 {
 	struct stat kvm;
 	gid_t groups[1];
@@ -360,8 +368,9 @@ static void exec_qemu(const struct fb_qemu_opts *o, struct launch *l,
 	if (setns(o->ns, CLONE_NEWNET) < 0)
 		die("enter the guest's network namespace");
 	keep_open(o->tap_fd);
-	keep_open(initrd_fd);
-	keep_open(status_fd);
+	keep_open(f->kernel);
+	keep_open(f->initrd);
+	keep_open(f->status);
 	/* /dev/kvm belongs to a group (kvm): the one supplementary group
 	 * the hypervisor keeps. */
 	if (strcmp(l->accel, "kvm") == 0 && stat("/dev/kvm", &kvm) == 0)
@@ -421,7 +430,7 @@ static void explain_no_report(int st)
 }
 
 static void relay(const struct fb_qemu_opts *o, struct launch *l,
-		  int initrd_fd, int status_fd, pid_t launcher)
+		  const struct vm_files *f, pid_t launcher)
 {
 	static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 	struct sigaction sa = { .sa_handler = forward };
@@ -442,12 +451,12 @@ static void relay(const struct fb_qemu_opts *o, struct launch *l,
 	if (pid < 0)
 		die("fork");
 	if (pid == 0)
-		exec_qemu(o, l, initrd_fd, status_fd, getppid());
+		exec_qemu(o, l, f, getppid());
 	qemu_pid = pid;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			die("waitpid");
-	status = reported_status(status_fd);
+	status = reported_status(f->status);
 	if (status >= 0)
 		_exit(status);
 	if (stopped_by)
@@ -456,30 +465,51 @@ static void relay(const struct fb_qemu_opts *o, struct launch *l,
 	_exit(EXIT_NOREPORT);
 }
 
+static int open_files(const struct fb_qemu_opts *o, struct vm_files *f,
+		      char *err, size_t errsize)
+{
+	char path[512];
+
+	snprintf(path, sizeof path, "%s/%s", o->guest_dir, FB_GUEST_KERNEL);
+	f->kernel = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->kernel < 0) {
+		snprintf(err, errsize, "open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	f->initrd = memfd_create("firebreak-initrd", MFD_CLOEXEC);
+	if (f->initrd < 0 ||
+	    (f->status = memfd_create("firebreak-status", MFD_CLOEXEC)) < 0) {
+		snprintf(err, errsize, "memfd_create: %s", strerror(errno));
+		return -1;
+	}
+	return fb_qemu_write_initrd(o, f->initrd, err, errsize);
+}
+
+static void close_files(const struct vm_files *f)
+{
+	if (f->kernel >= 0)
+		close(f->kernel);
+	if (f->initrd >= 0)
+		close(f->initrd);
+	if (f->status >= 0)
+		close(f->status);
+}
+
 pid_t fb_qemu_spawn(const struct fb_qemu_opts *o, char *err, size_t errsize)
 {
+	struct vm_files f = { -1, -1, -1 };
 	struct launch l;
 	pid_t launcher = getpid(), pid = -1;
-	int initrd_fd, status_fd = -1;
 
-	initrd_fd = memfd_create("firebreak-initrd", MFD_CLOEXEC);
-	if (initrd_fd < 0 ||
-	    (status_fd = memfd_create("firebreak-status", MFD_CLOEXEC)) < 0) {
-		snprintf(err, errsize, "memfd_create: %s", strerror(errno));
+	if (open_files(o, &f, err, errsize) < 0)
 		goto out;
-	}
-	if (fb_qemu_write_initrd(o, initrd_fd, err, errsize) < 0)
-		goto out;
-	build_launch(&l, o, initrd_fd, status_fd);
+	build_launch(&l, o, &f);
 	pid = fork();
 	if (pid < 0)
 		snprintf(err, errsize, "fork: %s", strerror(errno));
 	else if (pid == 0)
-		relay(o, &l, initrd_fd, status_fd, launcher);
+		relay(o, &l, &f, launcher);
 out:
-	if (initrd_fd >= 0)
-		close(initrd_fd);
-	if (status_fd >= 0)
-		close(status_fd);
+	close_files(&f);
 	return pid;
 }

@@ -40,11 +40,16 @@ if ldd "$busybox" >/dev/null 2>&1; then
 	exit 1
 fi
 
-# The kernel the linux-image-amd64 metapackage points at.
-kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-	awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+# The kernel the linux-image-amd64 metapackage points at; a machine whose
+# package lists were never fetched (a fresh container) fetches them once.
+kernel_package() {
+	apt-cache depends linux-image-amd64 2>/dev/null |
+		awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+}
+kpkg=$(kernel_package)
+[ -n "$kpkg" ] || { apt-get update -qq && kpkg=$(kernel_package); }
 [ -n "$kpkg" ] || {
-	echo "guest: apt-cache knows no linux-image-amd64 (run apt-get update)" >&2
+	echo "guest: apt knows no linux-image-amd64 package" >&2
 	exit 1
 }
 kver=${kpkg#linux-image-}
