@@ -389,7 +389,9 @@ static void child_fail(int report, const char *what)
 	int n = snprintf(msg, sizeof msg, "firecracker: %s: %s", what,
 			 strerror(errno));
 
-	if (write(report, msg, n < (int)sizeof msg ? n : (int)sizeof msg - 1) < 0)
+	if (n >= (int)sizeof msg)
+		n = sizeof msg - 1;
+	if (write(report, msg, n) < 0)
 		perror("firecracker: report");
 	_exit(EXIT_NOREPORT);
 }

@@ -30,8 +30,9 @@ prints a console line and then the status line the guest's init writes,
 guest reboots.
 
 The environment steers it:
-  FAKE_FC_LOG=FILE     one JSON object per line: first {"argv", "netdevs"}
-                       (the interfaces of its network namespace), then per
+  FAKE_FC_LOG=FILE     one JSON object per line: first {"argv", "uid",
+                       "netdevs"} (netdevs: the interfaces of its network
+                       namespace), then per
                        request {"method", "path", "body", "status", "fault"},
                        last {"initrd": {NAME: TEXT}}
   FAKE_FC_EXIT=N       the guest's status (default 0); "none": the guest
@@ -321,7 +322,8 @@ def main():
     if len(argv) != 2 or argv[0] != "--api-sock":
         sys.exit("usage: fake_firecracker.py --api-sock PATH")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    log({"argv": argv, "netdevs": sorted(n for _, n in socket.if_nameindex())})
+    log({"argv": argv, "uid": os.getuid(),
+         "netdevs": sorted(n for _, n in socket.if_nameindex())})
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.bind(argv[1])

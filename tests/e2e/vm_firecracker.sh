@@ -126,6 +126,23 @@ check "a VM that does not stop after its status is stopped; status kept" \
 	[ "$RC" = 5 ]
 check "a VM that does not stop: nothing left behind" nothing_left
 
+# Without --user, firecracker runs as nobody, with the guest image only
+# through the descriptors it inherits.
+USER_ARGS_SAVED=("${USER_ARGS[@]}")
+USER_ARGS=()
+fc_run -- -- true
+api_check "firecracker runs as nobody by default" 'log[0]["uid"] == 65534'
+api_check "as nobody, it reads the guest image it was handed" \
+	'calls[0]["status"] == 204'
+if [ ${#USER_ARGS_SAVED[@]} = 0 ]; then
+	check "as nobody, the VM runs" [ "$RC" = 0 ]
+else
+	check "as nobody, where /dev/net/tun is root's: Firecracker's refusal, named" \
+		[ "$RC" = 1 -a -n "$(grep -E '^firebreak run: firecracker: PUT /network-interfaces/eth0: 400: Could not create the network device: .*Permission denied' <<<"$ERR")" ]
+fi
+check "as nobody: nothing left behind" nothing_left
+USER_ARGS=("${USER_ARGS_SAVED[@]}")
+
 # SIGTERM to the launcher while the guest runs: passed to firecracker.
 id=$FB_ID_PREFIX-${#FB_IDS[@]}   # the id fc_run takes in the background
 : >"$LOG"                        # no InstanceStart of the run before
