@@ -116,7 +116,7 @@ test:
 
 demo:
 	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(DEB_DEMO)"
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$$(nproc) all
 	@vmhost/guest/build.sh build/guest
 	@examples/demo.sh build/plain
 
