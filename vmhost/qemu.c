@@ -42,7 +42,6 @@
 #define EXIT_PORT 0xf4        /* isa-debug-exit */
 #define EXIT_NOREPORT 125
 
-
 /* A growing byte string; `failed` sticks after an allocation fails. */
 struct text {
 	char *p;
