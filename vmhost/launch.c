@@ -6,6 +6,7 @@
  * Stopping runs the same steps backwards.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,10 +15,12 @@
 #include <arpa/inet.h>
 #include <sys/wait.h>
 
+#include "vmhost/firecracker.h"
 #include "vmhost/launch.h"
+#include "vmhost/qemu.h"
 #include "vmhost/trust.h"
 
-#define GUEST_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 extern char **environ;
 
@@ -54,6 +57,27 @@ int fb_launch_parse_resolver(const char *s, struct fb_addr *a, uint16_t *port)
 	return 0;
 }
 
+int fb_launch_resolve_user(const char *user, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw = getpwnam(user);
+	unsigned long n;
+	char *end;
+
+	if (pw) {
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+		return 0;
+	}
+	errno = 0;
+	n = strtoul(user, &end, 10);
+	if (errno || end == user || *end || n > 0xfffffffeUL)
+		return -1;
+	pw = getpwuid(n);
+	*uid = n;
+	*gid = pw ? pw->pw_gid : n;
+	return 0;
+}
+
 /* The launcher's own resolver: the first nameserver in /etc/resolv.conf. */
 static void host_resolver(struct fb_addr *a, uint16_t *port)
 {
@@ -72,36 +96,79 @@ static void host_resolver(struct fb_addr *a, uint16_t *port)
 	fclose(f);
 }
 
+/* Every problem, one "policy: FILE:LINE:COL: message" line each. */
+static void policy_errors(const struct fb_diags *diags, char *err,
+			  size_t errsize)
+{
+	size_t used = 0;
+
+	err[0] = '\0';
+	for (size_t i = 0; i < diags->n && used < errsize; i++) {
+		const struct fb_diag *d = &diags->v[i];
+		int n = d->line ?
+			snprintf(err + used, errsize - used,
+				 "%spolicy: %s:%u:%u: %s", i ? "\n" : "",
+				 d->file, d->line, d->col, d->msg) :
+			snprintf(err + used, errsize - used, "%spolicy: %s: %s",
+				 i ? "\n" : "", d->file, d->msg);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
 static struct fb_policy *load_policy(const struct fb_launch_opts *o,
 				     char *err, size_t errsize)
 {
+	const char *name = o->policy_name ? o->policy_name : o->policy;
 	struct fb_load_opts lo = {
-		.filename = o->policy_name ? o->policy_name : o->policy,
+		.filename = name,
 		.publics = o->publics,
 		.npublics = o->npublics,
 	};
 	struct fb_diags diags = { 0 };
 	struct fb_policy *p;
-	char *msg;
 
 	if (!strcmp(o->policy, "allow-all") || !strcmp(o->policy, "deny-all"))
 		p = fb_policy_load(o->policy, strlen(o->policy), &lo, &diags);
 	else
 		p = fb_policy_load_file(o->policy, &lo, &diags);
-	if (!p) {
-		size_t n;
-
-		msg = fb_diags_to_string(&diags);
-		/* one line per problem; the last newline is the caller's */
-		n = msg ? strlen(msg) : 0;
-		if (n && msg[n - 1] == '\n')
-			msg[n - 1] = '\0';
-		snprintf(err, errsize, "policy: %s",
-			 msg && *msg ? msg : "cannot load");
-		free(msg);
-	}
+	if (!p && diags.n)
+		policy_errors(&diags, err, errsize);
+	else if (!p)
+		snprintf(err, errsize, "policy: %s: cannot load", name);
 	fb_diags_free(&diags);
 	return p;
+}
+
+/* "what: " before the message a step left in err. */
+static void prefix_err(const char *what, char *err, size_t errsize)
+{
+	size_t n = strlen(what) + 2, len = strlen(err);
+
+	if (n + len >= errsize)
+		len = errsize - n - 1;
+	memmove(err + n, err, len);
+	err[n + len] = '\0';
+	memcpy(err, what, n - 2);
+	memcpy(err + n - 2, ": ", 2);
+}
+
+static int preflight_backend(const struct fb_launch_opts *o, char *err,
+			     size_t errsize)
+{
+	switch (o->backend) {
+	case FB_BACKEND_PROCESS:
+		return 0;
+	case FB_BACKEND_QEMU:
+		return fb_qemu_preflight(o->guest_dir, err, errsize);
+	case FB_BACKEND_FIRECRACKER:
+		return fb_firecracker_preflight(o->firecracker ? o->firecracker
+					       : FB_FIRECRACKER_BINARY,
+					       o->guest_dir, err, errsize);
+	}
+	return 0;
 }
 
 /* NULL-terminated concatenation of two string lists (either may be NULL);
@@ -124,16 +191,48 @@ static char **env_join(char **a, char **b)
 	return out;
 }
 
+static pid_t spawn_vm(const struct fb_launch_opts *o, struct fb_launch *l,
+		      const struct fb_process_opts *po, char *err,
+		      size_t errsize)
+{
+	struct fb_qemu_opts guest = {
+		.argv = po->argv,
+		.env = po->env,
+		.guest_dir = o->guest_dir,
+		.ca_cert = l->ca.cert,
+		.trust_bundle = l->ca.bundle,
+		.tap_fd = l->sb.tap_fd,
+		.ns = l->sb.guest_ns,
+		.uid = po->uid,
+		.gid = po->gid,
+		.vcpus = o->vcpus,
+		.mem_mib = o->mem_mib,
+	};
+	struct fb_firecracker_opts fo = {
+		.guest = guest,
+		.binary = o->firecracker,
+		.sandbox_ns = l->sb.sandbox_ns,
+		.tap_name = "guest0",
+		.dir = l->sb.dir,
+		.vcpus = o->vcpus,
+		.mem_mib = o->mem_mib,
+	};
+
+	if (o->backend == FB_BACKEND_QEMU)
+		return fb_qemu_spawn(&guest, err, errsize);
+	fo.guest.tap_fd = fo.guest.ns = -1;
+	return fb_firecracker_spawn(&fo, &l->sb.tap_fd, err, errsize);
+}
+
 /*
  * Start the guest.  With clean_env the fork sees an environment of PATH
  * alone (the process backend adds po->env on top of what it inherits);
- * the caller's is put back at once.  This is safe because the launcher
+ * the caller's is put back at once, which is safe because the launcher
  * is single-threaded.
  */
 static pid_t spawn_guest(const struct fb_launch_opts *o, struct fb_launch *l,
 			 char *err, size_t errsize)
 {
-	static char *const clean[] = { GUEST_PATH, NULL };
 	struct fb_process_opts po = {
 		.argv = o->argv,
 		.uid = o->uid,
@@ -143,17 +242,23 @@ static pid_t spawn_guest(const struct fb_launch_opts *o, struct fb_launch *l,
 		.trust_bundle = l->ca.bundle,
 	};
 	char **trust = fb_trust_env(FB_TRUST_GUEST_BUNDLE, NULL);
+	char path[4096], *clean[] = { path, NULL };
 	char **saved = environ;
 	pid_t pid = -1;
 
+	snprintf(path, sizeof path, "PATH=%s",
+		 getenv("PATH") ? getenv("PATH") : DEFAULT_PATH);
 	po.env = trust ? env_join(trust, o->env) : NULL;
 	if (!po.env) {
 		snprintf(err, errsize, "out of memory");
 		goto out;
 	}
 	if (o->clean_env)
-		environ = (char **)clean;
-	pid = fb_process_spawn(&po, err, errsize);
+		environ = clean;
+	if (o->backend == FB_BACKEND_PROCESS)
+		pid = fb_process_spawn(&po, err, errsize);
+	else
+		pid = spawn_vm(o, l, &po, err, errsize);
 	environ = saved;
 out:
 	free(po.env);
@@ -167,6 +272,7 @@ int fb_launch_start(const struct fb_launch_opts *o, struct fb_launch *l,
 	struct fb_sandbox_opts so = {
 		.id = o->id,
 		.state_dir = o->state_dir,
+		.tap = o->backend != FB_BACKEND_PROCESS,
 	};
 	struct fb_policy *policy;
 	int saved;
@@ -192,15 +298,22 @@ int fb_launch_start(const struct fb_launch_opts *o, struct fb_launch *l,
 		errno = EINVAL;
 		return -1;
 	}
-	if (fb_preflight_nftables(err, errsize) < 0)
+	if (fb_preflight_nftables(err, errsize) < 0 ||
+	    preflight_backend(o, err, errsize) < 0) {
+		errno = ENOENT;
 		goto fail_policy;
+	}
 
 	so.policy = policy;
 	if (fb_sandbox_create(&l->sb, &so, err, errsize) < 0)
 		goto fail_policy;
 	l->started = true;
-	if (fb_sandbox_ca_create(&l->sb, policy, &l->ca, err, errsize) < 0)
+	/* The CA and token key stay here, on the host side; the guest gets
+	 * the certificate in its trust store and nothing else. */
+	if (fb_sandbox_ca_create(&l->sb, policy, &l->ca, err, errsize) < 0) {
+		prefix_err("sandbox CA", err, errsize);
 		goto fail;
+	}
 	l->proxy_args = (struct fb_proxy_launch){
 		.policy = o->policy,
 		.publics = o->publics,
@@ -213,8 +326,10 @@ int fb_launch_start(const struct fb_launch_opts *o, struct fb_launch *l,
 		.upstream_ca = o->upstream_ca,
 	};
 	l->proxy = fb_proxy_start(&l->sb, &l->proxy_args, err, errsize);
-	if (l->proxy < 0)
+	if (l->proxy < 0) {
+		prefix_err("proxy", err, errsize);
 		goto fail;
+	}
 	/* The proxy has read its secrets; a guest that inherits the
 	 * caller's environment must not find them there. */
 	if (!o->clean_env)

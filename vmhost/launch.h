@@ -15,6 +15,12 @@
 #include "vmhost/sandbox.h"
 #include "vmhost/sandbox_ca.h"
 
+enum fb_backend {
+	FB_BACKEND_PROCESS,     /* a command in namespaces of its own */
+	FB_BACKEND_QEMU,        /* a microVM on the sandbox's tap */
+	FB_BACKEND_FIRECRACKER,
+};
+
 struct fb_launch_opts {
 	const char *id;             /* NULL: a random one */
 	const char *state_dir;      /* NULL: FB_STATE_DIR */
@@ -26,14 +32,19 @@ struct fb_launch_opts {
 	const char *audit_log;      /* FILE, "-", or NULL: none */
 	const char *upstream_ca;    /* extra roots for brokered upstreams */
 	char **argv;                /* the guest's command */
-	uid_t uid;
+	uid_t uid;                  /* it runs as (a VM backend: the VMM) */
 	gid_t gid;
+	enum fb_backend backend;
+	const char *firecracker;    /* the binary; NULL: on PATH */
+	const char *guest_dir;      /* a VM backend's kernel and initrd */
+	unsigned vcpus, mem_mib;    /* a VM backend's; 0: its default */
 	/*
 	 * clean_env false: the guest inherits the caller's environment (a
 	 * user's `firebreak run`), with the policy's ${env:} secrets removed
 	 * from it for good once the proxy has read them.  true: the guest
 	 * gets PATH, the trust variables and `env` only, and the caller's
-	 * environment stays whole for the next proxy (a daemon).
+	 * environment stays whole for the next proxy (a daemon).  Either
+	 * way a VM guest gets only the trust variables and `env`.
 	 */
 	bool clean_env;
 	char **env;                 /* more "NAME=value" for the guest, or NULL */
@@ -50,11 +61,13 @@ struct fb_launch {
 };
 
 /*
- * Check and load the policy, build the network and the CA, start the
- * proxy, then the guest.  On failure nothing is left and err says which
- * step failed and why (a policy's problems as FILE:LINE:COL lines);
- * errno EEXIST when opts->id names a live sandbox.  Blocks SIGCHLD is
- * the caller's business: the caller reaps l->guest and l->proxy.
+ * Check the policy, nf_tables and the backend, build the network and the
+ * CA, start the proxy, then the guest.  On failure nothing is left and
+ * err says which step failed and why (a policy's problems one per line,
+ * "policy: FILE:LINE:COL: ..."); errno EINVAL for a policy that does not
+ * load, EEXIST when opts->id names a live sandbox.  The caller reaps
+ * l->guest and l->proxy (and sets them to -1 once reaped).  The strings
+ * opts points to must outlive l: a proxy restart reads them again.
  */
 int fb_launch_start(const struct fb_launch_opts *o, struct fb_launch *l,
 		    char *err, size_t errsize);
@@ -67,5 +80,7 @@ void fb_launch_stop(struct fb_launch *l);
 
 /* IP, IP:PORT or [IPv6]:PORT; port 53 when none.  0 or -1. */
 int fb_launch_parse_resolver(const char *s, struct fb_addr *a, uint16_t *port);
+/* NAME or UID; a number with no passwd entry runs with gid = uid.  0 or -1. */
+int fb_launch_resolve_user(const char *user, uid_t *uid, gid_t *gid);
 
 #endif /* FB_VMHOST_LAUNCH_H */
