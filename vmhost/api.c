@@ -12,8 +12,9 @@
  *
  * The create body: {"id", "policy" (YAML/JSON text, or allow-all /
  * deny-all; default deny-all), "backend" (process | qemu | firecracker),
- * "command" [argv], "env" {NAME: value}, "user", "image",
- * "resources" {"vcpus", "memory_mib"}}.  Everything is checked before
+ * "command" [argv], "env" {NAME: value}, "user", "image" (a VM backend's
+ * directory of kernel and initrd), "resources" {"vcpus", "memory_mib"}:
+ * a VM's size; the process backend records them only}.  Everything is checked before
  * anything is made; a failed create leaves nothing.
  */
 #include <errno.h>
@@ -31,6 +32,7 @@
 
 #include "policy/doc.h"
 #include "vmhost/daemon.h"
+#include "vmhost/qemu.h"
 
 #define MAX_ARGS 256
 #define MAX_ENV 256
@@ -68,6 +70,8 @@ struct create {
 	const char *policy;
 	const char *backend;
 	const char *user;
+	const char *image;         /* a VM backend's guest directory */
+	enum fb_backend kind;
 	char **argv, **env;
 	unsigned vcpus, memory_mib;
 	uid_t uid;
@@ -180,45 +184,6 @@ static int read_env(const struct fb_node *n, struct create *c, char *err,
 	return 0;
 }
 
-/* --user NAME|UID; a number with no passwd entry runs with gid = uid. */
-static int resolve_user(const char *user, uid_t *uid, gid_t *gid)
-{
-	struct passwd *pw = getpwnam(user);
-	unsigned long n;
-	char *end;
-
-	if (pw) {
-		*uid = pw->pw_uid;
-		*gid = pw->pw_gid;
-		return 0;
-	}
-	errno = 0;
-	n = strtoul(user, &end, 10);
-	if (errno || end == user || *end || n > 0xfffffffeUL)
-		return -1;
-	pw = getpwuid(n);
-	*uid = n;
-	*gid = pw ? pw->pw_gid : n;
-	return 0;
-}
-
-/* A program on PATH, as the hypervisor backends need. */
-static bool on_path(const char *prog)
-{
-	const char *path = getenv("PATH");
-	char buf[PATH_MAX];
-
-	for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
-		size_t n = strcspn(p, ":");
-
-		if (snprintf(buf, sizeof buf, "%.*s/%s", (int)n, p, prog) <
-		    (int)sizeof buf && access(buf, X_OK) == 0)
-			return true;
-		p += n + (p[n] == ':');
-	}
-	return false;
-}
-
 /* The body into `c`; -1 with (status, err) for the answer. */
 static int read_create(const struct fb_node *doc, struct create *c,
 		       int *status, char *err, size_t errsize)
@@ -286,7 +251,7 @@ static int read_create(const struct fb_node *doc, struct create *c,
 		return -1;
 	c->user = fb_node_get(doc, "user") ? str_of(fb_node_get(doc, "user"))
 					   : "nobody";
-	if (!c->user || resolve_user(c->user, &c->uid, &c->gid) < 0) {
+	if (!c->user || fb_launch_resolve_user(c->user, &c->uid, &c->gid) < 0) {
 		snprintf(err, errsize, "user \"%s\": no such user",
 			 c->user ? c->user : "?");
 		return -1;
@@ -294,27 +259,25 @@ static int read_create(const struct fb_node *doc, struct create *c,
 	if (read_command(fb_node_get(doc, "command"), c, err, errsize) < 0 ||
 	    read_env(fb_node_get(doc, "env"), c, err, errsize) < 0)
 		return -1;
-	if (!strcmp(c->backend, "process") && fb_node_get(doc, "image")) {
+	c->kind = !strcmp(c->backend, "qemu") ? FB_BACKEND_QEMU :
+		  !strcmp(c->backend, "firecracker") ? FB_BACKEND_FIRECRACKER :
+		  FB_BACKEND_PROCESS;
+	c->image = fb_node_get(doc, "image") ?
+		   str_of(fb_node_get(doc, "image")) : NULL;
+	if (c->kind == FB_BACKEND_PROCESS && fb_node_get(doc, "image")) {
 		snprintf(err, errsize, "image: the process backend runs the "
 			 "host's programs and takes no image");
 		return -1;
 	}
-	if (!strcmp(c->backend, "qemu") || !strcmp(c->backend, "firecracker")) {
-		const char *prog = !strcmp(c->backend, "qemu") ?
-				   "qemu-system-x86_64" : "firecracker";
-
-		if (!on_path(prog)) {
-			snprintf(err, errsize, "backend %s: %s not found on "
-				 "PATH; install it or use backend process",
-				 c->backend, prog);
-			return -1;
-		}
-		*status = 501;
-		snprintf(err, errsize, "backend %s: not available through "
-			 "firebreak-vmhost yet; use backend process",
-			 c->backend);
+	if (c->kind != FB_BACKEND_PROCESS && fb_node_get(doc, "image") &&
+	    (!c->image || !*c->image)) {
+		snprintf(err, errsize, "image: expected the directory of the "
+			 "guest's kernel and initrd");
 		return -1;
 	}
+	if (c->kind != FB_BACKEND_PROCESS && !c->image)
+		c->image = getenv("FIREBREAK_GUEST_DIR") ?
+			   getenv("FIREBREAK_GUEST_DIR") : FB_GUEST_DIR_DEFAULT;
 	return 0;
 }
 
@@ -424,6 +387,7 @@ static void managed_free(struct fb_managed *m)
 {
 	strv_free(m->argv);
 	strv_free(m->env);
+	free(m->image);
 	free(m);
 }
 
@@ -483,6 +447,11 @@ static void create(struct fb_client *c, const char *body, size_t len)
 	cr.argv = cr.env = NULL;
 	m->vcpus = cr.vcpus;
 	m->memory_mib = cr.memory_mib;
+	if (cr.image && !(m->image = strdup(cr.image))) {
+		fb_client_error(c, 500, "out of memory");
+		managed_free(m);
+		goto out;
+	}
 	snprintf(m->dir, sizeof m->dir, "%s/%s", d->state_dir, cr.id);
 	snprintf(m->policy_path, sizeof m->policy_path, "%s/%s", m->dir,
 		 FB_POLICY_FILE);
@@ -509,7 +478,7 @@ static void create(struct fb_client *c, const char *body, size_t len)
 		.id = cr.id,
 		.state_dir = d->state_dir,
 		.policy = m->policy_path,
-		.policy_name = "policy",
+		.policy_name = "<policy>",
 		.publics = d->publics,
 		.npublics = d->npublics,
 		.resolver = d->resolver,
@@ -519,11 +488,17 @@ static void create(struct fb_client *c, const char *body, size_t len)
 		.gid = cr.gid,
 		.clean_env = true,
 		.env = m->env,
+		.backend = cr.kind,
+		.guest_dir = m->image,
+		.vcpus = cr.kind == FB_BACKEND_PROCESS ? 0 : m->vcpus,
+		.mem_mib = cr.kind == FB_BACKEND_PROCESS ? 0 : m->memory_mib,
 	};
 	if (fb_launch_start(&lo, &m->launch, err, sizeof err) < 0) {
+		/* EINVAL: the policy; ENOENT: the backend's hypervisor,
+		 * kernel or image is missing */
 		fb_client_error(c, errno == EEXIST ? 409 :
-				errno == EINVAL ? 400 : 500, "sandbox %s: %s",
-				cr.id, err);
+				errno == EINVAL || errno == ENOENT ? 400 : 500,
+				"sandbox %s: %s", cr.id, err);
 		goto fail;
 	}
 	snprintf(m->st.id, sizeof m->st.id, "%s", cr.id);

@@ -54,6 +54,7 @@ struct fb_managed {
 	char policy_path[PATH_MAX + 32];
 	char audit_path[PATH_MAX + 32];
 	char **argv, **env;         /* owned, NULL-terminated */
+	char *image;                /* a VM backend's guest directory */
 	unsigned vcpus, memory_mib;
 	unsigned proxy_restarts;
 };
