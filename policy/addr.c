@@ -45,6 +45,68 @@ void fb_addr_format(const struct fb_addr *a, char *buf, size_t size)
 	snprintf(buf, size, "%s", text);
 }
 
+int fb_addr_port_parse(const char *s, struct fb_addr *a, int *port)
+{
+	const char *colon = strchr(s, ':'), *digits = NULL;
+	char host[INET6_ADDRSTRLEN];
+	size_t n = strlen(s);
+	long v = 0;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || (close[1] && close[1] != ':'))
+			return -1;
+		digits = close[1] ? close + 2 : NULL;
+		s++;
+		n = (size_t)(close - s);
+	} else if (colon && !strchr(colon + 1, ':')) {
+		digits = colon + 1;
+		n = (size_t)(colon - s);
+	}
+	if (n >= sizeof(host))
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (fb_addr_parse(host, a) < 0)
+		return -1;
+	*port = -1;
+	if (!digits)
+		return 0;
+	if (!*digits || strlen(digits) > 5)
+		return -1;
+	for (const char *d = digits; *d; d++) {
+		if (*d < '0' || *d > '9')
+			return -1;
+		v = v * 10 + (*d - '0');
+	}
+	if (v > 65535)
+		return -1;
+	*port = (int)v;
+	return 0;
+}
+
+socklen_t fb_addr_to_sockaddr(const struct fb_addr *a, uint16_t port,
+			      struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		memcpy(&s4->sin_addr, a->b, 4);
+		return sizeof(*s4);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		memcpy(&s6->sin6_addr, a->b, 16);
+		return sizeof(*s6);
+	}
+}
+
 /* Clear every bit after the first `len` (in place). */
 static void mask_host_bits(uint8_t b[16], unsigned len)
 {

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 /* ------------------------------------------------------------------ */
 /* Addresses and prefixes                                              */
@@ -52,6 +53,16 @@ struct fb_range {
 /* Parse a literal IPv4 or IPv6 address (no brackets, no zone). 0 or -1. */
 int fb_addr_parse(const char *s, struct fb_addr *out);
 void fb_addr_format(const struct fb_addr *a, char *buf, size_t size);
+/*
+ * "IP:PORT" or "[IPv6]:PORT"; also "IP", "[IPv6]" or a bare IPv6 address,
+ * and then *port is -1.  PORT is 1 to 5 decimal digits, 0-65535: the caller judges
+ * 0.  An address with more than one colon is IPv6 whole, never split.
+ * 0 or -1.
+ */
+int fb_addr_port_parse(const char *s, struct fb_addr *a, int *port);
+/* The socket address of a:port; its length. */
+socklen_t fb_addr_to_sockaddr(const struct fb_addr *a, uint16_t port,
+			      struct sockaddr_storage *ss);
 
 /*
  * Parse "A/N" or a bare address (a /32 or /128).  On error returns -1 and

@@ -592,55 +592,20 @@ static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
 
 /* ---- setup ------------------------------------------------------------- */
 
-/* "ADDR:PORT" or "[v6]:PORT". */
+/* "ADDR:PORT" or "[v6]:PORT"; port 0 asks the kernel for one. */
 static int parse_listen(const char *spec, struct sockaddr_storage *ss,
 			socklen_t *sslen, char *err, size_t errsize)
 {
-	const char *colon = strrchr(spec, ':');
-	char host[64];
 	struct fb_addr a;
-	char *end;
-	unsigned long port;
-	size_t hl;
-	const char *h = spec;
+	int port;
 
-	if (!colon)
-		goto bad;
-	hl = (size_t)(colon - spec);
-	if (spec[0] == '[') {
-		if (hl < 2 || spec[hl - 1] != ']')
-			goto bad;
-		h = spec + 1;
-		hl -= 2;
+	if (fb_addr_port_parse(spec, &a, &port) < 0 || port < 0) {
+		snprintf(err, errsize, "dns listen \"%s\": expected ADDR:PORT "
+			 "or [IPv6]:PORT", spec);
+		return -1;
 	}
-	if (hl == 0 || hl >= sizeof(host))
-		goto bad;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (!colon[1] || *end || errno || port > 65535 || fb_addr_parse(host, &a) < 0)
-		goto bad;
-	memset(ss, 0, sizeof(*ss));
-	if (a.family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)ss;
-
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-		memcpy(&in->sin_addr, a.b, 4);
-		*sslen = sizeof(*in);
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		memcpy(&in6->sin6_addr, a.b, 16);
-		*sslen = sizeof(*in6);
-	}
+	*sslen = fb_addr_to_sockaddr(&a, (uint16_t)port, ss);
 	return 0;
-bad:
-	snprintf(err, errsize, "dns listen \"%s\": expected ADDR:PORT or [IPv6]:PORT", spec);
-	return -1;
 }
 
 static int open_socket(int type, const struct sockaddr_storage *ss,

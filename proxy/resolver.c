@@ -492,53 +492,22 @@ void fb_resolver_stats(const struct fb_resolver *r, struct fb_resolver_stats *s)
 
 /* ---- setup ------------------------------------------------------------- */
 
-/* "IP", "IP:PORT", "[IPv6]:PORT" or a bare IPv6 address. */
+/* "IP", "IP:PORT", "[IPv6]:PORT" or a bare IPv6 address; port 53 when none. */
 static int parse_server(const char *s, struct fb_addr *a, unsigned *port,
 			char *err, size_t errsize)
 {
-	char host[64];
-	const char *p = NULL, *colon = strrchr(s, ':');
-	size_t n;
+	int p;
 
-	*port = 53;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-
-		if (!close || (close[1] && close[1] != ':')) {
-			snprintf(err, errsize, "resolver \"%s\": expected [IPv6]:PORT", s);
-			return -1;
-		}
-		n = (size_t)(close - s - 1);
-		s++;
-		p = close[1] ? close + 2 : NULL;
-	} else if (colon && strchr(s, ':') == colon) { /* one colon: IPv4:PORT */
-		n = (size_t)(colon - s);
-		p = colon + 1;
-	} else {
-		n = strlen(s);
-	}
-	if (n >= sizeof(host)) {
-		snprintf(err, errsize, "resolver \"%s\": address too long", s);
+	if (fb_addr_port_parse(s, a, &p) < 0) {
+		snprintf(err, errsize, "resolver \"%s\": not an IP address, "
+			 "IP:PORT or [IPv6]:PORT (port 1-65535)", s);
 		return -1;
 	}
-	memcpy(host, s, n);
-	host[n] = '\0';
-	if (fb_addr_parse(host, a) < 0) {
-		snprintf(err, errsize, "resolver \"%s\": \"%s\" is not an IP address", s, host);
+	if (p == 0) {
+		snprintf(err, errsize, "resolver \"%s\": port must be 1-65535", s);
 		return -1;
 	}
-	if (p) {
-		char *end;
-		unsigned long v;
-
-		errno = 0;
-		v = strtoul(p, &end, 10);
-		if (!*p || *end || errno || v == 0 || v > 65535) {
-			snprintf(err, errsize, "resolver \"%s\": port must be 1-65535", s);
-			return -1;
-		}
-		*port = (unsigned)v;
-	}
+	*port = p < 0 ? 53 : (unsigned)p;
 	return 0;
 }
 

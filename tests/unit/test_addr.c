@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -64,6 +65,67 @@ static void test_addr_parse_format(void **state)
 		if (fb_addr_parse(bad[i], &a) == 0)
 			fail_msg("\"%s\" accepted", bad[i]);
 	}
+}
+
+/* Address and port as listen and resolver options spell them. */
+static void test_addr_port_parse(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *addr; /* NULL: refused */
+		int port;
+	} cases[] = {
+		{ "192.0.2.1:53", "192.0.2.1", 53 },
+		{ "192.0.2.1", "192.0.2.1", -1 },
+		{ "192.0.2.1:0", "192.0.2.1", 0 },
+		{ "192.0.2.1:65535", "192.0.2.1", 65535 },
+		{ "[2001:db8::1]:5353", "2001:db8::1", 5353 },
+		{ "[2001:db8::1]", "2001:db8::1", -1 },
+		{ "2001:db8::1", "2001:db8::1", -1 },
+		{ "::1:53", "::1:53", -1 }, /* IPv6 whole: no port split off */
+		{ "192.0.2.1:", NULL, 0 },
+		{ "192.0.2.1:65536", NULL, 0 },
+		{ "192.0.2.1:000053", NULL, 0 },
+		{ "192.0.2.1:+53", NULL, 0 },
+		{ "192.0.2.1: 53", NULL, 0 },
+		{ "192.0.2.1:53x", NULL, 0 },
+		{ "[2001:db8::1]53", NULL, 0 },
+		{ "[2001:db8::1", NULL, 0 },
+		{ "[192.0.2.1]:53", "192.0.2.1", 53 },
+		{ "dns.example:53", NULL, 0 },
+		{ ":53", NULL, 0 },
+		{ "", NULL, 0 },
+	};
+	struct sockaddr_storage ss;
+	struct fb_addr a, want;
+	int port;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = fb_addr_port_parse(cases[i].text, &a, &port);
+
+		if (!cases[i].addr) {
+			if (rc == 0)
+				fail_msg("\"%s\" accepted", cases[i].text);
+			continue;
+		}
+		if (rc < 0)
+			fail_msg("\"%s\" refused", cases[i].text);
+		assert_int_equal(fb_addr_parse(cases[i].addr, &want), 0);
+		assert_memory_equal(&a, &want, sizeof(a));
+		assert_int_equal(port, cases[i].port);
+	}
+	assert_int_equal(fb_addr_port_parse("[2001:db8::1]:443", &a, &port), 0);
+	assert_int_equal(fb_addr_to_sockaddr(&a, (uint16_t)port, &ss),
+			 sizeof(struct sockaddr_in6));
+	assert_int_equal(ss.ss_family, AF_INET6);
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 443);
+	assert_memory_equal(&((struct sockaddr_in6 *)&ss)->sin6_addr, a.b, 16);
+	assert_int_equal(fb_addr_port_parse("192.0.2.7:80", &a, &port), 0);
+	assert_int_equal(fb_addr_to_sockaddr(&a, (uint16_t)port, &ss),
+			 sizeof(struct sockaddr_in));
+	assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 80);
+	assert_memory_equal(&((struct sockaddr_in *)&ss)->sin_addr, a.b, 4);
 }
 
 static void test_cidr_parse_format(void **state)
@@ -325,6 +387,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_addr_parse_format),
+		cmocka_unit_test(test_addr_port_parse),
 		cmocka_unit_test(test_cidr_parse_format),
 		cmocka_unit_test(test_cidr_errors),
 		cmocka_unit_test(test_cidr_contains),
