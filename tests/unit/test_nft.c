@@ -463,18 +463,12 @@ static void test_counters_see_real_traffic(void **state)
 }
 
 /* 100k /28s, one every 32 addresses from 10.0.0.0, in one deny set */
-static void test_100k_prefixes_in_one_second(void **state)
+static void test_100k_prefixes_in_one_set(void **state)
 {
 	enum { N = 100000 };
 	struct fb_range *r = calloc(N, sizeof(*r));
 	struct fb_nft_config c;
-	struct timespec t0, t1;
 	char err[512] = "";
-	double secs, limit = 1.0;
-
-#if defined(__SANITIZE_ADDRESS__)
-	limit = 4.0; /* instrumented build: correctness, not speed */
-#endif
 	(void)state;
 	assert_non_null(r);
 	for (uint32_t i = 0; i < N; i++) {
@@ -486,14 +480,9 @@ static void test_100k_prefixes_in_one_second(void **state)
 		memcpy(r[i].hi, &hi, 4);
 	}
 	c = config(r, N, NULL, 0);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* How fast is bench_nft's question; this one is whether it works. */
 	assert_int_equal(fb_nft_apply(&c, err, sizeof(err)), 0);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	free(r);
-	secs = (double)(t1.tv_sec - t0.tv_sec) +
-	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-	if (secs > limit)
-		fail_msg("100k prefixes took %.2f s", secs);
 
 	/* the sets work: first and last prefix refused, a gap is not */
 	add_link();
@@ -571,7 +560,7 @@ int main(void)
 		NS_TEST(test_refused_midway_changes_nothing),
 		NS_TEST(test_delete_leaves_other_tables),
 		NS_TEST(test_counters_see_real_traffic),
-		NS_TEST(test_100k_prefixes_in_one_second),
+		NS_TEST(test_100k_prefixes_in_one_set),
 		NS_TEST(test_cut_flows_without_flows),
 		NS_TEST(test_uplink_table_own_and_removable),
 	};
