@@ -11,8 +11,8 @@
 
 #include "policy/doc.h"
 #include "policy/internal.h"
+#include "policy/secret.h"
 
-#define REDACTED "<redacted>"
 #define JW_MAX_DEPTH 16
 
 /* A small pretty-printing JSON writer. */
@@ -217,7 +217,7 @@ static void dump_rule(struct jw *w, const struct fb_rule *r)
 		jw_open(w, '{');
 		for (size_t i = 0; i < r->nset; i++) {
 			jw_key(w, r->set[i].name);
-			jw_str(w, REDACTED);
+			jw_str(w, FB_REDACTED);
 		}
 		jw_close(w, '}');
 		jw_close(w, '}');

@@ -17,8 +17,6 @@
 
 #include "policy/secret.h"
 
-#define REDACTED "<redacted>"
-
 /* A growing buffer that never leaves a copy of its contents behind. */
 struct sbuf {
 	char *p;
@@ -241,10 +239,10 @@ int fb_secret_resolve(const char *text, size_t len, char **out,
 			 "character");
 		goto fail;
 	}
-	if (memmem(b.p, b.len, REDACTED, strlen(REDACTED))) {
+	if (memmem(b.p, b.len, FB_REDACTED, strlen(FB_REDACTED))) {
 		snprintf(err, errsize, "header value contains \"%s\", the "
 			 "read-back placeholder: replace it with the secret or "
-			 "a ${env:NAME} or ${file:PATH} reference", REDACTED);
+			 "a ${env:NAME} or ${file:PATH} reference", FB_REDACTED);
 		goto fail;
 	}
 	*out = b.p;

@@ -16,6 +16,9 @@
 #include <stddef.h>
 
 #define FB_SECRET_FILE_MAX 65536
+/* What every read-back shows for a header value, and what a loaded value
+ * may therefore never contain. */
+#define FB_REDACTED "<redacted>"
 
 /*
  * Resolve `text` into a malloc'd, NUL-terminated *out of *outlen bytes;
