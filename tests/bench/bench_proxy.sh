@@ -349,7 +349,9 @@ measure_updates() {
 			printf "%.2f %.2f\n", t[int((NR + 1) / 2)], t[int(NR * 0.99 + 0.999)] }')
 }
 
-echo "bench_proxy: $DURATION s per rate and bulk figure, $HOLD_N held connections, $(nproc) CPUs"
+load_average() { cut -d' ' -f1 /proc/loadavg; }
+echo "bench_proxy: $DURATION s per rate and bulk figure, $HOLD_N held connections," \
+	"$(nproc) CPUs, load average $(load_average) at the start"
 for col in kernel haproxy nginx firebreak; do
 	echo "  measuring $col ..."
 	measure $col
@@ -359,6 +361,11 @@ done
 v() { echo "${R[$1,$2]:--}"; }
 added() {
 	[ -n "${R[$1,$2]:-}" ] && calc "${R[$1,$2]} - ${R[$1,kernel]}" 0 || echo -
+}
+per_conn() {
+	[ -n "${R[rss_10k,$1]:-}" ] && [ "${R[held,$1]:-0}" -gt 0 ] &&
+		calc "(${R[rss_10k,$1]} - ${R[rss_idle,$1]}) * 1024 / ${R[held,$1]}" 1 ||
+		echo -
 }
 ge() { awk "BEGIN { exit !($1 >= $2) }" && echo pass || echo FAIL; }
 le() { awk "BEGIN { exit !($1 <= $2) }" && echo pass || echo FAIL; }
@@ -398,6 +405,8 @@ row "RSS idle (MiB)" "$(v rss_idle firebreak)" "$(v rss_idle haproxy)" \
 	"$(v rss_idle nginx)" - "<= 2" "$(le "${R[rss_idle,firebreak]}" 2)"
 row "RSS with $HOLD_N open (MiB)" "$(v rss_10k firebreak)" "$(v rss_10k haproxy)" \
 	"$(v rss_10k nginx)" - - -
+row "  RSS per open connection (KiB)" "$(per_conn firebreak)" "$(per_conn haproxy)" \
+	"$(per_conn nginx)" - - -
 row "  connections held" "$(v held firebreak)" "$(v held haproxy)" \
 	"$(v held nginx)" "$(v held kernel)" "$HOLD_N" \
 	"$([ "${R[held,firebreak]}" = "$HOLD_N" ] && echo pass || echo FAIL)"
@@ -407,6 +416,8 @@ row "policy update, $RULES rules, p99 (ms)" "$(v upd99 firebreak)" - - - "<= 5" 
 row "  failed connections (rate run)" "$(v failed firebreak)" "$(v failed haproxy)" \
 	"$(v failed nginx)" "$(v failed kernel)" - -
 echo
+echo "Load average $(load_average) at the end: with other work on the machine,"
+echo "compare the columns with each other, not with another run."
 echo "RSS: VmRSS summed over the process and its children (nginx: master and"
 echo "worker).  CPU: utime+stime of the same.  Latency: one connection at a"
 echo "time, from connect() to the origin's EOF, measured in the client."
