@@ -1,0 +1,112 @@
+#!/bin/bash
+# broker_proxy.sh — firebreak-proxy by itself, brokering: what needs the
+# proxy's own flags or its control socket.  A request head that does not
+# arrive within the peek deadline gets 408; a policy change re-decides live
+# brokered connections: new rules apply from the next request on the same
+# connection, and a name no longer brokered closes it.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/proxy_lib.sh"
+
+NS=fbb-$$
+PROXY_PID=
+proxy_cleanup() {
+	[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
+	fb_cleanup
+}
+trap proxy_cleanup EXIT
+
+ip netns add "$NS" || { not_ok setup "ip netns add"; exit 1; }
+ip -n "$NS" link set lo up
+for a in 10 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
+# Guests are uid 65534: their TCP to port 443 goes to the proxy.
+ip netns exec "$NS" nft -f - <<'NFT' || { not_ok setup nft; exit 1; }
+table ip fbtest {
+	chain out {
+		type nat hook output priority -100;
+		meta skuid 65534 tcp dport 443 redirect to :15001
+	}
+}
+NFT
+
+px_certs api.test || { not_ok setup certs; exit 1; }
+# The sandbox CA, as firebreak run would make it: P-256, name-constrained.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	-out "$FB_TMP/sca.key" 2>/dev/null && chmod 600 "$FB_TMP/sca.key" &&
+openssl req -x509 -key "$FB_TMP/sca.key" -out "$FB_TMP/sca.crt" -days 1 \
+	-subj "/CN=test sandbox CA" \
+	-addext "basicConstraints=critical,CA:TRUE" \
+	-addext "keyUsage=critical,keyCertSign,cRLSign" \
+	-addext "nameConstraints=critical,permitted;DNS:api.test" 2>/dev/null &&
+chmod 644 "$FB_TMP/sca.crt" || { not_ok setup "sandbox CA"; exit 1; }
+
+ready=$FB_TMP/echo.ready
+ip netns exec "$NS" "$PY" "$(dirname "$0")/echo_origin.py" "$ready" \
+	"$FB_TMP/origin.log" "$PX_CERTS/api.test.pem" "$PX_CERTS/api.test.key" \
+	198.51.100.10,443 &
+FB_PIDS+=($!)
+px_wait_file "$ready" || { not_ok setup origin; exit 1; }
+px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 || { not_ok setup dns; exit 1; }
+
+policy() {
+	printf 'allow:\n  api.test:\n    - transform: [{ headers: { x-api-key: %s } }]\n' "$1"
+}
+policy v1 >"$FB_TMP/policy.yaml"
+SOCK=$FB_TMP/control.sock
+ip netns exec "$NS" "$FB_BUILD/bin/firebreak-proxy" --no-nft \
+	--policy "$FB_TMP/policy.yaml" --listen 127.0.0.1:15001 \
+	--control "$SOCK" --audit-log "$FB_TMP/audit.log" --sandbox-id brk \
+	--resolver 198.51.100.53 --public 198.51.100.0/24 --peek-timeout 1000 \
+	--ca-cert "$FB_TMP/sca.crt" --ca-key "$FB_TMP/sca.key" \
+	--upstream-ca "$PX_CA" 2>"$FB_TMP/proxy.err" &
+PROXY_PID=$!
+px_wait_file "$SOCK" || { not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
+
+SYNC=$FB_TMP/sync           # where the guest (nobody) signals it waits
+mkdir -m 1777 "$SYNC"
+client() {
+	px_guest "$NS" "$PY" "$(dirname "$0")/broker_client.py" api.test \
+		198.51.100.10 "$FB_TMP/sca.crt" "$@"
+}
+
+t0=$(date +%s%N)
+out=$(client partial)
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "an unfinished request head gets 408" [ "$out" = "partial 408" ]
+check "... after the 1 s deadline, not much later (${ms} ms)" \
+	[ "$ms" -ge 900 ] && [ "$ms" -lt 4000 ]
+
+# One connection across a policy change that keeps the name brokered.
+client get=/a wait="$SYNC/go1" get=/b >"$FB_TMP/c1.out" &
+c1=$!
+px_wait_file "$SYNC/go1.ready"
+policy v2 | px_curl_control "$SOCK" -X PUT --data-binary @- http://proxy/policy \
+	>"$FB_TMP/put1.out"
+touch "$SYNC/go1"
+wait "$c1"
+check "before the change: the first rule's value" grep -qx 'get /a 200 v1' "$FB_TMP/c1.out"
+check "after the change, same connection: the new rule's value" \
+	grep -qx 'get /b 200 v2' "$FB_TMP/c1.out"
+
+# ... and across one that stops brokering the name.
+client get=/c wait="$SYNC/go2" get=/d >"$FB_TMP/c2.out" &
+c2=$!
+px_wait_file "$SYNC/go2.ready"
+printf 'allow:\n  - other.test\n' |
+	px_curl_control "$SOCK" -X PUT --data-binary @- http://proxy/policy \
+	>"$FB_TMP/put2.out"
+touch "$SYNC/go2"
+wait "$c2"
+check "a name no longer brokered: the live connection is closed" \
+	grep -Eq '^get /d (closed|error:)' "$FB_TMP/c2.out"
+check "... and the request never reached the origin" \
+	bash -c "! grep -q '\"/d\"' '$FB_TMP/origin.log'"
+check "the policy change reports the closed connection" \
+	grep -q '"closed":1}' "$FB_TMP/put2.out"
+check "audit: the brokered connection's end names policy-changed" \
+	grep -q '"event.reason":"policy-changed".*"firebreak.brokered":true' "$FB_TMP/audit.log"
+# A clean stop: under the sanitizers a leak would show in its stderr.
+kill -TERM "$PROXY_PID" && wait "$PROXY_PID"
+check "the proxy stopped cleanly (status $?)" [ $? = 0 ]
+PROXY_PID=
+check "the proxy wrote nothing to stderr" [ ! -s "$FB_TMP/proxy.err" ]
