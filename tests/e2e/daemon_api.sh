@@ -145,3 +145,5 @@ fb_daemon_kill TERM
 check "daemon stop removes its sandboxes" \
 	[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
 check "daemon stop removes its socket" [ ! -e "$SOCK" ]
+check "the daemon reported no sanitizer error" \
+	bash -c "! grep -E 'Sanitizer|runtime error' '$FB_TMP/vmhost.log'"

@@ -10,6 +10,14 @@ fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
 fb_origins tcp,203.0.113.10,80,hello || { not_ok "origins"; exit 1; }
 fb_daemon_start || { not_ok "daemon starts"; exit 1; }
 
+# The bound on a restart: 1 s; a sanitizer build's proxy starts several
+# times slower, so there the bound is 3 s.
+case $FB_BUILD in
+*asan*) BOUND=3000 ;;
+*) BOUND=1000 ;;
+esac
+in_time() { [ -n "$1" ] && [ "$1" -lt "$BOUND" ]; }
+
 now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
 
 # Wait until ID's state file names a live proxy other than $2 (written once
@@ -41,8 +49,8 @@ old=$(state_of "$a" 's["pids"]["proxy"]')
 t0=$(now_ms)
 kill -KILL "$old"
 ms=$(wait_new_proxy "$a" "$old" "$t0")
-check "proxy killed: a new one runs (${ms:-never} ms, < 1000)" \
-	[ -n "$ms" ] && [ "$ms" -lt 1000 ]
+check "proxy killed: a new one runs (${ms:-never} ms, < $BOUND)" \
+	in_time "$ms"
 check "the restarted proxy enforces the policy in force (PUT and PATCH)" \
 	[ "$(api "http://vmhost/sandboxes/$a/policy")" = "$before" ]
 check "the restart is counted" \
@@ -67,8 +75,8 @@ check "proxy down: the origin is never reached" \
 t0=$(now_ms)
 kill -CONT "$FB_DAEMON"
 ms=$(wait_new_proxy "$a" "$old" "$t0")
-check "daemon resumed: the proxy is back (${ms:-never} ms, < 1000)" \
-	[ -n "$ms" ] && [ "$ms" -lt 1000 ]
+check "daemon resumed: the proxy is back (${ms:-never} ms, < $BOUND)" \
+	in_time "$ms"
 r=$(guest_probe "$a" connect,203.0.113.10,80)
 check "proxy back: the redirect reaches it again" grep -q ' connected ' <<<"$r"
 
@@ -90,7 +98,7 @@ check "guest exit: ls says so" \
 # removes what is left.
 fb_daemon_kill KILL
 check "after kill -9 the state files remain for the next daemon" \
-	[ -e "$STATE/$a/state.json" ] && [ -e "$STATE/$b/state.json" ]
+	test -e "$STATE/$a/state.json" -a -e "$STATE/$b/state.json"
 fb_daemon_start || { not_ok "daemon restarts"; exit 1; }
 check "restarted daemon: no sandbox of the old one listed" \
 	[ "$(api http://vmhost/sandboxes)" = "[]" ]
@@ -102,7 +110,9 @@ check "restarted daemon: no old proxy or guest runs" \
 grep -E 'restarted|removed sandbox' "$FB_TMP/vmhost.log" | sed 's/^/# /'
 fb_daemon_kill TERM
 check "daemon stopped: state directory empty, socket gone" \
-	[ -z "$(ls "$STATE" | grep -v '^slots$')" ] && [ ! -e "$SOCK" ]
+	test -z "$(ls "$STATE" | grep -v '^slots$')" -a ! -e "$SOCK"
+check "the daemon reported no sanitizer error" \
+	bash -c "! grep -E 'Sanitizer|runtime error' '$FB_TMP/vmhost.log'"
 check "daemon stopped: no namespace or table of ours in the host" \
 	bash -c "! ip netns list 2>/dev/null | grep -q 'fb-t$$-' &&
 		! ip netns exec $HOST nft list tables | grep -q firebreak"
