@@ -201,7 +201,7 @@ check "Host other than the SNI: 421" \
 check "the misdirected request never reached an origin" \
 	bash -c "! grep -q misdirected '$ORIGIN_LOG'"
 check "respond rule answers locally (418, its body)" \
-	bash -c "grep -q '^answered locally$' <<<'$out' && grep -q '^curl-local 418$' <<<'$out'"
+	bash -c "grep -q '^answered locally$' '$FB_TMP/out' && grep -q '^curl-local 418$' '$FB_TMP/out'"
 check "respond rule: nothing went upstream" \
 	bash -c "! grep -q '/local' '$ORIGIN_LOG'"
 check "forwardURL: 200 from the forward target" \
@@ -251,19 +251,19 @@ ok = (hdr["alg"] == "ES256" and claims["iss"] == "firebreak" and
 sys.exit(0 if ok else 1)
 PYEOF
 check "urllib through the broker, body and header delivered" \
-	bash -c "grep -q '^urllib 200 from-urllib$' <<<'$out'"
+	bash -c "grep -q '^urllib 200 from-urllib$' '$FB_TMP/out'"
 check "urllib request injected once" origin /v1/urllib injected-once
 if command -v node >/dev/null; then
 	check "node fetch through the broker" \
-		bash -c "grep -q '^node 200 /v1/node$' <<<'$out'"
+		bash -c "grep -q '^node 200 /v1/node$' '$FB_TMP/out'"
 	check "node request injected once" origin /v1/node injected-once
 else
 	skip "node fetch through the broker" "node is not installed"
 fi
 check "brokered name: the guest sees the sandbox CA's leaf" \
-	bash -c "grep -q '^issuer api.example.com CN=firebreak_sandbox_CA' <<<'$out'"
+	bash -c "grep -q '^issuer api.example.com CN=firebreak_sandbox_CA' '$FB_TMP/out'"
 check "non-brokered name stays spliced: the origin's own certificate" \
-	bash -c "grep -q '^issuer plain.example.com CN=firebreak-test-ca$' <<<'$out'"
+	bash -c "grep -q '^issuer plain.example.com CN=firebreak-test-ca$' '$FB_TMP/out'"
 
 for spec in "${raw[@]}"; do
 	name=${spec%%,*}
@@ -301,7 +301,9 @@ check "the CA key is 0600 in the sandbox's state dir" [ "$key_mode" = 600 ]
 check "the control API answered (policy read back)" \
 	grep -q 'api.example.com' "$FB_TMP/control.out"
 check "the secret is in no log, output, state file or control API answer" \
-	bash -c "! grep -rqF '$SECRET' - '$AUDIT' '$FB_TMP/state' '$FB_TMP/control.out' <<<'$out'"
+	bash -c "! grep -rqF '$SECRET' '$FB_TMP/out' '$AUDIT' '$FB_TMP/state' '$FB_TMP/control.out'"
 check "the query string is not logged" \
 	bash -c "! grep -q 'q=1' '$AUDIT'"
+check "no sanitizer report from the launcher or the proxy" \
+	bash -c "! grep -Eq 'Sanitizer|runtime error' '$FB_TMP/out'"
 check "nothing left behind" [ -z "$(fb_leftovers "$FB_LAST_ID")" ]
