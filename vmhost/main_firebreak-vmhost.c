@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -94,6 +95,7 @@ int main(int argc, char **argv)
 		.listen_fd = -1,
 		.sig_fd = -1,
 	};
+	struct rlimit nofile;
 	char err[512];
 	int rc;
 
@@ -109,6 +111,12 @@ int main(int argc, char **argv)
 	if (fb_preflight_privileges(err, sizeof err) < 0) {
 		fprintf(stderr, "firebreak-vmhost: %s\n", err);
 		return 1;
+	}
+	/* a sandbox holds a few descriptors (its namespaces, its slot lock):
+	 * hundreds of them need more than the usual soft limit of 1024 */
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
 	if (mkdir(d.state_dir, 0755) < 0 && errno != EEXIST) {
 		fprintf(stderr, "firebreak-vmhost: --state-dir %s: %s\n",

@@ -200,6 +200,12 @@ static void run_relay(const struct fb_process_opts *o, pid_t launcher)
 	tie_to_parent(launcher);
 	if (setns(o->guest_ns, CLONE_NEWNET) < 0)
 		die("enter the guest's network namespace");
+	/* The relay never execs, so O_CLOEXEC does not protect the
+	 * launcher's descriptors from it: a daemon's would keep its other
+	 * sandboxes' namespaces, slot locks and clients open for as long as
+	 * this guest runs. */
+	if (close_range(3, ~0U, 0) < 0)
+		die("close the launcher's descriptors");
 	if (unshare(CLONE_NEWPID | CLONE_NEWNS) < 0)
 		die("unshare PID and mount namespaces");
 	if (pipe2(relay_alive, O_CLOEXEC) < 0)

@@ -28,6 +28,10 @@ check "the guest's environment is clean: env given, no daemon variables" \
 	bash -c "tr '\0' '\n' </proc/$guest/environ | grep -qx GREETING=hi &&
 		! tr '\0' '\n' </proc/$guest/environ | grep -q '^FB_TMP='"
 
+relay=$(state_of "$id" 's["pids"]["guest"]')
+check "the guest's relay holds none of the daemon's namespaces or sockets" \
+	bash -c "! ls -l /proc/$relay/fd | grep -qE 'net:|socket:'"
+
 ls_out=$(fbd ls)
 check "ls lists it as running" \
 	grep -qE "^$id +process +running .* sleep 300$" <<<"$ls_out"
