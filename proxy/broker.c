@@ -638,8 +638,9 @@ static void note_injected(struct fb_broker *b, const struct fb_rule *r)
 					off ? "," : "", r->set[i].name);
 }
 
-/* The head is parsed: decide, then answer or send it on. */
-static void request_head(struct fb_broker *b)
+/* The head is parsed: decide, then answer or send it on.  0, or -1 when
+ * out of memory (the caller closes). */
+static int request_head(struct fb_broker *b)
 {
 	const struct fb_http_req *req = &b->req;
 	struct fb_request fr = {
@@ -666,17 +667,17 @@ static void request_head(struct fb_broker *b)
 	b->websocket = req->flags & FB_HTTP_WEBSOCKET;
 	if (req->form == FB_HTTP_ASTERISK_FORM) {
 		refuse(b, 400, "asterisk-form");
-		return;
+		return 0;
 	}
 	if (!host_is_sni(b, &req->host) ||
 	    (req->form == FB_HTTP_ABSOLUTE_FORM &&
 	     !host_is_sni(b, &req->authority))) {
 		refuse(b, 421, "host-not-sni");
-		return;
+		return 0;
 	}
 	if ((req->flags & FB_HTTP_UPGRADE) && !b->websocket) {
 		refuse(b, 400, "upgrade-not-websocket");
-		return;
+		return 0;
 	}
 
 	fb_policy_decide_request(b->key, &fr, &d);
@@ -714,7 +715,7 @@ static void request_head(struct fb_broker *b)
 		if (n < 0) {
 			fprintf(stderr, "firebreak-proxy: %s\n", err);
 			refuse(b, 502, "forward-failed");
-			return;
+			return 0;
 		}
 		edit.host = fwd.authority;
 		edit.prefix = fwd.path;
@@ -731,8 +732,7 @@ static void request_head(struct fb_broker *b)
 			 d.verdict == FB_VERDICT_FORWARD ? fwd.port : b->port) < 0 ||
 	    obuf_put(&b->upq, head, len) < 0) {
 		free(head);
-		broker_close(b, "out-of-memory");
-		return;
+		return -1;
 	}
 	b->req_up += len;
 	free(head);
@@ -747,9 +747,11 @@ body:
 	} else {
 		b->rq = RQ_SENT;
 	}
+	return 0;
 }
 
-/* Parse what the guest sent so far as a request head.  1 progress. */
+/* Parse what the guest sent so far as a request head.  1 progress, 0
+ * none, -1 out of memory. */
 static int request_parse(struct fb_broker *b)
 {
 	enum fb_http_status st;
@@ -763,14 +765,14 @@ static int request_parse(struct fb_broker *b)
 		return b->in_len == IN_MAX;
 	}
 	if (st == FB_HTTP_ERROR) {
-		if (b->req.line_done) {
+		if (b->req.line_done)
 			copy_slice(b->method, sizeof(b->method), &b->req.method);
-		}
 		refuse(b, fb_http_error_status(b->req.error),
 		       fb_http_error_str(b->req.error));
 		return 1;
 	}
-	request_head(b);
+	if (request_head(b) < 0)
+		return -1;
 	consume(b->in, &b->in_len, b->req.head_len);
 	return 1;
 }
