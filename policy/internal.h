@@ -23,9 +23,6 @@
 
 struct fb_node;        /* doc.c: the source document */
 struct fb_name_index;  /* nameindex.c */
-/* A hash of len bytes for open-addressed tables; `seed` varies it (the
- * name index seeds with a label's parent node). */
-uint32_t fb_name_hash(uint32_t seed, const char *s, size_t len);
 struct fb_prefix_set;  /* prefix.c */
 
 struct fb_policy {
@@ -71,9 +68,6 @@ int fb_pattern_normalize(const char *in, size_t len, char out[FB_NAME_MAX],
 			 const char **why);
 
 /* nameindex.c */
-/* A hash of len bytes for open-addressed tables; `seed` varies it (the
- * name index seeds with a label's parent node). */
-uint32_t fb_name_hash(uint32_t seed, const char *s, size_t len);
 struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n);
 const struct fb_domain *fb_name_index_lookup(const struct fb_name_index *ix,
 					     const char *name);

@@ -100,6 +100,11 @@ const struct fb_cidr *fb_nonpublic_cidrs(size_t *n);
 
 #define FB_NAME_MAX 254 /* 253 octets plus NUL */
 
+/* A hash of len bytes for hash tables indexed by its low bits (which it
+ * mixes well); `seed` varies it (the name index seeds with a label's
+ * parent node). */
+uint32_t fb_name_hash(uint32_t seed, const char *s, size_t len);
+
 /*
  * Normalise a host name as seen on the wire or in a policy: lower-case,
  * one trailing dot dropped, U-labels converted to A-labels (IDNA 2008),

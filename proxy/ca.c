@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "policy/policy.h"
 #include "proxy/pemfile.h"
 
 #define NAME_MAX_LEN 253
@@ -728,18 +729,10 @@ static SSL_CTX *server_ctx(struct fb_ca *ca, X509 *cert, char *err,
 /* The cache: a hash table of leaves threaded on an LRU list           */
 /* ------------------------------------------------------------------ */
 
-static size_t hash_name(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
-	return (size_t)h;
-}
-
 static struct leaf **bucket_of(const struct fb_ca *ca, const char *name)
 {
-	return &ca->buckets[hash_name(name) & (ca->nbuckets - 1)];
+	return &ca->buckets[fb_name_hash(0, name, strlen(name)) &
+			    (ca->nbuckets - 1)];
 }
 
 static struct leaf *cache_find(const struct fb_ca *ca, const char *name)
