@@ -228,7 +228,7 @@ load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes 1;
 worker_rlimit_nofile $FD_MAX;
 pid $TMP/nginx/nginx.pid;
-events { worker_connections $MAXCONN; }
+events { worker_connections $((2 * MAXCONN)); }	# client and upstream
 stream {
 	map \$ssl_preread_server_name \$origin {
 		$NAME $ORIGIN:443;
@@ -298,10 +298,10 @@ measure() {
 	R[bulk8,$col]=$(field "$b8" mbit)
 	R[cpu_gib,$col]=$(calc "($t1 - $t0) / $HZ * 1000 / (($(field "$b1" bytes) + $(field "$b8" bytes)) / 1073741824)" 0)
 
-	ip netns exec "$C" "$LOAD" hold $ORIGIN 443 $NAME "$HOLD_N" >"$hold_out" &
+	ip netns exec "$C" "$LOAD" hold $ORIGIN 443 $NAME "$HOLD_N" 30 >"$hold_out" &
 	hold_pid=$!
 	PIDS+=("$hold_pid")
-	for i in $(seq 600); do
+	for i in $(seq 400); do
 		grep -q '^held=' "$hold_out" && break
 		sleep 0.1
 	done

@@ -10,8 +10,8 @@
  *   bulk ADDR PORT NAME SECONDS STREAMS
  *	STREAMS connections each read "GET /bulk" for SECONDS;
  *	prints "bytes=N mbit=R failed=F"
- *   hold ADDR PORT NAME N
- *	N open connections, each sent the same recorded ClientHello and
+ *   hold ADDR PORT NAME N SECONDS
+ *	up to N open connections, filled for at most SECONDS, each sent the same recorded ClientHello and
  *	answered by the origin's first flight (so whatever is in between has
  *	dialled the origin and is relaying); prints "held=N failed=F", then
  *	keeps them open until the process is ended.  The handshakes are left
@@ -299,8 +299,8 @@ static bool more(const struct load *l)
 
 static bool finished(const struct load *l)
 {
-	if (l->mode == HOLD)
-		return l->opened == l->limit && l->open == 0;
+	if (l->mode == HOLD && l->opened == l->limit && l->open == 0)
+		return true;
 	return now() >= l->deadline;
 }
 
@@ -364,7 +364,7 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: bench_proxy_load conns ADDR PORT NAME SECONDS CONC\n"
 		"       bench_proxy_load bulk ADDR PORT NAME SECONDS STREAMS\n"
-		"       bench_proxy_load hold ADDR PORT NAME N\n");
+		"       bench_proxy_load hold ADDR PORT NAME N SECONDS\n");
 	return 2;
 }
 
@@ -374,13 +374,13 @@ int main(int argc, char **argv)
 	double seconds = 0;
 	int rc;
 
-	if (argc < 6)
+	if (argc != 7)
 		return usage();
-	if (!strcmp(argv[1], "conns") && argc == 7)
+	if (!strcmp(argv[1], "conns"))
 		l.mode = CONNS;
-	else if (!strcmp(argv[1], "bulk") && argc == 7)
+	else if (!strcmp(argv[1], "bulk"))
 		l.mode = BULK;
-	else if (!strcmp(argv[1], "hold") && argc == 6)
+	else if (!strcmp(argv[1], "hold"))
 		l.mode = HOLD;
 	else
 		return usage();
@@ -394,7 +394,7 @@ int main(int argc, char **argv)
 	l.name = argv[4];
 	if (l.mode == HOLD) {
 		l.limit = atol(argv[5]);
-		seconds = 600;	/* filling up may take no longer */
+		seconds = atof(argv[6]);
 	} else {
 		seconds = atof(argv[5]);
 		l.limit = atol(argv[6]);
