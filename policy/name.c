@@ -21,22 +21,25 @@ static bool is_ldh(unsigned char c)
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
 }
 
-/*
- * A last label of digits only (or 0x-hex) is how IPv4 literals and their
- * shorthand ("127.1", "0x7f.1") look; no top-level domain is numeric
- * (RFC 3696 §2), so such a "name" is an address in disguise.
- */
-static bool numeric_label(const char *l, size_t len)
+bool fb_name_ends_in_number(const char *s, size_t len)
 {
 	int (*digit)(int) = isdigit;
-	size_t i = 0;
+	const char *label;
+	size_t n, i = 0;
 
-	if (len > 2 && l[0] == '0' && l[1] == 'x') {
+	if (len && s[len - 1] == '.')
+		len--;
+	for (label = s + len; label > s && label[-1] != '.'; label--)
+		;
+	n = (size_t)(s + len - label);
+	if (n == 0)
+		return false;
+	if (n >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X')) {
 		digit = isxdigit;
 		i = 2;
 	}
-	for (; i < len; i++)
-		if (!digit((unsigned char)l[i]))
+	for (; i < n; i++)
+		if (!digit((unsigned char)label[i]))
 			return false;
 	return true;
 }
@@ -45,7 +48,7 @@ static bool numeric_label(const char *l, size_t len)
 static int check_ascii(char *s, bool wild, const char **why)
 {
 	size_t total = strlen(s);
-	char *label = s, *last = s;
+	char *label = s;
 
 	if (total > 253) {
 		*why = "name longer than 253 octets";
@@ -85,12 +88,11 @@ static int check_ascii(char *s, bool wild, const char **why)
 				return -1;
 			}
 		}
-		last = label;
 		if (!*p)
 			break;
 		label = p + 1;
 	}
-	if (numeric_label(last, strlen(last))) {
+	if (fb_name_ends_in_number(s, total)) {
 		*why = "an IP address is not a name";
 		return -1;
 	}

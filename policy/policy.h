@@ -114,6 +114,14 @@ uint32_t fb_name_hash(uint32_t seed, const char *s, size_t len);
  */
 int fb_name_normalize(const char *in, size_t len, char out[FB_NAME_MAX],
 		      const char **why);
+/*
+ * Does the name (one trailing dot ignored) end in a label of digits, or
+ * of "0x" and hex digits?  That is how a URL parser (WHATWG "ends in a
+ * number") or inet_aton(3) tells an IPv4 address: 127.0.0.1, 127.1,
+ * 2130706433, 0x7f.1.  No top-level domain is numeric (RFC 3696 §2), so
+ * such a name is an address in disguise.
+ */
+bool fb_name_ends_in_number(const char *s, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Diagnostics                                                         */

@@ -117,36 +117,6 @@ static bool is_ldh(unsigned char c)
 	       (c >= '0' && c <= '9') || c == '-' || c == '.';
 }
 
-/*
- * What a URL parser (WHATWG "ends in a number") or inet_aton(3) would
- * take for an IPv4 address: the last label, ignoring one trailing dot,
- * is decimal digits or 0x-hex.  Catches 127.0.0.1, 127.1, 2130706433 and
- * 0x7f.1 — none of which may ever reach a resolver.
- */
-static bool ends_in_number(const char *s, size_t len)
-{
-	const char *label;
-	size_t n, i = 0;
-
-	if (len && s[len - 1] == '.')
-		len--;
-	for (label = s + len; label > s && label[-1] != '.'; label--)
-		;
-	n = (size_t)(s + len - label);
-	if (n == 0)
-		return false;
-	if (n >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X')) {
-		for (i = 2; i < n; i++)
-			if (!strchr("0123456789abcdefABCDEF", label[i]))
-				return false;
-		return true;
-	}
-	for (; i < n; i++)
-		if (label[i] < '0' || label[i] > '9')
-			return false;
-	return true;
-}
-
 static bool is_ipv6_literal(const char *s, size_t len)
 {
 	char text[INET6_ADDRSTRLEN];
@@ -176,7 +146,7 @@ enum fb_peek_reason fb_peek_name(const char *s, size_t len,
 	for (size_t i = 0; i < len; i++)
 		if (!is_ldh((unsigned char)s[i]))
 			return FB_PEEK_NON_LDH;
-	if (ends_in_number(s, len))
+	if (fb_name_ends_in_number(s, len))
 		return FB_PEEK_IP_LITERAL;
 	if (fb_name_normalize(s, len, out, why) < 0)
 		return FB_PEEK_BAD_NAME;

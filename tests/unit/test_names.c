@@ -60,6 +60,12 @@ static void test_ip_literal_is_not_a_name(void **state)
 	assert_bad_name("10.0.0.1", "IP address");
 	assert_bad_name("127.1", "IP address");
 	assert_bad_name("0x7f.1", "IP address");
+	/* WHATWG reads a last label "0x" as the number 0 */
+	assert_bad_name("10.0.0.0x", "IP address");
+	assert_bad_name("10.0.0.0X.", "IP address");
+	assert_bad_name("a.0xff", "IP address");
+	assert_name("a.0xg", "a.0xg");
+	assert_name("0x7f.example", "0x7f.example");
 	assert_bad_name("::1", "invalid character");
 	assert_bad_name("[::1]", "invalid character");
 	assert_name("1.example.com", "1.example.com");

@@ -397,6 +397,7 @@ static void test_sni_names(void **state)
 	expect_sni("127.0.0.1", 9, FB_PEEK_IP_LITERAL, "");
 	expect_sni("2130706433", 10, FB_PEEK_IP_LITERAL, "");
 	expect_sni("0x7f.1", 6, FB_PEEK_IP_LITERAL, "");
+	expect_sni("10.0.0.0X", 9, FB_PEEK_IP_LITERAL, "");
 	expect_sni("127.1", 5, FB_PEEK_IP_LITERAL, "");
 	expect_sni("1.2.3.4.", 8, FB_PEEK_IP_LITERAL, "");
 	expect_sni("::1", 3, FB_PEEK_IP_LITERAL, "");
