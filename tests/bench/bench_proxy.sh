@@ -25,7 +25,7 @@
 #   BENCH_CONC      connections in flight for the rate figure (default 16)
 #   BENCH_HOLD      open connections for the RSS figure (default 10000, or
 #                   what the open-file limit leaves: each one costs a proxy
-#                   two descriptors)
+#                   two descriptors or more)
 set -u
 cd "$(dirname "$0")/../.."
 FB_BUILD=${FB_BUILD:-build/plain}
@@ -322,7 +322,7 @@ measure() {
 # policies so that every PUT changes what is enforced; the reply comes
 # once the new policy is in force (nft included).
 measure_updates() {
-	local i v times=()
+	local i v out times=()
 	for v in a b; do
 		awk -v n=$RULES -v v=$v -v name=$NAME 'BEGIN {
 			printf "{\"allow\": [\"%s\"", name
