@@ -437,6 +437,8 @@ int main(int argc, char **argv)
 		if (l.mode == HOLD)
 			pause();	/* until the script ends us */
 	}
+	if (l.ep >= 0)
+		close(l.ep);
 	free(l.lat);
 	SSL_CTX_free(l.ctx);
 	return rc ? 1 : 0;
