@@ -256,28 +256,19 @@ static void on_drain_timeout(struct fb_loop *l, void *arg)
 }
 
 /*
- * Refuse visibly: the TLS alert or the HTTP 403, then half-close and give
- * the guest a moment to read it before the socket goes away.  Never frees
- * c at once (the relay calls this from inside its own step).
+ * Send the guest our last word, then half-close and give it a moment to
+ * read it before the socket goes away.  Never frees c at once (the relay
+ * calls this from inside its own step).
  */
-void fb_conn_refuse(struct conn *c, const char *reason)
+static void conn_answer_close(struct conn *c, const char *reason,
+			      const void *out, ssize_t len)
 {
-	char msg[512];
-	const void *out = NULL;
-	ssize_t len = 0;
 	uint64_t wait = DRAIN_MS;
 
 	if (!c->decided)
 		audit_decision(c, false, reason);
 	peek_end(c);
 	c->why = reason;
-	if (c->proto == P_TLS || c->proto == P_POSTGRES) {
-		out = fb_tls_alert_access_denied;
-		len = FB_TLS_ALERT_LEN;
-	} else if (c->proto == P_HTTP) {
-		len = fb_http_forbidden(msg, sizeof(msg), reason);
-		out = msg;
-	}
 	/* A few hundred bytes into a socket buffer: not worth a retry; if
 	 * they do not go, the connection is simply closed. */
 	if (len <= 0 || send(c->cfd, out, (size_t)len, MSG_NOSIGNAL) != len ||
@@ -295,6 +286,31 @@ void fb_conn_refuse(struct conn *c, const char *reason)
 	c->state = C_DRAIN;
 	conn_watch(c, c->cfd, &c->cev, wait ? EPOLLIN : 0);
 	timer_set(c, wait, on_drain_timeout);
+}
+
+/* Refuse visibly: the TLS alert or the HTTP 403. */
+void fb_conn_refuse(struct conn *c, const char *reason)
+{
+	char msg[512];
+	const void *out = NULL;
+	ssize_t len = 0;
+
+	if (c->proto == P_TLS || c->proto == P_POSTGRES) {
+		out = fb_tls_alert_access_denied;
+		len = FB_TLS_ALERT_LEN;
+	} else if (c->proto == P_HTTP) {
+		len = fb_http_forbidden(msg, sizeof(msg), reason);
+		out = msg;
+	}
+	conn_answer_close(c, reason, out, len);
+}
+
+void fb_conn_misdirected(struct conn *c, const char *reason)
+{
+	char msg[512];
+
+	conn_answer_close(c, reason, msg,
+			  fb_http_misdirected(msg, sizeof(msg), reason));
 }
 
 /* ---- accept ------------------------------------------------------------ */

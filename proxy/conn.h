@@ -69,6 +69,7 @@ const char *fb_conn_proto_str(enum conn_proto p);
 /* conn.c */
 void fb_conn_decide(struct conn *c);                /* the peek is done */
 void fb_conn_refuse(struct conn *c, const char *reason); /* alert / 403 */
+void fb_conn_misdirected(struct conn *c, const char *reason); /* HTTP 421 */
 void fb_conn_close(struct conn *c, const char *why);     /* frees c */
 void fb_conn_relay(struct conn *c, uint32_t events);
 

@@ -63,7 +63,8 @@ void conn_http_free(struct conn *c)
 
 /*
  * The request's authority (absolute-form) or Host, decided under the
- * policy in force now; refuses the connection when it does not pass.
+ * policy in force now; refuses the connection when it does not pass, and
+ * answers 421 when it names another host than the connection's own.
  */
 static int check_request(struct conn *c, const struct fb_http_req *req)
 {
@@ -82,11 +83,18 @@ static int check_request(struct conn *c, const struct fb_http_req *req)
 	    fb_http_split_authority(auth->ptr, auth->len, &host, &port) == 0)
 		named = fb_peek_name(host.ptr, host.len, name, &why) == FB_PEEK_NAMED;
 	fb_policy_decide(c->p->policy, named ? name : NULL, &c->dst_addr, &d);
-	if (d.verdict == FB_VERDICT_ALLOW)
-		return 0;
-	fb_conn_refuse(c, d.verdict == FB_VERDICT_BROKER ?
-			  "brokering-unavailable" : fb_reason_str(d.reason));
-	return CONN_GONE;
+	if (d.verdict != FB_VERDICT_ALLOW) {
+		fb_conn_refuse(c, d.verdict == FB_VERDICT_BROKER ?
+				  "brokering-unavailable" : fb_reason_str(d.reason));
+		return CONN_GONE;
+	}
+	/* The upstream was chosen for the connection's first name: a request
+	 * for any other would reach the wrong origin, allowed or not. */
+	if (named != c->has_name || (named && strcmp(name, c->name) != 0)) {
+		fb_conn_misdirected(c, "host-changed");
+		return CONN_GONE;
+	}
+	return 0;
 }
 
 /* Clear the next stretch of h->in for sending: a checked head, body bytes,

@@ -16,25 +16,39 @@ const unsigned char fb_tls_alert_access_denied[FB_TLS_ALERT_LEN] = {
 	0x31,       /* description: access_denied (49) */
 };
 
-int fb_http_forbidden(char *buf, size_t size, const char *reason)
+/* A complete response that closes the connection: status, our reason word
+ * in a header and a one-line body for a person reading curl's output. */
+static int http_refusal(char *buf, size_t size, const char *status,
+			const char *what, const char *reason)
 {
-	char body[160];
+	char body[200];
 	int blen, n;
 
-	blen = snprintf(body, sizeof(body),
-			"firebreak: refused by the sandbox's egress policy (%s)\n",
-			reason);
+	blen = snprintf(body, sizeof(body), "firebreak: %s (%s)\n", what, reason);
 	if (blen < 0 || (size_t)blen >= sizeof(body))
 		return -1;
 	n = snprintf(buf, size,
-		     "HTTP/1.1 403 Forbidden\r\n"
+		     "HTTP/1.1 %s\r\n"
 		     "Content-Type: text/plain; charset=utf-8\r\n"
 		     "Content-Length: %d\r\n"
 		     "X-Firebreak-Reason: %s\r\n"
 		     "Connection: close\r\n"
 		     "\r\n%s",
-		     blen, reason, body);
+		     status, blen, reason, body);
 	if (n < 0 || (size_t)n >= size)
 		return -1;
 	return n;
+}
+
+int fb_http_forbidden(char *buf, size_t size, const char *reason)
+{
+	return http_refusal(buf, size, "403 Forbidden",
+			    "refused by the sandbox's egress policy", reason);
+}
+
+int fb_http_misdirected(char *buf, size_t size, const char *reason)
+{
+	return http_refusal(buf, size, "421 Misdirected Request",
+			    "this connection serves another host; retry on a new connection",
+			    reason);
 }

@@ -20,4 +20,11 @@ extern const unsigned char fb_tls_alert_access_denied[FB_TLS_ALERT_LEN];
  */
 int fb_http_forbidden(char *buf, size_t size, const char *reason);
 
+/*
+ * The same, as 421 Misdirected Request (RFC 9110 §15.5.20): the request
+ * is allowed, but not on this connection, which was dialled for another
+ * name.  Clients retry 421 on a new connection, decided afresh.
+ */
+int fb_http_misdirected(char *buf, size_t size, const char *reason);
+
 #endif /* FB_DENY_H */

@@ -83,6 +83,11 @@ check "refused name gets the access_denied alert" grep -q "ACCESS_DENIED\|access
 out=$(C http2 198.51.100.10 80 allowed.test other.test | tr '\n' '|')
 check "plain HTTP: the second request's Host is checked too" \
 	[ "$out" = "HTTP/1.1 200 OK|HTTP/1.1 403 Forbidden reason=not-allowed|" ]
+# bulk.test is allowed too and resolves to the same address, but this
+# connection was dialled for allowed.test: never sent there
+out=$(C http2 198.51.100.10 80 allowed.test bulk.test | tr '\n' '|')
+check "plain HTTP: a second request for another allowed name gets 421" \
+	[ "$out" = "HTTP/1.1 200 OK|HTTP/1.1 421 Misdirected Request reason=host-changed|" ]
 
 out=$(C big 198.51.100.10 443)
 ms=${out#closed }
