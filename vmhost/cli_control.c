@@ -24,11 +24,15 @@ static const char usage[] =
 	"       firebreak policy set SANDBOX FILE [--if-match GENERATION] [--state-dir DIR]\n"
 	"       firebreak policy patch SANDBOX FILE [--if-match GENERATION] [--state-dir DIR]\n"
 	"\n"
+	"   (each also takes --socket PATH: through firebreak-vmhost's socket instead)\n"
+	"\n"
 	"get prints the policy in force (secrets redacted); set replaces it with\n"
 	"FILE (YAML or JSON, - for stdin); patch merges FILE into it as an RFC 7396\n"
 	"JSON merge patch.  Both answer once the new policy is enforced and say\n"
 	"how many connections it closed.  --if-match refuses the change when the\n"
-	"policy in force is no longer that generation.\n";
+	"policy in force is no longer that generation.  A sandbox of firebreak-vmhost\n"
+	"is best changed through its --socket: the daemon then keeps the change for\n"
+	"the proxy it may have to restart.\n";
 
 /* The whole of a file or stdin, NUL-terminated; NULL after a message. */
 static char *read_all(const char *path, size_t *len)
@@ -161,10 +165,13 @@ int fb_cmd_policy_remote(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "if-match", required_argument, NULL, 'm' },
+		{ "socket", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *cmd = argv[0], *state_dir = FB_STATE_DIR, *if_match = NULL;
+	const char *daemon = NULL;
+	char target[64];
 	bool get = strcmp(cmd, "get") == 0;
 	char sock[512], head[1024], *body = NULL;
 	size_t body_len = 0;
@@ -175,6 +182,7 @@ int fb_cmd_policy_remote(int argc, char **argv)
 		switch (c) {
 		case 's': state_dir = optarg; break;
 		case 'm': if_match = optarg; break;
+		case 'S': daemon = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -195,17 +203,22 @@ int fb_cmd_policy_remote(int argc, char **argv)
 			cmd, argv[optind]);
 		return 2;
 	}
-	if (fb_control_sock_path(state_dir, argv[optind], sock, sizeof(sock)) < 0) {
+	if (daemon) {
+		snprintf(sock, sizeof(sock), "%s", daemon);
+		snprintf(target, sizeof(target), "/sandboxes/%s/policy", argv[optind]);
+	} else if (fb_control_sock_path(state_dir, argv[optind], sock, sizeof(sock)) < 0) {
 		fprintf(stderr, "firebreak policy %s: --state-dir too long\n", cmd);
 		return 2;
+	} else {
+		snprintf(target, sizeof(target), "/policy");
 	}
 	if (!get && !(body = read_all(argv[optind + 1], &body_len)))
 		return 1;
 	n = snprintf(head, sizeof(head),
-		     "%s /policy HTTP/1.1\r\nHost: firebreak\r\nConnection: close\r\n"
+		     "%s %s HTTP/1.1\r\nHost: firebreak\r\nConnection: close\r\n"
 		     "%s%s%s"
 		     "Content-Length: %zu\r\n\r\n",
-		     get ? "GET" : strcmp(cmd, "set") == 0 ? "PUT" : "PATCH",
+		     get ? "GET" : strcmp(cmd, "set") == 0 ? "PUT" : "PATCH", target,
 		     if_match ? "If-Match: \"" : "", if_match ? if_match : "",
 		     if_match ? "\"\r\n" : "", body_len);
 	fd = connect_control(sock);

@@ -76,9 +76,17 @@ check "firebreak policy get (the proxy's socket) shows the merge" \
 	bash -c "'$FIREBREAK' policy get $id --state-dir $STATE |
 		grep -q 203.0.113.0/24"
 
+printf 'allow: [example.net]\nsubnets: {deny: [203.0.113.0/24]}\n' >"$FB_TMP/set.yaml"
+check "firebreak policy set --socket goes through the daemon" \
+	bash -c "'$FIREBREAK' policy set $id $FB_TMP/set.yaml --socket $SOCK >/dev/null"
+check "... which keeps it for a restart" \
+	grep -q example.net "$STATE/$id/policy.current"
+check "firebreak policy get --socket shows it" \
+	bash -c "'$FIREBREAK' policy get $id --socket $SOCK | grep -q example.net"
+
 logs=$(fbd logs "$id")
-check "logs: the audit log, one JSON object per line" \
-	bash -c "grep -c '\"event.action\":\"policy\"' <<<'$logs' | grep -qx 3"
+check "logs: the audit log, down to the last policy change" \
+	grep -q '"event.action":"policy".*"policy.generation":4' <<<"$logs"
 fbd logs --follow "$id" >"$FB_TMP/follow" &
 follower=$!
 sleep 0.3
