@@ -21,8 +21,10 @@
  * an early response must reach the guest while its body is still coming)
  * but a new request head is read only once the last response is done.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,7 +327,7 @@ static void audit_request(struct fb_broker *b)
 	fb_audit_uint(&ln, "http.response.bytes", b->req_down);
 	fb_audit_uint(&ln, "event.duration", (now - b->req_start_ms) * 1000000);
 	fb_audit_emit(b->p->audit, &ln);
-	b->bc->requests++;
+	b->p->stats.brokered_requests++;
 }
 
 static void on_timer(struct fb_loop *l, void *arg);
@@ -510,6 +512,16 @@ static void upstream_failed(struct fb_broker *b, const char *reason)
 	broker_run(b);
 }
 
+/* A TLS record and the HTTP exchange it carries are written whole: Nagle
+ * would hold a small response's last segment for the peer's delayed ACK,
+ * 40 ms on every keep-alive request. */
+static void no_delay(int fd)
+{
+	int on = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
 static void on_resolved(const struct fb_resolved *res, void *arg)
 {
 	struct fb_broker *b = arg;
@@ -536,6 +548,7 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 		upstream_failed(b, "dial-failed");
 		return;
 	}
+	no_delay(b->ufd);
 	b->ussl = fb_upstream_ssl(b->bc->upstream, b->ufd, b->up_host, err,
 				  sizeof(err));
 	if (!b->ussl ||
@@ -1260,6 +1273,7 @@ int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
 	b->bc = bc;
 	b->id = conn_id;
 	b->cfd = client_fd;
+	no_delay(client_fd);
 	b->ufd = -1;
 	b->policy = policy_ref;
 	b->key = key;
@@ -1319,6 +1333,56 @@ fail:
 	fb_policy_unref(policy_ref);
 	close(client_fd);
 	return -1;
+}
+
+/* The guest's end, read back from the socket: a brokered connection keeps
+ * no copy of what the accept already knew. */
+static void peer_format(int fd, char *buf, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN] = "";
+	unsigned port = 0;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			const struct sockaddr_in *s4 = (const void *)&ss;
+
+			inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+			port = ntohs(s4->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 = (const void *)&ss;
+
+			inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+			port = ntohs(s6->sin6_port);
+		}
+	}
+	snprintf(buf, size, "%s:%u", ip, port);
+}
+
+void fb_brokers_json(const struct fb_proxy *p, FILE *f, const char *sep)
+{
+	if (!p->broker)
+		return;
+	for (const struct fb_broker *b = p->broker->live; b; b = b->next) {
+		char src[INET6_ADDRSTRLEN + 8], dst[INET6_ADDRSTRLEN];
+		char name[FB_NAME_MAX * 6 + 1] = "";
+
+		peer_format(b->cfd, src, sizeof(src));
+		fb_addr_format(&b->orig_dst, dst, sizeof(dst));
+		fb_json_escape(b->sni, strlen(b->sni), name, sizeof(name));
+		/* recheck moves every live one to the policy in force */
+		fprintf(f, "%s{\"id\":%llu,\"state\":\"brokered\",\"protocol\":\"tls\","
+			"\"source\":\"%s\",\"destination\":\"%s:%u\","
+			"\"domain\":\"%s\",\"rule\":\"%s\",\"generation\":%llu,"
+			"\"bytes_up\":%llu,\"bytes_down\":%llu,\"age_ms\":%llu}",
+			sep, (unsigned long long)b->id, src, dst, b->port, name,
+			b->rule, (unsigned long long)p->generation,
+			(unsigned long long)b->bytes_up,
+			(unsigned long long)b->bytes_down,
+			(unsigned long long)(fb_loop_now(p->loop) - b->start_ms));
+		sep = ",";
+	}
 }
 
 size_t fb_broker_recheck(struct fb_proxy *p)

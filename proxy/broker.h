@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <openssl/ssl.h>
 
@@ -38,7 +39,6 @@ struct fb_broker_ctx {
 	SSL_CTX *upstream;
 	BIO_METHOD *bio_method;     /* the guest side: peeked bytes, then the socket */
 	struct fb_broker *live;
-	uint64_t requests;          /* brokered requests, for /stats */
 };
 
 /*
@@ -67,6 +67,9 @@ int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
  * those it no longer brokers for the same key are closed.  Returns how
  * many were closed. */
 size_t fb_broker_recheck(struct fb_proxy *p);
+/* The live brokered connections as /connections entries, appended to f;
+ * `sep` goes before the first one ("" or ","). */
+void fb_brokers_json(const struct fb_proxy *p, FILE *f, const char *sep);
 
 /* ---- rewrite.c ---------------------------------------------------------- */
 

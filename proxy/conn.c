@@ -863,6 +863,7 @@ char *fb_conns_json(const struct fb_proxy *p)
 			(unsigned long long)(fb_loop_now(p->loop) - c->start_ms));
 		sep = ",";
 	}
+	fb_brokers_json(p, f, sep);
 	fputs("]\n", f);
 	if (fclose(f) != 0) {
 		free(buf);

@@ -65,11 +65,13 @@ char *fb_stats_json(const struct fb_stats *s)
 	fputs("},\"denied\":{", f);
 	json_outcomes(f, s, false);
 	fprintf(f, "}},\"bytes\":{\"up\":%llu,\"down\":%llu},"
-		"\"dns\":{\"queries\":%llu,\"denied\":%llu}}\n",
+		"\"dns\":{\"queries\":%llu,\"denied\":%llu},"
+		"\"brokered\":{\"requests\":%llu}}\n",
 		(unsigned long long)s->bytes_up,
 		(unsigned long long)s->bytes_down,
 		(unsigned long long)s->dns_queries,
-		(unsigned long long)s->dns_denied);
+		(unsigned long long)s->dns_denied,
+		(unsigned long long)s->brokered_requests);
 	return finish(f, &buf);
 }
 
@@ -116,7 +118,10 @@ char *fb_stats_metrics(const struct fb_stats *s)
 		"firebreak_policy_generation %llu\n"
 		"# HELP firebreak_policy_updates_total Policy changes applied.\n"
 		"# TYPE firebreak_policy_updates_total counter\n"
-		"firebreak_policy_updates_total %llu\n",
+		"firebreak_policy_updates_total %llu\n"
+		"# HELP firebreak_brokered_requests_total Requests on brokered connections.\n"
+		"# TYPE firebreak_brokered_requests_total counter\n"
+		"firebreak_brokered_requests_total %llu\n",
 		(unsigned long long)s->accepted, (unsigned long long)s->open,
 		(unsigned long long)s->peeking,
 		(unsigned long long)s->bytes_up,
@@ -124,6 +129,7 @@ char *fb_stats_metrics(const struct fb_stats *s)
 		(unsigned long long)(s->dns_queries - s->dns_denied),
 		(unsigned long long)s->dns_denied,
 		(unsigned long long)s->generation,
-		(unsigned long long)s->policy_updates);
+		(unsigned long long)s->policy_updates,
+		(unsigned long long)s->brokered_requests);
 	return finish(f, &buf);
 }

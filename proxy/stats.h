@@ -22,6 +22,7 @@ struct fb_stats {
 	uint64_t dns_queries;
 	uint64_t dns_denied;
 	uint64_t policy_updates;
+	uint64_t brokered_requests; /* requests answered on brokered connections */
 	uint64_t generation;     /* the policy in force */
 	struct {
 		const char *reason;

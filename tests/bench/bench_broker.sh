@@ -1,0 +1,286 @@
+#!/bin/bash
+# bench_broker.sh — brokered requests per second: firebreak-proxy
+# terminating the guest's TLS and adding a secret header, next to nginx as
+# a TLS-terminating reverse proxy (proxy_set_header) and mitmproxy with a
+# one-line addon that sets the header.  Same origin, same client, one run.
+#
+#   one namespace, loopback only:
+#   198.51.100.10:443   nginx, the TLS origin ("ok\n")
+#   198.51.100.53:53    dnsd.py (firebreak-proxy's resolver)
+#   127.0.0.1:15001     firebreak-proxy   (brokers api.test)
+#   127.0.0.1:15002     nginx reverse proxy
+#   127.0.0.1:15003     mitmdump --mode reverse
+#
+# The client (wrk, as uid 65534, the guest's uid) always dials
+# https://api.test/ = 198.51.100.10:443; an nft redirect on that uid hands
+# the connection to the proxy under test, as in a sandbox.  Each proxy
+# verifies the origin's certificate (mitmproxy: ssl_insecure, see below),
+# keeps its upstream connections alive, and gets one process: nginx
+# worker_processes 1, firebreak-proxy is one thread by design.
+#
+# Rows: keep-alive req/s (one TLS connection, many requests), new-
+# connection req/s ("Connection: close": a full handshake per request, the
+# leaf for api.test already cached by firebreak-proxy), and the handshake
+# cost derived from the two: 1/new - 1/keep-alive, in µs per connection.
+#
+# Needs root.  Installs nginx, wrk and mitmproxy when missing (mitmproxy's
+# column is skipped if it cannot be installed).  Everything it creates is
+# removed on exit.  Environment:
+#   FB_BUILD        build dir whose binaries to use (default build/plain)
+#   BENCH_SECONDS   length of each measurement (default 5)
+#   BENCH_CONC      connections in flight (default 16)
+set -u
+cd "$(dirname "$0")/../.."
+FB_BUILD=${FB_BUILD:-build/plain}
+PROXY=$PWD/$FB_BUILD/bin/firebreak-proxy
+DURATION=${BENCH_SECONDS:-5}
+CONC=${BENCH_CONC:-16}
+NAME=api.test
+ORIGIN=198.51.100.10
+RESOLVER=198.51.100.53
+
+DEBS="nginx wrk nftables iproute2 openssl python3" tests/deps.sh || exit 1
+[ -x "$PROXY" ] || { echo "bench_broker: $PROXY is missing (make BUILD=$FB_BUILD)" >&2; exit 1; }
+MITM=yes
+DEBS="mitmproxy" tests/deps.sh >/dev/null 2>&1 && command -v mitmdump >/dev/null || MITM=
+
+NS=fbbb-$$
+TMP=$(mktemp -d /tmp/fbbb-$$.XXXXXX)
+chmod 755 "$TMP"
+PIDS=()
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	ip netns del "$NS" 2>/dev/null
+	rm -rf "/etc/netns/$NS" "$TMP"
+}
+trap cleanup EXIT
+die() { echo "bench_broker: $*" >&2; [ -n "${BENCH_DEBUG:-}" ] && tail -n 5 "$TMP"/*.err; exit 1; }
+# (background jobs call ip netns exec directly: $! is then the program
+# itself, which ip execs, and not a subshell that a kill would miss)
+in_ns() { ip netns exec "$NS" "$@"; }
+
+ip netns add "$NS" || die "ip netns add $NS"
+ip -n "$NS" link set lo up
+ip -n "$NS" addr add $ORIGIN/32 dev lo
+ip -n "$NS" addr add $RESOLVER/32 dev lo
+in_ns sysctl -q -w net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
+# wrk resolves api.test itself: ip netns exec binds this over /etc/hosts
+mkdir -p "/etc/netns/$NS"
+echo "$ORIGIN $NAME" >"/etc/netns/$NS/hosts"
+
+# ---- certificates: the origin's (under an origin CA), the sandbox CA ------
+ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+ec "$TMP/oca.key" && ec "$TMP/origin.key" && ec "$TMP/sca.key" && ec "$TMP/leaf.key" &&
+openssl req -x509 -key "$TMP/oca.key" -out "$TMP/oca.pem" -days 2 -subj "/CN=origin CA" \
+	-addext "basicConstraints=critical,CA:TRUE" 2>/dev/null &&
+openssl req -x509 -key "$TMP/sca.key" -out "$TMP/sca.pem" -days 2 -subj "/CN=sandbox CA" \
+	-addext "basicConstraints=critical,CA:TRUE" \
+	-addext "keyUsage=critical,keyCertSign,cRLSign" \
+	-addext "nameConstraints=critical,permitted;DNS:$NAME" 2>/dev/null || die "CA certificates"
+# leaf KEY CSR_SUBJECT CA OUT
+leaf() {
+	openssl req -new -key "$1" -subj "/CN=$NAME" 2>/dev/null |
+	openssl x509 -req -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 2 \
+		-extfile <(printf 'subjectAltName=DNS:%s\n' "$NAME") -out "$3" 2>/dev/null
+}
+leaf "$TMP/origin.key" "$TMP/oca" "$TMP/origin.pem" || die "origin certificate"
+# nginx's and mitmproxy's face to the client: a leaf under the sandbox CA,
+# as firebreak-proxy mints
+leaf "$TMP/leaf.key" "$TMP/sca" "$TMP/leaf.pem" || die "proxy leaf"
+chmod 600 "$TMP"/*.key
+
+# ---- the origin ------------------------------------------------------
+temp_paths() {
+	local t
+	for t in client_body proxy fastcgi uwsgi scgi; do
+		echo "${t}_temp_path $1/$t;"
+	done
+}
+mkdir -p "$TMP/origin" "$TMP/nginx"
+cat >"$TMP/origin.conf" <<EOF
+worker_processes 1;
+pid $TMP/origin/nginx.pid;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	$(temp_paths "$TMP/origin")
+	keepalive_requests 1000000;
+	server {
+		listen $ORIGIN:443 ssl backlog=4096;
+		ssl_certificate $TMP/origin.pem;
+		ssl_certificate_key $TMP/origin.key;
+		location = / { return 200 "ok\n"; }
+	}
+}
+EOF
+ip netns exec "$NS" nginx -p "$TMP/origin" -e "$TMP/origin.err" -c "$TMP/origin.conf" -g 'daemon off;' &
+PIDS+=($!)
+ip netns exec "$NS" python3 tests/e2e/dnsd.py "$TMP/dns.log" "$TMP/dns.ready" $RESOLVER 53 "$NAME=$ORIGIN" &
+PIDS+=($!)
+
+# until ADDR:PORT accepts (10 s)
+wait_port() {
+	local i
+	for i in $(seq 200); do
+		in_ns bash -c "exec 3<>/dev/tcp/${1%:*}/${1#*:}" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+wait_port $ORIGIN:443 || die "origin did not start: $(cat "$TMP/origin.err")"
+
+# ---- the three proxies -----------------------------------------------
+printf 'allow:\n  %s:\n    - transform: [{ headers: { x-api-key: s3cret } }]\n' "$NAME" \
+	>"$TMP/policy.yaml"
+ip netns exec "$NS" "$PROXY" --no-nft --policy "$TMP/policy.yaml" --listen 127.0.0.1:15001 \
+	--control "$TMP/control.sock" --audit-log "$TMP/audit.log" --sandbox-id bench \
+	--resolver $RESOLVER --public $ORIGIN/32 \
+	--ca-cert "$TMP/sca.pem" --ca-key "$TMP/sca.key" --upstream-ca "$TMP/oca.pem" \
+	2>"$TMP/firebreak.err" &
+PIDS+=($!)
+
+cat >"$TMP/nginx.conf" <<EOF
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	$(temp_paths "$TMP/nginx")
+	keepalive_requests 1000000;
+	upstream origin {
+		server $ORIGIN:443;
+		keepalive 64;
+		keepalive_requests 1000000;
+	}
+	server {
+		listen 127.0.0.1:15002 ssl backlog=4096;
+		ssl_certificate $TMP/leaf.pem;
+		ssl_certificate_key $TMP/leaf.key;
+		ssl_session_cache off;
+		ssl_session_tickets off;
+		location / {
+			proxy_pass https://origin;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host $NAME;
+			proxy_set_header X-Api-Key s3cret;
+			proxy_ssl_name $NAME;
+			proxy_ssl_server_name on;
+			proxy_ssl_verify on;
+			proxy_ssl_trusted_certificate $TMP/oca.pem;
+			proxy_ssl_session_reuse on;
+		}
+	}
+}
+EOF
+ip netns exec "$NS" nginx -p "$TMP/nginx" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
+
+if [ -n "$MITM" ]; then
+	# mitmproxy's face: the same leaf (its confdir takes CA or leaf as
+	# "certs"); upstream verification is off because reverse mode dials an
+	# address, and a name check would need a hosts entry for its resolver
+	# too: it only makes the slow column a little faster.
+	mkdir -p "$TMP/mitm"
+	cat "$TMP/leaf.key" "$TMP/leaf.pem" >"$TMP/mitm/leaf.pem"
+	cat >"$TMP/mitm/addon.py" <<'EOF'
+def request(flow):
+    flow.request.headers["x-api-key"] = "s3cret"
+EOF
+	ip netns exec "$NS" mitmdump -q --set confdir="$TMP/mitm" --mode "reverse:https://$ORIGIN:443" \
+		--listen-host 127.0.0.1 --listen-port 15003 --ssl-insecure \
+		--certs "$NAME=$TMP/mitm/leaf.pem" -s "$TMP/mitm/addon.py" \
+		>"$TMP/mitm.err" 2>&1 &
+	PIDS+=($!)
+fi
+
+wait_port 127.0.0.1:15001 || die "firebreak-proxy did not start: $(cat "$TMP/firebreak.err")"
+wait_port 127.0.0.1:15002 || die "nginx did not start: $(cat "$TMP/nginx.err")"
+if [ -n "$MITM" ] && ! wait_port 127.0.0.1:15003; then
+	echo "bench_broker: mitmproxy did not start, its column is skipped: $(tail -n 3 "$TMP/mitm.err")" >&2
+	MITM=
+fi
+
+# ---- the client --------------------------------------------------------
+redirect_to() {
+	in_ns nft -f - <<EOF
+table ip fbbench
+delete table ip fbbench
+table ip fbbench {
+	chain out {
+		type nat hook output priority -100;
+		meta skuid 65534 ip daddr $ORIGIN tcp dport 443 redirect to :$1
+	}
+}
+EOF
+}
+# rate PORT [HEADER] -> requests per second, or "-" when any request failed
+rate() {
+	local out
+	redirect_to "$1" || die "nft redirect"
+	out=$(in_ns setpriv --reuid=65534 --regid=65534 --clear-groups \
+		wrk -t1 -c"$CONC" -d"${DURATION}s" ${2:+-H "$2"} "https://$NAME/" 2>&1)
+	# wrk reports non-2xx answers and socket errors; either voids the figure
+	if grep -Eq 'Non-2xx|Socket errors' <<<"$out"; then
+		echo "bench_broker: port $1 ${2:-keep-alive}: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2
+		echo -
+		return
+	fi
+	awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out"
+}
+cost() {
+	[ "$1" = - ] || [ "$2" = - ] && { echo -; return; }
+	awk "BEGIN { printf \"%.0f\", 1e6 / $2 - 1e6 / $1 }"
+}
+
+# one request first: firebreak-proxy mints (and caches) the leaf here, and
+# a refusal shows now rather than as a zero
+in_ns setpriv --reuid=65534 --regid=65534 --clear-groups true
+redirect_to 15001
+got=$(in_ns setpriv --reuid=65534 --regid=65534 --clear-groups \
+	wrk -t1 -c1 -d1s "https://$NAME/" 2>&1)
+grep -q '^Requests/sec' <<<"$got" && ! grep -q 'Non-2xx\|Socket errors' <<<"$got" ||
+	die "a brokered request failed: $got $(cat "$TMP/firebreak.err")"
+
+declare -A KA NEW HS
+cols="firebreak nginx"
+[ -n "$MITM" ] && cols="$cols mitmproxy"
+port() { case $1 in firebreak) echo 15001;; nginx) echo 15002;; mitmproxy) echo 15003;; esac; }
+for c in $cols; do
+	KA[$c]=$(rate "$(port $c)")
+	NEW[$c]=$(rate "$(port $c)" "Connection: close")
+	HS[$c]=$(cost "${KA[$c]}" "${NEW[$c]}")
+done
+[ -z "$MITM" ] && { KA[mitmproxy]="n/a"; NEW[mitmproxy]="n/a"; HS[mitmproxy]="n/a"; }
+[ -z "$MITM" ] && echo "bench_broker: mitmproxy could not be installed or started: its column is n/a"
+
+# proxied requests the origin did not answer with 200 would show in wrk
+[ -s "$TMP/firebreak.err" ] && echo "bench_broker: firebreak-proxy said: $(head -n 3 "$TMP/firebreak.err")" >&2
+
+verdict() { awk "BEGIN { exit !($1) }" 2>/dev/null && echo met || echo missed; }
+ka_t="≥ nginx, ≥ 20× mitmproxy"
+hs_t="≤ 1.1 × nginx"
+printf '\nbrokered GET / (%s s each, %s connections, %s CPUs)\n' "$DURATION" "$CONC" "$(nproc)"
+printf '%-22s %10s %10s %10s   %s\n' "" firebreak nginx mitmproxy target
+printf '%-22s %10s %10s %10s   %s\n' "keep-alive req/s" "${KA[firebreak]}" "${KA[nginx]}" \
+	"${KA[mitmproxy]}" "$ka_t"
+printf '%-22s %10s %10s %10s\n' "new-connection req/s" "${NEW[firebreak]}" "${NEW[nginx]}" \
+	"${NEW[mitmproxy]}"
+printf '%-22s %10s %10s %10s   %s\n' "handshake µs/conn" "${HS[firebreak]}" "${HS[nginx]}" \
+	"${HS[mitmproxy]}" "$hs_t"
+num() { [[ $1 =~ ^-?[0-9]+$ ]]; }
+if num "${KA[firebreak]}" && num "${KA[nginx]}"; then
+	echo "keep-alive ≥ nginx: $(verdict "${KA[firebreak]} >= ${KA[nginx]}")"
+fi
+if num "${KA[firebreak]}" && num "${KA[mitmproxy]}"; then
+	echo "keep-alive ≥ 20× mitmproxy: $(verdict "${KA[firebreak]} >= 20 * ${KA[mitmproxy]}")"
+fi
+if num "${HS[firebreak]}" && num "${HS[nginx]}"; then
+	echo "handshake within 10% of nginx: $(verdict "${HS[firebreak]} <= 1.1 * ${HS[nginx]}")"
+fi
