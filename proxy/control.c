@@ -12,7 +12,8 @@
  *
  * PUT and PATCH honour If-Match (412 on a stale generation); a policy
  * that does not load is a 400 listing every FILE:LINE:COL problem, and
- * the one in force stays.
+ * the one in force stays.  Either refusal is an audit line of its own
+ * (outcome denied, why, never the submitted text), as a failed SIGHUP is.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -177,16 +178,31 @@ static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
 	size_t closed;
 	int n;
 
-	if (!if_match_ok(req, p->generation))
+	snprintf(whobuf, sizeof(whobuf), "%s %s", who, patch ? "PATCH" : "PUT");
+	if (!if_match_ok(req, p->generation)) {
+		snprintf(err, sizeof(err), "stale If-Match: generation is %llu",
+			 (unsigned long long)p->generation);
+		fb_proxy_audit_rejected(p, whobuf, err);
 		return respond_text(resp, resp_len, 412,
 				    "policy generation is %llu, not the one in If-Match\n",
 				    (unsigned long long)p->generation);
+	}
 	np = patch ? fb_policy_patch(p->policy, body, body_len, &p->load_opts, &diags)
 		   : fb_policy_load(body, body_len, &p->load_opts, &diags);
 	if (!np) {
 		char *msg = fb_diags_to_string(&diags);
 		int rc;
 
+		/* Positions only: a diagnostic's text may quote the policy,
+		 * and the log must not hold what the requester sent. */
+		if (diags.n > 0 && diags.v[0].line > 0)
+			snprintf(err, sizeof(err),
+				 "invalid policy: %zu problem(s), the first at %u:%u",
+				 diags.n, diags.v[0].line, diags.v[0].col);
+		else
+			snprintf(err, sizeof(err), "invalid policy: %zu problem(s)",
+				 diags.n);
+		fb_proxy_audit_rejected(p, whobuf, err);
 		fb_diags_free(&diags);
 		if (!msg)
 			return respond_text(resp, resp_len, 500, "out of memory\n");
@@ -196,7 +212,6 @@ static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
 		return rc;
 	}
 	fb_diags_free(&diags);
-	snprintf(whobuf, sizeof(whobuf), "%s %s", who, patch ? "PATCH" : "PUT");
 	if (fb_proxy_swap(p, np, whobuf, &closed, err, sizeof(err)) < 0)
 		return respond_text(resp, resp_len, 500,
 				    "policy not applied, generation %llu stays: %s\n",

@@ -75,6 +75,11 @@ char *fb_conns_json(const struct fb_proxy *p);
 int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,
 		  size_t *closed, char *err, size_t errsize);
 
+/* The audit line of an update refused before it reached fb_proxy_swap:
+ * `error` says why, and must not quote the submitted policy. */
+void fb_proxy_audit_rejected(struct fb_proxy *p, const char *who,
+			     const char *error);
+
 /* control.c */
 struct fb_control *fb_control_new(struct fb_proxy *p, const char *path,
 				  char *err, size_t errsize);

@@ -213,6 +213,12 @@ static void audit_policy(struct fb_proxy *p, bool ok, const char *who,
 	fb_audit_emit(p->audit, &ln);
 }
 
+void fb_proxy_audit_rejected(struct fb_proxy *p, const char *who,
+			     const char *error)
+{
+	audit_policy(p, false, who, 0, 0, error);
+}
+
 int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,
 		  size_t *closed, char *err, size_t errsize)
 {

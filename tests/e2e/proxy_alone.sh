@@ -191,6 +191,15 @@ check "audit log: a close line with bytes and duration" \
 check "audit log: policy change names who and both generations" \
 	grep -q '"event.action":"policy".*"policy.generation":2.*"user.name":"control uid=0 pid=[0-9]* PATCH","policy.previous_generation":1' "$AUDIT"
 check "audit log: the peek timeout is logged" grep -q '"event.reason":"peek-timeout"' "$AUDIT"
+check "audit log: the 412 PATCH is a denied policy line" \
+	grep -q '"event.action":"policy","event.outcome":"denied".*"user.name":"control uid=0 pid=[0-9]* PATCH","error.message":"stale If-Match: generation is 1"' "$AUDIT"
+check "audit log: the 400 PUT is a denied policy line with its position" \
+	grep -q '"event.action":"policy","event.outcome":"denied".*"user.name":"control uid=0 pid=[0-9]* PUT","error.message":"invalid policy: 1 problem(s), the first at 2:[0-9]*"' "$AUDIT"
+if grep -q 'api\*\.x' "$AUDIT"; then
+	not_ok "audit log: a rejected policy's content is not logged"
+else
+	ok "audit log: a rejected policy's content is not logged"
+fi
 
 kill "$PROXY_PID"
 wait "$PROXY_PID"
