@@ -78,6 +78,7 @@ struct fb_broker {
 	struct fb_broker *prev, *next;
 	uint64_t id;
 	struct fb_policy *policy;
+	uint64_t generation;          /* of policy: decided under, or rechecked */
 	const struct fb_domain *key;
 	char sni[FB_NAME_MAX];
 	uint16_t port;
@@ -110,6 +111,7 @@ struct fb_broker {
 	char method[16];
 	char path[256];
 	char rule[FB_NAME_MAX + 16];
+	uint64_t rule_generation;     /* the policy the rule came from */
 	char injected[256];
 	const char *verdict;
 	uint64_t req_start_ms, req_up, req_down;
@@ -305,7 +307,7 @@ static void audit_request(struct fb_broker *b)
 
 	fb_audit_begin(b->p->audit, &ln, "request",
 		       strcmp(b->verdict, "refused") ? "allowed" : "denied",
-		       b->p->generation);
+		       b->rule[0] ? b->rule_generation : b->generation);
 	fb_audit_uint(&ln, "event.id", b->id);
 	fb_audit_str(&ln, "event.reason", b->verdict);
 	fb_audit_guest(&ln, "tls.client.server_name", b->sni, strlen(b->sni));
@@ -699,6 +701,9 @@ static int request_head(struct fb_broker *b)
 		rule = &b->key->rules[d.rule];
 		snprintf(b->rule, sizeof(b->rule), "%s[%d]", b->key->pattern,
 			 d.rule);
+		/* a swap while the response is on its way moves b->key on,
+		 * not this request's rule */
+		b->rule_generation = b->generation;
 	}
 	if (d.verdict == FB_VERDICT_RESPOND) {
 		b->discard = true;
@@ -1219,7 +1224,7 @@ static void broker_close(struct fb_broker *b, const char *why)
 		b->verdict = why;
 		audit_request(b);
 	}
-	fb_audit_begin(p->audit, &ln, "connection", NULL, p->generation);
+	fb_audit_begin(p->audit, &ln, "connection", NULL, b->generation);
 	fb_audit_str(&ln, "event.type", "end");
 	fb_audit_str(&ln, "event.reason", why);
 	fb_audit_uint(&ln, "event.id", b->id);
@@ -1276,6 +1281,7 @@ int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
 	no_delay(client_fd);
 	b->ufd = -1;
 	b->policy = policy_ref;
+	b->generation = p->generation;  /* the caller decided just now */
 	b->key = key;
 	b->port = port;
 	b->orig_dst = *orig_dst;
@@ -1371,13 +1377,12 @@ void fb_brokers_json(const struct fb_proxy *p, FILE *f, const char *sep)
 		peer_format(b->cfd, src, sizeof(src));
 		fb_addr_format(&b->orig_dst, dst, sizeof(dst));
 		fb_json_escape(b->sni, strlen(b->sni), name, sizeof(name));
-		/* recheck moves every live one to the policy in force */
 		fprintf(f, "%s{\"id\":%llu,\"state\":\"brokered\",\"protocol\":\"tls\","
 			"\"source\":\"%s\",\"destination\":\"%s:%u\","
 			"\"domain\":\"%s\",\"rule\":\"%s\",\"generation\":%llu,"
 			"\"bytes_up\":%llu,\"bytes_down\":%llu,\"age_ms\":%llu}",
 			sep, (unsigned long long)b->id, src, dst, b->port, name,
-			b->rule, (unsigned long long)p->generation,
+			b->rule, (unsigned long long)b->generation,
 			(unsigned long long)b->bytes_up,
 			(unsigned long long)b->bytes_down,
 			(unsigned long long)(fb_loop_now(p->loop) - b->start_ms));
@@ -1409,6 +1414,7 @@ size_t fb_broker_recheck(struct fb_proxy *p)
 		}
 		fb_policy_unref(b->policy);
 		b->policy = fb_policy_ref(p->policy);
+		b->generation = p->generation;
 		b->key = key;
 	}
 	return closed;
