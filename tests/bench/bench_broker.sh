@@ -11,7 +11,7 @@
 #   127.0.0.1:15002     nginx reverse proxy
 #   127.0.0.1:15003     mitmdump --mode reverse
 #
-# The client (wrk, as uid 65534, the guest's uid) always dials
+# The client (wrk, as its own uid) always dials
 # https://api.test/ = 198.51.100.10:443; an nft redirect on that uid hands
 # the connection to the proxy under test, as in a sandbox.  Each proxy
 # verifies the origin's certificate (mitmproxy: ssl_insecure, see below),
@@ -38,6 +38,9 @@ CONC=${BENCH_CONC:-16}
 NAME=api.test
 ORIGIN=198.51.100.10
 RESOLVER=198.51.100.53
+# the client's uid, which the redirect matches: not nobody, as nginx's
+# workers are, whose own upstream connections must not loop back
+CLIENT_UID=64999
 
 DEBS="nginx wrk nftables iproute2 openssl python3" tests/deps.sh || exit 1
 [ -x "$PROXY" ] || { echo "bench_broker: $PROXY is missing (make BUILD=$FB_BUILD)" >&2; exit 1; }
@@ -215,7 +218,7 @@ delete table ip fbbench
 table ip fbbench {
 	chain out {
 		type nat hook output priority -100;
-		meta skuid 65534 ip daddr $ORIGIN tcp dport 443 redirect to :$1
+		meta skuid $CLIENT_UID ip daddr $ORIGIN tcp dport 443 redirect to :$1
 	}
 }
 EOF
@@ -224,11 +227,16 @@ EOF
 rate() {
 	local out
 	redirect_to "$1" || die "nft redirect"
-	out=$(in_ns setpriv --reuid=65534 --regid=65534 --clear-groups \
+	out=$(in_ns setpriv --reuid=$CLIENT_UID --regid=$CLIENT_UID --clear-groups \
 		wrk -t1 -c"$CONC" -d"${DURATION}s" ${2:+-H "$2"} "https://$NAME/" 2>&1)
-	# wrk reports non-2xx answers and socket errors; either voids the figure
-	if grep -Eq 'Non-2xx|Socket errors' <<<"$out"; then
-		echo "bench_broker: port $1 ${2:-keep-alive}: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2
+	# a read error is the proxy closing where the client expected another
+	# answer (no "Connection: close" in the response): noted, the requests
+	# before it were answered.  A non-2xx answer or a failed dial voids it.
+	grep -Eq 'read [1-9]' <<<"$out" &&
+		echo "bench_broker: port $1 ${2:-keep-alive}: $(grep 'Socket errors' <<<"$out")" >&2
+	if grep -Eq 'Non-2xx|connect [1-9]|write [1-9]|timeout [1-9]' <<<"$out"; then
+		echo "bench_broker: port $1 ${2:-keep-alive}: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" \
+			"$(tail -qn 1 "$TMP"/*.err 2>/dev/null)" >&2
 		echo -
 		return
 	fi
@@ -241,9 +249,9 @@ cost() {
 
 # one request first: firebreak-proxy mints (and caches) the leaf here, and
 # a refusal shows now rather than as a zero
-in_ns setpriv --reuid=65534 --regid=65534 --clear-groups true
+in_ns setpriv --reuid=$CLIENT_UID --regid=$CLIENT_UID --clear-groups true
 redirect_to 15001
-got=$(in_ns setpriv --reuid=65534 --regid=65534 --clear-groups \
+got=$(in_ns setpriv --reuid=$CLIENT_UID --regid=$CLIENT_UID --clear-groups \
 	wrk -t1 -c1 -d1s "https://$NAME/" 2>&1)
 grep -q '^Requests/sec' <<<"$got" && ! grep -q 'Non-2xx\|Socket errors' <<<"$got" ||
 	die "a brokered request failed: $got $(cat "$TMP/firebreak.err")"
