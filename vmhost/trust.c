@@ -20,29 +20,39 @@ static char *read_roots(const char *path, size_t *len, char *err,
 			size_t errsize)
 {
 	FILE *f = fopen(path, "re");
+	const char *why = NULL;
 	char *buf = NULL;
+	struct stat st;
 	BIO *bio;
 	X509 *first;
-	long size = 0;
+	size_t size;
 
 	if (!f) {
 		snprintf(err, errsize, "%s: cannot open roots: %s", path,
 			 strerror(errno));
 		return NULL;
 	}
-	if (fseek(f, 0, SEEK_END) < 0 || (size = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) < 0 || size > ROOTS_MAX ||
-	    !(buf = malloc((size_t)size + 1)) ||
-	    fread(buf, 1, (size_t)size, f) != (size_t)size) {
-		snprintf(err, errsize, "%s: cannot read roots%s", path,
-			 size > ROOTS_MAX ? ": larger than 16 MiB" : "");
+	/* st_size is a length only for a regular file: a directory's is
+	 * whatever its file system says */
+	if (fstat(fileno(f), &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_size > ROOTS_MAX)
+		why = "larger than 16 MiB";
+	else if (!(buf = malloc((size_t)st.st_size + 1)))
+		why = strerror(ENOMEM);
+	else if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+		why = ferror(f) ? strerror(errno) : "shorter than when opened";
+	fclose(f);
+	if (why) {
+		snprintf(err, errsize, "%s: cannot read roots: %s", path, why);
 		free(buf);
-		fclose(f);
 		return NULL;
 	}
-	fclose(f);
+	size = (size_t)st.st_size;
 	buf[size] = '\0';
-	*len = (size_t)size;
+	*len = size;
 	bio = BIO_new_mem_buf(buf, (int)size);
 	first = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
 	BIO_free(bio);

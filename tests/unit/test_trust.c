@@ -232,6 +232,12 @@ static void test_bad_input_changes_nothing(void **state)
 					       path("bundle.crt"), err,
 					       sizeof(err)), -1);
 	assert_non_null(strstr(err, "no PEM certificate"));
+	assert_int_equal(mkdir(path("roots.d"), 0700), 0);
+	assert_int_equal(fb_trust_write_bundle(path("roots.d"), fb_ca_cert(ca),
+					       path("bundle.crt"), err,
+					       sizeof(err)), -1);
+	assert_non_null(strstr(err, "roots.d: cannot read roots: not a "
+				    "regular file"));
 	assert_int_equal(stat(path("bundle.crt"), &b), 0);
 	assert_int_equal(a.st_size, b.st_size);
 	assert_int_equal(a.st_mtim.tv_nsec, b.st_mtim.tv_nsec);
