@@ -462,10 +462,12 @@ static void create(struct fb_client *c, const char *body, size_t len)
 	if (mkdir(m->dir, 0755) < 0) {
 		int e = errno;
 
-		fb_client_error(c, e == EEXIST ? 409 : 500, e == EEXIST ?
-				"sandbox %s exists (%s)" : "sandbox %s: mkdir %s: %s",
-				cr.id, e == EEXIST ? m->dir : m->dir,
-				strerror(e));
+		if (e == EEXIST)
+			fb_client_error(c, 409, "sandbox %s exists (%s)", cr.id,
+					m->dir);
+		else
+			fb_client_error(c, 500, "sandbox %s: mkdir %s: %s",
+					cr.id, m->dir, strerror(e));
 		managed_free(m);
 		goto out;
 	}
@@ -510,7 +512,7 @@ static void create(struct fb_client *c, const char *body, size_t len)
 	m->st.exit_status = -1;
 	m->next = d->sandboxes;
 	d->sandboxes = m;
-	fb_managed_save(d, m);
+	fb_managed_save(m);
 	answer_json(c, 201, m);
 	goto out;
 fail:

@@ -103,7 +103,7 @@ void fb_api_remove(struct fb_daemon *d, struct fb_managed *m);
 /* supervise.c */
 int fb_supervise_start(struct fb_daemon *d, char *err, size_t errsize);
 /* The state file after a change; failures go to stderr. */
-void fb_managed_save(struct fb_daemon *d, struct fb_managed *m);
+void fb_managed_save(struct fb_managed *m);
 
 /* state.c */
 int fb_state_write(const char *path, const struct fb_state *s, char *err,

@@ -22,11 +22,10 @@
 
 #define RETRY_MS 200 /* a proxy that would not start is tried again */
 
-void fb_managed_save(struct fb_daemon *d, struct fb_managed *m)
+void fb_managed_save(struct fb_managed *m)
 {
 	char path[PATH_MAX + 16], err[512];
 
-	(void)d;
 	m->st.proxy = m->launch.proxy > 0 ? m->launch.proxy : 0;
 	m->st.guest = m->launch.guest > 0 ? m->launch.guest : 0;
 	m->st.proxy_start = fb_proc_starttime(m->st.proxy);
@@ -64,7 +63,7 @@ static void revive(struct fb_daemon *d, struct fb_managed *m)
 			"(pid %d) in %llu ms\n", m->st.id, (int)m->launch.proxy,
 			(unsigned long long)(now_ms() - t0));
 	}
-	fb_managed_save(d, m);
+	fb_managed_save(m);
 }
 
 /* The retry timer: every sandbox still without a proxy. */
@@ -96,7 +95,7 @@ static void reap(struct fb_daemon *d)
 			fprintf(stderr, "firebreak-vmhost: sandbox %s: guest "
 				"exited with status %d\n", m->st.id,
 				m->st.exit_status);
-			fb_managed_save(d, m);
+			fb_managed_save(m);
 		}
 		if (m->launch.proxy > 0 &&
 		    waitpid(m->launch.proxy, &st, WNOHANG) == m->launch.proxy) {
