@@ -1,4 +1,5 @@
 /* pemfile.c — keys and certificates on disk; OpenSSL errors as text. */
+#include "proxy/fdio.h"
 #include "proxy/pemfile.h"
 
 #include <errno.h>
@@ -30,21 +31,6 @@ int fb_ssl_error(char *err, size_t errsize, const char *fmt, ...)
 	return -1;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int fb_pem_write_file(const char *path, const void *data, size_t len,
 		      unsigned mode, bool replace, char *err, size_t errsize)
 {
@@ -73,7 +59,7 @@ int fb_pem_write_file(const char *path, const void *data, size_t len,
 		return -1;
 	}
 	/* The umask must not decide who may read a key. */
-	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 ||
+	if (fchmod(fd, mode) < 0 || fb_write_all(fd, data, len) < 0 ||
 	    fsync(fd) < 0) {
 		snprintf(err, errsize, "%s: cannot write: %s", path,
 			 strerror(errno));

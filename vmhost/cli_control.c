@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "proxy/fdio.h"
 #include "vmhost/proxy_start.h"
 #include "vmhost/sandbox.h"
 #include "vmhost/vmhost.h"
@@ -99,21 +100,6 @@ static int connect_control(const char *path)
 		return -1;
 	}
 	return fd;
-}
-
-static int send_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* Read the response to EOF (the proxy closes after one), print its body
@@ -226,8 +212,8 @@ int fb_cmd_policy_remote(int argc, char **argv)
 		free(body);
 		return 1;
 	}
-	if (send_all(fd, head, (size_t)n) < 0 ||
-	    (body_len && send_all(fd, body, body_len) < 0)) {
+	if (fb_write_all(fd, head, (size_t)n) < 0 ||
+	    (body_len && fb_write_all(fd, body, body_len) < 0)) {
 		fprintf(stderr, "firebreak policy %s: %s: %s\n", cmd, sock,
 			strerror(errno));
 		rc = 1;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "policy/doc.h"
+#include "proxy/fdio.h"
 #include "vmhost/daemon.h"
 #include "vmhost/vmhost.h"
 
@@ -46,21 +47,6 @@ static int connect_daemon(const char *cmd, const char *path)
 	return fd;
 }
 
-static int send_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Send one request and read the answer.  With `stream` set the body is
  * copied to stdout as it arrives until the daemon ends it; otherwise it
@@ -81,8 +67,8 @@ static int request(const char *cmd, const char *sock, const char *method,
 	fd = connect_daemon(cmd, sock);
 	if (fd < 0)
 		return -1;
-	if (send_all(fd, head, (size_t)n) < 0 ||
-	    (body_len && send_all(fd, body, body_len) < 0)) {
+	if (fb_write_all(fd, head, (size_t)n) < 0 ||
+	    (body_len && fb_write_all(fd, body, body_len) < 0)) {
 		fprintf(stderr, "firebreak %s: %s: %s\n", cmd, sock,
 			strerror(errno));
 		goto fail;

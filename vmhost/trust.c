@@ -11,6 +11,7 @@
 
 #include <openssl/pem.h>
 
+#include "proxy/fdio.h"
 #include "proxy/pemfile.h"
 
 #define ROOTS_MAX (16 << 20) /* Debian's bundle is about 200 KiB */
@@ -108,23 +109,13 @@ static int rewrite_in_place(const char *path, const char *data, size_t len,
 			    char *err, size_t errsize)
 {
 	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	size_t done = 0;
 
 	if (fd < 0) {
 		snprintf(err, errsize, "%s: cannot open bundle: %s", path,
 			 errno == ELOOP ? "is a symbolic link" : strerror(errno));
 		return -1;
 	}
-	while (done < len) {
-		ssize_t n = pwrite(fd, data + done, len - done, (off_t)done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		done += (size_t)n;
-	}
-	if (done < len || ftruncate(fd, (off_t)len) < 0 || fsync(fd) < 0) {
+	if (fb_write_all(fd, data, len) < 0 || ftruncate(fd, (off_t)len) < 0 || fsync(fd) < 0) {
 		snprintf(err, errsize, "%s: cannot write bundle: %s", path,
 			 strerror(errno));
 		close(fd);
