@@ -63,6 +63,7 @@
 
 #include "proxy/audit.h"
 #include "vmhost/firecracker.h"
+#include "vmhost/sandbox.h"
 
 #define SOCKET_TIMEOUT_MS 5000   /* firecracker start → API socket */
 #define API_TIMEOUT_MS 5000      /* one API request */
@@ -90,30 +91,6 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The program execvp would run for `name`, into buf. */
-static int find_program(const char *name, char *buf, size_t size)
-{
-	const char *path = getenv("PATH");
-
-	if (strchr(name, '/')) {
-		snprintf(buf, size, "%s", name);
-		return access(buf, X_OK);
-	}
-	if (!path || !*path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	errno = ENOENT;
-	while (*path) {
-		size_t n = strcspn(path, ":");
-
-		if (n > 0 && (size_t)snprintf(buf, size, "%.*s/%s", (int)n,
-					      path, name) < size &&
-		    access(buf, X_OK) == 0)
-			return 0;
-		path += n + (path[n] == ':');
-	}
-	return -1;
-}
-
 int fb_firecracker_preflight(const char *binary, const char *guest_dir,
 			     char *err, size_t errsize)
 {
@@ -122,7 +99,7 @@ int fb_firecracker_preflight(const char *binary, const char *guest_dir,
 
 	if (!binary)
 		binary = FB_FIRECRACKER_BINARY;
-	if (find_program(binary, path, sizeof path) < 0) {
+	if (fb_find_program(binary, path, sizeof path) < 0) {
 		snprintf(err, errsize, "backend firecracker: %s: %s (the "
 			 "binary is yours to install; --firecracker PATH names "
 			 "it)", binary, strerror(errno));
@@ -699,7 +676,7 @@ pid_t fb_firecracker_spawn(const struct fb_firecracker_opts *o, int *tap_fd,
 	pid_t pid = -1, launcher = getpid();
 	int n;
 
-	if (find_program(o->binary ? o->binary : FB_FIRECRACKER_BINARY,
+	if (fb_find_program(o->binary ? o->binary : FB_FIRECRACKER_BINARY,
 			 vm.binary, sizeof vm.binary) < 0) {
 		snprintf(err, errsize, "firecracker: %s: %s", o->binary ?
 			 o->binary : FB_FIRECRACKER_BINARY, strerror(errno));

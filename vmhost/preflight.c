@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -82,4 +83,27 @@ int fb_preflight_nftables(char *err, size_t errsize)
 			 "nf_tables request: %s", strerror(errno));
 	mnl_socket_close(nl);
 	return ret < 0 ? -1 : 0;
+}
+
+int fb_find_program(const char *name, char *buf, size_t size)
+{
+	const char *path = getenv("PATH");
+
+	if (strchr(name, '/')) {
+		snprintf(buf, size, "%s", name);
+		return access(buf, X_OK);
+	}
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	errno = ENOENT;
+	while (*path) {
+		size_t n = strcspn(path, ":");
+
+		if (n > 0 && (size_t)snprintf(buf, size, "%.*s/%s", (int)n,
+					      path, name) < size &&
+		    access(buf, X_OK) == 0)
+			return 0;
+		path += n + (path[n] == ':');
+	}
+	return -1;
 }

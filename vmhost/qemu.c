@@ -38,6 +38,7 @@
 
 #include "vmhost/initramfs.h"
 #include "vmhost/qemu.h"
+#include "vmhost/sandbox.h"
 
 #define EXIT_PORT 0xf4        /* isa-debug-exit */
 #define EXIT_NOREPORT 125
@@ -86,25 +87,6 @@ static void text_quoted(struct text *t, const char *s)
 	text_str(t, "'");
 }
 
-/* An executable `name` on PATH, into buf. */
-static int find_program(const char *name, char *buf, size_t size)
-{
-	const char *path = getenv("PATH");
-
-	if (!path || !*path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	while (*path) {
-		size_t n = strcspn(path, ":");
-
-		if (n > 0 && (size_t)snprintf(buf, size, "%.*s/%s", (int)n,
-					      path, name) < size &&
-		    access(buf, X_OK) == 0)
-			return 0;
-		path += n + (path[n] == ':');
-	}
-	return -1;
-}
-
 static int readable(const char *guest_dir, const char *file, char *err,
 		    size_t errsize)
 {
@@ -122,7 +104,7 @@ int fb_qemu_preflight(const char *guest_dir, char *err, size_t errsize)
 {
 	char path[512];
 
-	if (find_program(FB_QEMU_BINARY, path, sizeof path) < 0) {
+	if (fb_find_program(FB_QEMU_BINARY, path, sizeof path) < 0) {
 		snprintf(err, errsize, "backend qemu: %s is not installed "
 			 "(apt-get install qemu-system-x86), or use --backend "
 			 "process", FB_QEMU_BINARY);

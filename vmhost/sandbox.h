@@ -96,6 +96,12 @@ void fb_sandbox_destroy(struct fb_sandbox *sb);
 /* preflight.c: one clear error before anything is created. */
 int fb_preflight_privileges(char *err, size_t errsize);
 int fb_preflight_nftables(char *err, size_t errsize);
+/*
+ * The program execvp would run for `name`, into buf: name itself when it
+ * holds a '/', else the first executable PATH entry (a default PATH when
+ * unset).  0, or -1 with errno saying why (ENOENT when nowhere on PATH).
+ */
+int fb_find_program(const char *name, char *buf, size_t size);
 
 /* The process backend (process.c). */
 struct fb_process_opts {
