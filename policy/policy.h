@@ -273,11 +273,18 @@ struct fb_policy_summary {
 void fb_policy_summarize(const struct fb_policy *p, struct fb_policy_summary *s);
 
 /*
- * A JSON string literal of len bytes: quotes, backslashes and control
+ * JSON string escaping (json_escape.c): quotes, backslashes and control
  * characters escaped, so no value can end the string or add a member.
- * Bytes from 0x80 pass through: the text is expected to be UTF-8.
+ * Valid UTF-8 passes through; each byte that is not part of a valid UTF-8
+ * sequence becomes \ufffd (U+FFFD), so any bytes give valid JSON.
+ *
+ * fb_json_write_string writes the quoted literal of len bytes of s to f.
+ * fb_json_escape writes the escaped text, without quotes, NUL-terminated,
+ * into out (at most 6 * len + 1 bytes are needed); its length, or -1 if
+ * out is too small (out then holds the empty string).
  */
 void fb_json_write_string(FILE *f, const char *s, size_t len);
+int fb_json_escape(const char *s, size_t len, char *out, size_t outsize);
 
 /*
  * The redacted read-back as JSON (which is also YAML): every transform

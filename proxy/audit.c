@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "policy/policy.h"
 #include "proxy/audit.h"
 
 struct fb_audit {
@@ -85,45 +86,6 @@ void fb_audit_close(struct fb_audit *a)
 	free(a);
 }
 
-int fb_json_escape(const char *s, size_t len, char *out, size_t outsize)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char tmp[6];
-		size_t n;
-
-		if (c == '"' || c == '\\') {
-			tmp[0] = '\\';
-			tmp[1] = (char)c;
-			n = 2;
-		} else if (c < 0x20 || c >= 0x7f) {
-			/* also every non-ASCII byte: guest text need not be
-			 * valid UTF-8, and the log must stay valid JSON */
-			memcpy(tmp, "\\u00", 4);
-			tmp[4] = hex[c >> 4];
-			tmp[5] = hex[c & 15];
-			n = 6;
-		} else {
-			tmp[0] = (char)c;
-			n = 1;
-		}
-		if (o + n >= outsize) {
-			if (outsize)
-				out[0] = '\0';
-			return -1;
-		}
-		memcpy(out + o, tmp, n);
-		o += n;
-	}
-	if (o >= outsize)
-		return -1;
-	out[o] = '\0';
-	return (int)o;
-}
-
 static void append(struct fb_audit_line *ln, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -185,8 +147,14 @@ void fb_audit_guest(struct fb_audit_line *ln, const char *key,
 {
 	char esc[FB_AUDIT_GUEST_MAX * 6 + 1];
 	bool cut = len > FB_AUDIT_GUEST_MAX;
+	size_t keep = cut ? FB_AUDIT_GUEST_MAX : len;
 
-	fb_json_escape(val, cut ? FB_AUDIT_GUEST_MAX : len, esc, sizeof(esc));
+	/* Cut before a UTF-8 character, not through it: a cut character
+	 * would be logged as U+FFFD, a byte the guest did not send. */
+	while (cut && keep > FB_AUDIT_GUEST_MAX - 3 &&
+	       ((unsigned char)val[keep] & 0xc0) == 0x80)
+		keep--;
+	fb_json_escape(val, keep, esc, sizeof(esc));
 	append(ln, ",\"%s\":\"%s\"", key, esc);
 	if (cut)
 		append(ln, ",\"%s_truncated\":true", key);

@@ -6,8 +6,9 @@
  * an O_APPEND descriptor, so concurrent writers never interleave and a
  * crash never leaves half a line.  Every value is JSON-escaped; values the
  * guest chose (SNI, Host, DNS names) go through fb_audit_guest(), which
- * also truncates them at FB_AUDIT_GUEST_MAX bytes and flags the field, so
- * the guest can neither forge a line nor flood the log.
+ * also truncates them at FB_AUDIT_GUEST_MAX bytes (before a UTF-8
+ * character, not through it) and flags the field, so the guest can neither
+ * forge a line nor flood the log.
  */
 #ifndef FB_AUDIT_H
 #define FB_AUDIT_H
@@ -50,10 +51,5 @@ void fb_audit_sockaddr(struct fb_audit_line *ln, const char *prefix,
 		       const struct sockaddr_storage *ss);
 /* Close the object and write it; a NULL `a` discards the line. */
 void fb_audit_emit(struct fb_audit *a, struct fb_audit_line *ln);
-
-/* JSON-escape len bytes of s into out (size outsize, NUL-terminated);
- * bytes outside printable ASCII become \u00XX.  Returns the length
- * written, or -1 if out is too small (out then holds nothing). */
-int fb_json_escape(const char *s, size_t len, char *out, size_t outsize);
 
 #endif /* FB_AUDIT_H */

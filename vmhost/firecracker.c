@@ -61,7 +61,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-#include "proxy/audit.h"
+#include "policy/policy.h"
 #include "vmhost/firecracker.h"
 #include "vmhost/sandbox.h"
 

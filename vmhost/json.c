@@ -7,19 +7,12 @@
 #include <string.h>
 
 #include "policy/doc.h"
-#include "proxy/audit.h"
+#include "policy/policy.h"
 #include "vmhost/daemon.h"
 
 void fb_json_put_str(FILE *f, const char *s)
 {
-	size_t len = strlen(s), size = 6 * len + 3;
-	char *buf = malloc(size);
-
-	if (buf && fb_json_escape(s, len, buf, size) >= 0)
-		fprintf(f, "\"%s\"", buf);
-	else
-		fputs("null", f);
-	free(buf);
+	fb_json_write_string(f, s, strlen(s));
 }
 
 void fb_json_put_strv(FILE *f, char *const *v)

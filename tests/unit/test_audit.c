@@ -53,8 +53,8 @@ static void test_guest_text_cannot_forge_a_line(void **state)
 	assert_non_null(strstr(text, "\"sandbox.id\":\"sb\\\"1\""));
 	assert_non_null(strstr(text, "\"policy.generation\":7"));
 	assert_non_null(strstr(text,
-		"\"tls.client.server_name\":\"evil\\\"}\\u000a{\\\"event.outcome\\\":"
-		"\\\"allowed\\\\\\u0000\\u0007\\u00ff\""));
+		"\"tls.client.server_name\":\"evil\\\"}\\n{\\\"event.outcome\\\":"
+		"\\\"allowed\\\\\\u0000\\u0007\\ufffd\""));
 	assert_null(strstr(text, "_truncated"));
 	assert_int_equal(strncmp(text, "{\"@timestamp\":\"", 15), 0);
 	free(text);
@@ -88,6 +88,40 @@ static void test_long_guest_text_is_truncated_and_flagged(void **state)
 	assert_non_null(strstr(text, "\"dns.question.name_truncated\":true}\n"));
 	assert_null(strstr(text, "sandbox.id"));
 	assert_null(strstr(text, "policy.generation"));
+	free(text);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* A cut through a two-byte character would log U+FFFD, a character the
+ * guest never sent: the cut moves back to the character's start. */
+static void test_truncation_keeps_utf8_characters_whole(void **state)
+{
+	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
+	struct fb_audit_line ln;
+	struct fb_audit *a;
+	char name[400], want[300];
+	char *text;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(name); i += 2)
+		memcpy(name + i, "\xc3\xa9", 2); /* U+00E9 */
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	a = fb_audit_open(path, NULL, err, sizeof(err));
+	assert_non_null(a);
+	fb_audit_begin(a, &ln, "dns", "denied", 0);
+	fb_audit_guest(&ln, "dns.question.name", name, sizeof(name));
+	fb_audit_emit(a, &ln);
+	fb_audit_close(a);
+
+	text = slurp(path);
+	/* FB_AUDIT_GUEST_MAX is odd: its last byte would be a lead byte */
+	snprintf(want, sizeof(want), "\"dns.question.name\":\"%.*s\",",
+		 FB_AUDIT_GUEST_MAX - 1, name);
+	assert_non_null(strstr(text, want));
+	assert_null(strstr(text, "\\u"));
+	assert_non_null(strstr(text, "\"dns.question.name_truncated\":true}\n"));
 	free(text);
 	unlink(path);
 	rmdir(dir);
@@ -184,6 +218,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_guest_text_cannot_forge_a_line),
 		cmocka_unit_test(test_long_guest_text_is_truncated_and_flagged),
+		cmocka_unit_test(test_truncation_keeps_utf8_characters_whole),
 		cmocka_unit_test(test_reopen_follows_logrotate),
 		cmocka_unit_test(test_open_names_the_problem),
 		cmocka_unit_test(test_refusals),
