@@ -537,6 +537,7 @@ void fb_proxy_free(struct fb_proxy *p)
 	if (!p)
 		return;
 	fb_conns_close_all(p);
+	fb_splice_pool_drain();
 	fb_broker_ctx_free(p->broker);
 	fb_control_free(p->control);
 	fb_dns_server_free(p->dns);

@@ -12,10 +12,32 @@ void fb_splice_init(struct fb_splice *s)
 	*s = (struct fb_splice){ .pipe = { -1, -1 } };
 }
 
+/*
+ * Empty pipes of closed connections, kept for the next ones: a new
+ * connection otherwise pays pipe2, F_GETPIPE_SZ and two closes per
+ * direction, a fifth of its system calls when it is short.  Only a pipe
+ * known to be empty comes back here, so a connection never sees another's
+ * bytes.  The pool is small: it absorbs churn, not a burst's high mark.
+ */
+#define POOL_MAX 32
+
+static struct {
+	int pipe[2];
+	size_t cap;
+} pool[POOL_MAX];
+static size_t npool;
+
 int fb_splice_open(struct fb_splice *s)
 {
 	int cap;
 
+	if (npool > 0) {
+		npool--;
+		s->pipe[0] = pool[npool].pipe[0];
+		s->pipe[1] = pool[npool].pipe[1];
+		s->cap = pool[npool].cap;
+		return 0;
+	}
 	if (pipe2(s->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -1;
 	cap = fcntl(s->pipe[0], F_GETPIPE_SZ);
@@ -25,11 +47,25 @@ int fb_splice_open(struct fb_splice *s)
 
 void fb_splice_close(struct fb_splice *s)
 {
-	if (s->pipe[0] >= 0)
+	if (s->pipe[0] >= 0 && s->queued == 0 && npool < POOL_MAX) {
+		pool[npool].pipe[0] = s->pipe[0];
+		pool[npool].pipe[1] = s->pipe[1];
+		pool[npool].cap = s->cap;
+		npool++;
+	} else if (s->pipe[0] >= 0) {
 		close(s->pipe[0]);
-	if (s->pipe[1] >= 0)
 		close(s->pipe[1]);
+	}
 	s->pipe[0] = s->pipe[1] = -1;
+}
+
+void fb_splice_pool_drain(void)
+{
+	while (npool > 0) {
+		npool--;
+		close(pool[npool].pipe[0]);
+		close(pool[npool].pipe[1]);
+	}
 }
 
 ssize_t fb_splice_pump(struct fb_splice *s, int in, int out)

@@ -23,9 +23,14 @@ struct fb_splice {
 };
 
 void fb_splice_init(struct fb_splice *s);
-/* Create the pipe.  0, or -1 with errno set. */
+/*
+ * Create the pipe, or take an empty one a closed connection left.  0, or
+ * -1 with errno set.  Closing keeps the pipe for reuse if it is empty.
+ */
 int fb_splice_open(struct fb_splice *s);
 void fb_splice_close(struct fb_splice *s);
+/* Close the pipes kept for reuse (at exit, or to free descriptors). */
+void fb_splice_pool_drain(void);
 
 /*
  * Move what can move now from `in` to `out` without blocking.  Returns
