@@ -455,27 +455,6 @@ static void on_upstream(struct fb_loop *l, int fd, uint32_t ev, void *arg)
 	broker_run(arg);
 }
 
-static void addr_to_sockaddr(const struct fb_addr *a, uint16_t port,
-			     struct sockaddr_storage *ss, socklen_t *len)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (a->family == AF_INET) {
-		struct sockaddr_in *s4 = (void *)ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		memcpy(&s4->sin_addr, a->b, 4);
-		*len = sizeof(*s4);
-	} else {
-		struct sockaddr_in6 *s6 = (void *)ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		memcpy(&s6->sin6_addr, a->b, 16);
-		*len = sizeof(*s6);
-	}
-}
-
 /*
  * An address from our own answer that passes the deny set again; for the
  * origin, the guest's own destination when the answer holds it.
@@ -542,7 +521,7 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 		upstream_failed(b, "resolved-to-denied-address");
 		return;
 	}
-	addr_to_sockaddr(a, b->up_port, &b->up_addr, &len);
+	len = fb_addr_to_sockaddr(a, b->up_port, &b->up_addr);
 	b->ufd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (b->ufd < 0 ||
 	    (connect(b->ufd, (struct sockaddr *)&b->up_addr, len) < 0 &&

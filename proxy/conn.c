@@ -87,27 +87,6 @@ static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
 	return ntohs(((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
 }
 
-static void addr_to_sockaddr(const struct fb_addr *a, uint16_t port,
-			     struct sockaddr_storage *ss, socklen_t *len)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (a->family == AF_INET) {
-		struct sockaddr_in *s4 = (void *)ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		memcpy(&s4->sin_addr, a->b, 4);
-		*len = sizeof(*s4);
-	} else {
-		struct sockaddr_in6 *s6 = (void *)ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		memcpy(&s6->sin6_addr, a->b, 16);
-		*len = sizeof(*s6);
-	}
-}
-
 static bool addr_equal(const struct fb_addr *a, const struct fb_addr *b)
 {
 	size_t n = a->family == AF_INET ? 4 : 16;
@@ -423,7 +402,7 @@ static void conn_dial(struct conn *c, const struct fb_addr *a, uint16_t port)
 	socklen_t len;
 	int fd;
 
-	addr_to_sockaddr(a, port, &c->up, &len);
+	len = fb_addr_to_sockaddr(a, port, &c->up);
 	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		fb_conn_close(c, "dial-failed");
