@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "proxy/ca.h"
+#include "proxy/ca_follow.h"
 #include "proxy/jwt.h"
 #include "proxy/pemfile.h"
 #include "vmhost/sandbox_ca.h"
@@ -23,20 +24,6 @@ static int path(char *buf, size_t size, const char *dir, const char *name,
 		return -1;
 	}
 	return 0;
-}
-
-/* The policy's brokered keys: the names the CA may ever sign for. */
-static const char **brokered_names(const struct fb_policy *policy, size_t *n)
-{
-	size_t nd;
-	const struct fb_domain *d = fb_policy_domains(policy, &nd);
-	const char **names = calloc(nd + 1, sizeof(*names));
-
-	*n = 0;
-	for (size_t i = 0; names && i < nd; i++)
-		if (d[i].nrules)
-			names[(*n)++] = d[i].pattern;
-	return names;
 }
 
 static int write_jwks(const struct fb_jwt_key *key, const char *out,
@@ -71,7 +58,7 @@ int fb_sandbox_ca_create(const struct fb_sandbox *sb,
 	    path(c->jwks, sizeof(c->jwks), sb->dir, "jwks.json", err, errsize) < 0 ||
 	    path(c->bundle, sizeof(c->bundle), sb->dir, "trust.crt", err, errsize) < 0)
 		return -1;
-	names = brokered_names(policy, &n);
+	names = fb_brokered_names(policy, &n);
 	if (!names) {
 		snprintf(err, errsize, "out of memory");
 		return -1;

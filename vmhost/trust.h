@@ -10,10 +10,7 @@
 
 #include <stddef.h>
 
-#include <openssl/x509.h>
-
-/* The host's public roots (Debian's ca-certificates). */
-#define FB_TRUST_SYSTEM_ROOTS "/etc/ssl/certs/ca-certificates.crt"
+#include "proxy/trust_bundle.h" /* the bundle itself */
 
 /* Where a guest looks, as the guest sees them: mount the bundle over the
  * two bundle paths and the CA alone over the two anchors. */
@@ -23,21 +20,6 @@
 	"/usr/local/share/ca-certificates/firebreak-sandbox-ca.crt"
 #define FB_TRUST_GUEST_FEDORA_ANCHOR \
 	"/etc/pki/ca-trust/source/anchors/firebreak-sandbox-ca.pem"
-
-/*
- * Write `roots_path`'s certificates followed by `ca` to `out_path`
- * (mode 0644).  The bundle is assembled and checked in memory first: a
- * missing or certificate-less roots file changes nothing.
- *
- * A new file is created aside and renamed into place.  An existing file
- * is rewritten in place, keeping its inode, because a guest that sees it
- * through a bind mount keeps the inode it was given: after fb_ca_reissue
- * the launcher calls this again on the same path.  A reader racing that
- * rewrite can see a mix, so it belongs before the guest's clients start,
- * or accepts that a client starting at that instant may have to retry.
- */
-int fb_trust_write_bundle(const char *roots_path, X509 *ca,
-			  const char *out_path, char *err, size_t errsize);
 
 /*
  * The guest's trust environment as "NAME=value" strings, NULL-terminated
