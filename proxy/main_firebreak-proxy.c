@@ -10,8 +10,8 @@
 static const char usage[] =
 	"usage: firebreak-proxy --policy FILE --listen ADDR:PORT... --control SOCK\n"
 	"                       [--dns-listen ADDR:PORT] [--audit-log FILE|-]\n"
-	"                       [--sandbox-id ID] [--ca-cert F --ca-key F] [--jwt-key F]\n"
-	"                       [--resolver IP[:PORT]] [--public CIDR]...\n"
+	"                       [--sandbox-id ID] [--ca-cert F --ca-key F [--trust-bundle F]]\n"
+	"                       [--jwt-key F] [--resolver IP[:PORT]] [--public CIDR]...\n"
 	"                       [--upstream-ca FILE] [--peek-timeout MS]\n"
 	"                       [--idle-timeout S] [--max-peeks N]\n"
 	"                       [--nft --guest-if IFNAME [--gateway IP]... | --no-nft]\n"
@@ -20,11 +20,13 @@ static const char usage[] =
 	"by its TLS SNI or HTTP Host, decides by the policy, and relays what is\n"
 	"allowed.  The control socket serves GET/PUT/PATCH /policy, /stats,\n"
 	"/metrics and /connections; SIGHUP re-reads --policy and reopens the\n"
-	"audit log.  --nft (the default) programs the sandbox's nft table.\n";
+	"audit log.  --nft (the default) programs the sandbox's nft table.  A\n"
+	"change to the brokered names reissues the CA over --ca-cert and\n"
+	"rewrites --trust-bundle (host roots + CA) in place.\n";
 
 enum {
 	O_POLICY = 256, O_LISTEN, O_DNS_LISTEN, O_CONTROL, O_AUDIT, O_ID,
-	O_CA_CERT, O_CA_KEY, O_JWT_KEY, O_RESOLVER, O_PUBLIC, O_UPSTREAM_CA, O_PEEK_TIMEOUT,
+	O_CA_CERT, O_CA_KEY, O_TRUST_BUNDLE, O_JWT_KEY, O_RESOLVER, O_PUBLIC, O_UPSTREAM_CA, O_PEEK_TIMEOUT,
 	O_IDLE_TIMEOUT, O_MAX_PEEKS, O_NFT, O_NO_NFT, O_GUEST_IF, O_GATEWAY, O_HELP,
 };
 
@@ -37,6 +39,7 @@ static const struct option options[] = {
 	{ "sandbox-id", required_argument, NULL, O_ID },
 	{ "ca-cert", required_argument, NULL, O_CA_CERT },
 	{ "ca-key", required_argument, NULL, O_CA_KEY },
+	{ "trust-bundle", required_argument, NULL, O_TRUST_BUNDLE },
 	{ "jwt-key", required_argument, NULL, O_JWT_KEY },
 	{ "resolver", required_argument, NULL, O_RESOLVER },
 	{ "public", required_argument, NULL, O_PUBLIC },
@@ -97,6 +100,7 @@ int main(int argc, char **argv)
 		case O_ID: cfg.sandbox_id = optarg; break;
 		case O_CA_CERT: cfg.ca_cert = optarg; break;
 		case O_CA_KEY: cfg.ca_key = optarg; break;
+		case O_TRUST_BUNDLE: cfg.trust_bundle = optarg; break;
 		case O_JWT_KEY: cfg.jwt_key = optarg; break;
 		case O_RESOLVER: cfg.resolver = optarg; break;
 		case O_UPSTREAM_CA: cfg.upstream_ca = optarg; break;
@@ -166,6 +170,10 @@ int main(int argc, char **argv)
 	}
 	if (!cfg.ca_cert != !cfg.ca_key) {
 		fprintf(stderr, "firebreak-proxy: --ca-cert and --ca-key go together\n");
+		goto usage_error;
+	}
+	if (cfg.trust_bundle && !cfg.ca_cert) {
+		fprintf(stderr, "firebreak-proxy: --trust-bundle needs --ca-cert\n");
 		goto usage_error;
 	}
 	cfg.publics = publics;

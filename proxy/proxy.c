@@ -20,8 +20,10 @@
 
 #include "nft/nft.h"
 #include "proxy/broker.h"
+#include "proxy/ca_follow.h"
 #include "proxy/conn.h"
 #include "proxy/dns_server.h"
+#include "proxy/trust_bundle.h"
 
 void fb_proxy_config_init(struct fb_proxy_config *c)
 {
@@ -243,17 +245,31 @@ void fb_proxy_audit_rejected(struct fb_proxy *p, const char *who,
 	audit_policy(p, false, who, 0, 0, error);
 }
 
+/* A CA issued for `from`'s brokered names, reissued for `to`'s. */
+static int follow_ca(struct fb_proxy *p, const struct fb_policy *from,
+		     const struct fb_policy *to, char *err, size_t errsize)
+{
+	return fb_ca_follow(p->broker->ca, from, to, p->cfg.ca_cert,
+			    p->cfg.trust_bundle, FB_TRUST_SYSTEM_ROOTS, err,
+			    errsize);
+}
+
 int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,
 		  size_t *closed, char *err, size_t errsize)
 {
 	struct fb_policy *old = p->policy;
 	uint64_t old_gen = p->generation;
 
-	/* The kernel first: if it refuses, nothing has changed anywhere. */
+	/* The CA first, then the kernel: a failure puts back what went before,
+	 * so the old policy stays whole everywhere. */
+	if (p->broker && follow_ca(p, old, np, err, errsize) < 0)
+		goto refused;
 	if (p->cfg.nft && apply_nft(p, np, err, errsize) < 0) {
-		fb_policy_unref(np);
-		audit_policy(p, false, who, 0, 0, err);
-		return -1;
+		char back[512];
+
+		if (p->broker && follow_ca(p, np, old, back, sizeof(back)) < 0)
+			fprintf(stderr, "firebreak-proxy: %s\n", back);
+		goto refused;
 	}
 	p->policy = np;
 	p->generation++;
@@ -265,6 +281,10 @@ int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,
 	audit_policy(p, true, who, old_gen, *closed, NULL);
 	fb_policy_unref(old);
 	return 0;
+refused:
+	fb_policy_unref(np);
+	audit_policy(p, false, who, 0, 0, err);
+	return -1;
 }
 
 /* ---- signals ----------------------------------------------------------- */

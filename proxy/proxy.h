@@ -33,6 +33,8 @@ struct fb_proxy_config {
 	const char *audit_path;      /* FILE, "-" for stdout, NULL: none */
 	const char *sandbox_id;
 	const char *ca_cert, *ca_key; /* the sandbox CA: needed to broker */
+	const char *trust_bundle;    /* the guest's bundle, rewritten in place
+	                                when a policy change reissues the CA */
 	const char *jwt_key;         /* signs forwardURL tokens (optional) */
 	const char *resolver;        /* IP[:PORT]; NULL: /etc/resolv.conf */
 	const struct fb_cidr *publics;

@@ -323,6 +323,7 @@ int fb_launch_start(const struct fb_launch_opts *o, struct fb_launch *l,
 		.ca_cert = l->ca.cert,
 		.ca_key = l->ca.key,
 		.jwt_key = l->ca.jwt_key,
+		.trust_bundle = l->ca.bundle,
 		.upstream_ca = o->upstream_ca,
 	};
 	l->proxy = fb_proxy_start(&l->sb, &l->proxy_args, err, errsize);

@@ -143,6 +143,7 @@ pid_t fb_proxy_start(const struct fb_sandbox *sb, const struct fb_proxy_launch *
 		argv[n++] = "--ca-cert";  argv[n++] = l->ca_cert;
 		argv[n++] = "--ca-key";   argv[n++] = l->ca_key;
 		argv[n++] = "--jwt-key";  argv[n++] = l->jwt_key;
+		argv[n++] = "--trust-bundle"; argv[n++] = l->trust_bundle;
 	}
 	if (l->upstream_ca) {
 		argv[n++] = "--upstream-ca";

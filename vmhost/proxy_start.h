@@ -21,6 +21,7 @@ struct fb_proxy_launch {
 	const char *resolver;       /* IP[:PORT] as the user gave it, or NULL */
 	const char *audit_log;      /* FILE, "-", or NULL: none */
 	const char *ca_cert, *ca_key; /* the sandbox CA (brokering) */
+	const char *trust_bundle;   /* the guest's bundle: rewritten on a CA reissue */
 	const char *jwt_key;        /* signs forwardURL tokens */
 	const char *upstream_ca;    /* extra roots for brokered upstreams */
 };

@@ -105,6 +105,22 @@ check "the policy change reports the closed connection" \
 	grep -q '"closed":1}' "$FB_TMP/put2.out"
 check "audit: the brokered connection's end names policy-changed" \
 	grep -q '"event.reason":"policy-changed".*"firebreak.brokered":true' "$FB_TMP/audit.log"
+check "no name brokered any more: the CA is reissued for none (\"invalid\")" \
+	bash -c "openssl x509 -in '$FB_TMP/sca.crt' -noout -ext nameConstraints |
+		grep -q 'DNS:invalid' && ! grep -q api.test <(openssl x509 -in '$FB_TMP/sca.crt' -noout -ext nameConstraints)"
+
+# A reissue that cannot be written fails the change, and nothing of it
+# stays: the certificate's path is a directory for a moment.
+mv "$FB_TMP/sca.crt" "$FB_TMP/sca.crt.keep" && mkdir "$FB_TMP/sca.crt"
+policy v3 | px_curl_control "$SOCK" -w '%{http_code}\n' -X PUT \
+	--data-binary @- http://proxy/policy >"$FB_TMP/put3.out"
+rmdir "$FB_TMP/sca.crt" && mv "$FB_TMP/sca.crt.keep" "$FB_TMP/sca.crt"
+check "an unwritable CA certificate: 500 naming the reissue" \
+	bash -c "grep -q 'reissuing the sandbox CA: .*sca.crt' '$FB_TMP/put3.out' &&
+		[ \"\$(tail -n1 '$FB_TMP/put3.out')\" = 500 ]"
+px_curl_control "$SOCK" http://proxy/policy >"$FB_TMP/get3.out"
+check "... and the previous policy stays in force" \
+	bash -c "grep -q other.test '$FB_TMP/get3.out' && ! grep -q api.test '$FB_TMP/get3.out'"
 # A clean stop: under the sanitizers a leak would show in its stderr.
 kill -TERM "$PROXY_PID" && wait "$PROXY_PID"
 check "the proxy stopped cleanly (status $?)" [ $? = 0 ]

@@ -24,7 +24,7 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 openssl x509 -req -in "$PX_CERTS/origin.csr" -CA "$PX_CA" \
 	-CAkey "$PX_CERTS/ca.key" -CAcreateserial -days 2 \
 	-out "$PX_CERTS/origin.pem" -extfile <(echo \
-	"subjectAltName=DNS:api.example.com,DNS:plain.example.com,DNS:fwd.example.com") \
+	"subjectAltName=DNS:api.example.com,DNS:plain.example.com,DNS:fwd.example.com,DNS:late.example.com") \
 	2>/dev/null || { not_ok "origin certificate"; exit 1; }
 
 fb_origin_addrs tcp,203.0.113.10 tcp,203.0.113.11 tcp,203.0.113.12
@@ -36,7 +36,7 @@ FB_PIDS+=($!)
 px_wait_file "$ready" || { not_ok "echo origin"; exit 1; }
 px_dns "$INET" 192.0.2.2 api.example.com=203.0.113.10 \
 	plain.example.com=203.0.113.11 fwd.example.com=203.0.113.12 \
-	bad.example.com=203.0.113.10 ||
+	bad.example.com=203.0.113.10 late.example.com=203.0.113.10 ||
 	{ not_ok "dns"; exit 1; }
 
 cat >"$FB_TMP/policy.yaml" <<'EOF2'
@@ -89,6 +89,8 @@ cd /tmp
 # the test reads the sandbox's JWKS and control API while it runs
 for i in \$(seq 100); do [ -e $FB_TMP/go ] && break; sleep 0.05; done
 echo "env-secret \$(env | grep -c '$SECRET')"
+# brokered only by the PATCH below, after the sandbox started
+curl -sS -o /dev/null -w 'curl-late %{http_code}\n' 'https://late.example.com/v1/late'
 curl -sS -o /dev/null -w 'curl-get %{http_code}\n' \
 	-H 'X-API-KEY: guest-upper' -H 'x_api_key: guest-underscore' \
 	'https://api.example.com/v1/get?q=1'
@@ -139,6 +141,17 @@ px_curl_control "$sdir/control.sock" http://proxy/policy >"$FB_TMP/control.out" 
 px_curl_control "$sdir/control.sock" http://proxy/jwks >"$FB_TMP/jwks.control" 2>&1
 px_curl_control "$sdir/control.sock" http://proxy/stats >>"$FB_TMP/control.out" 2>&1
 key_mode=$(stat -c %a "$sdir/ca.key" 2>/dev/null)
+# A newly brokered name: the proxy reissues the CA for it and rewrites
+# the bundle the guest has bind-mounted, in place.
+bundle_inode=$(stat -c %i "$sdir/trust.crt" 2>/dev/null)
+px_curl_control "$sdir/control.sock" -X PATCH \
+	-H 'Content-Type: application/merge-patch+json' --data-binary \
+	'{"allow":{"late.example.com":[{"transform":[{"headers":{"x-late":"late-'$$'"}}]}]}}' \
+	http://proxy/policy >"$FB_TMP/patch.out" 2>&1
+late_ca=$(openssl x509 -in "$sdir/ca.crt" -noout -ext nameConstraints 2>&1)
+late_bundle=$(grep -A100 '^# firebreak sandbox CA' "$sdir/trust.crt" |
+	openssl x509 -noout -ext nameConstraints 2>&1)
+late_inode=$(stat -c %i "$sdir/trust.crt" 2>/dev/null)
 touch "$FB_TMP/go"
 wait "$run"
 rc=$?
@@ -147,6 +160,15 @@ echo "$out" | grep -v '^{' | sed 's/^/# /'
 check "the guest's script ran (status 0)" [ "$rc" = 0 ]
 line() { grep -m1 "^$1 " <<<"$out"; }
 
+check "PATCH brokering a new name is applied" grep -q generation "$FB_TMP/patch.out"
+check "the reissued CA certificate permits the new name" grep -q 'DNS:late.example.com' <<<"$late_ca"
+check "the guest's bundle holds the reissued CA" grep -q 'DNS:late.example.com' <<<"$late_bundle"
+check "the bundle was rewritten in place (same inode, the bind mount sees it)" \
+	[ -n "$late_inode" ] && [ "$late_inode" = "$bundle_inode" ]
+check "a guest request to the newly brokered name verifies: 200" \
+	[ "$(line curl-late)" = "curl-late 200" ]
+check "... and the origin sees its injected header" \
+	grep -q '"x-late", "late-'$$'"' "$ORIGIN_LOG"
 check "the guest's environment holds no secret" [ "$(line env-secret)" = "env-secret 0" ]
 check "curl GET through the broker: 200" [ "$(line curl-get)" = "curl-get 200" ]
 
