@@ -1,6 +1,6 @@
 /*
- * fdio.h — writing a whole buffer to a descriptor, shared by the proxy's
- * file writers and the command-line clients of the control sockets.
+ * fdio.h — descriptor plumbing shared by the proxy's file writers and the
+ * command-line clients of the control sockets.
  */
 #ifndef FB_FDIO_H
 #define FB_FDIO_H
@@ -14,5 +14,12 @@
  * or -1 with errno set by the failing call.
  */
 int fb_write_all(int fd, const void *p, size_t len);
+
+/*
+ * A stream connection to the unix socket at path (close-on-exec).
+ * Returns the descriptor, or -1 with errno set: ENAMETOOLONG when path
+ * does not fit a socket address.
+ */
+int fb_unix_connect(const char *path);
 
 #endif /* FB_FDIO_H */

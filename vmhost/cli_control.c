@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "proxy/fdio.h"
@@ -83,22 +82,13 @@ fail:
 
 static int connect_control(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	int fd = fb_unix_connect(path);
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
+	if (fd < 0 && errno == ENAMETOOLONG)
 		fprintf(stderr, "firebreak policy: %s: path too long\n", path);
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	else if (fd < 0)
 		fprintf(stderr, "firebreak policy: %s: %s (is the sandbox running?)\n",
 			path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
 	return fd;
 }
 

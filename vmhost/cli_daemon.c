@@ -9,7 +9,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "policy/doc.h"
@@ -27,23 +26,14 @@ struct reply {
 
 static int connect_daemon(const char *cmd, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	int fd = fb_unix_connect(path);
 
-	if (strlen(path) >= sizeof sa.sun_path) {
+	if (fd < 0 && errno == ENAMETOOLONG)
 		fprintf(stderr, "firebreak %s: --socket %s: path too long\n",
 			cmd, path);
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+	else if (fd < 0)
 		fprintf(stderr, "firebreak %s: %s: %s (is firebreak-vmhost "
 			"running?)\n", cmd, path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
 	return fd;
 }
 
