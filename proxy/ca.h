@@ -85,7 +85,7 @@ int fb_ca_save(const struct fb_ca *ca, const char *cert_path,
  * The guest trusts the certificate object in its bundle, not the key: a
  * client still holding the old certificate applies the old constraints
  * and rejects leaves for newly brokered names.  So after a reissue the
- * launcher must rewrite the guest's bundle (fb_trust_write_bundle) in
+ * guest's bundle must be rewritten (fb_ca_follow does both) in
  * place — the process backend's guest sees that file through a bind
  * mount, which pins the inode, so it must not be replaced by rename.
  * Guest processes that already read the old bundle (a running Node or
