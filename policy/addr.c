@@ -50,7 +50,6 @@ int fb_addr_port_parse(const char *s, struct fb_addr *a, int *port)
 	const char *colon = strchr(s, ':'), *digits = NULL;
 	char host[INET6_ADDRSTRLEN];
 	size_t n = strlen(s);
-	long v = 0;
 
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
@@ -70,20 +69,22 @@ int fb_addr_port_parse(const char *s, struct fb_addr *a, int *port)
 	host[n] = '\0';
 	if (fb_addr_parse(host, a) < 0)
 		return -1;
-	*port = -1;
-	if (!digits)
-		return 0;
-	if (!*digits || strlen(digits) > 5)
+	*port = digits ? fb_port_parse(digits, strlen(digits)) : -1;
+	return digits && *port < 0 ? -1 : 0;
+}
+
+int fb_port_parse(const char *s, size_t len)
+{
+	long v = 0;
+
+	if (len < 1 || len > 5)
 		return -1;
-	for (const char *d = digits; *d; d++) {
-		if (*d < '0' || *d > '9')
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
 			return -1;
-		v = v * 10 + (*d - '0');
+		v = v * 10 + (s[i] - '0');
 	}
-	if (v > 65535)
-		return -1;
-	*port = (int)v;
-	return 0;
+	return v > 65535 ? -1 : (int)v;
 }
 
 socklen_t fb_addr_to_sockaddr(const struct fb_addr *a, uint16_t port,

@@ -60,6 +60,8 @@ void fb_addr_format(const struct fb_addr *a, char *buf, size_t size);
  * 0 or -1.
  */
 int fb_addr_port_parse(const char *s, struct fb_addr *a, int *port);
+/* A port of len bytes at s: 1 to 5 decimal digits, 0-65535; -1 if not. */
+int fb_port_parse(const char *s, size_t len);
 /* The socket address of a:port; its length. */
 socklen_t fb_addr_to_sockaddr(const struct fb_addr *a, uint16_t port,
 			      struct sockaddr_storage *ss);

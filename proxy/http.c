@@ -161,7 +161,6 @@ int fb_http_split_authority(const char *s, size_t len,
 			    struct fb_http_slice *host, int *port)
 {
 	const char *end = s + len, *he;
-	long v = 0;
 
 	if (len && s[0] == '[') {
 		char v6[INET6_ADDRSTRLEN];
@@ -190,17 +189,10 @@ int fb_http_split_authority(const char *s, size_t len,
 		return 0;
 	/* port = 1*5DIGIT here: an empty port is legal URI syntax but no
 	 * client sends one, and accepting it would only add a spelling. */
-	if (*he != ':' || end - he < 2 || end - he > 6)
+	if (*he != ':')
 		return -1;
-	for (const char *d = he + 1; d < end; d++) {
-		if (*d < '0' || *d > '9')
-			return -1;
-		v = v * 10 + (*d - '0');
-	}
-	if (v > 65535)
-		return -1;
-	*port = (int)v;
-	return 0;
+	*port = fb_port_parse(he + 1, (size_t)(end - he - 1));
+	return *port < 0 ? -1 : 0;
 }
 
 void fb_http_req_init(struct fb_http_req *req)
