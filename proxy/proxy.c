@@ -40,70 +40,28 @@ const struct fb_stats *fb_proxy_stats(const struct fb_proxy *p)
 	return &p->stats;
 }
 
-/* "IP:PORT" or "[IPv6]:PORT". */
+/* "IP:PORT" or "[IPv6]:PORT": a listening address needs a port, not 0. */
 static int parse_hostport(const char *what, const char *s, struct fb_addr *a,
 			  uint16_t *port, char *err, size_t errsize)
 {
-	char host[64];
-	const char *colon, *h = s;
-	size_t hlen;
-	char *end;
-	long n;
+	int n;
 
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-
-		if (!close || close[1] != ':')
-			goto bad;
-		h = s + 1;
-		hlen = (size_t)(close - h);
-		colon = close + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon || strchr(s, ':') != colon)
-			goto bad; /* no port, or an IPv6 address without brackets */
-		hlen = (size_t)(colon - s);
+	if (fb_addr_port_parse(s, a, &n) < 0 || n < 1) {
+		snprintf(err, errsize, "%s \"%s\": expected ADDR:PORT or "
+			 "[IPv6]:PORT", what, s);
+		return -1;
 	}
-	if (hlen >= sizeof(host))
-		goto bad;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	if (fb_addr_parse(host, a) < 0)
-		goto bad;
-	errno = 0;
-	n = strtol(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || n < 1 || n > 65535)
-		goto bad;
 	*port = (uint16_t)n;
 	return 0;
-bad:
-	snprintf(err, errsize, "%s \"%s\": expected ADDR:PORT or [IPv6]:PORT",
-		 what, s);
-	return -1;
 }
 
 static int listen_tcp(const struct fb_addr *a, uint16_t port, char *err,
 		      size_t errsize)
 {
-	struct sockaddr_storage ss = { 0 };
-	socklen_t len;
+	struct sockaddr_storage ss;
+	socklen_t len = fb_addr_to_sockaddr(a, port, &ss);
 	int one = 1, fd;
 
-	if (a->family == AF_INET) {
-		struct sockaddr_in *s4 = (void *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		memcpy(&s4->sin_addr, a->b, 4);
-		len = sizeof(*s4);
-	} else {
-		struct sockaddr_in6 *s6 = (void *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		memcpy(&s6->sin6_addr, a->b, 16);
-		len = sizeof(*s6);
-	}
 	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
