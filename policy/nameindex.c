@@ -198,15 +198,24 @@ struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n)
 {
 	struct fb_name_index *ix = calloc(1, sizeof *ix);
 
+	size_t size = 64;
+
 	if (!ix)
 		return NULL;
-	ix->mask = 63;
-	ix->edges = calloc(ix->mask + 1, sizeof *ix->edges);
+	/*
+	 * Most keys add one or two labels to the trie ("h1.example.com"
+	 * after "h0.example.com" adds one): sized for two per key, a large
+	 * policy is built without doubling the table over and over.
+	 */
+	while (size < 4 * n && size < ((size_t)1 << 30))
+		size *= 2;
+	ix->mask = size - 1;
+	ix->edges = calloc(size, sizeof *ix->edges);
 	/* node 0 is the root, so new_node() can use 0 for failure */
-	ix->nodes = calloc(64, sizeof *ix->nodes);
+	ix->capnodes = size / 2;
+	ix->nodes = calloc(ix->capnodes, sizeof *ix->nodes);
 	if (!ix->edges || !ix->nodes)
 		goto fail;
-	ix->capnodes = 64;
 	ix->nnodes = 1;
 	for (size_t i = 0; i < n; i++)
 		if (insert(ix, &d[i]) < 0)
