@@ -108,6 +108,27 @@ socklen_t fb_addr_to_sockaddr(const struct fb_addr *a, uint16_t port,
 	}
 }
 
+uint16_t fb_addr_from_sockaddr(const struct sockaddr_storage *ss,
+			       struct fb_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		a->family = AF_INET;
+		memcpy(a->b, &s4->sin_addr, 4);
+		return ntohs(s4->sin_port);
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		a->family = AF_INET6;
+		memcpy(a->b, &s6->sin6_addr, 16);
+		return ntohs(s6->sin6_port);
+	}
+	return 0;
+}
+
 /* Clear every bit after the first `len` (in place). */
 static void mask_host_bits(uint8_t b[16], unsigned len)
 {

@@ -1,5 +1,4 @@
 /* audit.c — JSON-lines audit log (see audit.h for the guarantees). */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -174,21 +173,12 @@ void fb_audit_sockaddr(struct fb_audit_line *ln, const char *prefix,
 		       const struct sockaddr_storage *ss)
 {
 	char ip[INET6_ADDRSTRLEN];
-	unsigned port;
+	struct fb_addr a;
+	unsigned port = fb_addr_from_sockaddr(ss, &a);
 
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)ss;
-
-		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-		port = ntohs(s4->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-		port = ntohs(s6->sin6_port);
-	} else {
+	if (!a.family)
 		return;
-	}
+	fb_addr_format(&a, ip, sizeof(ip));
 	append(ln, ",\"%s.ip\":\"%s\",\"%s.port\":%u", prefix, ip, prefix, port);
 }
 

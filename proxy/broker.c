@@ -1327,20 +1327,13 @@ static void peer_format(int fd, char *buf, size_t size)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char ip[INET6_ADDRSTRLEN] = "";
+	struct fb_addr a;
 	unsigned port = 0;
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET) {
-			const struct sockaddr_in *s4 = (const void *)&ss;
-
-			inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-			port = ntohs(s4->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			const struct sockaddr_in6 *s6 = (const void *)&ss;
-
-			inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-			port = ntohs(s6->sin6_port);
-		}
+		port = fb_addr_from_sockaddr(&ss, &a);
+		if (a.family)
+			fb_addr_format(&a, ip, sizeof(ip));
 	}
 	snprintf(buf, size, "%s:%u", ip, port);
 }

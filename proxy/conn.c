@@ -67,24 +67,12 @@ const char *fb_conn_proto_str(enum conn_proto p)
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static void sockaddr_to_addr(const struct sockaddr_storage *ss,
-			     struct fb_addr *a)
-{
-	memset(a, 0, sizeof(*a));
-	if (ss->ss_family == AF_INET) {
-		a->family = AF_INET;
-		memcpy(a->b, &((const struct sockaddr_in *)(const void *)ss)->sin_addr, 4);
-	} else if (ss->ss_family == AF_INET6) {
-		a->family = AF_INET6;
-		memcpy(a->b, &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr, 16);
-	}
-}
-
+/* The port of an accepted connection's end (the address is kept apart). */
 static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
 {
-	if (ss->ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port);
-	return ntohs(((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
+	struct fb_addr unused;
+
+	return fb_addr_from_sockaddr(ss, &unused);
 }
 
 static bool addr_equal(const struct fb_addr *a, const struct fb_addr *b)
@@ -331,7 +319,7 @@ static void conn_start(struct fb_proxy *p, int fd,
 	fb_splice_init(&c->to_up);
 	fb_splice_init(&c->to_down);
 	original_dst(fd, &c->dst);
-	sockaddr_to_addr(&c->dst, &c->dst_addr);
+	fb_addr_from_sockaddr(&c->dst, &c->dst_addr);
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;
@@ -823,8 +811,8 @@ char *fb_conns_json(const struct fb_proxy *p)
 		char src[INET6_ADDRSTRLEN] = "", dst[INET6_ADDRSTRLEN] = "";
 		char name[FB_NAME_MAX * 6 + 1] = "";
 		struct fb_addr a;
+		unsigned sport = fb_addr_from_sockaddr(&c->src, &a);
 
-		sockaddr_to_addr(&c->src, &a);
 		fb_addr_format(&a, src, sizeof(src));
 		fb_addr_format(&c->dst_addr, dst, sizeof(dst));
 		if (c->has_name)
@@ -834,7 +822,7 @@ char *fb_conns_json(const struct fb_proxy *p)
 			"\"domain\":\"%s\",\"rule\":\"%s\",\"generation\":%llu,"
 			"\"bytes_up\":%llu,\"bytes_down\":%llu,\"age_ms\":%llu}",
 			sep, (unsigned long long)c->id, state_names[c->state],
-			fb_conn_proto_str(c->proto), src, sockaddr_port(&c->src),
+			fb_conn_proto_str(c->proto), src, sport,
 			dst, sockaddr_port(&c->dst), name, c->rule,
 			(unsigned long long)c->generation,
 			(unsigned long long)(c->to_up.bytes + c->replayed + c->http_up),

@@ -97,7 +97,7 @@ static void test_addr_port_parse(void **state)
 		{ "", NULL, 0 },
 	};
 	struct sockaddr_storage ss;
-	struct fb_addr a, want;
+	struct fb_addr a, want, back;
 	int port;
 
 	(void)state;
@@ -126,6 +126,17 @@ static void test_addr_port_parse(void **state)
 			 sizeof(struct sockaddr_in));
 	assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 80);
 	assert_memory_equal(&((struct sockaddr_in *)&ss)->sin_addr, a.b, 4);
+
+	/* and back: the same address and port from either family */
+	assert_int_equal(fb_addr_from_sockaddr(&ss, &back), 80);
+	assert_memory_equal(&back, &a, sizeof(a));
+	assert_int_equal(fb_addr_port_parse("[2001:db8::1]:443", &a, &port), 0);
+	fb_addr_to_sockaddr(&a, (uint16_t)port, &ss);
+	assert_int_equal(fb_addr_from_sockaddr(&ss, &back), 443);
+	assert_memory_equal(&back, &a, sizeof(a));
+	ss.ss_family = AF_UNIX;
+	assert_int_equal(fb_addr_from_sockaddr(&ss, &back), 0);
+	assert_int_equal(back.family, 0);
 }
 
 static void test_cidr_parse_format(void **state)
