@@ -4,9 +4,13 @@
  *
  * An established flow passes the forward chain on `ct state established`
  * whatever the sets now say, so removing a CIDR from subnets.allow does
- * not stop a stream already open to it.  Deleting its conntrack entry
- * does: the next packet is judged afresh, is not allowed, and the guest
- * gets a reset.  Only entries carrying FB_NFT_CT_MARK are candidates —
+ * not stop a stream already open to it.  TCP flows are cut by the table
+ * itself (table.c, cut_marked): the guest's next segment is reset while
+ * the origin's replies still arrive, so they are only counted here —
+ * deleting their entries would drop a reply in flight and leave the guest
+ * waiting for its retransmission timeout.  Other flows (UDP, ICMP) have
+ * their entries deleted: their next packet is judged afresh and dropped.
+ * Only entries carrying FB_NFT_CT_MARK are candidates —
  * the forward chain marks exactly the flows it lets through by
  * subnets.allow — so the proxy's own upstream connections and the
  * redirected flows are never touched.
@@ -41,6 +45,7 @@ struct doomed {
 		char tuple[256]; /* the CTA_TUPLE_ORIG attribute, whole */
 	} *v;
 	size_t n, cap;
+	size_t tcp;  /* TCP flows the table now cuts: counted, not deleted */
 	bool oom;
 };
 
@@ -72,6 +77,19 @@ static int orig_dst(const struct nlattr *tuple, uint8_t family,
 	return 0;
 }
 
+/* The layer-4 protocol, from CTA_TUPLE_ORIG / CTA_TUPLE_PROTO. */
+static int orig_proto(const struct nlattr *tuple)
+{
+	const struct nlattr *tt[CTA_MAX + 1] = { 0 }, *pt[CTA_MAX + 1] = { 0 };
+
+	if (mnl_attr_parse_nested(tuple, nested_cb, tt) < 0 ||
+	    !tt[CTA_TUPLE_PROTO] ||
+	    mnl_attr_parse_nested(tt[CTA_TUPLE_PROTO], nested_cb, pt) < 0 ||
+	    !pt[CTA_PROTO_NUM])
+		return -1;
+	return mnl_attr_get_u8(pt[CTA_PROTO_NUM]);
+}
+
 static int judge_entry(const struct nlmsghdr *nlh, void *data)
 {
 	const struct nfgenmsg *nfg = mnl_nlmsg_get_payload(nlh);
@@ -95,6 +113,10 @@ static int judge_entry(const struct nlmsghdr *nlh, void *data)
 			 fbn_elems_contain(al->v6, al->n6, dst, 16);
 	if (inside)
 		return 0;
+	if (orig_proto(tb[CTA_TUPLE_ORIG]) == IPPROTO_TCP) {
+		d->tcp++;
+		return 0;
+	}
 	if (mnl_attr_get_len(tb[CTA_TUPLE_ORIG]) > sizeof(v->tuple))
 		return -1;
 	if (d->n == d->cap) {
@@ -189,7 +211,7 @@ int fb_nft_cut_flows(const struct fb_range *allow, size_t nallow,
 		}
 		cut += one;
 	}
-	rc = cut;
+	rc = cut + (int)d.tcp;
 out:
 	fbn_nl_close(&nl);
 out_free:

@@ -68,14 +68,15 @@ struct fb_nft_counters {
 int fb_nft_read_counters(struct fb_nft_counters *c, char *err, size_t errsize);
 
 /*
- * After a policy change removed access: delete the conntrack entries of
- * forwarded (not redirected) flows from the guest whose original
- * destination is no longer inside `allow`, so an established CIDR-allowed
- * stream is cut at once; the guest's next packet gets a TCP reset.  Call
- * it after fb_nft_apply of the new policy, with the same allow ranges.
- * The forward chain marks the flows it admits by subnets.allow (ct mark),
- * so the proxy's own connections are never touched.  Returns the number
- * of entries deleted, or -1.
+ * After a policy change removed access: cut the forwarded (not
+ * redirected) flows from the guest whose original destination is no
+ * longer inside `allow`.  The new table already resets such a TCP flow's
+ * next guest segment; this deletes the conntrack entries of the other
+ * flows (UDP, ICMP) so their next packet is judged afresh.  Call it after
+ * fb_nft_apply of the new policy, with the same allow ranges.  The
+ * forward chain marks the flows it admits by subnets.allow (ct mark), so
+ * the proxy's own connections are never touched.  Returns the number of
+ * flows cut (TCP flows counted, others deleted), or -1.
  */
 int fb_nft_cut_flows(const struct fb_range *allow, size_t nallow,
 		     char *err, size_t errsize);

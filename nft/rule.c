@@ -196,8 +196,8 @@ static uint32_t addr_len(int family)
 	return family == AF_INET ? 4 : 16;
 }
 
-void fbn_match_addr_set(struct fbn_rule *fr, int family, enum fbn_dir dir,
-			const char *set, uint32_t set_id)
+static void lookup_addr(struct fbn_rule *fr, int family, enum fbn_dir dir,
+			const char *set, uint32_t set_id, uint32_t flags)
 {
 	struct nftnl_expr *e;
 
@@ -208,6 +208,49 @@ void fbn_match_addr_set(struct fbn_rule *fr, int family, enum fbn_dir dir,
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
 	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+	if (flags)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, flags);
+}
+
+void fbn_match_addr_set(struct fbn_rule *fr, int family, enum fbn_dir dir,
+			const char *set, uint32_t set_id)
+{
+	lookup_addr(fr, family, dir, set, set_id, 0);
+}
+
+void fbn_match_addr_not_in_set(struct fbn_rule *fr, int family,
+			       enum fbn_dir dir, const char *set,
+			       uint32_t set_id)
+{
+	lookup_addr(fr, family, dir, set, set_id, NFT_LOOKUP_F_INV);
+}
+
+void fbn_match_ct_mark(struct fbn_rule *fr, uint32_t mark)
+{
+	struct nftnl_expr *e = add(fr, "ct");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	cmp(fr, NFT_CMP_EQ, &mark, 4);
+}
+
+/* A TCP segment without RST (th_flags at offset 13, RST = 0x04). */
+void fbn_match_tcp_not_rst(struct fbn_rule *fr)
+{
+	uint8_t rst = 0x04, zero = 0;
+
+	fbn_match_l4proto(fr, IPPROTO_TCP);
+	load_payload(fr, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1);
+	mask(fr, &rst, 1);
+	cmp(fr, NFT_CMP_EQ, &zero, 1);
+}
+
+void fbn_match_not_l4proto(struct fbn_rule *fr, uint8_t proto)
+{
+	load_meta(fr, NFT_META_L4PROTO);
+	cmp(fr, NFT_CMP_NEQ, &proto, 1);
 }
 
 void fbn_match_addr(struct fbn_rule *fr, const struct fb_addr *a)

@@ -172,12 +172,52 @@ static void reject_denied(struct fbn_tbl *t, const char *chain,
 	}
 }
 
+/*
+ * A flow subnets.allow let through (marked) whose destination the policy
+ * no longer allows is cut here, ahead of the established accept, as soon
+ * as the table is swapped: the guest's next TCP segment gets a reset and
+ * anything else is dropped.  The origin's packets still reach the guest,
+ * so a reply already in flight is delivered and answered — with that
+ * reset — instead of being lost and leaving the guest to find out at its
+ * retransmission timeout.  The guest's own resets pass, so the origin
+ * learns of the cut and the conntrack entry closes.
+ */
+static void cut_marked(struct fbn_tbl *t, const char *g,
+		       const struct set_ids *id)
+{
+	struct fbn_rule r;
+
+	for (size_t f = 0; f < NFAMILIES; f++) {
+		for (int tcp = 1; tcp >= 0; tcp--) {
+			fbn_rule_init(&r, T, "forward", "guest ct mark cut "
+				      "daddr != @%s %s", families[f].allow,
+				      tcp ? "tcp reset" : "drop");
+			fbn_match_iifname(&r, g);
+			fbn_match_ct_mark(&r, FB_NFT_CT_MARK);
+			fbn_match_addr_not_in_set(&r, families[f].af, FBN_DST,
+						  families[f].allow,
+						  id->allow[f]);
+			if (tcp)
+				fbn_match_tcp_not_rst(&r);
+			else
+				fbn_match_not_l4proto(&r, IPPROTO_TCP);
+			fbn_do_counter(&r, "rejected");
+			if (tcp)
+				fbn_do_reject_tcp(&r);
+			else
+				fbn_do_verdict(&r, NF_DROP);
+			fbn_tbl_rule(t, &r);
+		}
+	}
+}
+
 static void forward(struct fbn_tbl *t, const struct fb_nft_config *cfg,
 		    const struct set_ids *id)
 {
 	const char *g = cfg->guest_ifname;
 	struct fbn_rule r;
 
+	cut_marked(t, g, id);
 	replies(t, "forward");
 	reject_denied(t, "forward", g, id, "rejected");
 	for (size_t f = 0; f < NFAMILIES; f++) {
