@@ -174,7 +174,7 @@ pid_t fb_proxy_start(const struct fb_sandbox *sb, const struct fb_proxy_launch *
 				 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 			return -1;
 		}
-		usleep(10000);
+		usleep(1000); /* the proxy is usually ready in a few ms */
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);

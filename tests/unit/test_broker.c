@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include "proxy/broker.h"
 #include "proxy/ca.h"
@@ -151,6 +152,35 @@ static void test_untrusted_issuer_refused(void **state)
 				   false, alpn, sizeof(alpn)), -1);
 }
 
+/*
+ * The system roots are read through their hashed directory (as
+ * update-ca-certificates lays it out), root by root when a chain names
+ * one: a CA linked there under its subject hash is trusted with no
+ * --upstream-ca at all.
+ */
+static void test_system_roots_by_hashed_directory(void **state)
+{
+	struct fixture *f = *state;
+	char link[128], alpn[32] = "";
+	FILE *fp = fopen(f->cert, "r");
+	X509 *x;
+
+	assert_non_null(fp);
+	x = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(x);
+	snprintf(link, sizeof(link), "%s/%08lx.0", f->dir,
+		 X509_subject_name_hash(x));
+	X509_free(x);
+	assert_int_equal(symlink(f->cert, link), 0);
+	assert_int_equal(setenv("SSL_CERT_DIR", f->dir, 1), 0);
+	assert_int_equal(handshake(f, NULL, "origin.example", "origin.example",
+				   false, alpn, sizeof(alpn)), 0);
+	unsetenv("SSL_CERT_DIR");
+	unlink(link);
+	assert_string_equal(alpn, "http/1.1");
+}
+
 static void test_other_name_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -203,6 +233,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_verified_with_upstream_ca),
+		cmocka_unit_test(test_system_roots_by_hashed_directory),
 		cmocka_unit_test(test_untrusted_issuer_refused),
 		cmocka_unit_test(test_other_name_refused),
 		cmocka_unit_test(test_bad_upstream_ca_named),
