@@ -7,17 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/proxy_lib.sh"
 
-NS=fbb-$$
-PROXY_PID=
-proxy_cleanup() {
-	[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
-	ip netns del "$NS" 2>/dev/null
-	fb_cleanup
-}
-trap proxy_cleanup EXIT
-
-ip netns add "$NS" || { not_ok setup "ip netns add"; exit 1; }
-ip -n "$NS" link set lo up
+px_netns fbb
 for a in 10 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
 # Guests are uid 65534: their TCP to port 443 goes to the proxy.
 ip netns exec "$NS" nft -f - <<'NFT' || { not_ok setup nft; exit 1; }

@@ -1,5 +1,7 @@
 # proxy_lib.sh — helpers for the proxy's end-to-end tests; source after lib.sh.
 #
+#   px_netns PREFIX         a namespace $NS (PREFIX-$$, lo up) for a proxy run
+#                           alone as $PROXY_PID; both removed on exit
 #   px_certs NAME...        a test CA ($PX_CA) and a leaf per NAME in $PX_CERTS
 #   px_origins NS SPEC...   tls_origin.py in namespace NS (SPECs as it takes)
 #   px_dns NS ADDR NAME=IP... dnsd.py in NS on ADDR:53, logging to $PX_DNS_LOG
@@ -13,6 +15,20 @@ PX_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PX_CERTS=$FB_TMP/certs
 PX_CA=$PX_CERTS/ca.pem
 PX_DNS_LOG=$FB_TMP/dns.log
+
+px_netns() {
+	NS=$1-$$
+	PROXY_PID=
+	trap px_netns_cleanup EXIT
+	ip netns add "$NS" || { not_ok setup "ip netns add"; exit 1; }
+	ip -n "$NS" link set lo up
+}
+
+px_netns_cleanup() {
+	[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
+	fb_cleanup
+}
 
 px_certs() {
 	local n
