@@ -9,6 +9,21 @@ cd "$(dirname "$0")/.."
 passed=0 failed=0 skipped=0
 failures=()
 
+# The end-to-end tests run guest commands as nobody, and those read the
+# helpers under tests/e2e.  A checkout inside a private directory (mktemp
+# -d makes them 0700) would hide them, so every directory above the
+# checkout gets search permission — not listing — for the run, and loses
+# it again afterwards.
+opened=()
+d=$PWD
+while [ "$d" != / ]; do
+	if [ -z "$(find "$d" -maxdepth 0 -perm -o+x)" ] && chmod o+x "$d"; then
+		opened+=("$d")
+	fi
+	d=$(dirname "$d")
+done
+trap 'for d in "${opened[@]}"; do chmod o-x "$d"; done' EXIT
+
 count_cmocka() { # $1 = suite output, $2 = label
 	local p f
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<<"$1" | tail -1)
