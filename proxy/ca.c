@@ -715,11 +715,17 @@ static SSL_CTX *server_ctx(struct fb_ca *ca, X509 *cert, char *err,
 		return NULL;
 	}
 	/* Each connection is a full handshake: nothing resumed across a
-	 * reissue or into another sandbox. */
+	 * reissue or into another sandbox.  TLS 1.3 would still send two
+	 * tickets after every handshake (stateful ones under NO_TICKET),
+	 * each a record to build and send, for sessions nobody can resume. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
 				 SSL_OP_NO_COMPRESSION |
 				 SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	/* The guest trusts the CA itself: the leaf goes alone, with no chain
+	 * built from an empty store on every handshake. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
 	SSL_CTX_set_alpn_select_cb(ctx, select_http11, NULL);
 	SSL_CTX_set_tlsext_servername_callback(ctx, servername_is_leaf);
 	return ctx;

@@ -607,6 +607,43 @@ static void test_handshake_refuses_other_sni_and_old_tls(void **state)
 	fb_ca_free(ca);
 }
 
+static int tickets;
+
+static int count_ticket(SSL *ssl, SSL_SESSION *sess)
+{
+	(void)ssl, (void)sess;
+	tickets++;
+	return 0;
+}
+
+/* No resumption means no tickets either: a TLS 1.3 client that reads
+ * past the handshake has been sent none. */
+static void test_handshake_sends_no_tickets(void **state)
+{
+	struct fb_ca *ca = make_ca(brokered, 1);
+	SSL_CTX *cctx = client_ctx(fb_ca_cert(ca));
+	SSL_CTX *sctx = fb_ca_leaf(ca, "api.example.com", err, sizeof(err));
+	struct tls_pair p;
+	char byte;
+	size_t n;
+
+	(void)state;
+	assert_non_null(sctx);
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+	SSL_CTX_sess_set_new_cb(cctx, count_ticket);
+	assert_int_equal(tls_pair_init(&p, cctx, sctx), 0);
+	SSL_CTX_free(cctx);
+	SSL_set_tlsext_host_name(p.client, "api.example.com");
+	tickets = 0;
+	assert_int_equal(tls_pair_handshake(&p), 0);
+	assert_int_equal(SSL_version(p.client), TLS1_3_VERSION);
+	assert_int_equal(SSL_write_ex(p.server, "x", 1, &n), 1);
+	assert_int_equal(SSL_read_ex(p.client, &byte, 1, &n), 1);
+	assert_int_equal(tickets, 0);
+	tls_pair_free(&p);
+	fb_ca_free(ca);
+}
+
 /* ---- cache ---------------------------------------------------------- */
 
 static void test_lru_eviction_order(void **state)
@@ -676,6 +713,7 @@ int main(void)
 		cmocka_unit_test(test_handshake_http11),
 		cmocka_unit_test(test_handshake_h2_only_refused),
 		cmocka_unit_test(test_handshake_refuses_other_sni_and_old_tls),
+		cmocka_unit_test(test_handshake_sends_no_tickets),
 		cmocka_unit_test(test_lru_eviction_order),
 		cmocka_unit_test(test_connection_outlives_eviction),
 	};
