@@ -72,6 +72,20 @@ struct obuf {
 	size_t off, len, cap; /* pending bytes are p[off, len) */
 };
 
+/*
+ * What one TLS end reads and writes through (its BIO's data): a socket,
+ * and for the guest the bytes the peek already took from it, replayed
+ * first.
+ */
+struct wire {
+	int fd;
+	uint8_t *peeked;
+	size_t npeeked, peek_off;
+	uint64_t in, out;      /* bytes through the socket */
+	bool drained;          /* a read came back short: the socket is empty
+				* until epoll says otherwise */
+};
+
 struct fb_broker {
 	struct fb_proxy *p;
 	struct fb_broker_ctx *bc;
@@ -85,14 +99,12 @@ struct fb_broker {
 	struct fb_addr orig_dst;
 	uint64_t start_ms, last_ms, head_ms;
 	struct fb_timer *timer;
-	uint64_t bytes_up, bytes_down;
 
 	/* guest side */
-	int cfd;
+	struct wire gw;
 	SSL *cssl;
 	uint32_t cev, c_rd_ev, c_wr_ev;
-	uint8_t *peeked;
-	size_t npeeked, peek_off;
+	uint32_t c_fired;      /* reported since the last broker_run */
 	char *in;
 	size_t in_len;
 	bool c_eof;
@@ -122,9 +134,9 @@ struct fb_broker {
 	char up_host[FB_NAME_MAX];
 	uint16_t up_port;
 	struct fb_resolve_req *rreq;
-	int ufd;
+	struct wire uw;
 	SSL *ussl;
-	uint32_t uev, u_rd_ev, u_wr_ev;
+	uint32_t uev, u_rd_ev, u_wr_ev, u_fired;
 	struct sockaddr_storage up_addr;
 	struct obuf upq;
 	char *uin;
@@ -179,50 +191,51 @@ static void consume(char *buf, size_t *len, size_t n)
 	*len -= n;
 }
 
-/* ---- the guest's BIO: the peeked bytes first, then the socket ----------- */
+/* ---- the BIO of both TLS ends: a struct wire ------------------------------ */
 
-static int prefixed_read(BIO *bio, char *out, int len)
+static int wire_read(BIO *bio, char *out, int len)
 {
-	struct fb_broker *b = BIO_get_data(bio);
+	struct wire *w = BIO_get_data(bio);
 	ssize_t n;
 
 	BIO_clear_retry_flags(bio);
-	if (b->peek_off < b->npeeked) {
-		size_t k = b->npeeked - b->peek_off;
+	if (w->peek_off < w->npeeked) {
+		size_t k = w->npeeked - w->peek_off;
 
 		if (k > (size_t)len)
 			k = (size_t)len;
-		memcpy(out, b->peeked + b->peek_off, k);
-		b->peek_off += k;
+		memcpy(out, w->peeked + w->peek_off, k);
+		w->peek_off += k;
 		return (int)k;
 	}
-	n = recv(b->cfd, out, (size_t)len, 0);
+	n = recv(w->fd, out, (size_t)len, 0);
+	w->drained = n < len;
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 		BIO_set_retry_read(bio);
 		return -1;
 	}
 	if (n > 0)
-		b->bytes_up += (uint64_t)n;
+		w->in += (uint64_t)n;
 	return n < 0 ? -1 : (int)n;
 }
 
-static int prefixed_write(BIO *bio, const char *in, int len)
+static int wire_write(BIO *bio, const char *in, int len)
 {
-	struct fb_broker *b = BIO_get_data(bio);
+	struct wire *w = BIO_get_data(bio);
 	ssize_t n;
 
 	BIO_clear_retry_flags(bio);
-	n = send(b->cfd, in, (size_t)len, MSG_NOSIGNAL);
+	n = send(w->fd, in, (size_t)len, MSG_NOSIGNAL);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 		BIO_set_retry_write(bio);
 		return -1;
 	}
 	if (n > 0)
-		b->bytes_down += (uint64_t)n;
+		w->out += (uint64_t)n;
 	return n < 0 ? -1 : (int)n;
 }
 
-static long prefixed_ctrl(BIO *bio, int cmd, long num, void *ptr)
+static long wire_ctrl(BIO *bio, int cmd, long num, void *ptr)
 {
 	(void)bio;
 	(void)num;
@@ -230,18 +243,36 @@ static long prefixed_ctrl(BIO *bio, int cmd, long num, void *ptr)
 	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
-static BIO_METHOD *prefixed_method_new(void)
+static BIO_METHOD *wire_method_new(void)
 {
 	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-				     "firebreak peeked socket");
+				     "firebreak broker socket");
 
-	if (!m || !BIO_meth_set_read(m, prefixed_read) ||
-	    !BIO_meth_set_write(m, prefixed_write) ||
-	    !BIO_meth_set_ctrl(m, prefixed_ctrl)) {
+	if (!m || !BIO_meth_set_read(m, wire_read) ||
+	    !BIO_meth_set_write(m, wire_write) ||
+	    !BIO_meth_set_ctrl(m, wire_ctrl)) {
 		BIO_meth_free(m);
 		return NULL;
 	}
 	return m;
+}
+
+static BIO *wire_bio(struct fb_broker *b, struct wire *w)
+{
+	BIO *bio = BIO_new(b->bc->bio_method);
+
+	if (bio) {
+		BIO_set_data(bio, w);
+		BIO_set_init(bio, 1);
+	}
+	return bio;
+}
+
+/* An event on the wire's socket: reading may find something again. */
+static void wire_fired(struct wire *w, uint32_t ev)
+{
+	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		w->drained = false;
 }
 
 /* ---- TLS I/O helpers ---------------------------------------------------- */
@@ -261,15 +292,23 @@ static uint32_t ssl_wait(SSL *ssl, int ret)
 	}
 }
 
-/* Read into buf[*len, cap).  1 progress, 0 blocked (*ev set), -1 EOF. */
-static int ssl_fill(SSL *ssl, char *buf, size_t *len, size_t cap,
-		    uint32_t *ev)
+/*
+ * Read into buf[*len, cap).  1 progress, 0 blocked (*ev set), -1 EOF.
+ * A drained socket is not read again until epoll reports it (the read
+ * would only fail with EAGAIN), unless OpenSSL still holds bytes.
+ */
+static int ssl_fill(SSL *ssl, const struct wire *w, char *buf, size_t *len,
+		    size_t cap, uint32_t *ev)
 {
 	size_t n;
 	int r;
 
 	if (*len == cap)
 		return 0;
+	if (w->drained && !SSL_has_pending(ssl)) {
+		*ev = EPOLLIN;
+		return 0;
+	}
 	r = SSL_read_ex(ssl, buf + *len, cap - *len, &n);
 	if (r == 1) {
 		*len += n;
@@ -432,16 +471,17 @@ static void upstream_close(struct fb_broker *b)
 		b->rreq = NULL;
 	}
 	if (b->ussl) {
-		SSL_free(b->ussl);
+		fb_upstream_release(b->ussl, b->up == UP_READY &&
+				    b->rs == RS_IDLE && !b->uin_len);
 		b->ussl = NULL;
 	}
-	if (b->ufd >= 0) {
-		fb_loop_del(b->p->loop, b->ufd);
-		close(b->ufd);
-		b->ufd = -1;
+	if (b->uw.fd >= 0) {
+		fb_loop_del(b->p->loop, b->uw.fd);
+		close(b->uw.fd);
 	}
+	b->uw = (struct wire){ .fd = -1 };
 	b->up = UP_NONE;
-	b->uev = 0;
+	b->uev = b->u_fired = 0;
 	b->upq.off = b->upq.len = 0;
 	b->uin_len = 0;
 	b->u_eof = false;
@@ -449,10 +489,13 @@ static void upstream_close(struct fb_broker *b)
 
 static void on_upstream(struct fb_loop *l, int fd, uint32_t ev, void *arg)
 {
+	struct fb_broker *b = arg;
+
 	(void)l;
 	(void)fd;
-	(void)ev;
-	broker_run(arg);
+	b->u_fired |= ev;
+	wire_fired(&b->uw, ev);
+	broker_run(b);
 }
 
 /*
@@ -522,18 +565,18 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 		return;
 	}
 	len = fb_addr_to_sockaddr(a, b->up_port, &b->up_addr);
-	b->ufd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (b->ufd < 0 ||
-	    (connect(b->ufd, (struct sockaddr *)&b->up_addr, len) < 0 &&
+	b->uw.fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (b->uw.fd < 0 ||
+	    (connect(b->uw.fd, (struct sockaddr *)&b->up_addr, len) < 0 &&
 	     errno != EINPROGRESS)) {
 		upstream_failed(b, "dial-failed");
 		return;
 	}
-	no_delay(b->ufd);
-	b->ussl = fb_upstream_ssl(b->bc->upstream, b->ufd, b->up_host, err,
-				  sizeof(err));
+	no_delay(b->uw.fd);
+	b->ussl = fb_upstream_ssl(b->bc->upstream, wire_bio(b, &b->uw),
+				  b->up_host, err, sizeof(err));
 	if (!b->ussl ||
-	    fb_loop_add(b->p->loop, b->ufd, EPOLLOUT, on_upstream, b) < 0) {
+	    fb_loop_add(b->p->loop, b->uw.fd, EPOLLOUT, on_upstream, b) < 0) {
 		upstream_failed(b, "out-of-resources");
 		return;
 	}
@@ -567,9 +610,9 @@ static int upstream_progress(struct fb_broker *b)
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
 
-		getsockopt(b->ufd, SOL_SOCKET, SO_ERROR, &err, &len);
+		getsockopt(b->uw.fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		/* no error and no peer yet: still connecting */
-		if (!err && getpeername(b->ufd, (struct sockaddr *)&peer,
+		if (!err && getpeername(b->uw.fd, (struct sockaddr *)&peer,
 					&plen) < 0)
 			return 0;
 		if (err) {
@@ -1006,8 +1049,8 @@ static int handshake(struct fb_broker *b)
 	sn = SSL_get_servername(b->cssl, TLSEXT_NAMETYPE_host_name);
 	if (!sn || strcasecmp(sn, b->sni) != 0)
 		return -1;
-	free(b->peeked);
-	b->peeked = NULL;
+	free(b->gw.peeked);
+	b->gw.peeked = NULL;
 	b->c_rd_ev = EPOLLIN;
 	request_reset(b);
 	return 1;
@@ -1032,7 +1075,8 @@ static int step(struct fb_broker *b)
 	if (reading_guest(b)) {
 		bool first = b->rq == RQ_HEAD && !b->in_len;
 
-		r = ssl_fill(b->cssl, b->in, &b->in_len, IN_MAX, &b->c_rd_ev);
+		r = ssl_fill(b->cssl, &b->gw, b->in, &b->in_len, IN_MAX,
+			   &b->c_rd_ev);
 		if (r < 0)
 			b->c_eof = true;
 		if (r > 0 && first) {
@@ -1042,10 +1086,13 @@ static int step(struct fb_broker *b)
 		progress |= r != 0;
 	}
 	if (!b->closing) {
-		if (b->rq == RQ_HEAD)
-			r = request_parse(b);
-		else
-			r = request_body(b);
+		r = b->rq == RQ_HEAD ? request_parse(b) : 0;
+		/* a body that came with its head goes up in the same record */
+		if (r >= 0 && b->rq != RQ_HEAD && !b->closing) {
+			int rb = request_body(b);
+
+			r = rb < 0 ? rb : r | rb;
+		}
 		if (r < 0) {
 			broker_close(b, "out-of-memory");
 			return -1;
@@ -1070,18 +1117,14 @@ static int step(struct fb_broker *b)
 		progress |= r;
 	}
 	if (reading_upstream(b)) {
-		r = ssl_fill(b->ussl, b->uin, &b->uin_len, UIN_MAX, &b->u_rd_ev);
+		r = ssl_fill(b->ussl, &b->uw, b->uin, &b->uin_len, UIN_MAX,
+			   &b->u_rd_ev);
 		if (r < 0) {
 			b->u_eof = true;
-			if (b->rs == RS_EOF || b->rs == RS_RAW) {
-				b->rs = RS_IDLE;
-				response_done(b);
-				b->closing = true;
-			} else if (b->rs == RS_IDLE) {
-				/* an idle keep-alive upstream went away: the
-				 * next request dials again */
+			/* an idle keep-alive upstream went away: the next
+			 * request dials again */
+			if (b->rs == RS_IDLE)
 				upstream_close(b);
-			}
 		}
 		progress |= r != 0;
 	}
@@ -1089,13 +1132,27 @@ static int step(struct fb_broker *b)
 		/* bytes no request asked for: that upstream is out of step */
 		upstream_close(b);
 	}
-	r = response_step(b);
-	if (r < 0 || (r == 0 && b->u_eof && b->rs != RS_IDLE)) {
-		upstream_failed(b, r < 0 ? "bad-upstream-response" :
-					   "upstream-closed");
+	/* the whole of what arrived (a head and the body behind it) before
+	 * the flush: one record and one send to the guest, not one each */
+	while ((r = response_step(b)) > 0)
+		progress = 1;
+	if (r < 0) {
+		upstream_failed(b, "bad-upstream-response");
 		return -1;
 	}
-	progress |= r;
+	if (b->u_eof && b->rs != RS_IDLE) {
+		if (b->uin_len && obuf_pending(&b->down) >= OUT_HIGH) {
+			/* the rest goes once the guest has taken more */
+		} else if (!b->uin_len && (b->rs == RS_EOF || b->rs == RS_RAW)) {
+			/* a body delimited by the close, all relayed */
+			b->rs = RS_IDLE;
+			response_done(b);
+			b->closing = true;
+		} else {
+			upstream_failed(b, "upstream-closed");
+			return -1;
+		}
+	}
 	r = ssl_flush(b->cssl, &b->down, &b->c_wr_ev);
 	if (r < 0) {
 		broker_close(b, "client-error");
@@ -1119,8 +1176,16 @@ static int step(struct fb_broker *b)
 	return progress;
 }
 
-static void watch(struct fb_broker *b, int fd, uint32_t *cur, uint32_t want)
+/*
+ * Set what fd is watched for.  Readability no longer wanted stays
+ * watched until it is reported while unwanted: a guest seldom sends
+ * while its response is on the way, and each change is a system call.
+ */
+static void watch(struct fb_broker *b, int fd, uint32_t *cur, uint32_t want,
+		  uint32_t fired)
 {
+	if ((*cur & EPOLLIN) && !(fired & EPOLLIN))
+		want |= EPOLLIN;
 	if (fd >= 0 && *cur != want && fb_loop_mod(b->p->loop, fd, want) == 0)
 		*cur = want;
 }
@@ -1144,16 +1209,20 @@ static void broker_run(struct fb_broker *b)
 		uw |= b->u_wr_ev;
 	if (reading_upstream(b))
 		uw |= b->u_rd_ev;
-	watch(b, b->cfd, &b->cev, cw);
-	watch(b, b->ufd, &b->uev, uw);
+	watch(b, b->gw.fd, &b->cev, cw, b->c_fired);
+	watch(b, b->uw.fd, &b->uev, uw, b->u_fired);
+	b->c_fired = b->u_fired = 0;
 }
 
 static void on_client(struct fb_loop *l, int fd, uint32_t ev, void *arg)
 {
+	struct fb_broker *b = arg;
+
 	(void)l;
 	(void)fd;
-	(void)ev;
-	broker_run(arg);
+	b->c_fired |= ev;
+	wire_fired(&b->gw, ev);
+	broker_run(b);
 }
 
 /*
@@ -1213,18 +1282,18 @@ static void broker_close(struct fb_broker *b, const char *why)
 	fb_audit_bool(&ln, "firebreak.brokered", true);
 	fb_audit_uint(&ln, "event.duration",
 		      (fb_loop_now(p->loop) - b->start_ms) * 1000000);
-	fb_audit_uint(&ln, "source.bytes", b->bytes_up);
-	fb_audit_uint(&ln, "destination.bytes", b->bytes_down);
+	fb_audit_uint(&ln, "source.bytes", b->gw.in);
+	fb_audit_uint(&ln, "destination.bytes", b->gw.out);
 	fb_audit_emit(p->audit, &ln);
-	p->stats.bytes_up += b->bytes_up;
-	p->stats.bytes_down += b->bytes_down;
+	p->stats.bytes_up += b->gw.in;
+	p->stats.bytes_down += b->gw.out;
 	p->stats.open--;
 
 	upstream_close(b);
 	fb_timer_cancel(p->loop, b->timer);
-	fb_loop_del(p->loop, b->cfd);
+	fb_loop_del(p->loop, b->gw.fd);
 	SSL_free(b->cssl);
-	close(b->cfd);
+	close(b->gw.fd);
 	if (b->prev)
 		b->prev->next = b->next;
 	else
@@ -1232,7 +1301,7 @@ static void broker_close(struct fb_broker *b, const char *why)
 	if (b->next)
 		b->next->prev = b->prev;
 	fb_policy_unref(b->policy);
-	free(b->peeked);
+	free(b->gw.peeked);
 	free(b->in);
 	free(b->uin);
 	free(b->down.p);
@@ -1256,9 +1325,9 @@ int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
 	b->p = p;
 	b->bc = bc;
 	b->id = conn_id;
-	b->cfd = client_fd;
+	b->gw.fd = client_fd;
 	no_delay(client_fd);
-	b->ufd = -1;
+	b->uw.fd = -1;
 	b->policy = policy_ref;
 	b->generation = p->generation;  /* the caller decided just now */
 	b->key = key;
@@ -1269,14 +1338,14 @@ int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
 	b->verdict = "";
 	b->c_rd_ev = EPOLLIN;
 	b->c_wr_ev = EPOLLOUT;
-	b->peeked = malloc(npeeked ? npeeked : 1);
+	b->gw.peeked = malloc(npeeked ? npeeked : 1);
 	b->in = malloc(IN_MAX);
 	b->uin = malloc(UIN_MAX);
-	if (!b->peeked || !b->in || !b->uin)
+	if (!b->gw.peeked || !b->in || !b->uin)
 		goto fail_b;
-	memcpy(b->peeked, peeked, npeeked);
-	b->npeeked = npeeked;
-	b->bytes_up = npeeked;
+	memcpy(b->gw.peeked, peeked, npeeked);
+	b->gw.npeeked = npeeked;
+	b->gw.in = npeeked;
 
 	leaf = fb_ca_leaf(bc->ca, sni, err, sizeof(err));
 	if (!leaf) {
@@ -1284,15 +1353,17 @@ int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
 		goto fail_b;
 	}
 	b->cssl = SSL_new(leaf);
-	bio = BIO_new(bc->bio_method);
+	bio = wire_bio(b, &b->gw);
 	if (!b->cssl || !bio)
 		goto fail_b;
-	BIO_set_data(bio, b);
-	BIO_set_init(bio, 1);
 	SSL_set_bio(b->cssl, bio, bio);
 	bio = NULL;
 	SSL_set_mode(b->cssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* A record's header and body in one recv(2), not two.  What OpenSSL
+	 * reads ahead is taken by the next ssl_fill: step() reads the guest
+	 * again whenever reading_guest() turns true. */
+	SSL_set_read_ahead(b->cssl, 1);
 	SSL_set_accept_state(b->cssl);
 	if (fb_loop_add(p->loop, client_fd, EPOLLIN, on_client, b) < 0)
 		goto fail_b;
@@ -1310,7 +1381,7 @@ int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
 fail_b:
 	BIO_free(bio);
 	SSL_free(b->cssl);
-	free(b->peeked);
+	free(b->gw.peeked);
 	free(b->in);
 	free(b->uin);
 	free(b);
@@ -1346,7 +1417,7 @@ void fb_brokers_json(const struct fb_proxy *p, FILE *f, const char *sep)
 		char src[INET6_ADDRSTRLEN + 8], dst[INET6_ADDRSTRLEN];
 		char name[FB_NAME_MAX * 6 + 1] = "";
 
-		peer_format(b->cfd, src, sizeof(src));
+		peer_format(b->gw.fd, src, sizeof(src));
 		fb_addr_format(&b->orig_dst, dst, sizeof(dst));
 		fb_json_escape(b->sni, strlen(b->sni), name, sizeof(name));
 		fprintf(f, "%s{\"id\":%llu,\"state\":\"brokered\",\"protocol\":\"tls\","
@@ -1355,8 +1426,8 @@ void fb_brokers_json(const struct fb_proxy *p, FILE *f, const char *sep)
 			"\"bytes_up\":%llu,\"bytes_down\":%llu,\"age_ms\":%llu}",
 			sep, (unsigned long long)b->id, src, dst, b->port, name,
 			b->rule, (unsigned long long)b->generation,
-			(unsigned long long)b->bytes_up,
-			(unsigned long long)b->bytes_down,
+			(unsigned long long)b->gw.in,
+			(unsigned long long)b->gw.out,
 			(unsigned long long)(fb_loop_now(p->loop) - b->start_ms));
 		sep = ",";
 	}
@@ -1409,10 +1480,10 @@ struct fb_broker_ctx *fb_broker_ctx_new(const struct fb_proxy_config *cfg,
 		if (!bc->jwt)
 			goto fail;
 	}
-	bc->upstream = fb_upstream_ctx_new(cfg->upstream_ca, err, errsize);
+	bc->upstream = fb_upstream_new(cfg->upstream_ca, err, errsize);
 	if (!bc->upstream)
 		goto fail;
-	bc->bio_method = prefixed_method_new();
+	bc->bio_method = wire_method_new();
 	if (!bc->bio_method) {
 		snprintf(err, errsize, "out of memory");
 		goto fail;
@@ -1431,7 +1502,7 @@ void fb_broker_ctx_free(struct fb_broker_ctx *bc)
 		broker_close(bc->live, "proxy-stopping");
 	fb_ca_free(bc->ca);
 	fb_jwt_key_free(bc->jwt);
-	SSL_CTX_free(bc->upstream);
+	fb_upstream_free(bc->upstream);
 	BIO_meth_free(bc->bio_method);
 	free(bc);
 }

@@ -8,7 +8,7 @@
  *   broker.c    one brokered connection: the state machine on the loop
  *   rewrite.c   the request head as it goes upstream
  *   forward.c   forwardURL targets and their signed token
- *   upstream.c  the verified TLS client context
+ *   upstream.c  the verified TLS client, and the sessions it resumes
  */
 #ifndef FB_BROKER_H
 #define FB_BROKER_H
@@ -27,6 +27,7 @@
 struct fb_proxy;
 struct fb_broker;
 struct fb_jwt_key;
+struct fb_upstream;
 
 /*
  * What every brokered connection of a proxy shares: the CA that mints the
@@ -36,8 +37,9 @@ struct fb_jwt_key;
 struct fb_broker_ctx {
 	struct fb_ca *ca;
 	struct fb_jwt_key *jwt;     /* NULL: forwardURL rules answer 502 */
-	SSL_CTX *upstream;
-	BIO_METHOD *bio_method;     /* the guest side: peeked bytes, then the socket */
+	struct fb_upstream *upstream;
+	BIO_METHOD *bio_method;     /* both TLS ends: a socket (the guest's
+				     * after the peeked bytes) */
 	struct fb_broker *live;
 };
 
@@ -141,11 +143,21 @@ void fb_forward_fields_free(struct fb_forward_store *store);
 
 /* ---- upstream.c --------------------------------------------------------- */
 
-/* TLS 1.2+, peer verified against the system roots plus `extra_ca` (a
- * PEM file, or NULL), ALPN http/1.1.  NULL with err set. */
-SSL_CTX *fb_upstream_ctx_new(const char *extra_ca, char *err, size_t errsize);
-/* A client SSL for `host` on fd: SNI and hostname check set. */
-SSL *fb_upstream_ssl(SSL_CTX *ctx, int fd, const char *host, char *err,
-		     size_t errsize);
+/* The TLS client of every brokered connection: TLS 1.2+, peer verified
+ * against the system roots plus `extra_ca` (a PEM file, or NULL), ALPN
+ * http/1.1; and the sessions verified origins gave it, one per host name.
+ * NULL with err set. */
+struct fb_upstream *fb_upstream_new(const char *extra_ca, char *err,
+				    size_t errsize);
+void fb_upstream_free(struct fb_upstream *up);
+/* A client SSL for `host` over `bio` (which it takes, even on failure;
+ * NULL fails): SNI and hostname check set, and the session last kept for
+ * `host`, if any, offered for resumption. */
+SSL *fb_upstream_ssl(struct fb_upstream *up, BIO *bio, const char *host,
+		     char *err, size_t errsize);
+/* Free an upstream SSL.  `clean`: it ended between exchanges, its
+ * session stays resumable; else (an error, a response cut short) the
+ * session is not offered again. */
+void fb_upstream_release(SSL *ssl, bool clean);
 
 #endif /* FB_BROKER_H */

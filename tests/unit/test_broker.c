@@ -1,7 +1,8 @@
 /*
  * test_broker.c — the broker's TLS ends: the verified upstream client
- * (proxy/upstream.c) against a real OpenSSL server over a socketpair, and
- * the shared context's refusals of bad configuration.
+ * (proxy/upstream.c) against a real OpenSSL server over a socketpair, the
+ * sessions it resumes, and the shared context's refusals of bad
+ * configuration.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -78,26 +79,24 @@ static SSL_CTX *any_sni_server(struct fixture *f, const char *served)
 }
 
 /*
- * The upstream client for `expect` against a server presenting the CA's
- * leaf for `served`, both ends non-blocking on a socketpair, driven in
- * turn.  Returns 0 when the client's handshake completed.
+ * One connection of the upstream client `up` for `expect` to a server
+ * with context `sctx`, both ends non-blocking on a socketpair, driven in
+ * turn.  After the handshake the server sends a byte, which the client
+ * reads: TLS 1.3 tickets arrive that way.  Returns 0 when the client's
+ * handshake completed; *resumed says whether it resumed a session.
  */
-static int handshake(struct fixture *f, const char *extra_ca,
-		     const char *served, const char *expect, bool any_sni,
-		     char *alpn, size_t alpn_size)
+static int connect_once(struct fb_upstream *up, SSL_CTX *sctx,
+			const char *expect, char *alpn, size_t alpn_size,
+			bool *resumed)
 {
-	SSL_CTX *cctx, *sctx, *own = NULL;
 	SSL *client, *server;
-	char err[256];
+	char err[256], byte;
+	size_t n;
 	int sv[2], rc = -1;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-	cctx = fb_upstream_ctx_new(extra_ca, err, sizeof(err));
-	assert_non_null(cctx);
-	sctx = any_sni ? (own = any_sni_server(f, served)) :
-			 fb_ca_leaf(f->ca, served, err, sizeof(err));
-	assert_non_null(sctx);
-	client = fb_upstream_ssl(cctx, sv[0], expect, err, sizeof(err));
+	client = fb_upstream_ssl(up, BIO_new_socket(sv[0], BIO_NOCLOSE), expect,
+				 err, sizeof(err));
 	assert_non_null(client);
 	server = SSL_new(sctx);
 	assert_non_null(server);
@@ -109,10 +108,11 @@ static int handshake(struct fixture *f, const char *extra_ca,
 
 		if (c == 1 && s == 1) {
 			const unsigned char *p;
-			unsigned int n;
+			unsigned int len;
 
-			SSL_get0_alpn_selected(client, &p, &n);
-			snprintf(alpn, alpn_size, "%.*s", (int)n, (const char *)p);
+			SSL_get0_alpn_selected(client, &p, &len);
+			snprintf(alpn, alpn_size, "%.*s", (int)len, (const char *)p);
+			*resumed = SSL_session_reused(client);
 			rc = 0;
 			break;
 		}
@@ -122,13 +122,41 @@ static int handshake(struct fixture *f, const char *extra_ca,
 		     SSL_get_error(server, s) != SSL_ERROR_WANT_WRITE))
 			break;
 	}
+	if (rc == 0) {
+		assert_int_equal(SSL_write_ex(server, "x", 1, &n), 1);
+		assert_int_equal(SSL_read_ex(client, &byte, 1, &n), 1);
+	}
 	ERR_clear_error();
-	SSL_free(client);
+	fb_upstream_release(client, rc == 0);
 	SSL_free(server);
-	SSL_CTX_free(cctx);
-	SSL_CTX_free(own);
 	close(sv[0]);
 	close(sv[1]);
+	return rc;
+}
+
+/*
+ * A fresh upstream client (trusting `extra_ca`) for `expect` against a
+ * server presenting the CA's leaf for `served`: the broker's own leaf
+ * context, or with `any_sni` one that answers any SNI.
+ */
+static int handshake(struct fixture *f, const char *extra_ca,
+		     const char *served, const char *expect, bool any_sni,
+		     char *alpn, size_t alpn_size)
+{
+	struct fb_upstream *up;
+	SSL_CTX *sctx, *own = NULL;
+	char err[256];
+	bool resumed;
+	int rc;
+
+	up = fb_upstream_new(extra_ca, err, sizeof(err));
+	assert_non_null(up);
+	sctx = any_sni ? (own = any_sni_server(f, served)) :
+			 fb_ca_leaf(f->ca, served, err, sizeof(err));
+	assert_non_null(sctx);
+	rc = connect_once(up, sctx, expect, alpn, alpn_size, &resumed);
+	fb_upstream_free(up);
+	SSL_CTX_free(own);
 	return rc;
 }
 
@@ -193,12 +221,91 @@ static void test_other_name_refused(void **state)
 				   "a.origin.example", true, alpn, sizeof(alpn)), 0);
 }
 
+/* A server's ALPN choice: the client's first offer. */
+static int first_offer(SSL *ssl, const unsigned char **out,
+		       unsigned char *outlen, const unsigned char *in,
+		       unsigned int inlen, void *arg)
+{
+	(void)ssl, (void)arg;
+	if (!inlen || in[0] + 1u > inlen)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = in + 1;
+	*outlen = in[0];
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/*
+ * A second connection to a name resumes the session the first one, fully
+ * verified, was given — in TLS 1.3 and in TLS 1.2 — and still speaks
+ * HTTP/1.1 only.
+ */
+static void resumes(struct fixture *f, int max_version)
+{
+	struct fb_upstream *up;
+	SSL_CTX *sctx = any_sni_server(f, "origin.example");
+	char err[256], alpn[32] = "";
+	bool resumed;
+
+	SSL_CTX_set_alpn_select_cb(sctx, first_offer, NULL);
+	if (max_version)
+		SSL_CTX_set_max_proto_version(sctx, max_version);
+	up = fb_upstream_new(f->cert, err, sizeof(err));
+	assert_non_null(up);
+	assert_int_equal(connect_once(up, sctx, "origin.example", alpn,
+				      sizeof(alpn), &resumed), 0);
+	assert_false(resumed);
+	alpn[0] = '\0';
+	assert_int_equal(connect_once(up, sctx, "origin.example", alpn,
+				      sizeof(alpn), &resumed), 0);
+	assert_true(resumed);
+	assert_string_equal(alpn, "http/1.1");
+	fb_upstream_free(up);
+	SSL_CTX_free(sctx);
+}
+
+static void test_resumes_verified_session(void **state)
+{
+	resumes(*state, 0);
+}
+
+static void test_resumes_tls12_session(void **state)
+{
+	resumes(*state, TLS1_2_VERSION);
+}
+
+/*
+ * A session is offered only to the name it was verified for: a server
+ * that would resume it for any name (one ticket key, any SNI) still has
+ * to show a certificate for the other name, and fails.  The first name
+ * goes on resuming.
+ */
+static void test_session_only_for_its_name(void **state)
+{
+	struct fixture *f = *state;
+	struct fb_upstream *up;
+	SSL_CTX *sctx = any_sni_server(f, "a.origin.example");
+	char err[256], alpn[32];
+	bool resumed;
+
+	up = fb_upstream_new(f->cert, err, sizeof(err));
+	assert_non_null(up);
+	assert_int_equal(connect_once(up, sctx, "a.origin.example", alpn,
+				      sizeof(alpn), &resumed), 0);
+	assert_int_equal(connect_once(up, sctx, "b.origin.example", alpn,
+				      sizeof(alpn), &resumed), -1);
+	assert_int_equal(connect_once(up, sctx, "a.origin.example", alpn,
+				      sizeof(alpn), &resumed), 0);
+	assert_true(resumed);
+	fb_upstream_free(up);
+	SSL_CTX_free(sctx);
+}
+
 static void test_bad_upstream_ca_named(void **state)
 {
 	char err[256];
 
 	(void)state;
-	assert_null(fb_upstream_ctx_new("/nonexistent/ca.pem", err, sizeof(err)));
+	assert_null(fb_upstream_new("/nonexistent/ca.pem", err, sizeof(err)));
 	assert_non_null(strstr(err, "--upstream-ca /nonexistent/ca.pem"));
 	ERR_clear_error();
 }
@@ -236,6 +343,9 @@ int main(void)
 		cmocka_unit_test(test_system_roots_by_hashed_directory),
 		cmocka_unit_test(test_untrusted_issuer_refused),
 		cmocka_unit_test(test_other_name_refused),
+		cmocka_unit_test(test_resumes_verified_session),
+		cmocka_unit_test(test_resumes_tls12_session),
+		cmocka_unit_test(test_session_only_for_its_name),
 		cmocka_unit_test(test_bad_upstream_ca_named),
 		cmocka_unit_test(test_ctx_refuses_missing_ca),
 	};
