@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,12 +12,78 @@
 
 #include "policy/policy.h"
 #include "proxy/audit.h"
+#include "proxy/loop.h"
+
+/* Room for a busy iteration's lines; a line that does not fit first
+ * sends the others on their way. */
+#define BATCH_MAX 32768
+_Static_assert(sizeof(((struct fb_audit_line *)0)->buf) <= BATCH_MAX,
+	       "a line fits an empty batch");
 
 struct fb_audit {
 	int fd;
 	char *path;       /* NULL for stdout */
 	char *sandbox_id; /* escaped once, at open */
+	struct fb_loop *loop;   /* flushes at the end of its iterations */
+	size_t waiting;         /* bytes of whole lines in batch */
+	char batch[BATCH_MAX];
 };
+
+/* ---- the fatal-signal flush -------------------------------------------- */
+
+/*
+ * Lines waiting for the end of an iteration would die with the process
+ * on a crash.  The signals that mean a crash write them first: write(2)
+ * is async-signal-safe, and `waiting` only ever covers whole lines, so
+ * the handler writes whole lines whatever it interrupted.  Then the
+ * signal takes its previous course: a fault returns to the faulting
+ * instruction, which faults again into the old action (a sanitizer's
+ * report, or the core dump); a signal sent by kill or abort is raised
+ * again.  One log per process, the one with lines waiting.
+ */
+static const int fatal_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+#define NFATAL (sizeof(fatal_signals) / sizeof(fatal_signals[0]))
+static struct sigaction fatal_old[NFATAL];
+static struct fb_audit *volatile fatal_log;
+static bool fatal_armed;
+
+static void on_fatal(int sig, siginfo_t *si, void *uctx)
+{
+	struct fb_audit *a = fatal_log;
+	int saved = errno;
+
+	(void)uctx;
+	if (a && a->waiting > 0 && write(a->fd, a->batch, a->waiting) >= 0)
+		a->waiting = 0;
+	for (size_t i = 0; i < NFATAL; i++)
+		if (fatal_signals[i] == sig)
+			sigaction(sig, &fatal_old[i], NULL);
+	if (si->si_code <= 0)
+		raise(sig); /* sent, not a fault: delivered again on return */
+	errno = saved;
+}
+
+static void arm_fatal_flush(struct fb_audit *a)
+{
+	struct sigaction sa = { .sa_sigaction = on_fatal,
+				.sa_flags = SA_SIGINFO };
+
+	fatal_log = a;
+	if (fatal_armed)
+		return;
+	fatal_armed = true;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < NFATAL; i++)
+		sigaction(fatal_signals[i], &sa, &fatal_old[i]);
+}
+
+/* ---- the file ------------------------------------------------------------ */
+
+static void on_flush(struct fb_loop *l, void *arg)
+{
+	(void)l;
+	fb_audit_flush(arg);
+}
 
 static int open_log(const char *path, char *err, size_t errsize)
 {
@@ -69,6 +136,7 @@ int fb_audit_reopen(struct fb_audit *a, char *err, size_t errsize)
 	fd = open_log(a->path, err, errsize);
 	if (fd < 0)
 		return -1;
+	fb_audit_flush(a);
 	close(a->fd);
 	a->fd = fd;
 	return 0;
@@ -78,6 +146,11 @@ void fb_audit_close(struct fb_audit *a)
 {
 	if (!a)
 		return;
+	fb_audit_flush(a);
+	if (a->loop)
+		fb_loop_unhook(a->loop, on_flush, a);
+	if (fatal_log == a)
+		fatal_log = NULL;
 	if (a->path)
 		close(a->fd);
 	free(a->path);
@@ -182,23 +255,78 @@ void fb_audit_sockaddr(struct fb_audit_line *ln, const char *prefix,
 	append(ln, ",\"%s.ip\":\"%s\",\"%s.port\":%u", prefix, ip, prefix, port);
 }
 
-void fb_audit_emit(struct fb_audit *a, struct fb_audit_line *ln)
+static void finish(struct fb_audit_line *ln)
 {
-	ssize_t n;
-
-	if (!a)
-		return;
 	if (ln->full)
 		append(ln, ",\"event.incomplete\":true");
 	/* append() always leaves room for these two bytes */
 	ln->buf[ln->len++] = '}';
 	ln->buf[ln->len++] = '\n';
+}
+
+/* Whole lines, one write(2). */
+static void write_lines(struct fb_audit *a, const char *buf, size_t len)
+{
+	ssize_t n;
+
 	do
-		n = write(a->fd, ln->buf, ln->len);
+		n = write(a->fd, buf, len);
 	while (n < 0 && errno == EINTR);
 	/* A full disk must not stop the proxy; the loss is reported once per
-	 * line on stderr, which the launcher collects. */
-	if (n != (ssize_t)ln->len)
+	 * write on stderr, which the launcher collects. */
+	if (n != (ssize_t)len)
 		fprintf(stderr, "firebreak-proxy: audit log write failed: %s\n",
 			n < 0 ? strerror(errno) : "short write");
+}
+
+/* Add a finished line to the batch; false if it does not fit. */
+static bool batch_add(struct fb_audit *a, const struct fb_audit_line *ln)
+{
+	if (ln->len > sizeof(a->batch) - a->waiting)
+		return false;
+	memcpy(a->batch + a->waiting, ln->buf, ln->len);
+	a->waiting += ln->len; /* only now: the crash handler sees whole lines */
+	return true;
+}
+
+void fb_audit_flush(struct fb_audit *a)
+{
+	if (!a || a->waiting == 0)
+		return;
+	write_lines(a, a->batch, a->waiting);
+	a->waiting = 0;
+}
+
+void fb_audit_emit(struct fb_audit *a, struct fb_audit_line *ln)
+{
+	if (!a)
+		return;
+	finish(ln);
+	/* behind the lines waiting, in the same write when it fits */
+	if (a->waiting > 0 && batch_add(a, ln)) {
+		fb_audit_flush(a);
+		return;
+	}
+	fb_audit_flush(a);
+	write_lines(a, ln->buf, ln->len);
+}
+
+void fb_audit_defer(struct fb_audit *a, struct fb_loop *l,
+		    struct fb_audit_line *ln)
+{
+	if (!a)
+		return;
+	finish(ln);
+	if (!batch_add(a, ln)) {
+		fb_audit_flush(a);
+		batch_add(a, ln); /* fits an empty batch (asserted above) */
+	}
+	arm_fatal_flush(a);
+	if (a->loop == l)
+		return;
+	if (a->loop)
+		fb_loop_unhook(a->loop, on_flush, a);
+	a->loop = fb_loop_hook(l, on_flush, a) == 0 ? l : NULL;
+	if (!a->loop)
+		fb_audit_flush(a); /* no hook left: no waiting either */
 }

@@ -9,13 +9,22 @@
  *   DIAL      non-blocking connect to an address from that answer
  *   PG_UP     Postgres: our own SSLRequest upstream, waiting for its 'S'
  *   REPLAY    the peeked bytes, untouched, to the upstream
- *   RELAY     splice(2) both ways; plain HTTP requests are read, checked
- *             one by one (http_relay.c) and forwarded
+ *   RELAY     both ways, copied while small and spliced once large
+ *             (splice.c); plain HTTP requests are read, checked one by
+ *             one (conn_http.c) and forwarded
  *   DRAIN     refused: the alert or 403 is out, wait briefly for the
  *             guest to close so the message is not lost to a reset
  *
  * Every connection gets one decision line and one close line in the
  * audit log.
+ *
+ * Both sockets are registered once, edge-triggered, so a connection's
+ * life costs no EPOLL_CTL_MOD: each event is noted as readiness (struct
+ * fb_splice) and the steps read or write only a side known to be ready.
+ * The upstream is watched for EPOLLOUT from the start (that is how a
+ * connect completes); the guest only once it has refused bytes, which
+ * most never do, and a fresh socket's EPOLLOUT would wake the loop for
+ * nothing.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,6 +50,8 @@
 #define IP6T_SO_ORIGINAL_DST 80
 #endif
 
+#define WATCH_IN (EPOLLIN | EPOLLRDHUP | EPOLLET)
+#define WATCH (WATCH_IN | EPOLLOUT)
 #define DRAIN_MS 1000          /* how long a refused guest may take to close */
 #define ACCEPT_RETRY_MS 100    /* after EMFILE */
 #define ACCEPT_BATCH 64
@@ -85,28 +96,20 @@ static bool addr_equal(const struct fb_addr *a, const struct fb_addr *b)
 /*
  * Where the guest meant to go: the conntrack entry of the nft redirect.
  * A connection made straight to the proxy's port has none, and its
- * "destination" is the proxy itself, which the deny set refuses.
+ * "destination" is the proxy itself, which the deny set refuses.  The
+ * socket's family is the peer's, as accept reported it.
  */
-static void original_dst(int fd, struct sockaddr_storage *ss)
+static void original_dst(int fd, sa_family_t family,
+			 struct sockaddr_storage *ss)
 {
 	socklen_t len = sizeof(*ss);
-	struct sockaddr_storage orig;
-	socklen_t olen = sizeof(orig);
-	int level, opt;
 
-	getsockname(fd, (struct sockaddr *)ss, &len);
-	level = ss->ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP;
-	opt = ss->ss_family == AF_INET6 ? IP6T_SO_ORIGINAL_DST : SO_ORIGINAL_DST;
-	if (getsockopt(fd, level, opt, &orig, &olen) == 0)
-		*ss = orig;
-}
-
-static void conn_watch(struct conn *c, int fd, uint32_t *cur, uint32_t want)
-{
-	if (fd < 0 || *cur == want)
+	if (family == AF_INET6 ?
+	    getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, ss, &len) == 0 :
+	    getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, ss, &len) == 0)
 		return;
-	if (fb_loop_mod(c->p->loop, fd, want) == 0)
-		*cur = want;
+	len = sizeof(*ss);
+	getsockname(fd, (struct sockaddr *)ss, &len);
 }
 
 static void timer_set(struct conn *c, uint64_t ms, fb_timer_fn *fn)
@@ -137,6 +140,8 @@ static void audit_common(struct conn *c, struct fb_audit_line *ln)
 		fb_audit_str(ln, "rule.name", c->rule);
 }
 
+/* Deferred to the end of the loop iteration: nothing the guest can see
+ * has happened yet (a refusal flushes it before answering). */
 static void audit_decision(struct conn *c, bool allowed, const char *reason)
 {
 	struct fb_audit_line ln;
@@ -149,7 +154,7 @@ static void audit_decision(struct conn *c, bool allowed, const char *reason)
 	audit_common(c, &ln);
 	if (c->up.ss_family)
 		fb_audit_sockaddr(&ln, "server", &c->up);
-	fb_audit_emit(c->p->audit, &ln);
+	fb_audit_defer(c->p->audit, c->p->loop, &ln);
 	c->decided = true;
 }
 
@@ -180,7 +185,7 @@ void fb_conn_close(struct conn *c, const char *why)
 		      (fb_loop_now(p->loop) - c->start_ms) * 1000000);
 	fb_audit_uint(&ln, "source.bytes", up);
 	fb_audit_uint(&ln, "destination.bytes", down);
-	fb_audit_emit(p->audit, &ln);
+	fb_audit_defer(p->audit, p->loop, &ln);
 	p->stats.bytes_up += up;
 	p->stats.bytes_down += down;
 	p->stats.open--;
@@ -189,14 +194,10 @@ void fb_conn_close(struct conn *c, const char *why)
 	fb_timer_cancel(p->loop, c->timer);
 	if (c->rreq)
 		fb_resolve_cancel(c->rreq);
-	if (c->cfd >= 0) {
-		fb_loop_del(p->loop, c->cfd);
-		close(c->cfd);
-	}
-	if (c->ufd >= 0) {
-		fb_loop_del(p->loop, c->ufd);
-		close(c->ufd);
-	}
+	/* Both sides done or not, close() sends what shutdown() would: a
+	 * FIN after the bytes still queued (a reset if unread bytes wait). */
+	fb_loop_close(p->loop, c->cfd);
+	fb_loop_close(p->loop, c->ufd);
 	fb_splice_close(&c->to_up);
 	fb_splice_close(&c->to_down);
 	conn_peek_free(c);
@@ -222,6 +223,31 @@ static void on_drain_timeout(struct fb_loop *l, void *arg)
 	fb_conn_close(c, c->why);
 }
 
+/* Until the guest closes (or resets): what it still sends is dropped. */
+static void drain(struct conn *c)
+{
+	char junk[4096];
+	ssize_t n;
+
+	do
+		n = recv(c->cfd, junk, sizeof(junk), 0);
+	while (n > 0 || (n < 0 && errno == EINTR));
+	if (n == 0 || errno != EAGAIN)
+		fb_conn_close(c, c->why);
+}
+
+/* The guest's side had news before the refusal whose edge is spent:
+ * look at it now rather than wait out the deadline. */
+static void on_drain_start(struct fb_loop *l, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)l;
+	c->timer = NULL;
+	timer_set(c, DRAIN_MS, on_drain_timeout);
+	drain(c);
+}
+
 /*
  * Send the guest our last word, then half-close and give it a moment to
  * read it before the socket goes away.  Never frees c at once (the relay
@@ -234,6 +260,8 @@ static void conn_answer_close(struct conn *c, const char *reason,
 
 	if (!c->decided)
 		audit_decision(c, false, reason);
+	/* the refusal is in the log before the guest can read it */
+	fb_audit_flush(c->p->audit);
 	peek_end(c);
 	c->why = reason;
 	/* A few hundred bytes into a socket buffer: not worth a retry; if
@@ -241,18 +269,17 @@ static void conn_answer_close(struct conn *c, const char *reason,
 	if (len <= 0 || send(c->cfd, out, (size_t)len, MSG_NOSIGNAL) != len ||
 	    shutdown(c->cfd, SHUT_WR) < 0)
 		wait = 0;
-	if (c->ufd >= 0) {
-		fb_loop_del(c->p->loop, c->ufd);
-		close(c->ufd);
-		c->ufd = -1;
-	}
+	fb_loop_close(c->p->loop, c->ufd);
+	c->ufd = -1;
 	if (c->rreq) {
 		fb_resolve_cancel(c->rreq);
 		c->rreq = NULL;
 	}
 	c->state = C_DRAIN;
-	conn_watch(c, c->cfd, &c->cev, wait ? EPOLLIN : 0);
-	timer_set(c, wait, on_drain_timeout);
+	if (wait && c->to_up.in_ready)
+		timer_set(c, 0, on_drain_start);
+	else
+		timer_set(c, wait, on_drain_timeout);
 }
 
 /* Refuse visibly: the TLS alert or the HTTP 403. */
@@ -318,7 +345,7 @@ static void conn_start(struct fb_proxy *p, int fd,
 	c->generation = p->generation;
 	fb_splice_init(&c->to_up);
 	fb_splice_init(&c->to_down);
-	original_dst(fd, &c->dst);
+	original_dst(fd, src->ss_family, &c->dst);
 	fb_addr_from_sockaddr(&c->dst, &c->dst_addr);
 	c->next = p->conns;
 	if (p->conns)
@@ -333,11 +360,10 @@ static void conn_start(struct fb_proxy *p, int fd,
 	}
 	c->buf = malloc(FB_PEEK_MAX);
 	if (!c->buf || conn_peek_init(c) < 0 ||
-	    fb_loop_add(p->loop, fd, EPOLLIN, on_client, c) < 0) {
+	    fb_loop_add(p->loop, fd, WATCH_IN, on_client, c) < 0) {
 		fb_conn_close(c, "out-of-memory");
 		return;
 	}
-	c->cev = EPOLLIN;
 	c->state = C_PEEK;
 	c->peeking = true;
 	p->stats.peeking++;
@@ -402,13 +428,12 @@ static void conn_dial(struct conn *c, const struct fb_addr *a, uint16_t port)
 		fb_conn_refuse(c, "dial-failed");
 		return;
 	}
-	if (fb_loop_add(p->loop, fd, EPOLLOUT, on_upstream, c) < 0) {
+	if (fb_loop_add(p->loop, fd, WATCH, on_upstream, c) < 0) {
 		close(fd);
 		fb_conn_close(c, "out-of-memory");
 		return;
 	}
 	c->ufd = fd;
-	c->uev = EPOLLOUT;
 	c->state = C_DIAL;
 	timer_set(c, p->cfg.peek_timeout_ms, on_dial_timeout);
 }
@@ -467,7 +492,6 @@ void fb_conn_decide(struct conn *c)
 	peek_end(c);
 	fb_timer_cancel(p->loop, c->timer);
 	c->timer = NULL;
-	conn_watch(c, c->cfd, &c->cev, 0);
 	c->policy = fb_policy_ref(p->policy);
 	c->generation = p->generation;
 	fb_policy_decide(c->policy, c->has_name ? c->name : NULL, &c->dst_addr, &d);
@@ -525,8 +549,7 @@ static void conn_replay(struct conn *c)
 				 MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EAGAIN) {
-			c->state = C_REPLAY;
-			conn_watch(c, c->ufd, &c->uev, EPOLLOUT);
+			c->state = C_REPLAY; /* until the upstream's next edge */
 			return;
 		}
 		if (n < 0) {
@@ -539,16 +562,16 @@ static void conn_replay(struct conn *c)
 	conn_relay_start(c);
 }
 
-static void dial_done(struct conn *c)
+/* A connect that failed reports EPOLLERR; one that succeeded, EPOLLOUT
+ * alone: the event says what SO_ERROR would. */
+static void dial_done(struct conn *c, uint32_t ev)
 {
-	int err = 0;
-	socklen_t len = sizeof(err);
-
-	getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len);
-	if (err) {
+	if (ev & (EPOLLERR | EPOLLHUP)) {
 		fb_conn_refuse(c, "dial-failed");
 		return;
 	}
+	if (!(ev & EPOLLOUT))
+		return;
 	fb_timer_cancel(c->p->loop, c->timer);
 	c->timer = NULL;
 	if (c->proto == P_POSTGRES) {
@@ -560,7 +583,6 @@ static void dial_done(struct conn *c)
 			return;
 		}
 		c->state = C_PG_UP;
-		conn_watch(c, c->ufd, &c->uev, EPOLLIN);
 		timer_set(c, c->p->cfg.peek_timeout_ms, on_dial_timeout);
 		return;
 	}
@@ -591,9 +613,11 @@ static void on_upstream(struct fb_loop *l, int fd, uint32_t ev, void *arg)
 
 	(void)l;
 	(void)fd;
+	fb_splice_event_in(&c->to_down, ev);
+	fb_splice_event_out(&c->to_up, ev);
 	switch (c->state) {
 	case C_DIAL:
-		dial_done(c);
+		dial_done(c, ev);
 		break;
 	case C_PG_UP:
 		pg_answer(c);
@@ -611,32 +635,32 @@ static void on_upstream(struct fb_loop *l, int fd, uint32_t ev, void *arg)
 
 /* ---- the guest side ---------------------------------------------------- */
 
+/* Read until the peeker has its answer or the socket runs dry (conn_peek.c
+ * closes at 64 KiB), taking the same readiness rules as the relay. */
 static void peek_read(struct conn *c)
 {
-	ssize_t n;
+	struct fb_splice *in = &c->to_up;
 
-	if (c->len == FB_PEEK_MAX) {
-		fb_conn_close(c, "peek-too-large");
-		return;
+	while (in->in_ready) {
+		size_t room = FB_PEEK_MAX - c->len;
+		ssize_t n = recv(c->cfd, c->buf + c->len, room, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			in->in_ready = false;
+			return;
+		}
+		if (n <= 0) {
+			fb_conn_close(c, n == 0 ? "client-closed" : "client-error");
+			return;
+		}
+		if ((size_t)n < room && !in->in_hup)
+			in->in_ready = false;
+		c->len += (size_t)n;
+		if (conn_peek_step(c) != 0)
+			return; /* decided, refused or closed: c may be gone */
 	}
-	n = recv(c->cfd, c->buf + c->len, FB_PEEK_MAX - c->len, 0);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		fb_conn_close(c, n == 0 ? "client-closed" : "client-error");
-		return;
-	}
-	c->len += (size_t)n;
-	conn_peek_step(c);
-}
-
-static void drain(struct conn *c)
-{
-	char junk[4096];
-	ssize_t n = recv(c->cfd, junk, sizeof(junk), 0);
-
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-		fb_conn_close(c, c->why);
 }
 
 static void on_client(struct fb_loop *l, int fd, uint32_t ev, void *arg)
@@ -645,6 +669,8 @@ static void on_client(struct fb_loop *l, int fd, uint32_t ev, void *arg)
 
 	(void)l;
 	(void)fd;
+	fb_splice_event_in(&c->to_up, ev);
+	fb_splice_event_out(&c->to_down, ev);
 	switch (c->state) {
 	case C_PEEK:
 		peek_read(c);
@@ -685,9 +711,8 @@ static void on_idle(struct fb_loop *l, void *arg)
 
 static void conn_relay_start(struct conn *c)
 {
-	if (fb_splice_open(&c->to_down) < 0 ||
-	    (c->http ? conn_http_start(c) : fb_splice_open(&c->to_up)) < 0) {
-		fb_conn_close(c, "out-of-resources");
+	if (c->http && conn_http_start(c) < 0) {
+		fb_conn_close(c, "out-of-memory");
 		return;
 	}
 	if (!c->http) {
@@ -702,13 +727,22 @@ static void conn_relay_start(struct conn *c)
 	fb_conn_relay(c, 0);
 }
 
+/* A relay step failed: no pipe to hold what a reader refused is a
+ * shortage of the proxy's, anything else the sockets'. */
+static const char *relay_error(void)
+{
+	return errno == EMFILE || errno == ENFILE || errno == ENOMEM ?
+	       "out-of-resources" : "relay-error";
+}
+
+/* Both directions, each only as far as its ready sides let it. */
 void fb_conn_relay(struct conn *c, uint32_t ev)
 {
 	ssize_t up, down;
-	uint32_t cwant = 0, uwant = 0;
+	bool up_done, down_done;
 
-	/* A reset on either side: epoll reports it whatever we asked for,
-	 * so waiting for the pipes to drain would spin. */
+	/* A reset on either side ends the connection; the other side
+	 * learns of it from the close. */
 	if (ev & EPOLLERR) {
 		fb_conn_close(c, "reset");
 		return;
@@ -718,31 +752,36 @@ void fb_conn_relay(struct conn *c, uint32_t ev)
 	if (up == CONN_GONE)
 		return;
 	if (up < 0) {
-		fb_conn_close(c, "relay-error");
+		fb_conn_close(c, relay_error());
 		return;
 	}
 	down = fb_splice_pump(&c->to_down, c->ufd, c->cfd);
 	if (down < 0) {
-		fb_conn_close(c, "relay-error");
+		fb_conn_close(c, relay_error());
 		return;
 	}
 	if (up > 0 || down > 0)
 		c->last_ms = fb_loop_now(c->p->loop);
-	if ((c->http ? conn_http_done(c) : fb_splice_done(&c->to_up)) &&
-	    fb_splice_done(&c->to_down)) {
+	up_done = c->http ? conn_http_done(c) : fb_splice_done(&c->to_up);
+	down_done = fb_splice_done(&c->to_down);
+	if (up_done && down_done) {
+		/* close() passes on the EOFs not yet passed on */
 		fb_conn_close(c, "closed");
 		return;
 	}
-	if (c->http ? conn_http_wants_read(c) : fb_splice_wants_read(&c->to_up))
-		cwant |= EPOLLIN;
-	if (c->http ? conn_http_wants_write(c) : fb_splice_wants_write(&c->to_up))
-		uwant |= EPOLLOUT;
-	if (fb_splice_wants_read(&c->to_down))
-		uwant |= EPOLLIN;
-	if (fb_splice_wants_write(&c->to_down))
-		cwant |= EPOLLOUT;
-	conn_watch(c, c->cfd, &c->cev, cwant);
-	conn_watch(c, c->ufd, &c->uev, uwant);
+	if (up_done && !c->http)
+		fb_splice_shut(&c->to_up, c->ufd);
+	if (down_done)
+		fb_splice_shut(&c->to_down, c->cfd);
+	/* The guest refused bytes: from now on its EPOLLOUT matters.  The
+	 * change reports the socket at once if it is writable already. */
+	if (!c->to_down.out_ready && !c->cfd_out) {
+		if (fb_loop_mod(c->p->loop, c->cfd, WATCH) < 0) {
+			fb_conn_close(c, "out-of-resources");
+			return;
+		}
+		c->cfd_out = true;
+	}
 }
 
 /* ---- policy changes ---------------------------------------------------- */

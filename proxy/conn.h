@@ -28,7 +28,7 @@ struct conn {
 	enum conn_state state;
 	enum conn_proto proto;
 	int cfd, ufd;                 /* guest side, upstream side; -1: none */
-	uint32_t cev, uev;            /* epoll interest now set on each */
+	bool cfd_out;                 /* EPOLLOUT is watched on cfd */
 	struct sockaddr_storage src;  /* the guest */
 	struct sockaddr_storage dst;  /* where the guest meant to go */
 	struct sockaddr_storage up;   /* where we dialled */
@@ -53,6 +53,8 @@ struct conn {
 
 	struct fb_timer *timer;       /* peek deadline, dial, idle or drain */
 	struct fb_resolve_req *rreq;
+	/* the two directions; also, from accept on, the readiness of the
+	 * sockets' sides (to_up: guest readable, upstream writable) */
 	struct fb_splice to_up, to_down;
 	uint64_t start_ms, last_ms;
 
@@ -73,16 +75,15 @@ void fb_conn_misdirected(struct conn *c, const char *reason); /* HTTP 421 */
 void fb_conn_close(struct conn *c, const char *why);     /* frees c */
 void fb_conn_relay(struct conn *c, uint32_t events);
 
-/* conn_peek.c: c->buf[0..len) grew; decide, ask for more, or refuse. */
+/* conn_peek.c: c->buf[0..len) grew; decide, ask for more, or refuse.
+ * 0: more bytes are wanted; 1: c was decided or closed (may be gone). */
 int conn_peek_init(struct conn *c);
-void conn_peek_step(struct conn *c);
+int conn_peek_step(struct conn *c);
 void conn_peek_free(struct conn *c);
 
 /* conn_http.c: plain HTTP, guest -> upstream, request by request */
 int conn_http_start(struct conn *c);
 ssize_t conn_http_pump(struct conn *c);  /* bytes forwarded, -1, CONN_GONE */
-bool conn_http_wants_read(const struct conn *c);
-bool conn_http_wants_write(const struct conn *c);
 bool conn_http_done(const struct conn *c);
 void conn_http_free(struct conn *c);
 

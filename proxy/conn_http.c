@@ -172,10 +172,12 @@ ssize_t conn_http_pump(struct conn *c)
 		bool progress = false;
 		ssize_t n;
 
-		if (h->fwd > 0) {
+		if (h->fwd > 0 && c->to_up.out_ready) {
 			n = send(c->ufd, h->in, h->fwd, MSG_NOSIGNAL);
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
 				return -1;
+			if (n < 0 && errno == EAGAIN)
+				c->to_up.out_ready = false;
 			if (n > 0) {
 				memmove(h->in, h->in + n, h->len - (size_t)n);
 				h->len -= (size_t)n;
@@ -197,12 +199,14 @@ ssize_t conn_http_pump(struct conn *c)
 			fb_conn_refuse(c, "http-head-too-large");
 			return CONN_GONE;
 		}
-		if (!h->eof && h->len < FB_PEEK_MAX) {
+		if (!h->eof && h->len < FB_PEEK_MAX && c->to_up.in_ready) {
 			n = recv(c->cfd, h->in + h->len, FB_PEEK_MAX - h->len, 0);
 			if (n > 0) {
 				h->len += (size_t)n;
 				progress = true;
-			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+			} else if (n < 0 && errno == EAGAIN) {
+				c->to_up.in_ready = false;
+			} else if (n == 0 || errno != EINTR) {
 				h->eof = true;
 			}
 		}
@@ -215,16 +219,6 @@ ssize_t conn_http_pump(struct conn *c)
 		if (!progress)
 			return (ssize_t)sent;
 	}
-}
-
-bool conn_http_wants_read(const struct conn *c)
-{
-	return !c->hr->eof && c->hr->len < FB_PEEK_MAX;
-}
-
-bool conn_http_wants_write(const struct conn *c)
-{
-	return c->hr->fwd > 0;
 }
 
 bool conn_http_done(const struct conn *c)

@@ -48,26 +48,29 @@ static enum conn_proto proto_of(const struct fb_peek *pk)
 	}
 }
 
-void conn_peek_step(struct conn *c)
+int conn_peek_step(struct conn *c)
 {
 	struct fb_peek *pk = &c->pk->peek;
 
 	switch (fb_peek_feed(pk, c->buf, c->len)) {
 	case FB_PEEK_NEED_MORE:
-		return;
+		if (c->len < FB_PEEK_MAX)
+			return 0;
+		/* 64 KiB and still no answer */
+		/* fall through */
 	case FB_PEEK_TOO_BIG:
 		fb_conn_close(c, "peek-too-large");
-		return;
+		return 1;
 	case FB_PEEK_SSLREQUEST:
 		/* One byte into a fresh socket: it goes or the guest is gone. */
 		if (send(c->cfd, "S", 1, MSG_NOSIGNAL) != 1) {
 			fb_conn_close(c, "client-error");
-			return;
+			return 1;
 		}
 		c->proto = P_POSTGRES;
 		c->pk->skip = 8;
 		fb_peek_after_sslrequest(pk);
-		return;
+		return 0;
 	case FB_PEEK_DONE:
 		break;
 	}
@@ -82,4 +85,5 @@ void conn_peek_step(struct conn *c)
 	c->off = c->pk->skip;
 	c->http = c->proto == P_HTTP;
 	fb_conn_decide(c);
+	return 1;
 }

@@ -11,6 +11,8 @@
  * out of the heap but still allocated until its handler returns, so the
  * handler may cancel it (a no-op) without touching freed memory.
  *
+ * Hooks: called in order after the timers, every iteration.
+ *
  * Errors: functions return -1 with errno set; the caller names the fd.
  */
 #include <errno.h>
@@ -41,6 +43,11 @@ struct fb_timer {
 	void *arg;
 };
 
+struct hook {
+	fb_timer_fn *fn;
+	void *arg;
+};
+
 struct fb_loop {
 	int epfd;
 	struct io_slot *io;
@@ -49,6 +56,8 @@ struct fb_loop {
 	size_t nheap, capheap;
 	uint64_t seq;
 	uint64_t now;
+	struct hook hooks[FB_LOOP_HOOKS];
+	size_t nhooks;
 	bool stop;
 };
 
@@ -146,6 +155,14 @@ int fb_loop_mod(struct fb_loop *l, int fd, uint32_t events)
 	return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
+static void forget(struct fb_loop *l, int fd)
+{
+	l->io[fd].used = false;
+	l->io[fd].fn = NULL;
+	l->io[fd].arg = NULL;
+	l->io[fd].gen++;
+}
+
 void fb_loop_del(struct fb_loop *l, int fd)
 {
 	if (fd < 0 || (size_t)fd >= l->nio || !l->io[fd].used)
@@ -153,10 +170,18 @@ void fb_loop_del(struct fb_loop *l, int fd)
 	/* Fails harmlessly if the fd was closed first: the kernel already
 	 * dropped it from the interest list. */
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-	l->io[fd].used = false;
-	l->io[fd].fn = NULL;
-	l->io[fd].arg = NULL;
-	l->io[fd].gen++;
+	forget(l, fd);
+}
+
+void fb_loop_close(struct fb_loop *l, int fd)
+{
+	if (fd < 0)
+		return;
+	/* Were the file still open elsewhere, its registration would
+	 * outlive the fd; the bumped generation drops its events. */
+	if ((size_t)fd < l->nio && l->io[fd].used)
+		forget(l, fd);
+	close(fd);
 }
 
 /* ---- timers ------------------------------------------------------------ */
@@ -293,6 +318,30 @@ static int next_timeout(const struct fb_loop *l)
 	return wait > 60000 ? 60000 : (int)wait;
 }
 
+/* ---- hooks --------------------------------------------------------------- */
+
+int fb_loop_hook(struct fb_loop *l, fb_timer_fn *fn, void *arg)
+{
+	if (l->nhooks == FB_LOOP_HOOKS) {
+		errno = ENOSPC;
+		return -1;
+	}
+	l->hooks[l->nhooks++] = (struct hook){ fn, arg };
+	return 0;
+}
+
+void fb_loop_unhook(struct fb_loop *l, fb_timer_fn *fn, void *arg)
+{
+	for (size_t i = 0; i < l->nhooks; i++) {
+		if (l->hooks[i].fn == fn && l->hooks[i].arg == arg) {
+			memmove(&l->hooks[i], &l->hooks[i + 1],
+				(l->nhooks - i - 1) * sizeof(l->hooks[0]));
+			l->nhooks--;
+			return;
+		}
+	}
+}
+
 /* ---- running ----------------------------------------------------------- */
 
 uint64_t fb_loop_now(struct fb_loop *l)
@@ -327,6 +376,9 @@ int fb_loop_run(struct fb_loop *l)
 			s->fn(l, fd, ev[i].events, s->arg);
 		}
 		fire_timers(l);
+		/* by index: a hook may remove itself */
+		for (size_t i = 0; i < l->nhooks; i++)
+			l->hooks[i].fn(l, l->hooks[i].arg);
 	}
 	return 0;
 }

@@ -23,12 +23,26 @@ int fb_loop_add(struct fb_loop *l, int fd, uint32_t events, fb_io_fn *fn,
 int fb_loop_mod(struct fb_loop *l, int fd, uint32_t events);
 /* Stop watching fd; safe to call from inside any handler. */
 void fb_loop_del(struct fb_loop *l, int fd);
+/* Stop watching fd and close it, in one system call: closing takes the fd
+ * out of epoll's set, as long as it was never duplicated (the proxy's are
+ * not).  Safe to call from inside any handler. */
+void fb_loop_close(struct fb_loop *l, int fd);
 
 /* Call fn once after `ms` milliseconds.  The handle is valid until it
  * fires or is cancelled. */
 struct fb_timer *fb_timer_add(struct fb_loop *l, uint64_t ms, fb_timer_fn *fn,
 			      void *arg);
 void fb_timer_cancel(struct fb_loop *l, struct fb_timer *t);
+
+/*
+ * Call fn(l, arg) at the end of every iteration, once its events and
+ * timers are handled and before the loop waits again: for work gathered
+ * over an iteration and done once (the audit log's lines).  At most
+ * FB_LOOP_HOOKS; 0, or -1 when they are taken.
+ */
+#define FB_LOOP_HOOKS 4
+int fb_loop_hook(struct fb_loop *l, fb_timer_fn *fn, void *arg);
+void fb_loop_unhook(struct fb_loop *l, fb_timer_fn *fn, void *arg);
 
 /* Monotonic milliseconds, cached per loop iteration. */
 uint64_t fb_loop_now(struct fb_loop *l);

@@ -1,10 +1,19 @@
 /*
- * splice.h — one direction of a relayed connection: socket -> pipe ->
- * socket with splice(2), so the payload never enters user space.
+ * splice.h — one direction of a relayed connection.
  *
- * A pipe is the kernel buffer between the two sockets; data waits in it
- * while the writer is slow, and reading stops while it is full, so one
- * direction holds at most one pipe's worth of data.
+ * Most connections are short: a handshake, a request, an answer, a few
+ * hundred bytes each way.  For those a pipe costs more than it saves, so a
+ * direction starts by copying: recv(2) into a buffer shared by all
+ * connections, send(2) at once.  Only when the reader cannot take
+ * everything, or a read fills the whole buffer (a bulk transfer), does the
+ * direction take a pipe and splice(2) from then on, so that a large
+ * payload never enters user space and data waiting for a slow reader
+ * waits in the kernel, not in the proxy's memory.  One direction holds at
+ * most one pipe's worth of data.
+ *
+ * The sockets are watched edge-triggered: the caller reports each epoll
+ * event with fb_splice_event_in / fb_splice_event_out, and the pump moves
+ * data only on a side known to be ready, until that side runs dry or full.
  */
 #ifndef FB_SPLICE_H
 #define FB_SPLICE_H
@@ -12,38 +21,43 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct fb_splice {
-	int pipe[2];   /* [0] read end, [1] write end; -1 when not open */
-	size_t queued; /* bytes in the pipe */
-	size_t cap;    /* the pipe's capacity */
-	bool in_eof;   /* the source said EOF (or failed) */
-	bool out_shut; /* EOF passed on: shutdown(SHUT_WR) done */
-	uint64_t bytes;
+	int pipe[2];    /* [0] read end, [1] write end; -1 while copying */
+	size_t queued;  /* bytes in the pipe */
+	size_t cap;     /* the pipe's capacity */
+	bool in_ready;  /* `in` may hold bytes or EOF (an edge since it ran dry) */
+	bool in_hup;    /* `in` reported EOF ahead: read on until recv says 0 */
+	bool out_ready; /* `out` may take bytes (no EAGAIN since its last edge) */
+	bool in_eof;    /* the source said EOF (or was reset) */
+	bool out_shut;  /* EOF passed on: shutdown(SHUT_WR) done */
+	uint64_t bytes; /* delivered to `out` */
 };
 
+/* Fresh sockets: `out` can take bytes, `in` waits for its first edge. */
 void fb_splice_init(struct fb_splice *s);
-/*
- * Create the pipe, or take an empty one a closed connection left.  0, or
- * -1 with errno set.  Closing keeps the pipe for reuse if it is empty.
- */
-int fb_splice_open(struct fb_splice *s);
+/* Give the pipe back: kept for reuse if it is empty, else closed. */
 void fb_splice_close(struct fb_splice *s);
 /* Close the pipes kept for reuse (at exit, or to free descriptors). */
 void fb_splice_pool_drain(void);
 
+/* An epoll event on the source socket / on the destination socket. */
+void fb_splice_event_in(struct fb_splice *s, uint32_t events);
+void fb_splice_event_out(struct fb_splice *s, uint32_t events);
+
 /*
  * Move what can move now from `in` to `out` without blocking.  Returns
  * the bytes delivered to `out` (0 too when nothing could move), or -1 on
- * an error of either socket (errno set).  When the source is at EOF and
- * the pipe is empty, `out` is shut down for writing (half-close).
+ * an error of either socket, or when no pipe could be had to hold bytes
+ * `out` refused (errno set).  Never shuts `out` down: see fb_splice_done.
  */
 ssize_t fb_splice_pump(struct fb_splice *s, int in, int out);
 
-/* Whether this direction wants `in` readable / `out` writable. */
-bool fb_splice_wants_read(const struct fb_splice *s);
-bool fb_splice_wants_write(const struct fb_splice *s);
-/* Source at EOF and everything delivered. */
+/* The source is at EOF and everything it sent is delivered: `out` may be
+ * shut down for writing (fb_splice_shut), or simply closed. */
 bool fb_splice_done(const struct fb_splice *s);
+/* Pass the EOF on as a half-close, once. */
+void fb_splice_shut(struct fb_splice *s, int out);
 
 #endif /* FB_SPLICE_H */

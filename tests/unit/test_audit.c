@@ -1,5 +1,7 @@
 /* test_audit.c — audit lines are single, well-formed JSON lines whatever
- * the guest sends; the log survives logrotate (reopen). */
+ * the guest sends; the log survives logrotate (reopen); deferred lines
+ * wait for the end of the loop iteration and are never lost or
+ * reordered on the way (emit, reopen, close). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,7 @@
 
 #include "proxy/audit.h"
 #include "proxy/deny.h"
+#include "proxy/loop.h"
 #include "proxy/stats.h"
 
 static char *slurp(const char *path)
@@ -160,6 +163,123 @@ static void test_reopen_follows_logrotate(void **state)
 	rmdir(dir);
 }
 
+static size_t file_size(const char *path)
+{
+	char *text = slurp(path);
+	size_t n = strlen(text);
+
+	free(text);
+	return n;
+}
+
+struct deferring {
+	struct fb_audit *a;
+	const char *path;
+	size_t size_inside; /* the file's size while the lines waited */
+};
+
+static void defer_gen(struct fb_audit *a, struct fb_loop *l, uint64_t gen)
+{
+	struct fb_audit_line ln;
+
+	fb_audit_begin(a, &ln, "connection", "allowed", gen);
+	fb_audit_defer(a, l, &ln);
+}
+
+static void on_defer_two(struct fb_loop *l, void *arg)
+{
+	struct deferring *d = arg;
+
+	defer_gen(d->a, l, 1);
+	defer_gen(d->a, l, 2);
+	d->size_inside = file_size(d->path);
+	fb_loop_stop(l);
+}
+
+/* Every line a whole object: '{' to '}', then a newline. */
+static bool whole_lines(const char *text)
+{
+	const char *p = text;
+
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+
+		if (!nl || *p != '{' || nl[-1] != '}')
+			return false;
+		p = nl + 1;
+	}
+	return p != text;
+}
+
+/* Position of "policy.generation":N} in text, or -1. */
+static long at(const char *text, int gen)
+{
+	char key[48];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\"policy.generation\":%d}", gen);
+	p = strstr(text, key);
+	return p ? p - text : -1;
+}
+
+static void test_deferred_lines(void **state)
+{
+	char dir[] = "/tmp/fbauditXXXXXX", path[64], moved[80], err[256];
+	struct fb_loop *l = fb_loop_new();
+	struct deferring d;
+	struct fb_audit_line ln;
+	char *text;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	snprintf(moved, sizeof(moved), "%s/audit.log.1", dir);
+	d = (struct deferring){ .path = path };
+	d.a = fb_audit_open(path, "x", err, sizeof(err));
+	assert_non_null(d.a);
+
+	/* two lines wait while the iteration lasts, and are written when
+	 * it ends, whole and in order */
+	assert_non_null(fb_timer_add(l, 0, on_defer_two, &d));
+	assert_int_equal(fb_loop_run(l), 0);
+	assert_int_equal(d.size_inside, 0);
+	text = slurp(path);
+	assert_true(at(text, 1) >= 0 && at(text, 1) < at(text, 2));
+	assert_int_equal(text[strlen(text) - 1], '\n');
+	free(text);
+
+	/* a line written at once goes behind the waiting ones */
+	defer_gen(d.a, l, 3);
+	fb_audit_begin(d.a, &ln, "policy", NULL, 4);
+	fb_audit_emit(d.a, &ln);
+	text = slurp(path);
+	assert_true(at(text, 2) < at(text, 3) && at(text, 3) < at(text, 4));
+	free(text);
+
+	/* logrotate: the waiting lines belong to the old file */
+	defer_gen(d.a, l, 5);
+	assert_int_equal(rename(path, moved), 0);
+	assert_int_equal(fb_audit_reopen(d.a, err, sizeof(err)), 0);
+	text = slurp(moved);
+	assert_true(at(text, 5) > at(text, 4));
+	free(text);
+
+	/* more lines than one write holds: none is lost or cut */
+	for (int gen = 100; gen < 400; gen++)
+		defer_gen(d.a, l, (uint64_t)gen);
+	/* and closing writes what still waits */
+	fb_audit_close(d.a);
+	text = slurp(path);
+	for (int gen = 100; gen < 400; gen++)
+		assert_true(at(text, gen) > (gen > 100 ? at(text, gen - 1) : -1));
+	assert_true(whole_lines(text));
+	free(text);
+	fb_loop_free(l);
+	unlink(path);
+	unlink(moved);
+	rmdir(dir);
+}
+
 static void test_open_names_the_problem(void **state)
 {
 	char err[256];
@@ -220,6 +340,7 @@ int main(void)
 		cmocka_unit_test(test_long_guest_text_is_truncated_and_flagged),
 		cmocka_unit_test(test_truncation_keeps_utf8_characters_whole),
 		cmocka_unit_test(test_reopen_follows_logrotate),
+		cmocka_unit_test(test_deferred_lines),
 		cmocka_unit_test(test_open_names_the_problem),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_stats_formats),

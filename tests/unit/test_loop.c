@@ -1,10 +1,12 @@
 /* test_loop.c — the event loop: fd dispatch, deletion during dispatch,
- * timer order, cancellation, and fairness between timers and I/O. */
+ * closing a watched fd, timer order, cancellation, fairness between
+ * timers and I/O, and the end-of-iteration hooks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -290,15 +292,126 @@ static void test_zero_timer_fairness(void **state)
 	close(p.w);
 }
 
+/* A watched fd closed through the loop: no EPOLL_CTL_DEL, yet the number
+ * can be watched again at once, and the old handler hears nothing. */
+static int closed_calls;
+
+static void on_closed(struct fb_loop *l, int fd, uint32_t ev, void *arg)
+{
+	(void)l; (void)fd; (void)ev; (void)arg;
+	closed_calls++;
+}
+
+static void test_close_watched_fd(void **state)
+{
+	struct fb_loop *l = fb_loop_new();
+	struct pipe_end p, q;
+	int num;
+
+	(void)state;
+	open_pipe(&p);
+	num = p.r;
+	assert_int_equal(fb_loop_add(l, p.r, EPOLLIN, on_closed, NULL), 0);
+	assert_int_equal(write(p.w, "x", 1), 1);
+	fb_loop_close(l, p.r);
+	/* the same number, a new pipe, a new handler */
+	open_pipe(&q);
+	if (q.r != num) {
+		assert_int_equal(dup2(q.r, num), num);
+		close(q.r);
+		q.r = num;
+	}
+	assert_int_equal(fb_loop_add(l, q.r, EPOLLIN, on_readable_stop, &q), 0);
+	assert_int_equal(write(q.w, "y", 1), 1);
+	closed_calls = 0;
+	assert_int_equal(fb_loop_run(l), 0);
+	assert_int_equal(closed_calls, 0);
+	assert_int_equal(q.calls, 1);
+	fb_loop_close(l, q.r);
+	fb_loop_free(l);
+	close(p.w);
+	close(q.w);
+}
+
+/* Hooks run after the iteration's events and timers, every iteration. */
+static char trail[16];
+
+static void mark(char c)
+{
+	size_t n = strlen(trail);
+
+	if (n + 1 < sizeof(trail))
+		trail[n] = c;
+}
+
+static void on_fd_mark(struct fb_loop *l, int fd, uint32_t ev, void *arg)
+{
+	char c;
+
+	(void)l; (void)ev; (void)arg;
+	assert_int_equal(read(fd, &c, 1), 1);
+	mark('F');
+}
+
+static void on_timer_mark(struct fb_loop *l, void *arg)
+{
+	(void)l; (void)arg;
+	mark('T');
+}
+
+static void on_hook_mark(struct fb_loop *l, void *arg)
+{
+	(void)arg;
+	mark('H');
+	if (strlen(trail) >= 4)
+		fb_loop_stop(l);
+}
+
+static void on_hook_other(struct fb_loop *l, void *arg)
+{
+	(void)l; (void)arg;
+	mark('X');
+}
+
+static void test_hooks_end_each_iteration(void **state)
+{
+	struct fb_loop *l = fb_loop_new();
+	struct pipe_end p;
+
+	(void)state;
+	open_pipe(&p);
+	memset(trail, 0, sizeof(trail));
+	assert_int_equal(fb_loop_add(l, p.r, EPOLLIN, on_fd_mark, NULL), 0);
+	assert_non_null(fb_timer_add(l, 0, on_timer_mark, NULL));
+	assert_int_equal(fb_loop_hook(l, on_hook_mark, NULL), 0);
+	assert_int_equal(fb_loop_hook(l, on_hook_other, NULL), 0);
+	fb_loop_unhook(l, on_hook_other, NULL);
+	assert_int_equal(write(p.w, "x", 1), 1);
+	/* first iteration: the fd, the timer, the hook; then a timer alone */
+	assert_non_null(fb_timer_add(l, 20, on_timer_mark, NULL));
+	assert_int_equal(fb_loop_run(l), 0);
+	assert_string_equal(trail, "FTHTH");
+	/* a full set refuses one more */
+	for (int i = 1; i < FB_LOOP_HOOKS; i++)
+		assert_int_equal(fb_loop_hook(l, on_hook_other, NULL), 0);
+	assert_int_equal(fb_loop_hook(l, on_hook_other, NULL), -1);
+	fb_loop_del(l, p.r);
+	fb_loop_free(l);
+	close(p.r);
+	close(p.w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fd_dispatch),
 		cmocka_unit_test(test_delete_during_dispatch),
+		cmocka_unit_test(test_close_watched_fd),
 		cmocka_unit_test(test_timer_order),
 		cmocka_unit_test(test_timer_cancel),
 		cmocka_unit_test(test_timer_heap),
 		cmocka_unit_test(test_zero_timer_fairness),
+		cmocka_unit_test(test_hooks_end_each_iteration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
