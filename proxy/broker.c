@@ -103,7 +103,8 @@ struct fb_broker {
 	/* guest side */
 	struct wire gw;
 	SSL *cssl;
-	uint32_t cev, c_rd_ev, c_wr_ev;
+	uint32_t cev, cwant;   /* watched for; wanted at the last broker_run */
+	uint32_t c_rd_ev, c_wr_ev;
 	uint32_t c_fired;      /* reported since the last broker_run */
 	char *in;
 	size_t in_len;
@@ -136,7 +137,7 @@ struct fb_broker {
 	struct fb_resolve_req *rreq;
 	struct wire uw;
 	SSL *ussl;
-	uint32_t uev, u_rd_ev, u_wr_ev, u_fired;
+	uint32_t uev, uwant, u_rd_ev, u_wr_ev, u_fired;
 	struct sockaddr_storage up_addr;
 	struct obuf upq;
 	char *uin;
@@ -481,7 +482,7 @@ static void upstream_close(struct fb_broker *b)
 	}
 	b->uw = (struct wire){ .fd = -1 };
 	b->up = UP_NONE;
-	b->uev = b->u_fired = 0;
+	b->uev = b->uwant = b->u_fired = 0;
 	b->upq.off = b->upq.len = 0;
 	b->uin_len = 0;
 	b->u_eof = false;
@@ -580,7 +581,7 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 		upstream_failed(b, "out-of-resources");
 		return;
 	}
-	b->uev = EPOLLOUT;
+	b->uev = b->uwant = EPOLLOUT;
 	b->u_wr_ev = EPOLLOUT;
 	b->up = UP_DIAL;
 	broker_run(b);
@@ -1177,14 +1178,18 @@ static int step(struct fb_broker *b)
 }
 
 /*
- * Set what fd is watched for.  Readability no longer wanted stays
- * watched until it is reported while unwanted: a guest seldom sends
- * while its response is on the way, and each change is a system call.
+ * Set what fd is watched for (*cur), given what the state wants now and
+ * wanted last time (*wanted).  Readability no longer wanted stays watched
+ * until it is reported while unwanted: a guest seldom sends while its
+ * response is on the way, and each change is a system call.
  */
-static void watch(struct fb_broker *b, int fd, uint32_t *cur, uint32_t want,
-		  uint32_t fired)
+static void watch(struct fb_broker *b, int fd, uint32_t *cur,
+		  uint32_t *wanted, uint32_t want, uint32_t fired)
 {
-	if ((*cur & EPOLLIN) && !(fired & EPOLLIN))
+	bool unwanted = (fired & EPOLLIN) && !(*wanted & EPOLLIN);
+
+	*wanted = want;
+	if ((*cur & EPOLLIN) && !unwanted)
 		want |= EPOLLIN;
 	if (fd >= 0 && *cur != want && fb_loop_mod(b->p->loop, fd, want) == 0)
 		*cur = want;
@@ -1209,8 +1214,8 @@ static void broker_run(struct fb_broker *b)
 		uw |= b->u_wr_ev;
 	if (reading_upstream(b))
 		uw |= b->u_rd_ev;
-	watch(b, b->gw.fd, &b->cev, cw, b->c_fired);
-	watch(b, b->uw.fd, &b->uev, uw, b->u_fired);
+	watch(b, b->gw.fd, &b->cev, &b->cwant, cw, b->c_fired);
+	watch(b, b->uw.fd, &b->uev, &b->uwant, uw, b->u_fired);
 	b->c_fired = b->u_fired = 0;
 }
 
@@ -1367,7 +1372,7 @@ int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
 	SSL_set_accept_state(b->cssl);
 	if (fb_loop_add(p->loop, client_fd, EPOLLIN, on_client, b) < 0)
 		goto fail_b;
-	b->cev = EPOLLIN;
+	b->cev = b->cwant = EPOLLIN;
 	b->rq = RQ_HANDSHAKE;
 	b->next = bc->live;
 	if (bc->live)
