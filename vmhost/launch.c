@@ -274,8 +274,10 @@ int fb_launch_start(const struct fb_launch_opts *o, struct fb_launch *l,
 		.state_dir = o->state_dir,
 		.tap = o->backend != FB_BACKEND_PROCESS,
 	};
+	struct fb_sandbox_ca_job ca_job;
 	struct fb_policy *policy;
-	int saved;
+	char ca_err[512];
+	int built, saved;
 
 	memset(l, 0, sizeof *l);
 	l->proxy = l->guest = -1;
@@ -305,15 +307,28 @@ int fb_launch_start(const struct fb_launch_opts *o, struct fb_launch *l,
 	}
 
 	so.policy = policy;
-	if (fb_sandbox_create(&l->sb, &so, err, errsize) < 0)
+	if (fb_sandbox_claim(&l->sb, &so, err, errsize) < 0)
 		goto fail_policy;
 	l->started = true;
 	/* The CA and token key stay here, on the host side; the guest gets
-	 * the certificate in its trust store and nothing else. */
-	if (fb_sandbox_ca_create(&l->sb, policy, &l->ca, err, errsize) < 0) {
+	 * the certificate in its trust store and nothing else.  Neither the
+	 * CA nor the network needs the other, so the keys are generated
+	 * while the network is built. */
+	if (fb_sandbox_ca_begin(&ca_job, &l->sb, policy, &l->ca, err,
+				errsize) < 0) {
 		prefix_err("sandbox CA", err, errsize);
 		goto fail;
 	}
+	built = fb_sandbox_build(&l->sb, &so, err, errsize);
+	saved = errno;
+	if (fb_sandbox_ca_end(&ca_job, ca_err, sizeof ca_err) < 0 &&
+	    built == 0) {
+		snprintf(err, errsize, "sandbox CA: %s", ca_err);
+		goto fail;
+	}
+	errno = saved;
+	if (built < 0)
+		goto fail;
 	l->proxy_args = (struct fb_proxy_launch){
 		.policy = o->policy,
 		.publics = o->publics,

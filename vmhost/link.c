@@ -2,6 +2,14 @@
  * link.c — interfaces, addresses and routes over rtnetlink (libmnl), and
  * the per-namespace sysctls under /proc/sys.
  *
+ * The sysctls are reached through a procfs instance of the launcher's own
+ * (fb_sysctl_open).  In the machine's /proc, the directories that every
+ * network namespace has (net/ipv4, net/ipv6, ...) share one dcache hash
+ * chain: a lookup compares the name with the entry of every namespace
+ * that looked it up before (proc_sys_compare), hundreds with hundreds of
+ * sandboxes.  A fresh instance, never attached to the tree, starts with
+ * an empty dcache and takes it along when its descriptor is closed.
+ *
  * Every request asks for an acknowledgement and waits for it, so a call
  * returns only once the kernel has applied (or refused) the change.
  */
@@ -9,6 +17,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,47 +285,80 @@ int fb_route_add_default(struct fb_rtnl *nl, const struct fb_addr *gw,
 	return talk(nl, nlh, NULL, NULL, what, err, errsize);
 }
 
-static int default_route_cb(const struct nlmsghdr *nlh, void *data)
+static int unicast_route_cb(const struct nlmsghdr *nlh, void *data)
 {
 	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
 
-	if (nlh->nlmsg_type == RTM_NEWROUTE && rtm->rtm_dst_len == 0 &&
-	    rtm->rtm_table == RT_TABLE_MAIN && rtm->rtm_type == RTN_UNICAST)
+	if (nlh->nlmsg_type == RTM_NEWROUTE && rtm->rtm_type == RTN_UNICAST)
 		*(int *)data = 1;
 	return MNL_CB_OK;
 }
 
-int fb_route_has_default(struct fb_rtnl *nl, int family, char *err,
-			 size_t errsize)
+/*
+ * One lookup (RTM_F_FIB_MATCH: the route that matched, not a cached
+ * destination), never a dump: a dump walks every route of the namespace,
+ * and the launcher's namespace holds a few per live sandbox.
+ */
+int fb_route_reaches(struct fb_rtnl *nl, const struct fb_addr *dst, char *err,
+		     size_t errsize)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nlmsghdr *nlh = request(buf, nl, RTM_GETROUTE, NLM_F_DUMP);
+	struct nlmsghdr *nlh = request(buf, nl, RTM_GETROUTE, 0);
 	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof *rtm);
+	size_t len = dst->family == AF_INET ? 4 : 16;
 	int found = 0;
 
-	rtm->rtm_family = family;
-	if (talk(nl, nlh, default_route_cb, &found, "list routes", err,
+	rtm->rtm_family = dst->family;
+	rtm->rtm_dst_len = len * 8;
+	rtm->rtm_flags = RTM_F_FIB_MATCH;
+	mnl_attr_put(nlh, RTA_DST, len, dst->b);
+	if (talk(nl, nlh, unicast_route_cb, &found, "look up a route", err,
 		 errsize) < 0)
-		return -1;
+		return errno == ENETUNREACH || errno == EHOSTUNREACH ? 0 : -1;
 	return found;
 }
 
-int fb_sysctl_read(const char *key, char *buf, size_t size, char *err,
-		   size_t errsize)
+int fb_sysctl_open(char *err, size_t errsize)
 {
-	char path[128];
+	int fs, mnt, sys;
+
+	fs = fsopen("proc", FSOPEN_CLOEXEC);
+	if (fs >= 0 && fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0) {
+		mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+		close(fs);
+		if (mnt >= 0) {
+			sys = openat(mnt, "sys", O_PATH | O_DIRECTORY |
+				     O_CLOEXEC);
+			close(mnt);
+			if (sys >= 0)
+				return sys;
+		}
+	} else if (fs >= 0) {
+		close(fs);
+	}
+	/* no procfs of our own (no mount API, or not allowed here) */
+	sys = open("/proc/sys", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (sys < 0)
+		snprintf(err, errsize, "open /proc/sys: %s", strerror(errno));
+	return sys;
+}
+
+int fb_sysctl_read(int sys, const char *key, char *buf, size_t size,
+		   char *err, size_t errsize)
+{
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof path, "/proc/sys/%s", key);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = openat(sys, key, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(err, errsize, "open %s: %s", path, strerror(errno));
+		snprintf(err, errsize, "open /proc/sys/%s: %s", key,
+			 strerror(errno));
 		return -1;
 	}
 	n = read(fd, buf, size - 1);
 	if (n < 0)
-		snprintf(err, errsize, "read %s: %s", path, strerror(errno));
+		snprintf(err, errsize, "read /proc/sys/%s: %s", key,
+			 strerror(errno));
 	close(fd);
 	if (n < 0)
 		return -1;
@@ -325,23 +367,22 @@ int fb_sysctl_read(const char *key, char *buf, size_t size, char *err,
 	return 0;
 }
 
-int fb_sysctl_write(const char *key, const char *value, char *err,
+int fb_sysctl_write(int sys, const char *key, const char *value, char *err,
 		    size_t errsize)
 {
-	char path[128];
 	size_t len = strlen(value);
 	int fd, ok;
 
-	snprintf(path, sizeof path, "/proc/sys/%s", key);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
+	fd = openat(sys, key, O_WRONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(err, errsize, "open %s: %s", path, strerror(errno));
+		snprintf(err, errsize, "open /proc/sys/%s: %s", key,
+			 strerror(errno));
 		return -1;
 	}
 	ok = write(fd, value, len) == (ssize_t)len;
 	if (!ok)
-		snprintf(err, errsize, "write %s to %s: %s", value, path,
-			 strerror(errno));
+		snprintf(err, errsize, "write %s to /proc/sys/%s: %s", value,
+			 key, strerror(errno));
 	close(fd);
 	return ok ? 0 : -1;
 }

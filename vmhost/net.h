@@ -78,15 +78,22 @@ int fb_addr_add(struct fb_rtnl *nl, int ifindex, const struct fb_addr *a,
 /* A default route of gw's family via gw. */
 int fb_route_add_default(struct fb_rtnl *nl, const struct fb_addr *gw,
 			 char *err, size_t errsize);
-/* 1 when the main table has a default route of `family`, 0 when not. */
-int fb_route_has_default(struct fb_rtnl *nl, int family, char *err,
-			 size_t errsize);
+/* 1 when the namespace routes `dst` by a unicast route (through a gateway
+ * or out of a link), 0 when it has no route there. */
+int fb_route_reaches(struct fb_rtnl *nl, const struct fb_addr *dst, char *err,
+		     size_t errsize);
 
+/*
+ * The sysctl tree (/proc/sys) as a directory descriptor for the two
+ * below: of a procfs instance of our own where one can be made (see
+ * link.c for why), else of /proc/sys itself.  Close it after use.
+ */
+int fb_sysctl_open(char *err, size_t errsize);
 /* Read or write a sysctl of the calling thread's network namespace;
  * `key` as under /proc/sys: "net/ipv4/ip_forward". */
-int fb_sysctl_read(const char *key, char *buf, size_t size, char *err,
-		   size_t errsize);
-int fb_sysctl_write(const char *key, const char *value, char *err,
+int fb_sysctl_read(int sys, const char *key, char *buf, size_t size,
+		   char *err, size_t errsize);
+int fb_sysctl_write(int sys, const char *key, const char *value, char *err,
 		    size_t errsize);
 
 #endif /* FB_VMHOST_NET_H */

@@ -9,8 +9,8 @@
  * switched on here: on a host that takes its own address from router
  * advertisements that would stop it accepting them.  So sandboxes get
  * IPv6 egress only where the launcher's namespace already forwards IPv6
- * and has an IPv6 default route; elsewhere the guest's IPv6 stays inside
- * the sandbox.
+ * and routes the global unicast range; elsewhere the guest's IPv6 stays
+ * inside the sandbox.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -112,6 +112,7 @@ static void random_id(char id[FB_SANDBOX_ID_MAX + 1])
 struct step {
 	struct fb_sandbox *sb;
 	bool tap;
+	int sysctl;  /* fb_sysctl_open's, for the build's four sysctls */
 	char *err;
 	size_t errsize;
 };
@@ -133,18 +134,25 @@ static int setup_outside(struct step *st)
 
 	if (!nl)
 		return -1;
-	if (fb_sysctl_read("net/ipv4/ip_forward", fwd, sizeof fwd, st->err,
-			   st->errsize) < 0)
+	if (fb_sysctl_read(st->sysctl, "net/ipv4/ip_forward", fwd, sizeof fwd,
+			   st->err, st->errsize) < 0)
 		goto out;
-	if (strcmp(fwd, "1") && fb_sysctl_write("net/ipv4/ip_forward", "1",
+	if (strcmp(fwd, "1") && fb_sysctl_write(st->sysctl,
+						"net/ipv4/ip_forward", "1",
 						st->err, st->errsize) < 0)
 		goto out;
-	v6 = fb_route_has_default(nl, AF_INET6, st->err, st->errsize);
+	/* 2000::, the first global unicast address: a default route or a
+	 * route to 2000::/3 reaches it, a host without IPv6 egress does not */
+	memset(&a, 0, sizeof a);
+	a.family = AF_INET6;
+	a.b[0] = 0x20;
+	v6 = fb_route_reaches(nl, &a, st->err, st->errsize);
 	if (v6 < 0)
 		goto out;
 	sb->v6_egress = v6 &&
-		fb_sysctl_read("net/ipv6/conf/all/forwarding", fwd, sizeof fwd,
-			       st->err, st->errsize) == 0 && !strcmp(fwd, "1");
+		fb_sysctl_read(st->sysctl, "net/ipv6/conf/all/forwarding", fwd,
+			       sizeof fwd, st->err, st->errsize) == 0 &&
+		!strcmp(fwd, "1");
 
 	if (fb_link_add_veth(nl, sb->name, UPLINK_IF, sb->sandbox_ns, st->err,
 			     st->errsize) < 0)
@@ -176,10 +184,10 @@ static int setup_sandbox_ns(void *arg)
 	struct fb_rtnl *nl;
 	int idx, ret = -1;
 
-	if (fb_sysctl_write("net/ipv4/ip_forward", "1", st->err,
+	if (fb_sysctl_write(st->sysctl, "net/ipv4/ip_forward", "1", st->err,
 			    st->errsize) < 0 ||
-	    fb_sysctl_write("net/ipv6/conf/all/forwarding", "1", st->err,
-			    st->errsize) < 0)
+	    fb_sysctl_write(st->sysctl, "net/ipv6/conf/all/forwarding", "1",
+			    st->err, st->errsize) < 0)
 		return -1;
 	nl = fb_rtnl_open(st->err, st->errsize);
 	if (!nl)
@@ -401,11 +409,11 @@ static int claim_name(struct fb_sandbox *sb, const char *id, char *err,
 	return -1;
 }
 
-int fb_sandbox_create(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
-		      char *err, size_t errsize)
+int fb_sandbox_claim(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
+		     char *err, size_t errsize)
 {
 	const char *state_dir = o->state_dir ? o->state_dir : FB_STATE_DIR;
-	struct step st = { sb, o->tap, err, errsize };
+	struct step st = { sb, o->tap, -1, err, errsize };
 	int saved;
 
 	memset(sb, 0, sizeof *sb);
@@ -426,11 +434,27 @@ int fb_sandbox_create(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 	if (sb->home_ns < 0)
 		goto fail;
 	sb->sandbox_ns = fb_netns_open(sb->name, err, errsize);
-	if (sb->sandbox_ns < 0)
+	if (sb->sandbox_ns < 0 || write_resolv_conf(&st) < 0)
 		goto fail;
+	return 0;
+fail:
+	saved = errno;
+	fb_sandbox_destroy(sb);
+	errno = saved;
+	return -1;
+}
+
+int fb_sandbox_build(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
+		     char *err, size_t errsize)
+{
+	struct step st = { sb, o->tap, -1, err, errsize };
+	int ret = -1, saved;
+
 	sb->guest_ns = fb_netns_new_anonymous(err, errsize);
-	if (sb->guest_ns < 0 || write_resolv_conf(&st) < 0 ||
-	    setup_outside(&st) < 0 ||
+	if (sb->guest_ns < 0)
+		return -1;
+	st.sysctl = fb_sysctl_open(err, errsize);
+	if (st.sysctl < 0 || setup_outside(&st) < 0 ||
 	    fb_netns_call(sb->sandbox_ns, setup_sandbox_ns, &st, err,
 			  errsize) < 0 ||
 	    (!o->tap && fb_netns_call(sb->guest_ns, setup_guest_ns, &st,
@@ -439,9 +463,25 @@ int fb_sandbox_create(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 	    fb_netns_call(sb->sandbox_ns, setup_guest_nat, &st, err,
 			  errsize) < 0 ||
 	    setup_uplink_table(&st) < 0)
-		goto fail;
-	return 0;
-fail:
+		goto out;
+	ret = 0;
+out:
+	saved = errno;
+	if (st.sysctl >= 0)
+		close(st.sysctl);
+	errno = saved;
+	return ret;
+}
+
+int fb_sandbox_create(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
+		      char *err, size_t errsize)
+{
+	int saved;
+
+	if (fb_sandbox_claim(sb, o, err, errsize) < 0)
+		return -1;
+	if (fb_sandbox_build(sb, o, err, errsize) == 0)
+		return 0;
 	saved = errno;
 	fb_sandbox_destroy(sb);
 	errno = saved;

@@ -90,6 +90,17 @@ bool fb_sandbox_id_valid(const char *id);
  */
 int fb_sandbox_create(struct fb_sandbox *sb, const struct fb_sandbox_opts *opts,
 		      char *err, size_t errsize);
+/*
+ * fb_sandbox_create in two halves, for a caller with work of its own to
+ * do in between (in another thread: the CA is made while the network is
+ * built).  claim takes the slot, the name and the directory, and on
+ * failure removes what it made; build makes everything else, and on
+ * failure leaves the sandbox to fb_sandbox_destroy.
+ */
+int fb_sandbox_claim(struct fb_sandbox *sb, const struct fb_sandbox_opts *opts,
+		     char *err, size_t errsize);
+int fb_sandbox_build(struct fb_sandbox *sb, const struct fb_sandbox_opts *opts,
+		     char *err, size_t errsize);
 /* Remove everything create made; reports problems on stderr. */
 void fb_sandbox_destroy(struct fb_sandbox *sb);
 

@@ -2,6 +2,7 @@
  * sandbox_ca.c — the brokering material of one sandbox (sandbox_ca.h).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,29 +42,19 @@ static int write_jwks(const struct fb_jwt_key *key, const char *out,
 	return r;
 }
 
-int fb_sandbox_ca_create(const struct fb_sandbox *sb,
-			 const struct fb_policy *policy,
-			 struct fb_sandbox_ca *c, char *err, size_t errsize)
+/* The thread: everything that takes time, from key generation to the
+ * trust bundle's write. */
+static void *make(void *arg)
 {
-	struct fb_ca *ca = NULL;
+	struct fb_sandbox_ca_job *job = arg;
+	struct fb_sandbox_ca *c = job->out;
+	char *err = job->err;
+	size_t errsize = sizeof job->err;
+	struct fb_ca *ca;
 	struct fb_jwt_key *jwt = NULL;
-	const char **names;
-	size_t n;
-	int r = -1;
 
-	memset(c, 0, sizeof(*c));
-	if (path(c->cert, sizeof(c->cert), sb->dir, "ca.crt", err, errsize) < 0 ||
-	    path(c->key, sizeof(c->key), sb->dir, "ca.key", err, errsize) < 0 ||
-	    path(c->jwt_key, sizeof(c->jwt_key), sb->dir, "jwt.key", err, errsize) < 0 ||
-	    path(c->jwks, sizeof(c->jwks), sb->dir, "jwks.json", err, errsize) < 0 ||
-	    path(c->bundle, sizeof(c->bundle), sb->dir, "trust.crt", err, errsize) < 0)
-		return -1;
-	names = fb_brokered_names(policy, &n);
-	if (!names) {
-		snprintf(err, errsize, "out of memory");
-		return -1;
-	}
-	ca = fb_ca_create(sb->id, names, n, 0, err, errsize);
+	job->rc = -1;
+	ca = fb_ca_create(job->id, job->names, job->nnames, 0, err, errsize);
 	jwt = ca ? fb_jwt_key_create(err, errsize) : NULL;
 	if (jwt &&
 	    fb_ca_save(ca, c->cert, c->key, false, err, errsize) == 0 &&
@@ -71,13 +62,58 @@ int fb_sandbox_ca_create(const struct fb_sandbox *sb,
 	    write_jwks(jwt, c->jwks, err, errsize) == 0 &&
 	    fb_trust_write_bundle(FB_TRUST_SYSTEM_ROOTS, fb_ca_cert(ca),
 				  c->bundle, err, errsize) == 0)
-		r = 0;
-	if (r < 0)
+		job->rc = 0;
+	if (job->rc < 0)
 		fb_sandbox_ca_remove(c);
 	fb_jwt_key_free(jwt);
 	fb_ca_free(ca);
-	free(names);
-	return r;
+	return NULL;
+}
+
+int fb_sandbox_ca_begin(struct fb_sandbox_ca_job *job,
+			const struct fb_sandbox *sb,
+			const struct fb_policy *policy,
+			struct fb_sandbox_ca *c, char *err, size_t errsize)
+{
+	int e;
+
+	memset(c, 0, sizeof(*c));
+	memset(job, 0, sizeof(*job));
+	if (path(c->cert, sizeof(c->cert), sb->dir, "ca.crt", err, errsize) < 0 ||
+	    path(c->key, sizeof(c->key), sb->dir, "ca.key", err, errsize) < 0 ||
+	    path(c->jwt_key, sizeof(c->jwt_key), sb->dir, "jwt.key", err, errsize) < 0 ||
+	    path(c->jwks, sizeof(c->jwks), sb->dir, "jwks.json", err, errsize) < 0 ||
+	    path(c->bundle, sizeof(c->bundle), sb->dir, "trust.crt", err, errsize) < 0)
+		return -1;
+	/* The names point into the policy, which the caller keeps alive and
+	 * unchanged until fb_sandbox_ca_end; the thread touches nothing
+	 * else of the caller's but *c. */
+	job->names = fb_brokered_names(policy, &job->nnames);
+	if (!job->names) {
+		snprintf(err, errsize, "out of memory");
+		return -1;
+	}
+	snprintf(job->id, sizeof(job->id), "%s", sb->id);
+	job->out = c;
+	e = pthread_create(&job->thread, NULL, make, job);
+	if (e) {
+		snprintf(err, errsize, "start a thread: %s", strerror(e));
+		free(job->names);
+		job->names = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int fb_sandbox_ca_end(struct fb_sandbox_ca_job *job, char *err,
+		      size_t errsize)
+{
+	pthread_join(job->thread, NULL);
+	free(job->names);
+	job->names = NULL;
+	if (job->rc < 0)
+		snprintf(err, errsize, "%s", job->err);
+	return job->rc;
 }
 
 void fb_sandbox_ca_remove(const struct fb_sandbox_ca *c)

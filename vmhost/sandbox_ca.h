@@ -7,6 +7,7 @@
 #ifndef FB_VMHOST_SANDBOX_CA_H
 #define FB_VMHOST_SANDBOX_CA_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "policy/policy.h"
@@ -21,12 +22,29 @@ struct fb_sandbox_ca {
 };
 
 /*
- * Create all of it in sb->dir for the policy's brokered keys.  On failure
- * nothing is left behind and err names the step.
+ * Create all of it in sb->dir for the policy's brokered keys, on a thread
+ * of its own: the key generation runs while the caller builds the
+ * network.  begin starts it (-1 with err when it could not: nothing is
+ * running then); end waits for it, and on failure nothing is left behind
+ * and err names the step.  In between, *out is the thread's, and the
+ * policy must stay alive and unchanged.
  */
-int fb_sandbox_ca_create(const struct fb_sandbox *sb,
-			 const struct fb_policy *policy,
-			 struct fb_sandbox_ca *out, char *err, size_t errsize);
+struct fb_sandbox_ca_job {
+	pthread_t thread;
+	char id[FB_SANDBOX_ID_MAX + 1];
+	const char **names;
+	size_t nnames;
+	struct fb_sandbox_ca *out;
+	int rc;
+	char err[512];
+};
+
+int fb_sandbox_ca_begin(struct fb_sandbox_ca_job *job,
+			const struct fb_sandbox *sb,
+			const struct fb_policy *policy,
+			struct fb_sandbox_ca *out, char *err, size_t errsize);
+int fb_sandbox_ca_end(struct fb_sandbox_ca_job *job, char *err,
+		      size_t errsize);
 /* Remove the files (also the ones a failed create may not have made). */
 void fb_sandbox_ca_remove(const struct fb_sandbox_ca *c);
 
