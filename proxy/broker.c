@@ -476,10 +476,7 @@ static void upstream_close(struct fb_broker *b)
 				    b->rs == RS_IDLE && !b->uin_len);
 		b->ussl = NULL;
 	}
-	if (b->uw.fd >= 0) {
-		fb_loop_del(b->p->loop, b->uw.fd);
-		close(b->uw.fd);
-	}
+	fb_loop_close(b->p->loop, b->uw.fd);
 	b->uw = (struct wire){ .fd = -1 };
 	b->up = UP_NONE;
 	b->uev = b->uwant = b->u_fired = 0;
@@ -1296,9 +1293,8 @@ static void broker_close(struct fb_broker *b, const char *why)
 
 	upstream_close(b);
 	fb_timer_cancel(p->loop, b->timer);
-	fb_loop_del(p->loop, b->gw.fd);
 	SSL_free(b->cssl);
-	close(b->gw.fd);
+	fb_loop_close(p->loop, b->gw.fd);
 	if (b->prev)
 		b->prev->next = b->next;
 	else
