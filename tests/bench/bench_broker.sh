@@ -10,6 +10,7 @@
 #   127.0.0.1:15001     firebreak-proxy   (brokers api.test)
 #   127.0.0.1:15002     nginx reverse proxy
 #   127.0.0.1:15003     mitmdump --mode reverse
+#   127.0.0.1:15004     nginx again, without an upstream connection pool
 #
 # The client (wrk, as its own uid) always dials
 # https://api.test/ = 198.51.100.10:443; an nft redirect on that uid hands
@@ -22,6 +23,19 @@
 # connection req/s ("Connection: close": a full handshake per request, the
 # leaf for api.test already cached by firebreak-proxy), and the handshake
 # cost derived from the two: 1/new - 1/keep-alive, in µs per connection.
+#
+# What a new guest connection costs differs in kind.  firebreak-proxy
+# gives each guest connection its own upstream connection, so its
+# handshake figure holds a second handshake, with the origin (resumed:
+# both proxies reuse the origin's TLS session).  nginx keeps upstream
+# connections in a pool shared by all client connections: its figure
+# holds the client handshake alone.  The last column, "nginx/conn", is
+# nginx without the pool, which opens an upstream connection per client
+# request: the same work per new connection as firebreak-proxy.  Its
+# keep-alive rate would pay an upstream handshake per request, so it is
+# not measured; its handshake figure is taken against nginx's keep-alive
+# rate.  Every column shares the machine's CPUs with the origin and the
+# client, so the origin's side of those upstream handshakes counts too.
 #
 # Needs root.  Installs nginx, wrk and mitmproxy when missing (mitmproxy's
 # column is skipped if it cannot be installed).  Everything it creates is
@@ -148,21 +162,23 @@ ip netns exec "$NS" "$PROXY" --no-nft --policy "$TMP/policy.yaml" --listen 127.0
 	2>"$TMP/firebreak.err" &
 PIDS+=($!)
 
-cat >"$TMP/nginx.conf" <<EOF
+# nginx_conf DIR PORT POOL: the reverse proxy; POOL configures its
+# upstream keep-alive, or is empty for a connection per request
+nginx_conf() {
+	cat <<EOF
 worker_processes 1;
-pid $TMP/nginx/nginx.pid;
+pid $1/nginx.pid;
 events { worker_connections 4096; }
 http {
 	access_log off;
-	$(temp_paths "$TMP/nginx")
+	$(temp_paths "$1")
 	keepalive_requests 1000000;
 	upstream origin {
 		server $ORIGIN:443;
-		keepalive 64;
-		keepalive_requests 1000000;
+		$3
 	}
 	server {
-		listen 127.0.0.1:15002 ssl backlog=4096;
+		listen 127.0.0.1:$2 ssl backlog=4096;
 		ssl_certificate $TMP/leaf.pem;
 		ssl_certificate_key $TMP/leaf.key;
 		ssl_session_cache off;
@@ -182,8 +198,14 @@ http {
 	}
 }
 EOF
-ip netns exec "$NS" nginx -p "$TMP/nginx" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+}
+mkdir -p "$TMP/nginx1"
+nginx_conf "$TMP/nginx" 15002 "keepalive 64; keepalive_requests 1000000;" >"$TMP/nginx.conf"
+nginx_conf "$TMP/nginx1" 15004 "" >"$TMP/nginx1.conf"
+for n in nginx nginx1; do
+	ip netns exec "$NS" nginx -p "$TMP/$n" -e "$TMP/$n.err" -c "$TMP/$n.conf" -g 'daemon off;' &
+	PIDS+=($!)
+done
 
 if [ -n "$MITM" ]; then
 	# mitmproxy's face: the same leaf (its confdir takes CA or leaf as
@@ -205,6 +227,7 @@ fi
 
 wait_port 127.0.0.1:15001 || die "firebreak-proxy did not start: $(cat "$TMP/firebreak.err")"
 wait_port 127.0.0.1:15002 || die "nginx did not start: $(cat "$TMP/nginx.err")"
+wait_port 127.0.0.1:15004 || die "nginx did not start: $(cat "$TMP/nginx1.err")"
 if [ -n "$MITM" ] && ! wait_port 127.0.0.1:15003; then
 	echo "bench_broker: mitmproxy did not start, its column is skipped: $(tail -n 3 "$TMP/mitm.err")" >&2
 	MITM=
@@ -265,6 +288,9 @@ for c in $cols; do
 	NEW[$c]=$(rate "$(port $c)" "Connection: close")
 	HS[$c]=$(cost "${KA[$c]}" "${NEW[$c]}")
 done
+KA[nginx1]="n/a"
+NEW[nginx1]=$(rate 15004 "Connection: close")
+HS[nginx1]=$(cost "${KA[nginx]}" "${NEW[nginx1]}")
 [ -z "$MITM" ] && { KA[mitmproxy]="n/a"; NEW[mitmproxy]="n/a"; HS[mitmproxy]="n/a"; }
 [ -z "$MITM" ] && echo "bench_broker: mitmproxy could not be installed or started: its column is n/a"
 
@@ -275,13 +301,13 @@ verdict() { awk "BEGIN { exit !($1) }" 2>/dev/null && echo met || echo missed; }
 ka_t="≥ nginx, ≥ 20× mitmproxy"
 hs_t="≤ 1.1 × nginx"
 printf '\nbrokered GET / (%s s each, %s connections, %s CPUs)\n' "$DURATION" "$CONC" "$(nproc)"
-printf '%-22s %10s %10s %10s   %s\n' "" firebreak nginx mitmproxy target
-printf '%-22s %10s %10s %10s   %s\n' "keep-alive req/s" "${KA[firebreak]}" "${KA[nginx]}" \
-	"${KA[mitmproxy]}" "$ka_t"
-printf '%-22s %10s %10s %10s\n' "new-connection req/s" "${NEW[firebreak]}" "${NEW[nginx]}" \
-	"${NEW[mitmproxy]}"
-printf '%-22s %10s %10s %10s   %s\n' "handshake µs/conn" "${HS[firebreak]}" "${HS[nginx]}" \
-	"${HS[mitmproxy]}" "$hs_t"
+printf '%-22s %10s %10s %10s %10s   %s\n' "" firebreak nginx mitmproxy nginx/conn target
+printf '%-22s %10s %10s %10s %10s   %s\n' "keep-alive req/s" "${KA[firebreak]}" "${KA[nginx]}" \
+	"${KA[mitmproxy]}" "${KA[nginx1]}" "$ka_t"
+printf '%-22s %10s %10s %10s %10s\n' "new-connection req/s" "${NEW[firebreak]}" "${NEW[nginx]}" \
+	"${NEW[mitmproxy]}" "${NEW[nginx1]}"
+printf '%-22s %10s %10s %10s %10s   %s\n' "handshake µs/conn" "${HS[firebreak]}" "${HS[nginx]}" \
+	"${HS[mitmproxy]}" "${HS[nginx1]}" "$hs_t"
 num() { [[ $1 =~ ^-?[0-9]+$ ]]; }
 if num "${KA[firebreak]}" && num "${KA[nginx]}"; then
 	echo "keep-alive ≥ nginx: $(verdict "${KA[firebreak]} >= ${KA[nginx]}")"
@@ -291,4 +317,8 @@ if num "${KA[firebreak]}" && num "${KA[mitmproxy]}"; then
 fi
 if num "${HS[firebreak]}" && num "${HS[nginx]}"; then
 	echo "handshake within 10% of nginx: $(verdict "${HS[firebreak]} <= 1.1 * ${HS[nginx]}")"
+fi
+if num "${HS[firebreak]}" && num "${HS[nginx1]}"; then
+	echo "handshake within 10% of nginx/conn (an upstream connection each, as firebreak):" \
+		"$(verdict "${HS[firebreak]} <= 1.1 * ${HS[nginx1]}")"
 fi
