@@ -52,6 +52,7 @@
 
 #define WATCH_IN (EPOLLIN | EPOLLRDHUP | EPOLLET)
 #define WATCH (WATCH_IN | EPOLLOUT)
+#define PEEK_FIRST 4096        /* a ClientHello or request head, mostly */
 #define DRAIN_MS 1000          /* how long a refused guest may take to close */
 #define ACCEPT_RETRY_MS 100    /* after EMFILE */
 #define ACCEPT_BATCH 64
@@ -358,7 +359,11 @@ static void conn_start(struct fb_proxy *p, int fd,
 		fb_conn_close(c, "too-many-peeks");
 		return;
 	}
-	c->buf = malloc(FB_PEEK_MAX);
+	/* Grown only for the rare larger hello: 64 KiB per connection, freed
+	 * at once, would have malloc return it to the kernel and fault it in
+	 * again, connection after connection. */
+	c->cap = PEEK_FIRST;
+	c->buf = malloc(c->cap);
 	if (!c->buf || conn_peek_init(c) < 0 ||
 	    fb_loop_add(p->loop, fd, WATCH_IN, on_client, c) < 0) {
 		fb_conn_close(c, "out-of-memory");
@@ -635,6 +640,24 @@ static void on_upstream(struct fb_loop *l, int fd, uint32_t ev, void *arg)
 
 /* ---- the guest side ---------------------------------------------------- */
 
+/* Doubled until it holds `want` bytes, never past FB_PEEK_MAX. */
+int conn_buf_grow(struct conn *c, size_t want)
+{
+	size_t cap = c->cap;
+	uint8_t *buf;
+
+	while (cap < want)
+		cap = cap * 2 < FB_PEEK_MAX ? cap * 2 : FB_PEEK_MAX;
+	if (cap == c->cap)
+		return 0;
+	buf = realloc(c->buf, cap);
+	if (!buf)
+		return -1;
+	c->buf = buf;
+	c->cap = cap;
+	return 0;
+}
+
 /* Read until the peeker has its answer or the socket runs dry (conn_peek.c
  * closes at 64 KiB), taking the same readiness rules as the relay. */
 static void peek_read(struct conn *c)
@@ -642,8 +665,15 @@ static void peek_read(struct conn *c)
 	struct fb_splice *in = &c->to_up;
 
 	while (in->in_ready) {
-		size_t room = FB_PEEK_MAX - c->len;
-		ssize_t n = recv(c->cfd, c->buf + c->len, room, 0);
+		size_t room;
+		ssize_t n;
+
+		if (c->len == c->cap && conn_buf_grow(c, c->cap + 1) < 0) {
+			fb_conn_close(c, "out-of-memory");
+			return;
+		}
+		room = c->cap - c->len;
+		n = recv(c->cfd, c->buf + c->len, room, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;

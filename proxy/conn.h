@@ -46,7 +46,8 @@ struct conn {
 	bool decided;                 /* the decision line is logged */
 	bool peeking;                 /* counted in stats.peeking */
 
-	uint8_t *buf;                 /* peeked bytes, FB_PEEK_MAX */
+	uint8_t *buf;                 /* peeked bytes */
+	size_t cap;                   /* buf's size, grown up to FB_PEEK_MAX */
 	size_t len, off;              /* filled; replayed so far */
 	uint64_t replayed;
 	struct conn_peek *pk;
@@ -74,6 +75,9 @@ void fb_conn_refuse(struct conn *c, const char *reason); /* alert / 403 */
 void fb_conn_misdirected(struct conn *c, const char *reason); /* HTTP 421 */
 void fb_conn_close(struct conn *c, const char *why);     /* frees c */
 void fb_conn_relay(struct conn *c, uint32_t events);
+
+/* conn.c: c->buf holds at least `want` bytes (at most FB_PEEK_MAX); 0, -1 */
+int conn_buf_grow(struct conn *c, size_t want);
 
 /* conn_peek.c: c->buf[0..len) grew; decide, ask for more, or refuse.
  * 0: more bytes are wanted; 1: c was decided or closed (may be gone). */

@@ -39,8 +39,10 @@ int conn_http_start(struct conn *c)
 {
 	struct conn_http *h = calloc(1, sizeof(*h));
 
-	if (!h)
+	if (!h || conn_buf_grow(c, FB_PEEK_MAX) < 0) {
+		free(h);
 		return -1;
+	}
 	/* The peeked bytes are the first request: it is checked like the
 	 * others and sent from here, not replayed. */
 	h->in = (char *)c->buf;
