@@ -30,22 +30,47 @@ struct fb_node *fb_node_new(enum fb_node_kind kind, unsigned line,
 	return n;
 }
 
+/* A scalar's text is allocated with the node, right behind it: a policy
+ * of many domains is many scalars, and one allocation each is half. */
+static char *inline_text(struct fb_node *n)
+{
+	return (char *)(n + 1);
+}
+
 struct fb_node *fb_node_new_scalar(const char *text, size_t len,
 				   unsigned line, unsigned col)
 {
-	struct fb_node *n = fb_node_new(FB_NODE_SCALAR, line, col);
+	struct fb_node *n = malloc(sizeof(*n) + len + 1);
 
 	if (!n)
 		return NULL;
-	n->text = malloc(len + 1);
-	if (!n->text) {
-		free(n);
-		return NULL;
-	}
+	*n = (struct fb_node){
+		.kind = FB_NODE_SCALAR, .line = line, .col = col,
+		.text = inline_text(n), .len = len,
+	};
 	memcpy(n->text, text, len);
 	n->text[len] = '\0';
-	n->len = len;
 	return n;
+}
+
+int fb_node_set_text(struct fb_node *n, const char *text, size_t len)
+{
+	char *t = n->text;
+
+	if (len > n->len) {
+		if (!(t = malloc(len + 1)))
+			return -1;
+		OPENSSL_cleanse(n->text, n->len);
+		if (n->text != inline_text(n))
+			free(n->text);
+	} else {
+		OPENSSL_cleanse(t + len, n->len - len);
+	}
+	memmove(t, text, len);
+	t[len] = '\0';
+	n->text = t;
+	n->len = len;
+	return 0;
 }
 
 void fb_node_free(struct fb_node *n)
@@ -57,9 +82,11 @@ void fb_node_free(struct fb_node *n)
 			fb_node_free(n->keys[i]);
 		fb_node_free(n->vals[i]);
 	}
-	if (n->text)
+	if (n->text) {
 		OPENSSL_cleanse(n->text, n->len);
-	free(n->text);
+		if (n->text != inline_text(n))
+			free(n->text);
+	}
 	free(n->keys);
 	free(n->vals);
 	free(n);
@@ -311,7 +338,7 @@ static int key_at_cmp(const void *a, const void *b)
  * drop it so that the rest of the document can still be checked.  Sorting
  * keeps a map of many keys from costing n^2 comparisons.
  */
-static int map_drop_duplicates(struct builder *b, struct fb_node *map)
+static int map_drop_duplicates(struct fb_report *r, struct fb_node *map)
 {
 	struct key_at *sorted;
 	bool *drop;
@@ -336,7 +363,7 @@ static int map_drop_duplicates(struct builder *b, struct fb_node *map)
 			first = i;
 			continue;
 		}
-		fb_report(b->r, k, "duplicate key \"%s\" (first at %u:%u)",
+		fb_report(r, k, "duplicate key \"%s\" (first at %u:%u)",
 			  k->text, f->line, f->col);
 		drop[sorted[i].at] = true;
 	}
@@ -444,7 +471,7 @@ static int builder_close(struct builder *b)
 {
 	struct fb_node *n = b->open[--b->depth];
 
-	if (n->kind == FB_NODE_MAP && map_drop_duplicates(b, n) < 0) {
+	if (n->kind == FB_NODE_MAP && map_drop_duplicates(b->r, n) < 0) {
 		fb_node_free(n);
 		fb_report(b->r, NULL, "out of memory");
 		return -1;
@@ -555,7 +582,8 @@ static int builder_event(struct builder *b, const yaml_event_t *ev,
 	return builder_scalar(b, ev);
 }
 
-struct fb_node *fb_doc_parse(const char *text, size_t len, struct fb_report *r)
+struct fb_node *fb_doc_parse_yaml(const char *text, size_t len,
+				  struct fb_report *r)
 {
 	struct builder b = { .r = r };
 	yaml_parser_t parser;
@@ -602,4 +630,30 @@ struct fb_node *fb_doc_parse(const char *text, size_t len, struct fb_report *r)
 			fb_report_at(r, 0, 0, "out of memory");
 	}
 	return b.root;
+}
+
+/* The fast path's tree gets what builder_close gives libyaml's: every map,
+ * innermost first, without its duplicate keys, each one reported. */
+static int drop_duplicates(struct fb_report *r, struct fb_node *n)
+{
+	for (size_t i = 0; i < n->n; i++)
+		if (drop_duplicates(r, n->vals[i]) < 0)
+			return -1;
+	return n->kind == FB_NODE_MAP ? map_drop_duplicates(r, n) : 0;
+}
+
+struct fb_node *fb_doc_parse(const char *text, size_t len, struct fb_report *r)
+{
+	struct fb_node *doc = NULL;
+
+	if (len <= FB_DOC_MAX_BYTES)
+		doc = fb_doc_parse_json(text, len);
+	if (!doc)
+		return fb_doc_parse_yaml(text, len, r);
+	if (drop_duplicates(r, doc) < 0) {
+		fb_node_free(doc);
+		fb_report(r, NULL, "out of memory");
+		return NULL;
+	}
+	return doc;
 }

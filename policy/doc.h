@@ -30,7 +30,8 @@ enum fb_node_kind {
 struct fb_node {
 	enum fb_node_kind kind;
 	unsigned line, col; /* 1-based; 0 for nodes with no source position */
-	char *text;         /* FB_NODE_SCALAR: NUL-terminated, may hold NULs */
+	char *text;         /* FB_NODE_SCALAR: NUL-terminated, may hold NULs;
+	                       change it with fb_node_set_text */
 	size_t len;
 	bool quoted;        /* written quoted: "200" is a string, 200 a number */
 	/* FB_NODE_SEQ: items in vals; FB_NODE_MAP: keys[i] -> vals[i] */
@@ -61,10 +62,18 @@ void fb_report_finish(struct fb_report *r);
  * Parse one YAML (or JSON) document.  Aliases, tags, complex keys,
  * duplicate keys and a second document are errors.  An empty document
  * yields an FB_NODE_NULL node.  NULL on error, with every problem found
- * reported (libyaml stops at its first syntax error).
+ * reported (libyaml stops at its first syntax error).  Plain JSON takes
+ * the fast path, anything else libyaml; either gives the same tree and
+ * the same reports.
  */
 struct fb_node *fb_doc_parse(const char *text, size_t len,
 			     struct fb_report *r);
+/* The two paths alone (for tests that hold them to each other).  The fast
+ * path (doc_json.c) reports nothing: NULL means it declined the text, and
+ * it leaves duplicate keys in. */
+struct fb_node *fb_doc_parse_json(const char *text, size_t len);
+struct fb_node *fb_doc_parse_yaml(const char *text, size_t len,
+				  struct fb_report *r);
 
 /* Freeing wipes every scalar: a document may hold literal secrets. */
 void fb_node_free(struct fb_node *n);
@@ -73,6 +82,8 @@ struct fb_node *fb_node_new(enum fb_node_kind kind, unsigned line,
 			    unsigned col);
 struct fb_node *fb_node_new_scalar(const char *text, size_t len,
 				   unsigned line, unsigned col);
+/* Replace a scalar's text (the old one wiped).  -1 on ENOMEM. */
+int fb_node_set_text(struct fb_node *n, const char *text, size_t len);
 /* Append; the container owns the node(s) afterwards.  -1 on ENOMEM. */
 int fb_node_append(struct fb_node *seq, struct fb_node *val);
 int fb_node_put(struct fb_node *map, struct fb_node *key,

@@ -4,6 +4,7 @@
  * Files:
  *   doc.c       a YAML/JSON document tree with line:col on every node,
  *               RFC 7396 merge patch
+ *   doc_json.c  the fast path for plain JSON documents
  *   load.c      document -> validated model (every error, nothing half-built)
  *   secret.c    ${env:NAME} / ${file:PATH}
  *   dump.c      the redacted read-back (object and legacy shapes)
@@ -31,6 +32,7 @@ struct fb_policy {
 
 	struct fb_domain *domains; /* in source order */
 	size_t ndomains;
+	char *patterns;            /* the domains' patterns, back to back */
 	struct fb_cidr *subnets[2]; /* [0] allow, [1] deny, canonical */
 	size_t nsubnets[2];
 	struct fb_cidr *publics;    /* operator --public, copied */
@@ -49,8 +51,9 @@ struct fb_policy {
 };
 
 /*
- * Build the compiled lookups from domains/subnets/publics.  Called by the
- * loader once the model is complete; 0, or -1 with diags appended.
+ * Build the compiled lookups from domains/subnets/publics, all but the
+ * name index when the loader built it already.  Called by the loader once
+ * the model is complete; 0, or -1 with diags appended.
  */
 int fb_policy_compile(struct fb_policy *p, struct fb_diags *diags,
 		      const char *file);
@@ -67,8 +70,10 @@ void fb_policy_destroy(struct fb_policy *p);
 int fb_pattern_normalize(const char *in, size_t len, char out[FB_NAME_MAX],
 			 const char **why);
 
-/* nameindex.c */
-struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n);
+/* nameindex.c; *same is set when two of the keys are the same pattern
+ * (the index keeps the first), else cleared. */
+struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n,
+					  bool *same);
 const struct fb_domain *fb_name_index_lookup(const struct fb_name_index *ix,
 					     const char *name);
 void fb_name_index_free(struct fb_name_index *ix);

@@ -195,45 +195,62 @@ static struct fb_node *put_new(struct fb_node *map, const char *key,
 	return val;
 }
 
-/* list-form allow → map of domain to no rules */
+/*
+ * The value under `key`, taken out of the document (its slot left NULL,
+ * which fb_node_free skips): the canonical form is made of the document's
+ * own nodes, not copies of them, and the caller frees what is left.
+ */
+static struct fb_node *take(struct fb_node *map, const char *key)
+{
+	for (size_t i = 0; i < map->n; i++) {
+		struct fb_node *v = map->vals[i];
+
+		if (v && fb_node_is(map->keys[i], key)) {
+			map->vals[i] = NULL;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+/* list-form allow → map of domain to no rules; the items become the keys */
 static struct fb_node *allow_list_to_map(struct loader *L,
-					 const struct fb_node *list)
+					 struct fb_node *list)
 {
 	struct fb_node *map = fb_node_new(FB_NODE_MAP, list->line, list->col);
 
 	for (size_t i = 0; map && i < list->n; i++) {
-		const struct fb_node *item = list->vals[i];
-		struct fb_node *k, *v;
+		struct fb_node *k = list->vals[i], *v;
 
-		if (!want_string(L, item, "a domain"))
+		if (!want_string(L, k, "a domain"))
 			continue;
-		k = fb_node_copy(item, true);
-		v = fb_node_new(FB_NODE_SEQ, item->line, item->col);
-		if (!k || !v || fb_node_put(map, k, v) < 0) {
-			fb_node_free(k);
+		v = fb_node_new(FB_NODE_SEQ, k->line, k->col);
+		if (!v || fb_node_put(map, k, v) < 0) {
 			fb_node_free(v);
 			fb_node_free(map);
 			return NULL;
 		}
+		list->vals[i] = NULL;
 	}
 	return map;
 }
 
-static struct fb_node *canonical_object(struct loader *L,
-					const struct fb_node *doc)
+static struct fb_node *canonical_object(struct loader *L, struct fb_node *doc)
 {
 	struct fb_node *out = fb_node_new(FB_NODE_MAP, doc->line, doc->col);
-	const struct fb_node *allow = fb_node_get(doc, "allow");
-	const struct fb_node *subnets = fb_node_get(doc, "subnets");
+	struct fb_node *allow = fb_node_get(doc, "allow");
+	struct fb_node *subnets = take(doc, "subnets");
 	struct fb_node *v = NULL;
 
-	if (!out)
+	if (!out) {
+		fb_node_free(subnets);
 		return NULL;
+	}
 	if (allow) {
 		if (allow->kind == FB_NODE_SEQ)
 			v = allow_list_to_map(L, allow);
 		else if (allow->kind == FB_NODE_MAP)
-			v = fb_node_copy(allow, true);
+			v = take(doc, "allow");
 		else if (allow->kind == FB_NODE_NULL)
 			v = fb_node_new(FB_NODE_MAP, allow->line, allow->col);
 		else
@@ -245,8 +262,7 @@ static struct fb_node *canonical_object(struct loader *L,
 		    !put_new(out, "allow", v, allow))
 			goto nomem;
 	}
-	if (subnets && !put_new(out, "subnets", fb_node_copy(subnets, true),
-				subnets))
+	if (subnets && !put_new(out, "subnets", subnets, subnets))
 		goto nomem;
 	return out;
 nomem:
@@ -529,8 +545,9 @@ nomem:
 	return NULL;
 }
 
-/* Step 1.  NULL with errors reported (or on ENOMEM, also reported). */
-static struct fb_node *canonical(struct loader *L, const struct fb_node *doc)
+/* Step 1.  NULL with errors reported (or on ENOMEM, also reported).
+ * Takes nodes out of `doc`; the caller still frees it. */
+static struct fb_node *canonical(struct loader *L, struct fb_node *doc)
 {
 	const struct fb_node *first_object = NULL, *first_legacy = NULL;
 	struct fb_node *out;
@@ -631,7 +648,6 @@ static void domain_free(struct fb_domain *d)
 	for (size_t i = 0; i < d->nrules; i++)
 		rule_free(&d->rules[i]);
 	free(d->rules);
-	free(d->pattern);
 }
 
 void fb_policy_destroy(struct fb_policy *p)
@@ -642,6 +658,7 @@ void fb_policy_destroy(struct fb_policy *p)
 	for (size_t i = 0; i < p->ndomains; i++)
 		domain_free(&p->domains[i]);
 	free(p->domains);
+	free(p->patterns);
 	free(p->subnets[0]);
 	free(p->subnets[1]);
 	free(p->publics);
@@ -1191,31 +1208,67 @@ static void report_duplicate_domains(struct loader *L, struct fb_policy *p,
 	free(sorted);
 }
 
-/* Each key normalised in the model and, for later patches, in the tree. */
+/* Room in p->patterns for `need` more bytes, with `left` keys to come. */
+static int patterns_reserve(struct fb_policy *p, size_t len, size_t *cap,
+			    size_t need, size_t left)
+{
+	size_t want = len + need * left + FB_NAME_MAX;
+	char *grown;
+
+	if (*cap - len >= need)
+		return 0;
+	/* enough for the rest if they are as long as this one, or double */
+	if (want < 2 * *cap)
+		want = 2 * *cap;
+	grown = realloc(p->patterns, want);
+	if (!grown)
+		return -1;
+	p->patterns = grown;
+	*cap = want;
+	return 0;
+}
+
+/*
+ * Each key normalised in the model and, for later patches, in the tree.
+ * The patterns go back to back in p->patterns, one allocation for all.
+ * The name index is built here, as soon as the keys are known to be
+ * valid, and not in fb_policy_compile: building it is how keys that are
+ * the same pattern are found, without a sort.
+ */
 static void load_domains(struct loader *L, struct fb_policy *p,
 			 struct fb_node *allow)
 {
+	size_t *at = malloc((allow->n ? allow->n : 1) * sizeof(*at));
+	size_t len = 0, cap = 0;
+	bool same = false;
+
 	p->domains = calloc(allow->n ? allow->n : 1, sizeof(*p->domains));
-	if (!p->domains) {
+	if (!at || !p->domains) {
 		out_of_memory(L);
+		free(at);
 		return;
 	}
 	for (size_t i = 0; i < allow->n; i++) {
-		struct fb_node *k = allow->keys[i];
+		const struct fb_node *k = allow->keys[i];
 		const struct fb_node *rules = allow->vals[i];
 		struct fb_domain *d = &p->domains[p->ndomains++];
 		char name[FB_NAME_MAX];
 		const char *why;
+		size_t n;
 
 		if (fb_pattern_normalize(k->text, k->len, name, &why) < 0) {
 			fb_report(L->r, k, "invalid domain %s: %s", quoted(k), why);
 			name[0] = '\0';
 		}
-		d->pattern = strdup(name);
-		if (!d->pattern) {
+		n = strlen(name) + 1;
+		if (patterns_reserve(p, len, &cap, n, allow->n - i) < 0) {
+			p->ndomains--;
 			out_of_memory(L);
-			return;
+			break;
 		}
+		memcpy(p->patterns + len, name, n);
+		at[i] = len; /* p->patterns may move until the last one */
+		len += n;
 		if (rules->kind == FB_NODE_NULL)
 			continue;
 		if (rules->kind != FB_NODE_SEQ) {
@@ -1223,29 +1276,37 @@ static void load_domains(struct loader *L, struct fb_policy *p,
 				  "found %s", quoted(k), found(rules));
 			continue;
 		}
-		d->rules = calloc(rules->n ? rules->n : 1, sizeof(*d->rules));
+		if (rules->n == 0)
+			continue;
+		d->rules = calloc(rules->n, sizeof(*d->rules));
 		if (!d->rules) {
 			out_of_memory(L);
-			return;
+			break;
 		}
 		for (size_t j = 0; j < rules->n; j++)
 			load_rule(L, &d->rules[d->nrules++], rules->vals[j]);
 	}
-	report_duplicate_domains(L, p, allow);
+	for (size_t i = 0; i < p->ndomains; i++)
+		p->domains[i].pattern = p->patterns + at[i];
+	free(at);
+	/* with a problem found already the policy is refused: no index */
+	if (L->r->count == 0 &&
+	    !(p->names = fb_name_index_build(p->domains, p->ndomains, &same)))
+		out_of_memory(L);
+	if (L->r->count != 0 || same) {
+		report_duplicate_domains(L, p, allow);
+		return;
+	}
 	for (size_t i = 0; i < p->ndomains; i++) {
 		struct fb_node *k = allow->keys[i];
-		size_t len = strlen(p->domains[i].pattern);
-		char *text;
+		const char *name = p->domains[i].pattern;
+		size_t n = strlen(name);
 
-		if (!len) /* invalid, reported already */
-			continue;
-		if (!(text = strdup(p->domains[i].pattern))) {
+		if ((k->len != n || memcmp(k->text, name, n)) &&
+		    fb_node_set_text(k, name, n) < 0) {
 			out_of_memory(L);
 			return;
 		}
-		free(k->text);
-		k->text = text;
-		k->len = len;
 	}
 }
 
@@ -1362,7 +1423,7 @@ static int loader_init(struct loader *L, struct fb_report *r,
 	return 0;
 }
 
-static struct fb_policy *load_tree(const struct fb_node *doc,
+static struct fb_policy *load_tree(struct fb_node *doc,
 				   struct fb_report *r,
 				   const struct fb_load_opts *opts,
 				   const struct fb_cidr *publics,
@@ -1467,16 +1528,10 @@ static void normalize_patch_keys(struct fb_node *patch)
 		struct fb_node *k = allow->keys[i];
 		char name[FB_NAME_MAX];
 		const char *why;
-		char *text;
 
 		if (fb_pattern_normalize(k->text, k->len, name, &why) < 0)
 			continue; /* reported when the result is loaded */
-		text = strdup(name);
-		if (!text)
-			continue;
-		free(k->text);
-		k->text = text;
-		k->len = strlen(name);
+		fb_node_set_text(k, name, strlen(name)); /* ENOMEM: as written */
 	}
 }
 

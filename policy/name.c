@@ -44,11 +44,16 @@ bool fb_name_ends_in_number(const char *s, size_t len)
 	return true;
 }
 
-/* Check and lower-case an ASCII name in place; `wild` admits "*" labels. */
-static int check_ascii(char *s, bool wild, const char **why)
+/*
+ * Check and lower-case an ASCII name of `total` octets in place; `wild`
+ * admits "*" labels.  One pass: a policy update normalises every key.
+ * The first label with a problem decides the message, and within a label
+ * the order is: empty, too long, its first character that is not LDH
+ * (or a misplaced "*"), a hyphen at either end.
+ */
+static int check_ascii(char *s, size_t total, bool wild, const char **why)
 {
-	size_t total = strlen(s);
-	char *label = s;
+	char *label = s, *bad = NULL;
 
 	if (total > 253) {
 		*why = "name longer than 253 octets";
@@ -56,7 +61,10 @@ static int check_ascii(char *s, bool wild, const char **why)
 	}
 	for (char *p = s;; p++) {
 		if (*p && *p != '.') {
-			*p = (char)tolower((unsigned char)*p);
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+			if (!bad && !is_ldh((unsigned char)*p))
+				bad = p;
 			continue;
 		}
 		size_t len = (size_t)(p - label);
@@ -69,19 +77,15 @@ static int check_ascii(char *s, bool wild, const char **why)
 			*why = "label longer than 63 octets";
 			return -1;
 		}
-		if (wild && len == 1 && label[0] == '*') {
-			/* a whole-label wildcard */
-		} else {
-			for (char *c = label; c < p; c++) {
-				if (*c == '*') {
-					*why = wild ? "wildcard must be a whole label (\"*.example.com\", not \"api*.example.com\")"
-						    : "\"*\" in a name";
-					return -1;
-				}
-				if (!is_ldh((unsigned char)*c)) {
-					*why = "invalid character (expected letters, digits, hyphens and dots)";
-					return -1;
-				}
+		if (!(wild && len == 1 && label[0] == '*')) { /* whole-label wildcard */
+			if (bad && *bad == '*') {
+				*why = wild ? "wildcard must be a whole label (\"*.example.com\", not \"api*.example.com\")"
+					    : "\"*\" in a name";
+				return -1;
+			}
+			if (bad) {
+				*why = "invalid character (expected letters, digits, hyphens and dots)";
+				return -1;
 			}
 			if (label[0] == '-' || p[-1] == '-') {
 				*why = "label starts or ends with a hyphen";
@@ -91,6 +95,7 @@ static int check_ascii(char *s, bool wild, const char **why)
 		if (!*p)
 			break;
 		label = p + 1;
+		bad = NULL;
 	}
 	if (fb_name_ends_in_number(s, total)) {
 		*why = "an IP address is not a name";
@@ -133,17 +138,18 @@ static int normalize(const char *in, size_t len, char out[FB_NAME_MAX],
 			*why = "invalid internationalised name (IDNA 2008)";
 			return -1;
 		}
-		if (strlen(alabels) >= sizeof buf) {
+		len = strlen(alabels);
+		if (len >= sizeof buf) {
 			idn2_free(alabels);
 			*why = "name longer than 253 octets";
 			return -1;
 		}
-		strcpy(buf, alabels);
+		memcpy(buf, alabels, len + 1);
 		idn2_free(alabels);
 	}
-	if (check_ascii(buf, wild, why) < 0)
+	if (check_ascii(buf, len, wild, why) < 0)
 		return -1;
-	memcpy(out, buf, strlen(buf) + 1);
+	memcpy(out, buf, len + 1);
 	return 0;
 }
 

@@ -35,24 +35,33 @@
 
 #define MAX_LABELS 127 /* 253 octets allow at most 127 one-octet labels */
 
+/*
+ * A node of the trie, with the label that leads to it from its parent.
+ * The nodes are an array filled in insertion order; the hash table over
+ * (parent, label) holds only each edge's hash and child node, 8 bytes a
+ * slot, so building the index of a large policy touches little memory at
+ * random (the table) and the rest in order, and a lookup still reads one
+ * slot and one node per label.
+ */
 struct node {
 	const struct fb_domain *exact;
 	const struct fb_domain *leading;
-	uint32_t star; /* child for "*"; 0: none (the root is nobody's child) */
+	const char *label; /* points into the key's pattern; the root: NULL */
+	uint32_t len;
+	uint32_t parent;
+	uint32_t star;     /* child for "*"; 0: none (the root is nobody's child) */
 };
 
-struct edge {
-	const char *label; /* points into the key's pattern; NULL: free slot */
-	uint32_t len;
-	uint32_t parent, child;
+struct slot {
 	uint32_t hash;
+	uint32_t child; /* 0: free (the root is nobody's child) */
 };
 
 struct fb_name_index {
 	struct node *nodes;
 	size_t nnodes, capnodes;
-	struct edge *edges;
-	size_t mask;   /* edge table size - 1, a power of two */
+	struct slot *slots;
+	size_t mask;   /* slot count - 1, a power of two */
 	size_t nedges; /* kept at most half the table: short probe runs */
 };
 
@@ -79,18 +88,21 @@ uint32_t fb_name_hash(uint32_t seed, const char *s, size_t len)
 	return (uint32_t)(h ^ (h >> 33));
 }
 
-static struct edge *find_slot(const struct fb_name_index *ix, uint32_t parent,
+/* The slot of the edge (parent, s), or the free slot where it would go. */
+static struct slot *find_slot(const struct fb_name_index *ix, uint32_t parent,
 			      const char *s, size_t len, uint32_t h)
 {
 	for (size_t i = h & ix->mask;; i = (i + 1) & ix->mask) {
-		struct edge *e = &ix->edges[i];
+		struct slot *e = &ix->slots[i];
+		const struct node *n = &ix->nodes[e->child];
 
-		if (!e->label || (e->hash == h && e->parent == parent &&
-				  e->len == len && !memcmp(e->label, s, len)))
+		if (!e->child || (e->hash == h && n->parent == parent &&
+				  n->len == len && !memcmp(n->label, s, len)))
 			return e;
 	}
 }
 
+/* A new node, its fields zero; 0 when out of memory. */
 static uint32_t new_node(struct fb_name_index *ix)
 {
 	if (ix->nnodes == ix->capnodes) {
@@ -125,22 +137,22 @@ static int split(const char *name, struct label *out)
 	return n;
 }
 
-/* Double the edge table, re-placing every edge by its stored hash. */
+/* Double the table, re-placing every edge by its stored hash. */
 static int grow(struct fb_name_index *ix)
 {
 	size_t size = 2 * (ix->mask + 1);
-	struct edge *old = ix->edges, *e = calloc(size, sizeof *e);
+	struct slot *old = ix->slots, *e = calloc(size, sizeof *e);
 
 	if (!e)
 		return -1;
-	ix->edges = e;
+	ix->slots = e;
 	ix->mask = size - 1;
 	for (size_t i = 0; i < size / 2; i++) {
 		size_t j = old[i].hash & ix->mask;
 
-		if (!old[i].label)
+		if (!old[i].child)
 			continue;
-		while (e[j].label)
+		while (e[j].child)
 			j = (j + 1) & ix->mask;
 		e[j] = old[i];
 	}
@@ -148,10 +160,12 @@ static int grow(struct fb_name_index *ix)
 	return 0;
 }
 
+/* Add one key; 1 when an earlier key is the same pattern, 0, or -1. */
 static int insert(struct fb_name_index *ix, const struct fb_domain *d)
 {
 	struct label l[MAX_LABELS];
 	int n = split(d->pattern, l);
+	const struct fb_domain **key;
 	bool leading;
 	uint32_t at = 0;
 
@@ -171,9 +185,9 @@ static int insert(struct fb_name_index *ix, const struct fb_domain *d)
 			continue;
 		}
 		uint32_t h = fb_name_hash(at, l[i].s, l[i].len);
-		struct edge *e = find_slot(ix, at, l[i].s, l[i].len, h);
+		struct slot *e = find_slot(ix, at, l[i].s, l[i].len, h);
 
-		if (!e->label) {
+		if (!e->child) {
 			if (2 * (ix->nedges + 1) > ix->mask + 1) {
 				if (grow(ix) < 0)
 					return -1;
@@ -181,45 +195,56 @@ static int insert(struct fb_name_index *ix, const struct fb_domain *d)
 			}
 			if (!(child = new_node(ix)))
 				return -1;
-			*e = (struct edge){ l[i].s, l[i].len, at, child, h };
+			ix->nodes[child].label = l[i].s;
+			ix->nodes[child].len = l[i].len;
+			ix->nodes[child].parent = at;
+			*e = (struct slot){ h, child };
 			ix->nedges++;
 		}
 		at = e->child;
 	}
 	/* a duplicate key keeps the first; the loader reports duplicates */
-	if (leading && !ix->nodes[at].leading)
-		ix->nodes[at].leading = d;
-	else if (!leading && !ix->nodes[at].exact)
-		ix->nodes[at].exact = d;
+	key = leading ? &ix->nodes[at].leading : &ix->nodes[at].exact;
+	if (*key)
+		return 1;
+	*key = d;
 	return 0;
 }
 
-struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n)
+struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n,
+					  bool *same)
 {
 	struct fb_name_index *ix = calloc(1, sizeof *ix);
-
 	size_t size = 64;
 
+	*same = false;
 	if (!ix)
 		return NULL;
 	/*
-	 * Most keys add one or two labels to the trie ("h1.example.com"
-	 * after "h0.example.com" adds one): sized for two per key, a large
-	 * policy is built without doubling the table over and over.
+	 * A key adds a label to the trie, most keys exactly one
+	 * ("h1.example.com" after "h0.example.com"): sized for one per key
+	 * at most half full, and doubled when keys add more.  Sized any
+	 * larger, the table is memory a policy update must clear and fault
+	 * in, and then misses in the cache, with the slots it never uses.
 	 */
-	while (size < 4 * n && size < ((size_t)1 << 30))
+	while (size < 2 * n + 2 && size < ((size_t)1 << 30))
 		size *= 2;
 	ix->mask = size - 1;
-	ix->edges = calloc(size, sizeof *ix->edges);
+	ix->slots = calloc(size, sizeof *ix->slots);
 	/* node 0 is the root, so new_node() can use 0 for failure */
-	ix->capnodes = size / 2;
-	ix->nodes = calloc(ix->capnodes, sizeof *ix->nodes);
-	if (!ix->edges || !ix->nodes)
+	ix->capnodes = size;
+	ix->nodes = malloc(ix->capnodes * sizeof *ix->nodes);
+	if (!ix->slots || !ix->nodes)
 		goto fail;
+	memset(&ix->nodes[0], 0, sizeof ix->nodes[0]);
 	ix->nnodes = 1;
-	for (size_t i = 0; i < n; i++)
-		if (insert(ix, &d[i]) < 0)
+	for (size_t i = 0; i < n; i++) {
+		int rc = insert(ix, &d[i]);
+
+		if (rc < 0)
 			goto fail;
+		*same |= rc > 0;
+	}
 	return ix;
 fail:
 	fb_name_index_free(ix);
@@ -236,9 +261,9 @@ static const struct fb_domain *walk(const struct fb_name_index *ix,
 	if (i == n)
 		return node->exact;
 	uint32_t h = fb_name_hash(at, l[i].s, l[i].len);
-	const struct edge *e = find_slot(ix, at, l[i].s, l[i].len, h);
+	const struct slot *e = find_slot(ix, at, l[i].s, l[i].len, h);
 
-	if (e->label && (found = walk(ix, e->child, l, i + 1, n)))
+	if (e->child && (found = walk(ix, e->child, l, i + 1, n)))
 		return found;
 	if (node->star && (found = walk(ix, node->star, l, i + 1, n)))
 		return found;
@@ -261,6 +286,6 @@ void fb_name_index_free(struct fb_name_index *ix)
 	if (!ix)
 		return;
 	free(ix->nodes);
-	free(ix->edges);
+	free(ix->slots);
 	free(ix);
 }

@@ -48,6 +48,7 @@ struct client {
 	char who[64];
 	char *in;
 	size_t len, cap;
+	size_t whole;         /* the request's size, once its head is in */
 	char *out;            /* the response, once there is one */
 	size_t out_len, out_off;
 	struct fb_timer *timer;
@@ -294,8 +295,11 @@ static int route(struct fb_proxy *p, const struct fb_http_req *req,
 	return respond_text(resp, resp_len, 404, "no such resource\n");
 }
 
-int fb_control_handle(struct fb_proxy *p, const char *buf, size_t len,
-		      const char *who, char **resp, size_t *resp_len)
+/* fb_control_handle; when more is needed and the head is in, *whole
+ * receives the size of the whole request, so that the body is read
+ * into room made once. */
+static int handle(struct fb_proxy *p, const char *buf, size_t len,
+		  const char *who, char **resp, size_t *resp_len, size_t *whole)
 {
 	static const struct fb_http_limits limits = {
 		.max_line = 8192, .max_head = CONTROL_HEAD_MAX, .max_fields = 64,
@@ -322,11 +326,21 @@ int fb_control_handle(struct fb_proxy *p, const char *buf, size_t len,
 				    "body over the %d-byte limit\n",
 				    FB_CONTROL_BODY_MAX);
 	if (req.content_length > 0 &&
-	    len - req.head_len < (size_t)req.content_length)
+	    len - req.head_len < (size_t)req.content_length) {
+		*whole = req.head_len + (size_t)req.content_length;
 		return 0;
+	}
 	return route(p, &req, buf + req.head_len,
 		     req.content_length > 0 ? (size_t)req.content_length : 0,
 		     who, resp, resp_len);
+}
+
+int fb_control_handle(struct fb_proxy *p, const char *buf, size_t len,
+		      const char *who, char **resp, size_t *resp_len)
+{
+	size_t whole;
+
+	return handle(p, buf, len, who, resp, resp_len, &whole);
 }
 
 /* ---- the socket -------------------------------------------------------- */
@@ -381,10 +395,12 @@ static void client_read(struct client *cl)
 	ssize_t n;
 	int rc;
 
-	if (cl->len == cl->cap) {
+	if (cl->len == cl->cap || cl->whole > cl->cap) {
 		size_t cap = cl->cap ? cl->cap * 2 : 4096;
 		char *in;
 
+		if (cl->whole > cl->cap)
+			cap = cl->whole;
 		if (cap > limit)
 			cap = limit;
 		if (cap == cl->cap) {
@@ -407,8 +423,8 @@ static void client_read(struct client *cl)
 		return;
 	}
 	cl->len += (size_t)n;
-	rc = fb_control_handle(cl->ctl->p, cl->in, cl->len, cl->who, &cl->out,
-			       &cl->out_len);
+	rc = handle(cl->ctl->p, cl->in, cl->len, cl->who, &cl->out,
+		    &cl->out_len, &cl->whole);
 	if (rc == 0)
 		return;
 	if (rc < 0) {

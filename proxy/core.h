@@ -33,6 +33,7 @@ struct fb_proxy {
 	struct fb_loop *loop;
 	struct fb_policy *policy;   /* in force; the proxy holds one reference */
 	uint64_t generation;        /* of `policy`; starts at 1 */
+	struct fb_policy *retired;  /* the one it replaced, until the reply is out */
 	int listen_fd[FB_MAX_LISTEN];
 	size_t nlisten;
 	bool accept_paused;         /* out of descriptors: retry shortly */

@@ -110,11 +110,42 @@ static int listen_all(struct fb_proxy *p, char *err, size_t errsize)
 
 /* ---- the kernel side of the policy ------------------------------------ */
 
-static int apply_nft(struct fb_proxy *p, const struct fb_policy *pol,
+/* The part of the nft table a policy decides; the rest is fixed at start. */
+struct kernel_sets {
+	struct fb_range *deny, *allow;
+	size_t ndeny, nallow;
+};
+
+static int kernel_sets(const struct fb_policy *pol, struct kernel_sets *k,
+		       char *err, size_t errsize)
+{
+	*k = (struct kernel_sets){ 0 };
+	if (fb_policy_deny_ranges(pol, &k->deny, &k->ndeny) < 0 ||
+	    fb_policy_allow_ranges(pol, &k->allow, &k->nallow) < 0) {
+		snprintf(err, errsize, "computing the kernel sets: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void kernel_sets_free(struct kernel_sets *k)
+{
+	free(k->deny);
+	free(k->allow);
+}
+
+/* The sets come sorted and merged, so equal sets are equal arrays. */
+static bool kernel_sets_equal(const struct kernel_sets *a,
+			      const struct kernel_sets *b)
+{
+	return a->ndeny == b->ndeny && a->nallow == b->nallow &&
+	       !memcmp(a->deny, b->deny, a->ndeny * sizeof(*a->deny)) &&
+	       !memcmp(a->allow, b->allow, a->nallow * sizeof(*a->allow));
+}
+
+static int apply_nft(struct fb_proxy *p, const struct kernel_sets *k,
 		     char *err, size_t errsize)
 {
-	struct fb_range *deny = NULL, *allow = NULL;
-	size_t ndeny = 0, nallow = 0;
 	struct fb_nft_config cfg = {
 		.guest_ifname = p->cfg.guest_if,
 		.gateway = p->gateways,
@@ -123,22 +154,25 @@ static int apply_nft(struct fb_proxy *p, const struct fb_policy *pol,
 		.dns_port = p->dns_port,
 		.resolver = p->resolver_addr,
 		.resolver_port = p->resolver_port,
+		.deny = k->deny,
+		.ndeny = k->ndeny,
+		.allow = k->allow,
+		.nallow = k->nallow,
 	};
-	int rc = -1;
 
-	if (fb_policy_deny_ranges(pol, &deny, &ndeny) < 0 ||
-	    fb_policy_allow_ranges(pol, &allow, &nallow) < 0) {
-		snprintf(err, errsize, "computing the kernel sets: out of memory");
-		goto out;
-	}
-	cfg.deny = deny;
-	cfg.ndeny = ndeny;
-	cfg.allow = allow;
-	cfg.nallow = nallow;
-	rc = fb_nft_apply(&cfg, err, errsize);
-out:
-	free(deny);
-	free(allow);
+	return fb_nft_apply(&cfg, err, errsize);
+}
+
+/* The whole table for `pol`, as at start. */
+static int apply_table(struct fb_proxy *p, const struct fb_policy *pol,
+		       char *err, size_t errsize)
+{
+	struct kernel_sets k;
+	int rc = kernel_sets(pol, &k, err, errsize);
+
+	if (rc == 0)
+		rc = apply_nft(p, &k, err, errsize);
+	kernel_sets_free(&k);
 	return rc;
 }
 
@@ -157,26 +191,21 @@ static bool range_within(const struct fb_range *r, const struct fb_range *in,
  * Established CIDR-allowed flows the new policy no longer allows.  The
  * conntrack dump walks the kernel's whole table under its bucket locks,
  * which costs more than the rest of an update once many connections are
- * open, so it runs only when some range `old` forwarded is no longer
+ * open, so it runs only when some range `was` forwarded is no longer
  * wholly allowed (a domain-only change never narrows the ranges).
  */
-static void cut_flows(const struct fb_policy *old, const struct fb_policy *pol)
+static void cut_flows(const struct kernel_sets *was,
+		      const struct kernel_sets *now)
 {
-	struct fb_range *was = NULL, *allow = NULL;
-	size_t nwas = 0, nallow = 0, i = 0;
 	char err[256];
+	size_t i = 0;
 
-	if (fb_policy_allow_ranges(pol, &allow, &nallow) < 0)
-		goto out;
-	if (fb_policy_allow_ranges(old, &was, &nwas) == 0)
-		while (i < nwas && range_within(&was[i], allow, nallow))
-			i++;
-	if ((!was || i < nwas) &&
-	    fb_nft_cut_flows(allow, nallow, err, sizeof(err)) < 0)
+	while (i < was->nallow &&
+	       range_within(&was->allow[i], now->allow, now->nallow))
+		i++;
+	if (i < was->nallow &&
+	    fb_nft_cut_flows(now->allow, now->nallow, err, sizeof(err)) < 0)
 		fprintf(stderr, "firebreak-proxy: cutting forwarded flows: %s\n", err);
-out:
-	free(was);
-	free(allow);
 }
 
 static void audit_policy(struct fb_proxy *p, bool ok, const char *who,
@@ -212,17 +241,64 @@ static int follow_ca(struct fb_proxy *p, const struct fb_policy *from,
 			    errsize);
 }
 
+static void release_retired(struct fb_loop *l, void *arg)
+{
+	struct fb_proxy *p = arg;
+
+	(void)l;
+	fb_policy_unref(p->retired);
+	p->retired = NULL;
+}
+
+/*
+ * The policy replaced is freed once the control reply is out, by a 0 ms
+ * timer (it fires after this iteration's events): tearing down a large
+ * policy costs about as much as building it, and the requester need not
+ * wait for that.  One is parked at a time.
+ */
+static void retire(struct fb_proxy *p, struct fb_policy *old)
+{
+	if (p->retired) { /* the timer is armed already */
+		fb_policy_unref(p->retired);
+		p->retired = old;
+		return;
+	}
+	p->retired = old;
+	if (!fb_timer_add(p->loop, 0, release_retired, p))
+		release_retired(p->loop, p);
+}
+
+/*
+ * The kernel's half of a swap: the new table, or nothing when the sets it
+ * holds stay the same (a change of names alone, the usual update: the
+ * table in force is already the one the new policy wants).  *was and *now
+ * receive the old and new sets; freed by the caller either way.
+ */
+static int swap_kernel(struct fb_proxy *p, const struct fb_policy *old,
+		       const struct fb_policy *np, struct kernel_sets *was,
+		       struct kernel_sets *now, char *err, size_t errsize)
+{
+	if (kernel_sets(old, was, err, errsize) < 0 ||
+	    kernel_sets(np, now, err, errsize) < 0)
+		return -1;
+	if (kernel_sets_equal(was, now))
+		return 0;
+	return apply_nft(p, now, err, errsize);
+}
+
 int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,
 		  size_t *closed, char *err, size_t errsize)
 {
 	struct fb_policy *old = p->policy;
 	uint64_t old_gen = p->generation;
+	struct kernel_sets was = { 0 }, now = { 0 };
 
 	/* The CA first, then the kernel: a failure puts back what went before,
 	 * so the old policy stays whole everywhere. */
 	if (p->broker && follow_ca(p, old, np, err, errsize) < 0)
 		goto refused;
-	if (p->cfg.nft && apply_nft(p, np, err, errsize) < 0) {
+	if (p->cfg.nft &&
+	    swap_kernel(p, old, np, &was, &now, err, errsize) < 0) {
 		char back[512];
 
 		if (p->broker && follow_ca(p, np, old, back, sizeof(back)) < 0)
@@ -235,11 +311,15 @@ int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,
 	p->stats.policy_updates++;
 	*closed = fb_conns_recheck(p) + fb_broker_recheck(p);
 	if (p->cfg.nft)
-		cut_flows(old, np);
+		cut_flows(&was, &now);
+	kernel_sets_free(&was);
+	kernel_sets_free(&now);
 	audit_policy(p, true, who, old_gen, *closed, NULL);
-	fb_policy_unref(old);
+	retire(p, old);
 	return 0;
 refused:
+	kernel_sets_free(&was);
+	kernel_sets_free(&now);
 	fb_policy_unref(np);
 	audit_policy(p, false, who, 0, 0, err);
 	return -1;
@@ -485,7 +565,7 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 			snprintf(err, errsize, "nft: --guest-if is required (or --no-nft)");
 			goto fail;
 		}
-		if (apply_nft(p, p->policy, err, errsize) < 0)
+		if (apply_table(p, p->policy, err, errsize) < 0)
 			goto fail;
 	}
 	if (geteuid() == 0 && drop_privileges(cfg->nft, err, errsize) < 0)
@@ -527,6 +607,7 @@ void fb_proxy_free(struct fb_proxy *p)
 	fb_audit_close(p->audit);
 	if (p->policy)
 		fb_policy_unref(p->policy);
+	fb_policy_unref(p->retired);
 	fb_loop_free(p->loop);
 	free(p);
 }

@@ -319,10 +319,40 @@ measure() {
 }
 
 # PUT /policy with RULES domains, UPDATES times, alternating between two
-# policies so that every PUT changes what is enforced; the reply comes
-# once the new policy is in force (nft included).
+# policies that differ in every name, so that every PUT changes what is
+# enforced; the reply comes once the new policy is in force (nft included,
+# and every relayed connection re-decided).  Measured while the proxy
+# relays up to 2000 idle connections of its own hold, and only once the
+# connections of the RSS figure are gone: a PUT that arrives while the
+# proxy is closing thousands of connections waits for that, which would be
+# a figure of the teardown, not of the update.  Each PUT is timed by curl's
+# %{time_total}: from the start of the transfer (connect, the whole body
+# sent) to the reply's last byte, without curl's own start or file read.
 measure_updates() {
-	local i v out times=()
+	local i v out times=() hold=$((HOLD_N < 2000 ? HOLD_N : 2000))
+	local hold_pid hold_out=$TMP/hold.updates open
+	stats_open() {
+		curl -sS --unix-socket "$TMP/fb.sock" http://fb/stats |
+			grep -o '"open":[0-9]*' | cut -d: -f2
+	}
+	for i in $(seq 600); do
+		[ "$(stats_open)" = 0 ] && break
+		sleep 0.1
+	done
+	ip netns exec "$C" "$LOAD" hold $ORIGIN 443 $NAME "$hold" 30 >"$hold_out" &
+	hold_pid=$!
+	PIDS+=("$hold_pid")
+	for i in $(seq 400); do
+		grep -q '^held=' "$hold_out" && break
+		sleep 0.1
+	done
+	hold=$(field "$(cat "$hold_out")" held)
+	for i in $(seq 100); do
+		open=$(stats_open)
+		[ "$open" = "$hold" ] && break
+		sleep 0.1
+	done
+	[ "$open" = "$hold" ] || die "updates: the proxy holds $open connections, not $hold"
 	for v in a b; do
 		awk -v n=$RULES -v v=$v -v name=$NAME 'BEGIN {
 			printf "{\"allow\": [\"%s\"", name
@@ -341,6 +371,10 @@ measure_updates() {
 		[ "${out% *}" = 200 ] || die "PUT /policy answered ${out% *}: $(cat "$TMP/put.out")"
 		times+=("${out#* }")
 	done
+	# every held connection is still there: the updates allow the name
+	[ "$(stats_open)" = "$hold" ] || die "updates closed held connections"
+	kill "$hold_pid"
+	wait "$hold_pid" 2>/dev/null
 	# the guest still reaches the origin under the new policy
 	out=$(in_c "$LOAD" conns $ORIGIN 443 $NAME 1 1)
 	[ "$(field "$out" failed)" = 0 ] || die "no traffic after the updates: $out"

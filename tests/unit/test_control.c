@@ -33,6 +33,7 @@ static int teardown(void **state)
 	struct fb_proxy *p = *state;
 
 	fb_policy_unref(p->policy);
+	fb_policy_unref(p->retired); /* the loop never ran to release it */
 	fb_loop_free(p->loop);
 	free(p);
 	return 0;

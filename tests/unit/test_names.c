@@ -141,12 +141,14 @@ struct index {
 static void build(struct index *x, const char *const *patterns)
 {
 	size_t n = 0;
+	bool same;
 
 	memset(x, 0, sizeof *x);
 	for (; patterns[n]; n++)
 		x->d[n].pattern = (char *)patterns[n];
-	x->ix = fb_name_index_build(x->d, n);
+	x->ix = fb_name_index_build(x->d, n, &same);
 	assert_non_null(x->ix);
+	assert_false(same);
 }
 
 static const char *lookup(struct index *x, const char *name)
@@ -298,9 +300,11 @@ static void test_index_agrees_with_brute_force(void **state)
 			if (!dup)
 				d[n++].pattern = p;
 		}
-		struct fb_name_index *ix = fb_name_index_build(d, n);
+		bool same;
+		struct fb_name_index *ix = fb_name_index_build(d, n, &same);
 
 		assert_non_null(ix);
+		assert_false(same);
 		for (int len = 1; len <= 5; len++) {
 			for (int bits = 0; bits < 1 << len; bits++) {
 				name[0] = '\0';
@@ -321,6 +325,48 @@ static void test_index_agrees_with_brute_force(void **state)
 	}
 }
 
+/* The index tells when two keys are the same pattern, and only then. */
+static void test_index_finds_same_keys(void **state)
+{
+	static const char *const sets[][4] = {
+		{ "a.com", "*.a.com", "a.com", NULL },
+		{ "*", "b.com", "*", NULL },
+		{ "www.*.com", "*.com", "www.*.com", NULL },
+		{ "*.*.a.com", "*.a.com", "*.*.a.com", NULL },
+	};
+	/* a name the repeated key decides */
+	static const char *const names[] = {
+		"a.com", "zzz.org", "www.x.com", "x.y.a.com",
+	};
+	static const char *const distinct[] = {
+		"a.com", "*.a.com", "*", "*.*.a.com", "www.*.com", "*.com",
+		"a.com.b", NULL,
+	};
+	struct fb_domain d[8];
+	struct fb_name_index *ix;
+	bool same;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+		memset(d, 0, sizeof d);
+		for (size_t k = 0; k < 3; k++)
+			d[k].pattern = (char *)sets[i][k];
+		ix = fb_name_index_build(d, 3, &same);
+		assert_non_null(ix);
+		assert_true(same);
+		/* the first of the two is the one kept */
+		assert_ptr_equal(fb_name_index_lookup(ix, names[i]), &d[0]);
+		fb_name_index_free(ix);
+	}
+	memset(d, 0, sizeof d);
+	for (size_t k = 0; distinct[k]; k++)
+		d[k].pattern = (char *)distinct[k];
+	ix = fb_name_index_build(d, 7, &same);
+	assert_non_null(ix);
+	assert_false(same);
+	fb_name_index_free(ix);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,6 +380,7 @@ int main(void)
 		cmocka_unit_test(test_exact_beats_wildcards_in_any_order),
 		cmocka_unit_test(test_no_keys),
 		cmocka_unit_test(test_index_agrees_with_brute_force),
+		cmocka_unit_test(test_index_finds_same_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,6 +33,18 @@ static const struct bad cases[] = {
 	  "bad.yaml:2:1: duplicate key \"allow\" (first at 1:1)\n" },
 	{ "duplicate JSON key", "{\"allow\": [], \"subnets\": {\"deny\": [], \"deny\": []}}",
 	  "bad.yaml:1:39: duplicate key \"deny\" (first at 1:27)\n" },
+	/* JSON takes the parser's fast path: the same messages, the same places */
+	{ "JSON keys equal once normalised", "{\"allow\": [\"GitHub.com\", \"github.com.\"]}",
+	  "bad.yaml:1:26: domain \"github.com.\" is the same as \"GitHub.com\" at 1:12 (both are github.com)\n" },
+	{ "JSON statusCode quoted", "{\"allow\": {\"a.com\": [{\"response\": {\"statusCode\": \"200\"}}]}}",
+	  "bad.yaml:1:50: expected an integer statusCode (200-599), found a string \"200\"\n" },
+	{ "JSON over lines", "{\n  \"allow\": [\n    \"a.com\",\n    \"api*.example.com\"\n  ],\n"
+	  "  \"subnets\": {\"deny\": [\"10.0.0.1/8\"]}\n}\n",
+	  "bad.yaml:4:5: invalid domain \"api*.example.com\": wildcard must be a whole label (\"*.example.com\", not \"api*.example.com\")\n"
+	  "bad.yaml:6:24: host bits set in \"10.0.0.1/8\" (did you mean 10.0.0.0/8?)\n" },
+	{ "JSON rule with two actions", "{\"allow\": {\"a.com\": [{\"transform\": [{\"headers\": "
+	  "{\"x-a\": \"b\\u00e9\"}}], \"forwardURL\": \"https://x.example/\"}]}}",
+	  "bad.yaml:1:22: a rule takes exactly one of transform, forwardURL or response, found transform and forwardURL\n" },
 	{ "keys equal once normalised", "allow:\n  GitHub.com: []\n  github.com.: []\n",
 	  "bad.yaml:3:3: domain \"github.com.\" is the same as \"GitHub.com\" at 2:3 (both are github.com)\n" },
 	{ "partial-label wildcard", "allow: [\"api*.example.com\"]\n",
