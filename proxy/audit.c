@@ -180,21 +180,33 @@ static void append(struct fb_audit_line *ln, const char *fmt, ...)
 	ln->len += (size_t)n;
 }
 
+/* "YYYY-MM-DDTHH:MM:SS" of `sec`, formatted once a second rather than
+ * once a line (the proxy is one thread). */
+static const char *second_str(time_t sec)
+{
+	static time_t last = -1;
+	static char when[32];
+	struct tm tm;
+
+	if (sec != last) {
+		gmtime_r(&sec, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		last = sec;
+	}
+	return when;
+}
+
 void fb_audit_begin(const struct fb_audit *a, struct fb_audit_line *ln,
 		    const char *action, const char *outcome,
 		    uint64_t generation)
 {
 	struct timespec ts;
-	struct tm tm;
-	char when[32];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	ln->len = 0;
 	ln->full = false;
 	append(ln, "{\"@timestamp\":\"%s.%03ldZ\",\"event.action\":\"%s\"",
-	       when, ts.tv_nsec / 1000000, action);
+	       second_str(ts.tv_sec), ts.tv_nsec / 1000000, action);
 	if (outcome)
 		fb_audit_str(ln, "event.outcome", outcome);
 	if (a && a->sandbox_id)
