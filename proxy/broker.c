@@ -65,7 +65,9 @@ enum rs_stage {
 	RS_RAW,
 };
 
-enum up_state { UP_NONE, UP_RESOLVE, UP_DIAL, UP_TLS, UP_READY };
+/* UP_TLS spans the TCP connect too: the ClientHello leaves once the
+ * connect completes, a send before that waiting like any other. */
+enum up_state { UP_NONE, UP_RESOLVE, UP_TLS, UP_READY };
 
 struct obuf {
 	char *p;
@@ -580,7 +582,7 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 	}
 	b->uev = b->uwant = EPOLLOUT;
 	b->u_wr_ev = EPOLLOUT;
-	b->up = UP_DIAL;
+	b->up = UP_TLS;
 	broker_run(b);
 }
 
@@ -601,27 +603,8 @@ static int upstream_for(struct fb_broker *b, const char *host, uint16_t port)
 /* Connect and handshake.  1 progress, 0 waiting, -1 failed (handled). */
 static int upstream_progress(struct fb_broker *b)
 {
-	int err = 0, r;
-	socklen_t len = sizeof(err);
+	int r = SSL_do_handshake(b->ussl);
 
-	if (b->up == UP_DIAL) {
-		struct sockaddr_storage peer;
-		socklen_t plen = sizeof(peer);
-
-		getsockopt(b->uw.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-		/* no error and no peer yet: still connecting */
-		if (!err && getpeername(b->uw.fd, (struct sockaddr *)&peer,
-					&plen) < 0)
-			return 0;
-		if (err) {
-			upstream_failed(b, "dial-failed");
-			return -1;
-		}
-		b->up = UP_TLS;
-	}
-	if (b->up != UP_TLS)
-		return 0;
-	r = SSL_do_handshake(b->ussl);
 	if (r == 1) {
 		b->up = UP_READY;
 		b->u_rd_ev = EPOLLIN;
@@ -630,7 +613,9 @@ static int upstream_progress(struct fb_broker *b)
 	}
 	b->u_wr_ev = ssl_wait(b->ussl, r);
 	if (!b->u_wr_ev) {
-		upstream_failed(b, "upstream-tls-failed");
+		/* not even the ClientHello went out: the connect failed */
+		upstream_failed(b, b->uw.out ? "upstream-tls-failed" :
+					       "dial-failed");
 		return -1;
 	}
 	return 0;
@@ -1100,7 +1085,7 @@ static int step(struct fb_broker *b)
 		if (b->rq == RQ_SENT && b->discard && !b->closing)
 			response_done(b);
 	}
-	if (b->up == UP_DIAL || b->up == UP_TLS) {
+	if (b->up == UP_TLS) {
 		r = upstream_progress(b);
 		if (r < 0)
 			return -1;
@@ -1205,7 +1190,7 @@ static void broker_run(struct fb_broker *b)
 		cw |= b->c_rd_ev;
 	if (obuf_pending(&b->down))
 		cw |= b->c_wr_ev;
-	if (b->up == UP_DIAL || b->up == UP_TLS)
+	if (b->up == UP_TLS)
 		uw |= b->u_wr_ev;
 	if (b->up == UP_READY && obuf_pending(&b->upq))
 		uw |= b->u_wr_ev;
