@@ -417,7 +417,7 @@ int fb_sandbox_claim(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 	int saved;
 
 	memset(sb, 0, sizeof *sb);
-	sb->home_ns = sb->sandbox_ns = sb->guest_ns = sb->tap_fd = -1;
+	sb->sandbox_ns = sb->guest_ns = sb->tap_fd = -1;
 	sb->slot.fd = -1;
 	sb->resolver = o->resolver;
 	sb->resolver_port = o->resolver_port;
@@ -430,9 +430,6 @@ int fb_sandbox_claim(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 	snprintf(sb->resolv_conf, sizeof sb->resolv_conf, "%s/resolv.conf",
 		 sb->dir);
 
-	sb->home_ns = fb_netns_current(err, errsize);
-	if (sb->home_ns < 0)
-		goto fail;
 	sb->sandbox_ns = fb_netns_open(sb->name, err, errsize);
 	if (sb->sandbox_ns < 0 || write_resolv_conf(&st) < 0)
 		goto fail;
@@ -524,7 +521,6 @@ void fb_sandbox_destroy(struct fb_sandbox *sb)
 	close_fd(&sb->tap_fd);
 	close_fd(&sb->guest_ns);
 	close_fd(&sb->sandbox_ns);
-	close_fd(&sb->home_ns);
 	fb_slot_release(&sb->slot);
 	sb->made = 0;
 }

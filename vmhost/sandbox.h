@@ -67,7 +67,6 @@ struct fb_sandbox {
 	char table[32];       /* "firebreak-<id>": the table in the launcher's namespace */
 	char dir[256];        /* <state dir>/<id>: resolv.conf, the proxy's socket */
 	char resolv_conf[300];
-	int home_ns;          /* the launcher's namespace */
 	int sandbox_ns;
 	int guest_ns;         /* no name: it lives while this descriptor or the guest does */
 	int tap_fd;           /* opts.tap: the gateway's tap, for the VM; else -1 */
