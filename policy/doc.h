@@ -30,10 +30,10 @@ enum fb_node_kind {
 struct fb_node {
 	enum fb_node_kind kind;
 	unsigned line, col; /* 1-based; 0 for nodes with no source position */
+	bool quoted;        /* written quoted: "200" is a string, 200 a number */
 	char *text;         /* FB_NODE_SCALAR: NUL-terminated, may hold NULs;
 	                       change it with fb_node_set_text */
 	size_t len;
-	bool quoted;        /* written quoted: "200" is a string, 200 a number */
 	/* FB_NODE_SEQ: items in vals; FB_NODE_MAP: keys[i] -> vals[i] */
 	struct fb_node **keys;
 	struct fb_node **vals;
