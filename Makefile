@@ -78,6 +78,25 @@ $(BUILD)/bin/$(patsubst main_%,%,$(basename $(notdir $(1)))): $(BUILD)/obj/$(1:.
 endef
 $(foreach s,$(PROGRAM_SRCS),$(eval $(call program,$(s))))
 
+# firebreak-proxy runs once per sandbox, so its start and what it maps
+# are paid hundreds of times over.  The libraries Debian ships as .a are
+# linked in statically: only the objects the proxy uses come along, and
+# the dynamic loader no longer looks up every symbol of libcrypto and
+# libssl at each start (4 of the 13 ms of CPU a --help run took).
+# libmnl has no .a and libidn2's needs libunistring's, which no package
+# the build installs ships: those two stay shared, as does libc.  PIE is
+# kept, its relocations packed (DT_RELR); -z now leaves the GOT read-only.
+PROXY_STATIC_PKGS := libnftnl openssl yaml-0.1 libpcre2-8 libcares
+PROXY_SHARED_PKGS := libmnl libidn2
+proxy_static_libs = $(shell pkg-config --libs $(PROXY_STATIC_PKGS) 2>/dev/null)
+uniq = $(if $(1),$(firstword $(1)) $(call uniq,$(filter-out $(firstword $(1)),$(1))))
+$(BUILD)/bin/firebreak-proxy: override LDFLAGS += -Wl,-z,now \
+	-Wl,-z,pack-relative-relocs -Wl,--as-needed
+$(BUILD)/bin/firebreak-proxy: PKG_LIBS = -Wl,-Bstatic $(proxy_static_libs) \
+	-Wl,-Bdynamic $(call uniq,$(filter-out $(proxy_static_libs),$(shell \
+	pkg-config --static --libs $(PROXY_STATIC_PKGS) 2>/dev/null) \
+	$(shell pkg-config --libs $(PROXY_SHARED_PKGS) 2>/dev/null)))
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(TESTLIB) $(LIBS) $(PKG_LIBS) $(TEST_LIBS)

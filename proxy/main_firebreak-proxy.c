@@ -1,9 +1,15 @@
 /* firebreak-proxy — the per-sandbox egress proxy (see proxy/proxy.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <link.h>
+#include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "proxy/proxy.h"
 
@@ -71,6 +77,91 @@ static int parse_count(const char *opt, const char *s, unsigned long min,
 	}
 	*out = (unsigned)v;
 	return 0;
+}
+
+/*
+ * What start-up leaves behind.  Start-up runs code that serving never
+ * runs again: the dynamic loader, the policy compiler, OpenSSL's set-up,
+ * the first nft transaction.  The kernel maps a file's pages in windows
+ * of 64 KiB around each page touched, so those calls leave some 3 MiB of
+ * code and constants mapped in every sandbox's proxy, and the heap keeps
+ * pages that start-up freed.  Both are given back once the proxy is
+ * ready.  A dropped file page stays in the page cache: touching it again
+ * costs a minor fault, not a read.
+ */
+
+#define PM_ENTRIES 512            /* /proc/self/pagemap entries per read */
+#define PM_FILE (1ULL << 61)      /* the page is the file's own */
+#define PM_SWAPPED (1ULL << 62)
+#define PM_PRESENT (1ULL << 63)
+
+/*
+ * Unmap from [lo, hi), a private file mapping, every page that is still
+ * the file's.  A page this process wrote (relocations, data, a debugger's
+ * breakpoint) is its own copy: that one is kept, in memory or in swap, or
+ * the write would be lost.
+ */
+static void drop_unwritten(int pagemap, uintptr_t lo, uintptr_t hi,
+			   uintptr_t page)
+{
+	uint64_t e[PM_ENTRIES];
+	uintptr_t a = lo, run = lo; /* [run, a): checked, none written */
+
+	while (a < hi) {
+		size_t n = (hi - a) / page < PM_ENTRIES ? (hi - a) / page
+							 : PM_ENTRIES;
+		ssize_t got = pread(pagemap, e, n * sizeof(*e),
+				    (off_t)(a / page * sizeof(*e)));
+
+		if (got != (ssize_t)(n * sizeof(*e)))
+			break;
+		for (size_t i = 0; i < n; i++, a += page) {
+			if (!(e[i] & PM_SWAPPED) &&
+			    (!(e[i] & PM_PRESENT) || (e[i] & PM_FILE)))
+				continue;
+			if (a > run)
+				madvise((void *)run, a - run, MADV_DONTNEED);
+			run = a + page;
+		}
+	}
+	if (a > run)
+		madvise((void *)run, a - run, MADV_DONTNEED);
+}
+
+/*
+ * The read-only segments of every object loaded from a file (not the
+ * vDSO).  Writable ones are left alone: what they hold is mostly written,
+ * and a page could be written between the check and the drop.
+ */
+static int drop_object(struct dl_phdr_info *obj, size_t size, void *pagemap)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+	(void)size;
+	if (obj->dlpi_name[0] != '\0' && obj->dlpi_name[0] != '/')
+		return 0;
+	/* Backwards: the headers read here are in the first segment. */
+	for (int i = obj->dlpi_phnum - 1; i >= 0; i--) {
+		const ElfW(Phdr) *ph = &obj->dlpi_phdr[i];
+		uintptr_t lo = obj->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type == PT_LOAD && !(ph->p_flags & PF_W))
+			drop_unwritten(*(int *)pagemap, lo & ~(page - 1),
+				       (lo + ph->p_filesz + page - 1) & ~(page - 1),
+				       page);
+	}
+	return 0;
+}
+
+static void release_startup_memory(void)
+{
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	malloc_trim(0);
+	if (pagemap < 0)
+		return;
+	dl_iterate_phdr(drop_object, &pagemap);
+	close(pagemap);
 }
 
 int main(int argc, char **argv)
@@ -185,6 +276,7 @@ int main(int argc, char **argv)
 		free(publics);
 		return 1;
 	}
+	release_startup_memory();
 	rc = fb_proxy_run(p, err, sizeof(err));
 	if (rc < 0)
 		fprintf(stderr, "firebreak-proxy: %s\n", err);
