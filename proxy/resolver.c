@@ -50,7 +50,7 @@ struct fb_resolve_req {
 
 struct fb_resolver {
 	struct fb_loop *loop;
-	ares_channel ch;
+	ares_channel ch; /* opened by the first lookup (see open_channel) */
 	struct fb_timer *timer;
 	struct fb_dns_cache *cache;
 	LIST_HEAD(, lookup) lookups;
@@ -373,6 +373,8 @@ static void fail_now(struct fb_resolve_req *q, const char *why)
 	free(q);
 }
 
+static int open_channel(struct fb_resolver *r);
+
 static void on_start(struct fb_loop *l, void *arg)
 {
 	struct fb_resolve_req *q = arg;
@@ -392,6 +394,14 @@ static void on_start(struct fb_loop *l, void *arg)
 		q->lk = lk;
 		TAILQ_INSERT_TAIL(&lk->waiters, q, link);
 		return;
+	}
+	if (!r->ch) {
+		int rc = open_channel(r);
+
+		if (rc != ARES_SUCCESS) {
+			fail_now(q, ares_strerror(rc));
+			return;
+		}
 	}
 	lk = calloc(1, sizeof(*lk));
 	if (!lk) {
@@ -537,10 +547,14 @@ static int system_server(char *out, size_t size, char *err, size_t errsize)
 	return -1;
 }
 
-/* A c-ares channel that asks only `a`:port. */
-static int open_channel(struct fb_resolver *r, const struct fb_addr *a,
-			unsigned port)
+/*
+ * A c-ares channel that asks only the upstream.  Opened when first
+ * needed: a channel holds its query tables (some 74 KiB), which a proxy
+ * whose guest never looks a name up would keep for nothing.
+ */
+static int open_channel(struct fb_resolver *r)
 {
+	const struct fb_addr *a = &r->upstream;
 	struct ares_options o = { 0 };
 	struct ares_addr_port_node node = { 0 };
 	int rc;
@@ -564,11 +578,13 @@ static int open_channel(struct fb_resolver *r, const struct fb_addr *a,
 		memcpy(&node.addr.addr4, a->b, 4);
 	else
 		memcpy(&node.addr.addr6, a->b, 16);
-	node.udp_port = (int)port;
-	node.tcp_port = (int)port;
+	node.udp_port = r->upstream_port;
+	node.tcp_port = r->upstream_port;
 	rc = ares_set_servers_ports(r->ch, &node);
-	if (rc != ARES_SUCCESS)
+	if (rc != ARES_SUCCESS) {
 		ares_destroy(r->ch);
+		r->ch = NULL;
+	}
 	return rc;
 }
 
@@ -600,11 +616,6 @@ struct fb_resolver *fb_resolver_new(struct fb_loop *loop, const char *server,
 	LIST_INIT(&r->lookups);
 	TAILQ_INIT(&r->starting);
 	rc = ares_library_init(ARES_LIB_INIT_ALL);
-	if (rc == ARES_SUCCESS) {
-		rc = open_channel(r, &a, port);
-		if (rc != ARES_SUCCESS)
-			ares_library_cleanup();
-	}
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errsize, "resolver %s: %s", server, ares_strerror(rc));
 		fb_dns_cache_free(r->cache);
@@ -625,7 +636,8 @@ void fb_resolver_free(struct fb_resolver *r)
 		TAILQ_REMOVE(&r->starting, q, link);
 		free(q);
 	}
-	ares_destroy(r->ch); /* lookups end with ARES_EDESTRUCTION */
+	if (r->ch)
+		ares_destroy(r->ch); /* lookups end with ARES_EDESTRUCTION */
 	ares_library_cleanup();
 	for (size_t i = 0; i < r->nwatched; i++)
 		fb_loop_del(r->loop, r->watched[i]);
