@@ -44,7 +44,8 @@ struct resumable {
 };
 
 struct fb_upstream {
-	SSL_CTX *ctx;
+	X509_STORE *roots; /* the system roots and --upstream-ca, read at start */
+	SSL_CTX *ctx;      /* made for the first connection (client_ctx) */
 	struct resumable slot[SESSION_SLOTS];
 };
 
@@ -104,35 +105,56 @@ static int keep_session(SSL *ssl, SSL_SESSION *sess)
 	return 1;
 }
 
+/*
+ * The context every upstream connection is made from.  It waits for the
+ * first one: a TLS context sets up OpenSSL's random generator and its
+ * tables of ciphers and groups (some 190 KiB), which a sandbox that never
+ * brokers would carry for nothing.  The roots it verifies with were read
+ * at start, so a bad --upstream-ca still stops the proxy there.
+ */
+static SSL_CTX *client_ctx(struct fb_upstream *up)
+{
+	SSL_CTX *ctx;
+
+	if (up->ctx)
+		return up->ctx;
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set1_cert_store(ctx, up->roots);
+	/* Partial writes: the broker keeps its own buffers and retries with
+	 * whatever is left, possibly from a moved pointer. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* A record's header and body in one read(2), not two. */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	/* Sessions go to keep_session only: OpenSSL's own client cache is
+	 * never looked up by name. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+					    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, keep_session);
+	SSL_CTX_set_app_data(ctx, up);
+	if (SSL_CTX_set_alpn_protos(ctx, alpn_http11, sizeof(alpn_http11) - 1)) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	up->ctx = ctx;
+	return ctx;
+}
+
 struct fb_upstream *fb_upstream_new(const char *extra_ca, char *err,
 				    size_t errsize)
 {
 	struct fb_upstream *up = calloc(1, sizeof(*up));
 	const char *roots;
 
-	if (!up) {
+	if (!up || !(up->roots = X509_STORE_new())) {
 		snprintf(err, errsize, "upstream TLS context: out of memory");
+		free(up);
 		return NULL;
 	}
-	up->ctx = SSL_CTX_new(TLS_client_method());
-	if (!up->ctx) {
-		fb_ssl_error(err, errsize, "upstream TLS context");
-		goto fail;
-	}
-	SSL_CTX_set_min_proto_version(up->ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(up->ctx, SSL_VERIFY_PEER, NULL);
-	/* Partial writes: the broker keeps its own buffers and retries with
-	 * whatever is left, possibly from a moved pointer. */
-	SSL_CTX_set_mode(up->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-				  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	/* A record's header and body in one read(2), not two. */
-	SSL_CTX_set_read_ahead(up->ctx, 1);
-	/* Sessions go to keep_session only: OpenSSL's own client cache is
-	 * never looked up by name. */
-	SSL_CTX_set_session_cache_mode(up->ctx, SSL_SESS_CACHE_CLIENT |
-						SSL_SESS_CACHE_NO_INTERNAL_STORE);
-	SSL_CTX_sess_set_new_cb(up->ctx, keep_session);
-	SSL_CTX_set_app_data(up->ctx, up);
 	/*
 	 * The system roots through their hashed directory, not the bundle
 	 * file: OpenSSL then reads a root when a chain names it, instead of
@@ -142,16 +164,12 @@ struct fb_upstream *fb_upstream_new(const char *extra_ca, char *err,
 	roots = getenv(X509_get_default_cert_dir_env());
 	if (!roots)
 		roots = X509_get_default_cert_dir();
-	if (SSL_CTX_load_verify_dir(up->ctx, roots) != 1) {
+	if (X509_STORE_load_path(up->roots, roots) != 1) {
 		fb_ssl_error(err, errsize, "system trust store %s", roots);
 		goto fail;
 	}
-	if (extra_ca && SSL_CTX_load_verify_locations(up->ctx, extra_ca, NULL) != 1) {
+	if (extra_ca && X509_STORE_load_file(up->roots, extra_ca) != 1) {
 		fb_ssl_error(err, errsize, "--upstream-ca %s", extra_ca);
-		goto fail;
-	}
-	if (SSL_CTX_set_alpn_protos(up->ctx, alpn_http11, sizeof(alpn_http11) - 1)) {
-		fb_ssl_error(err, errsize, "upstream ALPN");
 		goto fail;
 	}
 	return up;
@@ -167,13 +185,15 @@ void fb_upstream_free(struct fb_upstream *up)
 	for (size_t i = 0; i < SESSION_SLOTS; i++)
 		forget(&up->slot[i]);
 	SSL_CTX_free(up->ctx);
+	X509_STORE_free(up->roots);
 	free(up);
 }
 
 SSL *fb_upstream_ssl(struct fb_upstream *up, BIO *bio, const char *host,
 		     char *err, size_t errsize)
 {
-	SSL *ssl = bio ? SSL_new(up->ctx) : NULL;
+	SSL_CTX *ctx = bio ? client_ctx(up) : NULL;
+	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
 	SSL_SESSION *sess;
 
 	if (!ssl) {
