@@ -45,6 +45,8 @@ struct fb_ca {
 	size_t nsubtrees;
 	bool any_name; /* no dNSName constraint (a brokered "*") */
 
+	/* Every leaf's key, made by the first mint: making it needs the
+	 * random generator, which a proxy that never brokers leaves unset. */
 	EVP_PKEY *leaf_key;
 
 	struct leaf **buckets; /* nbuckets is a power of two */
@@ -429,12 +431,6 @@ static struct fb_ca *ca_new(EVP_PKEY *key, long lifetime, char *err,
 	}
 	ca->lifetime = lifetime;
 	ca->lru.next = ca->lru.prev = &ca->lru;
-	ca->leaf_key = EVP_EC_gen("P-256");
-	if (!ca->leaf_key) {
-		fb_ssl_error(err, errsize, "cannot generate the leaf key");
-		fb_ca_free(ca);
-		return NULL;
-	}
 	if (fb_ca_set_cache_size(ca, FB_CA_CACHE_SIZE, err, errsize) < 0) {
 		fb_ca_free(ca);
 		return NULL;
@@ -842,6 +838,10 @@ SSL_CTX *fb_ca_leaf(struct fb_ca *ca, const char *name, char *err,
 		format_time(X509_get0_notAfter(ca->cert), when, sizeof(when));
 		snprintf(err, errsize, "cannot mint for \"%s\": the CA expired "
 			 "at %s; reissue it", name, when);
+		return NULL;
+	}
+	if (!ca->leaf_key && !(ca->leaf_key = EVP_EC_gen("P-256"))) {
+		fb_ssl_error(err, errsize, "cannot generate the leaf key");
 		return NULL;
 	}
 	l = malloc(sizeof(*l) + len + 1);
