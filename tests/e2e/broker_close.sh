@@ -1,0 +1,145 @@
+#!/bin/bash
+# broker_close.sh — firebreak-proxy by itself, brokering responses whose end
+# is the origin closing the connection: HTTP/1.0, HTTP/1.1 with neither
+# Content-Length nor chunked, and the bytes after a WebSocket 101.  The
+# origin sends a few MiB and closes at once; the guest reads slowly, so the
+# proxy's buffers toward it are full when the origin's FIN arrives.  Every
+# byte must still reach the guest, the proxy must end the guest's TLS with
+# close_notify (an abrupt end would pass a cut body for a whole one), and
+# the audit log must carry the brokered request with all its bytes.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/proxy_lib.sh"
+
+BIG=$((4 * 1024 * 1024))
+
+px_netns fbc
+for a in 10 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
+# Send buffers of at most 64 KiB in this namespace: the bytes the guest has
+# not taken back up into the proxy's own buffers instead of vanishing into
+# megabytes of kernel buffer.  Receive buffers start at 8 MiB, so the
+# origin's bytes fit in the proxy's upstream socket and the origin closes
+# long before the guest is done.
+ip netns exec "$NS" sysctl -qw net.ipv4.tcp_wmem="4096 16384 65536" \
+	net.ipv4.tcp_rmem="4096 8388608 33554432" >/dev/null ||
+	{ not_ok setup "tcp_wmem, tcp_rmem"; exit 1; }
+# Guests are uid 65534: their TCP to port 443 goes to the proxy.
+ip netns exec "$NS" nft -f - <<'NFT' || { not_ok setup nft; exit 1; }
+table ip fbtest {
+	chain out {
+		type nat hook output priority -100;
+		meta skuid 65534 tcp dport 443 redirect to :15001
+	}
+}
+NFT
+
+px_certs api.test || { not_ok setup certs; exit 1; }
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	-out "$FB_TMP/sca.key" 2>/dev/null && chmod 600 "$FB_TMP/sca.key" &&
+openssl req -x509 -key "$FB_TMP/sca.key" -out "$FB_TMP/sca.crt" -days 1 \
+	-subj "/CN=test sandbox CA" \
+	-addext "basicConstraints=critical,CA:TRUE" \
+	-addext "keyUsage=critical,keyCertSign,cRLSign" \
+	-addext "nameConstraints=critical,permitted;DNS:api.test" 2>/dev/null &&
+chmod 644 "$FB_TMP/sca.crt" || { not_ok setup "sandbox CA"; exit 1; }
+
+ORIGIN_LOG=$FB_TMP/origin.log
+ip netns exec "$NS" "$PY" "$PX_DIR/close_origin.py" "$FB_TMP/origin.ready" \
+	"$ORIGIN_LOG" "$PX_CERTS/api.test.pem" "$PX_CERTS/api.test.key" \
+	198.51.100.10,443 &
+FB_PIDS+=($!)
+px_wait_file "$FB_TMP/origin.ready" || { not_ok setup origin; exit 1; }
+px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 || { not_ok setup dns; exit 1; }
+
+printf 'allow:\n  api.test:\n    - transform: [{ headers: { x-api-key: k1 } }]\n' \
+	>"$FB_TMP/policy.yaml"
+AUDIT=$FB_TMP/audit.log
+SOCK=$FB_TMP/control.sock
+ip netns exec "$NS" "$FB_BUILD/bin/firebreak-proxy" --no-nft \
+	--policy "$FB_TMP/policy.yaml" --listen 127.0.0.1:15001 \
+	--control "$SOCK" --audit-log "$AUDIT" --sandbox-id brc \
+	--resolver 198.51.100.53 --public 198.51.100.0/24 \
+	--ca-cert "$FB_TMP/sca.crt" --ca-key "$FB_TMP/sca.key" \
+	--upstream-ca "$PX_CA" 2>"$FB_TMP/proxy.err" &
+PROXY_PID=$!
+px_wait_file "$SOCK" || { not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
+
+# What the origin logged for PATH: "HEAD N SHA256 CLOSED_AT".
+origin_sent() {
+	"$PY" -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["path"] == sys.argv[2]:
+        print(r["head"], r["n"], r["sha256"], "%.6f" % r["closed_at"])' \
+		"$ORIGIN_LOG" "$1"
+}
+
+# What the audit log says of PATH: "STATUS RESPONSE_BYTES END_REASON" from
+# its last request line and the end line of the same connection.
+audited() {
+	"$PY" -c 'import json, sys
+req, ends = None, {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("event.action") == "request" and r.get("url.path") == sys.argv[2]:
+        req = r
+    elif r.get("event.action") == "connection" and r.get("event.type") == "end":
+        ends[r["event.id"]] = r["event.reason"]
+if req:
+    print(req.get("http.response.status_code", "-"),
+          req.get("http.response.bytes", "-"),
+          ends.get(req["event.id"], "-"))' "$AUDIT" "$1"
+}
+
+# $1 is set and equals $2.
+same() { [ -n "$1" ] && [ "$1" = "$2" ]; }
+
+# One slow guest reading PATH ("ws" for the upgraded stream); its checks.
+slow_read() {
+	local what=$1 path=$2 status=$3 ws=${4:-}
+	local got sent g_status g_len g_sha g_half g_end o_head o_n o_sha o_closed
+	got=$(px_guest "$NS" "$PY" "$PX_DIR/close_client.py" api.test \
+		198.51.100.10 "$FB_TMP/sca.crt" "$path" $ws)
+	sent=$(origin_sent "$path")
+	read -r g_status g_len g_sha g_half g_end <<<"$got"
+	read -r o_head o_n o_sha o_closed <<<"$sent"
+	echo "# $what: guest '$got', origin '$sent', audit '$(audited "$path")'"
+	check "$what: the guest gets $status" [ "${g_status:-}" = "$status" ]
+	check "$what: the guest gets all ${o_n:-?} bytes (got ${g_len:-none})" \
+		same "${o_n:-}" "${g_len:-}"
+	check "$what: ... and exactly the origin's bytes (sha256)" \
+		same "${o_sha:-}" "${g_sha:-}"
+	check "$what: the proxy ends the guest's TLS with close_notify" \
+		[ "${g_end:-}" = eof ]
+	if [ "${o_n:-0}" -ge "$BIG" ]; then
+		# Without this the test would prove nothing: the close must
+		# have reached the proxy while the guest was still reading.
+		check "$what: the origin had closed before the guest read half" \
+			"$PY" -c 'import sys; sys.exit(not 0 < float(sys.argv[1]) < float(sys.argv[2]))' \
+			"${o_closed:-0}" "${g_half:-0}"
+	fi
+}
+
+slow_read "HTTP/1.0, close-delimited" "/h10/$BIG" 200
+slow_read "HTTP/1.1, neither Content-Length nor chunked" "/h11/$BIG" 200
+slow_read "WebSocket 101, stream the origin closes" "/ws/$BIG" 101 ws
+# Small enough that head, body and close leave in one TLS record: the
+# body sits behind the head in what the proxy read when the close comes.
+slow_read "HTTP/1.0, head, body and close in one record" /h10/3000 200
+slow_read "HTTP/1.1 unframed, head, body and close in one record" /h11/3000 200
+slow_read "WebSocket 101, head, bytes and close in one record" /ws/3000 101 ws
+
+# The audit line is written once the response is complete.
+for path in "/h10/$BIG" "/h11/$BIG" "/ws/$BIG" /h10/3000 /h11/3000 /ws/3000; do
+	read -r o_head o_n _ <<<"$(origin_sent "$path")"
+	status=200
+	[ "${path#/ws/}" != "$path" ] && status=101
+	check "audit: $path brokered, $status, head and body counted, closed cleanly" \
+		[ "$(audited "$path")" = "$status $((${o_head:-0} + ${o_n:-0})) closed" ]
+done
+check "audit: every request line names the rule and the injected header" \
+	[ "$(grep -c '"event.action":"request".*"rule.name":"api.test\[0\]","firebreak.injected":"x-api-key"' "$AUDIT")" -ge 6 ]
+
+kill -TERM "$PROXY_PID" && wait "$PROXY_PID"
+check "the proxy stopped cleanly (status $?)" [ $? = 0 ]
+PROXY_PID=
+check "the proxy wrote nothing to stderr" [ ! -s "$FB_TMP/proxy.err" ]
