@@ -9,10 +9,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -105,6 +108,56 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/*
+ * Wait until the proxy's control socket exists: woken by the directory's
+ * inotify watch (`watch`, made before the fork so the socket cannot be
+ * missed) or by the proxy's exit (its pidfd), not by polling.  Without
+ * either descriptor, it looks again every millisecond.  0, or -1 with
+ * the proxy reaped or killed.
+ */
+static int wait_ready(pid_t pid, int watch, const char *sock, char *err,
+		      size_t errsize)
+{
+	struct pollfd p[2] = {
+		{ .fd = watch, .events = POLLIN },
+		{ .fd = pidfd_open(pid, 0), .events = POLLIN },
+	};
+	uint64_t deadline = now_ms() + START_TIMEOUT_MS, now;
+	char events[4096];
+	struct stat st;
+	int status, ret = -1;
+
+	while ((now = now_ms()) < deadline) {
+		if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
+			ret = 0;
+			goto out;
+		}
+		switch (waitpid(pid, &status, WNOHANG)) {
+		case 0:
+			break;
+		case -1: /* not ours to wait for: a readable pidfd would spin */
+			snprintf(err, errsize, "waitpid firebreak-proxy: %s",
+				 strerror(errno));
+			goto out;
+		default:
+			snprintf(err, errsize, "firebreak-proxy exited with status %d before it was ready",
+				 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			goto out;
+		}
+		poll(p, 2, watch >= 0 && p[1].fd >= 0 ? (int)(deadline - now) : 1);
+		if (watch >= 0)
+			while (read(watch, events, sizeof(events)) > 0)
+				;
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	snprintf(err, errsize, "firebreak-proxy not ready after %d ms", START_TIMEOUT_MS);
+out:
+	if (p[1].fd >= 0)
+		close(p[1].fd);
+	return ret;
+}
+
 pid_t fb_proxy_start(const struct fb_sandbox *sb, const struct fb_proxy_launch *l,
 		     char *err, size_t errsize)
 {
@@ -112,10 +165,8 @@ pid_t fb_proxy_start(const struct fb_sandbox *sb, const struct fb_proxy_launch *
 	char publics[64][FB_CIDR_STRLEN];
 	const char *argv[MAX_ARGS];
 	size_t n = 0;
-	uint64_t deadline;
-	struct stat st;
 	pid_t pid;
-	int status;
+	int watch, ready;
 
 	if (proxy_binary(bin, sizeof(bin), err, errsize) < 0 ||
 	    policy_path(sb, l->policy, pol, sizeof(pol), err, errsize) < 0)
@@ -157,29 +208,24 @@ pid_t fb_proxy_start(const struct fb_sandbox *sb, const struct fb_proxy_launch *
 	argv[n] = NULL;
 
 	unlink(sock);
+	watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (watch >= 0 && inotify_add_watch(watch, sb->dir, IN_CREATE) < 0) {
+		close(watch);
+		watch = -1;
+	}
 	pid = fork();
 	if (pid < 0) {
 		snprintf(err, errsize, "fork: %s", strerror(errno));
+		if (watch >= 0)
+			close(watch);
 		return -1;
 	}
 	if (pid == 0)
 		child(sb, (char **)argv);
-
-	deadline = now_ms() + START_TIMEOUT_MS;
-	while (now_ms() < deadline) {
-		if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
-			return pid;
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			snprintf(err, errsize, "firebreak-proxy exited with status %d before it was ready",
-				 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-			return -1;
-		}
-		usleep(1000); /* the proxy is usually ready in a few ms */
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	snprintf(err, errsize, "firebreak-proxy not ready after %d ms", START_TIMEOUT_MS);
-	return -1;
+	ready = wait_ready(pid, watch, sock, err, errsize);
+	if (watch >= 0)
+		close(watch);
+	return ready < 0 ? -1 : pid;
 }
 
 void fb_proxy_stop(const struct fb_sandbox *sb, pid_t pid)
