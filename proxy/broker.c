@@ -128,7 +128,8 @@ struct fb_broker {
 	char rule[FB_NAME_MAX + 16];
 	uint64_t rule_generation;     /* the policy the rule came from */
 	char injected[256];
-	const char *verdict;
+	const char *verdict;          /* the decision, or why it was refused */
+	bool refused;                 /* answered here with an error */
 	uint64_t req_start_ms, req_up, req_down;
 	int status;
 
@@ -348,7 +349,7 @@ static void audit_request(struct fb_broker *b)
 	uint64_t now = fb_loop_now(b->p->loop);
 
 	fb_audit_begin(b->p->audit, &ln, "request",
-		       strcmp(b->verdict, "refused") ? "allowed" : "denied",
+		       b->refused ? "denied" : "allowed",
 		       b->rule[0] ? b->rule_generation : b->generation);
 	fb_audit_uint(&ln, "event.id", b->id);
 	fb_audit_str(&ln, "event.reason", b->verdict);
@@ -389,6 +390,7 @@ static void request_reset(struct fb_broker *b)
 {
 	b->method[0] = b->path[0] = b->rule[0] = b->injected[0] = '\0';
 	b->verdict = "";
+	b->refused = false;
 	b->status = 0;
 	b->req_up = b->req_down = 0;
 	b->discard = b->head_method = b->close_after = b->websocket = false;
@@ -458,7 +460,8 @@ static void refuse(struct fb_broker *b, int status, const char *reason)
 	char body[128];
 	int n = snprintf(body, sizeof(body), "firebreak: %s\n", reason);
 
-	b->verdict = "refused";
+	b->verdict = reason;
+	b->refused = true;
 	if (answer(b, status, "text/plain", body, (size_t)n, reason, true) < 0)
 		b->closing = true;
 	audit_request(b);
@@ -914,7 +917,6 @@ static int response_head(struct fb_broker *b, size_t head_len)
 			b->status = 101;
 			b->rs = RS_RAW;
 			b->rq = RQ_RAW;
-			audit_request(b);
 		}
 		return 0; /* an interim response: the final one follows */
 	}
@@ -972,6 +974,8 @@ static int response_step(struct fb_broker *b)
 		consume(b->uin, &b->uin_len, hl);
 		if (b->rs == RS_IDLE)
 			response_done(b);
+		else if (b->rs == RS_RAW)
+			audit_request(b); /* the upgrade, logged as it happens */
 		return 1;
 	}
 	used = b->uin_len;
@@ -1127,9 +1131,12 @@ static int step(struct fb_broker *b)
 		if (b->uin_len && obuf_pending(&b->down) >= OUT_HIGH) {
 			/* the rest goes once the guest has taken more */
 		} else if (!b->uin_len && (b->rs == RS_EOF || b->rs == RS_RAW)) {
-			/* a body delimited by the close, all relayed */
+			/* a body delimited by the close, all relayed; an
+			 * upgraded stream was logged at its 101, and its
+			 * bytes go in the connection's end line */
+			if (b->rs == RS_EOF)
+				audit_request(b);
 			b->rs = RS_IDLE;
-			response_done(b);
 			b->closing = true;
 		} else {
 			upstream_failed(b, "upstream-closed");

@@ -4,17 +4,21 @@
 # a TLS-terminating reverse proxy (proxy_set_header) and mitmproxy with a
 # one-line addon that sets the header.  Same origin, same client, one run.
 #
-#   one namespace, loopback only:
+#   client ns  10.97.0.2 ──veth── 10.97.0.1  proxy ns:
 #   198.51.100.10:443   nginx, the TLS origin ("ok\n")
 #   198.51.100.53:53    dnsd.py (firebreak-proxy's resolver)
-#   127.0.0.1:15001     firebreak-proxy   (brokers api.test)
-#   127.0.0.1:15002     nginx reverse proxy
-#   127.0.0.1:15003     mitmdump --mode reverse
-#   127.0.0.1:15004     nginx again, without an upstream connection pool
+#   10.97.0.1:15001     firebreak-proxy   (brokers api.test)
+#   10.97.0.1:15002     nginx reverse proxy
+#   10.97.0.1:15003     mitmdump --mode reverse
+#   10.97.0.1:15004     nginx again, without an upstream connection pool
 #
-# The client (wrk, as its own uid) always dials
-# https://api.test/ = 198.51.100.10:443; an nft redirect on that uid hands
-# the connection to the proxy under test, as in a sandbox.  Each proxy
+# The client (wrk) always dials https://api.test/ = 198.51.100.10:443; an
+# nft redirect on the client's link hands the connection to the proxy
+# under test, as in a sandbox.  The client has a namespace and an address
+# of its own, as a guest does: were it to share the proxies' address, a
+# proxy's upstream connection could reuse the 4-tuple of a client
+# connection that just closed, match its conntrack entry and be redirected
+# to the proxy itself.  Each proxy
 # verifies the origin's certificate (mitmproxy: ssl_insecure, see below),
 # keeps its upstream connections alive, and gets one process: nginx
 # worker_processes 1, firebreak-proxy is one thread by design.
@@ -52,9 +56,7 @@ CONC=${BENCH_CONC:-16}
 NAME=api.test
 ORIGIN=198.51.100.10
 RESOLVER=198.51.100.53
-# the client's uid, which the redirect matches: not nobody, as nginx's
-# workers are, whose own upstream connections must not loop back
-CLIENT_UID=64999
+LISTEN=10.97.0.1
 
 DEBS="nginx wrk nftables iproute2 openssl python3" tests/deps.sh || exit 1
 [ -x "$PROXY" ] || { echo "bench_broker: $PROXY is missing (make BUILD=$FB_BUILD)" >&2; exit 1; }
@@ -62,6 +64,7 @@ MITM=yes
 DEBS="mitmproxy" tests/deps.sh >/dev/null 2>&1 && command -v mitmdump >/dev/null || MITM=
 
 NS=fbbb-$$
+C=fbbb-$$-client
 TMP=$(mktemp -d /tmp/fbbb-$$.XXXXXX)
 chmod 755 "$TMP"
 PIDS=()
@@ -73,23 +76,34 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do
 		wait "$pid" 2>/dev/null
 	done
+	ip netns del "$C" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
-	rm -rf "/etc/netns/$NS" "$TMP"
+	rm -rf "/etc/netns/$C" "$TMP"
 }
 trap cleanup EXIT
 die() { echo "bench_broker: $*" >&2; [ -n "${BENCH_DEBUG:-}" ] && tail -n 5 "$TMP"/*.err; exit 1; }
 # (background jobs call ip netns exec directly: $! is then the program
 # itself, which ip execs, and not a subshell that a kill would miss)
 in_ns() { ip netns exec "$NS" "$@"; }
+in_c() { ip netns exec "$C" "$@"; }
 
-ip netns add "$NS" || die "ip netns add $NS"
-ip -n "$NS" link set lo up
+for ns in "$NS" "$C"; do
+	ip netns add "$ns" || die "ip netns add $ns"
+	ip -n "$ns" link set lo up
+	ip netns exec "$ns" sysctl -q -w net.ipv4.ip_local_port_range="1024 65535" \
+		net.ipv4.tcp_tw_reuse=1
+done
 ip -n "$NS" addr add $ORIGIN/32 dev lo
 ip -n "$NS" addr add $RESOLVER/32 dev lo
-in_ns sysctl -q -w net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
+ip -n "$C" link add cl type veth peer name bc netns "$NS" || die "veth"
+ip -n "$C" addr add 10.97.0.2/24 dev cl
+ip -n "$NS" addr add $LISTEN/24 dev bc
+ip -n "$C" link set cl up
+ip -n "$NS" link set bc up
+ip -n "$C" route add default via $LISTEN
 # wrk resolves api.test itself: ip netns exec binds this over /etc/hosts
-mkdir -p "/etc/netns/$NS"
-echo "$ORIGIN $NAME" >"/etc/netns/$NS/hosts"
+mkdir -p "/etc/netns/$C"
+echo "$ORIGIN $NAME" >"/etc/netns/$C/hosts"
 
 # ---- certificates: the origin's (under an origin CA), the sandbox CA ------
 ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
@@ -155,7 +169,7 @@ wait_port $ORIGIN:443 || die "origin did not start: $(cat "$TMP/origin.err")"
 # ---- the three proxies -----------------------------------------------
 printf 'allow:\n  %s:\n    - transform: [{ headers: { x-api-key: s3cret } }]\n' "$NAME" \
 	>"$TMP/policy.yaml"
-ip netns exec "$NS" "$PROXY" --no-nft --policy "$TMP/policy.yaml" --listen 127.0.0.1:15001 \
+ip netns exec "$NS" "$PROXY" --no-nft --policy "$TMP/policy.yaml" --listen $LISTEN:15001 \
 	--control "$TMP/control.sock" --audit-log "$TMP/audit.log" --sandbox-id bench \
 	--resolver $RESOLVER --public $ORIGIN/32 \
 	--ca-cert "$TMP/sca.pem" --ca-key "$TMP/sca.key" --upstream-ca "$TMP/oca.pem" \
@@ -178,7 +192,7 @@ http {
 		$3
 	}
 	server {
-		listen 127.0.0.1:$2 ssl backlog=4096;
+		listen $LISTEN:$2 ssl backlog=4096;
 		ssl_certificate $TMP/leaf.pem;
 		ssl_certificate_key $TMP/leaf.key;
 		ssl_session_cache off;
@@ -219,16 +233,16 @@ def request(flow):
     flow.request.headers["x-api-key"] = "s3cret"
 EOF
 	ip netns exec "$NS" mitmdump -q --set confdir="$TMP/mitm" --mode "reverse:https://$ORIGIN:443" \
-		--listen-host 127.0.0.1 --listen-port 15003 --ssl-insecure \
+		--listen-host $LISTEN --listen-port 15003 --ssl-insecure \
 		--certs "$NAME=$TMP/mitm/leaf.pem" -s "$TMP/mitm/addon.py" \
 		>"$TMP/mitm.err" 2>&1 &
 	PIDS+=($!)
 fi
 
-wait_port 127.0.0.1:15001 || die "firebreak-proxy did not start: $(cat "$TMP/firebreak.err")"
-wait_port 127.0.0.1:15002 || die "nginx did not start: $(cat "$TMP/nginx.err")"
-wait_port 127.0.0.1:15004 || die "nginx did not start: $(cat "$TMP/nginx1.err")"
-if [ -n "$MITM" ] && ! wait_port 127.0.0.1:15003; then
+wait_port $LISTEN:15001 || die "firebreak-proxy did not start: $(cat "$TMP/firebreak.err")"
+wait_port $LISTEN:15002 || die "nginx did not start: $(cat "$TMP/nginx.err")"
+wait_port $LISTEN:15004 || die "nginx did not start: $(cat "$TMP/nginx1.err")"
+if [ -n "$MITM" ] && ! wait_port $LISTEN:15003; then
 	echo "bench_broker: mitmproxy did not start, its column is skipped: $(tail -n 3 "$TMP/mitm.err")" >&2
 	MITM=
 fi
@@ -239,9 +253,9 @@ redirect_to() {
 table ip fbbench
 delete table ip fbbench
 table ip fbbench {
-	chain out {
-		type nat hook output priority -100;
-		meta skuid $CLIENT_UID ip daddr $ORIGIN tcp dport 443 redirect to :$1
+	chain pre {
+		type nat hook prerouting priority dstnat;
+		iifname "bc" ip daddr $ORIGIN tcp dport 443 redirect to :$1
 	}
 }
 EOF
@@ -250,8 +264,7 @@ EOF
 rate() {
 	local out
 	redirect_to "$1" || die "nft redirect"
-	out=$(in_ns setpriv --reuid=$CLIENT_UID --regid=$CLIENT_UID --clear-groups \
-		wrk -t1 -c"$CONC" -d"${DURATION}s" ${2:+-H "$2"} "https://$NAME/" 2>&1)
+	out=$(in_c wrk -t1 -c"$CONC" -d"${DURATION}s" ${2:+-H "$2"} "https://$NAME/" 2>&1)
 	# a read error is the proxy closing where the client expected another
 	# answer (no "Connection: close" in the response): noted, the requests
 	# before it were answered.  A non-2xx answer or a failed dial voids it.
@@ -272,10 +285,8 @@ cost() {
 
 # one request first: firebreak-proxy mints (and caches) the leaf here, and
 # a refusal shows now rather than as a zero
-in_ns setpriv --reuid=$CLIENT_UID --regid=$CLIENT_UID --clear-groups true
 redirect_to 15001
-got=$(in_ns setpriv --reuid=$CLIENT_UID --regid=$CLIENT_UID --clear-groups \
-	wrk -t1 -c1 -d1s "https://$NAME/" 2>&1)
+got=$(in_c wrk -t1 -c1 -d1s "https://$NAME/" 2>&1)
 grep -q '^Requests/sec' <<<"$got" && ! grep -q 'Non-2xx\|Socket errors' <<<"$got" ||
 	die "a brokered request failed: $got $(cat "$TMP/firebreak.err")"
 

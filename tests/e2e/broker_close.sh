@@ -128,13 +128,17 @@ slow_read "HTTP/1.0, head, body and close in one record" /h10/3000 200
 slow_read "HTTP/1.1 unframed, head, body and close in one record" /h11/3000 200
 slow_read "WebSocket 101, head, bytes and close in one record" /ws/3000 101 ws
 
-# The audit line is written once the response is complete.
+# A response's line is written once it is complete, head and body
+# counted; an upgraded stream's at its 101, the handshake counted (the
+# stream's bytes are in the connection's end line).  One line each.
 for path in "/h10/$BIG" "/h11/$BIG" "/ws/$BIG" /h10/3000 /h11/3000 /ws/3000; do
 	read -r o_head o_n _ <<<"$(origin_sent "$path")"
-	status=200
-	[ "${path#/ws/}" != "$path" ] && status=101
-	check "audit: $path brokered, $status, head and body counted, closed cleanly" \
-		[ "$(audited "$path")" = "$status $((${o_head:-0} + ${o_n:-0})) closed" ]
+	status=200 bytes=$((${o_head:-0} + ${o_n:-0}))
+	[ "${path#/ws/}" != "$path" ] && status=101 bytes=${o_head:-0}
+	check "audit: $path brokered, $status, $bytes bytes, closed cleanly" \
+		[ "$(audited "$path")" = "$status $bytes closed" ]
+	check "audit: one request line for $path" \
+		[ "$(grep -c "\"event.action\":\"request\".*\"url.path\":\"$path\"" "$AUDIT")" = 1 ]
 done
 check "audit: every request line names the rule and the injected header" \
 	[ "$(grep -c '"event.action":"request".*"rule.name":"api.test\[0\]","firebreak.injected":"x-api-key"' "$AUDIT")" -ge 6 ]

@@ -315,6 +315,10 @@ check "an upstream whose certificate does not name the host: 502" \
 	[ "$(line curl-unverified-upstream)" = "curl-unverified-upstream 502" ]
 check "nothing was sent to the unverified upstream" \
 	bash -c "! grep -q never '$ORIGIN_LOG'"
+check "audit: the 502 is denied and says why (upstream-tls-failed)" \
+	grep -q '"event.action":"request","event.outcome":"denied".*"event.reason":"upstream-tls-failed".*"http.response.status_code":502' "$AUDIT"
+check "audit: the 421 is denied and says why" \
+	grep -q '"event.action":"request","event.outcome":"denied".*"event.reason":"host-not-sni".*"http.response.status_code":421' "$AUDIT"
 check "audit: a request line per brokered request with the injected header's name" \
 	grep -q '"event.action":"request".*"url.path":"/v1/get".*"firebreak.injected":"x-api-key"' "$AUDIT"
 check "audit: the request line has status, rule and upstream" \
