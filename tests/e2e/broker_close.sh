@@ -22,25 +22,10 @@ for a in 10 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
 ip netns exec "$NS" sysctl -qw net.ipv4.tcp_wmem="4096 16384 65536" \
 	net.ipv4.tcp_rmem="4096 8388608 33554432" >/dev/null ||
 	{ not_ok setup "tcp_wmem, tcp_rmem"; exit 1; }
-# Guests are uid 65534: their TCP to port 443 goes to the proxy.
-ip netns exec "$NS" nft -f - <<'NFT' || { not_ok setup nft; exit 1; }
-table ip fbtest {
-	chain out {
-		type nat hook output priority -100;
-		meta skuid 65534 tcp dport 443 redirect to :15001
-	}
-}
-NFT
+px_redirect_guests || { not_ok setup nft; exit 1; }
 
 px_certs api.test || { not_ok setup certs; exit 1; }
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
-	-out "$FB_TMP/sca.key" 2>/dev/null && chmod 600 "$FB_TMP/sca.key" &&
-openssl req -x509 -key "$FB_TMP/sca.key" -out "$FB_TMP/sca.crt" -days 1 \
-	-subj "/CN=test sandbox CA" \
-	-addext "basicConstraints=critical,CA:TRUE" \
-	-addext "keyUsage=critical,keyCertSign,cRLSign" \
-	-addext "nameConstraints=critical,permitted;DNS:api.test" 2>/dev/null &&
-chmod 644 "$FB_TMP/sca.crt" || { not_ok setup "sandbox CA"; exit 1; }
+px_sandbox_ca api.test || { not_ok setup "sandbox CA"; exit 1; }
 
 ORIGIN_LOG=$FB_TMP/origin.log
 ip netns exec "$NS" "$PY" "$PX_DIR/close_origin.py" "$FB_TMP/origin.ready" \

@@ -9,26 +9,10 @@
 
 px_netns fbb
 for a in 10 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
-# Guests are uid 65534: their TCP to port 443 goes to the proxy.
-ip netns exec "$NS" nft -f - <<'NFT' || { not_ok setup nft; exit 1; }
-table ip fbtest {
-	chain out {
-		type nat hook output priority -100;
-		meta skuid 65534 tcp dport 443 redirect to :15001
-	}
-}
-NFT
+px_redirect_guests || { not_ok setup nft; exit 1; }
 
 px_certs api.test || { not_ok setup certs; exit 1; }
-# The sandbox CA, as firebreak run would make it: P-256, name-constrained.
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
-	-out "$FB_TMP/sca.key" 2>/dev/null && chmod 600 "$FB_TMP/sca.key" &&
-openssl req -x509 -key "$FB_TMP/sca.key" -out "$FB_TMP/sca.crt" -days 1 \
-	-subj "/CN=test sandbox CA" \
-	-addext "basicConstraints=critical,CA:TRUE" \
-	-addext "keyUsage=critical,keyCertSign,cRLSign" \
-	-addext "nameConstraints=critical,permitted;DNS:api.test" 2>/dev/null &&
-chmod 644 "$FB_TMP/sca.crt" || { not_ok setup "sandbox CA"; exit 1; }
+px_sandbox_ca api.test || { not_ok setup "sandbox CA"; exit 1; }
 
 ready=$FB_TMP/echo.ready
 ip netns exec "$NS" "$PY" "$(dirname "$0")/echo_origin.py" "$ready" \

@@ -48,6 +48,34 @@ px_certs() {
 	chmod -R a+rX "$PX_CERTS"
 }
 
+# px_sandbox_ca NAME...: $FB_TMP/sca.{key,crt}, a sandbox CA as firebreak
+# run makes it (P-256, name-constrained to the brokered NAMEs).
+px_sandbox_ca() {
+	local permitted n
+	permitted=$(for n in "$@"; do printf ',permitted;DNS:%s' "$n"; done)
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+		-out "$FB_TMP/sca.key" 2>/dev/null && chmod 600 "$FB_TMP/sca.key" &&
+	openssl req -x509 -key "$FB_TMP/sca.key" -out "$FB_TMP/sca.crt" -days 1 \
+		-subj "/CN=test sandbox CA" \
+		-addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" \
+		-addext "nameConstraints=critical${permitted}" 2>/dev/null &&
+	chmod 644 "$FB_TMP/sca.crt"
+}
+
+# px_redirect_guests: in $NS, the guests' (uid 65534) TCP to port 443 goes
+# to the proxy on :15001.
+px_redirect_guests() {
+	ip netns exec "$NS" nft -f - <<'NFT'
+table ip fbtest {
+	chain out {
+		type nat hook output priority -100;
+		meta skuid 65534 tcp dport 443 redirect to :15001
+	}
+}
+NFT
+}
+
 px_wait_file() {
 	for _ in $(seq 200); do
 		[ -e "$1" ] && return 0

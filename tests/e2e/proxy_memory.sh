@@ -13,24 +13,10 @@ for a in 10 20 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
 ip -n "$NS" link add guest0 type veth peer name guest0-peer &&
 ip -n "$NS" addr add 10.201.0.1/24 dev guest0 &&
 ip -n "$NS" link set guest0 up || { not_ok setup "guest link"; exit 1; }
-ip netns exec "$NS" nft -f - <<'NFT' || { not_ok setup nft; exit 1; }
-table ip fbtest {
-	chain out {
-		type nat hook output priority -100;
-		meta skuid 65534 tcp dport 443 redirect to :15001
-	}
-}
-NFT
+px_redirect_guests || { not_ok setup nft; exit 1; }
 
 px_certs plain.test api.test || { not_ok setup certs; exit 1; }
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
-	-out "$FB_TMP/sca.key" 2>/dev/null && chmod 600 "$FB_TMP/sca.key" &&
-openssl req -x509 -key "$FB_TMP/sca.key" -out "$FB_TMP/sca.crt" -days 1 \
-	-subj "/CN=test sandbox CA" \
-	-addext "basicConstraints=critical,CA:TRUE" \
-	-addext "keyUsage=critical,keyCertSign,cRLSign" \
-	-addext "nameConstraints=critical,permitted;DNS:api.test" 2>/dev/null &&
-chmod 644 "$FB_TMP/sca.crt" || { not_ok setup "sandbox CA"; exit 1; }
+px_sandbox_ca api.test || { not_ok setup "sandbox CA"; exit 1; }
 px_origins "$NS" https,198.51.100.10,443,plain.test \
 	https,198.51.100.20,443,api.test || { not_ok setup origins; exit 1; }
 px_dns "$NS" 198.51.100.53 plain.test=198.51.100.10 api.test=198.51.100.20 ||
