@@ -264,6 +264,19 @@ stop_proxy() {
 	in_m nft delete table inet firebreak 2>/dev/null
 }
 
+# start_hold N OUT: N idle connections through the proxy, held for 30 s
+# by a load process ($hold_pid); returns once it has reported on OUT.
+start_hold() {
+	local i
+	ip netns exec "$C" "$LOAD" hold $ORIGIN 443 $NAME "$1" 30 >"$2" &
+	hold_pid=$!
+	PIDS+=("$hold_pid")
+	for i in $(seq 400); do
+		grep -q '^held=' "$2" && break
+		sleep 0.1
+	done
+}
+
 # ---- the measurements ------------------------------------------------------
 declare -A R	# R[metric,column]
 
@@ -298,13 +311,7 @@ measure() {
 	R[bulk8,$col]=$(field "$b8" mbit)
 	R[cpu_gib,$col]=$(calc "($t1 - $t0) / $HZ * 1000 / (($(field "$b1" bytes) + $(field "$b8" bytes)) / 1073741824)" 0)
 
-	ip netns exec "$C" "$LOAD" hold $ORIGIN 443 $NAME "$HOLD_N" 30 >"$hold_out" &
-	hold_pid=$!
-	PIDS+=("$hold_pid")
-	for i in $(seq 400); do
-		grep -q '^held=' "$hold_out" && break
-		sleep 0.1
-	done
+	start_hold "$HOLD_N" "$hold_out"
 	sleep 1
 	R[held,$col]=$(field "$(cat "$hold_out")" held)
 	[ "$col" != kernel ] &&
@@ -339,13 +346,7 @@ measure_updates() {
 		[ "$(stats_open)" = 0 ] && break
 		sleep 0.1
 	done
-	ip netns exec "$C" "$LOAD" hold $ORIGIN 443 $NAME "$hold" 30 >"$hold_out" &
-	hold_pid=$!
-	PIDS+=("$hold_pid")
-	for i in $(seq 400); do
-		grep -q '^held=' "$hold_out" && break
-		sleep 0.1
-	done
+	start_hold "$hold" "$hold_out"
 	hold=$(field "$(cat "$hold_out")" held)
 	for i in $(seq 100); do
 		open=$(stats_open)
