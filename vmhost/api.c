@@ -296,11 +296,13 @@ static void put_sandbox(FILE *f, const struct fb_managed *m)
 	fb_json_put_strv(f, m->argv);
 	fprintf(f, ",\"namespace\":\"%s\",\"table\":\"%s\",\"slot\":%u,"
 		"\"pids\":{\"proxy\":%d,\"guest\":%d},\"proxy_restarts\":%u,"
-		"\"resources\":{\"vcpus\":%u,\"memory_mib\":%u}}",
+		"\"resources\":{\"vcpus\":%u,\"memory_mib\":%u},"
+		"\"setup_ms\":%.1f}",
 		m->st.netns, m->st.table, m->st.slot,
 		m->launch.proxy > 0 ? (int)m->launch.proxy : 0,
 		m->launch.guest > 0 ? (int)m->launch.guest : 0,
-		m->proxy_restarts, m->vcpus, m->memory_mib);
+		m->proxy_restarts, m->vcpus, m->memory_mib,
+		m->launch.ready_ms);
 }
 
 /* A JSON answer: one sandbox, or all of them (m NULL). */

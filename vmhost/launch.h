@@ -58,6 +58,7 @@ struct fb_launch {
 	pid_t proxy;                /* -1 when none runs */
 	pid_t guest;                /* -1 when none runs */
 	bool started;               /* sb and ca exist */
+	double ready_ms;            /* from the start to the proxy ready */
 };
 
 /*

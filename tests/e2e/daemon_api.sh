@@ -37,6 +37,9 @@ check "ls lists it as running" \
 	grep -qE "^$id +process +running .* sleep 300$" <<<"$ls_out"
 check "GET /sandboxes/ID answers JSON" \
 	grep -q '"status":"running"' <<<"$(api "http://vmhost/sandboxes/$id")"
+setup=$(api "http://vmhost/sandboxes/$id" | grep -o '"setup_ms":[0-9.]*' | cut -d: -f2)
+check "... with the time its network and proxy took (${setup:-none} ms)" \
+	awk -v t="${setup:-0}" 'BEGIN { exit !(t > 0 && t < 10000) }'
 
 r=$(guest_probe "$id" connect,203.0.113.10,80 tcp,203.0.113.10,80)
 sed 's/^/# /' <<<"$r"
