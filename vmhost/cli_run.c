@@ -39,6 +39,7 @@ struct run_args {
 	const char *audit_log;
 	const char *upstream_ca;
 	const char *firecracker;  /* set: the firecracker backend, this binary */
+	const char *jailer;       /* set: firecracker runs under this jailer */
 	bool qemu;                /* the qemu backend */
 	const char *guest_dir;    /* a VM backend's guest image */
 	unsigned vcpus, mem_mib;  /* 0: the backend's default */
@@ -56,7 +57,7 @@ static void usage(FILE *out)
 		"[--backend process|qemu|firecracker]\n"
 		"                     [--upstream-ca FILE] [--firecracker PATH] "
 		"[--guest DIR]\n"
-		"                     [--vcpus N] [--memory MIB]\n"
+		"                     [--jailer PATH] [--vcpus N] [--memory MIB]\n"
 		"                     -- COMMAND [ARG]...\n"
 		"\n"
 		"Runs COMMAND in a sandbox of its own (network, PID and mount "
@@ -96,6 +97,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		{ "audit-log", required_argument, NULL, 'a' },
 		{ "upstream-ca", required_argument, NULL, 'U' },
 		{ "firecracker", required_argument, NULL, 'F' },
+		{ "jailer", required_argument, NULL, 'J' },
 		{ "guest", required_argument, NULL, 'g' },
 		{ "vcpus", required_argument, NULL, 'c' },
 		{ "memory", required_argument, NULL, 'm' },
@@ -145,6 +147,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			backend = optarg;
 			break;
 		case 'F': a->firecracker = optarg; break;
+		case 'J': a->jailer = optarg; break;
 		case 'g': a->guest_dir = optarg; break;
 		case 'c':
 			if (parse_count("--vcpus", optarg, 32, &a->vcpus) < 0)
@@ -169,8 +172,8 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		return 2;
 	}
 	a->qemu = !strcmp(backend, "qemu");
-	if (strcmp(backend, "firecracker") && a->firecracker) {
-		fprintf(stderr, "firebreak run: --firecracker needs "
+	if (strcmp(backend, "firecracker") && (a->firecracker || a->jailer)) {
+		fprintf(stderr, "firebreak run: --firecracker and --jailer need "
 			"--backend firecracker\n");
 		return 2;
 	}
@@ -298,6 +301,7 @@ int fb_cmd_run(int argc, char **argv)
 	lo.backend = a.firecracker ? FB_BACKEND_FIRECRACKER :
 		     a.qemu ? FB_BACKEND_QEMU : FB_BACKEND_PROCESS;
 	lo.firecracker = a.firecracker;
+	lo.jailer = a.jailer;
 	lo.guest_dir = a.guest_dir;
 	lo.vcpus = a.vcpus;
 	lo.mem_mib = a.mem_mib;

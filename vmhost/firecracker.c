@@ -26,20 +26,21 @@
  * its directory are removed once the VM runs: nothing else may
  * reconfigure it.
  *
- * Under Firecracker's jailer, which this backend does not drive yet, the
- * same VM would be started as
+ * Under Firecracker's jailer (--jailer PATH) the relay's child is
  *   jailer --id <id> --exec-file <firecracker> --uid <uid> --gid <gid>
  *          --chroot-base-dir <state dir>/<id>/jail
  *          --netns /run/netns/fb-<id> -- --api-sock /api.sock
- * (in the foreground, so the relay stays its parent) with the kernel and
- * the run's initramfs copied into the chroot, where no /proc is, as
- * /vmlinux and /initrd, and the socket found at
- * <chroot base>/firecracker/<id>/root/api.sock; the relay removes the
- * chroot after the VM.
+ * as root, in the foreground, so the relay stays its parent: the jailer
+ * enters the namespace and drops to the user itself.  Its chroot is
+ * <chroot base>/<firecracker's file name>/<id>/root, where no /proc is,
+ * so the kernel and the run's initramfs are copied there as /vmlinux and
+ * /initrd, readable by the user only, and the socket is found at
+ * <root>/api.sock.  The relay removes the whole jail after the VM.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -55,6 +56,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -63,6 +65,7 @@
 
 #include "policy/policy.h"
 #include "vmhost/firecracker.h"
+#include "vmhost/net.h"
 #include "vmhost/sandbox.h"
 
 #define SOCKET_TIMEOUT_MS 5000   /* firecracker start → API socket */
@@ -77,8 +80,11 @@
 
 struct vm {
 	const struct fb_firecracker_opts *o;
-	char binary[PATH_MAX];
-	char sock_dir[PATH_MAX];
+	char binary[PATH_MAX];   /* absolute under the jailer: --exec-file */
+	char jailer[PATH_MAX];   /* empty: firecracker runs directly */
+	char jail[PATH_MAX];     /* the chroot base, removed after the VM */
+	char root[PATH_MAX];     /* the chroot */
+	char sock_dir[PATH_MAX]; /* without the jailer: removed once it runs */
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int kernel_fd, initrd_fd;
 };
@@ -91,8 +97,8 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int fb_firecracker_preflight(const char *binary, const char *guest_dir,
-			     char *err, size_t errsize)
+int fb_firecracker_preflight(const char *binary, const char *jailer,
+			     const char *guest_dir, char *err, size_t errsize)
 {
 	const char *files[] = { FB_GUEST_KERNEL, FB_GUEST_INITRD };
 	char path[PATH_MAX];
@@ -103,6 +109,20 @@ int fb_firecracker_preflight(const char *binary, const char *guest_dir,
 		snprintf(err, errsize, "backend firecracker: %s: %s (the "
 			 "binary is yours to install; --firecracker PATH names "
 			 "it)", binary, strerror(errno));
+		return -1;
+	}
+	/* the jailer runs nothing else */
+	if (jailer && !strstr(strrchr(path, '/') ? strrchr(path, '/') + 1 :
+			      path, "firecracker")) {
+		snprintf(err, errsize, "backend firecracker: %s: the jailer "
+			 "runs only a binary whose name holds \"firecracker\"",
+			 binary);
+		return -1;
+	}
+	if (jailer && fb_find_program(jailer, path, sizeof path) < 0) {
+		snprintf(err, errsize, "backend firecracker: jailer %s: %s "
+			 "(the binary is yours to install; --jailer PATH names "
+			 "it)", jailer, strerror(errno));
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -270,16 +290,21 @@ out:
 
 /* ---- configuring the VM -------------------------------------------- */
 
-/* The paths are /proc/self/fd/N and the arguments ours: nothing to
- * escape. */
+/* The paths are the chroot's files or /proc/self/fd/N, and the arguments
+ * ours: nothing to escape. */
 static int put_boot_source(const struct vm *vm, char *err, size_t errsize)
 {
 	char body[1024];
 
-	snprintf(body, sizeof body, "{\"kernel_image_path\":"
-		 "\"/proc/self/fd/%d\",\"initrd_path\":\"/proc/self/fd/%d\","
-		 "\"boot_args\":\"" BOOT_ARGS "\"}", vm->kernel_fd,
-		 vm->initrd_fd);
+	if (vm->jailer[0])
+		snprintf(body, sizeof body, "{\"kernel_image_path\":"
+			 "\"/vmlinux\",\"initrd_path\":\"/initrd\","
+			 "\"boot_args\":\"" BOOT_ARGS "\"}");
+	else
+		snprintf(body, sizeof body, "{\"kernel_image_path\":"
+			 "\"/proc/self/fd/%d\",\"initrd_path\":"
+			 "\"/proc/self/fd/%d\",\"boot_args\":\"" BOOT_ARGS
+			 "\"}", vm->kernel_fd, vm->initrd_fd);
 	return api_call(vm->sock, "PUT", "/boot-source", body, err, errsize);
 }
 
@@ -379,6 +404,26 @@ static void keep_open(int fd, int report)
 		child_fail(report, "clear close-on-exec");
 }
 
+/* In the child, as root: the jailer enters the namespace, drops to the
+ * user and execs firecracker in its chroot. */
+static void exec_jailer(const struct vm *vm, int report)
+{
+	const struct fb_qemu_opts *g = &vm->o->guest;
+	char uid[16], gid[16], netns[PATH_MAX];
+	char *argv[] = { (char *)vm->jailer, "--id", (char *)vm->o->id,
+			 "--exec-file", (char *)vm->binary, "--uid", uid,
+			 "--gid", gid, "--chroot-base-dir", (char *)vm->jail,
+			 "--netns", netns, "--", "--api-sock", "/api.sock",
+			 NULL };
+
+	snprintf(uid, sizeof uid, "%u", (unsigned)g->uid);
+	snprintf(gid, sizeof gid, "%u", (unsigned)g->gid);
+	snprintf(netns, sizeof netns, FB_NETNS_DIR "/%s",
+		 vm->o->sandbox_ns_name);
+	execv(argv[0], argv);
+	child_fail(report, vm->jailer);
+}
+
 /*
  * In the child: the console pipe on stdout, the sandbox namespace, the
  * guest image open, the user's uid; exec.  A failure is written on
@@ -399,6 +444,13 @@ static void exec_firecracker(const struct vm *vm, int console, int report,
 	if (null < 0 || dup2(null, STDIN_FILENO) < 0 ||
 	    dup2(console, STDOUT_FILENO) < 0)
 		child_fail(report, "redirect stdin and stdout");
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != relay)
+		child_fail(report, "tie to the launcher");
+	signal(SIGPIPE, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (vm->jailer[0])
+		exec_jailer(vm, report);
 	if (setns(vm->o->sandbox_ns, CLONE_NEWNET) < 0)
 		child_fail(report, "enter the sandbox namespace");
 	keep_open(vm->kernel_fd, report);
@@ -409,14 +461,11 @@ static void exec_firecracker(const struct vm *vm, int console, int report,
 	if (setgroups(ngroups, groups) < 0 || setgid(g->gid) < 0 ||
 	    setuid(g->uid) < 0)
 		child_fail(report, "drop privileges");
-	/* after setuid, which clears it */
+	/* setuid cleared it */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != relay)
 		child_fail(report, "tie to the launcher");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(report, "prctl(PR_SET_NO_NEW_PRIVS)");
-	signal(SIGPIPE, SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 	execv(argv[0], argv);
 	child_fail(report, vm->binary);
 }
@@ -564,7 +613,28 @@ static int supervise(pid_t pid, int console_fd, int sigfd)
 static void remove_socket(const struct vm *vm)
 {
 	unlink(vm->sock);
-	rmdir(vm->sock_dir);
+	if (vm->sock_dir[0])
+		rmdir(vm->sock_dir);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0)
+		fprintf(stderr, "firebreak run: remove %s: %s\n", path,
+			strerror(errno));
+	return 0;
+}
+
+/* The jail and whatever the jailer and firecracker made in it: depth
+ * first, symlinks removed and not followed, never off its filesystem. */
+static void remove_jail(const struct vm *vm)
+{
+	if (vm->jailer[0] && access(vm->jail, F_OK) == 0)
+		nftw(vm->jail, remove_entry, 16, FTW_DEPTH | FTW_PHYS |
+		     FTW_MOUNT);
 }
 
 /*
@@ -618,12 +688,15 @@ static void relay(const struct vm *vm, int report, pid_t launcher)
 	if (write(report, "\n", 1) != 1)
 		_exit(EXIT_NOREPORT);
 	close(report);
-	_exit(supervise(pid, console[0], sigfd));
+	ws = supervise(pid, console[0], sigfd);
+	remove_jail(vm);
+	_exit(ws);
 fail_reap:
 	kill(pid, SIGKILL);
 	waitpid(pid, &ws, 0);
 fail:
 	remove_socket(vm);
+	remove_jail(vm);
 	n = write(report, err, strlen(err));
 	_exit(EXIT_NOREPORT);
 }
@@ -643,6 +716,106 @@ static int open_initrd(const struct fb_qemu_opts *g, char *err,
 		return -1;
 	}
 	return fd;
+}
+
+/* A copy of the open file `src` as <root>/name, new, readable by the
+ * user only. */
+static int copy_in(const struct vm *vm, int src, const char *name, char *err,
+		   size_t errsize)
+{
+	char dst[PATH_MAX];
+	struct stat st;
+	off_t off = 0;
+	int fd = -1;
+
+	if (snprintf(dst, sizeof dst, "%s/%s", vm->root, name) >=
+	    (int)sizeof dst) {
+		errno = ENAMETOOLONG;
+		goto fail;
+	}
+	fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0400);
+	if (fd < 0 || fstat(src, &st) < 0 ||
+	    fchown(fd, vm->o->guest.uid, vm->o->guest.gid) < 0)
+		goto fail;
+	while (off < st.st_size) {
+		ssize_t n = sendfile(fd, src, &off, st.st_size - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			goto fail;
+		}
+	}
+	close(fd);
+	return 0;
+fail:
+	snprintf(err, errsize, "firecracker: jail: %s/%s: %s", vm->root, name,
+		 strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/*
+ * The jailer's chroot, <dir>/jail/<binary's name>/<id>/root, made before
+ * the jailer runs, with the guest image in it: the directories above it
+ * root's and only traversable, the root the user's, so firecracker may
+ * make its socket there.  Nothing of it is left on failure.
+ */
+static int make_jail(struct vm *vm, char *err, size_t errsize)
+{
+	const struct fb_firecracker_opts *o = vm->o;
+	char path[PATH_MAX];
+	const char *name;
+	int n;
+
+	if (!realpath(vm->binary, path)) {
+		snprintf(err, errsize, "firecracker: %s: %s", vm->binary,
+			 strerror(errno));
+		return -1;
+	}
+	memcpy(vm->binary, path, sizeof path);
+	name = strrchr(vm->binary, '/') + 1;
+	n = snprintf(vm->sock, sizeof vm->sock, "%s/jail/%s/%s/root/api.sock",
+		     o->dir, name, o->id);
+	if (n < 0 || (size_t)n >= sizeof vm->sock) {
+		snprintf(err, errsize, "firecracker: API socket path "
+			 "%s/jail/%s/%s/root/api.sock is too long", o->dir,
+			 name, o->id);
+		return -1;
+	}
+	/* the socket's path holds them all */
+	memcpy(vm->root, vm->sock, n - strlen("/api.sock"));
+	memcpy(vm->jail, vm->sock, strlen(o->dir) + strlen("/jail"));
+	if (mkdir(vm->jail, 0711) < 0) {
+		snprintf(err, errsize, "firecracker: jail: %s: %s", vm->jail,
+			 strerror(errno));
+		return -1;
+	}
+	memcpy(path, vm->root, sizeof vm->root);
+	for (char *p = strchr(path + strlen(vm->jail) + 1, '/'); p;
+	     p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (mkdir(path, 0711) < 0)
+			goto fail_dir;
+		*p = '/';
+	}
+	if (mkdir(path, 0700) < 0 ||
+	    chown(path, o->guest.uid, o->guest.gid) < 0)
+		goto fail_dir;
+	if (copy_in(vm, vm->kernel_fd, "vmlinux", err, errsize) < 0 ||
+	    copy_in(vm, vm->initrd_fd, "initrd", err, errsize) < 0)
+		goto fail;
+	return 0;
+fail_dir:
+	snprintf(err, errsize, "firecracker: jail: %s: %s", path,
+		 strerror(errno));
+fail:
+	remove_jail(vm);
+	return -1;
 }
 
 /* The relay's report: a newline once the VM runs, else the error. */
@@ -682,13 +855,22 @@ pid_t fb_firecracker_spawn(const struct fb_firecracker_opts *o, int *tap_fd,
 			 o->binary : FB_FIRECRACKER_BINARY, strerror(errno));
 		return -1;
 	}
+	if (o->jailer && fb_find_program(o->jailer, vm.jailer,
+					 sizeof vm.jailer) < 0) {
+		snprintf(err, errsize, "firecracker: jailer %s: %s", o->jailer,
+			 strerror(errno));
+		return -1;
+	}
+	/* under the jailer, the socket is in the chroot: make_jail's */
 	snprintf(vm.sock_dir, sizeof vm.sock_dir, "%s/firecracker", o->dir);
 	n = snprintf(vm.sock, sizeof vm.sock, "%s/api.sock", vm.sock_dir);
-	if (n < 0 || (size_t)n >= sizeof vm.sock) {
+	if (!o->jailer && (n < 0 || (size_t)n >= sizeof vm.sock)) {
 		snprintf(err, errsize, "firecracker: API socket path %s/api.sock "
 			 "is too long", vm.sock_dir);
 		return -1;
 	}
+	if (o->jailer)
+		vm.sock_dir[0] = '\0';
 	snprintf(kernel, sizeof kernel, "%s/%s", o->guest.guest_dir,
 		 FB_GUEST_KERNEL);
 	vm.kernel_fd = open(kernel, O_RDONLY | O_CLOEXEC);
@@ -699,9 +881,12 @@ pid_t fb_firecracker_spawn(const struct fb_firecracker_opts *o, int *tap_fd,
 	vm.initrd_fd = open_initrd(&o->guest, err, errsize);
 	if (vm.initrd_fd < 0)
 		goto out;
+	if (o->jailer) {
+		if (make_jail(&vm, err, errsize) < 0)
+			goto out;
 	/* firecracker, as the user, creates its socket in a dir of its own */
-	if (mkdir(vm.sock_dir, 0700) < 0 ||
-	    chown(vm.sock_dir, o->guest.uid, o->guest.gid) < 0) {
+	} else if (mkdir(vm.sock_dir, 0700) < 0 ||
+		   chown(vm.sock_dir, o->guest.uid, o->guest.gid) < 0) {
 		snprintf(err, errsize, "%s: %s", vm.sock_dir, strerror(errno));
 		rmdir(vm.sock_dir);
 		goto out;
@@ -729,6 +914,7 @@ pid_t fb_firecracker_spawn(const struct fb_firecracker_opts *o, int *tap_fd,
 	pid = -1;
 out_dir:
 	remove_socket(&vm);
+	remove_jail(&vm);
 out:
 	for (int i = 0; i < 2; i++)
 		if (report[i] >= 0)

@@ -167,7 +167,8 @@ static int preflight_backend(const struct fb_launch_opts *o, char *err,
 	case FB_BACKEND_FIRECRACKER:
 		return fb_firecracker_preflight(o->firecracker ? o->firecracker
 					       : FB_FIRECRACKER_BINARY,
-					       o->guest_dir, err, errsize);
+					       o->jailer, o->guest_dir, err,
+					       errsize);
 	}
 	return 0;
 }
@@ -212,7 +213,10 @@ static pid_t spawn_vm(const struct fb_launch_opts *o, struct fb_launch *l,
 	struct fb_firecracker_opts fo = {
 		.guest = guest,
 		.binary = o->firecracker,
+		.jailer = o->jailer,
+		.id = l->sb.id,
 		.sandbox_ns = l->sb.sandbox_ns,
+		.sandbox_ns_name = l->sb.name,
 		.tap_name = "guest0",
 		.dir = l->sb.dir,
 		.vcpus = o->vcpus,

@@ -36,6 +36,7 @@ struct fb_launch_opts {
 	gid_t gid;
 	enum fb_backend backend;
 	const char *firecracker;    /* the binary; NULL: on PATH */
+	const char *jailer;         /* set: firecracker runs under it */
 	const char *guest_dir;      /* a VM backend's kernel and initrd */
 	unsigned vcpus, mem_mib;    /* a VM backend's; 0: its default */
 	/*

@@ -41,6 +41,9 @@ The environment steers it:
   FAKE_FC_FAIL="PUT /machine-config"  answer that request 400
   FAKE_FC_HANG=1       after the status line keep running, as a guest that
                        never powers off would
+  FAKE_FC_CHROOT=DIR   started by fake_jailer.py: DIR is its chroot, and
+                       the kernel and initrd paths must be absolute paths
+                       in it (/vmlinux), found under DIR
 """
 import fcntl
 import json
@@ -119,7 +122,22 @@ def check_body(resource, body):
     return obj
 
 
+def in_chroot(path, what):
+    """Under the jailer, a file's path as Firecracker would open it in
+    its chroot: absolute, and not leaving it."""
+    root = os.environ.get("FAKE_FC_CHROOT")
+    if not root:
+        return path
+    rel = os.path.normpath(path).lstrip("/")
+    if not path.startswith("/") or rel.startswith("..") or \
+            path.startswith("/proc/"):
+        raise Fault("The %s file cannot be opened: %s is not in the chroot "
+                    "(os error 2)" % (what, path))
+    return os.path.join(root, rel)
+
+
 def readable(path, what):
+    path = in_chroot(path, what)
     try:
         os.close(os.open(path, os.O_RDONLY))
     except OSError as e:
@@ -300,7 +318,8 @@ def initrd_files(path):
 
 def boot(vmm):
     """What a guest would show on the console, then its status."""
-    log({"initrd": initrd_files(vmm.boot["initrd_path"])})
+    log({"initrd": initrd_files(in_chroot(vmm.boot["initrd_path"],
+                                          "initrd"))})
     text = "fake guest: booted %s\n" % vmm.boot["kernel_image_path"]
     text += os.environ.get("FAKE_FC_CONSOLE", "")
     status = os.environ.get("FAKE_FC_EXIT", "0")
@@ -323,7 +342,8 @@ def main():
         sys.exit("usage: fake_firecracker.py --api-sock PATH")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     log({"argv": argv, "uid": os.getuid(),
-         "netdevs": sorted(n for _, n in socket.if_nameindex())})
+         "netdevs": sorted(n for _, n in socket.if_nameindex()),
+         "chroot": os.environ.get("FAKE_FC_CHROOT")})
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.bind(argv[1])

@@ -1,0 +1,128 @@
+#!/bin/bash
+# The firecracker backend under Firecracker's jailer (--jailer), against
+# fake_jailer.py, which checks the jailer's arguments and chroot strictly
+# and then runs fake_firecracker.py as the jailer would: the arguments,
+# the chroot-relative guest image, the status, and a jail that is gone
+# after the run, whether the VM ran or failed to start.
+. "$(dirname "$0")/lib.sh"
+
+E2E=$(cd "$(dirname "$0")" && pwd)
+FAKE=$E2E/fake_firecracker.py
+JAILER=$E2E/fake_jailer.py
+LOG=$FB_TMP/fc.log
+JLOG=$FB_TMP/jailer.log
+GUEST=$FB_TMP/guest
+STATE=$FB_TMP/state
+
+fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
+
+mkdir -p "$GUEST"
+head -c 4096 /dev/urandom >"$GUEST/vmlinux"
+printf 'base image\n' >"$GUEST/initramfs.cpio.gz"
+chmod -R a+rX "$GUEST"
+
+# As in vm_firecracker.sh: where only root may open /dev/net/tun, the
+# jailer drops to root.
+USER_ARGS=()
+RUN_UID=65534
+if ! setpriv --reuid 65534 --regid 65534 --clear-groups \
+	"$PY" -c 'open("/dev/net/tun", "rb+")' 2>/dev/null; then
+	echo "# /dev/net/tun is root's here: firecracker runs as root"
+	USER_ARGS=(--user root)
+	RUN_UID=0
+fi
+
+# jl_run ENV... -- ARGS...: firebreak run under the fake jailer; stdout
+# in $OUT, stderr in $ERR, status in $RC.
+jl_run() {
+	local envs=()
+	while [ "$1" != -- ]; do envs+=("$1"); shift; done
+	shift
+	: >"$LOG" && chmod 666 "$LOG"
+	: >"$JLOG"
+	fb_next_id
+	env FAKE_FC_LOG="$LOG" FAKE_JAILER_LOG="$JLOG" \
+		FAKE_JAILER_STATE_DIR="$STATE" "${envs[@]}" ip netns exec "$HOST" \
+		timeout -k 5 20 "$FIREBREAK" run --state-dir "$STATE" \
+		--name "$FB_LAST_ID" --backend firecracker \
+		--firecracker "$FAKE" --jailer "$JAILER" --guest "$GUEST" \
+		"${USER_ARGS[@]}" "$@" >"$FB_TMP/out" 2>"$FB_TMP/err"
+	RC=$?
+	OUT=$(cat "$FB_TMP/out")
+	ERR=$(cat "$FB_TMP/err")
+	[ -z "$ERR" ] || echo "# stderr: $ERR"
+}
+
+nothing_left() {
+	[ ! -e "$STATE/$FB_LAST_ID/jail" ] &&
+		[ -z "$(fb_leftovers "$FB_LAST_ID")" ] &&
+		! pgrep -f "$STATE/$FB_LAST_ID/" >/dev/null
+}
+
+# log_check NAME PYTHON: PYTHON sees `log` (the fake firecracker's
+# entries), `calls` (its requests), `jailer` (the fake jailer's entry or
+# None), `id` and `root` (the chroot the jailer must have used).
+log_check() {
+	local name=$1 expr=$2
+	if "$PY" - "$LOG" "$JLOG" "$FB_LAST_ID" "$STATE" "$expr" <<'PY'
+import json, sys
+log = [json.loads(l) for l in open(sys.argv[1])]
+calls = [e for e in log if "method" in e]
+jl = [json.loads(l) for l in open(sys.argv[2])]
+jailer = jl[0] if jl else None
+id, state = sys.argv[3], sys.argv[4]
+root = "%s/%s/jail/fake_firecracker.py/%s/root" % (state, id, id)
+ok = eval("(" + sys.argv[5] + ")")
+if not ok:
+    print("# log: " + json.dumps(log) + "\n# jailer: " + json.dumps(jl))
+sys.exit(0 if ok else 1)
+PY
+	then ok "$name"; else not_ok "$name"; fi
+}
+
+jl_run FAKE_FC_EXIT=7 -- -- sh -c 'exit 7'
+check "under the jailer: the guest's status is the run's status" [ "$RC" = 7 ]
+log_check "the jailer got its arguments: id, exec file, user, chroot base, netns" \
+	'jailer["argv"] == ["--id", id, "--exec-file", "'"$FAKE"'",
+	    "--uid", "'"$RUN_UID"'", "--gid", "'"$RUN_UID"'",
+	    "--chroot-base-dir", "%s/%s/jail" % (state, id),
+	    "--netns", "/run/netns/fb-" + id,
+	    "--", "--api-sock", "/api.sock"]'
+log_check "firecracker ran as the user, in the sandbox namespace, its socket in the chroot" \
+	'log[0]["argv"] == ["--api-sock", root + "/api.sock"] and
+	 log[0]["chroot"] == root and log[0]["uid"] == '"$RUN_UID"' and
+	 log[0]["netdevs"] == ["guest0", "lo", "uplink0"]'
+log_check "boot source: /vmlinux and /initrd, in the chroot" \
+	'calls[0]["body"]["kernel_image_path"] == "/vmlinux" and
+	 calls[0]["body"]["initrd_path"] == "/initrd" and
+	 calls[0]["status"] == 204'
+log_check "the chroot's initrd is the run's: it carries the command" \
+	'log[-1]["initrd"]["fb/cmd"] == "'"'sh' '-c' 'exit 7'"'\n"'
+log_check "the VM was configured and started" \
+	'[(c["path"], c["status"]) for c in calls] == [("/boot-source", 204),
+	    ("/network-interfaces/eth0", 204), ("/machine-config", 204),
+	    ("/actions", 204)]'
+check "the console passes under the jailer" [ "$OUT" = "fake guest: booted /vmlinux" ]
+check "under the jailer: the jail is gone, nothing left behind" nothing_left
+
+jl_run FAKE_FC_FAIL="PUT /actions" -- -- true
+check "the API refuses the start under the jailer: one clear line" \
+	[ "$RC" -ne 0 -a "$(wc -l <<<"$ERR")" = 1 -a \
+	  "$ERR" = "firebreak run: firecracker: PUT /actions: 400: refused by the test for PUT /actions" ]
+check "the API refuses the start: the jail is gone, nothing left behind" nothing_left
+
+JAILER_SAVED=$JAILER
+JAILER=$FB_TMP/none/jailer
+jl_run -- -- true
+JAILER=$JAILER_SAVED
+check "jailer missing: fails with one line naming it" \
+	[ "$RC" -ne 0 -a "$(wc -l <<<"$ERR")" = 1 -a \
+	  -n "$(grep -E "^firebreak run: backend firecracker: jailer $FB_TMP/none/jailer: No such file or directory" <<<"$ERR")" ]
+check "jailer missing: found before anything was built" \
+	[ ! -e "$STATE/$FB_LAST_ID" ]
+check "jailer missing: nothing left behind" nothing_left
+
+err=$(in_host "$FIREBREAK" run --jailer "$JAILER" -- true 2>&1)
+rc=$?
+check "--jailer without --backend firecracker: a usage error" \
+	[ $rc = 2 -a -n "$(grep -xE 'firebreak run: .*--jailer need.* --backend firecracker' <<<"$err")" ]
