@@ -13,8 +13,10 @@
  * The create body: {"id", "policy" (YAML/JSON text, or allow-all /
  * deny-all; default deny-all), "backend" (process | qemu | firecracker),
  * "command" [argv], "env" {NAME: value}, "user", "image" (a VM backend's
- * directory of kernel and initrd), "resources" {"vcpus", "memory_mib"}:
- * a VM's size; the process backend records them only}.  Everything is checked before
+ * directory of kernel and initrd), "jailer" (firecracker: the absolute
+ * path of Firecracker's jailer to start it under; the socket's peers are
+ * root or the daemon's user already), "resources" {"vcpus",
+ * "memory_mib"}: a VM's size; the process backend records them only}.  Everything is checked before
  * anything is made; a failed create leaves nothing.
  */
 #include <errno.h>
@@ -71,6 +73,7 @@ struct create {
 	const char *backend;
 	const char *user;
 	const char *image;         /* a VM backend's guest directory */
+	const char *jailer;        /* firecracker under this jailer, or NULL */
 	enum fb_backend kind;
 	char **argv, **env;
 	unsigned vcpus, memory_mib;
@@ -189,7 +192,8 @@ static int read_create(const struct fb_node *doc, struct create *c,
 		       int *status, char *err, size_t errsize)
 {
 	static const char *const known[] = { "id", "policy", "backend",
-		"command", "env", "user", "image", "resources", NULL };
+		"command", "env", "user", "image", "jailer", "resources",
+		NULL };
 	const struct fb_node *res = fb_node_get(doc, "resources");
 	const char *id = str_of(fb_node_get(doc, "id"));
 
@@ -202,7 +206,8 @@ static int read_create(const struct fb_node *doc, struct create *c,
 		if (!known[k]) {
 			snprintf(err, errsize, "unknown field \"%s\" (expected "
 				 "id, policy, backend, command, env, user, "
-				 "image, resources)", doc->keys[i]->text);
+				 "image, jailer, resources)",
+				 doc->keys[i]->text);
 			return -1;
 		}
 	}
@@ -273,6 +278,19 @@ static int read_create(const struct fb_node *doc, struct create *c,
 	    (!c->image || !*c->image)) {
 		snprintf(err, errsize, "image: expected the directory of the "
 			 "guest's kernel and initrd");
+		return -1;
+	}
+	c->jailer = fb_node_get(doc, "jailer") ?
+		    str_of(fb_node_get(doc, "jailer")) : NULL;
+	if (fb_node_get(doc, "jailer") && c->kind != FB_BACKEND_FIRECRACKER) {
+		snprintf(err, errsize, "jailer: only the firecracker backend "
+			 "runs under a jailer");
+		return -1;
+	}
+	/* the daemon's working directory is not the client's */
+	if (fb_node_get(doc, "jailer") && (!c->jailer || c->jailer[0] != '/')) {
+		snprintf(err, errsize, "jailer: expected the absolute path of "
+			 "Firecracker's jailer");
 		return -1;
 	}
 	if (c->kind != FB_BACKEND_PROCESS && !c->image)
@@ -494,6 +512,7 @@ static void create(struct fb_client *c, const char *body, size_t len)
 		.env = m->env,
 		.backend = cr.kind,
 		.guest_dir = m->image,
+		.jailer = cr.jailer,
 		.vcpus = cr.kind == FB_BACKEND_PROCESS ? 0 : m->vcpus,
 		.mem_mib = cr.kind == FB_BACKEND_PROCESS ? 0 : m->memory_mib,
 	};

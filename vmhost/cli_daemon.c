@@ -173,7 +173,7 @@ static const char create_usage[] =
 	"usage: firebreak create [--socket PATH] [--id ID] "
 	"[--policy FILE|allow-all|deny-all]\n"
 	"                        [--backend process|qemu|firecracker] "
-	"[--image FILE]\n"
+	"[--image FILE] [--jailer PATH]\n"
 	"                        [--user NAME|UID] [--env NAME=VALUE]... "
 	"[--vcpus N] [--memory-mib N]\n"
 	"                        -- COMMAND [ARG]...\n"
@@ -189,6 +189,7 @@ static int cmd_create(int argc, char **argv, const char *sock)
 		{ "policy", required_argument, NULL, 'p' },
 		{ "backend", required_argument, NULL, 'b' },
 		{ "image", required_argument, NULL, 'I' },
+		{ "jailer", required_argument, NULL, 'J' },
 		{ "user", required_argument, NULL, 'u' },
 		{ "env", required_argument, NULL, 'e' },
 		{ "vcpus", required_argument, NULL, 'c' },
@@ -197,7 +198,7 @@ static int cmd_create(int argc, char **argv, const char *sock)
 		{ 0 },
 	};
 	const char *id = NULL, *policy = NULL, *backend = NULL, *image = NULL;
-	const char *user = NULL, *vcpus = NULL, *memory = NULL;
+	const char *user = NULL, *vcpus = NULL, *memory = NULL, *jailer = NULL;
 	char **envs = calloc((size_t)argc + 1, sizeof *envs);
 	char *text = NULL, *body = NULL;
 	size_t nenv = 0, len = 0;
@@ -214,6 +215,7 @@ static int cmd_create(int argc, char **argv, const char *sock)
 		case 'p': policy = optarg; break;
 		case 'b': backend = optarg; break;
 		case 'I': image = optarg; break;
+		case 'J': jailer = optarg; break;
 		case 'u': user = optarg; break;
 		case 'c': vcpus = optarg; break;
 		case 'm': memory = optarg; break;
@@ -261,6 +263,10 @@ static int cmd_create(int argc, char **argv, const char *sock)
 	if (image) {
 		fputs(",\"image\":", f);
 		fb_json_put_str(f, image);
+	}
+	if (jailer) {
+		fputs(",\"jailer\":", f);
+		fb_json_put_str(f, jailer);
 	}
 	if (user) {
 		fputs(",\"user\":", f);

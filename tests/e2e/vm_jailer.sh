@@ -3,8 +3,9 @@
 # fake_jailer.py, which checks the jailer's arguments and chroot strictly
 # and then runs fake_firecracker.py as the jailer would: the arguments,
 # the chroot-relative guest image, the status, and a jail that is gone
-# after the run, whether the VM ran or failed to start.
-. "$(dirname "$0")/lib.sh"
+# after the run, whether the VM ran or failed to start.  Then the same
+# through firebreak-vmhost's "jailer" field.
+. "$(dirname "$0")/daemon_lib.sh"   # lib.sh, and $STATE
 
 E2E=$(cd "$(dirname "$0")" && pwd)
 FAKE=$E2E/fake_firecracker.py
@@ -12,7 +13,6 @@ JAILER=$E2E/fake_jailer.py
 LOG=$FB_TMP/fc.log
 JLOG=$FB_TMP/jailer.log
 GUEST=$FB_TMP/guest
-STATE=$FB_TMP/state
 
 fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
 
@@ -126,3 +126,57 @@ err=$(in_host "$FIREBREAK" run --jailer "$JAILER" -- true 2>&1)
 rc=$?
 check "--jailer without --backend firecracker: a usage error" \
 	[ $rc = 2 -a -n "$(grep -xE 'firebreak run: .*--jailer need.* --backend firecracker' <<<"$err")" ]
+
+# Through the daemon: POST /sandboxes {"jailer"}, and `firebreak create
+# --jailer`.  The daemon finds firecracker on its PATH and gives the guest
+# side a clean environment, so the jailer here is a wrapper that sets the
+# fakes' variables.
+mkdir -p "$FB_TMP/bin"
+ln -s "$FAKE" "$FB_TMP/bin/firecracker"
+printf '#!/bin/sh\nFAKE_FC_LOG=%s FAKE_JAILER_LOG=%s FAKE_JAILER_STATE_DIR=%s FAKE_FC_EXIT=4 exec %s "$@"\n' \
+	"$LOG" "$JLOG" "$STATE" "$JAILER" >"$FB_TMP/bin/jailer"
+chmod 755 "$FB_TMP/bin/jailer"
+PATH=$FB_TMP/bin:$PATH fb_daemon_start >"$FB_TMP/console" || { not_ok "daemon starts"; exit 1; }
+USER_NAME=nobody
+[ "$RUN_UID" = 0 ] && USER_NAME=root
+
+: >"$LOG" && chmod 666 "$LOG"
+: >"$JLOG"
+fb_next_id
+id=$FB_LAST_ID
+out=$(fbd create --id "$id" --backend firecracker --image "$GUEST" \
+	--jailer "$FB_TMP/bin/jailer" --user "$USER_NAME" -- sh -c 'exit 4' 2>&1)
+check "daemon: create under the jailer prints the id" [ "$out" = "$id" ]
+for _ in $(seq 250); do
+	[ "$(state_of "$id" 's["status"]')" = stopped ] && break
+	sleep 0.02
+done
+check "daemon: under the jailer the sandbox stops with the guest's status" \
+	[ "$(state_of "$id" '(s["status"], s["exit_status"])')" = "('stopped', 4)" ]
+log_check "daemon: the jailer ran firecracker from the daemon's PATH, chroot in the state dir" \
+	'jailer["argv"][3] == "'"$FAKE"'" and
+	 jailer["argv"][9] == "%s/%s/jail" % (state, id) and
+	 calls[0]["body"]["kernel_image_path"] == "/vmlinux" and
+	 calls[0]["status"] == 204'
+check "daemon: the jail is gone once the VM is" [ ! -e "$STATE/$id/jail" ]
+fbd rm "$id" >/dev/null 2>&1
+check "daemon: after rm nothing is left" nothing_left
+
+# bad_create NAME PATTERN JSON: 400 with a matching message, nothing made
+bad_create() {
+	code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST -d "$3" \
+		http://vmhost/sandboxes)
+	sed 's/^/# /' "$FB_TMP/e"
+	check "daemon: $1: 400 naming it" \
+		bash -c "[ $code = 400 ] && grep -qE '$2' $FB_TMP/e"
+	check "daemon: $1: nothing left behind" nothing_left
+}
+fb_next_id
+bad_create "jailer missing" \
+	"jailer $FB_TMP/none/jailer: No such file or directory" \
+	'{"id":"'"$FB_LAST_ID"'","command":["true"],"backend":"firecracker","image":"'"$GUEST"'","jailer":"'"$FB_TMP"'/none/jailer"}'
+bad_create "a relative jailer path" "jailer: expected the absolute path" \
+	'{"id":"'"$FB_LAST_ID"'","command":["true"],"backend":"firecracker","jailer":"jailer"}'
+bad_create "a jailer for the process backend" \
+	"jailer: only the firecracker backend" \
+	'{"id":"'"$FB_LAST_ID"'","command":["true"],"jailer":"'"$FB_TMP"'/bin/jailer"}'
