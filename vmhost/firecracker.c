@@ -40,7 +40,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -617,24 +616,11 @@ static void remove_socket(const struct vm *vm)
 		rmdir(vm->sock_dir);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0)
-		fprintf(stderr, "firebreak run: remove %s: %s\n", path,
-			strerror(errno));
-	return 0;
-}
-
-/* The jail and whatever the jailer and firecracker made in it: depth
- * first, symlinks removed and not followed, never off its filesystem. */
+/* The jail and whatever the jailer and firecracker made in it. */
 static void remove_jail(const struct vm *vm)
 {
-	if (vm->jailer[0] && access(vm->jail, F_OK) == 0)
-		nftw(vm->jail, remove_entry, 16, FTW_DEPTH | FTW_PHYS |
-		     FTW_MOUNT);
+	if (vm->jailer[0])
+		fb_remove_tree(vm->jail);
 }
 
 /*

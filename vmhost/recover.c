@@ -24,6 +24,7 @@
 #include "nft/nft.h"
 #include "vmhost/daemon.h"
 #include "vmhost/net.h"
+#include "vmhost/sandbox.h"
 
 #define GONE_TIMEOUT_MS 2000
 
@@ -61,22 +62,6 @@ static void release_slot(const char *state_dir, unsigned slot)
 	close(fd);
 }
 
-/* Every file in dir, then dir. */
-static void remove_dir(const char *dir)
-{
-	DIR *dp = opendir(dir);
-	struct dirent *e;
-
-	while (dp && (e = readdir(dp)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(dirfd(dp), e->d_name, 0);
-	if (dp)
-		closedir(dp);
-	if (rmdir(dir) < 0 && errno != ENOENT)
-		fprintf(stderr, "firebreak-vmhost: remove %s: %s\n", dir,
-			strerror(errno));
-}
-
 static void remove_remains(struct fb_daemon *d, const char *dir,
 			   const struct fb_state *s)
 {
@@ -91,7 +76,8 @@ static void remove_remains(struct fb_daemon *d, const char *dir,
 	if (fb_netns_del(s->netns, err, sizeof err) < 0)
 		fprintf(stderr, "firebreak-vmhost: %s\n", err);
 	release_slot(d->state_dir, s->slot);
-	remove_dir(dir);
+	/* a firecracker jail included, whose relay died with us */
+	fb_remove_tree(dir);
 	fprintf(stderr, "firebreak-vmhost: removed sandbox %s left by a "
 		"previous daemon\n", s->id);
 }

@@ -13,6 +13,7 @@
  * inside the sandbox.
  */
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -523,4 +524,22 @@ void fb_sandbox_destroy(struct fb_sandbox *sb)
 	close_fd(&sb->sandbox_ns);
 	fb_slot_release(&sb->slot);
 	sb->made = 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0 &&
+	    errno != ENOENT)
+		fprintf(stderr, "firebreak: remove %s: %s\n", path,
+			strerror(errno));
+	return 0;
+}
+
+void fb_remove_tree(const char *path)
+{
+	if (access(path, F_OK) == 0)
+		nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }

@@ -103,6 +103,11 @@ int fb_sandbox_build(struct fb_sandbox *sb, const struct fb_sandbox_opts *opts,
 /* Remove everything create made; reports problems on stderr. */
 void fb_sandbox_destroy(struct fb_sandbox *sb);
 
+/* Remove path and everything under it: depth first, a symlink removed
+ * and never followed, never off path's filesystem.  What cannot be
+ * removed is reported on stderr. */
+void fb_remove_tree(const char *path);
+
 /* preflight.c: one clear error before anything is created. */
 int fb_preflight_privileges(char *err, size_t errsize);
 int fb_preflight_nftables(char *err, size_t errsize);

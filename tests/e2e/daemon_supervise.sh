@@ -99,11 +99,17 @@ check "guest exit: ls says so" \
 fb_daemon_kill KILL
 check "after kill -9 the state files remain for the next daemon" \
 	test -e "$STATE/$a/state.json" -a -e "$STATE/$b/state.json"
+# what a firecracker relay killed with its launcher leaves: a jail tree
+mkdir -p "$STATE/$a/jail/firecracker/$a/root/dev/net" &&
+	echo k >"$STATE/$a/jail/firecracker/$a/root/vmlinux" &&
+	ln -s / "$STATE/$a/jail/firecracker/$a/root/escape"
 fb_daemon_start || { not_ok "daemon restarts"; exit 1; }
 check "restarted daemon: no sandbox of the old one listed" \
 	[ "$(api http://vmhost/sandboxes)" = "[]" ]
 check "restarted daemon: nothing of the old sandboxes left" \
 	[ -z "$(fb_leftovers "$a" "$b")" ]
+check "restarted daemon: the left jail tree is gone, its symlink not followed" \
+	[ ! -e "$STATE/$a" -a -d /usr/bin ]
 check "restarted daemon: no old proxy or guest runs" \
 	bash -c "! pgrep -f -- '[f]irebreak-proxy .*--sandbox-id t$$-' &&
 		! pgrep -fx 'sleep 302'"
