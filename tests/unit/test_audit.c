@@ -30,26 +30,40 @@ static char *slurp(const char *path)
 	return buf;
 }
 
-static void test_guest_text_cannot_forge_a_line(void **state)
+/* What a log of sandbox `sandbox` holds after one denied `action` line
+ * under generation `gen` with the guest's value for `field`. */
+static char *logged_guest(const char *sandbox, const char *action,
+			  uint64_t gen, const char *field, const char *value,
+			  size_t len)
 {
 	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
 	struct fb_audit_line ln;
 	struct fb_audit *a;
+	char *text;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	a = fb_audit_open(path, sandbox, err, sizeof(err));
+	assert_non_null(a);
+	fb_audit_begin(a, &ln, action, "denied", gen);
+	fb_audit_guest(&ln, field, value, len);
+	fb_audit_emit(a, &ln);
+	fb_audit_close(a);
+	text = slurp(path);
+	unlink(path);
+	rmdir(dir);
+	return text;
+}
+
+static void test_guest_text_cannot_forge_a_line(void **state)
+{
 	/* a fake second line, a NUL, a control char and a non-UTF-8 byte */
 	static const char sni[] = "evil\"}\n{\"event.outcome\":\"allowed\\\x00\x07\xff";
 	char *text;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/audit.log", dir);
-	a = fb_audit_open(path, "sb\"1", err, sizeof(err));
-	assert_non_null(a);
-	fb_audit_begin(a, &ln, "connection", "denied", 7);
-	fb_audit_guest(&ln, "tls.client.server_name", sni, sizeof(sni) - 1);
-	fb_audit_emit(a, &ln);
-	fb_audit_close(a);
-
-	text = slurp(path);
+	text = logged_guest("sb\"1", "connection", 7, "tls.client.server_name",
+			    sni, sizeof(sni) - 1);
 	/* exactly one line, ending in a newline */
 	assert_non_null(strchr(text, '\n'));
 	assert_int_equal(strchr(text, '\n') - text, (long)strlen(text) - 1);
@@ -61,30 +75,17 @@ static void test_guest_text_cannot_forge_a_line(void **state)
 	assert_null(strstr(text, "_truncated"));
 	assert_int_equal(strncmp(text, "{\"@timestamp\":\"", 15), 0);
 	free(text);
-	unlink(path);
-	rmdir(dir);
 }
 
 static void test_long_guest_text_is_truncated_and_flagged(void **state)
 {
-	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
-	struct fb_audit_line ln;
-	struct fb_audit *a;
 	char name[4000], want[300];
 	char *text;
 
 	(void)state;
 	memset(name, 'a', sizeof(name));
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/audit.log", dir);
-	a = fb_audit_open(path, NULL, err, sizeof(err));
-	assert_non_null(a);
-	fb_audit_begin(a, &ln, "dns", "denied", 0);
-	fb_audit_guest(&ln, "dns.question.name", name, sizeof(name));
-	fb_audit_emit(a, &ln);
-	fb_audit_close(a);
-
-	text = slurp(path);
+	text = logged_guest(NULL, "dns", 0, "dns.question.name", name,
+			    sizeof(name));
 	snprintf(want, sizeof(want), "\"dns.question.name\":\"%.*s\",",
 		 FB_AUDIT_GUEST_MAX, name);
 	assert_non_null(strstr(text, want));
@@ -92,33 +93,20 @@ static void test_long_guest_text_is_truncated_and_flagged(void **state)
 	assert_null(strstr(text, "sandbox.id"));
 	assert_null(strstr(text, "policy.generation"));
 	free(text);
-	unlink(path);
-	rmdir(dir);
 }
 
 /* A cut through a two-byte character would log U+FFFD, a character the
  * guest never sent: the cut moves back to the character's start. */
 static void test_truncation_keeps_utf8_characters_whole(void **state)
 {
-	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
-	struct fb_audit_line ln;
-	struct fb_audit *a;
 	char name[400], want[300];
 	char *text;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(name); i += 2)
 		memcpy(name + i, "\xc3\xa9", 2); /* U+00E9 */
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/audit.log", dir);
-	a = fb_audit_open(path, NULL, err, sizeof(err));
-	assert_non_null(a);
-	fb_audit_begin(a, &ln, "dns", "denied", 0);
-	fb_audit_guest(&ln, "dns.question.name", name, sizeof(name));
-	fb_audit_emit(a, &ln);
-	fb_audit_close(a);
-
-	text = slurp(path);
+	text = logged_guest(NULL, "dns", 0, "dns.question.name", name,
+			    sizeof(name));
 	/* FB_AUDIT_GUEST_MAX is odd: its last byte would be a lead byte */
 	snprintf(want, sizeof(want), "\"dns.question.name\":\"%.*s\",",
 		 FB_AUDIT_GUEST_MAX - 1, name);
@@ -126,8 +114,6 @@ static void test_truncation_keeps_utf8_characters_whole(void **state)
 	assert_null(strstr(text, "\\u"));
 	assert_non_null(strstr(text, "\"dns.question.name_truncated\":true}\n"));
 	free(text);
-	unlink(path);
-	rmdir(dir);
 }
 
 static void test_reopen_follows_logrotate(void **state)
