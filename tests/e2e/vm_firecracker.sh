@@ -5,27 +5,10 @@
 # that a run leaves nothing behind.
 . "$(dirname "$0")/lib.sh"
 
-FAKE=$(cd "$(dirname "$0")" && pwd)/fake_firecracker.py
 LOG=$FB_TMP/fc.log
-GUEST=$FB_TMP/guest
 
 fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
-
-# A guest image the fake only opens and reads: a "kernel" and a base
-# initramfs, behind which the launcher appends the sandbox's piece.
-mkdir -p "$GUEST"
-head -c 4096 /dev/urandom >"$GUEST/vmlinux"
-printf 'base image\n' >"$GUEST/initramfs.cpio.gz"
-chmod -R a+rX "$GUEST"
-
-# Firecracker runs as the run's user and opens /dev/net/tun itself.
-# Debian makes that device 0666; where only root may open it, run as root.
-USER_ARGS=()
-if ! setpriv --reuid 65534 --regid 65534 --clear-groups \
-	"$PY" -c 'open("/dev/net/tun", "rb+")' 2>/dev/null; then
-	echo "# /dev/net/tun is root's here: firecracker runs as root"
-	USER_ARGS=(--user root)
-fi
+. "$(dirname "$0")/firecracker_lib.sh"    # $FAKE, $GUEST, $USER_ARGS
 
 # fc_run ENV... -- ARGS...: firebreak run with the fake, a fresh log, the
 # environment given; stdout in $OUT, stderr in $ERR, status in $RC.

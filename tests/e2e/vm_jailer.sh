@@ -7,30 +7,13 @@
 # through firebreak-vmhost's "jailer" field.
 . "$(dirname "$0")/daemon_lib.sh"   # lib.sh, and $STATE
 
-E2E=$(cd "$(dirname "$0")" && pwd)
-FAKE=$E2E/fake_firecracker.py
-JAILER=$E2E/fake_jailer.py
+JAILER=$(cd "$(dirname "$0")" && pwd)/fake_jailer.py
 LOG=$FB_TMP/fc.log
 JLOG=$FB_TMP/jailer.log
-GUEST=$FB_TMP/guest
 
 fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
-
-mkdir -p "$GUEST"
-head -c 4096 /dev/urandom >"$GUEST/vmlinux"
-printf 'base image\n' >"$GUEST/initramfs.cpio.gz"
-chmod -R a+rX "$GUEST"
-
-# As in vm_firecracker.sh: where only root may open /dev/net/tun, the
-# jailer drops to root.
-USER_ARGS=()
-RUN_UID=65534
-if ! setpriv --reuid 65534 --regid 65534 --clear-groups \
-	"$PY" -c 'open("/dev/net/tun", "rb+")' 2>/dev/null; then
-	echo "# /dev/net/tun is root's here: firecracker runs as root"
-	USER_ARGS=(--user root)
-	RUN_UID=0
-fi
+# $FAKE, $GUEST, and $USER_ARGS / $RUN_UID: the jailer drops to that user
+. "$(dirname "$0")/firecracker_lib.sh"
 
 # jl_run ENV... -- ARGS...: firebreak run under the fake jailer; stdout
 # in $OUT, stderr in $ERR, status in $RC.
