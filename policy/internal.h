@@ -70,8 +70,8 @@ void fb_policy_destroy(struct fb_policy *p);
 int fb_pattern_normalize(const char *in, size_t len, char out[FB_NAME_MAX],
 			 const char **why);
 
-/* nameindex.c; *same is set when two of the keys are the same pattern
- * (the index keeps the first), else cleared. */
+/* nameindex.c; *same (when not NULL) is set when two of the keys are the
+ * same pattern (the index keeps the first), else cleared. */
 struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n,
 					  bool *same);
 const struct fb_domain *fb_name_index_lookup(const struct fb_name_index *ix,

@@ -215,9 +215,9 @@ struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n,
 					  bool *same)
 {
 	struct fb_name_index *ix = calloc(1, sizeof *ix);
+	bool dup = false;
 	size_t size = 64;
 
-	*same = false;
 	if (!ix)
 		return NULL;
 	/*
@@ -243,8 +243,10 @@ struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n,
 
 		if (rc < 0)
 			goto fail;
-		*same |= rc > 0;
+		dup |= rc > 0;
 	}
+	if (same)
+		*same = dup;
 	return ix;
 fail:
 	fb_name_index_free(ix);

@@ -45,7 +45,7 @@ static void check_pattern(const uint8_t *data, size_t size)
 	for (const char *p = out; *p; p++)
 		name[k++] = *p == '*' ? 'x' : *p;
 	name[k] = '\0';
-	if (!(ix = fb_name_index_build(&d, 1)))
+	if (!(ix = fb_name_index_build(&d, 1, NULL)))
 		return;
 	if (fb_name_index_lookup(ix, name) != &d)
 		abort();
