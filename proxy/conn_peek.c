@@ -54,10 +54,7 @@ int conn_peek_step(struct conn *c)
 
 	switch (fb_peek_feed(pk, c->buf, c->len)) {
 	case FB_PEEK_NEED_MORE:
-		if (c->len < FB_PEEK_MAX)
-			return 0;
-		/* 64 KiB and still no answer */
-		/* fall through */
+		return 0; /* at FB_PEEK_MAX bytes the peek says TOO_BIG */
 	case FB_PEEK_TOO_BIG:
 		fb_conn_close(c, "peek-too-large");
 		return 1;
