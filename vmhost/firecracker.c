@@ -848,15 +848,17 @@ pid_t fb_firecracker_spawn(const struct fb_firecracker_opts *o, int *tap_fd,
 		return -1;
 	}
 	/* under the jailer, the socket is in the chroot: make_jail's */
-	snprintf(vm.sock_dir, sizeof vm.sock_dir, "%s/firecracker", o->dir);
-	n = snprintf(vm.sock, sizeof vm.sock, "%s/api.sock", vm.sock_dir);
-	if (!o->jailer && (n < 0 || (size_t)n >= sizeof vm.sock)) {
-		snprintf(err, errsize, "firecracker: API socket path %s/api.sock "
-			 "is too long", vm.sock_dir);
-		return -1;
+	if (!o->jailer) {
+		snprintf(vm.sock_dir, sizeof vm.sock_dir, "%s/firecracker",
+			 o->dir);
+		n = snprintf(vm.sock, sizeof vm.sock, "%s/api.sock",
+			     vm.sock_dir);
+		if (n < 0 || (size_t)n >= sizeof vm.sock) {
+			snprintf(err, errsize, "firecracker: API socket path "
+				 "%s/api.sock is too long", vm.sock_dir);
+			return -1;
+		}
 	}
-	if (o->jailer)
-		vm.sock_dir[0] = '\0';
 	snprintf(kernel, sizeof kernel, "%s/%s", o->guest.guest_dir,
 		 FB_GUEST_KERNEL);
 	vm.kernel_fd = open(kernel, O_RDONLY | O_CLOEXEC);
