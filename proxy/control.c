@@ -423,6 +423,8 @@ static void client_read(struct client *cl)
 		return;
 	}
 	cl->len += (size_t)n;
+	if (cl->len < cl->whole)
+		return; /* the head is in and said how much: not all of it yet */
 	rc = handle(cl->ctl->p, cl->in, cl->len, cl->who, &cl->out,
 		    &cl->out_len, &cl->whole);
 	if (rc == 0)
