@@ -166,20 +166,18 @@ tree() {
 		tree $(pgrep -P "$p" || true)
 	done
 }
-cpu_ticks() {
-	local p t=0
+# tree_sum FILE PROGRAM PID...: what the awk PROGRAM reads from
+# /proc/P/FILE, summed over the processes and their children
+tree_sum() {
+	local file=$1 prog=$2 p t=0
+	shift 2
 	for p in $(tree "$@"); do
-		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+		t=$((t + $(awk "$prog" "/proc/$p/$file" 2>/dev/null || echo 0)))
 	done
 	echo $t
 }
-rss_kib() {
-	local p t=0
-	for p in $(tree "$@"); do
-		t=$((t + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
-	done
-	echo $t
-}
+cpu_ticks() { tree_sum stat '{print $14 + $15}' "$@"; }
+rss_kib() { tree_sum status '/^VmRSS:/ {print $2}' "$@"; }
 HZ=$(getconf CLK_TCK)
 
 # "key=value ..." output of the load generator -> one value
