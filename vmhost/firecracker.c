@@ -33,7 +33,7 @@
  * as root, in the foreground, so the relay stays its parent: the jailer
  * enters the namespace and drops to the user itself.  Its chroot is
  * <chroot base>/<firecracker's file name>/<id>/root, where no /proc is,
- * so the kernel and the run's initramfs are copied there as /vmlinux and
+ * so the kernel is copied and the run's initramfs built there as /vmlinux and
  * /initrd, readable by the user only, and the socket is found at
  * <root>/api.sock.  The relay removes the whole jail after the VM.
  */
@@ -704,14 +704,12 @@ static int open_initrd(const struct fb_qemu_opts *g, char *err,
 	return fd;
 }
 
-/* A copy of the open file `src` as <root>/name, new, readable by the
- * user only. */
-static int copy_in(const struct vm *vm, int src, const char *name, char *err,
-		   size_t errsize)
+/* <root>/name, new, readable by the user only, open for writing; -1
+ * with err. */
+static int jail_file(const struct vm *vm, const char *name, char *err,
+		     size_t errsize)
 {
 	char dst[PATH_MAX];
-	struct stat st;
-	off_t off = 0;
 	int fd = -1;
 
 	if (snprintf(dst, sizeof dst, "%s/%s", vm->root, name) >=
@@ -721,11 +719,30 @@ static int copy_in(const struct vm *vm, int src, const char *name, char *err,
 	}
 	fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 		  0400);
-	if (fd < 0 || fstat(src, &st) < 0 ||
-	    fchown(fd, vm->o->guest.uid, vm->o->guest.gid) < 0)
+	if (fd < 0 || fchown(fd, vm->o->guest.uid, vm->o->guest.gid) < 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errsize, "firecracker: jail: %s/%s: %s", vm->root, name,
+		 strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* The kernel as <root>/vmlinux. */
+static int jail_kernel(const struct vm *vm, char *err, size_t errsize)
+{
+	int fd = jail_file(vm, "vmlinux", err, errsize);
+	struct stat st;
+	off_t off = 0;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(vm->kernel_fd, &st) < 0)
 		goto fail;
 	while (off < st.st_size) {
-		ssize_t n = sendfile(fd, src, &off, st.st_size - off);
+		ssize_t n = sendfile(fd, vm->kernel_fd, &off, st.st_size - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -738,11 +755,23 @@ static int copy_in(const struct vm *vm, int src, const char *name, char *err,
 	close(fd);
 	return 0;
 fail:
-	snprintf(err, errsize, "firecracker: jail: %s/%s: %s", vm->root, name,
+	snprintf(err, errsize, "firecracker: jail: %s/vmlinux: %s", vm->root,
 		 strerror(errno));
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 	return -1;
+}
+
+/* The per-run initramfs, built straight into <root>/initrd. */
+static int jail_initrd(const struct vm *vm, char *err, size_t errsize)
+{
+	int fd = jail_file(vm, "initrd", err, errsize);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fb_qemu_write_initrd(&vm->o->guest, fd, err, errsize);
+	close(fd);
+	return rc;
 }
 
 /*
@@ -792,8 +821,8 @@ static int make_jail(struct vm *vm, char *err, size_t errsize)
 	if (mkdir(path, 0700) < 0 ||
 	    chown(path, o->guest.uid, o->guest.gid) < 0)
 		goto fail_dir;
-	if (copy_in(vm, vm->kernel_fd, "vmlinux", err, errsize) < 0 ||
-	    copy_in(vm, vm->initrd_fd, "initrd", err, errsize) < 0)
+	if (jail_kernel(vm, err, errsize) < 0 ||
+	    jail_initrd(vm, err, errsize) < 0)
 		goto fail;
 	return 0;
 fail_dir:
@@ -866,8 +895,9 @@ pid_t fb_firecracker_spawn(const struct fb_firecracker_opts *o, int *tap_fd,
 		snprintf(err, errsize, "open %s: %s", kernel, strerror(errno));
 		return -1;
 	}
-	vm.initrd_fd = open_initrd(&o->guest, err, errsize);
-	if (vm.initrd_fd < 0)
+	/* under the jailer, make_jail builds it in the chroot */
+	if (!o->jailer &&
+	    (vm.initrd_fd = open_initrd(&o->guest, err, errsize)) < 0)
 		goto out;
 	if (o->jailer) {
 		if (make_jail(&vm, err, errsize) < 0)
