@@ -16,8 +16,11 @@
  *
  * A request the proxy refuses gets its status and "Connection: close";
  * the proxy never tries to resynchronise with a guest it disagreed with.
- * One upstream connection at a time: a request for another target closes
- * the one open.  The two directions run side by side (a 100 Continue or
+ * One upstream connection at a time: a request for another target parks
+ * or closes the one open.  A connection that ends between exchanges
+ * parks its upstream one for the next guest connection (pool.c), which
+ * takes it only for a request it may send twice: should the origin have
+ * closed it meanwhile, that request goes again, once, on a new one.  The two directions run side by side (a 100 Continue or
  * an early response must reach the guest while its body is still coming)
  * but a new request head is read only once the last response is done.
  */
@@ -74,20 +77,6 @@ struct obuf {
 	size_t off, len, cap; /* pending bytes are p[off, len) */
 };
 
-/*
- * What one TLS end reads and writes through (its BIO's data): a socket,
- * and for the guest the bytes the peek already took from it, replayed
- * first.
- */
-struct wire {
-	int fd;
-	uint8_t *peeked;
-	size_t npeeked, peek_off;
-	uint64_t in, out;      /* bytes through the socket */
-	bool drained;          /* a read came back short: the socket is empty
-				* until epoll says otherwise */
-};
-
 struct fb_broker {
 	struct fb_proxy *p;
 	struct fb_broker_ctx *bc;
@@ -122,6 +111,7 @@ struct fb_broker {
 	bool discard;          /* body of a request answered locally */
 	bool head_method;      /* HEAD: the response has no body */
 	bool close_after;      /* the guest asked to close, or HTTP/1.0 */
+	bool replayable;       /* idempotent and bodiless: may be sent twice */
 	bool websocket;
 	char method[16];
 	char path[256];
@@ -146,6 +136,11 @@ struct fb_broker {
 	char *uin;
 	size_t uin_len;
 	bool u_eof;
+	bool up_keep;          /* the last response left the upstream open */
+	bool up_idle;          /* between exchanges, the last one clean */
+	unsigned up_served;    /* requests the upstream connection carried */
+	char *replay;          /* the head sent on a connection that carried */
+	size_t replay_len;     /* one before, for sending again on a new one */
 	enum rs_stage rs;
 	struct fb_chunked rs_dec;
 	uint64_t rs_left;
@@ -394,6 +389,9 @@ static void request_reset(struct fb_broker *b)
 	b->status = 0;
 	b->req_up = b->req_down = 0;
 	b->discard = b->head_method = b->close_after = b->websocket = false;
+	b->replayable = false;
+	free(b->replay);
+	b->replay = NULL;
 	fb_http_req_init(&b->req);
 	b->rq = RQ_HEAD;
 	b->rs = RS_IDLE;
@@ -488,6 +486,22 @@ static void upstream_close(struct fb_broker *b)
 	b->upq.off = b->upq.len = 0;
 	b->uin_len = 0;
 	b->u_eof = false;
+	b->up_keep = b->up_idle = false;
+	b->up_served = 0;
+}
+
+/* Done with the upstream connection: parked for a later guest connection
+ * when it is between clean exchanges (pool.c), else closed. */
+static void upstream_release(struct fb_broker *b)
+{
+	if (b->up == UP_READY && b->up_idle && !b->u_eof && !b->uin_len &&
+	    !obuf_pending(&b->upq) && !SSL_has_pending(b->ussl)) {
+		fb_pool_put(b->bc->pool, b->p->loop, b->ussl, &b->uw, b->uev,
+			    b->up_host, b->up_port, &b->up_addr);
+		b->ussl = NULL;
+		b->uw.fd = -1;
+	}
+	upstream_close(b);
 }
 
 static void on_upstream(struct fb_loop *l, int fd, uint32_t ev, void *arg)
@@ -527,8 +541,41 @@ static const struct fb_addr *pick_address(struct fb_broker *b,
 	return first;
 }
 
+static int upstream_for(struct fb_broker *b, const char *host, uint16_t port,
+			bool pooled);
+
+/*
+ * The upstream connection broke before any of the response came back.
+ * When it had carried a request before, the origin may have closed it as
+ * idle just as this request went out; a request that may be sent twice
+ * goes again, once, on a new connection.  true when it did.
+ */
+static bool resend(struct fb_broker *b)
+{
+	char host[FB_NAME_MAX];
+	uint16_t port = b->up_port;
+	char *head = b->replay;
+	bool sent;
+
+	if (!head || b->req_down || b->rs != RS_HEAD)
+		return false;
+	b->replay = NULL;
+	snprintf(host, sizeof(host), "%s", b->up_host);
+	upstream_close(b);
+	sent = upstream_for(b, host, port, false) == 0 &&
+	       obuf_put(&b->upq, head, b->replay_len) == 0;
+	free(head);
+	if (sent)
+		b->up_served = 1;
+	return sent;
+}
+
 static void upstream_failed(struct fb_broker *b, const char *reason)
 {
+	if (resend(b)) {
+		broker_run(b);
+		return;
+	}
 	upstream_close(b);
 	if (b->rq != RQ_SENT || b->rs == RS_HEAD || b->rs == RS_IDLE) {
 		refuse(b, 502, reason);
@@ -589,15 +636,27 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 	broker_run(b);
 }
 
-/* Make sure the upstream in use is host:port; 0, or -1 out of memory. */
-static int upstream_for(struct fb_broker *b, const char *host, uint16_t port)
+/* Make sure the upstream in use is host:port: the one open, one parked
+ * (when `pooled`), or a new one.  0, or -1 out of memory. */
+static int upstream_for(struct fb_broker *b, const char *host, uint16_t port,
+			bool pooled)
 {
 	if (b->up != UP_NONE && b->up_port == port &&
 	    strcmp(b->up_host, host) == 0)
 		return 0;
-	upstream_close(b);
+	upstream_release(b);
 	snprintf(b->up_host, sizeof(b->up_host), "%s", host);
 	b->up_port = port;
+	if (pooled && fb_pool_take(b->bc->pool, host, port, &b->ussl, &b->uw,
+				   &b->up_addr, on_upstream, b)) {
+		b->up = UP_READY;
+		b->uev = b->uwant = b->u_rd_ev = EPOLLIN;
+		b->u_wr_ev = EPOLLOUT;
+		b->up_idle = true;
+		b->up_served = 1;
+		b->p->stats.upstream_reused++;
+		return 0;
+	}
 	b->up = UP_RESOLVE;
 	b->rreq = fb_resolve(b->p->resolver, host, AF_UNSPEC, on_resolved, b);
 	return b->rreq ? 0 : -1;
@@ -651,6 +710,20 @@ static bool host_is_sni(struct fb_broker *b, const struct fb_http_slice *v)
 	       strcmp(name, b->sni) == 0;
 }
 
+/* Methods a client may repeat without changing the outcome (RFC 9110
+ * 9.2.2); TRACE never gets this far. */
+static bool idempotent(const struct fb_http_slice *m)
+{
+	static const char *const names[] = { "GET", "HEAD", "OPTIONS", "PUT",
+					     "DELETE" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (m->len == strlen(names[i]) &&
+		    memcmp(m->ptr, names[i], m->len) == 0)
+			return true;
+	return false;
+}
+
 static void note_injected(struct fb_broker *b, const struct fb_rule *r)
 {
 	size_t off = 0;
@@ -688,6 +761,8 @@ static int request_head(struct fb_broker *b)
 	b->head_method = req->method.len == 4 && !memcmp(req->method.ptr, "HEAD", 4);
 	b->close_after = !(req->flags & FB_HTTP_KEEP_ALIVE);
 	b->websocket = req->flags & FB_HTTP_WEBSOCKET;
+	b->replayable = !b->websocket && !req->chunked &&
+			req->content_length <= 0 && idempotent(&req->method);
 	if (req->form == FB_HTTP_ASTERISK_FORM) {
 		refuse(b, 400, "asterisk-form");
 		return 0;
@@ -755,13 +830,21 @@ static int request_head(struct fb_broker *b)
 	/* the upstream first: switching targets empties its queue */
 	if (!head ||
 	    upstream_for(b, d.verdict == FB_VERDICT_FORWARD ? fwd.host : b->sni,
-			 d.verdict == FB_VERDICT_FORWARD ? fwd.port : b->port) < 0 ||
+			 d.verdict == FB_VERDICT_FORWARD ? fwd.port : b->port,
+			 b->replayable) < 0 ||
 	    obuf_put(&b->upq, head, len) < 0) {
 		free(head);
 		return -1;
 	}
 	b->req_up += len;
-	free(head);
+	b->up_idle = b->up_keep = false;
+	if (b->replayable && b->up_served > 0) {
+		b->replay = head;
+		b->replay_len = len;
+	} else {
+		free(head);
+	}
+	b->up_served++;
 	b->rs = RS_HEAD;
 body:
 	if (req->chunked) {
@@ -921,6 +1004,7 @@ static int response_head(struct fb_broker *b, size_t head_len)
 		return 0; /* an interim response: the final one follows */
 	}
 	b->status = status;
+	b->up_keep = !close;
 	if (close)
 		b->close_after = true;
 	if (b->head_method || status == 204 || status == 304) {
@@ -934,8 +1018,28 @@ static int response_head(struct fb_broker *b, size_t head_len)
 	} else {
 		b->rs = RS_EOF;
 		b->close_after = true;
+		b->up_keep = false;
 	}
 	return 0;
+}
+
+/*
+ * Relay a response head.  A guest that asked to close learns that the
+ * proxy will (RFC 9112 9.6) even when the origin, whose connection stays
+ * open for the next one, does not say so.
+ */
+static int relay_head(struct fb_broker *b, size_t head_len, bool guest_close)
+{
+	static const char close_field[] = "Connection: close\r\n\r\n";
+	bool final = b->rs != RS_HEAD && b->rs != RS_RAW;
+
+	if (!(final && guest_close && b->up_keep)) {
+		b->req_down += head_len;
+		return obuf_put(&b->down, b->uin, head_len);
+	}
+	b->req_down += head_len - 2 + sizeof(close_field) - 1;
+	return obuf_put(&b->down, b->uin, head_len - 2) < 0 ? -1 :
+	       obuf_put(&b->down, close_field, sizeof(close_field) - 1);
 }
 
 /* The response is complete: log it, then either the next request or
@@ -943,6 +1047,8 @@ static int response_head(struct fb_broker *b, size_t head_len)
 static void response_done(struct fb_broker *b)
 {
 	audit_request(b);
+	if (!b->discard)
+		b->up_idle = b->up_keep && b->rq == RQ_SENT;
 	if (b->close_after || b->rq != RQ_SENT) {
 		/* a response before the whole request body: the rest of the
 		 * guest's stream cannot be trusted to be framed as we think */
@@ -960,6 +1066,7 @@ static int response_step(struct fb_broker *b)
 		return 0;
 	if (b->rs == RS_HEAD) {
 		char *e = memmem(b->uin, b->uin_len, "\r\n\r\n", 4);
+		bool guest_close = b->close_after;
 		size_t hl;
 
 		if (!e) {
@@ -968,9 +1075,8 @@ static int response_step(struct fb_broker *b)
 			return 0;
 		}
 		hl = (size_t)(e - b->uin) + 4;
-		if (response_head(b, hl) < 0 || obuf_put(&b->down, b->uin, hl) < 0)
+		if (response_head(b, hl) < 0 || relay_head(b, hl, guest_close) < 0)
 			return -1;
-		b->req_down += hl;
 		consume(b->uin, &b->uin_len, hl);
 		if (b->rs == RS_IDLE)
 			response_done(b);
@@ -1283,7 +1389,7 @@ static void broker_close(struct fb_broker *b, const char *why)
 	p->stats.bytes_down += b->gw.out;
 	p->stats.open--;
 
-	upstream_close(b);
+	upstream_release(b);
 	fb_timer_cancel(p->loop, b->timer);
 	SSL_free(b->cssl);
 	fb_loop_close(p->loop, b->gw.fd);
@@ -1299,6 +1405,7 @@ static void broker_close(struct fb_broker *b, const char *why)
 	free(b->uin);
 	free(b->down.p);
 	free(b->upq.p);
+	free(b->replay);
 	free(b);
 }
 
@@ -1453,6 +1560,7 @@ size_t fb_broker_recheck(struct fb_proxy *p)
 		b->generation = p->generation;
 		b->key = key;
 	}
+	fb_pool_flush(p->broker->pool);
 	return closed;
 }
 
@@ -1477,7 +1585,8 @@ struct fb_broker_ctx *fb_broker_ctx_new(const struct fb_proxy_config *cfg,
 	if (!bc->upstream)
 		goto fail;
 	bc->bio_method = wire_method_new();
-	if (!bc->bio_method) {
+	bc->pool = fb_pool_new();
+	if (!bc->bio_method || !bc->pool) {
 		snprintf(err, errsize, "out of memory");
 		goto fail;
 	}
@@ -1493,6 +1602,7 @@ void fb_broker_ctx_free(struct fb_broker_ctx *bc)
 		return;
 	while (bc->live)
 		broker_close(bc->live, "proxy-stopping");
+	fb_pool_free(bc->pool);
 	fb_ca_free(bc->ca);
 	fb_jwt_key_free(bc->jwt);
 	fb_upstream_free(bc->upstream);

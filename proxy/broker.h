@@ -9,6 +9,7 @@
  *   rewrite.c   the request head as it goes upstream
  *   forward.c   forwardURL targets and their signed token
  *   upstream.c  the verified TLS client, and the sessions it resumes
+ *   pool.c      upstream connections kept between guest connections
  */
 #ifndef FB_BROKER_H
 #define FB_BROKER_H
@@ -17,17 +18,35 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include <openssl/ssl.h>
 
 #include "policy/policy.h"
 #include "proxy/http.h"
+#include "proxy/loop.h"
 #include "proxy/proxy.h"
 
 struct fb_proxy;
 struct fb_broker;
 struct fb_jwt_key;
+struct fb_loop;
+struct fb_pool;
 struct fb_upstream;
+
+/*
+ * What one TLS end reads and writes through (its BIO's data): a socket,
+ * and for the guest the bytes the peek already took from it, replayed
+ * first.
+ */
+struct wire {
+	int fd;
+	uint8_t *peeked;
+	size_t npeeked, peek_off;
+	uint64_t in, out;      /* bytes through the socket */
+	bool drained;          /* a read came back short: the socket is empty
+				* until epoll says otherwise */
+};
 
 /*
  * What every brokered connection of a proxy shares: the CA that mints the
@@ -38,6 +57,7 @@ struct fb_broker_ctx {
 	struct fb_ca *ca;
 	struct fb_jwt_key *jwt;     /* NULL: forwardURL rules answer 502 */
 	struct fb_upstream *upstream;
+	struct fb_pool *pool;       /* idle upstream connections */
 	BIO_METHOD *bio_method;     /* both TLS ends: a socket (the guest's
 				     * after the peeked bytes) */
 	struct fb_broker *live;
@@ -159,5 +179,31 @@ SSL *fb_upstream_ssl(struct fb_upstream *up, BIO *bio, const char *host,
  * session stays resumable; else (an error, a response cut short) the
  * session is not offered again. */
 void fb_upstream_release(SSL *ssl, bool clean);
+
+/* ---- pool.c ------------------------------------------------------------ */
+
+struct fb_pool *fb_pool_new(void);
+/* Closes every idle connection, then frees. */
+void fb_pool_free(struct fb_pool *pool);
+/*
+ * Keep an upstream connection that ended between exchanges, verified and
+ * with nothing unread or unsent, for the next guest connection to
+ * host:port.  The pool takes `ssl` and the socket in `w` (watched for
+ * `events` on `l` until now); its BIO reads through the pool's own copy
+ * of `w` from here on.  `addr` is where it was dialled.
+ */
+void fb_pool_put(struct fb_pool *pool, struct fb_loop *l, SSL *ssl,
+		 const struct wire *w, uint32_t events, const char *host,
+		 uint16_t port, const struct sockaddr_storage *addr);
+/*
+ * The connection to host:port parked last, if any: *ssl, its socket in
+ * *w (which its BIO reads through from now on), where it goes in *addr;
+ * its socket watched for EPOLLIN, reported to fn(arg).
+ */
+bool fb_pool_take(struct fb_pool *pool, const char *host, uint16_t port,
+		  SSL **ssl, struct wire *w, struct sockaddr_storage *addr,
+		  fb_io_fn *fn, void *arg);
+/* Close every idle connection: a new policy may deny where they go. */
+void fb_pool_flush(struct fb_pool *pool);
 
 #endif /* FB_BROKER_H */

@@ -163,6 +163,14 @@ static void forget(struct fb_loop *l, int fd)
 	l->io[fd].gen++;
 }
 
+void fb_loop_handover(struct fb_loop *l, int fd, fb_io_fn *fn, void *arg)
+{
+	if (fd < 0 || (size_t)fd >= l->nio || !l->io[fd].used)
+		return;
+	l->io[fd].fn = fn;
+	l->io[fd].arg = arg;
+}
+
 void fb_loop_del(struct fb_loop *l, int fd)
 {
 	if (fd < 0 || (size_t)fd >= l->nio || !l->io[fd].used)

@@ -21,6 +21,9 @@ void fb_loop_free(struct fb_loop *l);
 int fb_loop_add(struct fb_loop *l, int fd, uint32_t events, fb_io_fn *fn,
 		void *arg);
 int fb_loop_mod(struct fb_loop *l, int fd, uint32_t events);
+/* Send fd's events to another handler from now on, without a system
+ * call: a connection that changes owner keeps its registration. */
+void fb_loop_handover(struct fb_loop *l, int fd, fb_io_fn *fn, void *arg);
 /* Stop watching fd; safe to call from inside any handler. */
 void fb_loop_del(struct fb_loop *l, int fd);
 /* Stop watching fd and close it, in one system call: closing takes the fd

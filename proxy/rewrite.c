@@ -111,13 +111,12 @@ char *fb_rewrite_head(const struct fb_http_req *req,
 	else if (req->content_length >= 0)
 		fprintf(f, "Content-Length: %lld\r\n",
 			(long long)req->content_length);
+	/* A guest's "Connection: close" is its own connection's business:
+	 * the upstream connection is the proxy's, which keeps it for the
+	 * next guest connection when it can (pool.c), and the guest is
+	 * told of the close in the response (broker.c). */
 	if (req->flags & FB_HTTP_WEBSOCKET)
 		fputs("Connection: Upgrade\r\nUpgrade: websocket\r\n", f);
-	else if (!(req->flags & FB_HTTP_KEEP_ALIVE))
-		/* the guest's close, restated: the origin then says so in its
-		 * response, which reaches the guest as it came, so the guest
-		 * never sends another request on a connection we are closing */
-		fputs("Connection: close\r\n", f);
 	/* in the order the transforms list them; the policy loader refuses
 	 * a rule that sets one header twice */
 	for (size_t i = 0; i < edit->nset; i++)

@@ -66,12 +66,13 @@ char *fb_stats_json(const struct fb_stats *s)
 	json_outcomes(f, s, false);
 	fprintf(f, "}},\"bytes\":{\"up\":%llu,\"down\":%llu},"
 		"\"dns\":{\"queries\":%llu,\"denied\":%llu},"
-		"\"brokered\":{\"requests\":%llu}}\n",
+		"\"brokered\":{\"requests\":%llu,\"upstream_reused\":%llu}}\n",
 		(unsigned long long)s->bytes_up,
 		(unsigned long long)s->bytes_down,
 		(unsigned long long)s->dns_queries,
 		(unsigned long long)s->dns_denied,
-		(unsigned long long)s->brokered_requests);
+		(unsigned long long)s->brokered_requests,
+		(unsigned long long)s->upstream_reused);
 	return finish(f, &buf);
 }
 
@@ -121,7 +122,10 @@ char *fb_stats_metrics(const struct fb_stats *s)
 		"firebreak_policy_updates_total %llu\n"
 		"# HELP firebreak_brokered_requests_total Requests on brokered connections.\n"
 		"# TYPE firebreak_brokered_requests_total counter\n"
-		"firebreak_brokered_requests_total %llu\n",
+		"firebreak_brokered_requests_total %llu\n"
+		"# HELP firebreak_upstream_reused_total Brokered connections that took a parked upstream connection.\n"
+		"# TYPE firebreak_upstream_reused_total counter\n"
+		"firebreak_upstream_reused_total %llu\n",
 		(unsigned long long)s->accepted, (unsigned long long)s->open,
 		(unsigned long long)s->peeking,
 		(unsigned long long)s->bytes_up,
@@ -130,6 +134,7 @@ char *fb_stats_metrics(const struct fb_stats *s)
 		(unsigned long long)s->dns_denied,
 		(unsigned long long)s->generation,
 		(unsigned long long)s->policy_updates,
-		(unsigned long long)s->brokered_requests);
+		(unsigned long long)s->brokered_requests,
+		(unsigned long long)s->upstream_reused);
 	return finish(f, &buf);
 }

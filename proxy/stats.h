@@ -23,6 +23,8 @@ struct fb_stats {
 	uint64_t dns_denied;
 	uint64_t policy_updates;
 	uint64_t brokered_requests; /* requests answered on brokered connections */
+	uint64_t upstream_reused;   /* brokered connections that took a parked
+				     * upstream connection */
 	uint64_t generation;     /* the policy in force */
 	struct {
 		const char *reason;

@@ -7,6 +7,8 @@ become the response body {"method","target","headers":[[name,value]...],
 the origin.  Keep-alive, Content-Length and chunked request bodies.
   GET /chunked       answers with a chunked body
   GET /big?n=N       answers with N bytes of 'x'
+  /drop              on a connection that already carried a request, closes
+                     it without an answer (an idle close racing a request)
   Upgrade: websocket 101, then echoes raw bytes until the client closes
 Creates READY once every address listens.  Runs until killed.
 """
@@ -42,7 +44,7 @@ def read_body(f, headers):
     return f.read(n) if n else b""
 
 
-def respond(conn, f, log, sni):
+def respond(conn, f, log, sni, peer, nth):
     line = read_line(f).decode("latin-1")
     method, target, _ = line.split(" ", 2)
     headers = []
@@ -54,10 +56,13 @@ def respond(conn, f, log, sni):
         headers.append([name, value.strip()])
     body = read_body(f, headers)
     rec = {"method": method, "target": target, "headers": headers,
-           "body": body.decode("latin-1"), "sni": sni}
+           "body": body.decode("latin-1"), "sni": sni, "peer": peer,
+           "nth": nth}
     with LOCK:
         log.write(json.dumps(rec) + "\n")
         log.flush()
+    if target == "/drop" and nth > 0:
+        raise EOFError
     if any(k.lower() == "upgrade" and v.lower() == "websocket"
            for k, v in headers):
         conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
@@ -87,8 +92,11 @@ def serve(conn, ctx, log):
         tls = ctx.wrap_socket(conn, server_side=True)
         sni = getattr(tls, "fb_sni", None)
         f = tls.makefile("rb")
+        peer = "%s:%d" % tls.getpeername()[:2]
+        nth = 0
         while True:
-            respond(tls, f, log, sni)
+            respond(tls, f, log, sni, peer, nth)
+            nth += 1
     except (EOFError, OSError, ValueError, ssl.SSLError):
         pass
     finally:

@@ -1,0 +1,113 @@
+#!/bin/bash
+# broker_pool.sh — firebreak-proxy by itself, keeping upstream connections
+# between guest connections.  A guest that opens a connection per request
+# gets the upstream connection the last one left; the guest that asked to
+# close is told "Connection: close" though the origin was not; a request
+# with a body gets a new upstream connection; a GET whose reused
+# connection the origin closes unanswered goes again, once, on a new one,
+# while a POST is answered 502 and never sent twice; a policy change
+# closes every parked connection.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/proxy_lib.sh"
+
+px_netns fbp
+for a in 10 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
+px_redirect_guests || { not_ok setup nft; exit 1; }
+
+px_certs api.test || { not_ok setup certs; exit 1; }
+px_sandbox_ca api.test || { not_ok setup "sandbox CA"; exit 1; }
+
+ready=$FB_TMP/echo.ready
+ORIGIN_LOG=$FB_TMP/origin.log
+ip netns exec "$NS" "$PY" "$(dirname "$0")/echo_origin.py" "$ready" \
+	"$ORIGIN_LOG" "$PX_CERTS/api.test.pem" "$PX_CERTS/api.test.key" \
+	198.51.100.10,443 &
+FB_PIDS+=($!)
+px_wait_file "$ready" || { not_ok setup origin; exit 1; }
+px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 || { not_ok setup dns; exit 1; }
+
+POLICY='allow:\n  api.test:\n    - transform: [{ headers: { x-api-key: k1 } }]\n'
+printf "$POLICY" >"$FB_TMP/policy.yaml"
+SOCK=$FB_TMP/control.sock
+AUDIT=$FB_TMP/audit.log
+ip netns exec "$NS" "$FB_BUILD/bin/firebreak-proxy" --no-nft \
+	--policy "$FB_TMP/policy.yaml" --listen 127.0.0.1:15001 \
+	--control "$SOCK" --audit-log "$AUDIT" --sandbox-id bpl \
+	--resolver 198.51.100.53 --public 198.51.100.0/24 \
+	--ca-cert "$FB_TMP/sca.crt" --ca-key "$FB_TMP/sca.key" \
+	--upstream-ca "$PX_CA" 2>"$FB_TMP/proxy.err" &
+PROXY_PID=$!
+px_wait_file "$SOCK" || { not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
+
+# guest_curl ARGS...: curl in the guest, headers to $FB_TMP/h, "STATUS" out
+chmod 755 "$FB_TMP" && touch "$FB_TMP/h" && chmod 666 "$FB_TMP/h"
+guest_curl() {
+	px_guest "$NS" curl -sS --max-time 10 --cacert "$FB_TMP/sca.crt" \
+		--resolve api.test:443:198.51.100.10 -D "$FB_TMP/h" \
+		-o /dev/null -w '%{http_code}' "$@" 2>>"$FB_TMP/curl.err"
+}
+# What the origin logged for TARGET, one line per request: "METHOD PEER NTH"
+origin_saw() {
+	"$PY" -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["target"] == sys.argv[2]:
+        keys = [v for k, v in r["headers"] if k.lower() == "x-api-key"]
+        print(r["method"], r["peer"], r["nth"], ",".join(keys))' \
+		"$ORIGIN_LOG" "$1"
+}
+reused() {
+	px_curl_control "$SOCK" http://proxy/stats | grep -o '"upstream_reused":[0-9]*' | cut -d: -f2
+}
+
+st=$(guest_curl -H 'Connection: close' https://api.test/a)
+check "a first guest connection: 200 ($st)" [ "$st" = 200 ]
+check "... and the guest that asked to close is told so" \
+	grep -qi '^connection: close' "$FB_TMP/h"
+st=$(guest_curl -H 'Connection: close' https://api.test/b)
+read -r _ peer_a nth_a key_a <<<"$(origin_saw /a)"
+read -r _ peer_b nth_b key_b <<<"$(origin_saw /b)"
+check "a second guest connection: 200 ($st)" [ "$st" = 200 ]
+check "... over the upstream connection the first one left ($peer_a, $peer_b #$nth_b)" \
+	holds '[ -n "$peer_a" ] && [ "$peer_a" = "$peer_b" ] && [ "$nth_b" = 1 ]'
+check "... with the key injected once on each ($key_a, $key_b)" \
+	holds '[ "$key_a" = k1 ] && [ "$key_b" = k1 ]'
+check "/stats counts the reuse ($(reused))" [ "$(reused)" = 1 ]
+
+st=$(guest_curl -d 'hello' https://api.test/p)
+read -r m peer_p nth_p _ <<<"$(origin_saw /p)"
+check "a request with a body: 200 ($st), on a new upstream connection ($m #$nth_p)" \
+	holds '[ "$st" = 200 ] && [ "$m" = POST ] && [ "$nth_p" = 0 ] && [ "$peer_p" != "$peer_a" ]'
+
+# The origin closes the reused connection unanswered: a GET goes again.
+st=$(guest_curl https://api.test/drop)
+check "a GET whose reused connection the origin dropped: 200 ($st)" [ "$st" = 200 ]
+drops=$(origin_saw /drop)
+check "... sent twice, the second time on a new connection ($(tr '\n' ' ' <<<"$drops"))" \
+	holds '[ "$(wc -l <<<"$drops")" = 2 ] && [ "$(tail -n1 <<<"$drops" | cut -d" " -f3)" = 0 ]'
+# ... a POST is not: one guest connection, a GET then a bodiless POST on
+# the upstream connection the GET used
+: >"$ORIGIN_LOG"
+st=$(guest_curl https://api.test/c --next -X POST --cacert "$FB_TMP/sca.crt" \
+	--resolve api.test:443:198.51.100.10 -o /dev/null -w ' %{http_code}' \
+	https://api.test/drop)
+check "a POST whose connection the origin dropped: 502 ($st)" [ "$st" = "200 502" ]
+check "... and it reached the origin once ($(origin_saw /drop | wc -l))" \
+	[ "$(origin_saw /drop | wc -l)" = 1 ]
+check "... the audit line says why" \
+	grep -q '"event.outcome":"denied".*"event.reason":"upstream-closed".*"http.request.method":"POST"' "$AUDIT"
+
+# A policy change closes what is parked: the next request dials anew.
+guest_curl https://api.test/f >/dev/null
+printf "$POLICY" | px_curl_control "$SOCK" -X PUT --data-binary @- \
+	http://proxy/policy >/dev/null
+before=$(reused)
+st=$(guest_curl https://api.test/g)
+read -r _ _ nth_g _ <<<"$(origin_saw /g)"
+check "after a policy change: a new upstream connection ($st #$nth_g)" \
+	holds '[ "$st" = 200 ] && [ "$nth_g" = 0 ] && [ "$(reused)" = "$before" ]'
+
+kill -TERM "$PROXY_PID" && wait "$PROXY_PID"
+check "the proxy stopped cleanly (status $?)" [ $? = 0 ]
+PROXY_PID=
+check "the proxy wrote nothing to stderr" [ ! -s "$FB_TMP/proxy.err" ]
