@@ -164,7 +164,7 @@ check "PATCH brokering a new name is applied" grep -q generation "$FB_TMP/patch.
 check "the reissued CA certificate permits the new name" grep -q 'DNS:late.example.com' <<<"$late_ca"
 check "the guest's bundle holds the reissued CA" grep -q 'DNS:late.example.com' <<<"$late_bundle"
 check "the bundle was rewritten in place (same inode, the bind mount sees it)" \
-	[ -n "$late_inode" ] && [ "$late_inode" = "$bundle_inode" ]
+	holds '[ -n "$late_inode" ] && [ "$late_inode" = "$bundle_inode" ]'
 check "a guest request to the newly brokered name verifies: 200" \
 	[ "$(line curl-late)" = "curl-late 200" ]
 check "... and the origin sees its injected header" \

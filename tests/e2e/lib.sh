@@ -55,6 +55,13 @@ check() {
 	if "$@"; then ok "$name"; else not_ok "$name"; fi
 }
 
+# check NAME holds 'COND': for a compound condition.  In
+# `check NAME [ a ] && [ b ]` the shell gives check only `[ a ]`; the
+# single-quoted COND reaches it whole and is evaluated there.
+holds() {
+	eval "$1"
+}
+
 fb_cleanup() {
 	local pid id
 	for pid in "${FB_PIDS[@]}"; do

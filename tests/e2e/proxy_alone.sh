@@ -81,10 +81,10 @@ check "plain HTTP: a second request for another allowed name gets 421" \
 
 out=$(C big 198.51.100.10 443)
 ms=${out#closed }
-check "a ClientHello over 64 KiB is closed at once (${ms}ms)" [ "${out%% *}" = closed ] && [ "$ms" -lt 900 ]
+check "a ClientHello over 64 KiB is closed at once (${ms}ms)" holds '[ "${out%% *}" = closed ] && [ "$ms" -lt 900 ]'
 out=$(C slow 198.51.100.10 443)
 ms=${out#closed }
-check "a stalled peek is closed at the deadline (${ms}ms)" [ "${out%% *}" = closed ] && [ "$ms" -ge 900 ] && [ "$ms" -lt 2500 ]
+check "a stalled peek is closed at the deadline (${ms}ms)" holds '[ "${out%% *}" = closed ] && [ "$ms" -ge 900 ] && [ "$ms" -lt 2500 ]'
 
 C idle 198.51.100.10 443 40 >"$FB_TMP/idle.out" &
 idle=$!
@@ -92,7 +92,7 @@ sleep 0.2
 good=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")
 wait $idle
 read -r word n ms <"$FB_TMP/idle.out"
-check "40 idle connections all closed at the deadline (${ms}ms)" [ "$word" = closed ] && [ "$n" = 40 ] && [ "$ms" -lt 2500 ]
+check "40 idle connections all closed at the deadline (${ms}ms)" holds '[ "$word" = closed ] && [ "$n" = 40 ] && [ "$ms" -lt 2500 ]'
 check "a good connection during the idle flood is served" [ "$good" = "$ORIGIN" ]
 
 # ---- control API ------------------------------------------------------

@@ -113,7 +113,7 @@ proxy=$(ip netns pids "fb-$ID2" 2>/dev/null | head -1)
 touch "$FB_TMP/killed"
 wait $run
 field() { grep "^$1|" "$FB_TMP/out2" | cut -d'|' -f2-; }
-check "the download was cut (curl status $(field bulk))" [ "$(field bulk)" != 0 ] && [ -n "$(field bulk)" ]
+check "the download was cut (curl status $(field bulk))" holds '[ "$(field bulk)" != 0 ] && [ -n "$(field bulk)" ]'
 check "the patched-in domain passes" [ "$(field patched)" = "origin 198.51.100.20 other.test" ]
 check "with the proxy killed the sandbox has no egress" \
 	grep -q "Failed to connect\|Could not resolve\|timed out" <<<"$(field afterkill)"
