@@ -366,7 +366,13 @@ static void audit_request(struct fb_broker *b)
 	fb_audit_uint(&ln, "http.request.bytes", b->req_up);
 	fb_audit_uint(&ln, "http.response.bytes", b->req_down);
 	fb_audit_uint(&ln, "event.duration", (now - b->req_start_ms) * 1000000);
-	fb_audit_emit(b->p->audit, &ln);
+	/* A refusal is on record before the guest hears of it; an answered
+	 * request goes with the loop iteration's other lines, one write for
+	 * all the keep-alive requests it relayed. */
+	if (b->refused)
+		fb_audit_emit(b->p->audit, &ln);
+	else
+		fb_audit_defer(b->p->audit, b->p->loop, &ln);
 	b->p->stats.brokered_requests++;
 }
 
@@ -1384,7 +1390,7 @@ static void broker_close(struct fb_broker *b, const char *why)
 		      (fb_loop_now(p->loop) - b->start_ms) * 1000000);
 	fb_audit_uint(&ln, "source.bytes", b->gw.in);
 	fb_audit_uint(&ln, "destination.bytes", b->gw.out);
-	fb_audit_emit(p->audit, &ln);
+	fb_audit_defer(p->audit, p->loop, &ln);
 	p->stats.bytes_up += b->gw.in;
 	p->stats.bytes_down += b->gw.out;
 	p->stats.open--;
