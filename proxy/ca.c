@@ -719,6 +719,7 @@ static SSL_CTX *server_ctx(struct fb_ca *ca, X509 *cert, char *err,
 				 SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_ciphersuites(ctx, FB_TLS13_SUITES);
 	/* The guest trusts the CA itself: the leaf goes alone, with no chain
 	 * built from an empty store on every handshake. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);

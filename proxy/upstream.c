@@ -31,6 +31,7 @@
 #include <openssl/x509v3.h>
 
 #include "proxy/broker.h"
+#include "proxy/ca.h"
 #include "proxy/pemfile.h"
 
 /* Resumable sessions kept: one per host name, direct-mapped (a name
@@ -122,6 +123,7 @@ static SSL_CTX *client_ctx(struct fb_upstream *up)
 	if (!ctx)
 		return NULL;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_ciphersuites(ctx, FB_TLS13_SUITES);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set1_cert_store(ctx, up->roots);
 	/* Partial writes: the broker keeps its own buffers and retries with
