@@ -34,7 +34,8 @@ int fb_policy_compile(struct fb_policy *p, struct fb_diags *diags,
 		if (!strcmp(p->domains[i].pattern, "*"))
 			p->catch_all = &p->domains[i];
 	if (!p->names)
-		p->names = fb_name_index_build(p->domains, p->ndomains, NULL);
+		p->names = fb_name_index_build_in(p->arena, p->domains,
+						  p->ndomains, NULL);
 	p->deny = fb_prefix_set_build(p->subnets[1], p->nsubnets[1]);
 	p->allow = fb_prefix_set_build(p->subnets[0], p->nsubnets[0]);
 	p->reopen = build_reopen(p);

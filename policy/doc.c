@@ -6,6 +6,7 @@
  * deep.  Also the RFC 7396 merge patch on trees.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -14,20 +15,28 @@
 #include <openssl/crypto.h>
 
 #include "policy/doc.h"
+#include "policy/internal.h"
 
 /* ---- nodes ------------------------------------------------------------ */
+
+struct fb_node *fb_node_new_in(struct fb_arena *arena, enum fb_node_kind kind,
+			       unsigned line, unsigned col)
+{
+	struct fb_node *n = arena ? fb_arena_alloc(arena, sizeof(*n))
+				 : malloc(sizeof(*n));
+
+	if (!n)
+		return NULL;
+	*n = (struct fb_node){
+		.kind = kind, .line = line, .col = col, .arena = arena,
+	};
+	return n;
+}
 
 struct fb_node *fb_node_new(enum fb_node_kind kind, unsigned line,
 			    unsigned col)
 {
-	struct fb_node *n = calloc(1, sizeof(*n));
-
-	if (!n)
-		return NULL;
-	n->kind = kind;
-	n->line = line;
-	n->col = col;
-	return n;
+	return fb_node_new_in(NULL, kind, line, col);
 }
 
 /* A scalar's text is allocated with the node, right behind it: a policy
@@ -37,20 +46,27 @@ static char *inline_text(struct fb_node *n)
 	return (char *)(n + 1);
 }
 
-struct fb_node *fb_node_new_scalar(const char *text, size_t len,
-				   unsigned line, unsigned col)
+struct fb_node *fb_node_new_scalar_in(struct fb_arena *arena, const char *text,
+				      size_t len, unsigned line, unsigned col)
 {
-	struct fb_node *n = malloc(sizeof(*n) + len + 1);
+	struct fb_node *n = arena ? fb_arena_alloc(arena, sizeof(*n) + len + 1)
+				 : malloc(sizeof(*n) + len + 1);
 
 	if (!n)
 		return NULL;
 	*n = (struct fb_node){
 		.kind = FB_NODE_SCALAR, .line = line, .col = col,
-		.text = inline_text(n), .len = len,
+		.text = inline_text(n), .len = len, .arena = arena,
 	};
 	memcpy(n->text, text, len);
 	n->text[len] = '\0';
 	return n;
+}
+
+struct fb_node *fb_node_new_scalar(const char *text, size_t len,
+				   unsigned line, unsigned col)
+{
+	return fb_node_new_scalar_in(NULL, text, len, line, col);
 }
 
 int fb_node_set_text(struct fb_node *n, const char *text, size_t len)
@@ -87,28 +103,52 @@ void fb_node_free(struct fb_node *n)
 		if (n->text != inline_text(n))
 			free(n->text);
 	}
+	if (n->arena)
+		return; /* the arena's, freed with it */
 	free(n->keys);
 	free(n->vals);
 	free(n);
 }
 
-static int node_grow(struct fb_node *n)
+/* An array of `cap` node pointers holding the `n` of `old`. */
+static struct fb_node **array_grow(struct fb_node *n, struct fb_node **old,
+				   size_t cap)
 {
-	size_t cap = n->cap ? 2 * n->cap : 4;
+	struct fb_node **a;
+
+	if (!n->arena)
+		return realloc(old, cap * sizeof(*a));
+	if (cap > SIZE_MAX / sizeof(*a) ||
+	    !(a = fb_arena_alloc(n->arena, cap * sizeof(*a))))
+		return NULL;
+	if (n->n)
+		memcpy(a, old, n->n * sizeof(*a));
+	return a; /* the old one stays in the arena until it goes */
+}
+
+int fb_node_reserve(struct fb_node *n, size_t cap)
+{
 	struct fb_node **vals, **keys;
 
-	vals = realloc(n->vals, cap * sizeof(*vals));
+	if (cap <= n->cap)
+		return 0;
+	vals = array_grow(n, n->vals, cap);
 	if (!vals)
 		return -1;
 	n->vals = vals;
 	if (n->kind == FB_NODE_MAP) {
-		keys = realloc(n->keys, cap * sizeof(*keys));
+		keys = array_grow(n, n->keys, cap);
 		if (!keys)
 			return -1;
 		n->keys = keys;
 	}
 	n->cap = cap;
 	return 0;
+}
+
+static int node_grow(struct fb_node *n)
+{
+	return fb_node_reserve(n, n->cap ? 2 * n->cap : 4);
 }
 
 int fb_node_append(struct fb_node *seq, struct fb_node *val)
@@ -642,18 +682,26 @@ static int drop_duplicates(struct fb_report *r, struct fb_node *n)
 	return n->kind == FB_NODE_MAP ? map_drop_duplicates(r, n) : 0;
 }
 
-struct fb_node *fb_doc_parse(const char *text, size_t len, struct fb_report *r)
+struct fb_node *fb_doc_parse_in(struct fb_arena *arena, const char *text,
+				size_t len, struct fb_report *r)
 {
 	struct fb_node *doc = NULL;
 
 	if (len <= FB_DOC_MAX_BYTES)
-		doc = fb_doc_parse_json(text, len);
-	if (!doc)
+		doc = fb_doc_parse_json_in(arena, text, len);
+	if (!doc) {
+		fb_arena_clear(arena); /* what the fast path left is garbage */
 		return fb_doc_parse_yaml(text, len, r);
+	}
 	if (drop_duplicates(r, doc) < 0) {
 		fb_node_free(doc);
 		fb_report(r, NULL, "out of memory");
 		return NULL;
 	}
 	return doc;
+}
+
+struct fb_node *fb_doc_parse(const char *text, size_t len, struct fb_report *r)
+{
+	return fb_doc_parse_in(NULL, text, len, r);
 }

@@ -14,6 +14,8 @@
 
 #include "policy/policy.h"
 
+struct fb_arena; /* internal.h */
+
 /* Hostile-input limits: a document cannot exhaust memory or stack. */
 #define FB_DOC_MAX_BYTES (16u << 20) /* 16 MiB of text */
 #define FB_DOC_MAX_DEPTH 64          /* nested lists and maps */
@@ -38,6 +40,9 @@ struct fb_node {
 	struct fb_node **keys;
 	struct fb_node **vals;
 	size_t n, cap;
+	/* where the node and its keys and vals live (a policy's arena), or
+	 * NULL: each malloc'd.  Nodes of either kind mix in one tree. */
+	struct fb_arena *arena;
 };
 
 /*
@@ -68,10 +73,16 @@ void fb_report_finish(struct fb_report *r);
  */
 struct fb_node *fb_doc_parse(const char *text, size_t len,
 			     struct fb_report *r);
+/* The same, the fast path's nodes in `arena` (NULL: malloc'd).  The arena
+ * must outlive the tree; libyaml's nodes are malloc'd. */
+struct fb_node *fb_doc_parse_in(struct fb_arena *arena, const char *text,
+				size_t len, struct fb_report *r);
 /* The two paths alone (for tests that hold them to each other).  The fast
  * path (doc_json.c) reports nothing: NULL means it declined the text, and
  * it leaves duplicate keys in. */
 struct fb_node *fb_doc_parse_json(const char *text, size_t len);
+struct fb_node *fb_doc_parse_json_in(struct fb_arena *arena, const char *text,
+				     size_t len);
 struct fb_node *fb_doc_parse_yaml(const char *text, size_t len,
 				  struct fb_report *r);
 
@@ -82,12 +93,19 @@ struct fb_node *fb_node_new(enum fb_node_kind kind, unsigned line,
 			    unsigned col);
 struct fb_node *fb_node_new_scalar(const char *text, size_t len,
 				   unsigned line, unsigned col);
+/* The same in `arena` (NULL: malloc'd). */
+struct fb_node *fb_node_new_in(struct fb_arena *arena, enum fb_node_kind kind,
+			       unsigned line, unsigned col);
+struct fb_node *fb_node_new_scalar_in(struct fb_arena *arena, const char *text,
+				      size_t len, unsigned line, unsigned col);
 /* Replace a scalar's text (the old one wiped).  -1 on ENOMEM. */
 int fb_node_set_text(struct fb_node *n, const char *text, size_t len);
 /* Append; the container owns the node(s) afterwards.  -1 on ENOMEM. */
 int fb_node_append(struct fb_node *seq, struct fb_node *val);
 int fb_node_put(struct fb_node *map, struct fb_node *key,
 		struct fb_node *val);
+/* Room for `cap` items in a list or map, made at once.  -1 on ENOMEM. */
+int fb_node_reserve(struct fb_node *n, size_t cap);
 /* A deep copy; with `keep_marks` false every position becomes 0:0. */
 struct fb_node *fb_node_copy(const struct fb_node *n, bool keep_marks);
 /* The value under `key` in a map, or NULL. */

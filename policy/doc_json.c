@@ -33,6 +33,7 @@
 #include <openssl/crypto.h>
 
 #include "policy/doc.h"
+#include "policy/internal.h"
 
 #define KEY_MAX 1024 /* libyaml: an implicit key within 1024 characters */
 
@@ -42,6 +43,7 @@ struct json {
 	unsigned line;
 	size_t events;          /* libyaml's parse events so far */
 	unsigned depth;
+	struct fb_arena *arena; /* where the nodes go; NULL: malloc */
 };
 
 static unsigned col(const struct json *j)
@@ -159,7 +161,8 @@ static struct fb_node *string(struct json *j)
 		}
 	}
 	j->s = p + 1;
-	n = fb_node_new_scalar(start, (size_t)(p - start), j->line, column);
+	n = fb_node_new_scalar_in(j->arena, start, (size_t)(p - start), j->line,
+				  column);
 	if (!n)
 		return NULL;
 	if (escapes) { /* in place: an escape never decodes longer */
@@ -229,8 +232,9 @@ static struct fb_node *plain(struct json *j)
 		return NULL;
 	j->s = end;
 	if (end - start == 4 && !memcmp(start, "null", 4))
-		return fb_node_new(FB_NODE_NULL, j->line, column);
-	return fb_node_new_scalar(start, (size_t)(end - start), j->line, column);
+		return fb_node_new_in(j->arena, FB_NODE_NULL, j->line, column);
+	return fb_node_new_scalar_in(j->arena, start, (size_t)(end - start),
+				     j->line, column);
 }
 
 static struct fb_node *value(struct json *j);
@@ -296,7 +300,8 @@ static struct fb_node *collection(struct json *j)
 
 	if (j->depth == FB_DOC_MAX_DEPTH)
 		return NULL;
-	n = fb_node_new(object ? FB_NODE_MAP : FB_NODE_SEQ, j->line, col(j));
+	n = fb_node_new_in(j->arena, object ? FB_NODE_MAP : FB_NODE_SEQ, j->line,
+			   col(j));
 	if (!n)
 		return NULL;
 	j->s++;
@@ -319,11 +324,13 @@ static struct fb_node *value(struct json *j)
 	return *j->s == '"' ? string(j) : plain(j);
 }
 
-struct fb_node *fb_doc_parse_json(const char *text, size_t len)
+struct fb_node *fb_doc_parse_json_in(struct fb_arena *arena, const char *text,
+				     size_t len)
 {
 	struct json j = {
 		.s = text, .end = text + len, .line_start = text, .line = 1,
 		.events = 4, /* stream and document, start and end */
+		.arena = arena,
 	};
 	struct fb_node *doc;
 
@@ -337,4 +344,9 @@ struct fb_node *fb_doc_parse_json(const char *text, size_t len)
 		return NULL;
 	}
 	return doc;
+}
+
+struct fb_node *fb_doc_parse_json(const char *text, size_t len)
+{
+	return fb_doc_parse_json_in(NULL, text, len);
 }

@@ -8,6 +8,7 @@
  *   load.c      document -> validated model (every error, nothing half-built)
  *   secret.c    ${env:NAME} / ${file:PATH}
  *   dump.c      the redacted read-back (object and legacy shapes)
+ *   arena.c     the memory a loaded policy lives in
  *   diag.c      diagnostics
  *   addr.c      addresses, prefixes, ranges
  *   classify.c  the built-in non-public set
@@ -23,6 +24,7 @@
 #include "policy/policy.h"
 
 struct fb_node;        /* doc.c: the source document */
+struct fb_arena;       /* arena.c */
 struct fb_name_index;  /* nameindex.c */
 struct fb_prefix_set;  /* prefix.c */
 
@@ -48,7 +50,27 @@ struct fb_policy {
 
 	/* canonical object form with secret references as written (PATCH) */
 	struct fb_node *source;
+	/* where the domains, their patterns and name index live, and the
+	 * source's nodes when the JSON fast path read the text */
+	struct fb_arena *arena;
 };
+
+/*
+ * arena.c: bump allocation from large blocks, everything given back at
+ * once by fb_arena_free, which keeps the blocks (faulted in) for the next
+ * arena.  `estimate` sizes the first new block (later ones double).
+ * NULL on ENOMEM.
+ */
+struct fb_arena *fb_arena_new(size_t estimate);
+void *fb_arena_alloc(struct fb_arena *arena, size_t size);
+void *fb_arena_calloc(struct fb_arena *arena, size_t n, size_t size);
+/* The bytes handed out, and the blocks' headers (NULL: 0). */
+size_t fb_arena_used(const struct fb_arena *arena);
+/* Give every block back, the arena still usable (NULL: nothing). */
+void fb_arena_clear(struct fb_arena *arena);
+void fb_arena_free(struct fb_arena *arena);
+/* Have `bytes` of blocks kept, faulted in, for arenas to come. */
+void fb_arena_reserve(size_t bytes);
 
 /*
  * Build the compiled lookups from domains/subnets/publics, all but the
@@ -74,6 +96,10 @@ int fb_pattern_normalize(const char *in, size_t len, char out[FB_NAME_MAX],
  * same pattern (the index keeps the first), else cleared. */
 struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n,
 					  bool *same);
+/* The same in `arena` (NULL: malloc'd); freeing it is then the arena's. */
+struct fb_name_index *fb_name_index_build_in(struct fb_arena *arena,
+					     const struct fb_domain *d, size_t n,
+					     bool *same);
 const struct fb_domain *fb_name_index_lookup(const struct fb_name_index *ix,
 					     const char *name);
 void fb_name_index_free(struct fb_name_index *ix);

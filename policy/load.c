@@ -217,14 +217,19 @@ static struct fb_node *take(struct fb_node *map, const char *key)
 static struct fb_node *allow_list_to_map(struct loader *L,
 					 struct fb_node *list)
 {
-	struct fb_node *map = fb_node_new(FB_NODE_MAP, list->line, list->col);
+	struct fb_node *map = fb_node_new_in(list->arena, FB_NODE_MAP,
+					     list->line, list->col);
 
+	if (map && fb_node_reserve(map, list->n) < 0) {
+		fb_node_free(map);
+		return NULL;
+	}
 	for (size_t i = 0; map && i < list->n; i++) {
 		struct fb_node *k = list->vals[i], *v;
 
 		if (!want_string(L, k, "a domain"))
 			continue;
-		v = fb_node_new(FB_NODE_SEQ, k->line, k->col);
+		v = fb_node_new_in(list->arena, FB_NODE_SEQ, k->line, k->col);
 		if (!v || fb_node_put(map, k, v) < 0) {
 			fb_node_free(v);
 			fb_node_free(map);
@@ -657,12 +662,11 @@ void fb_policy_destroy(struct fb_policy *p)
 	fb_policy_uncompile(p);
 	for (size_t i = 0; i < p->ndomains; i++)
 		domain_free(&p->domains[i]);
-	free(p->domains);
-	free(p->patterns);
 	free(p->subnets[0]);
 	free(p->subnets[1]);
 	free(p->publics);
 	fb_node_free(p->source);
+	fb_arena_free(p->arena); /* the domains, patterns, most of the source */
 	free(p);
 }
 
@@ -1220,9 +1224,11 @@ static int patterns_reserve(struct fb_policy *p, size_t len, size_t *cap,
 	/* enough for the rest if they are as long as this one, or double */
 	if (want < 2 * *cap)
 		want = 2 * *cap;
-	grown = realloc(p->patterns, want);
+	grown = fb_arena_alloc(p->arena, want);
 	if (!grown)
 		return -1;
+	if (len)
+		memcpy(grown, p->patterns, len); /* the old room stays in the arena */
 	p->patterns = grown;
 	*cap = want;
 	return 0;
@@ -1242,7 +1248,8 @@ static void load_domains(struct loader *L, struct fb_policy *p,
 	size_t len = 0, cap = 0;
 	bool same = false;
 
-	p->domains = calloc(allow->n ? allow->n : 1, sizeof(*p->domains));
+	p->domains = fb_arena_calloc(p->arena, allow->n ? allow->n : 1,
+				    sizeof(*p->domains));
 	if (!at || !p->domains) {
 		out_of_memory(L);
 		free(at);
@@ -1291,7 +1298,8 @@ static void load_domains(struct loader *L, struct fb_policy *p,
 	free(at);
 	/* with a problem found already the policy is refused: no index */
 	if (L->r->count == 0 &&
-	    !(p->names = fb_name_index_build(p->domains, p->ndomains, &same)))
+	    !(p->names = fb_name_index_build_in(p->arena, p->domains,
+						p->ndomains, &same)))
 		out_of_memory(L);
 	if (L->r->count != 0 || same) {
 		report_duplicate_domains(L, p, allow);
@@ -1360,8 +1368,9 @@ static void load_subnets(struct loader *L, struct fb_policy *p,
 	}
 }
 
-/* Step 2: the model, or NULL.  Takes `canon`. */
+/* Step 2: the model, or NULL.  Takes `canon` and the `arena` it may be in. */
 static struct fb_policy *build(struct loader *L, struct fb_node *canon,
+			       struct fb_arena *arena,
 			       const struct fb_cidr *publics, size_t npublics)
 {
 	struct fb_policy *p = calloc(1, sizeof(*p));
@@ -1370,11 +1379,13 @@ static struct fb_policy *build(struct loader *L, struct fb_node *canon,
 
 	if (!p) {
 		fb_node_free(canon);
+		fb_arena_free(arena);
 		fb_report(L->r, NULL, "out of memory");
 		return NULL;
 	}
 	p->refs = 1;
 	p->source = canon;
+	p->arena = arena;
 	if (canon->kind == FB_NODE_SCALAR) {
 		p->mode = fb_node_is(canon, "allow-all") ? FB_MODE_ALLOW_ALL :
 							   FB_MODE_DENY_ALL;
@@ -1423,23 +1434,48 @@ static int loader_init(struct loader *L, struct fb_report *r,
 	return 0;
 }
 
-static struct fb_policy *load_tree(struct fb_node *doc,
+/*
+ * Steps 1 and 2.  Takes `doc` and the `arena` its nodes may be in, which
+ * the policy keeps: the canonical tree is made of the document's nodes.
+ */
+static struct fb_policy *load_tree(struct fb_node *doc, struct fb_arena *arena,
 				   struct fb_report *r,
 				   const struct fb_load_opts *opts,
 				   const struct fb_cidr *publics,
 				   size_t npublics)
 {
 	struct fb_policy *p = NULL;
-	struct fb_node *canon;
+	struct fb_node *canon = NULL;
 	struct loader L;
 
-	if (loader_init(&L, r, opts) < 0)
-		return NULL;
-	canon = canonical(&L, doc);
+	if (loader_init(&L, r, opts) == 0)
+		canon = canonical(&L, doc);
+	fb_node_free(doc);
 	if (canon)
-		p = build(&L, canon, publics, npublics);
-	pcre2_compile_context_free(L.cctx);
+		p = build(&L, canon, arena, publics, npublics);
+	else
+		fb_arena_free(arena);
+	if (L.cctx)
+		pcre2_compile_context_free(L.cctx);
 	return p;
+}
+
+/*
+ * An arena for a policy of about `estimate` bytes.  A policy of many
+ * domains in JSON takes some 12 times its text: each domain is a parsed
+ * key and an empty rule list (about 200 bytes), then its pattern, its
+ * place in the domain array and in the name index (about 120 more).
+ */
+#define ARENA_PER_TEXT_BYTE 12
+#define ARENA_PER_DOMAIN 128 /* a patch's base: the model, not the tree */
+
+static struct fb_arena *arena_for(struct fb_report *r, size_t estimate)
+{
+	struct fb_arena *arena = fb_arena_new(estimate);
+
+	if (!arena)
+		fb_report(r, NULL, "out of memory");
+	return arena;
 }
 
 struct fb_policy *fb_policy_load(const char *text, size_t len,
@@ -1451,13 +1487,17 @@ struct fb_policy *fb_policy_load(const char *text, size_t len,
 		.file = opts && opts->filename ? opts->filename : "<input>",
 		.base = diags->n,
 	};
+	struct fb_arena *arena = arena_for(&r, ARENA_PER_TEXT_BYTE * len);
+	struct fb_node *doc = NULL;
 	struct fb_policy *p = NULL;
-	struct fb_node *doc = fb_doc_parse(text, len, &r);
 
+	if (arena)
+		doc = fb_doc_parse_in(arena, text, len, &r);
 	if (doc)
-		p = load_tree(doc, &r, opts, opts ? opts->publics : NULL,
+		p = load_tree(doc, arena, &r, opts, opts ? opts->publics : NULL,
 			      opts ? opts->npublics : 0);
-	fb_node_free(doc);
+	else
+		fb_arena_free(arena);
 	fb_report_finish(&r);
 	return p;
 }
@@ -1553,6 +1593,7 @@ struct fb_policy *fb_policy_patch(const struct fb_policy *base,
 	};
 	struct fb_node *doc, *target = NULL, *merged = NULL;
 	struct fb_policy *p = NULL;
+	struct fb_arena *arena;
 
 	doc = fb_doc_parse(patch, len, &r);
 	if (!doc)
@@ -1565,12 +1606,17 @@ struct fb_policy *fb_policy_patch(const struct fb_policy *base,
 	normalize_patch_keys(doc);
 	target = fb_node_copy(base->source, false);
 	merged = target ? fb_node_merge_patch(target, doc) : NULL;
-	if (!merged)
+	if (!merged) {
 		fb_report(&r, NULL, "out of memory");
-	else if (r.count == 0)
-		p = load_tree(merged, &r, opts,
+	} else if (r.count == 0 &&
+		   (arena = arena_for(&r, ARENA_PER_DOMAIN * base->ndomains +
+					ARENA_PER_TEXT_BYTE * len))) {
+		/* the merged tree is malloc'd: the arena takes the model */
+		p = load_tree(merged, arena, &r, opts,
 			      opts ? opts->publics : base->publics,
 			      opts ? opts->npublics : base->npublics);
+		merged = NULL;
+	}
 out:
 	fb_node_free(doc);
 	fb_node_free(target);
@@ -1589,6 +1635,11 @@ void fb_policy_unref(struct fb_policy *p)
 {
 	if (p && --p->refs == 0)
 		fb_policy_destroy(p);
+}
+
+void fb_policy_reserve_next(const struct fb_policy *p)
+{
+	fb_arena_reserve(fb_arena_used(p->arena));
 }
 
 enum fb_mode fb_policy_mode(const struct fb_policy *p)

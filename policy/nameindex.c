@@ -63,6 +63,7 @@ struct fb_name_index {
 	struct slot *slots;
 	size_t mask;   /* slot count - 1, a power of two */
 	size_t nedges; /* kept at most half the table: short probe runs */
+	struct fb_arena *arena; /* where all of it is, or NULL: malloc'd */
 };
 
 struct label {
@@ -102,13 +103,28 @@ static struct slot *find_slot(const struct fb_name_index *ix, uint32_t parent,
 	}
 }
 
+/* `size` bytes where the index lives, zeroed when `zero`. */
+static void *ix_alloc(const struct fb_name_index *ix, size_t size, bool zero)
+{
+	if (ix->arena)
+		return zero ? fb_arena_calloc(ix->arena, 1, size)
+			    : fb_arena_alloc(ix->arena, size);
+	return zero ? calloc(1, size) : malloc(size);
+}
+
 /* A new node, its fields zero; 0 when out of memory. */
 static uint32_t new_node(struct fb_name_index *ix)
 {
 	if (ix->nnodes == ix->capnodes) {
 		size_t cap = ix->capnodes * 2;
-		struct node *n = realloc(ix->nodes, cap * sizeof *n);
+		struct node *n;
 
+		if (!ix->arena) {
+			n = realloc(ix->nodes, cap * sizeof *n);
+		} else if ((n = fb_arena_alloc(ix->arena, cap * sizeof *n))) {
+			/* the old array stays in the arena until it goes */
+			memcpy(n, ix->nodes, ix->nnodes * sizeof *n);
+		}
 		if (!n)
 			return 0;
 		ix->nodes = n;
@@ -141,7 +157,7 @@ static int split(const char *name, struct label *out)
 static int grow(struct fb_name_index *ix)
 {
 	size_t size = 2 * (ix->mask + 1);
-	struct slot *old = ix->slots, *e = calloc(size, sizeof *e);
+	struct slot *old = ix->slots, *e = ix_alloc(ix, size * sizeof *e, true);
 
 	if (!e)
 		return -1;
@@ -156,7 +172,8 @@ static int grow(struct fb_name_index *ix)
 			j = (j + 1) & ix->mask;
 		e[j] = old[i];
 	}
-	free(old);
+	if (!ix->arena)
+		free(old);
 	return 0;
 }
 
@@ -211,15 +228,18 @@ static int insert(struct fb_name_index *ix, const struct fb_domain *d)
 	return 0;
 }
 
-struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n,
-					  bool *same)
+struct fb_name_index *fb_name_index_build_in(struct fb_arena *arena,
+					     const struct fb_domain *d, size_t n,
+					     bool *same)
 {
-	struct fb_name_index *ix = calloc(1, sizeof *ix);
+	struct fb_name_index *ix = arena ? fb_arena_calloc(arena, 1, sizeof *ix)
+					: calloc(1, sizeof *ix);
 	bool dup = false;
 	size_t size = 64;
 
 	if (!ix)
 		return NULL;
+	ix->arena = arena;
 	/*
 	 * A key adds a label to the trie, most keys exactly one
 	 * ("h1.example.com" after "h0.example.com"): sized for one per key
@@ -230,10 +250,15 @@ struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n,
 	while (size < 2 * n + 2 && size < ((size_t)1 << 30))
 		size *= 2;
 	ix->mask = size - 1;
-	ix->slots = calloc(size, sizeof *ix->slots);
-	/* node 0 is the root, so new_node() can use 0 for failure */
-	ix->capnodes = size;
-	ix->nodes = malloc(ix->capnodes * sizeof *ix->nodes);
+	ix->slots = ix_alloc(ix, size * sizeof *ix->slots, true);
+	/*
+	 * Node 0 is the root, so new_node() can use 0 for failure.  A key
+	 * adds one node, most often, and a few are shared suffixes.  In an
+	 * arena, room asked for and not used is memory kept: ask for
+	 * little more.
+	 */
+	ix->capnodes = n + n / 8 + 16;
+	ix->nodes = ix_alloc(ix, ix->capnodes * sizeof *ix->nodes, false);
 	if (!ix->slots || !ix->nodes)
 		goto fail;
 	memset(&ix->nodes[0], 0, sizeof ix->nodes[0]);
@@ -251,6 +276,12 @@ struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n,
 fail:
 	fb_name_index_free(ix);
 	return NULL;
+}
+
+struct fb_name_index *fb_name_index_build(const struct fb_domain *d, size_t n,
+					  bool *same)
+{
+	return fb_name_index_build_in(NULL, d, n, same);
 }
 
 static const struct fb_domain *walk(const struct fb_name_index *ix,
@@ -285,7 +316,7 @@ const struct fb_domain *fb_name_index_lookup(const struct fb_name_index *ix,
 
 void fb_name_index_free(struct fb_name_index *ix)
 {
-	if (!ix)
+	if (!ix || ix->arena)
 		return;
 	free(ix->nodes);
 	free(ix->slots);

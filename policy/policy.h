@@ -254,6 +254,14 @@ struct fb_policy *fb_policy_patch(const struct fb_policy *base,
 
 struct fb_policy *fb_policy_ref(struct fb_policy *p);
 void fb_policy_unref(struct fb_policy *p);
+/*
+ * Make ready now the memory that loading another policy as large as `p`
+ * takes, so that the next load does not spend its time faulting pages in
+ * (a policy freed gives its memory to the next one; this covers the load
+ * that comes while `p` still serves).  For a hot-swapping process, once
+ * an update is answered.
+ */
+void fb_policy_reserve_next(const struct fb_policy *p);
 
 enum fb_mode fb_policy_mode(const struct fb_policy *p);
 const struct fb_domain *fb_policy_domains(const struct fb_policy *p, size_t *n);

@@ -1,7 +1,8 @@
 /*
  * test_policy_load.c — every accepted policy shape, down to the model it
  * yields: modes, list and map allow, rules and matchers, emptiness, the
- * legacy read-back shape, the policies in Vercel's documentation, secrets.
+ * legacy read-back shape, the policies in Vercel's documentation, secrets,
+ * large policies loaded in a row in the memory of the ones before.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -340,6 +341,81 @@ static void test_legacy_many_domains(void **state)
 	free(text);
 }
 
+/* A JSON policy of N names "hI-TAG.rules.test" (malloc'd text). */
+static char *json_names(int n, const char *tag)
+{
+	size_t cap = (size_t)n * 40 + 64, len = 0;
+	char *text = malloc(cap);
+
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len, "{\"allow\": [");
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(text + len, cap - len, "%s\"H%d-%s.rules.test\"",
+					i ? ", " : "", i, tag);
+	len += (size_t)snprintf(text + len, cap - len, "]}");
+	assert_true(len < cap);
+	return text;
+}
+
+/* Every name of `tag` decided as `verdict`, and the patterns normalised. */
+static void assert_names(const struct fb_policy *p, int n, const char *tag,
+			 enum fb_verdict verdict)
+{
+	for (int i = 0; i < n; i++) {
+		struct fb_decision dec;
+		char name[64];
+
+		snprintf(name, sizeof name, "h%d-%s.rules.test", i, tag);
+		fb_policy_decide(p, name, NULL, &dec);
+		assert_int_equal(dec.verdict, verdict);
+	}
+}
+
+/*
+ * Hot swaps in a row: a policy is built while the one before still
+ * serves, in the memory a freed one gave back or that was reserved for
+ * it, and none of them may see another's.  A text that looks like JSON
+ * but is YAML (unquoted keys) is first read in part by the fast path,
+ * whose nodes are thrown away.
+ */
+static void test_swaps_reuse_memory(void **state)
+{
+	enum { N = 3000 };
+	char *a = json_names(N, "a"), *b = json_names(N, "b");
+	struct fb_policy *pa, *pb, *pa2, *py;
+	char *dump_a, *dump_a2;
+
+	(void)state;
+	pa = load(a);
+	fb_policy_reserve_next(pa);
+	pb = load(b);
+	assert_names(pa, N, "a", FB_VERDICT_ALLOW);
+	assert_names(pa, N, "b", FB_VERDICT_DENY);
+	assert_names(pb, N, "b", FB_VERDICT_ALLOW);
+	dump_a = fb_policy_dump(pa, false);
+	assert_non_null(dump_a);
+	fb_policy_unref(pa);
+	fb_policy_reserve_next(pb);
+	pa2 = load(a); /* in what pa gave back */
+	assert_names(pb, N, "b", FB_VERDICT_ALLOW);
+	assert_names(pb, N, "a", FB_VERDICT_DENY);
+	assert_names(pa2, N, "a", FB_VERDICT_ALLOW);
+	dump_a2 = fb_policy_dump(pa2, false);
+	assert_non_null(dump_a2);
+	assert_string_equal(dump_a, dump_a2);
+	fb_policy_unref(pb);
+	py = load("{allow: [\"H1-y.rules.test\", h2-y.rules.test]}");
+	domain(py, 0, "h1-y.rules.test", 0);
+	domain(py, 1, "h2-y.rules.test", 0);
+	assert_names(pa2, N, "a", FB_VERDICT_ALLOW);
+	fb_policy_unref(py);
+	fb_policy_unref(pa2);
+	free(dump_a);
+	free(dump_a2);
+	free(a);
+	free(b);
+}
+
 /* The policies quoted in notes/vercel-firewall.md load as documented. */
 static void test_vercel_examples(void **state)
 {
@@ -426,6 +502,7 @@ int main(void)
 		cmocka_unit_test(test_json_is_accepted),
 		cmocka_unit_test(test_legacy_shape),
 		cmocka_unit_test(test_legacy_many_domains),
+		cmocka_unit_test(test_swaps_reuse_memory),
 		cmocka_unit_test(test_vercel_examples),
 		cmocka_unit_test(test_secret_from_file),
 		cmocka_unit_test(test_publics_and_refs),
