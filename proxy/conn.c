@@ -816,25 +816,67 @@ void fb_conn_relay(struct conn *c, uint32_t ev)
 
 /* ---- policy changes ---------------------------------------------------- */
 
+/*
+ * What a recheck decides from: the name and the addresses.  Most of a
+ * sandbox's connections go to a few hosts, and connections opened
+ * together sit together in the list, so the inputs of the one before
+ * are kept with its outcome, and a connection with the same ones takes
+ * it: a 2000-connection recheck decides a handful of times, not 2000.
+ */
+struct recheck_memo {
+	bool valid, has_name, refused;
+	char name[FB_NAME_MAX];
+	struct fb_addr dst, upstream;
+};
+
+static bool same_addr(const struct fb_addr *a, const struct fb_addr *b)
+{
+	return a->family == b->family &&
+	       !memcmp(a->b, b->b, a->family == AF_INET ? 4 : sizeof(a->b));
+}
+
+static bool memo_holds(const struct recheck_memo *m, const struct conn *c)
+{
+	return m->valid && m->has_name == c->has_name &&
+	       (!c->has_name || !strcmp(m->name, c->name)) &&
+	       same_addr(&m->dst, &c->dst_addr) &&
+	       same_addr(&m->upstream, &c->upstream_addr);
+}
+
+/* Whether the policy in force refuses `c` now. */
+static bool recheck_refuses(struct fb_proxy *p, const struct conn *c,
+			    struct recheck_memo *m)
+{
+	struct fb_decision d;
+
+	if (memo_holds(m, c))
+		return m->refused;
+	fb_policy_decide(p->policy, c->has_name ? c->name : NULL,
+			 &c->dst_addr, &d);
+	m->refused = d.verdict != FB_VERDICT_ALLOW;
+	if (!m->refused && c->upstream_addr.family)
+		m->refused = fb_policy_check_addr(p->policy, &c->upstream_addr,
+						  &d) == FB_VERDICT_DENY;
+	m->valid = true;
+	m->has_name = c->has_name;
+	if (c->has_name)
+		strcpy(m->name, c->name);
+	m->dst = c->dst_addr;
+	m->upstream = c->upstream_addr;
+	return m->refused;
+}
+
 size_t fb_conns_recheck(struct fb_proxy *p)
 {
 	struct conn *c = p->conns, *next;
+	struct recheck_memo memo = { .valid = false };
 	size_t closed = 0;
 
 	for (; c; c = next) {
-		struct fb_decision d;
-		bool refused;
-
 		next = c->next;
 		if (!c->policy || c->state == C_DRAIN)
 			continue; /* not decided yet: will be, under the new policy */
-		fb_policy_decide(p->policy, c->has_name ? c->name : NULL,
-				 &c->dst_addr, &d);
-		refused = d.verdict != FB_VERDICT_ALLOW;
-		if (!refused && c->upstream_addr.family)
-			refused = fb_policy_check_addr(p->policy, &c->upstream_addr,
-						       &d) == FB_VERDICT_DENY;
-		if (refused) {
+		if (recheck_refuses(p, c, &memo)) {
 			/* A reset, not a FIN: a client must not take a cut
 			 * download for a complete one. */
 			struct linger rst = { .l_onoff = 1, .l_linger = 0 };

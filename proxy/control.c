@@ -33,12 +33,23 @@
 
 #define CONTROL_TIMEOUT_MS 10000
 #define CONTROL_HEAD_MAX (64 * 1024)
+/* the largest request buffer kept between requests */
+#define CONTROL_KEEP_MAX (4u << 20)
 
 struct fb_control {
 	struct fb_proxy *p;
 	int fd;
 	char *path;
 	struct client *clients;
+	/*
+	 * The buffer of the largest request so far, wiped, for the next
+	 * one: a 10k-domain policy is a 300 KB body, and a buffer that
+	 * size from malloc is a fresh mapping each time (glibc's mmap
+	 * threshold), some 75 page faults that cost an update 1 ms or more
+	 * under a hypervisor that shadows page tables.
+	 */
+	char *kept;
+	size_t kept_cap;
 };
 
 struct client {
@@ -345,6 +356,20 @@ int fb_control_handle(struct fb_proxy *p, const char *buf, size_t len,
 
 /* ---- the socket -------------------------------------------------------- */
 
+/* `cl`'s buffer, kept when it is the largest yet; freed otherwise. */
+static void keep_buffer(struct fb_control *ctl, struct client *cl)
+{
+	if (cl->cap <= ctl->kept_cap || cl->cap > CONTROL_KEEP_MAX) {
+		free(cl->in);
+		return;
+	}
+	/* the text may hold literal secrets: none stays behind */
+	explicit_bzero(cl->in, cl->len);
+	free(ctl->kept);
+	ctl->kept = cl->in;
+	ctl->kept_cap = cl->cap;
+}
+
 static void client_free(struct client *cl)
 {
 	struct fb_control *ctl = cl->ctl;
@@ -358,7 +383,7 @@ static void client_free(struct client *cl)
 		ctl->clients = cl->next;
 	if (cl->next)
 		cl->next->prev = cl->prev;
-	free(cl->in);
+	keep_buffer(ctl, cl);
 	free(cl->out);
 	free(cl);
 }
@@ -407,7 +432,17 @@ static void client_read(struct client *cl)
 			client_free(cl);
 			return;
 		}
-		in = realloc(cl->in, cap);
+		if (cap <= cl->ctl->kept_cap) { /* takes the kept one */
+			in = cl->ctl->kept;
+			cap = cl->ctl->kept_cap;
+			cl->ctl->kept = NULL;
+			cl->ctl->kept_cap = 0;
+			if (cl->len)
+				memcpy(in, cl->in, cl->len);
+			free(cl->in);
+		} else {
+			in = realloc(cl->in, cap);
+		}
 		if (!in) {
 			client_free(cl);
 			return;
@@ -547,6 +582,7 @@ void fb_control_free(struct fb_control *ctl)
 		return;
 	while (ctl->clients)
 		client_free(ctl->clients);
+	free(ctl->kept);
 	fb_loop_del(ctl->p->loop, ctl->fd);
 	close(ctl->fd);
 	unlink(ctl->path);

@@ -248,13 +248,16 @@ static void release_retired(struct fb_loop *l, void *arg)
 	(void)l;
 	fb_policy_unref(p->retired);
 	p->retired = NULL;
+	fb_policy_reserve_next(p->policy);
 }
 
 /*
  * The policy replaced is freed once the control reply is out, by a 0 ms
  * timer (it fires after this iteration's events): tearing down a large
  * policy costs about as much as building it, and the requester need not
- * wait for that.  One is parked at a time.
+ * wait for that.  One is parked at a time.  Then the memory the next
+ * update builds in is made ready, off its path too: after the first
+ * large policy, an update faults no page in.
  */
 static void retire(struct fb_proxy *p, struct fb_policy *old)
 {
