@@ -139,6 +139,7 @@ struct fb_broker {
 	bool up_keep;          /* the last response left the upstream open */
 	bool up_idle;          /* between exchanges, the last one clean */
 	unsigned up_served;    /* requests the upstream connection carried */
+	uint64_t up_generation;       /* of the policy it was last checked by */
 	char *replay;          /* the head sent on a connection that carried */
 	size_t replay_len;     /* one before, for sending again on a new one */
 	enum rs_stage rs;
@@ -501,7 +502,8 @@ static void upstream_close(struct fb_broker *b)
 static void upstream_release(struct fb_broker *b)
 {
 	if (b->up == UP_READY && b->up_idle && !b->u_eof && !b->uin_len &&
-	    !obuf_pending(&b->upq) && !SSL_has_pending(b->ussl)) {
+	    !obuf_pending(&b->upq) && !SSL_has_pending(b->ussl) &&
+	    b->up_generation == b->p->generation) {
 		fb_pool_put(b->bc->pool, b->p->loop, b->ussl, &b->uw, b->uev,
 			    b->up_host, b->up_port, &b->up_addr);
 		b->ussl = NULL;
@@ -621,6 +623,7 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 		return;
 	}
 	len = fb_addr_to_sockaddr(a, b->up_port, &b->up_addr);
+	b->up_generation = b->p->generation;
 	b->uw.fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (b->uw.fd < 0 ||
 	    (connect(b->uw.fd, (struct sockaddr *)&b->up_addr, len) < 0 &&
@@ -660,6 +663,8 @@ static int upstream_for(struct fb_broker *b, const char *host, uint16_t port,
 		b->u_wr_ev = EPOLLOUT;
 		b->up_idle = true;
 		b->up_served = 1;
+		b->up_generation = b->p->generation; /* the pool is emptied
+						       * on every change */
 		b->p->stats.upstream_reused++;
 		return 0;
 	}
@@ -1539,6 +1544,19 @@ void fb_brokers_json(const struct fb_proxy *p, FILE *f, const char *sep)
 	}
 }
 
+/* Does `policy` deny the address the upstream connection was dialled to? */
+static bool upstream_denied(const struct fb_broker *b,
+			    const struct fb_policy *policy)
+{
+	struct fb_decision d;
+	struct fb_addr a;
+
+	if (b->up == UP_NONE || !b->up_addr.ss_family)
+		return false;
+	fb_addr_from_sockaddr(&b->up_addr, &a);
+	return fb_policy_check_addr(policy, &a, &d) == FB_VERDICT_DENY;
+}
+
 size_t fb_broker_recheck(struct fb_proxy *p)
 {
 	struct fb_broker *b, *next;
@@ -1555,8 +1573,11 @@ size_t fb_broker_recheck(struct fb_proxy *p)
 		key = d.domain;
 		/* The rules a connection applies are its key's: a new policy
 		 * keeps it only if the name is still brokered, and then it
-		 * applies the new rules from the next request on. */
-		if (d.verdict != FB_VERDICT_BROKER || !key) {
+		 * applies the new rules from the next request on.  Nor is
+		 * it kept when the new deny set covers where its upstream
+		 * connection goes. */
+		if (d.verdict != FB_VERDICT_BROKER || !key ||
+		    upstream_denied(b, p->policy)) {
 			broker_close(b, "policy-changed");
 			closed++;
 			continue;
@@ -1564,6 +1585,7 @@ size_t fb_broker_recheck(struct fb_proxy *p)
 		fb_policy_unref(b->policy);
 		b->policy = fb_policy_ref(p->policy);
 		b->generation = p->generation;
+		b->up_generation = p->generation;
 		b->key = key;
 	}
 	fb_pool_flush(p->broker->pool);

@@ -6,12 +6,13 @@
 # with a body gets a new upstream connection; a GET whose reused
 # connection the origin closes unanswered goes again, once, on a new one,
 # while a POST is answered 502 and never sent twice; a policy change
-# closes every parked connection.
+# closes every parked connection, and one that denies where a live
+# brokered connection's upstream goes closes that connection.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/proxy_lib.sh"
 
 px_netns fbp
-for a in 10 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
+for a in 10 20 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
 px_redirect_guests || { not_ok setup nft; exit 1; }
 
 px_certs api.test || { not_ok setup certs; exit 1; }
@@ -106,6 +107,24 @@ st=$(guest_curl https://api.test/g)
 read -r _ _ nth_g _ <<<"$(origin_saw /g)"
 check "after a policy change: a new upstream connection ($st #$nth_g)" \
 	holds '[ "$st" = 200 ] && [ "$nth_g" = 0 ] && [ "$(reused)" = "$before" ]'
+
+# The guest dials .20, which the proxy's own answer for api.test does not
+# hold: its upstream connection goes to .10.  A policy that denies .10 but
+# not .20 still brokers the name, yet must close that connection.
+SYNC=$FB_TMP/sync
+mkdir -m 1777 "$SYNC"
+px_guest "$NS" "$PY" "$(dirname "$0")/broker_client.py" api.test 198.51.100.20 \
+	"$FB_TMP/sca.crt" get=/h1 wait="$SYNC/go" get=/h2 >"$FB_TMP/c.out" &
+c=$!
+px_wait_file "$SYNC/go.ready"
+printf "$POLICY"'subnets:\n  deny: [198.51.100.10/32]\n' |
+	px_curl_control "$SOCK" -X PUT --data-binary @- http://proxy/policy >"$FB_TMP/put.out"
+touch "$SYNC/go"
+wait "$c"
+check "a live connection whose upstream address is now denied: closed ($(tr '\n' ' ' <"$FB_TMP/c.out"))" \
+	holds 'grep -qx "get /h1 200 k1" "$FB_TMP/c.out" && grep -Eq "^get /h2 (closed|error:)" "$FB_TMP/c.out"'
+check "... the change reports it ($(cat "$FB_TMP/put.out"))" grep -q '"closed":1}' "$FB_TMP/put.out"
+check "... and /h2 never reached the origin" px_absent '"/h2"' "$ORIGIN_LOG"
 
 kill -TERM "$PROXY_PID" && wait "$PROXY_PID"
 check "the proxy stopped cleanly (status $?)" [ $? = 0 ]
