@@ -676,8 +676,10 @@ struct fb_node *fb_doc_parse_yaml(const char *text, size_t len,
  * innermost first, without its duplicate keys, each one reported. */
 static int drop_duplicates(struct fb_report *r, struct fb_node *n)
 {
+	/* only a collection with something in it can hold a map to check:
+	 * the 10k scalars of a large allow list are passed over */
 	for (size_t i = 0; i < n->n; i++)
-		if (drop_duplicates(r, n->vals[i]) < 0)
+		if (n->vals[i]->n && drop_duplicates(r, n->vals[i]) < 0)
 			return -1;
 	return n->kind == FB_NODE_MAP ? map_drop_duplicates(r, n) : 0;
 }
