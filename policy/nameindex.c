@@ -177,19 +177,41 @@ static int grow(struct fb_name_index *ix)
 	return 0;
 }
 
-/* Add one key; 1 when an earlier key is the same pattern, 0, or -1. */
-static int insert(struct fb_name_index *ix, const struct fb_domain *d)
-{
+/*
+ * The labels of the key added last and the node each led to.  Keys come
+ * in the order a policy lists them, and neighbours mostly share their
+ * right-hand labels ("h1.example.com" after "h0.example.com"): the walk
+ * down those starts where the last one got to, without hashing them again.
+ */
+struct path {
 	struct label l[MAX_LABELS];
-	int n = split(d->pattern, l);
+	uint32_t node[MAX_LABELS];
+	int n;
+};
+
+static bool same_label(const struct label *a, const struct label *b)
+{
+	return a->len == b->len && !memcmp(a->s, b->s, a->len);
+}
+
+/* Add one key; 1 when an earlier key is the same pattern, 0, or -1. */
+static int insert(struct fb_name_index *ix, const struct fb_domain *d,
+		  struct path *last)
+{
+	struct label *l = last->l, next[MAX_LABELS];
+	int n = split(d->pattern, next), i = 0;
 	const struct fb_domain **key;
 	bool leading;
 	uint32_t at = 0;
 
 	if (n <= 0)
 		return 0; /* the loader rejects these; nothing can match them */
-	leading = l[n - 1].len == 1 && l[n - 1].s[0] == '*';
-	for (int i = 0; i < n - leading; i++) {
+	leading = next[n - 1].len == 1 && next[n - 1].s[0] == '*';
+	while (i < n - leading && i < last->n && same_label(&next[i], &l[i]))
+		at = last->node[i++];
+	memcpy(&l[i], &next[i], (size_t)(n - i) * sizeof(*l));
+	last->n = i; /* grows as the nodes below are found */
+	for (; i < n - leading; i++, last->n = i) {
 		uint32_t child;
 
 		if (l[i].len == 1 && l[i].s[0] == '*') {
@@ -198,7 +220,7 @@ static int insert(struct fb_name_index *ix, const struct fb_domain *d)
 					return -1;
 				ix->nodes[at].star = child;
 			}
-			at = ix->nodes[at].star;
+			at = last->node[i] = ix->nodes[at].star;
 			continue;
 		}
 		uint32_t h = fb_name_hash(at, l[i].s, l[i].len);
@@ -218,7 +240,7 @@ static int insert(struct fb_name_index *ix, const struct fb_domain *d)
 			*e = (struct slot){ h, child };
 			ix->nedges++;
 		}
-		at = e->child;
+		at = last->node[i] = e->child;
 	}
 	/* a duplicate key keeps the first; the loader reports duplicates */
 	key = leading ? &ix->nodes[at].leading : &ix->nodes[at].exact;
@@ -234,6 +256,7 @@ struct fb_name_index *fb_name_index_build_in(struct fb_arena *arena,
 {
 	struct fb_name_index *ix = arena ? fb_arena_calloc(arena, 1, sizeof *ix)
 					: calloc(1, sizeof *ix);
+	struct path last = { .n = 0 };
 	bool dup = false;
 	size_t size = 64;
 
@@ -264,7 +287,7 @@ struct fb_name_index *fb_name_index_build_in(struct fb_arena *arena,
 	memset(&ix->nodes[0], 0, sizeof ix->nodes[0]);
 	ix->nnodes = 1;
 	for (size_t i = 0; i < n; i++) {
-		int rc = insert(ix, &d[i]);
+		int rc = insert(ix, &d[i], &last);
 
 		if (rc < 0)
 			goto fail;
