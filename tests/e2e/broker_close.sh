@@ -37,16 +37,7 @@ px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 || { not_ok setup dns; exit 1;
 
 printf 'allow:\n  api.test:\n    - transform: [{ headers: { x-api-key: k1 } }]\n' \
 	>"$FB_TMP/policy.yaml"
-AUDIT=$FB_TMP/audit.log
-SOCK=$FB_TMP/control.sock
-ip netns exec "$NS" "$FB_BUILD/bin/firebreak-proxy" --no-nft \
-	--policy "$FB_TMP/policy.yaml" --listen 127.0.0.1:15001 \
-	--control "$SOCK" --audit-log "$AUDIT" --sandbox-id brc \
-	--resolver 198.51.100.53 --public 198.51.100.0/24 \
-	--ca-cert "$FB_TMP/sca.crt" --ca-key "$FB_TMP/sca.key" \
-	--upstream-ca "$PX_CA" 2>"$FB_TMP/proxy.err" &
-PROXY_PID=$!
-px_wait_file "$SOCK" || { not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
+px_broker_proxy brc
 
 # What the origin logged for PATH: "HEAD N SHA256 CLOSED_AT".
 origin_sent() {

@@ -18,27 +18,11 @@ px_redirect_guests || { not_ok setup nft; exit 1; }
 px_certs api.test || { not_ok setup certs; exit 1; }
 px_sandbox_ca api.test || { not_ok setup "sandbox CA"; exit 1; }
 
-ready=$FB_TMP/echo.ready
-ORIGIN_LOG=$FB_TMP/origin.log
-ip netns exec "$NS" "$PY" "$(dirname "$0")/echo_origin.py" "$ready" \
-	"$ORIGIN_LOG" "$PX_CERTS/api.test.pem" "$PX_CERTS/api.test.key" \
-	198.51.100.10,443 &
-FB_PIDS+=($!)
-px_wait_file "$ready" || { not_ok setup origin; exit 1; }
-px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 || { not_ok setup dns; exit 1; }
+px_echo_origin
 
 POLICY='allow:\n  api.test:\n    - transform: [{ headers: { x-api-key: k1 } }]\n'
 printf "$POLICY" >"$FB_TMP/policy.yaml"
-SOCK=$FB_TMP/control.sock
-AUDIT=$FB_TMP/audit.log
-ip netns exec "$NS" "$FB_BUILD/bin/firebreak-proxy" --no-nft \
-	--policy "$FB_TMP/policy.yaml" --listen 127.0.0.1:15001 \
-	--control "$SOCK" --audit-log "$AUDIT" --sandbox-id bpl \
-	--resolver 198.51.100.53 --public 198.51.100.0/24 \
-	--ca-cert "$FB_TMP/sca.crt" --ca-key "$FB_TMP/sca.key" \
-	--upstream-ca "$PX_CA" 2>"$FB_TMP/proxy.err" &
-PROXY_PID=$!
-px_wait_file "$SOCK" || { not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
+px_broker_proxy bpl
 
 # guest_curl ARGS...: curl in the guest, headers to $FB_TMP/h, "STATUS" out
 chmod 755 "$FB_TMP" && touch "$FB_TMP/h" && chmod 666 "$FB_TMP/h"

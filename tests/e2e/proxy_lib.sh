@@ -123,3 +123,34 @@ sys.exit(0 if n else 1)' "$1"
 }
 
 px_absent() { [ -e "$2" ] && ! grep -q "$1" "$2"; }
+
+# px_broker_proxy ID [ARG...]: firebreak-proxy alone in $NS, brokering
+# with the CA of px_sandbox_ca under $FB_TMP/policy.yaml, resolving
+# through 198.51.100.53; control socket $SOCK, audit log $AUDIT.  Returns
+# once the control socket is there (the test ends if it never is).
+px_broker_proxy() {
+	local id=$1; shift
+	SOCK=$FB_TMP/control.sock
+	AUDIT=$FB_TMP/audit.log
+	ip netns exec "$NS" "$FB_BUILD/bin/firebreak-proxy" --no-nft \
+		--policy "$FB_TMP/policy.yaml" --listen 127.0.0.1:15001 \
+		--control "$SOCK" --audit-log "$AUDIT" --sandbox-id "$id" \
+		--resolver 198.51.100.53 --public 198.51.100.0/24 \
+		--ca-cert "$FB_TMP/sca.crt" --ca-key "$FB_TMP/sca.key" \
+		--upstream-ca "$PX_CA" "$@" 2>"$FB_TMP/proxy.err" &
+	PROXY_PID=$!
+	px_wait_file "$SOCK" ||
+		{ not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
+}
+
+# px_echo_origin: echo_origin.py for api.test at 198.51.100.10:443 in $NS,
+# logging to $ORIGIN_LOG, and the resolver at .53 that names it.
+px_echo_origin() {
+	local ready=$FB_TMP/echo.ready
+	ORIGIN_LOG=$FB_TMP/origin.log
+	ip netns exec "$NS" "$PY" "$PX_DIR/echo_origin.py" "$ready" "$ORIGIN_LOG" \
+		"$PX_CERTS/api.test.pem" "$PX_CERTS/api.test.key" 198.51.100.10,443 &
+	FB_PIDS+=($!)
+	px_wait_file "$ready" || { not_ok setup origin; exit 1; }
+	px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 || { not_ok setup dns; exit 1; }
+}
