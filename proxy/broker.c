@@ -20,9 +20,10 @@
  * or closes the one open.  A connection that ends between exchanges
  * parks its upstream one for the next guest connection (pool.c), which
  * takes it only for a request it may send twice: should the origin have
- * closed it meanwhile, that request goes again, once, on a new one.  The two directions run side by side (a 100 Continue or
- * an early response must reach the guest while its body is still coming)
- * but a new request head is read only once the last response is done.
+ * closed it meanwhile, that request goes again, once, on a new one.
+ * The two directions run side by side (a 100 Continue or an early
+ * response must reach the guest while its body is still coming) but a
+ * new request head is read only once the last response is done.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -120,6 +121,9 @@ struct fb_broker {
 	char injected[256];
 	const char *verdict;          /* the decision, or why it was refused */
 	bool refused;                 /* answered here with an error */
+	bool sent_up;                 /* its head went to an upstream */
+	bool answer_seen;             /* some of its response came back */
+	uint64_t req_generation;      /* of the policy that decided it */
 	uint64_t req_start_ms, req_up, req_down;
 	int status;
 
@@ -191,7 +195,7 @@ static void consume(char *buf, size_t *len, size_t n)
 	*len -= n;
 }
 
-/* ---- the BIO of both TLS ends: a struct wire ------------------------------ */
+/* ---- the BIO of both TLS ends: a struct wire ----------------------------- */
 
 static int wire_read(BIO *bio, char *out, int len)
 {
@@ -362,7 +366,7 @@ static void audit_request(struct fb_broker *b)
 		fb_audit_str(&ln, "rule.name", b->rule);
 	if (b->injected[0])
 		fb_audit_str(&ln, "firebreak.injected", b->injected);
-	if (b->up_addr.ss_family)
+	if (b->sent_up && b->up_addr.ss_family)
 		fb_audit_sockaddr(&ln, "server", &b->up_addr);
 	fb_audit_uint(&ln, "http.request.bytes", b->req_up);
 	fb_audit_uint(&ln, "http.response.bytes", b->req_down);
@@ -392,7 +396,7 @@ static void request_reset(struct fb_broker *b)
 {
 	b->method[0] = b->path[0] = b->rule[0] = b->injected[0] = '\0';
 	b->verdict = "";
-	b->refused = false;
+	b->refused = b->sent_up = b->answer_seen = false;
 	b->status = 0;
 	b->req_up = b->req_down = 0;
 	b->discard = b->head_method = b->close_after = b->websocket = false;
@@ -553,10 +557,11 @@ static int upstream_for(struct fb_broker *b, const char *host, uint16_t port,
 			bool pooled);
 
 /*
- * The upstream connection broke before any of the response came back.
+ * The upstream connection broke before a byte of the response came back.
  * When it had carried a request before, the origin may have closed it as
  * idle just as this request went out; a request that may be sent twice
- * goes again, once, on a new connection.  true when it did.
+ * goes again, once, on a new connection, unless the policy changed since
+ * it was decided (its head is the old policy's).  true when it did.
  */
 static bool resend(struct fb_broker *b)
 {
@@ -565,7 +570,8 @@ static bool resend(struct fb_broker *b)
 	char *head = b->replay;
 	bool sent;
 
-	if (!head || b->req_down || b->rs != RS_HEAD)
+	if (!head || b->answer_seen || b->rs != RS_HEAD ||
+	    b->req_generation != b->p->generation)
 		return false;
 	b->replay = NULL;
 	snprintf(host, sizeof(host), "%s", b->up_host);
@@ -791,6 +797,10 @@ static int request_head(struct fb_broker *b)
 
 	fb_policy_decide_request(b->key, &fr, &d);
 	b->verdict = fb_verdict_str(d.verdict);
+	b->req_generation = b->generation;
+	/* a forwarded request carries a token meant to be used once */
+	if (d.verdict == FB_VERDICT_FORWARD)
+		b->replayable = false;
 	if (d.rule >= 0) {
 		rule = &b->key->rules[d.rule];
 		snprintf(b->rule, sizeof(b->rule), "%s[%d]", b->key->pattern,
@@ -848,6 +858,7 @@ static int request_head(struct fb_broker *b)
 		return -1;
 	}
 	b->req_up += len;
+	b->sent_up = true;
 	b->up_idle = b->up_keep = false;
 	if (b->replayable && b->up_served > 0) {
 		b->replay = head;
@@ -1037,20 +1048,35 @@ static int response_head(struct fb_broker *b, size_t head_len)
 /*
  * Relay a response head.  A guest that asked to close learns that the
  * proxy will (RFC 9112 9.6) even when the origin, whose connection stays
- * open for the next one, does not say so.
+ * open for the next one, does not say so: the origin's own Connection
+ * and Keep-Alive fields give way to "Connection: close".  The head was
+ * checked by response_head: CRLF lines, each field with its colon.
  */
 static int relay_head(struct fb_broker *b, size_t head_len, bool guest_close)
 {
 	static const char close_field[] = "Connection: close\r\n\r\n";
 	bool final = b->rs != RS_HEAD && b->rs != RS_RAW;
+	const char *line = b->uin, *end = b->uin + head_len - 2;
 
 	if (!(final && guest_close && b->up_keep)) {
 		b->req_down += head_len;
 		return obuf_put(&b->down, b->uin, head_len);
 	}
-	b->req_down += head_len - 2 + sizeof(close_field) - 1;
-	return obuf_put(&b->down, b->uin, head_len - 2) < 0 ? -1 :
-	       obuf_put(&b->down, close_field, sizeof(close_field) - 1);
+	while (line < end) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line)) + 1;
+		size_t n = (size_t)(eol - line);
+
+		if (line != b->uin &&
+		    ((n > 11 && !strncasecmp(line, "connection:", 11)) ||
+		     (n > 11 && !strncasecmp(line, "keep-alive:", 11))))
+			n = 0;
+		if (n && obuf_put(&b->down, line, n) < 0)
+			return -1;
+		b->req_down += n;
+		line = eol;
+	}
+	b->req_down += sizeof(close_field) - 1;
+	return obuf_put(&b->down, close_field, sizeof(close_field) - 1);
 }
 
 /* The response is complete: log it, then either the next request or
@@ -1223,6 +1249,8 @@ static int step(struct fb_broker *b)
 	if (reading_upstream(b)) {
 		r = ssl_fill(b->ussl, &b->uw, b->uin, &b->uin_len, UIN_MAX,
 			   &b->u_rd_ev);
+		if (r > 0 && b->rs != RS_IDLE)
+			b->answer_seen = true;
 		if (r < 0) {
 			b->u_eof = true;
 			/* an idle keep-alive upstream went away: the next
@@ -1551,7 +1579,7 @@ static bool upstream_denied(const struct fb_broker *b,
 	struct fb_decision d;
 	struct fb_addr a;
 
-	if (b->up == UP_NONE || !b->up_addr.ss_family)
+	if (b->up != UP_TLS && b->up != UP_READY)
 		return false;
 	fb_addr_from_sockaddr(&b->up_addr, &a);
 	return fb_policy_check_addr(policy, &a, &d) == FB_VERDICT_DENY;

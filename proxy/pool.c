@@ -29,7 +29,8 @@
 #include "proxy/broker.h"
 
 #define POOL_MAX     32      /* idle connections kept, all hosts together */
-#define POOL_IDLE_MS 15000   /* below most servers' own keep-alive limits */
+#define POOL_IDLE_MS 15000   /* an origin that closes sooner is seen doing
+			      * so (on_idle_event) */
 
 struct fb_idle {
 	struct fb_idle *prev, *next;   /* the pool's list, parked last first */
@@ -159,6 +160,11 @@ bool fb_pool_take(struct fb_pool *pool, const char *host, uint16_t port,
 			break;
 	if (!c)
 		return false;
+	if (SSL_has_pending(c->ssl)) {
+		/* part of a record nobody asked for, not yet complete */
+		close_idle(c, false);
+		return false;
+	}
 	unlink_idle(c);
 	*ssl = c->ssl;
 	*w = c->w;

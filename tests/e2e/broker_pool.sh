@@ -58,6 +58,10 @@ check "... over the upstream connection the first one left ($peer_a, $peer_b #$n
 check "... with the key injected once on each ($key_a, $key_b)" \
 	holds '[ "$key_a" = k1 ] && [ "$key_b" = k1 ]'
 check "/stats counts the reuse ($(reused))" [ "$(reused)" = 1 ]
+guest_curl -H 'Connection: close' https://api.test/ka >/dev/null
+check "a guest that asks to close is told so once, in place of the origin's own Connection and Keep-Alive ($(grep -ci '^connection\|^keep-alive' "$FB_TMP/h"))" \
+	holds '[ "$(grep -ci "^connection\|^keep-alive" "$FB_TMP/h")" = 1 ] &&
+		grep -qi "^connection: close" "$FB_TMP/h"'
 
 st=$(guest_curl -d 'hello' https://api.test/p)
 read -r m peer_p nth_p _ <<<"$(origin_saw /p)"
@@ -70,6 +74,10 @@ check "a GET whose reused connection the origin dropped: 200 ($st)" [ "$st" = 20
 drops=$(origin_saw /drop)
 check "... sent twice, the second time on a new connection ($(tr '\n' ' ' <<<"$drops"))" \
 	holds '[ "$(wc -l <<<"$drops")" = 2 ] && [ "$(tail -n1 <<<"$drops" | cut -d" " -f3)" = 0 ]'
+# ... but not once any of its answer came back
+st=$(guest_curl https://api.test/half)
+check "a GET whose reused connection broke mid-answer: 502 ($st), sent once ($(origin_saw /half | wc -l))" \
+	holds '[ "$st" = 502 ] && [ "$(origin_saw /half | wc -l)" = 1 ]'
 # ... a POST is not: one guest connection, a GET then a bodiless POST on
 # the upstream connection the GET used
 : >"$ORIGIN_LOG"

@@ -9,6 +9,8 @@ the origin.  Keep-alive, Content-Length and chunked request bodies.
   GET /big?n=N       answers with N bytes of 'x'
   /drop              on a connection that already carried a request, closes
                      it without an answer (an idle close racing a request)
+  /half              the same, after half a response head
+  /ka                answers with "Connection: keep-alive" and "Keep-Alive"
   Upgrade: websocket 101, then echoes raw bytes until the client closes
 Creates READY once every address listens.  Runs until killed.
 """
@@ -61,7 +63,9 @@ def respond(conn, f, log, sni, peer, nth):
     with LOCK:
         log.write(json.dumps(rec) + "\n")
         log.flush()
-    if target == "/drop" and nth > 0:
+    if target in ("/drop", "/half") and nth > 0:
+        if target == "/half":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Half: y\r\n")
         raise EOFError
     if any(k.lower() == "upgrade" and v.lower() == "websocket"
            for k, v in headers):
@@ -80,8 +84,11 @@ def respond(conn, f, log, sni, peer, nth):
             payload = b"x" * int(target[7:])
         else:
             payload = json.dumps(rec).encode()
-        out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-               b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+        extra = (b"Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
+                 if target == "/ka" else b"")
+        out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +
+               extra + b"Content-Length: %d\r\n\r\n" % len(payload) +
+               payload)
     if method == "HEAD":
         out = out.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
     conn.sendall(out)
