@@ -112,6 +112,7 @@ struct fb_broker {
 	bool discard;          /* body of a request answered locally */
 	bool head_method;      /* HEAD: the response has no body */
 	bool close_after;      /* the guest asked to close, or HTTP/1.0 */
+	bool http10;           /* so it went upstream: the origin will close */
 	bool replayable;       /* idempotent and bodiless: may be sent twice */
 	bool websocket;
 	char method[16];
@@ -777,6 +778,7 @@ static int request_head(struct fb_broker *b)
 	copy_slice(b->path, sizeof(b->path), &req->path);
 	b->head_method = req->method.len == 4 && !memcmp(req->method.ptr, "HEAD", 4);
 	b->close_after = !(req->flags & FB_HTTP_KEEP_ALIVE);
+	b->http10 = req->minor == 0;
 	b->websocket = req->flags & FB_HTTP_WEBSOCKET;
 	b->replayable = !b->websocket && !req->chunked &&
 			req->content_length <= 0 && idempotent(&req->method);
@@ -1026,7 +1028,7 @@ static int response_head(struct fb_broker *b, size_t head_len)
 		return 0; /* an interim response: the final one follows */
 	}
 	b->status = status;
-	b->up_keep = !close;
+	b->up_keep = !close && !b->http10;
 	if (close)
 		b->close_after = true;
 	if (b->head_method || status == 204 || status == 304) {

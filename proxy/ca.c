@@ -664,19 +664,21 @@ static X509 *mint(struct fb_ca *ca, const char *name, time_t now, char *err,
 	return cert;
 }
 
-static const unsigned char alpn_http11[] = "\x08http/1.1";
+/* HTTP/1.1 first; HTTP/1.0 for a client that offers nothing newer
+ * (curl --http1.0). */
+static const unsigned char alpn_http1[] = "\x08http/1.1\x08http/1.0";
 
-/* Brokering parses HTTP/1.1 only: anything else must not be negotiated,
- * or it would pass uninspected. */
-static int select_http11(SSL *ssl, const unsigned char **out,
+/* Brokering parses HTTP/1.x only: anything else (h2) must not be
+ * negotiated, or it would pass uninspected. */
+static int select_http1(SSL *ssl, const unsigned char **out,
 			 unsigned char *outlen, const unsigned char *in,
 			 unsigned int inlen, void *arg)
 {
 	unsigned char *chosen;
 
 	(void)ssl, (void)arg;
-	if (SSL_select_next_proto(&chosen, outlen, alpn_http11,
-				  sizeof(alpn_http11) - 1, in, inlen) !=
+	if (SSL_select_next_proto(&chosen, outlen, alpn_http1,
+				  sizeof(alpn_http1) - 1, in, inlen) !=
 	    OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
 	*out = chosen;
@@ -723,7 +725,7 @@ static SSL_CTX *server_ctx(struct fb_ca *ca, X509 *cert, char *err,
 	/* The guest trusts the CA itself: the leaf goes alone, with no chain
 	 * built from an empty store on every handshake. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
-	SSL_CTX_set_alpn_select_cb(ctx, select_http11, NULL);
+	SSL_CTX_set_alpn_select_cb(ctx, select_http1, NULL);
 	SSL_CTX_set_tlsext_servername_callback(ctx, servername_is_leaf);
 	return ctx;
 }

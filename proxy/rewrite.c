@@ -97,7 +97,10 @@ char *fb_rewrite_head(const struct fb_http_req *req,
 		(int)req->path.len, req->path.ptr);
 	if (req->query.ptr)
 		fprintf(f, "?%.*s", (int)req->query.len, req->query.ptr);
-	fprintf(f, " HTTP/1.1\r\nHost: %s\r\n", edit->host);
+	/* An HTTP/1.0 request goes as one: the origin then frames its answer
+	 * as a 1.0 client reads it (never chunked). */
+	fprintf(f, " HTTP/1.%d\r\nHost: %s\r\n", req->minor == 0 ? 0 : 1,
+		edit->host);
 	for (size_t i = 0; i < req->nfields; i++) {
 		const struct fb_http_header *h = &req->fields[i];
 

@@ -90,6 +90,21 @@ check "... and it reached the origin once ($(origin_saw /drop | wc -l))" \
 check "... the audit line says why" \
 	grep -q '"event.outcome":"denied".*"event.reason":"upstream-closed".*"http.request.method":"POST"' "$AUDIT"
 
+# An HTTP/1.0 guest's request goes as HTTP/1.0, so the origin never
+# answers it chunked; and the connection the origin closes is not parked.
+body=$(px_guest "$NS" curl -sS --max-time 10 --http1.0 --cacert "$FB_TMP/sca.crt" \
+	--resolve api.test:443:198.51.100.10 https://api.test/chunked 2>>"$FB_TMP/curl.err")
+v=$("$PY" -c 'import json, sys
+print(" ".join(json.loads(l)["version"] for l in open(sys.argv[1])
+      if json.loads(l)["target"] == "/chunked"))' "$ORIGIN_LOG")
+check "an HTTP/1.0 request goes upstream as HTTP/1.0 ($v), its answer whole ($body)" \
+	holds '[ "$v" = HTTP/1.0 ] && [ "$body" = "hello world" ]'
+before=$(reused)
+st=$(guest_curl https://api.test/after10)
+read -r _ _ nth_10 _ <<<"$(origin_saw /after10)"
+check "... and its upstream connection, which the origin closed, is not reused ($st #$nth_10)" \
+	holds '[ "$st" = 200 ] && [ "$nth_10" = 0 ] && [ "$(reused)" = "$before" ]'
+
 # A policy change closes what is parked: the next request dials anew.
 guest_curl https://api.test/f >/dev/null
 printf "$POLICY" | px_curl_control "$SOCK" -X PUT --data-binary @- \

@@ -11,6 +11,8 @@ the origin.  Keep-alive, Content-Length and chunked request bodies.
                      it without an answer (an idle close racing a request)
   /half              the same, after half a response head
   /ka                answers with "Connection: keep-alive" and "Keep-Alive"
+An HTTP/1.0 request is answered as a server answers one: never chunked
+(/chunked's body is delimited by the close), and the connection closed.
   Upgrade: websocket 101, then echoes raw bytes until the client closes
 Creates READY once every address listens.  Runs until killed.
 """
@@ -48,7 +50,7 @@ def read_body(f, headers):
 
 def respond(conn, f, log, sni, peer, nth):
     line = read_line(f).decode("latin-1")
-    method, target, _ = line.split(" ", 2)
+    method, target, version = line.split(" ", 2)
     headers = []
     while True:
         h = read_line(f).decode("latin-1")
@@ -59,7 +61,7 @@ def respond(conn, f, log, sni, peer, nth):
     body = read_body(f, headers)
     rec = {"method": method, "target": target, "headers": headers,
            "body": body.decode("latin-1"), "sni": sni, "peer": peer,
-           "nth": nth}
+           "nth": nth, "version": version}
     with LOCK:
         log.write(json.dumps(rec) + "\n")
         log.flush()
@@ -76,6 +78,9 @@ def respond(conn, f, log, sni, peer, nth):
             if not data:
                 raise EOFError
             conn.sendall(data)
+    if target == "/chunked" and version == "HTTP/1.0":
+        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\nhello world")
+        raise EOFError
     if target == "/chunked":
         out = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
@@ -92,6 +97,8 @@ def respond(conn, f, log, sni, peer, nth):
     if method == "HEAD":
         out = out.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
     conn.sendall(out)
+    if version == "HTTP/1.0":
+        raise EOFError
 
 
 def serve(conn, ctx, log):

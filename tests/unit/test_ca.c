@@ -568,6 +568,22 @@ static void test_handshake_http11(void **state)
 	assert_int_equal(handshake(ca, "api.example.com", "api.example.com",
 				   NULL, 0, 0, &p), 0);
 	tls_pair_free(&p);
+
+	/* a client that offers HTTP/1.0 alone gets it; one that offers both
+	 * gets 1.1 whatever its order */
+	assert_int_equal(handshake(ca, "api.example.com", "api.example.com",
+				   (const unsigned char *)"\x08http/1.0", 9, 0,
+				   &p), 0);
+	SSL_get0_alpn_selected(p.client, &proto, &len);
+	assert_int_equal(len, 8);
+	assert_memory_equal(proto, "http/1.0", 8);
+	tls_pair_free(&p);
+	assert_int_equal(handshake(ca, "api.example.com", "api.example.com",
+				   (const unsigned char *)"\x08http/1.0\x08http/1.1",
+				   18, 0, &p), 0);
+	SSL_get0_alpn_selected(p.client, &proto, &len);
+	assert_memory_equal(proto, "http/1.1", 8);
+	tls_pair_free(&p);
 	fb_ca_free(ca);
 }
 

@@ -113,9 +113,9 @@ static void test_framing_restated(void **state)
 	assert_string_equal(s, "POST / HTTP/1.1\r\nHost: h.example\r\n"
 			    "Transfer-Encoding: chunked\r\n\r\n");
 	free(s);
-	/* HTTP/1.0 goes upstream as 1.1, with the Host we choose */
+	/* HTTP/1.0 goes upstream as 1.0, with the Host we choose */
 	s = rewrite("GET /old HTTP/1.0\r\nHost: h.example:443\r\n\r\n", &edit);
-	assert_string_equal(s, "GET /old HTTP/1.1\r\nHost: h.example\r\n\r\n");
+	assert_string_equal(s, "GET /old HTTP/1.0\r\nHost: h.example\r\n\r\n");
 	free(s);
 	/* a guest that closes after this request: the upstream connection
 	 * is the proxy's, and stays open for the next guest connection */
