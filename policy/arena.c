@@ -15,9 +15,10 @@
  * So a freed arena's blocks are not unmapped but kept, the pages it used
  * still faulted in, for the next arena: one policy's worth (the last
  * freed), which is what the next update of a policy of the same size
- * builds in while the old one still serves.  fb_arena_reserve() makes that room ahead of time, so
- * that only the very first large policy pays for its pages: a proxy
- * calls it once an update is answered, off the path of the next one.
+ * builds in while the old one still serves.  fb_arena_reserve() makes
+ * that room ahead of time, so that only the very first large policy pays
+ * for its pages: a proxy calls it once an update is answered, off the
+ * path of the next one.
  * An idle proxy that never loaded a large policy keeps nothing.
  *
  * Under AddressSanitizer the blocks come from malloc, whose chunks
