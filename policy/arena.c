@@ -50,6 +50,15 @@
 #endif
 
 #define ARENA_ALIGN 16
+#ifdef ARENA_ASAN
+#define ARENA_REDZONE 16 /* poisoned after each object, as malloc's redzone:
+			  * an overflow into the next one is reported */
+#else
+#define ARENA_REDZONE 0
+#endif
+/* a cap on the room fb_arena_reserve makes, and so on what it costs the
+ * loop (a fault a page) and the memory it holds for an update to come */
+#define ARENA_RESERVE_MAX (64u << 20)
 #define ARENA_MIN_BLOCK (64 * 1024)
 /* an estimate can be far off: no first block larger than this */
 #define ARENA_MAX_FIRST (8u << 20)
@@ -190,14 +199,21 @@ struct fb_arena *fb_arena_new(size_t estimate)
 	return arena;
 }
 
+/* What an object of `size` bytes takes of a block. */
+static size_t room_for(size_t size)
+{
+	return round_up(size ? size : 1, ARENA_ALIGN) + ARENA_REDZONE;
+}
+
 void *fb_arena_alloc(struct fb_arena *arena, size_t size)
 {
 	struct block *b = arena->blocks;
+	size_t asked = size;
 	void *p;
 
 	if (size > SIZE_MAX / 4)
 		return NULL;
-	size = round_up(size ? size : 1, ARENA_ALIGN);
+	size = room_for(size);
 	/* the first with room: a large object that did not fit in a block
 	 * took a new one, and what is left of the old is used still */
 	while (b && b->size - b->used < size)
@@ -225,8 +241,26 @@ void *fb_arena_alloc(struct fb_arena *arena, size_t size)
 	p = (char *)b + b->used;
 	b->used += size;
 	arena->used += size;
-	ASAN_UNPOISON_MEMORY_REGION(p, size);
+	ASAN_UNPOISON_MEMORY_REGION(p, asked);
 	return p;
+}
+
+void fb_arena_shrink(struct fb_arena *arena, void *p, size_t size,
+		     size_t keep)
+{
+	size_t had = room_for(size), now = room_for(keep);
+	struct block *b;
+
+	if (!p || now >= had)
+		return;
+	for (b = arena->blocks; b; b = b->next)
+		if ((char *)p + had == (char *)b + b->used)
+			break;
+	if (!b)
+		return; /* not the last in its block: the room stays */
+	b->used -= had - now;
+	arena->used -= had - now;
+	ASAN_POISON_MEMORY_REGION((char *)p + keep, size - keep);
 }
 
 void *fb_arena_calloc(struct fb_arena *arena, size_t n, size_t size)
@@ -271,6 +305,8 @@ void fb_arena_reserve(size_t bytes)
 	struct block *b;
 
 	bytes += bytes / 8; /* the ends of blocks too small for what came */
+	if (bytes > ARENA_RESERVE_MAX)
+		bytes = ARENA_RESERVE_MAX;
 	pthread_mutex_lock(&spare.lock);
 	have = spare.total;
 	pthread_mutex_unlock(&spare.lock);

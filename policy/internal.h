@@ -64,6 +64,10 @@ struct fb_policy {
 struct fb_arena *fb_arena_new(size_t estimate);
 void *fb_arena_alloc(struct fb_arena *arena, size_t size);
 void *fb_arena_calloc(struct fb_arena *arena, size_t n, size_t size);
+/* `p`, of `size` bytes, needs only its first `keep`: the rest goes back
+ * when p is the last allocation of its block (else it stays). */
+void fb_arena_shrink(struct fb_arena *arena, void *p, size_t size,
+		     size_t keep);
 /* The bytes handed out, and the blocks' headers (NULL: 0). */
 size_t fb_arena_used(const struct fb_arena *arena);
 /* Give every block back, the arena still usable (NULL: nothing). */

@@ -1293,6 +1293,10 @@ static void load_domains(struct loader *L, struct fb_policy *p,
 		for (size_t j = 0; j < rules->n; j++)
 			load_rule(L, &d->rules[d->nrules++], rules->vals[j]);
 	}
+	/* room asked for as if every key were as long as one seen early:
+	 * what the keys did not take goes back, or the next update's
+	 * reserve (fb_policy_reserve_next) would make room for it too */
+	fb_arena_shrink(p->arena, p->patterns, cap, len);
 	for (size_t i = 0; i < p->ndomains; i++)
 		p->domains[i].pattern = p->patterns + at[i];
 	free(at);

@@ -829,18 +829,12 @@ struct recheck_memo {
 	struct fb_addr dst, upstream;
 };
 
-static bool same_addr(const struct fb_addr *a, const struct fb_addr *b)
-{
-	return a->family == b->family &&
-	       !memcmp(a->b, b->b, a->family == AF_INET ? 4 : sizeof(a->b));
-}
-
 static bool memo_holds(const struct recheck_memo *m, const struct conn *c)
 {
 	return m->valid && m->has_name == c->has_name &&
 	       (!c->has_name || !strcmp(m->name, c->name)) &&
-	       same_addr(&m->dst, &c->dst_addr) &&
-	       same_addr(&m->upstream, &c->upstream_addr);
+	       addr_equal(&m->dst, &c->dst_addr) &&
+	       addr_equal(&m->upstream, &c->upstream_addr);
 }
 
 /* Whether the policy in force refuses `c` now. */

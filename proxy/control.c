@@ -356,14 +356,22 @@ int fb_control_handle(struct fb_proxy *p, const char *buf, size_t len,
 
 /* ---- the socket -------------------------------------------------------- */
 
+/* A request's text may hold literal secrets: none stays behind in
+ * memory the proxy gives up or keeps. */
+static void wipe_free(char *buf, size_t len)
+{
+	if (buf)
+		explicit_bzero(buf, len);
+	free(buf);
+}
+
 /* `cl`'s buffer, kept when it is the largest yet; freed otherwise. */
 static void keep_buffer(struct fb_control *ctl, struct client *cl)
 {
 	if (cl->cap <= ctl->kept_cap || cl->cap > CONTROL_KEEP_MAX) {
-		free(cl->in);
+		wipe_free(cl->in, cl->len);
 		return;
 	}
-	/* the text may hold literal secrets: none stays behind */
 	explicit_bzero(cl->in, cl->len);
 	free(ctl->kept);
 	ctl->kept = cl->in;
@@ -437,16 +445,16 @@ static void client_read(struct client *cl)
 			cap = cl->ctl->kept_cap;
 			cl->ctl->kept = NULL;
 			cl->ctl->kept_cap = 0;
-			if (cl->len)
-				memcpy(in, cl->in, cl->len);
-			free(cl->in);
 		} else {
-			in = realloc(cl->in, cap);
+			in = malloc(cap); /* not realloc: the old one is wiped */
 		}
 		if (!in) {
 			client_free(cl);
 			return;
 		}
+		if (cl->len)
+			memcpy(in, cl->in, cl->len);
+		wipe_free(cl->in, cl->len);
 		cl->in = in;
 		cl->cap = cap;
 	}

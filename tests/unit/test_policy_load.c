@@ -416,6 +416,43 @@ static void test_swaps_reuse_memory(void **state)
 	free(b);
 }
 
+/*
+ * The room a policy takes is what its names take: one long name first
+ * must not have every name after it counted as long (the next update's
+ * reserve would make all that room too).
+ */
+static void test_arena_holds_what_names_take(void **state)
+{
+	enum { N = 3000 };
+	char *names = json_names(N, "a");
+	size_t len = strlen(names);
+	char *first = malloc(len + 300), *last = malloc(len + 300);
+	char label[64];
+	struct fb_policy *pf, *pl;
+
+	(void)state;
+	assert_non_null(first);
+	assert_non_null(last);
+	memset(label, 'x', 63);
+	label[63] = '\0';
+	/* {"allow": ["<252 bytes>", names...]} and {"allow": [names..., "<252>"]} */
+	snprintf(first, len + 300, "{\"allow\": [\"%s.%s.%s.%.55s.test\", %s",
+		 label, label, label, label, names + 11);
+	snprintf(last, len + 300, "%.*s, \"%s.%s.%s.%.55s.test\"]}",
+		 (int)(len - 2), names, label, label, label, label);
+	pf = load(first);
+	pl = load(last);
+	assert_int_equal(pf->ndomains, N + 1);
+	assert_int_equal(pl->ndomains, N + 1);
+	/* without giving back, the first would take some 250 * N more */
+	assert_true(fb_arena_used(pf->arena) < fb_arena_used(pl->arena) + 64 * 1024);
+	fb_policy_unref(pf);
+	fb_policy_unref(pl);
+	free(first);
+	free(last);
+	free(names);
+}
+
 /* The policies quoted in notes/vercel-firewall.md load as documented. */
 static void test_vercel_examples(void **state)
 {
@@ -503,6 +540,7 @@ int main(void)
 		cmocka_unit_test(test_legacy_shape),
 		cmocka_unit_test(test_legacy_many_domains),
 		cmocka_unit_test(test_swaps_reuse_memory),
+		cmocka_unit_test(test_arena_holds_what_names_take),
 		cmocka_unit_test(test_vercel_examples),
 		cmocka_unit_test(test_secret_from_file),
 		cmocka_unit_test(test_publics_and_refs),
