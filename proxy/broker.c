@@ -123,6 +123,7 @@ struct fb_broker {
 	const char *verdict;          /* the decision, or why it was refused */
 	bool refused;                 /* answered here with an error */
 	bool sent_up;                 /* its head went to an upstream */
+	bool sent_reused;             /* ... on one that carried one before */
 	bool answer_seen;             /* some of its response came back */
 	uint64_t req_generation;      /* of the policy that decided it */
 	uint64_t req_start_ms, req_up, req_down;
@@ -369,6 +370,8 @@ static void audit_request(struct fb_broker *b)
 		fb_audit_str(&ln, "firebreak.injected", b->injected);
 	if (b->sent_up && b->up_addr.ss_family)
 		fb_audit_sockaddr(&ln, "server", &b->up_addr);
+	if (b->sent_reused)
+		fb_audit_bool(&ln, "firebreak.upstream_reused", true);
 	fb_audit_uint(&ln, "http.request.bytes", b->req_up);
 	fb_audit_uint(&ln, "http.response.bytes", b->req_down);
 	fb_audit_uint(&ln, "event.duration", (now - b->req_start_ms) * 1000000);
@@ -397,7 +400,7 @@ static void request_reset(struct fb_broker *b)
 {
 	b->method[0] = b->path[0] = b->rule[0] = b->injected[0] = '\0';
 	b->verdict = "";
-	b->refused = b->sent_up = b->answer_seen = false;
+	b->refused = b->sent_up = b->sent_reused = b->answer_seen = false;
 	b->status = 0;
 	b->req_up = b->req_down = 0;
 	b->discard = b->head_method = b->close_after = b->websocket = false;
@@ -580,8 +583,10 @@ static bool resend(struct fb_broker *b)
 	sent = upstream_for(b, host, port, false) == 0 &&
 	       obuf_put(&b->upq, head, b->replay_len) == 0;
 	free(head);
-	if (sent)
+	if (sent) {
 		b->up_served = 1;
+		b->sent_reused = false;
+	}
 	return sent;
 }
 
@@ -861,6 +866,7 @@ static int request_head(struct fb_broker *b)
 	}
 	b->req_up += len;
 	b->sent_up = true;
+	b->sent_reused = b->up_served > 0;
 	b->up_idle = b->up_keep = false;
 	if (b->replayable && b->up_served > 0) {
 		b->replay = head;

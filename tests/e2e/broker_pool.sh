@@ -58,6 +58,9 @@ check "... over the upstream connection the first one left ($peer_a, $peer_b #$n
 check "... with the key injected once on each ($key_a, $key_b)" \
 	holds '[ "$key_a" = k1 ] && [ "$key_b" = k1 ]'
 check "/stats counts the reuse ($(reused))" [ "$(reused)" = 1 ]
+check "the audit line of /b says its upstream connection was reused, /a's does not" \
+	holds 'grep "\"url.path\":\"/b\"" "$AUDIT" | grep -q "\"firebreak.upstream_reused\":true" &&
+		! grep "\"url.path\":\"/a\"" "$AUDIT" | grep -q upstream_reused'
 guest_curl -H 'Connection: close' https://api.test/ka >/dev/null
 check "a guest that asks to close is told so once, in place of the origin's own Connection and Keep-Alive ($(grep -ci '^connection\|^keep-alive' "$FB_TMP/h"))" \
 	holds '[ "$(grep -ci "^connection\|^keep-alive" "$FB_TMP/h")" = 1 ] &&
