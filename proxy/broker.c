@@ -675,7 +675,7 @@ static int upstream_for(struct fb_broker *b, const char *host, uint16_t port,
 		b->u_wr_ev = EPOLLOUT;
 		b->up_idle = true;
 		b->up_served = 1;
-		b->up_generation = b->p->generation; /* the pool is emptied
+		b->up_generation = b->p->generation; /* the pool is rechecked
 						       * on every change */
 		b->p->stats.upstream_reused++;
 		return 0;
@@ -1624,7 +1624,7 @@ size_t fb_broker_recheck(struct fb_proxy *p)
 		b->up_generation = p->generation;
 		b->key = key;
 	}
-	fb_pool_flush(p->broker->pool);
+	fb_pool_recheck(p->broker->pool, p->policy);
 	return closed;
 }
 

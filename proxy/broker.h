@@ -203,7 +203,9 @@ void fb_pool_put(struct fb_pool *pool, struct fb_loop *l, SSL *ssl,
 bool fb_pool_take(struct fb_pool *pool, const char *host, uint16_t port,
 		  SSL **ssl, struct wire *w, struct sockaddr_storage *addr,
 		  fb_io_fn *fn, void *arg);
-/* Close every idle connection: a new policy may deny where they go. */
-void fb_pool_flush(struct fb_pool *pool);
+/* Close every idle connection to an address `policy` denies.  Which
+ * names it brokers need no check: a parked connection is only ever taken
+ * for a request the policy in force sends to its host and port. */
+void fb_pool_recheck(struct fb_pool *pool, const struct fb_policy *policy);
 
 #endif /* FB_BROKER_H */

@@ -16,7 +16,7 @@
  * While parked it is watched: a TLS session ticket is taken (upstream.c
  * keeps it); anything else the origin sends is out of step, and that, a
  * close or an error ends the connection.  So do POOL_IDLE_MS of rest and
- * a policy change, which may deny where it goes.  The race with an
+ * a policy change that denies where it goes (fb_pool_recheck).  The race with an
  * origin closing it just as it is taken is the broker's to meet: a
  * request that can be sent twice is, once, on a new connection.
  */
@@ -176,16 +176,26 @@ bool fb_pool_take(struct fb_pool *pool, const char *host, uint16_t port,
 	return true;
 }
 
-void fb_pool_flush(struct fb_pool *pool)
+void fb_pool_recheck(struct fb_pool *pool, const struct fb_policy *policy)
 {
-	while (pool->head)
-		close_idle(pool->head, true);
+	struct fb_idle *c, *next;
+
+	for (c = pool->head; c; c = next) {
+		struct fb_decision d;
+		struct fb_addr a;
+
+		next = c->next;
+		fb_addr_from_sockaddr(&c->addr, &a);
+		if (fb_policy_check_addr(policy, &a, &d) == FB_VERDICT_DENY)
+			close_idle(c, true);
+	}
 }
 
 void fb_pool_free(struct fb_pool *pool)
 {
 	if (!pool)
 		return;
-	fb_pool_flush(pool);
+	while (pool->head)
+		close_idle(pool->head, true);
 	free(pool);
 }

@@ -108,25 +108,28 @@ read -r _ _ nth_10 _ <<<"$(origin_saw /after10)"
 check "... and its upstream connection, which the origin closed, is not reused ($st #$nth_10)" \
 	holds '[ "$st" = 200 ] && [ "$nth_10" = 0 ] && [ "$(reused)" = "$before" ]'
 
-# A policy change closes what is parked: the next request dials anew.
+# A policy change that still lets the origin's address be reached keeps
+# what is parked.
 guest_curl https://api.test/f >/dev/null
 printf "$POLICY" | px_curl_control "$SOCK" -X PUT --data-binary @- \
 	http://proxy/policy >/dev/null
 before=$(reused)
 st=$(guest_curl https://api.test/g)
 read -r _ _ nth_g _ <<<"$(origin_saw /g)"
-check "after a policy change: a new upstream connection ($st #$nth_g)" \
-	holds '[ "$st" = 200 ] && [ "$nth_g" = 0 ] && [ "$(reused)" = "$before" ]'
+check "after a policy change that allows its address: the parked connection is taken ($st #$nth_g)" \
+	holds '[ "$st" = 200 ] && [ "$nth_g" -gt 0 ] && [ "$(reused)" = $((before + 1)) ]'
 
 # The guest dials .20, which the proxy's own answer for api.test does not
 # hold: its upstream connection goes to .10.  A policy that denies .10 but
-# not .20 still brokers the name, yet must close that connection.
+# not .20 still brokers the name, yet must close that connection, and
+# the parked ones to .10 too.
 SYNC=$FB_TMP/sync
 mkdir -m 1777 "$SYNC"
 px_guest "$NS" "$PY" "$(dirname "$0")/broker_client.py" api.test 198.51.100.20 \
 	"$FB_TMP/sca.crt" get=/h1 wait="$SYNC/go" get=/h2 >"$FB_TMP/c.out" &
 c=$!
 px_wait_file "$SYNC/go.ready"
+guest_curl https://api.test/p2 >/dev/null   # leaves one parked, to .10
 printf "$POLICY"'subnets:\n  deny: [198.51.100.10/32]\n' |
 	px_curl_control "$SOCK" -X PUT --data-binary @- http://proxy/policy >"$FB_TMP/put.out"
 touch "$SYNC/go"
@@ -135,6 +138,8 @@ check "a live connection whose upstream address is now denied: closed ($(tr '\n'
 	holds 'grep -qx "get /h1 200 k1" "$FB_TMP/c.out" && grep -Eq "^get /h2 (closed|error:)" "$FB_TMP/c.out"'
 check "... the change reports it ($(cat "$FB_TMP/put.out"))" grep -q '"closed":1}' "$FB_TMP/put.out"
 check "... and /h2 never reached the origin" px_absent '"/h2"' "$ORIGIN_LOG"
+up=$(ip netns exec "$NS" ss -Htn state established dst 198.51.100.10:443 | wc -l)
+check "... nor does any parked connection to .10 stay open ($up)" [ "$up" = 0 ]
 
 kill -TERM "$PROXY_PID" && wait "$PROXY_PID"
 check "the proxy stopped cleanly (status $?)" [ $? = 0 ]
