@@ -158,9 +158,9 @@ fuzz:
 		$(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/fuzz/%,$(FUZZ_SRCS))
 	@tests/fuzz/run.sh $(FUZZ_BUILD)/fuzz $(FUZZ_SECONDS)
 
-$(FUZZ_BUILD)/fuzz/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(LIBS)
+$(FUZZ_BUILD)/fuzz/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(TESTLIB) $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBS) $(PKG_LIBS)
+	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $< $(TESTLIB) $(LIBS) $(PKG_LIBS)
 
 bench:
 	@$(MAKE) --no-print-directory deps

@@ -16,46 +16,17 @@
 #include <cmocka.h>
 
 #include "policy/doc.h"
-
-static bool same_tree(const struct fb_node *a, const struct fb_node *b)
-{
-	if (!a || !b)
-		return a == b;
-	if (a->kind != b->kind || a->line != b->line || a->col != b->col ||
-	    a->quoted != b->quoted || a->len != b->len || a->n != b->n ||
-	    (a->len && memcmp(a->text, b->text, a->len)))
-		return false;
-	for (size_t i = 0; i < a->n; i++)
-		if ((a->keys && !same_tree(a->keys[i], b->keys[i])) ||
-		    !same_tree(a->vals[i], b->vals[i]))
-			return false;
-	return true;
-}
-
-/* fb_doc_parse's tree and diagnostics, or libyaml's alone. */
-static struct fb_node *parse(const char *text, size_t len, bool yaml_only,
-			     char **diags)
-{
-	struct fb_diags d = { 0 };
-	struct fb_report r = { .diags = &d, .file = "t" };
-	struct fb_node *n = yaml_only ? fb_doc_parse_yaml(text, len, &r)
-				      : fb_doc_parse(text, len, &r);
-
-	fb_report_finish(&r);
-	*diags = fb_diags_to_string(&d);
-	fb_diags_free(&d);
-	return n;
-}
+#include "tests/lib/doc_paths.h"
 
 /* Whether the fast path takes `text`; either way, both paths agree. */
 static bool fast_path_takes(const char *text, size_t len)
 {
 	struct fb_node *fast = fb_doc_parse_json(text, len);
 	char *d1, *d2;
-	struct fb_node *got = parse(text, len, false, &d1);
-	struct fb_node *want = parse(text, len, true, &d2);
+	struct fb_node *got = doc_parse_path(text, len, false, &d1);
+	struct fb_node *want = doc_parse_path(text, len, true, &d2);
 
-	if (!same_tree(got, want) || strcmp(d1, d2))
+	if (!doc_same_tree(got, want) || strcmp(d1, d2))
 		fail_msg("paths differ on [%.*s]:\n%s---\n%s", (int)len, text,
 			 d1, d2);
 	fb_node_free(got);
@@ -137,7 +108,7 @@ static void test_duplicates(void **state)
 
 	(void)state;
 	assert_true(takes(text));
-	n = parse(text, strlen(text), false, &d);
+	n = doc_parse_path(text, strlen(text), false, &d);
 	assert_string_equal(d, "t:1:16: duplicate key \"b\" (first at 1:8)\n"
 			       "t:1:25: duplicate key \"a\" (first at 1:2)\n"
 			       "t:1:48: duplicate key \"d\" (first at 1:40)\n");
