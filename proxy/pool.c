@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/queue.h>
 
 #include <openssl/err.h>
 
@@ -33,7 +34,7 @@
 			      * so (on_idle_event) */
 
 struct fb_idle {
-	struct fb_idle *prev, *next;   /* the pool's list, parked last first */
+	TAILQ_ENTRY(fb_idle) link;     /* the pool's list, parked last first */
 	struct fb_pool *pool;
 	SSL *ssl;
 	struct wire w;
@@ -45,27 +46,24 @@ struct fb_idle {
 
 struct fb_pool {
 	struct fb_loop *loop;          /* of the connections it holds */
-	struct fb_idle *head, *tail;
+	TAILQ_HEAD(fb_idle_list, fb_idle) idle;
 	size_t n;
 };
 
 struct fb_pool *fb_pool_new(void)
 {
-	return calloc(1, sizeof(struct fb_pool));
+	struct fb_pool *pool = calloc(1, sizeof(*pool));
+
+	if (pool)
+		TAILQ_INIT(&pool->idle);
+	return pool;
 }
 
 static void unlink_idle(struct fb_idle *c)
 {
 	struct fb_pool *pool = c->pool;
 
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		pool->head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	else
-		pool->tail = c->prev;
+	TAILQ_REMOVE(&pool->idle, c, link);
 	pool->n--;
 	fb_timer_cancel(pool->loop, c->timer);
 }
@@ -131,7 +129,7 @@ void fb_pool_put(struct fb_pool *pool, struct fb_loop *l, SSL *ssl,
 		return;
 	}
 	if (pool->n == POOL_MAX)
-		close_idle(pool->tail, true);
+		close_idle(TAILQ_LAST(&pool->idle, fb_idle_list), true);
 	c->pool = pool;
 	c->ssl = ssl;
 	c->w = *w;
@@ -140,12 +138,7 @@ void fb_pool_put(struct fb_pool *pool, struct fb_loop *l, SSL *ssl,
 	snprintf(c->host, sizeof(c->host), "%s", host);
 	BIO_set_data(SSL_get_rbio(ssl), &c->w);
 	fb_loop_handover(l, c->w.fd, on_idle_event, c);
-	c->next = pool->head;
-	if (pool->head)
-		pool->head->prev = c;
-	else
-		pool->tail = c;
-	pool->head = c;
+	TAILQ_INSERT_HEAD(&pool->idle, c, link);
 	pool->n++;
 }
 
@@ -155,7 +148,7 @@ bool fb_pool_take(struct fb_pool *pool, const char *host, uint16_t port,
 {
 	struct fb_idle *c;
 
-	for (c = pool->head; c; c = c->next)
+	TAILQ_FOREACH(c, &pool->idle, link)
 		if (c->port == port && strcmp(c->host, host) == 0)
 			break;
 	if (!c)
@@ -180,11 +173,11 @@ void fb_pool_recheck(struct fb_pool *pool, const struct fb_policy *policy)
 {
 	struct fb_idle *c, *next;
 
-	for (c = pool->head; c; c = next) {
+	for (c = TAILQ_FIRST(&pool->idle); c; c = next) {
 		struct fb_decision d;
 		struct fb_addr a;
 
-		next = c->next;
+		next = TAILQ_NEXT(c, link);
 		fb_addr_from_sockaddr(&c->addr, &a);
 		if (fb_policy_check_addr(policy, &a, &d) == FB_VERDICT_DENY)
 			close_idle(c, true);
@@ -195,7 +188,7 @@ void fb_pool_free(struct fb_pool *pool)
 {
 	if (!pool)
 		return;
-	while (pool->head)
-		close_idle(pool->head, true);
+	while (!TAILQ_EMPTY(&pool->idle))
+		close_idle(TAILQ_FIRST(&pool->idle), true);
 	free(pool);
 }
