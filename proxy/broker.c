@@ -1584,13 +1584,8 @@ void fb_brokers_json(const struct fb_proxy *p, FILE *f, const char *sep)
 static bool upstream_denied(const struct fb_broker *b,
 			    const struct fb_policy *policy)
 {
-	struct fb_decision d;
-	struct fb_addr a;
-
-	if (b->up != UP_TLS && b->up != UP_READY)
-		return false;
-	fb_addr_from_sockaddr(&b->up_addr, &a);
-	return fb_policy_check_addr(policy, &a, &d) == FB_VERDICT_DENY;
+	return (b->up == UP_TLS || b->up == UP_READY) &&
+	       fb_upstream_addr_denied(policy, &b->up_addr);
 }
 
 size_t fb_broker_recheck(struct fb_proxy *p)

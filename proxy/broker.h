@@ -179,6 +179,10 @@ SSL *fb_upstream_ssl(struct fb_upstream *up, BIO *bio, const char *host,
  * session stays resumable; else (an error, a response cut short) the
  * session is not offered again. */
 void fb_upstream_release(SSL *ssl, bool clean);
+/* Does `policy`'s deny set cover `addr`, where an upstream connection
+ * was dialled?  A policy change closes such a connection, live or parked. */
+bool fb_upstream_addr_denied(const struct fb_policy *policy,
+			     const struct sockaddr_storage *addr);
 
 /* ---- pool.c ------------------------------------------------------------ */
 

@@ -16,9 +16,9 @@
  * While parked it is watched: a TLS session ticket is taken (upstream.c
  * keeps it); anything else the origin sends is out of step, and that, a
  * close or an error ends the connection.  So do POOL_IDLE_MS of rest and
- * a policy change that denies where it goes (fb_pool_recheck).  The race with an
- * origin closing it just as it is taken is the broker's to meet: a
- * request that can be sent twice is, once, on a new connection.
+ * a policy change that denies where it goes (fb_pool_recheck).  The race
+ * with an origin closing it just as it is taken is the broker's to meet:
+ * a request that can be sent twice is, once, on a new connection.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -174,12 +174,8 @@ void fb_pool_recheck(struct fb_pool *pool, const struct fb_policy *policy)
 	struct fb_idle *c, *next;
 
 	for (c = TAILQ_FIRST(&pool->idle); c; c = next) {
-		struct fb_decision d;
-		struct fb_addr a;
-
 		next = TAILQ_NEXT(c, link);
-		fb_addr_from_sockaddr(&c->addr, &a);
-		if (fb_policy_check_addr(policy, &a, &d) == FB_VERDICT_DENY)
+		if (fb_upstream_addr_denied(policy, &c->addr))
 			close_idle(c, true);
 	}
 }

@@ -232,3 +232,13 @@ void fb_upstream_release(SSL *ssl, bool clean)
 		SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 	SSL_free(ssl);
 }
+
+bool fb_upstream_addr_denied(const struct fb_policy *policy,
+			     const struct sockaddr_storage *addr)
+{
+	struct fb_decision d;
+	struct fb_addr a;
+
+	fb_addr_from_sockaddr(addr, &a);
+	return fb_policy_check_addr(policy, &a, &d) == FB_VERDICT_DENY;
+}
