@@ -129,6 +129,12 @@ uint16_t fb_addr_from_sockaddr(const struct sockaddr_storage *ss,
 	return 0;
 }
 
+bool fb_addr_equal(const struct fb_addr *a, const struct fb_addr *b)
+{
+	return a->family == b->family &&
+	       memcmp(a->b, b->b, family_bits(a->family) / 8) == 0;
+}
+
 /* Clear every bit after the first `len` (in place). */
 static void mask_host_bits(uint8_t b[16], unsigned len)
 {

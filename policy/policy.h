@@ -65,6 +65,8 @@ int fb_port_parse(const char *s, size_t len);
 /* The socket address of a:port; its length. */
 socklen_t fb_addr_to_sockaddr(const struct fb_addr *a, uint16_t port,
 			      struct sockaddr_storage *ss);
+/* The same family and address (an IPv4 one is its first 4 bytes). */
+bool fb_addr_equal(const struct fb_addr *a, const struct fb_addr *b);
 /* The address and port of an AF_INET or AF_INET6 socket address; for
  * another family *a is zeroed (family 0) and the port is 0. */
 uint16_t fb_addr_from_sockaddr(const struct sockaddr_storage *ss,

@@ -531,32 +531,6 @@ static void on_upstream(struct fb_loop *l, int fd, uint32_t ev, void *arg)
 	broker_run(b);
 }
 
-/*
- * An address from our own answer that passes the deny set again; for the
- * origin, the guest's own destination when the answer holds it.
- */
-static const struct fb_addr *pick_address(struct fb_broker *b,
-					  const struct fb_resolved *res)
-{
-	const struct fb_addr *first = NULL;
-	bool origin = strcmp(b->up_host, b->sni) == 0;
-	struct fb_decision d;
-
-	for (size_t i = 0; i < res->naddrs; i++) {
-		const struct fb_addr *a = &res->addrs[i];
-		size_t n = a->family == AF_INET ? 4 : 16;
-
-		if (fb_policy_check_addr(b->policy, a, &d) == FB_VERDICT_DENY)
-			continue;
-		if (origin && a->family == b->orig_dst.family &&
-		    memcmp(a->b, b->orig_dst.b, n) == 0)
-			return a;
-		if (!first)
-			first = a;
-	}
-	return first;
-}
-
 static int upstream_for(struct fb_broker *b, const char *host, uint16_t port,
 			bool pooled);
 
@@ -629,7 +603,10 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 				   "nxdomain" : "resolve-failed");
 		return;
 	}
-	a = pick_address(b, res);
+	/* the guest's own destination is preferred for the origin only,
+	 * not for a forward target */
+	a = fb_resolved_pick(res, b->policy,
+			     strcmp(b->up_host, b->sni) == 0 ? &b->orig_dst : NULL);
 	if (!a) {
 		upstream_failed(b, "resolved-to-denied-address");
 		return;

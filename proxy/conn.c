@@ -87,13 +87,6 @@ static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
 	return fb_addr_from_sockaddr(ss, &unused);
 }
 
-static bool addr_equal(const struct fb_addr *a, const struct fb_addr *b)
-{
-	size_t n = a->family == AF_INET ? 4 : 16;
-
-	return a->family == b->family && memcmp(a->b, b->b, n) == 0;
-}
-
 /*
  * Where the guest meant to go: the conntrack entry of the nft redirect.
  * A connection made straight to the proxy's port has none, and its
@@ -443,30 +436,6 @@ static void conn_dial(struct conn *c, const struct fb_addr *a, uint16_t port)
 	timer_set(c, p->cfg.peek_timeout_ms, on_dial_timeout);
 }
 
-/*
- * The address to dial from an answer: the guest's own destination if the
- * answer holds it (so a client pinned to one of several addresses keeps
- * it), else the first one; each must pass the deny set again.
- */
-static const struct fb_addr *pick_address(struct conn *c,
-					  const struct fb_resolved *res)
-{
-	const struct fb_addr *first = NULL;
-	struct fb_decision d;
-
-	for (size_t i = 0; i < res->naddrs; i++) {
-		const struct fb_addr *a = &res->addrs[i];
-
-		if (fb_policy_check_addr(c->policy, a, &d) == FB_VERDICT_DENY)
-			continue;
-		if (addr_equal(a, &c->dst_addr))
-			return a;
-		if (!first)
-			first = a;
-	}
-	return first;
-}
-
 static void on_resolved(const struct fb_resolved *res, void *arg)
 {
 	struct conn *c = arg;
@@ -478,7 +447,7 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 				  "nxdomain" : "resolve-failed");
 		return;
 	}
-	a = pick_address(c, res);
+	a = fb_resolved_pick(res, c->policy, &c->dst_addr);
 	if (!a) {
 		fb_conn_refuse(c, "resolved-to-denied-address");
 		return;
@@ -833,8 +802,8 @@ static bool memo_holds(const struct recheck_memo *m, const struct conn *c)
 {
 	return m->valid && m->has_name == c->has_name &&
 	       (!c->has_name || !strcmp(m->name, c->name)) &&
-	       addr_equal(&m->dst, &c->dst_addr) &&
-	       addr_equal(&m->upstream, &c->upstream_addr);
+	       fb_addr_equal(&m->dst, &c->dst_addr) &&
+	       fb_addr_equal(&m->upstream, &c->upstream_addr);
 }
 
 /* Whether the policy in force refuses `c` now. */

@@ -469,6 +469,26 @@ void fb_resolve_cancel(struct fb_resolve_req *q)
 	free(q);
 }
 
+const struct fb_addr *fb_resolved_pick(const struct fb_resolved *res,
+				       const struct fb_policy *policy,
+				       const struct fb_addr *prefer)
+{
+	const struct fb_addr *first = NULL;
+	struct fb_decision d;
+
+	for (size_t i = 0; i < res->naddrs; i++) {
+		const struct fb_addr *a = &res->addrs[i];
+
+		if (fb_policy_check_addr(policy, a, &d) == FB_VERDICT_DENY)
+			continue;
+		if (prefer && fb_addr_equal(a, prefer))
+			return a;
+		if (!first)
+			first = a;
+	}
+	return first;
+}
+
 bool fb_resolver_answered(struct fb_resolver *r, const char *name,
 			  const struct fb_addr *a)
 {
@@ -481,8 +501,7 @@ bool fb_resolver_answered(struct fb_resolver *r, const char *name,
 				      fb_loop_now(r->loop), &res))
 			continue;
 		for (size_t i = 0; i < res.naddrs; i++)
-			if (res.addrs[i].family == a->family &&
-			    memcmp(res.addrs[i].b, a->b, a->family == AF_INET ? 4 : 16) == 0)
+			if (fb_addr_equal(&res.addrs[i], a))
 				return true;
 	}
 	return false;

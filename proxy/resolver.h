@@ -78,6 +78,16 @@ struct fb_resolve_req *fb_resolve(struct fb_resolver *r, const char *name,
 /* The callback will not be called.  Not from inside that callback. */
 void fb_resolve_cancel(struct fb_resolve_req *req);
 
+/*
+ * The address of `res` to dial: `prefer` (the guest's own destination,
+ * or NULL) when the answer holds it, so a client pinned to one of several
+ * addresses keeps it, else the first; each must pass `policy`'s deny set
+ * again.  NULL when none does.
+ */
+const struct fb_addr *fb_resolved_pick(const struct fb_resolved *res,
+				       const struct fb_policy *policy,
+				       const struct fb_addr *prefer);
+
 /* Was `a` in an unexpired answer for `name`?  (decision 6) */
 bool fb_resolver_answered(struct fb_resolver *r, const char *name,
 			  const struct fb_addr *a);

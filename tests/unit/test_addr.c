@@ -68,6 +68,28 @@ static void test_addr_parse_format(void **state)
 }
 
 /* Address and port as listen and resolver options spell them. */
+/* Equal: same family and the family's bytes; an IPv4 address's unused
+ * bytes never count. */
+static void test_addr_equal(void **state)
+{
+	struct fb_addr a, b, c;
+
+	(void)state;
+	assert_int_equal(fb_addr_parse("192.0.2.1", &a), 0);
+	assert_int_equal(fb_addr_parse("192.0.2.1", &b), 0);
+	b.b[10] = 0xff; /* beyond an IPv4 address */
+	assert_true(fb_addr_equal(&a, &b));
+	assert_int_equal(fb_addr_parse("192.0.2.2", &b), 0);
+	assert_false(fb_addr_equal(&a, &b));
+	assert_int_equal(fb_addr_parse("::ffff:192.0.2.1", &c), 0);
+	assert_false(fb_addr_equal(&a, &c));
+	assert_int_equal(fb_addr_parse("2001:db8::1", &a), 0);
+	assert_int_equal(fb_addr_parse("2001:db8::1", &b), 0);
+	assert_true(fb_addr_equal(&a, &b));
+	assert_int_equal(fb_addr_parse("2001:db8::2", &b), 0);
+	assert_false(fb_addr_equal(&a, &b));
+}
+
 static void test_addr_port_parse(void **state)
 {
 	static const struct {
@@ -398,6 +420,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_addr_parse_format),
+		cmocka_unit_test(test_addr_equal),
 		cmocka_unit_test(test_addr_port_parse),
 		cmocka_unit_test(test_cidr_parse_format),
 		cmocka_unit_test(test_cidr_errors),

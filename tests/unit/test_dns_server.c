@@ -1140,6 +1140,32 @@ static int with_resolv_conf(const char *text, const char *want, const char *why)
 }
 
 /* No --resolver: the first nameserver line of the host's resolv.conf. */
+/* The address to dial from an answer: the guest's own when the answer
+ * holds it and the deny set passes it, else the first that passes. */
+static void test_resolved_pick(void **state)
+{
+	struct fb_policy *p = load("allow: [a.test]\n"
+				   "subnets: { deny: [9.9.9.1/32] }\n");
+	struct fb_addr addrs[3], other;
+	struct fb_resolved res = { .addrs = addrs, .naddrs = 3 };
+
+	(void)state;
+	/* public addresses (the documentation ranges are denied by default);
+	 * nothing is sent to them */
+	assert_int_equal(fb_addr_parse("9.9.9.1", &addrs[0]), 0);
+	assert_int_equal(fb_addr_parse("9.9.9.2", &addrs[1]), 0);
+	assert_int_equal(fb_addr_parse("9.9.9.3", &addrs[2]), 0);
+	assert_int_equal(fb_addr_parse("9.9.9.9", &other), 0);
+	assert_ptr_equal(fb_resolved_pick(&res, p, &addrs[2]), &addrs[2]);
+	assert_ptr_equal(fb_resolved_pick(&res, p, &other), &addrs[1]);
+	assert_ptr_equal(fb_resolved_pick(&res, p, NULL), &addrs[1]);
+	/* the guest's own, when denied, is not dialled */
+	assert_ptr_equal(fb_resolved_pick(&res, p, &addrs[0]), &addrs[1]);
+	res.naddrs = 1;
+	assert_null(fb_resolved_pick(&res, p, NULL));
+	fb_policy_unref(p);
+}
+
 static void test_default_resolver(void **state)
 {
 	int rc;
@@ -1205,6 +1231,7 @@ int main(void)
 		cmocka_unit_test(test_udp_truncation),
 		cmocka_unit_test(test_tcp_idle_and_oversized),
 		cmocka_unit_test(test_free_in_flight),
+		cmocka_unit_test(test_resolved_pick),
 		cmocka_unit_test(test_default_resolver),
 		cmocka_unit_test(test_bad_config),
 	};
