@@ -56,15 +56,31 @@ static void go_home(int home)
 	close(home);
 }
 
-int fb_netns_call(int ns, int (*fn)(void *arg), void *arg, char *err,
-		  size_t errsize)
+static int unshare_netns(char *err, size_t errsize)
+{
+	if (unshare(CLONE_NEWNET) < 0) {
+		snprintf(err, errsize, "unshare(CLONE_NEWNET): %s",
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * fn(arg) with the thread in namespace ns, or in one made for the occasion
+ * when fresh; then back in its own.  A flag and not ns == -1: a caller's
+ * unopened namespace must fail, not run fn somewhere new.
+ */
+static int call_in(int ns, bool fresh, int (*fn)(void *arg), void *arg,
+		   char *err, size_t errsize)
 {
 	int home = fb_netns_current(err, errsize);
 	int ret, saved;
 
 	if (home < 0)
 		return -1;
-	if (fb_netns_enter(ns, err, errsize) < 0) {
+	if ((fresh ? unshare_netns(err, errsize) :
+		     fb_netns_enter(ns, err, errsize)) < 0) {
 		saved = errno;
 		close(home);
 		errno = saved;
@@ -77,28 +93,10 @@ int fb_netns_call(int ns, int (*fn)(void *arg), void *arg, char *err,
 	return ret;
 }
 
-/* Like fb_netns_call, in a namespace made for the occasion. */
-static int in_new_netns(int (*fn)(void *arg), void *arg, char *err,
-			size_t errsize)
+int fb_netns_call(int ns, int (*fn)(void *arg), void *arg, char *err,
+		  size_t errsize)
 {
-	int home = fb_netns_current(err, errsize);
-	int ret, saved;
-
-	if (home < 0)
-		return -1;
-	if (unshare(CLONE_NEWNET) < 0) {
-		saved = errno;
-		snprintf(err, errsize, "unshare(CLONE_NEWNET): %s",
-			 strerror(errno));
-		close(home);
-		errno = saved;
-		return -1;
-	}
-	ret = fn(arg);
-	saved = errno;
-	go_home(home);
-	errno = saved;
-	return ret;
+	return call_in(ns, false, fn, arg, err, errsize);
 }
 
 struct ns_arg {
@@ -164,7 +162,7 @@ int fb_netns_add(const char *name, char *err, size_t errsize)
 		return -1;
 	}
 	close(fd);
-	if (in_new_netns(bind_current, &arg, err, errsize) < 0) {
+	if (call_in(-1, true, bind_current, &arg, err, errsize) < 0) {
 		saved = errno;
 		unlink(path);
 		errno = saved;
@@ -204,7 +202,7 @@ int fb_netns_new_anonymous(char *err, size_t errsize)
 {
 	struct ns_arg arg = { .fd = -1, .err = err, .errsize = errsize };
 
-	if (in_new_netns(open_current, &arg, err, errsize) < 0)
+	if (call_in(-1, true, open_current, &arg, err, errsize) < 0)
 		return -1;
 	return arg.fd;
 }
