@@ -36,24 +36,8 @@ static void json_outcomes(FILE *f, const struct fb_stats *s, bool allowed)
 	}
 }
 
-/* open_memstream() publishes the buffer only when the stream is closed. */
-static char *finish(FILE *f, char **buf)
+static void put_json(FILE *f, const struct fb_stats *s)
 {
-	if (fclose(f) != 0) {
-		free(*buf);
-		return NULL;
-	}
-	return *buf;
-}
-
-char *fb_stats_json(const struct fb_stats *s)
-{
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-
-	if (!f)
-		return NULL;
 	fprintf(f, "{\"policy\":{\"generation\":%llu,\"updates\":%llu},"
 		"\"connections\":{\"accepted\":%llu,\"open\":%llu,"
 		"\"peeking\":%llu,\"allowed\":{",
@@ -73,17 +57,10 @@ char *fb_stats_json(const struct fb_stats *s)
 		(unsigned long long)s->dns_denied,
 		(unsigned long long)s->brokered_requests,
 		(unsigned long long)s->upstream_reused);
-	return finish(f, &buf);
 }
 
-char *fb_stats_metrics(const struct fb_stats *s)
+static void put_metrics(FILE *f, const struct fb_stats *s)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-
-	if (!f)
-		return NULL;
 	fputs("# HELP firebreak_connections_total Connections decided, by outcome and reason.\n"
 	      "# TYPE firebreak_connections_total counter\n", f);
 	for (size_t i = 0; i < FB_STATS_REASONS && s->outcome[i].reason; i++) {
@@ -136,5 +113,33 @@ char *fb_stats_metrics(const struct fb_stats *s)
 		(unsigned long long)s->policy_updates,
 		(unsigned long long)s->brokered_requests,
 		(unsigned long long)s->upstream_reused);
-	return finish(f, &buf);
+}
+
+/* What put writes, as a string of its own; NULL when out of memory. */
+static char *render(const struct fb_stats *s,
+		    void (*put)(FILE *f, const struct fb_stats *s))
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	put(f, s);
+	/* open_memstream() publishes the buffer only when the stream is closed */
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+char *fb_stats_json(const struct fb_stats *s)
+{
+	return render(s, put_json);
+}
+
+char *fb_stats_metrics(const struct fb_stats *s)
+{
+	return render(s, put_metrics);
 }
