@@ -144,6 +144,18 @@ static void ndisc(struct fbn_tbl *t, const char *chain)
 	fbn_tbl_rule(t, &r);
 }
 
+/* Whatever else comes from the guest, last in its filter chains. */
+static void drop_rest(struct fbn_tbl *t, const char *chain, const char *g)
+{
+	struct fbn_rule r;
+
+	fbn_rule_init(&r, T, chain, "guest drop");
+	fbn_match_iifname(&r, g);
+	fbn_do_counter(&r, "dropped");
+	fbn_do_verdict(&r, NF_DROP);
+	fbn_tbl_rule(t, &r);
+}
+
 /* Reject destinations in the deny sets: TCP with a reset, the rest ICMP. */
 static void reject_denied(struct fbn_tbl *t, const char *chain,
 			  const char *iif, const struct set_ids *id,
@@ -246,11 +258,7 @@ static void forward(struct fbn_tbl *t, const struct fb_nft_config *cfg,
 	fbn_do_reject_tcp(&r);
 	fbn_tbl_rule(t, &r);
 
-	fbn_rule_init(&r, T, "forward", "guest drop");
-	fbn_match_iifname(&r, g);
-	fbn_do_counter(&r, "dropped");
-	fbn_do_verdict(&r, NF_DROP);
-	fbn_tbl_rule(t, &r);
+	drop_rest(t, "forward", g);
 }
 
 static void input(struct fbn_tbl *t, const struct fb_nft_config *cfg)
@@ -281,11 +289,7 @@ static void input(struct fbn_tbl *t, const struct fb_nft_config *cfg)
 		fbn_do_verdict(&r, NF_ACCEPT);
 		fbn_tbl_rule(t, &r);
 	}
-	fbn_rule_init(&r, T, "input", "guest drop");
-	fbn_match_iifname(&r, g);
-	fbn_do_counter(&r, "dropped");
-	fbn_do_verdict(&r, NF_DROP);
-	fbn_tbl_rule(t, &r);
+	drop_rest(t, "input", g);
 }
 
 static void output(struct fbn_tbl *t, const struct fb_nft_config *cfg,
