@@ -77,14 +77,17 @@
 #define BOOT_ARGS "console=ttyS0 reboot=k panic=1 pci=off quiet " \
 		  FB_GUEST_NET " fb.status=ttyS0"
 
+#define SOCK_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+
 struct vm {
 	const struct fb_firecracker_opts *o;
 	char binary[PATH_MAX];   /* absolute under the jailer: --exec-file */
 	char jailer[PATH_MAX];   /* empty: firecracker runs directly */
-	char jail[PATH_MAX];     /* the chroot base, removed after the VM */
+	char jail[SOCK_PATH_MAX]; /* the chroot base, removed after the VM;
+				   * the start of sock's path, no longer */
 	char root[PATH_MAX];     /* the chroot */
 	char sock_dir[PATH_MAX]; /* without the jailer: removed once it runs */
-	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char sock[SOCK_PATH_MAX];
 	int kernel_fd, initrd_fd;
 };
 
@@ -774,6 +777,20 @@ static int jail_initrd(const struct vm *vm, char *err, size_t errsize)
 	return rc;
 }
 
+/* <dir>/api.sock, where firecracker makes its API socket */
+static int sock_path(struct vm *vm, const char *dir, char *err,
+		     size_t errsize)
+{
+	int n = snprintf(vm->sock, sizeof vm->sock, "%s/api.sock", dir);
+
+	if (n < 0 || (size_t)n >= sizeof vm->sock) {
+		snprintf(err, errsize, "firecracker: API socket path "
+			 "%s/api.sock is too long", dir);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * The jailer's chroot, <dir>/jail/<binary's name>/<id>/root, made before
  * the jailer runs, with the guest image in it: the directories above it
@@ -785,7 +802,6 @@ static int make_jail(struct vm *vm, char *err, size_t errsize)
 	const struct fb_firecracker_opts *o = vm->o;
 	char path[PATH_MAX];
 	const char *name;
-	int n;
 
 	if (!realpath(vm->binary, path)) {
 		snprintf(err, errsize, "firecracker: %s: %s", vm->binary,
@@ -794,17 +810,12 @@ static int make_jail(struct vm *vm, char *err, size_t errsize)
 	}
 	memcpy(vm->binary, path, sizeof path);
 	name = strrchr(vm->binary, '/') + 1;
-	n = snprintf(vm->sock, sizeof vm->sock, "%s/jail/%s/%s/root/api.sock",
-		     o->dir, name, o->id);
-	if (n < 0 || (size_t)n >= sizeof vm->sock) {
-		snprintf(err, errsize, "firecracker: API socket path "
-			 "%s/jail/%s/%s/root/api.sock is too long", o->dir,
-			 name, o->id);
+	/* the socket's path holds the others: if it fits, they do */
+	snprintf(vm->jail, sizeof vm->jail, "%s/jail", o->dir);
+	snprintf(vm->root, sizeof vm->root, "%s/%s/%s/root", vm->jail, name,
+		 o->id);
+	if (sock_path(vm, vm->root, err, errsize) < 0)
 		return -1;
-	}
-	/* the socket's path holds them all */
-	memcpy(vm->root, vm->sock, n - strlen("/api.sock"));
-	memcpy(vm->jail, vm->sock, strlen(o->dir) + strlen("/jail"));
 	if (mkdir(vm->jail, 0711) < 0) {
 		snprintf(err, errsize, "firecracker: jail: %s: %s", vm->jail,
 			 strerror(errno));
@@ -862,7 +873,6 @@ pid_t fb_firecracker_spawn(const struct fb_firecracker_opts *o, int *tap_fd,
 	char kernel[PATH_MAX];
 	int report[2] = { -1, -1 };
 	pid_t pid = -1, launcher = getpid();
-	int n;
 
 	if (fb_find_program(o->binary ? o->binary : FB_FIRECRACKER_BINARY,
 			 vm.binary, sizeof vm.binary) < 0) {
@@ -880,13 +890,8 @@ pid_t fb_firecracker_spawn(const struct fb_firecracker_opts *o, int *tap_fd,
 	if (!o->jailer) {
 		snprintf(vm.sock_dir, sizeof vm.sock_dir, "%s/firecracker",
 			 o->dir);
-		n = snprintf(vm.sock, sizeof vm.sock, "%s/api.sock",
-			     vm.sock_dir);
-		if (n < 0 || (size_t)n >= sizeof vm.sock) {
-			snprintf(err, errsize, "firecracker: API socket path "
-				 "%s/api.sock is too long", vm.sock_dir);
+		if (sock_path(&vm, vm.sock_dir, err, errsize) < 0)
 			return -1;
-		}
 	}
 	snprintf(kernel, sizeof kernel, "%s/%s", o->guest.guest_dir,
 		 FB_GUEST_KERNEL);
