@@ -62,11 +62,7 @@ r=$(guest_probe "$a" connect,203.0.113.10,80)
 check "proxy up: the redirect reaches the proxy" grep -q ' connected ' <<<"$r"
 kill -STOP "$FB_DAEMON"
 old=$(state_of "$a" 's["pids"]["proxy"]')
-kill -KILL "$old"
-while [ -e "/proc/$old" ] && [ "$(awk '{print $3}' "/proc/$old/stat")" != Z ]
-do
-	sleep 0.01
-done
+fb_kill_gone "$old"
 r=$(guest_probe "$a" connect,203.0.113.10,80 tcp,203.0.113.10,80)
 sed 's/^/# /' <<<"$r"
 check "proxy down: connections refused" grep -q '^connect,.* refused ' <<<"$r"

@@ -26,6 +26,8 @@
 #   in_host CMD... / in_inet CMD...
 #   ok NAME / not_ok NAME WHY / check NAME CMD... / skip NAME WHY
 #   fb_leftovers ID...        what a run left behind in $HOST (empty: nothing)
+#   fb_kill_gone PID          SIGKILL a process not this shell's child and
+#                             wait until it no longer runs
 #
 # Everything created is removed on exit, also when the test fails.
 
@@ -60,6 +62,17 @@ check() {
 # single-quoted COND reaches it whole and is evaluated there.
 holds() {
 	eval "$1"
+}
+
+# `wait` only takes this shell's children.  A zombie counts as gone: it
+# runs no more and holds no socket, whenever its parent reaps it.
+fb_kill_gone() {
+	kill -KILL "$1"
+	while [ -e "/proc/$1" ] &&
+		[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
+	do
+		sleep 0.01
+	done
 }
 
 fb_cleanup() {

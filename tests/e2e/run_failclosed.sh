@@ -26,12 +26,7 @@ for _ in $(seq 250); do
 done
 proxy=$(pgrep -f -- "firebreak-proxy .*--sandbox-id $FB_LAST_ID( |\$)")
 check "the sandbox has a proxy" [ -n "$proxy" ]
-kill -KILL $proxy
-# gone, or a zombie until the launcher reaps it: either way not listening
-while [ -e "/proc/$proxy" ] && [ "$(awk '{print $3}' "/proc/$proxy/stat")" != Z ]
-do
-	sleep 0.01
-done
+fb_kill_gone "$proxy"
 touch "$FB_TMP/x/go"
 wait "$pid"
 sed 's/^/# /' "$FB_TMP/out"
