@@ -22,17 +22,15 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "proxy/broker.h"
 #include "proxy/core.h"
+#include "proxy/ctlsock.h"
 #include "proxy/http.h"
 #include "proxy/jwt.h"
 
 #define CONTROL_TIMEOUT_MS 10000
-#define CONTROL_HEAD_MAX (64 * 1024)
 /* the largest request buffer kept between requests */
 #define CONTROL_KEEP_MAX (4u << 20)
 
@@ -312,35 +310,15 @@ static int route(struct fb_proxy *p, const struct fb_http_req *req,
 static int handle(struct fb_proxy *p, const char *buf, size_t len,
 		  const char *who, char **resp, size_t *resp_len, size_t *whole)
 {
-	static const struct fb_http_limits limits = {
-		.max_line = 8192, .max_head = CONTROL_HEAD_MAX, .max_fields = 64,
-	};
 	struct fb_http_req req;
+	char why[256];
+	int rc = fb_ctlsock_request(&req, buf, len, FB_CONTROL_BODY_MAX, whole,
+				    why, sizeof(why));
 
-	fb_http_req_init(&req);
-	switch (fb_http_parse_head(&req, buf, len, &limits)) {
-	case FB_HTTP_NEED_MORE:
+	if (rc == 0)
 		return 0;
-	case FB_HTTP_ERROR:
-		return respond_text(resp, resp_len,
-				    fb_http_error_status(req.error),
-				    "bad request: %s\n",
-				    fb_http_error_str(req.error));
-	case FB_HTTP_DONE:
-		break;
-	}
-	if (req.chunked)
-		return respond_text(resp, resp_len, 411,
-				    "send the body with a Content-Length\n");
-	if (req.content_length > FB_CONTROL_BODY_MAX)
-		return respond_text(resp, resp_len, 413,
-				    "body over the %d-byte limit\n",
-				    FB_CONTROL_BODY_MAX);
-	if (req.content_length > 0 &&
-	    len - req.head_len < (size_t)req.content_length) {
-		*whole = req.head_len + (size_t)req.content_length;
-		return 0;
-	}
+	if (rc != 1)
+		return respond_text(resp, resp_len, rc, "%s\n", why);
 	return route(p, &req, buf + req.head_len,
 		     req.content_length > 0 ? (size_t)req.content_length : 0,
 		     who, resp, resp_len);
@@ -424,7 +402,7 @@ static void client_write(struct client *cl)
 
 static void client_read(struct client *cl)
 {
-	size_t limit = CONTROL_HEAD_MAX + FB_CONTROL_BODY_MAX;
+	size_t limit = FB_CTLSOCK_HEAD_MAX + FB_CONTROL_BODY_MAX;
 	ssize_t n;
 	int rc;
 
@@ -496,24 +474,13 @@ static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
 {
 	struct fb_control *ctl = arg;
 	struct ucred cred;
-	socklen_t len = sizeof(cred);
 	struct client *cl;
 	int cfd;
 
 	(void)events;
-	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	cfd = fb_ctlsock_accept(fd, &cred);
 	if (cfd < 0)
 		return;
-	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-	    (cred.uid != 0 && cred.uid != getuid())) {
-		static const char no[] =
-			"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n"
-			"Connection: close\r\n\r\n";
-
-		send(cfd, no, sizeof(no) - 1, MSG_NOSIGNAL);
-		close(cfd);
-		return;
-	}
 	cl = calloc(1, sizeof(*cl));
 	if (!cl || fb_loop_add(l, cfd, EPOLLIN, on_client, cl) < 0) {
 		free(cl);
@@ -534,53 +501,21 @@ static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
 struct fb_control *fb_control_new(struct fb_proxy *p, const char *path,
 				  char *err, size_t errsize)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct fb_control *ctl;
-	struct stat st;
-	mode_t old;
-	int fd;
+	struct fb_control *ctl = calloc(1, sizeof(*ctl));
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errsize, "--control %s: path too long", path);
-		return NULL;
-	}
-	strcpy(sa.sun_path, path);
-	/* A socket left by a previous run is replaced; anything else at
-	 * that path is not ours to remove. */
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errsize, "--control %s: exists and is not a socket", path);
-			return NULL;
-		}
-		unlink(path);
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, errsize, "control socket: %s", strerror(errno));
-		return NULL;
-	}
-	old = umask(0177);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
-		snprintf(err, errsize, "control socket %s: %s", path, strerror(errno));
-		umask(old);
-		close(fd);
-		return NULL;
-	}
-	umask(old);
-	ctl = calloc(1, sizeof(*ctl));
-	if (!ctl || !(ctl->path = strdup(path)) ||
-	    fb_loop_add(p->loop, fd, EPOLLIN, on_accept, ctl) < 0) {
-		snprintf(err, errsize, "control socket %s: out of memory", path);
-		if (ctl)
-			free(ctl->path);
+	if (!ctl || !(ctl->path = strdup(path))) {
+		snprintf(err, errsize, "--control %s: out of memory", path);
 		free(ctl);
-		unlink(path);
-		close(fd);
 		return NULL;
 	}
 	ctl->p = p;
-	ctl->fd = fd;
+	ctl->fd = fb_ctlsock_listen(p->loop, path, "--control", on_accept, ctl,
+				    err, errsize);
+	if (ctl->fd < 0) {
+		free(ctl->path);
+		free(ctl);
+		return NULL;
+	}
 	return ctl;
 }
 
@@ -591,9 +526,7 @@ void fb_control_free(struct fb_control *ctl)
 	while (ctl->clients)
 		client_free(ctl->clients);
 	free(ctl->kept);
-	fb_loop_del(ctl->p->loop, ctl->fd);
-	close(ctl->fd);
-	unlink(ctl->path);
+	fb_ctlsock_close(ctl->p->loop, ctl->fd, ctl->path);
 	free(ctl->path);
 	free(ctl);
 }

@@ -12,14 +12,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "proxy/ctlsock.h"
 #include "vmhost/daemon.h"
 
 #define REQUEST_TIMEOUT_MS 10000
-#define HEAD_MAX (64 * 1024)
 #define BODY_MAX (16 * 1024 * 1024)
 
 struct fb_client {
@@ -213,19 +211,20 @@ void fb_client_follow(struct fb_client *c, unsigned ms, fb_client_tick_fn *fn,
 /* The request is complete when its head parses and its body is in. */
 static void client_read(struct fb_client *c)
 {
-	static const struct fb_http_limits limits = {
-		.max_line = 8192, .max_head = HEAD_MAX, .max_fields = 64,
-	};
 	struct fb_http_req req;
+	char why[256];
+	size_t whole;
 	ssize_t n;
+	int rc;
 
 	if (c->cap - c->len < 4096) {
 		size_t cap = c->cap ? c->cap * 2 : 8192;
-		char *in = cap <= HEAD_MAX + BODY_MAX ? realloc(c->in, cap) : NULL;
+		char *in = cap <= FB_CTLSOCK_HEAD_MAX + BODY_MAX ?
+			   realloc(c->in, cap) : NULL;
 
 		if (!in) {
 			fb_client_error(c, 413, "request over %d bytes",
-					HEAD_MAX + BODY_MAX);
+					FB_CTLSOCK_HEAD_MAX + BODY_MAX);
 			return;
 		}
 		c->in = in;
@@ -239,28 +238,14 @@ static void client_read(struct fb_client *c)
 		return;
 	}
 	c->len += (size_t)n;
-	fb_http_req_init(&req);
-	switch (fb_http_parse_head(&req, c->in, c->len, &limits)) {
-	case FB_HTTP_NEED_MORE:
+	rc = fb_ctlsock_request(&req, c->in, c->len, BODY_MAX, &whole, why,
+				sizeof why);
+	if (rc == 0)
 		return;
-	case FB_HTTP_ERROR:
-		fb_client_error(c, fb_http_error_status(req.error),
-				"bad request: %s", fb_http_error_str(req.error));
-		return;
-	case FB_HTTP_DONE:
-		break;
-	}
-	if (req.chunked) {
-		fb_client_error(c, 411, "send the body with a Content-Length");
+	if (rc != 1) {
+		fb_client_error(c, rc, "%s", why);
 		return;
 	}
-	if (req.content_length > BODY_MAX) {
-		fb_client_error(c, 413, "body over the %d-byte limit", BODY_MAX);
-		return;
-	}
-	if (req.content_length > 0 &&
-	    c->len - req.head_len < (size_t)req.content_length)
-		return;
 	fb_timer_cancel(c->d->loop, c->timer);
 	c->timer = NULL;
 	fb_api_handle(c, &req, c->in + req.head_len,
@@ -303,24 +288,13 @@ static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
 {
 	struct fb_daemon *d = arg;
 	struct ucred cred;
-	socklen_t len = sizeof cred;
 	struct fb_client *c;
 	int cfd;
 
 	(void)events;
-	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	cfd = fb_ctlsock_accept(fd, &cred);
 	if (cfd < 0)
 		return;
-	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-	    (cred.uid != 0 && cred.uid != getuid())) {
-		static const char no[] =
-			"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n"
-			"Connection: close\r\n\r\n";
-
-		send(cfd, no, sizeof no - 1, MSG_NOSIGNAL);
-		close(cfd);
-		return;
-	}
 	c = calloc(1, sizeof *c);
 	if (!c || fb_loop_add(l, cfd, EPOLLIN, on_client, c) < 0) {
 		free(c);
@@ -338,45 +312,9 @@ static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
 
 int fb_daemon_listen(struct fb_daemon *d, char *err, size_t errsize)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	mode_t old;
-
-	if (strlen(d->socket_path) >= sizeof sa.sun_path) {
-		snprintf(err, errsize, "--socket %s: path too long",
-			 d->socket_path);
-		return -1;
-	}
-	strcpy(sa.sun_path, d->socket_path);
-	/* a socket left by a crashed daemon is replaced; anything else at
-	 * that path is not ours to remove */
-	if (lstat(d->socket_path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errsize, "--socket %s: exists and is "
-				 "not a socket", d->socket_path);
-			return -1;
-		}
-		unlink(d->socket_path);
-	}
-	d->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-			      SOCK_CLOEXEC, 0);
-	if (d->listen_fd < 0) {
-		snprintf(err, errsize, "socket: %s", strerror(errno));
-		return -1;
-	}
-	old = umask(0177);
-	if (bind(d->listen_fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    chmod(d->socket_path, 0600) < 0 || listen(d->listen_fd, 128) < 0 ||
-	    fb_loop_add(d->loop, d->listen_fd, EPOLLIN, on_accept, d) < 0) {
-		snprintf(err, errsize, "--socket %s: %s", d->socket_path,
-			 strerror(errno));
-		umask(old);
-		close(d->listen_fd);
-		d->listen_fd = -1;
-		return -1;
-	}
-	umask(old);
-	return 0;
+	d->listen_fd = fb_ctlsock_listen(d->loop, d->socket_path, "--socket",
+					 on_accept, d, err, errsize);
+	return d->listen_fd < 0 ? -1 : 0;
 }
 
 void fb_daemon_close(struct fb_daemon *d)
@@ -384,9 +322,7 @@ void fb_daemon_close(struct fb_daemon *d)
 	while (d->clients)
 		fb_client_close(d->clients);
 	if (d->listen_fd >= 0) {
-		fb_loop_del(d->loop, d->listen_fd);
-		close(d->listen_fd);
-		unlink(d->socket_path);
+		fb_ctlsock_close(d->loop, d->listen_fd, d->socket_path);
 		d->listen_fd = -1;
 	}
 }

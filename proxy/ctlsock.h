@@ -1,0 +1,53 @@
+/*
+ * ctlsock.h — the server side of the HTTP/1.1 unix sockets that drive
+ * firebreak (the proxy's --control, firebreak-vmhost's --socket): one
+ * place for what both promise their clients.  The socket is mode 0600,
+ * a peer that is neither root nor our own uid is answered 403 and
+ * closed, and a request is one head and a Content-Length body.
+ */
+#ifndef FB_CTLSOCK_H
+#define FB_CTLSOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "proxy/http.h"
+#include "proxy/loop.h"
+
+/* the largest request head either socket reads */
+#define FB_CTLSOCK_HEAD_MAX (64 * 1024)
+
+/*
+ * Listen at path, replacing a socket a previous run left there, and have
+ * loop call on_accept(arg) when a connection waits.  Every error names
+ * the path after `flag`, the option it came from ("--socket PATH: exists
+ * and is not a socket").  Returns the descriptor, or -1 with err set.
+ */
+int fb_ctlsock_listen(struct fb_loop *l, const char *path, const char *flag,
+		      fb_io_fn *on_accept, void *arg, char *err,
+		      size_t errsize);
+
+/* Stop listening on fd and remove path. */
+void fb_ctlsock_close(struct fb_loop *l, int fd, const char *path);
+
+/*
+ * One connection from listening fd lfd, non-blocking and close-on-exec,
+ * with its peer's credentials in *cred.  -1 when none waits, or when the
+ * peer was refused (answered 403, then closed).
+ */
+int fb_ctlsock_accept(int lfd, struct ucred *cred);
+
+/*
+ * Whether buf[0..len) holds one whole request whose body, if any, is at
+ * most body_max bytes sent with a Content-Length.  0 while more is to
+ * come: once the head is in, *whole is then the size of the whole
+ * request, so that room for the body is made once.  1 when it is whole:
+ * req is parsed, the body at buf + req->head_len.  Otherwise the HTTP
+ * status refusing it, and in why the reason, one line without a newline.
+ */
+int fb_ctlsock_request(struct fb_http_req *req, const char *buf, size_t len,
+		       int64_t body_max, size_t *whole, char *why,
+		       size_t whysize);
+
+#endif /* FB_CTLSOCK_H */

@@ -1,0 +1,234 @@
+/* test_ctlsock.c — the control sockets' shared server side: the socket
+ * is 0600 and replaces only a socket, a foreign uid is answered 403, and
+ * a request is whole once its Content-Length body is in. */
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proxy/ctlsock.h"
+#include "proxy/fdio.h"
+
+#define NOBODY 65534
+
+struct sock {
+	struct fb_loop *loop;
+	char dir[32];
+	char path[64];
+};
+
+static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
+{
+	(void)l;
+	(void)fd;
+	(void)events;
+	(void)arg;
+	fail_msg("the loop never runs here");
+}
+
+static int setup(void **state)
+{
+	struct sock *s = calloc(1, sizeof(*s));
+
+	assert_non_null(s);
+	strcpy(s->dir, "/tmp/fb-ctlsock-XXXXXX");
+	assert_non_null(mkdtemp(s->dir));
+	snprintf(s->path, sizeof(s->path), "%s/control.sock", s->dir);
+	s->loop = fb_loop_new();
+	assert_non_null(s->loop);
+	*state = s;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct sock *s = *state;
+
+	unlink(s->path);
+	rmdir(s->dir);
+	fb_loop_free(s->loop);
+	free(s);
+	return 0;
+}
+
+static int listen_at(struct sock *s, char *err, size_t errsize)
+{
+	return fb_ctlsock_listen(s->loop, s->path, "--test", on_accept, NULL,
+				 err, errsize);
+}
+
+/* The next connection on lfd, once one waits. */
+static int accept_one(int lfd, struct ucred *cred)
+{
+	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	return fb_ctlsock_accept(lfd, cred);
+}
+
+static void test_replaces_a_stale_socket(void **state)
+{
+	struct sock *s = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct ucred cred;
+	struct stat st;
+	char err[256];
+	int stale, lfd, c, a;
+
+	strcpy(sa.sun_path, s->path);
+	stale = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(stale, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(stale);
+
+	lfd = listen_at(s, err, sizeof(err));
+	assert_true(lfd >= 0);
+	assert_int_equal(lstat(s->path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+
+	c = fb_unix_connect(s->path);
+	assert_true(c >= 0);
+	a = accept_one(lfd, &cred);
+	assert_true(a >= 0);
+	assert_int_equal(cred.uid, getuid());
+	close(a);
+	close(c);
+
+	fb_ctlsock_close(s->loop, lfd, s->path);
+	assert_int_equal(access(s->path, F_OK), -1);
+}
+
+static void test_refuses_what_is_not_a_socket(void **state)
+{
+	struct sock *s = *state;
+	char err[256], want[256];
+	int fd = open(s->path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(listen_at(s, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "--test %s: exists and is not a socket",
+		 s->path);
+	assert_string_equal(err, want);
+	assert_int_equal(access(s->path, F_OK), 0); /* left where it was */
+}
+
+static void test_refuses_a_long_path(void **state)
+{
+	struct sock *s = *state;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	char err[512], want[512];
+
+	memset(path, 'a', sizeof(path) - 1);
+	path[sizeof(path) - 1] = '\0';
+	assert_int_equal(fb_ctlsock_listen(s->loop, path, "--test", on_accept,
+					   NULL, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "--test %s: path too long", path);
+	assert_string_equal(err, want);
+}
+
+/* The child's exit status: 0 when it was answered 403, then closed. */
+static int connect_as_nobody(const char *path)
+{
+	static const char want[] =
+		"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n"
+		"Connection: close\r\n\r\n";
+	char buf[256];
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+		return 2;
+	fd = fb_unix_connect(path);
+	if (fd < 0)
+		return 3;
+	while ((n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+		len += (size_t)n;
+	if (n < 0)
+		return 4;
+	return len == sizeof(want) - 1 && memcmp(buf, want, len) == 0 ? 0 : 5;
+}
+
+static void test_foreign_uid_gets_403(void **state)
+{
+	struct sock *s = *state;
+	struct ucred cred;
+	char err[256];
+	int lfd, status;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		skip(); /* only root can be another uid */
+	lfd = listen_at(s, err, sizeof(err));
+	assert_true(lfd >= 0);
+	/* the modes would stop nobody at connect(2): opened, so that what
+	 * refuses it is the peer check */
+	assert_int_equal(chmod(s->dir, 0711), 0);
+	assert_int_equal(chmod(s->path, 0666), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(connect_as_nobody(s->path));
+	assert_int_equal(accept_one(lfd, &cred), -1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	fb_ctlsock_close(s->loop, lfd, s->path);
+}
+
+static void test_request_whole_once_its_body_is_in(void **state)
+{
+	static const char put[] =
+		"PUT /policy HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody";
+	static const char chunked[] =
+		"PUT /policy HTTP/1.1\r\nHost: x\r\n"
+		"Transfer-Encoding: chunked\r\n\r\n";
+	size_t head = sizeof(put) - 1 - 4, whole = 0;
+	struct fb_http_req req;
+	char why[128];
+
+	(void)state;
+	assert_int_equal(fb_ctlsock_request(&req, put, head - 2, 4, &whole,
+					    why, sizeof(why)), 0);
+	assert_int_equal(whole, 0);
+	assert_int_equal(fb_ctlsock_request(&req, put, head + 1, 4, &whole,
+					    why, sizeof(why)), 0);
+	assert_int_equal(whole, sizeof(put) - 1);
+	assert_int_equal(fb_ctlsock_request(&req, put, sizeof(put) - 1, 4,
+					    &whole, why, sizeof(why)), 1);
+	assert_int_equal(req.head_len, head);
+	assert_int_equal(fb_ctlsock_request(&req, put, sizeof(put) - 1, 3,
+					    &whole, why, sizeof(why)), 413);
+	assert_string_equal(why, "body over the 3-byte limit");
+	assert_int_equal(fb_ctlsock_request(&req, chunked, sizeof(chunked) - 1,
+					    4, &whole, why, sizeof(why)), 411);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_replaces_a_stale_socket,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_what_is_not_a_socket,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_a_long_path,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_uid_gets_403,
+						setup, teardown),
+		cmocka_unit_test(test_request_whole_once_its_body_is_in),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
