@@ -89,6 +89,16 @@ void fb_policy_uncompile(struct fb_policy *p);
 void fb_policy_destroy(struct fb_policy *p);
 
 /*
+ * name.c: whether s[0..len) is a name (a pattern, when `wild`) in its
+ * canonical form already, the form nearly every key and wire name comes
+ * in: lower-case LDH labels of 1-63 octets, no "-" at a label's ends, at
+ * most 253 octets, the last label not starting with a digit.  Such a name
+ * normalises to itself; normalising takes this one-pass path for it, and
+ * the full one, which also words an error, for anything else.
+ */
+bool fb_name_canonical(const char *s, size_t len, bool wild);
+
+/*
  * name.c: normalise an allow key.  Like fb_name_normalize, but a label may
  * be exactly "*"; "*" alone is the catch-all; partial-label wildcards
  * ("api*.x") are errors.  0, or -1 with *why set to a static message.

@@ -16,9 +16,21 @@
 
 #include "policy/internal.h"
 
+/* Lower-case letters, digits and "-": one load an octet, for the loops
+ * that read every key of a policy. */
+static const bool ldh[256] = {
+	['-'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+	['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+	['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+	['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+	['y'] = 1, ['z'] = 1,
+};
+
 static bool is_ldh(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+	return ldh[c];
 }
 
 bool fb_name_ends_in_number(const char *s, size_t len)
@@ -104,6 +116,33 @@ static int check_ascii(char *s, size_t total, bool wild, const char **why)
 	return 0;
 }
 
+bool fb_name_canonical(const char *s, size_t len, bool wild)
+{
+	const unsigned char *label = (const unsigned char *)s, *end = label + len;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (;;) {
+		const unsigned char *p = label;
+
+		if (wild && *p == '*') /* a whole label, or nothing */
+			p++;
+		else
+			while (p < end && is_ldh(*p))
+				p++;
+		if (p == label || p - label > 63 || *label == '-' || p[-1] == '-')
+			return false;
+		if (p == end)
+			break;
+		if (*p != '.')
+			return false;
+		label = p + 1;
+	}
+	/* an all-digit (or 0x) last label starts with a digit: an address
+	 * perhaps, which the full check words */
+	return !(*label >= '0' && *label <= '9');
+}
+
 static int normalize(const char *in, size_t len, char out[FB_NAME_MAX],
 		     bool wild, const char **why)
 {
@@ -112,6 +151,11 @@ static int normalize(const char *in, size_t len, char out[FB_NAME_MAX],
 
 	if (len && in[len - 1] == '.')
 		len--;
+	if (fb_name_canonical(in, len, wild)) {
+		memcpy(out, in, len);
+		out[len] = '\0';
+		return 0;
+	}
 	if (len == 0) {
 		*why = "empty name";
 		return -1;

@@ -5,8 +5,11 @@
  *   - a normalised name is never an IP literal and never contains "*";
  *   - a parsed CIDR formats to text that parses back to the same prefix,
  *     and contains its own first address;
- *   - an index built from a pattern finds it for a name made from it.
+ *   - an index built from a pattern finds it for a name made from it;
+ *   - what the one-pass check takes as canonical, the full path makes of
+ *     its upper-cased form: the two paths agree.
  */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +55,27 @@ static void check_pattern(const uint8_t *data, size_t size)
 	fb_name_index_free(ix);
 }
 
+static void check_canonical(const uint8_t *data, size_t size, bool wild)
+{
+	char upper[FB_NAME_MAX], out[FB_NAME_MAX];
+	bool letter = false;
+	const char *why;
+	int rc;
+
+	if (!fb_name_canonical((const char *)data, size, wild))
+		return;
+	for (size_t i = 0; i < size; i++) {
+		letter |= isalpha(data[i]) != 0;
+		upper[i] = (char)toupper(data[i]);
+	}
+	if (!letter)
+		return; /* the full path would see the same text */
+	rc = wild ? fb_pattern_normalize(upper, size, out, &why)
+		  : fb_name_normalize(upper, size, out, &why);
+	if (rc < 0 || strlen(out) != size || memcmp(out, data, size))
+		abort();
+}
+
 static void check_cidr(const uint8_t *data, size_t size)
 {
 	char text[128], formatted[FB_CIDR_STRLEN], err[256];
@@ -81,6 +105,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	check_name(data, size);
 	check_pattern(data, size);
+	check_canonical(data, size, false);
+	check_canonical(data, size, true);
 	check_cidr(data, size);
 	return 0;
 }

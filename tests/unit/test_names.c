@@ -3,6 +3,7 @@
  * the compiled index picks: Vercel's wildcard table row by row, and the
  * precedence between exact keys, wildcards and "*".
  */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,6 +53,78 @@ static void test_case_dot_idn(void **state)
 	assert_bad_name("a_b.com", "invalid character");
 	assert_bad_name("a b.com", "invalid character");
 	assert_bad_name("*.example.com", "\"*\" in a name");
+}
+
+/*
+ * The one-pass check takes only names that are canonical already, and
+ * what it takes, the full path makes of the upper-cased name: the same.
+ * It leaves the rest, errors and numbers included, to the full path.
+ */
+static void assert_canonical(const char *in, bool wild, bool want)
+{
+	char upper[FB_NAME_MAX], out[FB_NAME_MAX];
+	const char *why = NULL;
+	size_t len = strlen(in);
+	int rc;
+
+	if (fb_name_canonical(in, len, wild) != want)
+		fail_msg("\"%s\" (%s): canonical %s", in, wild ? "pattern" : "name",
+			 want ? "no" : "yes");
+	if (!want)
+		return;
+	for (size_t i = 0; i <= len; i++)
+		upper[i] = (char)toupper((unsigned char)in[i]);
+	rc = wild ? fb_pattern_normalize(upper, len, out, &why)
+		  : fb_name_normalize(upper, len, out, &why);
+	if (rc < 0)
+		fail_msg("\"%s\": %s", upper, why);
+	assert_string_equal(out, in);
+}
+
+static void test_canonical_fast_path(void **state)
+{
+	static const char l63[] =
+		"a23456789012345678901234567890123456789012345678901234567890123";
+	char n253[254], n254[255];
+
+	(void)state;
+	assert_canonical("example.com", false, true);
+	assert_canonical("a-b.c0", false, true);
+	assert_canonical("xn--bcher-kva.example", false, true);
+	assert_canonical("h9-a.rules.example", false, true);
+	assert_canonical(l63, false, true);
+	assert_canonical("*.example.com", true, true);
+	assert_canonical("www.*.com", true, true);
+	assert_canonical("example.*", true, true);
+	/* for the full path: */
+	assert_canonical("Example.com", false, false);   /* upper case */
+	assert_canonical("*.example.com", false, false); /* "*" in a name */
+	assert_canonical("api*.example.com", true, false);
+	assert_canonical("*api.example.com", true, false);
+	assert_canonical("**.example.com", true, false);
+	assert_canonical("a..b", false, false);
+	assert_canonical(".a", false, false);
+	assert_canonical("a.", false, false);
+	assert_canonical("", false, false);
+	assert_canonical("-a.com", false, false);
+	assert_canonical("a-.com", false, false);
+	assert_canonical("a.-", false, false);
+	assert_canonical("a_b.com", false, false);
+	assert_canonical("b\xc3\xbc" "cher.example", false, false);
+	assert_canonical("10.0.0.1", false, false);
+	assert_canonical("host.0x7f", false, false);
+	assert_canonical("host.1a", false, false); /* a digit first: left to the full path */
+	assert_canonical("a.a23456789012345678901234567890123456789012345678901234567890123x",
+			 false, false); /* a 64-octet label */
+	memset(n253, 'a', 253);
+	for (int i = 63; i < 253; i += 64)
+		n253[i] = '.';
+	n253[253] = '\0';
+	assert_canonical(n253, false, true);
+	memcpy(n254, n253, 253);
+	strcpy(n254 + 253, "a");
+	assert_canonical(n254, false, false);
+	assert_int_equal(fb_name_canonical("a\0b", 3, false), false);
 }
 
 static void test_ip_literal_is_not_a_name(void **state)
@@ -270,9 +343,10 @@ static void test_no_keys(void **state)
  */
 static void test_index_agrees_with_brute_force(void **state)
 {
-	static const char *const words[] = { "a", "b", "*" };
+	/* "ab" ends like "b": keys that share a tail of bytes, not a label */
+	static const char *const words[] = { "a", "b", "*", "ab" };
 	enum { NKEYS = 40, ROUNDS = 200 };
-	char patterns[NKEYS][16], name[16];
+	char patterns[NKEYS][24], name[24];
 	struct fb_domain d[NKEYS];
 	uint64_t x = 88172645463325252ull;
 
@@ -290,7 +364,7 @@ static void test_index_agrees_with_brute_force(void **state)
 			p[0] = '\0';
 			for (int l = 0; l < labels; l++) {
 				strcat(p, l ? "." : "");
-				strcat(p, words[(x >> (8 + 2 * l)) % 3]);
+				strcat(p, words[(x >> (8 + 2 * l)) % 4]);
 			}
 			/* keys are unique, as the loader guarantees */
 			bool dup = false;
@@ -305,12 +379,12 @@ static void test_index_agrees_with_brute_force(void **state)
 
 		assert_non_null(ix);
 		assert_false(same);
-		for (int len = 1; len <= 5; len++) {
-			for (int bits = 0; bits < 1 << len; bits++) {
+		for (int len = 1, count = 3; len <= 5; len++, count *= 3) {
+			for (int k = 0; k < count; k++) {
 				name[0] = '\0';
-				for (int l = 0; l < len; l++) {
+				for (int l = 0, digits = k; l < len; l++, digits /= 3) {
 					strcat(name, l ? "." : "");
-					strcat(name, (bits >> l) & 1 ? "b" : "a");
+					strcat(name, words[digits % 3 == 2 ? 3 : digits % 3]);
 				}
 				const struct fb_domain *got = fb_name_index_lookup(ix, name);
 				const struct fb_domain *want = name_oracle_lookup(d, n, name);
@@ -371,6 +445,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_case_dot_idn),
+		cmocka_unit_test(test_canonical_fast_path),
 		cmocka_unit_test(test_ip_literal_is_not_a_name),
 		cmocka_unit_test(test_length_limits),
 		cmocka_unit_test(test_patterns),
