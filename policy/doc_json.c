@@ -130,28 +130,51 @@ static size_t unescape(const char *s, size_t len, char *out)
 }
 
 /*
- * Whether none of the 8 bytes in `x` needs a look of its own in a string:
- * a quote, a backslash, a control character, DEL or a byte that is not
- * ASCII.  Each test is the "has a zero byte" trick, which may say yes for
- * a byte next to one that matched but never misses one, so a yes only
- * sends those 8 bytes the slow way.
+ * The bytes of `x` that need a look of their own in a string, each marked
+ * by its top bit: a quote, a backslash, a control character, DEL or a byte
+ * that is not ASCII.  Each test is the "has a zero byte" trick, which may
+ * also mark a byte above (after) one that matched, never one below: the
+ * first byte marked is the first that needs a look.
  */
-static bool plain8(uint64_t x)
+static uint64_t special8(uint64_t x)
 {
 	const uint64_t ones = 0x0101010101010101ull, highs = ones << 7;
 	uint64_t quote = x ^ (ones * '"'), bslash = x ^ (ones * '\\');
 	uint64_t del = x ^ (ones * 0x7f);
 
-	return !((((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) |
-		  ((del - ones) & ~del) | ((x - ones * 0x20) & ~x) | x) & highs);
+	return (((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) |
+		((del - ones) & ~del) | ((x - ones * 0x20) & ~x) | x) & highs;
 }
 
+/* 8 bytes, the first at the low end: the order special8's marks count in */
 static uint64_t load8(const char *s)
 {
 	uint64_t x;
 
 	memcpy(&x, s, sizeof(x));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	x = __builtin_bswap64(x);
+#endif
 	return x;
+}
+
+/* The first byte in [p, end) that needs a look in a string, or end.  A
+ * policy's strings are names: 8 bytes at a time. */
+static const char *plain_end(const char *p, const char *end)
+{
+	for (; end - p >= 8; p += 8) {
+		uint64_t m = special8(load8(p));
+
+		if (m)
+			return p + __builtin_ctzll(m) / 8;
+	}
+	for (; p < end; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+			break;
+	}
+	return p;
 }
 
 /* A double-quoted string at j->s; NULL to decline. */
@@ -163,19 +186,12 @@ static struct fb_node *string(struct json *j)
 	struct fb_node *n;
 
 	for (;; p++) {
-		unsigned char c;
-
-		/* a policy's strings are names: 8 plain bytes at a time */
-		while (j->end - p >= 8 && plain8(load8(p)))
-			p += 8;
+		p = plain_end(p, j->end);
 		if (p == j->end)
 			return NULL;
-		c = (unsigned char)*p;
-		if (c >= 0x20 && c <= 0x7e && c != '"' && c != '\\')
-			continue;
-		if (c == '"')
+		if (*p == '"')
 			break;
-		if (c != '\\' || ++p == j->end)
+		if (*p != '\\' || ++p == j->end)
 			return NULL; /* a control character, or not ASCII */
 		escapes = true;
 		if (*p == 'u') {
