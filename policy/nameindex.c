@@ -178,75 +178,105 @@ static int grow(struct fb_name_index *ix)
 }
 
 /*
- * The labels of the key added last and the node each led to.  Keys come
- * in the order a policy lists them, and neighbours mostly share their
- * right-hand labels ("h1.example.com" after "h0.example.com"): the walk
- * down those starts where the last one got to, without hashing them again.
+ * The key added last and the node each of its labels led to.  Keys come
+ * in the order a policy lists them, and neighbours mostly end in the same
+ * labels ("h1.example.com" after "h0.example.com"): the walk for those
+ * starts where the last one got to, found by reading the two keys from
+ * the right, and only the labels in front are split off and hashed.
  */
 struct path {
-	struct label l[MAX_LABELS];
-	uint32_t node[MAX_LABELS];
-	int n;
+	const char *key, *end;
+	uint32_t node[MAX_LABELS]; /* where its i-th label from the right led */
+	int n;                     /* how many of those are known */
 };
 
-static bool same_label(const struct label *a, const struct label *b)
+/* The child of `at` for the label [s, s + len), added if new; 0 when out
+ * of memory. */
+static uint32_t child_of(struct fb_name_index *ix, uint32_t at, const char *s,
+			 size_t len)
 {
-	return a->len == b->len && !memcmp(a->s, b->s, a->len);
+	uint32_t child, h;
+	struct slot *e;
+
+	if (len == 1 && s[0] == '*') {
+		if (!ix->nodes[at].star && (child = new_node(ix)))
+			ix->nodes[at].star = child;
+		return ix->nodes[at].star;
+	}
+	h = fb_name_hash(at, s, len);
+	e = find_slot(ix, at, s, len, h);
+	if (e->child)
+		return e->child;
+	if (2 * (ix->nedges + 1) > ix->mask + 1) {
+		if (grow(ix) < 0)
+			return 0;
+		e = find_slot(ix, at, s, len, h);
+	}
+	if (!(child = new_node(ix)))
+		return 0;
+	ix->nodes[child].label = s;
+	ix->nodes[child].len = (uint32_t)len;
+	ix->nodes[child].parent = at;
+	*e = (struct slot){ h, child };
+	ix->nedges++;
+	return child;
 }
 
 /* Add one key; 1 when an earlier key is the same pattern, 0, or -1. */
 static int insert(struct fb_name_index *ix, const struct fb_domain *d,
 		  struct path *last)
 {
-	struct label *l = last->l, next[MAX_LABELS];
-	int n = split(d->pattern, next), i = 0;
-	const struct fb_domain **key;
-	bool leading;
+	const char *key = d->pattern, *end = key + strlen(key), *cut = end;
+	bool leading = key[0] == '*' && (key[1] == '.' || !key[1]);
+	const struct fb_domain **slot;
 	uint32_t at = 0;
+	int i = 0;
 
-	if (n <= 0)
+	if (end == key)
 		return 0; /* the loader rejects these; nothing can match them */
-	leading = next[n - 1].len == 1 && next[n - 1].s[0] == '*';
-	while (i < n - leading && i < last->n && same_label(&next[i], &l[i]))
-		at = last->node[i++];
-	memcpy(&l[i], &next[i], (size_t)(n - i) * sizeof(*l));
+	/* the whole labels both keys end in, of those the last one walked
+	 * (not a leading "*": that marks the node before it) */
+	if (last->key) {
+		const char *a = end, *b = last->end, *stop = key;
+
+		if (b - last->key < end - key)
+			stop = end - (b - last->key);
+		while (a > stop && a[-1] == b[-1]) {
+			a--, b--;
+			if (*a != '.')
+				continue;
+			if (i == last->n)
+				break;
+			cut = a, at = last->node[i++];
+		}
+		if (a == key && i < last->n && !leading &&
+		    (b == last->key || b[-1] == '.'))
+			cut = key, at = last->node[i++];
+	}
+	last->key = key;
+	last->end = end;
 	last->n = i; /* grows as the nodes below are found */
-	for (; i < n - leading; i++, last->n = i) {
-		uint32_t child;
+	/* the labels in front of those, right to left */
+	for (const char *e = cut; e > key;) {
+		const char *s = e;
 
-		if (l[i].len == 1 && l[i].s[0] == '*') {
-			if (!ix->nodes[at].star) {
-				if (!(child = new_node(ix)))
-					return -1;
-				ix->nodes[at].star = child;
-			}
-			at = last->node[i] = ix->nodes[at].star;
-			continue;
-		}
-		uint32_t h = fb_name_hash(at, l[i].s, l[i].len);
-		struct slot *e = find_slot(ix, at, l[i].s, l[i].len, h);
-
-		if (!e->child) {
-			if (2 * (ix->nedges + 1) > ix->mask + 1) {
-				if (grow(ix) < 0)
-					return -1;
-				e = find_slot(ix, at, l[i].s, l[i].len, h);
-			}
-			if (!(child = new_node(ix)))
-				return -1;
-			ix->nodes[child].label = l[i].s;
-			ix->nodes[child].len = l[i].len;
-			ix->nodes[child].parent = at;
-			*e = (struct slot){ h, child };
-			ix->nedges++;
-		}
-		at = last->node[i] = e->child;
+		while (s > key && s[-1] != '.')
+			s--;
+		if (s == key && leading)
+			break;
+		if (i == MAX_LABELS)
+			return 0; /* longer than any name: nothing can match it */
+		if (!(at = child_of(ix, at, s, (size_t)(e - s))))
+			return -1;
+		last->node[i++] = at;
+		last->n = i;
+		e = s > key ? s - 1 : s;
 	}
 	/* a duplicate key keeps the first; the loader reports duplicates */
-	key = leading ? &ix->nodes[at].leading : &ix->nodes[at].exact;
-	if (*key)
+	slot = leading ? &ix->nodes[at].leading : &ix->nodes[at].exact;
+	if (*slot)
 		return 1;
-	*key = d;
+	*slot = d;
 	return 0;
 }
 
@@ -256,7 +286,7 @@ struct fb_name_index *fb_name_index_build_in(struct fb_arena *arena,
 {
 	struct fb_name_index *ix = arena ? fb_arena_calloc(arena, 1, sizeof *ix)
 					: calloc(1, sizeof *ix);
-	struct path last = { .n = 0 };
+	struct path last = { .key = NULL };
 	bool dup = false;
 	size_t size = 64;
 
