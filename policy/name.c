@@ -125,7 +125,7 @@ bool fb_name_canonical(const char *s, size_t len, bool wild)
 	for (;;) {
 		const unsigned char *p = label;
 
-		if (wild && *p == '*') /* a whole label, or nothing */
+		if (wild && p < end && *p == '*') /* a whole label, or nothing */
 			p++;
 		else
 			while (p < end && is_ldh(*p))
