@@ -837,6 +837,8 @@ size_t fb_conns_recheck(struct fb_proxy *p)
 
 	for (; c; c = next) {
 		next = c->next;
+		if (next) /* its fields are read next: fetch them meanwhile */
+			__builtin_prefetch(next);
 		if (!c->policy || c->state == C_DRAIN)
 			continue; /* not decided yet: will be, under the new policy */
 		if (recheck_refuses(p, c, &memo)) {

@@ -27,20 +27,22 @@ struct conn {
 	uint64_t id;
 	enum conn_state state;
 	enum conn_proto proto;
+	/* what a policy change re-decides from, together at the front: a
+	 * recheck reads them in every connection */
+	struct fb_policy *policy;     /* decided under (one reference) */
+	uint64_t generation;
+	struct fb_addr dst_addr, upstream_addr;
+	bool has_name;
+	char name[FB_NAME_MAX];       /* normalised SNI / Host */
+
 	int cfd, ufd;                 /* guest side, upstream side; -1: none */
 	bool cfd_out;                 /* EPOLLOUT is watched on cfd */
 	struct sockaddr_storage src;  /* the guest */
 	struct sockaddr_storage dst;  /* where the guest meant to go */
 	struct sockaddr_storage up;   /* where we dialled */
-	struct fb_addr dst_addr, upstream_addr;
-
-	bool has_name;
-	char name[FB_NAME_MAX];       /* normalised SNI / Host */
 	const char *peek_reason;      /* why there is no name, or NULL */
 	bool ech;                     /* the hello offered ECH: outer SNI */
 	char rule[FB_NAME_MAX];       /* the deciding key, "" if none */
-	struct fb_policy *policy;     /* decided under (one reference) */
-	uint64_t generation;
 	const char *allow_reason;
 	const char *why;              /* DRAIN: the refusal reason */
 	bool decided;                 /* the decision line is logged */
