@@ -643,19 +643,21 @@ static void peek_read(struct conn *c)
 		}
 		room = c->cap - c->len;
 		n = recv(c->cfd, c->buf + c->len, room, 0);
-
-		if (n < 0 && errno == EINTR)
+		switch (fb_splice_read_seen(in, n, room)) {
+		case FB_READ_RETRY:
 			continue;
-		if (n < 0 && errno == EAGAIN) {
-			in->in_ready = false;
+		case FB_READ_DRY:
 			return;
-		}
-		if (n <= 0) {
+		case FB_READ_EOF:
+		case FB_READ_ERROR:
+			/* The relay passes a reset on as an EOF; here there
+			 * is no upstream yet to pass it to, and the close
+			 * line tells a guest that reset from one that closed. */
 			fb_conn_close(c, n == 0 ? "client-closed" : "client-error");
 			return;
+		case FB_READ_BYTES:
+			break;
 		}
-		if ((size_t)n < room && !in->in_hup)
-			in->in_ready = false;
 		c->len += (size_t)n;
 		if (conn_peek_step(c) != 0)
 			return; /* decided, refused or closed: c may be gone */

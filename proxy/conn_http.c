@@ -202,14 +202,27 @@ ssize_t conn_http_pump(struct conn *c)
 			return CONN_GONE;
 		}
 		if (!h->eof && h->len < FB_PEEK_MAX && c->to_up.in_ready) {
-			n = recv(c->cfd, h->in + h->len, FB_PEEK_MAX - h->len, 0);
-			if (n > 0) {
+			size_t room = FB_PEEK_MAX - h->len;
+
+			n = recv(c->cfd, h->in + h->len, room, 0);
+			switch (fb_splice_read_seen(&c->to_up, n, room)) {
+			case FB_READ_BYTES:
 				h->len += (size_t)n;
 				progress = true;
-			} else if (n < 0 && errno == EAGAIN) {
-				c->to_up.in_ready = false;
-			} else if (n == 0 || errno != EINTR) {
+				break;
+			case FB_READ_RETRY:
+				progress = true;
+				break;
+			case FB_READ_DRY:
+				break;
+			case FB_READ_ERROR:
+				/* An error ends the guest's requests as an EOF
+				 * does, where the spliced direction fails: what
+				 * was checked still goes out, and the other
+				 * direction's next send finds the socket gone. */
+			case FB_READ_EOF:
 				h->eof = true;
+				break;
 			}
 		}
 		if (h->eof && h->fwd == 0 && !h->shut) {

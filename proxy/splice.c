@@ -92,6 +92,28 @@ void fb_splice_event_out(struct fb_splice *s, uint32_t events)
 		s->out_ready = true;
 }
 
+enum fb_splice_read fb_splice_read_seen(struct fb_splice *s, ssize_t n,
+					size_t room)
+{
+	if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+		s->in_eof = true;
+		return FB_READ_EOF;
+	}
+	if (n < 0 && errno == EINTR)
+		return FB_READ_RETRY;
+	if (n < 0 && errno == EAGAIN) {
+		s->in_ready = false;
+		return FB_READ_DRY;
+	}
+	if (n < 0)
+		return FB_READ_ERROR;
+	/* A short read took all there was: more comes with a new edge.  An
+	 * EOF seen behind the data comes with none, so read on to it. */
+	if ((size_t)n < room && !s->in_hup)
+		s->in_ready = false;
+	return FB_READ_BYTES;
+}
+
 /* Bytes `out` refused go into a pipe, where they wait for it. */
 static int stash(struct fb_splice *s, const char *p, size_t len)
 {
@@ -119,22 +141,17 @@ static int copy_once(struct fb_splice *s, int in, int out, size_t *moved)
 	ssize_t n = recv(in, copy_buf, COPY_MAX, 0);
 	ssize_t w;
 
-	if (n == 0 || (n < 0 && errno == ECONNRESET)) {
-		s->in_eof = true; /* a reset is passed on as an EOF */
+	switch (fb_splice_read_seen(s, n, COPY_MAX)) {
+	case FB_READ_RETRY:
+		return 1;
+	case FB_READ_DRY:
+	case FB_READ_EOF:
 		return 0;
+	case FB_READ_ERROR:
+		return -1;
+	case FB_READ_BYTES:
+		break;
 	}
-	if (n < 0) {
-		if (errno == EINTR)
-			return 1;
-		if (errno != EAGAIN)
-			return -1;
-		s->in_ready = false;
-		return 0;
-	}
-	/* A short read took all there was: more comes with a new edge.  An
-	 * EOF seen behind the data comes with none, so read on to it. */
-	if (n < COPY_MAX && !s->in_hup)
-		s->in_ready = false;
 	w = send(out, copy_buf, (size_t)n, MSG_NOSIGNAL);
 	if (w < 0 && errno != EAGAIN && errno != EINTR)
 		return -1;
@@ -153,6 +170,36 @@ static int copy_once(struct fb_splice *s, int in, int out, size_t *moved)
 	return 1;
 }
 
+/*
+ * socket -> pipe.  1: bytes moved (or retry), 0: none, -1: error.  The
+ * pipe's slots can fill before its bytes do, and that bends the read rule
+ * twice: a splice may stop short at them rather than at the socket's end,
+ * so it counts as a full read (room = n) and the next one finds out; and
+ * with bytes in the pipe, EAGAIN may mean the slots are full, not that the
+ * socket ran dry: then the read is tried again once the pipe drains.
+ */
+static int pipe_fill(struct fb_splice *s, int in)
+{
+	ssize_t n = splice(in, NULL, s->pipe[1], NULL, s->cap - s->queued,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+	if (n < 0 && errno == EAGAIN && s->queued > 0)
+		return 0;
+	switch (fb_splice_read_seen(s, n, n > 0 ? (size_t)n : 0)) {
+	case FB_READ_BYTES:
+		s->queued += (size_t)n;
+		return 1;
+	case FB_READ_RETRY:
+		return 1;
+	case FB_READ_ERROR:
+		return -1;
+	case FB_READ_DRY:
+	case FB_READ_EOF:
+		break;
+	}
+	return 0;
+}
+
 /* socket -> pipe -> socket until neither side moves.  0, or -1. */
 static int splice_loop(struct fb_splice *s, int in, int out, size_t *moved)
 {
@@ -161,23 +208,11 @@ static int splice_loop(struct fb_splice *s, int in, int out, size_t *moved)
 		ssize_t n;
 
 		if (s->in_ready && !s->in_eof && s->queued < s->cap) {
-			n = splice(in, NULL, s->pipe[1], NULL, s->cap - s->queued,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (n > 0) {
-				s->queued += (size_t)n;
-				progress = true;
-			} else if (n == 0 || errno == ECONNRESET) {
-				s->in_eof = true;
-			} else if (errno == EINTR) {
-				progress = true;
-			} else if (errno != EAGAIN) {
+			int rc = pipe_fill(s, in);
+
+			if (rc < 0)
 				return -1;
-			} else if (s->queued == 0) {
-				/* With bytes in the pipe, EAGAIN may mean its
-				 * slots are full, not that the socket ran dry:
-				 * then the read is tried again once it drains. */
-				s->in_ready = false;
-			}
+			progress = rc > 0;
 		}
 		if (s->queued > 0 && s->out_ready) {
 			n = splice(s->pipe[0], NULL, out, NULL, s->queued,

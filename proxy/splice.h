@@ -47,6 +47,24 @@ void fb_splice_event_in(struct fb_splice *s, uint32_t events);
 void fb_splice_event_out(struct fb_splice *s, uint32_t events);
 
 /*
+ * What one read from the source socket said, as fb_splice_read_seen sorts
+ * it.  Every reader of a watched source (the pump, the peek, the plain
+ * HTTP relay) goes by it, so that none waits for an edge that never comes.
+ */
+enum fb_splice_read {
+	FB_READ_BYTES, /* n > 0; in_ready says whether more may wait */
+	FB_READ_RETRY, /* EINTR: read again */
+	FB_READ_DRY,   /* EAGAIN: in_ready cleared until the next edge */
+	FB_READ_EOF,   /* 0, or a reset (passed on as an EOF): in_eof set */
+	FB_READ_ERROR, /* any other error, left in errno */
+};
+
+/* Note in `s` what a read of `room` bytes at most, which returned `n`
+ * (errno set when negative), says about the source. */
+enum fb_splice_read fb_splice_read_seen(struct fb_splice *s, ssize_t n,
+					size_t room);
+
+/*
  * Move what can move now from `in` to `out` without blocking.  Returns
  * the bytes delivered to `out` (0 too when nothing could move), or -1 on
  * an error of either socket, or when no pipe could be had to hold bytes

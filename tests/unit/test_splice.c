@@ -3,7 +3,8 @@
  * intact and in order whether copied or spliced, no edge is lost (a lost
  * one stalls the relay and fails the test), small exchanges take no pipe,
  * a full reader's bytes wait in one, EOF is passed on as a half-close,
- * and a pipe that still holds bytes is never handed to another relay. */
+ * a pipe that still holds bytes is never handed to another relay, and
+ * every reader of a source reads a read's result by the same rule. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -311,6 +312,48 @@ static void test_a_pipe_with_bytes_is_never_reused(void **state)
 	assert_false(fd_open(p0));
 }
 
+/* The rule every reader of a source goes by, read by read: what a result
+ * says, and what it leaves of in_ready and in_eof. */
+static void test_what_a_read_says(void **state)
+{
+	static const struct {
+		ssize_t n;
+		int err;
+		bool hup;
+		enum fb_splice_read says;
+		bool ready, eof;
+	} reads[] = {
+		/* a full read: more may wait */
+		{ 100, 0, false, FB_READ_BYTES, true, false },
+		/* a short one took all there was, unless an EOF is behind
+		 * it, which brings no edge of its own */
+		{ 40, 0, false, FB_READ_BYTES, false, false },
+		{ 40, 0, true, FB_READ_BYTES, true, false },
+		{ -1, EAGAIN, false, FB_READ_DRY, false, false },
+		{ -1, EAGAIN, true, FB_READ_DRY, false, false },
+		{ -1, EINTR, false, FB_READ_RETRY, true, false },
+		{ 0, 0, true, FB_READ_EOF, true, true },
+		{ -1, ECONNRESET, false, FB_READ_EOF, true, true },
+		{ -1, ETIMEDOUT, false, FB_READ_ERROR, true, false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+		struct fb_splice s;
+
+		fb_splice_init(&s);
+		s.in_ready = true;
+		s.in_hup = reads[i].hup;
+		errno = reads[i].err;
+		assert_int_equal(fb_splice_read_seen(&s, reads[i].n, 100),
+				 reads[i].says);
+		assert_int_equal(s.in_ready, reads[i].ready);
+		assert_int_equal(s.in_eof, reads[i].eof);
+		if (reads[i].says == FB_READ_ERROR)
+			assert_int_equal(errno, reads[i].err);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -318,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_small_exchanges_take_no_pipe),
 		cmocka_unit_test(test_refused_bytes_wait_in_a_pipe),
 		cmocka_unit_test(test_a_pipe_with_bytes_is_never_reused),
+		cmocka_unit_test(test_what_a_read_says),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
