@@ -402,22 +402,18 @@ static void client_write(struct client *cl)
 
 static void client_read(struct client *cl)
 {
-	size_t limit = FB_CTLSOCK_HEAD_MAX + FB_CONTROL_BODY_MAX;
+	size_t cap = fb_ctlsock_room(cl->len, cl->cap, cl->whole,
+				     FB_CONTROL_BODY_MAX);
 	ssize_t n;
 	int rc;
 
-	if (cl->len == cl->cap || cl->whole > cl->cap) {
-		size_t cap = cl->cap ? cl->cap * 2 : 4096;
+	if (!cap) {
+		client_free(cl);
+		return;
+	}
+	if (cap != cl->cap) {
 		char *in;
 
-		if (cl->whole > cl->cap)
-			cap = cl->whole;
-		if (cap > limit)
-			cap = limit;
-		if (cap == cl->cap) {
-			client_free(cl);
-			return;
-		}
 		if (cap <= cl->ctl->kept_cap) { /* takes the kept one */
 			in = cl->ctl->kept;
 			cap = cl->ctl->kept_cap;

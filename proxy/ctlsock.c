@@ -121,3 +121,20 @@ int fb_ctlsock_request(struct fb_http_req *req, const char *buf, size_t len,
 	}
 	return 1;
 }
+
+size_t fb_ctlsock_room(size_t len, size_t cap, size_t whole,
+		       int64_t body_max)
+{
+	size_t limit = FB_CTLSOCK_HEAD_MAX + (size_t)body_max;
+	size_t want;
+
+	if (len < cap && whole <= cap)
+		return cap;
+	if (whole > cap)
+		want = whole;
+	else
+		want = cap ? cap * 2 : 4096;
+	if (want > limit)
+		want = limit;
+	return want == cap ? 0 : want;
+}

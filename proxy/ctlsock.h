@@ -50,4 +50,16 @@ int fb_ctlsock_request(struct fb_http_req *req, const char *buf, size_t len,
 		       int64_t body_max, size_t *whole, char *why,
 		       size_t whysize);
 
+/*
+ * The size to make a request buffer of cap bytes, len of them read,
+ * before reading more of a request whose body may be body_max bytes.
+ * whole is fb_ctlsock_request's, or 0 before the head is in: while the
+ * head comes the buffer doubles from 4096, and once the head is in it
+ * is made the request's size at once.  Never more than
+ * FB_CTLSOCK_HEAD_MAX + body_max, which holds every request admitted;
+ * cap when there is room, 0 when the buffer is full at that limit.
+ */
+size_t fb_ctlsock_room(size_t len, size_t cap, size_t whole,
+		       int64_t body_max);
+
 #endif /* FB_CTLSOCK_H */

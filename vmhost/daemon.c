@@ -26,6 +26,7 @@ struct fb_client {
 	int fd;
 	char *in;
 	size_t len, cap;
+	size_t whole;           /* the request's size, once its head is in */
 	char *out;
 	size_t out_len, out_off, out_cap;
 	bool answered;          /* close once out is sent */
@@ -211,20 +212,22 @@ void fb_client_follow(struct fb_client *c, unsigned ms, fb_client_tick_fn *fn,
 /* The request is complete when its head parses and its body is in. */
 static void client_read(struct fb_client *c)
 {
+	size_t cap = fb_ctlsock_room(c->len, c->cap, c->whole, BODY_MAX);
 	struct fb_http_req req;
 	char why[256];
-	size_t whole;
 	ssize_t n;
 	int rc;
 
-	if (c->cap - c->len < 4096) {
-		size_t cap = c->cap ? c->cap * 2 : 8192;
-		char *in = cap <= FB_CTLSOCK_HEAD_MAX + BODY_MAX ?
-			   realloc(c->in, cap) : NULL;
+	if (!cap) {
+		fb_client_error(c, 413, "request over %d bytes",
+				FB_CTLSOCK_HEAD_MAX + BODY_MAX);
+		return;
+	}
+	if (cap != c->cap) {
+		char *in = realloc(c->in, cap);
 
 		if (!in) {
-			fb_client_error(c, 413, "request over %d bytes",
-					FB_CTLSOCK_HEAD_MAX + BODY_MAX);
+			fb_client_error(c, 500, "out of memory");
 			return;
 		}
 		c->in = in;
@@ -238,7 +241,9 @@ static void client_read(struct fb_client *c)
 		return;
 	}
 	c->len += (size_t)n;
-	rc = fb_ctlsock_request(&req, c->in, c->len, BODY_MAX, &whole, why,
+	if (c->len < c->whole)
+		return; /* the head is in and said how much: not all of it yet */
+	rc = fb_ctlsock_request(&req, c->in, c->len, BODY_MAX, &c->whole, why,
 				sizeof why);
 	if (rc == 0)
 		return;

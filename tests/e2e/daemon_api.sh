@@ -144,6 +144,18 @@ check "a failed create leaves nothing" \
 code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST -d '{"command":' \
 	http://vmhost/sandboxes)
 check "malformed body: 400" [ "$code" = 400 ]
+# The body limit is 16 MiB: a body of exactly that is read whole (and
+# found malformed); one byte more is refused from its head.
+head -c $((16 << 20)) /dev/zero | tr '\0' x >"$FB_TMP/big"
+code=$(api -o /dev/null -w '%{http_code}' -X POST -H 'Expect:' \
+	--data-binary @"$FB_TMP/big" http://vmhost/sandboxes)
+check "a body of 16 MiB, the limit: read, 400" [ "$code" = 400 ]
+printf x >>"$FB_TMP/big"
+code=$(api -o /dev/null -w '%{http_code}' -X POST \
+	-H 'Expect: 100-continue' --data-binary @"$FB_TMP/big" \
+	http://vmhost/sandboxes)
+check "a body one byte over the limit: 413" [ "$code" = 413 ]
+rm -f "$FB_TMP/big"
 code=$(api -o /dev/null -w '%{http_code}' http://vmhost/sandboxes/nosuch)
 check "unknown sandbox: 404" [ "$code" = 404 ]
 

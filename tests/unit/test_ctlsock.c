@@ -216,6 +216,85 @@ static void test_request_whole_once_its_body_is_in(void **state)
 					    4, &whole, why, sizeof(why)), 411);
 }
 
+#define BODY_MAX (16 << 20)
+#define LIMIT (FB_CTLSOCK_HEAD_MAX + BODY_MAX)
+
+static void test_room_doubles_then_fits_the_request(void **state)
+{
+	(void)state;
+	assert_int_equal(fb_ctlsock_room(0, 0, 0, BODY_MAX), 4096);
+	assert_int_equal(fb_ctlsock_room(100, 4096, 0, BODY_MAX), 4096);
+	assert_int_equal(fb_ctlsock_room(4096, 4096, 0, BODY_MAX), 8192);
+	/* once the head is in, the whole request at once, however large */
+	assert_int_equal(fb_ctlsock_room(100, 4096, 5000, BODY_MAX), 5000);
+	assert_int_equal(fb_ctlsock_room(100, 4096, LIMIT, BODY_MAX), LIMIT);
+	assert_int_equal(fb_ctlsock_room(100, LIMIT, LIMIT, BODY_MAX), LIMIT);
+	/* doubling stops at the limit, and a buffer full there is refused */
+	assert_int_equal(fb_ctlsock_room(LIMIT / 2 + 1, LIMIT / 2 + 1, 0,
+					 BODY_MAX), LIMIT);
+	assert_int_equal(fb_ctlsock_room(LIMIT, LIMIT, 0, BODY_MAX), 0);
+}
+
+/*
+ * A request read as a control socket reads it, 64 KiB a recv: the
+ * largest cap reached, and the verdict (1 whole, or the refusing
+ * status).
+ */
+static int read_request(const char *buf, size_t size, size_t *max_cap)
+{
+	struct fb_http_req req;
+	size_t len = 0, cap = 0, whole = 0;
+	char why[128];
+	int rc = 0;
+
+	*max_cap = 0;
+	while (rc == 0 && len < size) {
+		size_t n = 64 * 1024;
+
+		cap = fb_ctlsock_room(len, cap, whole, BODY_MAX);
+		assert_true(cap > len);
+		if (cap > *max_cap)
+			*max_cap = cap;
+		if (n > cap - len)
+			n = cap - len;
+		if (n > size - len)
+			n = size - len;
+		len += n;
+		if (len >= whole)
+			rc = fb_ctlsock_request(&req, buf, len, BODY_MAX,
+						&whole, why, sizeof(why));
+	}
+	return rc;
+}
+
+static void test_every_admitted_body_fits(void **state)
+{
+	static const char fmt[] =
+		"PUT /policy HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n";
+	char *buf = malloc(LIMIT + 1);
+	size_t max_cap;
+	int head;
+
+	(void)state;
+	assert_non_null(buf);
+	memset(buf, 'x', LIMIT + 1);
+	/* the largest body admitted, and one byte under it */
+	for (int body = BODY_MAX - 1; body <= BODY_MAX; body++) {
+		head = snprintf(buf, 128, fmt, body);
+		buf[head] = 'x';
+		assert_int_equal(read_request(buf, (size_t)(head + body),
+					      &max_cap), 1);
+		assert_int_equal(max_cap, head + body);
+	}
+	/* one byte over: refused from the head, the buffer still small */
+	head = snprintf(buf, 128, fmt, BODY_MAX + 1);
+	buf[head] = 'x';
+	assert_int_equal(read_request(buf, (size_t)head + BODY_MAX + 1,
+				      &max_cap), 413);
+	assert_int_equal(max_cap, 4096);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +307,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_foreign_uid_gets_403,
 						setup, teardown),
 		cmocka_unit_test(test_request_whole_once_its_body_is_in),
+		cmocka_unit_test(test_room_doubles_then_fits_the_request),
+		cmocka_unit_test(test_every_admitted_body_fits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
