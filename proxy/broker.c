@@ -417,24 +417,6 @@ static void request_reset(struct fb_broker *b)
 
 /* ---- local answers ------------------------------------------------------ */
 
-static const char *status_text(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 414: return "URI Too Long";
-	case 421: return "Misdirected Request";
-	case 431: return "Request Header Fields Too Large";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 505: return "HTTP Version Not Supported";
-	default:  return "";
-	}
-}
-
 /*
  * Answer the guest from here.  `close` ends the connection once it is
  * written.  The body is ours (a reason word or the policy's response),
@@ -449,7 +431,7 @@ static int answer(struct fb_broker *b, int status, const char *ctype,
 
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d %s\r\n%s%s%s%s%s%sContent-Length: %zu\r\n%s\r\n",
-		     status, status_text(status),
+		     status, fb_http_status_text(status),
 		     ctype ? "Content-Type: " : "", ctype ? ctype : "",
 		     ctype ? "\r\n" : "",
 		     reason ? "X-Firebreak-Reason: " : "", reason ? reason : "",

@@ -65,39 +65,23 @@ struct client {
 
 /* ---- responses --------------------------------------------------------- */
 
-static const char *status_text(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 411: return "Length Required";
-	case 412: return "Precondition Failed";
-	case 413: return "Content Too Large";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Error";
-	}
-}
-
 /* A complete response; `extra` is more header lines, each ending in CRLF. */
 static int respond(char **resp, size_t *resp_len, int status,
 		   const char *type, const char *extra, const char *body,
 		   size_t body_len)
 {
-	char *buf = NULL;
+	char head[1024], *buf = NULL;
 	size_t size = 0;
-	FILE *f = open_memstream(&buf, &size);
+	int n = fb_ctlsock_head(head, sizeof(head), status, type, body_len,
+				extra);
+	FILE *f;
 
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -1;
+	f = open_memstream(&buf, &size);
 	if (!f)
 		return -1;
-	fprintf(f, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		"Connection: close\r\n%s\r\n", status, status_text(status), type,
-		body_len, extra ? extra : "");
+	fwrite(head, 1, (size_t)n, f);
 	fwrite(body, 1, body_len, f);
 	if (fclose(f) != 0) {
 		free(buf);

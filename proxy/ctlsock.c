@@ -85,6 +85,16 @@ int fb_ctlsock_accept(int lfd, struct ucred *cred)
 	return fd;
 }
 
+int fb_ctlsock_head(char *buf, size_t size, int status, const char *type,
+		    size_t body_len, const char *extra)
+{
+	return snprintf(buf, size,
+			"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+			"Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+			status, fb_http_status_text(status), type, body_len,
+			extra ? extra : "");
+}
+
 int fb_ctlsock_request(struct fb_http_req *req, const char *buf, size_t len,
 		       int64_t body_max, size_t *whole, char *why,
 		       size_t whysize)

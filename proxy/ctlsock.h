@@ -3,7 +3,8 @@
  * firebreak (the proxy's --control, firebreak-vmhost's --socket): one
  * place for what both promise their clients.  The socket is mode 0600,
  * a peer that is neither root nor our own uid is answered 403 and
- * closed, and a request is one head and a Content-Length body.
+ * closed, a request is one head and a Content-Length body, and an
+ * answer carries a Content-Length and closes the connection.
  */
 #ifndef FB_CTLSOCK_H
 #define FB_CTLSOCK_H
@@ -37,6 +38,15 @@ void fb_ctlsock_close(struct fb_loop *l, int fd, const char *path);
  * peer was refused (answered 403, then closed).
  */
 int fb_ctlsock_accept(int lfd, struct ucred *cred);
+
+/*
+ * The head of a response on either socket into buf: the status line,
+ * Content-Type type, Content-Length body_len, Connection: close, then
+ * extra (more header lines, each ending in CRLF; NULL for none).  What
+ * snprintf returns: size or more when it did not fit.
+ */
+int fb_ctlsock_head(char *buf, size_t size, int status, const char *type,
+		    size_t body_len, const char *extra);
 
 /*
  * Whether buf[0..len) holds one whole request whose body, if any, is at

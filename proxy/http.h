@@ -69,6 +69,10 @@ enum fb_http_error {
 int fb_http_error_status(enum fb_http_error e);   /* 400, 405, 414, ... */
 const char *fb_http_error_str(enum fb_http_error e); /* short, for logs */
 
+/* The reason phrase firebreak sends after status in a status line; ""
+ * for a status it has none for (a policy's response may be any). */
+const char *fb_http_status_text(int status);
+
 /* How a request names its resource (RFC 9112 §3.2). */
 enum fb_http_form {
 	FB_HTTP_ORIGIN_FORM,   /* "/path?query" */

@@ -105,35 +105,11 @@ static int queue(struct fb_client *c, const char *p, size_t len)
 	return 0;
 }
 
-static const char *status_text(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 411: return "Length Required";
-	case 412: return "Precondition Failed";
-	case 413: return "Content Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	default: return "Error";
-	}
-}
-
 void fb_client_respond(struct fb_client *c, int status, const char *type,
 		       const char *extra, const char *body, size_t len)
 {
 	char head[1024];
-	int n = snprintf(head, sizeof head,
-			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-			 "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
-			 status, status_text(status), type, len,
-			 extra ? extra : "");
+	int n = fb_ctlsock_head(head, sizeof head, status, type, len, extra);
 
 	c->answered = true;
 	if (n < 0 || (size_t)n >= sizeof head || queue(c, head, (size_t)n) < 0 ||

@@ -1,6 +1,7 @@
 /* test_ctlsock.c — the control sockets' shared server side: the socket
- * is 0600 and replaces only a socket, a foreign uid is answered 403, and
- * a request is whole once its Content-Length body is in. */
+ * is 0600 and replaces only a socket, a foreign uid is answered 403, a
+ * request is whole once its Content-Length body is in, its buffer holds
+ * every request admitted, and an answer's head is the one both send. */
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -216,6 +217,26 @@ static void test_request_whole_once_its_body_is_in(void **state)
 					    4, &whole, why, sizeof(why)), 411);
 }
 
+static void test_response_head(void **state)
+{
+	static const char want[] =
+		"HTTP/1.1 412 Precondition Failed\r\n"
+		"Content-Type: text/plain; charset=utf-8\r\n"
+		"Content-Length: 5\r\nConnection: close\r\n"
+		"ETag: \"3\"\r\n\r\n";
+	char head[256];
+
+	(void)state;
+	assert_int_equal(fb_ctlsock_head(head, sizeof(head), 412,
+					 "text/plain; charset=utf-8", 5,
+					 "ETag: \"3\"\r\n"), sizeof(want) - 1);
+	assert_string_equal(head, want);
+	fb_ctlsock_head(head, sizeof(head), 201, "application/json", 0, NULL);
+	assert_string_equal(head, "HTTP/1.1 201 Created\r\n"
+			    "Content-Type: application/json\r\n"
+			    "Content-Length: 0\r\nConnection: close\r\n\r\n");
+}
+
 #define BODY_MAX (16 << 20)
 #define LIMIT (FB_CTLSOCK_HEAD_MAX + BODY_MAX)
 
@@ -307,6 +328,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_foreign_uid_gets_403,
 						setup, teardown),
 		cmocka_unit_test(test_request_whole_once_its_body_is_in),
+		cmocka_unit_test(test_response_head),
 		cmocka_unit_test(test_room_doubles_then_fits_the_request),
 		cmocka_unit_test(test_every_admitted_body_fits),
 	};

@@ -307,6 +307,18 @@ static void test_refused(void **state)
 
 /* An error is reported at the byte that proves it, before the line ends:
  * an SSH banner is refused without waiting for more. */
+/* Every status a refusal maps to goes out with its reason phrase. */
+static void test_status_text(void **state)
+{
+	(void)state;
+	for (int e = FB_HTTP_E_BARE_LF; e < FB_HTTP_E_COUNT; e++)
+		assert_true(fb_http_status_text(fb_http_error_status(e))[0]);
+	assert_string_equal(fb_http_status_text(200), "OK");
+	assert_string_equal(fb_http_status_text(413), "Content Too Large");
+	assert_string_equal(fb_http_status_text(421), "Misdirected Request");
+	assert_string_equal(fb_http_status_text(418), "");
+}
+
 static void test_refused_early(void **state)
 {
 	static const char ssh[] = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r";
@@ -616,6 +628,7 @@ int main(void)
 		cmocka_unit_test(test_many_fields),
 		cmocka_unit_test(test_forms),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_status_text),
 		cmocka_unit_test(test_refused_early),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_incremental),
