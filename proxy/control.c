@@ -168,7 +168,7 @@ static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
 {
 	struct fb_diags diags = { 0 };
 	struct fb_policy *np;
-	char err[1024], out[128], whobuf[96];
+	char err[1024], out[2048], why[6 * sizeof(p->cut.error)], whobuf[96];
 	size_t closed;
 	int n;
 
@@ -210,8 +210,18 @@ static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
 		return respond_text(resp, resp_len, 500,
 				    "policy not applied, generation %llu stays: %s\n",
 				    (unsigned long long)p->generation, err);
-	n = snprintf(out, sizeof(out), "{\"generation\":%llu,\"closed\":%zu}\n",
+	n = snprintf(out, sizeof(out), "{\"generation\":%llu,\"closed\":%zu",
 		     (unsigned long long)p->generation, closed);
+	/* Applied, but forwarded flows it denies may still run until a
+	 * retry cuts them (proxy.c, "cutting forwarded flows"). */
+	if (p->stats.flows_uncut) {
+		fb_json_escape(p->cut.error, strlen(p->cut.error), why,
+			       sizeof(why));
+		n += snprintf(out + n, sizeof(out) - (size_t)n,
+			      ",\"flows_cut\":false,\"flows_cut_error\":\"%s\"",
+			      why);
+	}
+	n += snprintf(out + n, sizeof(out) - (size_t)n, "}\n");
 	snprintf(err, sizeof(err), "ETag: \"%llu\"\r\n",
 		 (unsigned long long)p->generation);
 	return respond(resp, resp_len, 200, "application/json", err, out,

@@ -53,6 +53,13 @@ struct fb_proxy {
 	uint16_t listen_port, dns_port;
 	struct fb_addr resolver_addr;
 	uint16_t resolver_port;
+	/* a cut of forwarded flows that failed: owed while
+	 * stats.flows_uncut (proxy.c, "cutting forwarded flows") */
+	struct {
+		struct fb_timer *retry; /* the next attempt, or NULL */
+		unsigned failed;        /* attempts failed since the update */
+		char error[256];        /* why the last one failed */
+	} cut;
 };
 
 /* conn.c */

@@ -176,6 +176,34 @@ static int apply_table(struct fb_proxy *p, const struct fb_policy *pol,
 	return rc;
 }
 
+/* ---- cutting forwarded flows ----------------------------------------- */
+
+/*
+ * A cut that fails (a netlink error) leaves the UDP and ICMP flows it
+ * should have deleted running to ranges the policy no longer allows; TCP
+ * ones are stopped by the new table whatever happens here.  The update
+ * stays in force: refusing it would put the old table back, reopening
+ * those ranges to every new flow as well, and the connections already
+ * re-decided could not be put back anyway.  Instead the cut is owed
+ * (stats.flows_uncut) until one succeeds:
+ *
+ *   - it is tried again on the loop, FB_CUT_RETRIES times, FB_CUT_RETRY_MS
+ *     apart and doubling, each time against the policy then in force;
+ *   - a later update takes the debt over: it cuts at once, whether or not
+ *     it narrows the ranges itself, and its own retries replace these;
+ *   - the update's audit line says firebreak.flows_cut false with
+ *     error.message, its PUT/PATCH reply "flows_cut":false with the error;
+ *   - the retry that succeeds, and the last one when all fail, each write
+ *     a "flow-cut" audit line (event.outcome success / failure), so the
+ *     log shows when the gap closed, or that it is still open;
+ *   - /stats and /metrics count the failed attempts and show the debt.
+ *
+ * After the last retry the debt stays, visible as firebreak_flows_uncut
+ * 1, until an update (a PUT of the same policy will do) or SIGHUP cuts.
+ */
+#define FB_CUT_RETRIES 4
+#define FB_CUT_RETRY_MS 100
+
 static bool range_within(const struct fb_range *r, const struct fb_range *in,
 			 size_t nin)
 {
@@ -187,29 +215,109 @@ static bool range_within(const struct fb_range *r, const struct fb_range *in,
 	return false;
 }
 
-/*
- * Established CIDR-allowed flows the new policy no longer allows.  The
- * conntrack dump walks the kernel's whole table under its bucket locks,
- * which costs more than the rest of an update once many connections are
- * open, so it runs only when some range `was` forwarded is no longer
- * wholly allowed (a domain-only change never narrows the ranges).
- */
-static void cut_flows(const struct kernel_sets *was,
-		      const struct kernel_sets *now)
+/* Some range `was` forwarded is no longer wholly allowed by `now`. */
+static bool narrowed(const struct kernel_sets *was,
+		     const struct kernel_sets *now)
 {
-	char err[256];
-	size_t i = 0;
-
-	while (i < was->nallow &&
-	       range_within(&was->allow[i], now->allow, now->nallow))
-		i++;
-	if (i < was->nallow &&
-	    fb_nft_cut_flows(now->allow, now->nallow, err, sizeof(err)) < 0)
-		fprintf(stderr, "firebreak-proxy: cutting forwarded flows: %s\n", err);
+	for (size_t i = 0; i < was->nallow; i++)
+		if (!range_within(&was->allow[i], now->allow, now->nallow))
+			return true;
+	return false;
 }
 
+/* An attempt's outcome (flows cut, or -1 with p->cut.error set) recorded
+ * as the debt and its counters; returned as it came. */
+static int settle(struct fb_proxy *p, int cut)
+{
+	p->stats.flows_uncut = cut < 0;
+	if (cut < 0) {
+		p->stats.flow_cut_failures++;
+		p->cut.failed++;
+		fprintf(stderr, "firebreak-proxy: cutting forwarded flows: %s\n",
+			p->cut.error);
+	}
+	return cut;
+}
+
+/* The forwarded flows `now` does not allow, cut. */
+static int cut_now(struct fb_proxy *p, const struct kernel_sets *now)
+{
+	return settle(p, fb_nft_cut_flows(now->allow, now->nallow, p->cut.error,
+					  sizeof(p->cut.error)));
+}
+
+static void audit_cut(struct fb_proxy *p, int cut)
+{
+	struct fb_audit_line ln;
+
+	fb_audit_begin(p->audit, &ln, "flow-cut",
+		       cut < 0 ? "failure" : "success", p->generation);
+	fb_audit_uint(&ln, "firebreak.attempts", p->cut.failed + (cut >= 0));
+	if (cut < 0)
+		fb_audit_str(&ln, "error.message", p->cut.error);
+	else
+		fb_audit_uint(&ln, "firebreak.flows_closed", (uint64_t)cut);
+	fb_audit_emit(p->audit, &ln);
+}
+
+static void retry_cut(struct fb_loop *l, void *arg);
+
+/* After p->cut.failed attempts: the next one, or the last one's line. */
+static void schedule_retry(struct fb_proxy *p)
+{
+	if (p->cut.failed <= FB_CUT_RETRIES)
+		p->cut.retry = fb_timer_add(p->loop, (uint64_t)FB_CUT_RETRY_MS
+					    << (p->cut.failed - 1), retry_cut, p);
+	if (!p->cut.retry)
+		audit_cut(p, -1);
+}
+
+static void retry_cut(struct fb_loop *l, void *arg)
+{
+	struct fb_proxy *p = arg;
+	struct kernel_sets now;
+	int cut;
+
+	(void)l;
+	p->cut.retry = NULL;
+	if (kernel_sets(p->policy, &now, p->cut.error,
+			sizeof(p->cut.error)) < 0)
+		cut = settle(p, -1);
+	else
+		cut = cut_now(p, &now);
+	kernel_sets_free(&now);
+	if (cut >= 0)
+		audit_cut(p, cut);
+	else
+		schedule_retry(p);
+}
+
+/*
+ * The conntrack dump walks the kernel's whole table under its bucket
+ * locks, which costs more than the rest of an update once many
+ * connections are open, so it runs only when some range `was` forwarded
+ * is no longer wholly allowed (a domain-only change never narrows the
+ * ranges), or an earlier cut is still owed.  Returns 1 when it ran and
+ * succeeded, 0 when none was needed, -1 when it failed.
+ */
+static int cut_flows(struct fb_proxy *p, const struct kernel_sets *was,
+		     const struct kernel_sets *now)
+{
+	fb_timer_cancel(p->loop, p->cut.retry);
+	p->cut.retry = NULL;
+	p->cut.failed = 0;
+	if (!p->stats.flows_uncut && !narrowed(was, now))
+		return 0;
+	if (cut_now(p, now) >= 0)
+		return 1;
+	schedule_retry(p);
+	return -1;
+}
+
+/* `cut` as cut_flows returns it. */
 static void audit_policy(struct fb_proxy *p, bool ok, const char *who,
-			 uint64_t old_gen, size_t closed, const char *error)
+			 uint64_t old_gen, size_t closed, int cut,
+			 const char *error)
 {
 	struct fb_audit_line ln;
 
@@ -221,7 +329,9 @@ static void audit_policy(struct fb_proxy *p, bool ok, const char *who,
 		fb_audit_uint(&ln, "policy.previous_generation", old_gen);
 	if (ok)
 		fb_audit_uint(&ln, "firebreak.connections_closed", closed);
-	else
+	if (cut)
+		fb_audit_bool(&ln, "firebreak.flows_cut", cut > 0);
+	if (error)
 		fb_audit_str(&ln, "error.message", error);
 	fb_audit_emit(p->audit, &ln);
 }
@@ -229,7 +339,7 @@ static void audit_policy(struct fb_proxy *p, bool ok, const char *who,
 void fb_proxy_audit_rejected(struct fb_proxy *p, const char *who,
 			     const char *error)
 {
-	audit_policy(p, false, who, 0, 0, error);
+	audit_policy(p, false, who, 0, 0, 0, error);
 }
 
 /* A CA issued for `from`'s brokered names, reissued for `to`'s. */
@@ -295,6 +405,7 @@ int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,
 	struct fb_policy *old = p->policy;
 	uint64_t old_gen = p->generation;
 	struct kernel_sets was = { 0 }, now = { 0 };
+	int cut = 0;
 
 	/* The CA first, then the kernel: a failure puts back what went before,
 	 * so the old policy stays whole everywhere. */
@@ -314,17 +425,18 @@ int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,
 	p->stats.policy_updates++;
 	*closed = fb_conns_recheck(p) + fb_broker_recheck(p);
 	if (p->cfg.nft)
-		cut_flows(&was, &now);
+		cut = cut_flows(p, &was, &now);
 	kernel_sets_free(&was);
 	kernel_sets_free(&now);
-	audit_policy(p, true, who, old_gen, *closed, NULL);
+	audit_policy(p, true, who, old_gen, *closed, cut,
+		     cut < 0 ? p->cut.error : NULL);
 	retire(p, old);
 	return 0;
 refused:
 	kernel_sets_free(&was);
 	kernel_sets_free(&now);
 	fb_policy_unref(np);
-	audit_policy(p, false, who, 0, 0, err);
+	audit_policy(p, false, who, 0, 0, 0, err);
 	return -1;
 }
 
@@ -346,7 +458,7 @@ static void reload(struct fb_proxy *p, const char *who)
 		fprintf(stderr, "firebreak-proxy: SIGHUP: %s keeps generation %llu:\n%s",
 			p->cfg.policy_path, (unsigned long long)p->generation,
 			msg ? msg : "out of memory\n");
-		audit_policy(p, false, who, 0, 0, msg ? msg : "invalid policy");
+		audit_policy(p, false, who, 0, 0, 0, msg ? msg : "invalid policy");
 		free(msg);
 		fb_diags_free(&diags);
 		return;
@@ -577,7 +689,7 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 	p->control = fb_control_new(p, cfg->control_path, err, errsize);
 	if (!p->control)
 		goto fail;
-	audit_policy(p, true, "start", 0, 0, NULL);
+	audit_policy(p, true, "start", 0, 0, 0, NULL);
 	return p;
 fail:
 	fb_proxy_free(p);

@@ -38,11 +38,14 @@ static void json_outcomes(FILE *f, const struct fb_stats *s, bool allowed)
 
 static void put_json(FILE *f, const struct fb_stats *s)
 {
-	fprintf(f, "{\"policy\":{\"generation\":%llu,\"updates\":%llu},"
+	fprintf(f, "{\"policy\":{\"generation\":%llu,\"updates\":%llu,"
+		"\"flow_cut_failures\":%llu,\"flows_uncut\":%s},"
 		"\"connections\":{\"accepted\":%llu,\"open\":%llu,"
 		"\"peeking\":%llu,\"allowed\":{",
 		(unsigned long long)s->generation,
 		(unsigned long long)s->policy_updates,
+		(unsigned long long)s->flow_cut_failures,
+		s->flows_uncut ? "true" : "false",
 		(unsigned long long)s->accepted, (unsigned long long)s->open,
 		(unsigned long long)s->peeking);
 	json_outcomes(f, s, true);
@@ -97,6 +100,12 @@ static void put_metrics(FILE *f, const struct fb_stats *s)
 		"# HELP firebreak_policy_updates_total Policy changes applied.\n"
 		"# TYPE firebreak_policy_updates_total counter\n"
 		"firebreak_policy_updates_total %llu\n"
+		"# HELP firebreak_flow_cut_failures_total Attempts to cut the forwarded flows a policy change denied that failed.\n"
+		"# TYPE firebreak_flow_cut_failures_total counter\n"
+		"firebreak_flow_cut_failures_total %llu\n"
+		"# HELP firebreak_flows_uncut 1 while forwarded flows the policy denies may still run (their cut failed).\n"
+		"# TYPE firebreak_flows_uncut gauge\n"
+		"firebreak_flows_uncut %d\n"
 		"# HELP firebreak_brokered_requests_total Requests on brokered connections.\n"
 		"# TYPE firebreak_brokered_requests_total counter\n"
 		"firebreak_brokered_requests_total %llu\n"
@@ -111,6 +120,8 @@ static void put_metrics(FILE *f, const struct fb_stats *s)
 		(unsigned long long)s->dns_denied,
 		(unsigned long long)s->generation,
 		(unsigned long long)s->policy_updates,
+		(unsigned long long)s->flow_cut_failures,
+		s->flows_uncut ? 1 : 0,
 		(unsigned long long)s->brokered_requests,
 		(unsigned long long)s->upstream_reused);
 }

@@ -26,6 +26,9 @@ struct fb_stats {
 	uint64_t upstream_reused;   /* brokered connections that took a parked
 				     * upstream connection */
 	uint64_t generation;     /* the policy in force */
+	uint64_t flow_cut_failures; /* attempts to cut forwarded flows that failed */
+	bool flows_uncut;        /* forwarded flows the policy denies may still
+				  * run: their cut failed and is owed */
 	struct {
 		const char *reason;
 		uint64_t allowed, denied;

@@ -2,6 +2,8 @@
 #
 #   px_netns PREFIX         a namespace $NS (PREFIX-$$, lo up) for a proxy run
 #                           alone as $PROXY_PID; both removed on exit
+#   px_guest_link           a link gst in $NS for --nft --guest-if gst (the
+#                           test ends if it cannot be made)
 #   px_certs NAME...        a test CA ($PX_CA) and a leaf per NAME in $PX_CERTS
 #   px_origins NS SPEC...   tls_origin.py in namespace NS (SPECs as it takes)
 #   px_dns NS ADDR NAME=IP... dnsd.py in NS on ADDR:53, logging to $PX_DNS_LOG
@@ -22,6 +24,12 @@ px_netns() {
 	trap px_netns_cleanup EXIT
 	ip netns add "$NS" || { not_ok setup "ip netns add"; exit 1; }
 	ip -n "$NS" link set lo up
+}
+
+px_guest_link() {
+	ip -n "$NS" link add gst type veth peer name gst-peer &&
+		ip -n "$NS" link set gst up ||
+		{ not_ok setup "guest link"; exit 1; }
 }
 
 px_netns_cleanup() {

@@ -10,9 +10,7 @@
 . "$(dirname "$0")/proxy_lib.sh"
 
 px_netns fbn
-ip -n "$NS" link add gst type veth peer name gst-peer &&
-	ip -n "$NS" link set gst up ||
-	{ not_ok setup "guest link"; exit 1; }
+px_guest_link
 POLICY=$FB_TMP/policy.yaml
 SOCK=$FB_TMP/control.sock
 printf 'allow:\n  - a.test\n' >"$POLICY"
