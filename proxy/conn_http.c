@@ -23,10 +23,14 @@
 
 enum http_stage { H_HEAD, H_BODY, H_CHUNKED, H_RAW };
 
+/*
+ * What the guest sent and the upstream has not yet been given is held in
+ * the peek buffer, kept: c->buf[0..c->len), grown by conn_buf_grow as the
+ * peek grew it, so a connection whose requests fit in what the peek took
+ * never holds 64 KiB.
+ */
 struct conn_http {
-	char *in;            /* FB_PEEK_MAX bytes: the peek buffer, taken over */
-	size_t len;          /* read from the guest, not yet sent */
-	size_t fwd;          /* of those, the checked prefix cleared to send */
+	size_t fwd;          /* of c->len, the checked prefix cleared to send */
 	enum http_stage stage;
 	uint64_t body_left;  /* H_BODY */
 	struct fb_http_req req;
@@ -39,16 +43,10 @@ int conn_http_start(struct conn *c)
 {
 	struct conn_http *h = calloc(1, sizeof(*h));
 
-	if (!h || conn_buf_grow(c, FB_PEEK_MAX) < 0) {
-		free(h);
+	if (!h)
 		return -1;
-	}
 	/* The peeked bytes are the first request: it is checked like the
 	 * others and sent from here, not replayed. */
-	h->in = (char *)c->buf;
-	h->len = c->len;
-	c->buf = NULL;
-	c->len = 0;
 	fb_http_req_init(&h->req);
 	c->hr = h;
 	return 0;
@@ -58,7 +56,6 @@ void conn_http_free(struct conn *c)
 {
 	if (!c->hr)
 		return;
-	free(c->hr->in);
 	free(c->hr);
 	c->hr = NULL;
 }
@@ -99,13 +96,15 @@ static int check_request(struct conn *c, const struct fb_http_req *req)
 	return 0;
 }
 
-/* Clear the next stretch of h->in for sending: a checked head, body bytes,
- * or (H_RAW) everything.  0, or CONN_GONE after a refusal. */
+/* Clear the next stretch of c->buf for sending: a checked head, body
+ * bytes, or (H_RAW) everything.  0, or CONN_GONE after a refusal. */
 static int classify(struct conn *c, struct conn_http *h)
 {
+	const char *in = (const char *)c->buf;
+
 	switch (h->stage) {
 	case H_HEAD:
-		switch (fb_http_parse_head(&h->req, h->in, h->len, NULL)) {
+		switch (fb_http_parse_head(&h->req, in, c->len, NULL)) {
 		case FB_HTTP_NEED_MORE:
 			return 0;
 		case FB_HTTP_ERROR:
@@ -129,7 +128,7 @@ static int classify(struct conn *c, struct conn_http *h)
 		fb_http_req_init(&h->req);
 		return 0;
 	case H_BODY: {
-		size_t take = h->len < h->body_left ? h->len : (size_t)h->body_left;
+		size_t take = c->len < h->body_left ? c->len : (size_t)h->body_left;
 
 		h->fwd = take;
 		h->body_left -= take;
@@ -138,13 +137,13 @@ static int classify(struct conn *c, struct conn_http *h)
 		return 0;
 	}
 	case H_CHUNKED:
-		while (h->fwd < h->len) {
+		while (h->fwd < c->len) {
 			const char *data;
 			size_t used, dlen;
 			enum fb_chunked_status st;
 
-			st = fb_chunked_decode(&h->dec, h->in + h->fwd,
-					       h->len - h->fwd, &used, &data, &dlen);
+			st = fb_chunked_decode(&h->dec, in + h->fwd,
+					       c->len - h->fwd, &used, &data, &dlen);
 			h->fwd += used;
 			if (st == FB_CHUNKED_ERROR) {
 				fb_conn_refuse(c, "http-malformed");
@@ -159,7 +158,7 @@ static int classify(struct conn *c, struct conn_http *h)
 		}
 		return 0;
 	case H_RAW:
-		h->fwd = h->len;
+		h->fwd = c->len;
 		return 0;
 	}
 	return 0;
@@ -175,39 +174,42 @@ ssize_t conn_http_pump(struct conn *c)
 		ssize_t n;
 
 		if (h->fwd > 0 && c->to_up.out_ready) {
-			n = send(c->ufd, h->in, h->fwd, MSG_NOSIGNAL);
+			n = send(c->ufd, c->buf, h->fwd, MSG_NOSIGNAL);
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
 				return -1;
 			if (n < 0 && errno == EAGAIN)
 				c->to_up.out_ready = false;
 			if (n > 0) {
-				memmove(h->in, h->in + n, h->len - (size_t)n);
-				h->len -= (size_t)n;
+				memmove(c->buf, c->buf + n, c->len - (size_t)n);
+				c->len -= (size_t)n;
 				h->fwd -= (size_t)n;
 				c->http_up += (uint64_t)n;
 				sent += (size_t)n;
 				progress = true;
 			}
 		}
-		if (h->fwd == 0 && h->len > 0) {
+		if (h->fwd == 0 && c->len > 0) {
 			enum http_stage before = h->stage;
 
 			if (classify(c, h) == CONN_GONE)
 				return CONN_GONE;
 			progress |= h->fwd > 0 || h->stage != before;
 		}
-		if (h->fwd == 0 && h->len == FB_PEEK_MAX) {
+		if (h->fwd == 0 && c->len == FB_PEEK_MAX) {
 			/* a head the parser still wants more of, at 64 KiB */
 			fb_conn_refuse(c, "http-head-too-large");
 			return CONN_GONE;
 		}
-		if (!h->eof && h->len < FB_PEEK_MAX && c->to_up.in_ready) {
-			size_t room = FB_PEEK_MAX - h->len;
+		if (!h->eof && c->len < FB_PEEK_MAX && c->to_up.in_ready) {
+			size_t room;
 
-			n = recv(c->cfd, h->in + h->len, room, 0);
+			if (c->len == c->cap && conn_buf_grow(c, c->cap + 1) < 0)
+				return -1;
+			room = c->cap - c->len;
+			n = recv(c->cfd, c->buf + c->len, room, 0);
 			switch (fb_splice_read_seen(&c->to_up, n, room)) {
 			case FB_READ_BYTES:
-				h->len += (size_t)n;
+				c->len += (size_t)n;
 				progress = true;
 				break;
 			case FB_READ_RETRY:

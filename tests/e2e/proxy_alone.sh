@@ -78,6 +78,15 @@ check "plain HTTP: the second request's Host is checked too" \
 out=$(C http2 198.51.100.10 80 allowed.test bulk.test | tr '\n' '|')
 check "plain HTTP: a second request for another allowed name gets 421" \
 	[ "$out" = "HTTP/1.1 200 OK|HTTP/1.1 421 Misdirected Request reason=host-changed|" ]
+# The relay reads into the peek buffer, grown only as a head needs: a
+# 20 KB head after a small one is read whole; one past the parser's 32 KiB
+# is refused, not forwarded.
+out=$(C http2 198.51.100.10 80 allowed.test allowed.test 20000 | tr '\n' '|')
+check "plain HTTP: a 20 KB second head is read whole and forwarded" \
+	[ "$out" = "HTTP/1.1 200 OK|HTTP/1.1 200 OK|" ]
+out=$(C http2 198.51.100.10 80 allowed.test allowed.test 40000 | tr '\n' '|')
+check "plain HTTP: a 40 KB second head is refused" \
+	[ "$out" = "HTTP/1.1 200 OK|HTTP/1.1 403 Forbidden reason=http-malformed|" ]
 
 out=$(C big 198.51.100.10 443)
 ms=${out#closed }

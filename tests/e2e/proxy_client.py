@@ -7,8 +7,10 @@
                                  1-byte TCP segments (seg) or re-framed as
                                  1-byte TLS records (rec)
   pg ADDR PORT NAME CA           Postgres SSLRequest, then TLS as above
-  http2 ADDR PORT HOST1 HOST2    two requests on one connection; prints
-                                 each status line (or "closed")
+  http2 ADDR PORT HOST1 HOST2 [PAD]
+                                 two requests on one connection, the second
+                                 with about PAD bytes of extra fields;
+                                 prints each status line (or "closed")
   big ADDR PORT                  a ClientHello record stream over 64 KiB;
                                  prints "closed MS" when the proxy hangs up
   slow ADDR PORT                 one byte of a hello, then silence;
@@ -147,11 +149,13 @@ def main():
                 return
             print(tls_over(s, name, ca))
         elif cmd == "http2":
-            addr, port, h1, h2 = args
+            addr, port, h1, h2, *pad = args
+            fields = "".join(f"X-Pad-{i:02}: {'a' * 487}\r\n"
+                             for i in range(int(pad[0]) // 500 if pad else 0))
             s = connect(addr, port)
             f = s.makefile("rb")
-            for host in (h1, h2):
-                s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            for host, extra in ((h1, ""), (h2, fields)):
+                s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode())
                 line = f.readline().decode().strip()
                 if not line:
                     print("closed")
