@@ -48,7 +48,9 @@ struct conn {
 	bool decided;                 /* the decision line is logged */
 	bool peeking;                 /* counted in stats.peeking */
 
-	uint8_t *buf;                 /* peeked bytes */
+	/* the peeked bytes; for plain HTTP, then the guest's bytes not yet
+	 * sent upstream (conn_http.c) */
+	uint8_t *buf;
 	size_t cap;                   /* buf's size, grown up to FB_PEEK_MAX */
 	size_t len, off;              /* filled; replayed so far */
 	uint64_t replayed;
