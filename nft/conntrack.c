@@ -8,8 +8,9 @@
  * itself (table.c, cut_marked): the guest's next segment is reset while
  * the origin's replies still arrive, so they are only counted here —
  * deleting their entries would drop a reply in flight and leave the guest
- * waiting for its retransmission timeout.  Other flows (UDP, ICMP) have
- * their entries deleted: their next packet is judged afresh and dropped.
+ * waiting for its retransmission timeout.  Other flows (UDP, ICMP) the
+ * table drops both ways, and have their entries deleted here: an origin
+ * that goes on sending would keep an entry alive for as long as it does.
  * Only entries carrying FB_NFT_CT_MARK are candidates —
  * the forward chain marks exactly the flows it lets through by
  * subnets.allow — so the proxy's own upstream connections and the

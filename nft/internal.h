@@ -124,12 +124,12 @@ void fbn_match_dport(struct fbn_rule *fr, uint16_t port);
 #define FBN_CT_NEW 8u
 void fbn_match_ct_state(struct fbn_rule *fr, uint32_t states);
 void fbn_match_ct_mark(struct fbn_rule *fr, uint32_t mark);
+/* the flow's original destination (`ct original ip daddr`), either way */
+void fbn_match_ct_daddr_not_in_set(struct fbn_rule *fr, int family,
+				   const char *set, uint32_t set_id);
 void fbn_match_tcp_not_rst(struct fbn_rule *fr);
 void fbn_match_not_l4proto(struct fbn_rule *fr, uint8_t proto);
 /* `family` AF_INET or AF_INET6; each adds the meta nfproto guard. */
-void fbn_match_addr_not_in_set(struct fbn_rule *fr, int family,
-			       enum fbn_dir dir, const char *set,
-			       uint32_t set_id);
 void fbn_match_addr_set(struct fbn_rule *fr, int family, enum fbn_dir dir,
 			const char *set, uint32_t set_id);
 void fbn_match_addr(struct fbn_rule *fr, const struct fb_addr *a);

@@ -19,6 +19,7 @@
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 
@@ -196,13 +197,29 @@ static uint32_t addr_len(int family)
 	return family == AF_INET ? 4 : 16;
 }
 
-static void lookup_addr(struct fbn_rule *fr, int family, enum fbn_dir dir,
-			const char *set, uint32_t set_id, uint32_t flags)
+/*
+ * The destination of the packet that opened the flow, `ct original ip
+ * daddr`, whichever way this one goes.  No nfproto guard: the kernel's
+ * ct expression itself ends the rule for a flow of the other family.
+ */
+static void load_ct_daddr(struct fbn_rule *fr, int family)
 {
-	struct nftnl_expr *e;
+	struct nftnl_expr *e = add(fr, "ct");
 
-	load_addr(fr, family, dir);
-	e = add(fr, "lookup");
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, family == AF_INET ?
+			   NFT_CT_DST_IP : NFT_CT_DST_IP6);
+	nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, IP_CT_DIR_ORIGINAL);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+}
+
+/* reg1 looked up in the set; flags NFT_LOOKUP_F_INV for "not in" */
+static void lookup(struct fbn_rule *fr, const char *set, uint32_t set_id,
+		   uint32_t flags)
+{
+	struct nftnl_expr *e = add(fr, "lookup");
+
 	if (!e)
 		return;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
@@ -215,14 +232,15 @@ static void lookup_addr(struct fbn_rule *fr, int family, enum fbn_dir dir,
 void fbn_match_addr_set(struct fbn_rule *fr, int family, enum fbn_dir dir,
 			const char *set, uint32_t set_id)
 {
-	lookup_addr(fr, family, dir, set, set_id, 0);
+	load_addr(fr, family, dir);
+	lookup(fr, set, set_id, 0);
 }
 
-void fbn_match_addr_not_in_set(struct fbn_rule *fr, int family,
-			       enum fbn_dir dir, const char *set,
-			       uint32_t set_id)
+void fbn_match_ct_daddr_not_in_set(struct fbn_rule *fr, int family,
+				   const char *set, uint32_t set_id)
 {
-	lookup_addr(fr, family, dir, set, set_id, NFT_LOOKUP_F_INV);
+	load_ct_daddr(fr, family);
+	lookup(fr, set, set_id, NFT_LOOKUP_F_INV);
 }
 
 void fbn_match_ct_mark(struct fbn_rule *fr, uint32_t mark)

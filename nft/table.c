@@ -5,9 +5,11 @@
  *   prerouting (nat)   guest DNS -> dns_port; subnets.allow untouched;
  *                      deny set untouched (forward rejects it); any
  *                      other guest TCP -> proxy_port
- *   forward (filter)   replies; deny -> reject; allow -> accept, marked
- *                      for fb_nft_cut_flows; the rest from the guest
- *                      dropped (TCP with a reset); policy drop
+ *   forward (filter)   marked flows to what allow no longer holds cut
+ *                      (the guest's TCP reset, the rest dropped both
+ *                      ways); replies; deny -> reject; allow -> accept,
+ *                      marked for fb_nft_cut_flows; the rest from the
+ *                      guest dropped (TCP with a reset); policy drop
  *   input (filter)     replies, loopback, neighbour discovery, and from
  *                      the guest only the two proxy ports; policy drop
  *   output (filter)    the namespace's own dials (the proxy's) to the
@@ -187,12 +189,16 @@ static void reject_denied(struct fbn_tbl *t, const char *chain,
 /*
  * A flow subnets.allow let through (marked) whose destination the policy
  * no longer allows is cut here, ahead of the established accept, as soon
- * as the table is swapped: the guest's next TCP segment gets a reset and
- * anything else is dropped.  The origin's packets still reach the guest,
- * so a reply already in flight is delivered and answered — with that
- * reset — instead of being lost and leaving the guest to find out at its
- * retransmission timeout.  The guest's own resets pass, so the origin
- * learns of the cut and the conntrack entry closes.
+ * as the table is swapped.  The guest's next TCP segment gets a reset.
+ * The origin's TCP still reaches the guest, so a reply already in flight
+ * is delivered and answered — with that reset — instead of being lost
+ * and leaving the guest to find out at its retransmission timeout.  The
+ * guest's own resets pass, so the origin learns of the cut and the
+ * conntrack entry closes.  Anything else of the flow (UDP, ICMP) is
+ * dropped both ways: nothing ends it, and the origin's packets would
+ * keep its conntrack entry alive and reach the guest for as long as
+ * fb_nft_cut_flows fails to delete it.  The destination compared is the
+ * one the guest dialled, which the origin's packets carry as source.
  */
 static void cut_marked(struct fbn_tbl *t, const char *g,
 		       const struct set_ids *id)
@@ -201,14 +207,16 @@ static void cut_marked(struct fbn_tbl *t, const char *g,
 
 	for (size_t f = 0; f < NFAMILIES; f++) {
 		for (int tcp = 1; tcp >= 0; tcp--) {
-			fbn_rule_init(&r, T, "forward", "guest ct mark cut "
-				      "daddr != @%s %s", families[f].allow,
+			fbn_rule_init(&r, T, "forward", "%sct mark cut "
+				      "original daddr != @%s %s",
+				      tcp ? "guest " : "", families[f].allow,
 				      tcp ? "tcp reset" : "drop");
-			fbn_match_iifname(&r, g);
+			if (tcp)
+				fbn_match_iifname(&r, g);
 			fbn_match_ct_mark(&r, FB_NFT_CT_MARK);
-			fbn_match_addr_not_in_set(&r, families[f].af, FBN_DST,
-						  families[f].allow,
-						  id->allow[f]);
+			fbn_match_ct_daddr_not_in_set(&r, families[f].af,
+						      families[f].allow,
+						      id->allow[f]);
 			if (tcp)
 				fbn_match_tcp_not_rst(&r);
 			else

@@ -283,6 +283,14 @@ static void test_apply_builds_table(void **state)
 			     "ip daddr 10.0.0.53 udp dport 53 accept"));
 	assert_true(contains("nft list chain inet firebreak prerouting",
 			     "ip6 daddr @deny6 return"));
+	/* a cut flow's TCP: the guest's reset; the rest: dropped both ways */
+	assert_true(contains("nft list chain inet firebreak forward",
+			     "\tiifname \"gst0\" ct mark 0x66620001 ct original "
+			     "ip daddr != @allow4 tcp flags ! rst"));
+	assert_true(contains("nft list chain inet firebreak forward",
+			     "\tct mark 0x66620001 ct original ip6 daddr != "
+			     "@allow6 meta l4proto != tcp counter name "
+			     "\"rejected\" drop"));
 }
 
 static void test_replace_swaps_sets(void **state)
