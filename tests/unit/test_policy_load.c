@@ -4,8 +4,10 @@
  * legacy read-back shape, the policies in Vercel's documentation, secrets,
  * large policies loaded in a row in the memory of the ones before.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -453,6 +455,67 @@ static void test_arena_holds_what_names_take(void **state)
 	free(names);
 }
 
+/* Whether this kernel makes transparent huge pages where advised. */
+static bool huge_pages_advisable(void)
+{
+	char mode[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+
+	if (f) {
+		if (!fgets(mode, sizeof(mode), f))
+			mode[0] = '\0';
+		fclose(f);
+	}
+	return strstr(mode, "[always]") || strstr(mode, "[madvise]");
+}
+
+/* The THPeligible value of the mapping that holds `addr`, or -1. */
+static int thp_eligible(const void *addr)
+{
+	uintptr_t a = (uintptr_t)addr, start, end;
+	bool in = false;
+	char line[512];
+	int eligible = -1;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &start, &end) == 2)
+			in = start <= a && a < end;
+		else if (in && sscanf(line, "THPeligible: %d", &eligible) == 1)
+			break;
+	}
+	fclose(f);
+	return eligible;
+}
+
+/*
+ * A large policy is built in huge pages where the kernel has them
+ * (policy/arena.c): its first update then faults some 100 times where it
+ * faulted 1600 times, in a VM whose host shadows its page tables.
+ */
+static void test_large_policy_in_huge_pages(void **state)
+{
+	struct fb_policy *p;
+	char *names;
+
+	(void)state;
+#if defined(__SANITIZE_ADDRESS__)
+	skip(); /* the arena's blocks come from malloc, for ASan to watch */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	skip();
+#endif
+#endif
+	if (!huge_pages_advisable())
+		skip();
+	names = json_names(10000, "a");
+	p = load(names);
+	assert_int_equal(thp_eligible(p->domains), 1);
+	fb_policy_unref(p);
+	free(names);
+}
+
 /* The policies quoted in notes/vercel-firewall.md load as documented. */
 static void test_vercel_examples(void **state)
 {
@@ -541,6 +604,7 @@ int main(void)
 		cmocka_unit_test(test_legacy_many_domains),
 		cmocka_unit_test(test_swaps_reuse_memory),
 		cmocka_unit_test(test_arena_holds_what_names_take),
+		cmocka_unit_test(test_large_policy_in_huge_pages),
 		cmocka_unit_test(test_vercel_examples),
 		cmocka_unit_test(test_secret_from_file),
 		cmocka_unit_test(test_publics_and_refs),
