@@ -748,6 +748,8 @@ void fb_conn_relay(struct conn *c, uint32_t ev)
 		fb_conn_close(c, "reset");
 		return;
 	}
+	if (c->http)
+		conn_http_answer(c);
 	up = c->http ? conn_http_pump(c) :
 		       fb_splice_pump(&c->to_up, c->cfd, c->ufd);
 	if (up == CONN_GONE)
@@ -756,7 +758,9 @@ void fb_conn_relay(struct conn *c, uint32_t ev)
 		fb_conn_close(c, relay_error());
 		return;
 	}
-	down = fb_splice_pump(&c->to_down, c->ufd, c->cfd);
+	/* the answer to an Upgrade request is read only once it is told */
+	down = c->http && conn_http_awaits_answer(c) ? 0 :
+	       fb_splice_pump(&c->to_down, c->ufd, c->cfd);
 	if (down < 0) {
 		fb_conn_close(c, relay_error());
 		return;

@@ -93,6 +93,10 @@ void conn_peek_free(struct conn *c);
 int conn_http_start(struct conn *c);
 ssize_t conn_http_pump(struct conn *c);  /* bytes forwarded, -1, CONN_GONE */
 bool conn_http_done(const struct conn *c);
+/* the guest's bytes wait for the answer to an Upgrade request; the
+ * upstream's first bytes, peeked, tell it (101: the rest is not HTTP) */
+bool conn_http_awaits_answer(const struct conn *c);
+void conn_http_answer(struct conn *c);
 void conn_http_free(struct conn *c);
 
 #endif /* FB_CONN_H */

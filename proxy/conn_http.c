@@ -10,8 +10,14 @@
  * released to the upstream, byte for byte as the guest sent them.  The
  * other direction is still spliced.
  *
- * After a request with Upgrade the stream stops being HTTP; the rest goes
- * through unparsed to the upstream already chosen (and allowed).
+ * After a request with Upgrade the stream stops being HTTP only if the
+ * upstream agrees (101): a declined upgrade leaves a keep-alive connection
+ * whose next requests the origin reads as requests, so until its answer
+ * is known the guest's next bytes wait, and then go on being checked
+ * unless it was 101.  The answer can be told only when the upgrade was
+ * the connection's first request (the upstream's first bytes answer it);
+ * a later one is never taken as an upgrade, and what follows it is
+ * checked as requests still.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,7 +27,7 @@
 #include "proxy/conn.h"
 #include "proxy/http.h"
 
-enum http_stage { H_HEAD, H_BODY, H_CHUNKED, H_RAW };
+enum http_stage { H_HEAD, H_BODY, H_CHUNKED, H_UPGRADE, H_RAW };
 
 /*
  * What the guest sent and the upstream has not yet been given is held in
@@ -32,6 +38,7 @@ enum http_stage { H_HEAD, H_BODY, H_CHUNKED, H_RAW };
 struct conn_http {
 	size_t fwd;          /* of c->len, the checked prefix cleared to send */
 	enum http_stage stage;
+	unsigned requests;   /* heads checked and cleared */
 	uint64_t body_left;  /* H_BODY */
 	struct fb_http_req req;
 	struct fb_chunked dec;
@@ -116,8 +123,10 @@ static int classify(struct conn *c, struct conn_http *h)
 		if (check_request(c, &h->req) < 0)
 			return CONN_GONE;
 		h->fwd = h->req.head_len;
-		if (h->req.flags & FB_HTTP_UPGRADE) {
-			h->stage = H_RAW;
+		h->requests++;
+		if ((h->req.flags & FB_HTTP_UPGRADE) && h->requests == 1 &&
+		    !h->req.chunked && h->req.content_length <= 0) {
+			h->stage = H_UPGRADE;
 		} else if (h->req.chunked) {
 			fb_chunked_init(&h->dec);
 			h->stage = H_CHUNKED;
@@ -157,11 +166,41 @@ static int classify(struct conn *c, struct conn_http *h)
 				break;
 		}
 		return 0;
+	case H_UPGRADE:
+		return 0; /* held until conn_http_answer */
 	case H_RAW:
 		h->fwd = c->len;
 		return 0;
 	}
 	return 0;
+}
+
+bool conn_http_awaits_answer(const struct conn *c)
+{
+	return c->hr && c->hr->stage == H_UPGRADE;
+}
+
+void conn_http_answer(struct conn *c)
+{
+	static const char v11[] = "HTTP/1.1 101 ", v10[] = "HTTP/1.0 101 ";
+	struct conn_http *h = c->hr;
+	char status[sizeof(v11) - 1];
+	ssize_t n;
+
+	if (!conn_http_awaits_answer(c))
+		return;
+	if (c->to_down.bytes > 0) { /* it spoke first: its answer is not told */
+		h->stage = H_HEAD;
+		return;
+	}
+	n = recv(c->ufd, status, sizeof(status), MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0 && (size_t)n < sizeof(status) && !c->to_down.in_hup)
+		return; /* the rest of the status line comes with a new edge */
+	h->stage = n == (ssize_t)sizeof(status) &&
+		   (!memcmp(status, v11, sizeof(status)) ||
+		    !memcmp(status, v10, sizeof(status))) ? H_RAW : H_HEAD;
 }
 
 ssize_t conn_http_pump(struct conn *c)
@@ -227,7 +266,7 @@ ssize_t conn_http_pump(struct conn *c)
 				break;
 			}
 		}
-		if (h->eof && h->fwd == 0 && !h->shut) {
+		if (h->eof && h->fwd == 0 && !h->shut && h->stage != H_UPGRADE) {
 			/* An unfinished request left at EOF is dropped, never
 			 * sent unchecked. */
 			shutdown(c->ufd, SHUT_WR);

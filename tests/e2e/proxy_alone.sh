@@ -78,6 +78,15 @@ check "plain HTTP: the second request's Host is checked too" \
 out=$(C http2 198.51.100.10 80 allowed.test bulk.test | tr '\n' '|')
 check "plain HTTP: a second request for another allowed name gets 421" \
 	[ "$out" = "HTTP/1.1 200 OK|HTTP/1.1 421 Misdirected Request reason=host-changed|" ]
+# A declined upgrade leaves HTTP: the request behind it, in the same
+# write, is checked (it reached the origin unchecked before); an accepted
+# one (101) makes the rest opaque bytes, echoed by the origin.
+out=$(C upgrade 198.51.100.10 80 / other.test)
+check "plain HTTP: a request behind a declined Upgrade is checked" \
+	holds '[[ $out == *"403 Forbidden"* && $out != *"host=other.test"* ]]'
+out=$(C upgrade 198.51.100.10 80 /upgrade other.test)
+check "plain HTTP: after a 101 the bytes pass as they are" \
+	holds '[[ $out == *"101 Switching Protocols"* && $out == *"Host: other.test"* ]]'
 # The relay reads into the peek buffer, grown only as a head needs: a
 # 20 KB head after a small one is read whole; one past the parser's 32 KiB
 # is refused, not forwarded.

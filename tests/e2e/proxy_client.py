@@ -11,6 +11,8 @@
                                  two requests on one connection, the second
                                  with about PAD bytes of extra fields;
                                  prints each status line (or "closed")
+  upgrade ADDR PORT PATH HOST2   GET PATH with Upgrade and, in the same write,
+                                 a GET for HOST2; prints all that comes back
   big ADDR PORT                  a ClientHello record stream over 64 KiB;
                                  prints "closed MS" when the proxy hangs up
   slow ADDR PORT                 one byte of a hello, then silence;
@@ -169,6 +171,22 @@ def main():
                         reason = v.strip()
                 f.read(length)
                 print(line + (f" reason={reason}" if reason else ""))
+        elif cmd == "upgrade":
+            # an Upgrade request and, in the same write, a request for
+            # HOST2: all the answer, until the proxy or origin closes
+            addr, port, path, host2 = args
+            s = connect(addr, port)
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: allowed.test\r\n"
+                      f"Upgrade: echo\r\nConnection: Upgrade\r\n\r\n"
+                      f"GET / HTTP/1.1\r\nHost: {host2}\r\n\r\n".encode())
+            s.settimeout(2)
+            got = b""
+            try:
+                while (chunk := s.recv(4096)):
+                    got += chunk
+            except socket.timeout:
+                pass
+            print(got.decode("latin-1").replace("\r\n", "|"))
         elif cmd == "big":
             addr, port = args
             s = connect(addr, port)

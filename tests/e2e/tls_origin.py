@@ -3,7 +3,8 @@
 SPEC is KIND,ADDR,PORT[,NAME]:
   https  TLS with CERTDIR/NAME.pem (key in NAME.key); answers every HTTP
          request with "origin ADDR NAME" (keep-alive unless Connection: close)
-  http   plain HTTP; answers "origin ADDR host=<Host>" (keep-alive)
+  http   plain HTTP; answers "origin ADDR host=<Host>" (keep-alive), and
+         a GET /upgrade with an Upgrade field with 101, then echoes bytes
   bulk   TLS; after the first request, streams zeros until the peer goes
   pg     Postgres: answers an SSLRequest with 'S', then as https
 Creates READY once every socket listens; runs until killed.
@@ -18,14 +19,22 @@ def family(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
-def read_head(conn):
-    data = b""
+def read_head(conn, data):
+    """The next request head (bodies are not read), and what came after it."""
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(4096)
         if not chunk:
-            return None
+            return None, b""
         data += chunk
-    return data.decode("latin-1")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), rest
+
+
+def echo(conn, data):
+    """What the peer sends back to it, from `data` on, until it closes."""
+    while data:
+        conn.sendall(data)
+        data = conn.recv(4096)
 
 
 def respond(conn, body):
@@ -34,8 +43,9 @@ def respond(conn, body):
 
 
 def serve_http(conn, kind, addr, name):
+    rest = b""
     while True:
-        head = read_head(conn)
+        head, rest = read_head(conn, rest)
         if head is None:
             return
         if kind == "bulk":
@@ -44,10 +54,16 @@ def serve_http(conn, kind, addr, name):
             while True:
                 conn.sendall(zeros)
         if kind == "http":
+            lines = head.split("\r\n")
             host = ""
-            for line in head.split("\r\n")[1:]:
+            for line in lines[1:]:
                 if line.lower().startswith("host:"):
                     host = line[5:].strip()
+            if lines[0].startswith("GET /upgrade ") and "\nupgrade:" in head.lower():
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                             b"Upgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+                echo(conn, rest or conn.recv(4096))
+                return
             respond(conn, f"origin {addr} host={host}\n".encode())
         else:
             respond(conn, f"origin {addr} {name}\n".encode())
