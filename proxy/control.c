@@ -328,23 +328,14 @@ int fb_control_handle(struct fb_proxy *p, const char *buf, size_t len,
 
 /* ---- the socket -------------------------------------------------------- */
 
-/* A request's text may hold literal secrets: none stays behind in
- * memory the proxy gives up or keeps. */
-static void wipe_free(char *buf, size_t len)
-{
-	if (buf)
-		explicit_bzero(buf, len);
-	free(buf);
-}
-
 /* `cl`'s buffer, kept when it is the largest yet; freed otherwise. */
 static void keep_buffer(struct fb_control *ctl, struct client *cl)
 {
 	if (cl->cap <= ctl->kept_cap || cl->cap > CONTROL_KEEP_MAX) {
-		wipe_free(cl->in, cl->len);
+		fb_ctlsock_wipe_free(cl->in, cl->len);
 		return;
 	}
-	explicit_bzero(cl->in, cl->len);
+	explicit_bzero(cl->in, cl->len); /* kept: none of it stays behind */
 	free(ctl->kept);
 	ctl->kept = cl->in;
 	ctl->kept_cap = cl->cap;
@@ -364,7 +355,7 @@ static void client_free(struct client *cl)
 	if (cl->next)
 		cl->next->prev = cl->prev;
 	keep_buffer(ctl, cl);
-	free(cl->out);
+	fb_ctlsock_wipe_free(cl->out, cl->out_len);
 	free(cl);
 }
 
@@ -420,9 +411,7 @@ static void client_read(struct client *cl)
 			client_free(cl);
 			return;
 		}
-		if (cl->len)
-			memcpy(in, cl->in, cl->len);
-		wipe_free(cl->in, cl->len);
+		fb_ctlsock_move(in, cl->in, cl->len);
 		cl->in = in;
 		cl->cap = cap;
 	}

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -147,4 +148,18 @@ size_t fb_ctlsock_room(size_t len, size_t cap, size_t whole,
 	if (want > limit)
 		want = limit;
 	return want == cap ? 0 : want;
+}
+
+void fb_ctlsock_wipe_free(void *buf, size_t len)
+{
+	if (buf)
+		explicit_bzero(buf, len);
+	free(buf);
+}
+
+void fb_ctlsock_move(char *to, char *buf, size_t len)
+{
+	if (len)
+		memcpy(to, buf, len);
+	fb_ctlsock_wipe_free(buf, len);
 }

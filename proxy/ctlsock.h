@@ -72,4 +72,13 @@ int fb_ctlsock_request(struct fb_http_req *req, const char *buf, size_t len,
 size_t fb_ctlsock_room(size_t len, size_t cap, size_t whole,
 		       int64_t body_max);
 
+/*
+ * A request may hold literal secrets (a policy's header values), and an
+ * answer may quote one (a diagnostic): the memory of either is wiped
+ * before it is given up.  fb_ctlsock_move moves buf[0..len) into `to`,
+ * then wipes and frees buf.
+ */
+void fb_ctlsock_wipe_free(void *buf, size_t len);
+void fb_ctlsock_move(char *to, char *buf, size_t len);
+
 #endif /* FB_CTLSOCK_H */

@@ -56,8 +56,8 @@ void fb_client_close(struct fb_client *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	free(c->tick_arg);
-	free(c->in);
-	free(c->out);
+	fb_ctlsock_wipe_free(c->in, c->cap);
+	fb_ctlsock_wipe_free(c->out, c->out_cap); /* flush resets out_len */
 	free(c);
 }
 
@@ -93,10 +93,14 @@ static int queue(struct fb_client *c, const char *p, size_t len)
 {
 	if (c->out_cap - c->out_len < len) {
 		size_t cap = c->out_len + len + 4096;
-		char *out = realloc(c->out, cap);
+		char *out = malloc(cap); /* not realloc: the old one is wiped */
 
 		if (!out)
 			return -1;
+		if (c->out_len)
+			memcpy(out, c->out, c->out_len);
+		/* all of it: flush resets out_len, not what was sent */
+		fb_ctlsock_wipe_free(c->out, c->out_cap);
 		c->out = out;
 		c->out_cap = cap;
 	}
@@ -200,12 +204,13 @@ static void client_read(struct fb_client *c)
 		return;
 	}
 	if (cap != c->cap) {
-		char *in = realloc(c->in, cap);
+		char *in = malloc(cap); /* not realloc: the old one is wiped */
 
 		if (!in) {
 			fb_client_error(c, 500, "out of memory");
 			return;
 		}
+		fb_ctlsock_move(in, c->in, c->len);
 		c->in = in;
 		c->cap = cap;
 	}
