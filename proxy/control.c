@@ -70,25 +70,19 @@ static int respond(char **resp, size_t *resp_len, int status,
 		   const char *type, const char *extra, const char *body,
 		   size_t body_len)
 {
-	char head[1024], *buf = NULL;
-	size_t size = 0;
+	char head[1024], *buf;
 	int n = fb_ctlsock_head(head, sizeof(head), status, type, body_len,
 				extra);
-	FILE *f;
 
-	if (n < 0 || (size_t)n >= sizeof(head))
+	if (n < 0 || (size_t)n >= sizeof(head) ||
+	    !(buf = malloc((size_t)n + body_len + 1)))
 		return -1;
-	f = open_memstream(&buf, &size);
-	if (!f)
-		return -1;
-	fwrite(head, 1, (size_t)n, f);
-	fwrite(body, 1, body_len, f);
-	if (fclose(f) != 0) {
-		free(buf);
-		return -1;
-	}
+	memcpy(buf, head, (size_t)n);
+	if (body_len)
+		memcpy(buf + n, body, body_len);
+	buf[(size_t)n + body_len] = '\0'; /* a string too, for its readers */
 	*resp = buf;
-	*resp_len = size;
+	*resp_len = (size_t)n + body_len;
 	return 1;
 }
 
