@@ -28,6 +28,8 @@
 #   fb_leftovers ID...        what a run left behind in $HOST (empty: nothing)
 #   fb_kill_gone PID          SIGKILL a process not this shell's child and
 #                             wait until it no longer runs
+#   fb_wait_line PATTERN FILE until FILE has a line grep PATTERN matches
+#                             (3 s); 1 if it never does
 #
 # Everything created is removed on exit, also when the test fails.
 
@@ -62,6 +64,15 @@ check() {
 # single-quoted COND reaches it whole and is evaluated there.
 holds() {
 	eval "$1"
+}
+
+fb_wait_line() {
+	local _
+	for _ in $(seq 150); do
+		grep -q "$1" "$2" && return 0
+		sleep 0.02
+	done
+	return 1
 }
 
 # `wait` only takes this shell's children.  A zombie counts as gone: it

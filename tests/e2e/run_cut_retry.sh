@@ -91,10 +91,7 @@ flow() {
 		--policy "$FB_TMP/policy.yaml" "${PUBLICS[@]}" \
 		-- "$PY" "$FB_TMP/flow.py" guest >"$out" 2>&1 &
 	pid=$!
-	for _ in $(seq 150); do
-		grep -q '^streaming' "$out" && break
-		sleep 0.02
-	done
+	fb_wait_line '^streaming' "$out"
 	printf 'allow: []\n' >"$FB_TMP/policy.yaml"
 	t0=${EPOCHREALTIME/./}
 	kill -HUP "$(fb_launcher_pid "$FB_LAST_ID")"

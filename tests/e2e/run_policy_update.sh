@@ -17,11 +17,7 @@ cut() {
 	fb_run --policy "$FB_TMP/policy.yaml" "${PUBLICS[@]}" \
 		-- $(fb_probe "stream,$addr,7") >"$out" 2>&1 &
 	pid=$!
-	for _ in $(seq 150); do
-		grep -q '^streaming' "$out" && break
-		sleep 0.02
-	done
-	if ! grep -q '^streaming' "$out"; then
+	if ! fb_wait_line '^streaming' "$out"; then
 		not_ok "$name: stream established" "$(cat "$out")"
 		wait "$pid"
 		return
@@ -56,10 +52,7 @@ fb_run --policy "$FB_TMP/keep.yaml" "${PUBLICS[@]}" \
 	-- sh -c "$(fb_probe stream,198.51.100.10,7) & sleep 1.5; kill \$!" \
 	>"$FB_TMP/keep.out" 2>&1 &
 pid=$!
-for _ in $(seq 150); do
-	grep -q '^streaming' "$FB_TMP/keep.out" && break
-	sleep 0.02
-done
+fb_wait_line '^streaming' "$FB_TMP/keep.out"
 printf 'subnets: [\n' >"$FB_TMP/keep.yaml"
 kill -HUP "$(fb_launcher_pid "$FB_LAST_ID")"
 wait "$pid"
