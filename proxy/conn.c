@@ -54,6 +54,8 @@
 #define WATCH (WATCH_IN | EPOLLOUT)
 #define PEEK_FIRST 4096        /* a ClientHello or request head, mostly */
 #define DRAIN_MS 1000          /* how long a refused guest may take to close */
+#define ANSWERS_QUIET_MS 5000  /* a refused request waits for the answers to
+				* those before it: how long they may pause */
 #define ACCEPT_RETRY_MS 100    /* after EMFILE */
 #define ACCEPT_BATCH 64
 
@@ -169,6 +171,9 @@ void fb_conn_close(struct conn *c, const char *why)
 	uint64_t up = c->to_up.bytes + c->replayed + c->http_up;
 	uint64_t down = c->to_down.bytes;
 
+	/* a refused request ends the connection, whatever ends it first */
+	if (conn_http_refusal(c))
+		why = conn_http_refusal(c);
 	if (!c->decided)
 		audit_decision(c, false, why);
 	fb_audit_begin(p->audit, &ln, "connection", NULL, c->generation);
@@ -697,17 +702,29 @@ static void on_client(struct fb_loop *l, int fd, uint32_t ev, void *arg)
 static void on_idle(struct fb_loop *l, void *arg)
 {
 	struct conn *c = arg;
-	uint64_t idle = (uint64_t)c->p->cfg.idle_timeout_s * 1000;
+	bool refused = conn_http_refusal(c) != NULL;
+	uint64_t idle = refused ? ANSWERS_QUIET_MS
+				: (uint64_t)c->p->cfg.idle_timeout_s * 1000;
 	uint64_t quiet = fb_loop_now(l) - c->last_ms;
 
 	c->timer = NULL;
 	if (quiet >= idle) {
-		fb_conn_close(c, "idle-timeout");
+		/* an upstream that answered and stays open gets no longer */
+		if (refused)
+			conn_http_refuse_now(c);
+		else
+			fb_conn_close(c, "idle-timeout");
 		return;
 	}
 	/* Activity moved the deadline: one timer per connection, re-armed
 	 * lazily here rather than on every read. */
 	timer_set(c, idle - quiet, on_idle);
+}
+
+void conn_await_answers(struct conn *c)
+{
+	c->last_ms = fb_loop_now(c->p->loop);
+	timer_set(c, ANSWERS_QUIET_MS, on_idle);
 }
 
 static void conn_relay_start(struct conn *c)
@@ -770,8 +787,11 @@ void fb_conn_relay(struct conn *c, uint32_t ev)
 	up_done = c->http ? conn_http_done(c) : fb_splice_done(&c->to_up);
 	down_done = fb_splice_done(&c->to_down);
 	if (up_done && down_done) {
-		/* close() passes on the EOFs not yet passed on */
-		fb_conn_close(c, "closed");
+		/* the upstream answered what went before a refused request */
+		if (conn_http_refusal(c))
+			conn_http_refuse_now(c);
+		else /* close() passes on the EOFs not yet passed on */
+			fb_conn_close(c, "closed");
 		return;
 	}
 	if (up_done && !c->http)

@@ -79,6 +79,9 @@ void fb_conn_refuse(struct conn *c, const char *reason); /* alert / 403 */
 void fb_conn_misdirected(struct conn *c, const char *reason); /* HTTP 421 */
 void fb_conn_close(struct conn *c, const char *why);     /* frees c */
 void fb_conn_relay(struct conn *c, uint32_t events);
+/* the idle deadline becomes the pause allowed to the upstream's answers
+ * before a refused request's (conn_http.c) */
+void conn_await_answers(struct conn *c);
 
 /* conn.c: c->buf holds at least `want` bytes (at most FB_PEEK_MAX); 0, -1 */
 int conn_buf_grow(struct conn *c, size_t want);
@@ -97,6 +100,10 @@ bool conn_http_done(const struct conn *c);
  * upstream's first bytes, peeked, tell it (101: the rest is not HTTP) */
 bool conn_http_awaits_answer(const struct conn *c);
 void conn_http_answer(struct conn *c);
+/* why a request behind others was refused, or NULL; its answer goes
+ * after theirs */
+const char *conn_http_refusal(const struct conn *c);
+void conn_http_refuse_now(struct conn *c);
 void conn_http_free(struct conn *c);
 
 #endif /* FB_CONN_H */

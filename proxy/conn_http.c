@@ -18,6 +18,11 @@
  * the connection's first request (the upstream's first bytes answer it);
  * a later one is never taken as an upgrade, and what follows it is
  * checked as requests still.
+ *
+ * A refused request behind others is answered after them: the upstream
+ * is told no more requests come (half-close), and the guest gets what it
+ * sends back to those before the 403 or 421 (conn.c waits for the
+ * upstream's close, or for it to fall quiet).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -44,6 +49,8 @@ struct conn_http {
 	struct fb_chunked dec;
 	bool eof;            /* the guest finished sending */
 	bool shut;           /* and the upstream was told */
+	const char *refusal; /* a later request was refused for this reason */
+	bool misdirected;    /* ... and is answered 421, not 403 */
 };
 
 int conn_http_start(struct conn *c)
@@ -69,10 +76,11 @@ void conn_http_free(struct conn *c)
 
 /*
  * The request's authority (absolute-form) or Host, decided under the
- * policy in force now; refuses the connection when it does not pass, and
- * answers 421 when it names another host than the connection's own.
+ * policy in force now: NULL when it may go, else why not; *misdirected
+ * when it names another host than the connection's own.
  */
-static int check_request(struct conn *c, const struct fb_http_req *req)
+static const char *request_refusal(struct conn *c, const struct fb_http_req *req,
+				   bool *misdirected)
 {
 	const struct fb_http_slice *auth = req->authority.ptr ? &req->authority
 							      : &req->host;
@@ -89,18 +97,51 @@ static int check_request(struct conn *c, const struct fb_http_req *req)
 	    fb_http_split_authority(auth->ptr, auth->len, &host, &port) == 0)
 		named = fb_peek_name(host.ptr, host.len, name, &why) == FB_PEEK_NAMED;
 	fb_policy_decide(c->p->policy, named ? name : NULL, &c->dst_addr, &d);
-	if (d.verdict != FB_VERDICT_ALLOW) {
-		fb_conn_refuse(c, d.verdict == FB_VERDICT_BROKER ?
-				  "brokering-unavailable" : fb_reason_str(d.reason));
-		return CONN_GONE;
-	}
+	if (d.verdict != FB_VERDICT_ALLOW)
+		return d.verdict == FB_VERDICT_BROKER ? "brokering-unavailable"
+						      : fb_reason_str(d.reason);
 	/* The upstream was chosen for the connection's first name: a request
 	 * for any other would reach the wrong origin, allowed or not. */
 	if (named != c->has_name || (named && strcmp(name, c->name) != 0)) {
-		fb_conn_misdirected(c, "host-changed");
+		*misdirected = true;
+		return "host-changed";
+	}
+	return NULL;
+}
+
+void conn_http_refuse_now(struct conn *c)
+{
+	if (c->hr->misdirected)
+		fb_conn_misdirected(c, c->hr->refusal);
+	else
+		fb_conn_refuse(c, c->hr->refusal);
+}
+
+/*
+ * Refuse the request at the front of c->buf.  Those before it were sent
+ * and their answers may still be coming: the refused request and all
+ * after it are dropped, the guest is read no more, and the upstream is
+ * half-closed (conn_http_pump) so that it answers and closes.  0, or
+ * CONN_GONE when the refusal went out at once.
+ */
+static int refuse(struct conn *c, struct conn_http *h, const char *why,
+		  bool misdirected)
+{
+	h->refusal = why;
+	h->misdirected = misdirected;
+	if (h->requests == 0) {
+		conn_http_refuse_now(c);
 		return CONN_GONE;
 	}
+	c->len = 0;
+	h->eof = true;
+	conn_await_answers(c);
 	return 0;
+}
+
+const char *conn_http_refusal(const struct conn *c)
+{
+	return c->hr ? c->hr->refusal : NULL;
 }
 
 /* Clear the next stretch of c->buf for sending: a checked head, body
@@ -108,6 +149,8 @@ static int check_request(struct conn *c, const struct fb_http_req *req)
 static int classify(struct conn *c, struct conn_http *h)
 {
 	const char *in = (const char *)c->buf;
+	bool misdirected = false;
+	const char *why;
 
 	switch (h->stage) {
 	case H_HEAD:
@@ -115,13 +158,14 @@ static int classify(struct conn *c, struct conn_http *h)
 		case FB_HTTP_NEED_MORE:
 			return 0;
 		case FB_HTTP_ERROR:
-			fb_conn_refuse(c, "http-malformed");
-			return CONN_GONE;
+			return refuse(c, h, h->req.error == FB_HTTP_E_HEAD_TOO_LARGE ?
+					    "http-head-too-large" : "http-malformed",
+				      false);
 		case FB_HTTP_DONE:
 			break;
 		}
-		if (check_request(c, &h->req) < 0)
-			return CONN_GONE;
+		if ((why = request_refusal(c, &h->req, &misdirected)))
+			return refuse(c, h, why, misdirected);
 		h->fwd = h->req.head_len;
 		h->requests++;
 		if ((h->req.flags & FB_HTTP_UPGRADE) && h->requests == 1 &&
@@ -154,10 +198,8 @@ static int classify(struct conn *c, struct conn_http *h)
 			st = fb_chunked_decode(&h->dec, in + h->fwd,
 					       c->len - h->fwd, &used, &data, &dlen);
 			h->fwd += used;
-			if (st == FB_CHUNKED_ERROR) {
-				fb_conn_refuse(c, "http-malformed");
-				return CONN_GONE;
-			}
+			if (st == FB_CHUNKED_ERROR)
+				return refuse(c, h, "http-malformed", false);
 			if (st == FB_CHUNKED_DONE) {
 				h->stage = H_HEAD;
 				break;
@@ -233,11 +275,6 @@ ssize_t conn_http_pump(struct conn *c)
 			if (classify(c, h) == CONN_GONE)
 				return CONN_GONE;
 			progress |= h->fwd > 0 || h->stage != before;
-		}
-		if (h->fwd == 0 && c->len == FB_PEEK_MAX) {
-			/* a head the parser still wants more of, at 64 KiB */
-			fb_conn_refuse(c, "http-head-too-large");
-			return CONN_GONE;
 		}
 		if (!h->eof && c->len < FB_PEEK_MAX && c->to_up.in_ready) {
 			size_t room;

@@ -95,7 +95,30 @@ check "plain HTTP: a 20 KB second head is read whole and forwarded" \
 	[ "$out" = "HTTP/1.1 200 OK|HTTP/1.1 200 OK|" ]
 out=$(C http2 198.51.100.10 80 allowed.test allowed.test 40000 | tr '\n' '|')
 check "plain HTTP: a 40 KB second head is refused" \
-	[ "$out" = "HTTP/1.1 200 OK|HTTP/1.1 403 Forbidden reason=http-malformed|" ]
+	[ "$out" = "HTTP/1.1 200 OK|HTTP/1.1 403 Forbidden reason=http-head-too-large|" ]
+# A refused request behind others is answered after them: the origin is
+# half-closed, answers what it was sent and closes, and only then does
+# the refusal follow.  An origin that stays open after answering delays
+# the refusal by the 5 s allowed for a pause in its answers, no longer.
+PIPED="HTTP/1.1 200 OK origin 198.51.100.10 host=allowed.test"
+out=$(C pipe 198.51.100.10 80 / allowed.test allowed.test other.test | tr '\n' '|')
+check "plain HTTP pipelined: the answers to the allowed requests come before the 403" \
+	holds '[[ $out == "$PIPED|$PIPED|HTTP/1.1 403 Forbidden reason=not-allowed firebreak: "*"|ms="* ]]'
+ms=${out##*ms=}; ms=${ms%|}
+check "plain HTTP pipelined: the origin's close lets the refusal go at once (${ms}ms)" \
+	[ "$ms" -lt 2000 ]
+out=$(C pipe 198.51.100.10 80 / allowed.test bulk.test | tr '\n' '|')
+check "plain HTTP pipelined: a request for another host gets 421 after the answer before it" \
+	holds '[[ $out == "$PIPED|HTTP/1.1 421 Misdirected Request reason=host-changed "* ]]'
+out=$(C pipe 198.51.100.10 80 /linger allowed.test other.test | tr '\n' '|')
+ms=${out##*ms=}; ms=${ms%|}
+check "plain HTTP pipelined: an origin that stays open gets 5 s, not its 10 (${ms}ms)" \
+	holds '[[ $out == "$PIPED|HTTP/1.1 403 Forbidden reason=not-allowed "* ]] &&
+		[ "$ms" -ge 4500 ] && [ "$ms" -lt 8000 ]'
+fb_wait_line '"event.type":"end".*"event.reason":"not-allowed"' "$AUDIT"
+check "audit log: the connection ends for the refused request, with the answers' bytes" \
+	holds 'grep "\"event.type\":\"end\"" "$AUDIT" | tail -1 |
+		grep "\"event.reason\":\"not-allowed\"" | grep -vq "\"destination.bytes\":0[,}]"'
 
 out=$(C big 198.51.100.10 443)
 ms=${out#closed }

@@ -11,6 +11,9 @@
                                  two requests on one connection, the second
                                  with about PAD bytes of extra fields;
                                  prints each status line (or "closed")
+  pipe ADDR PORT PATH HOST...    pipelined GETs in one write, PATH for the
+                                 first HOST, / for the others; prints each
+                                 status line and body, then "ms=N"
   upgrade ADDR PORT PATH HOST2   GET PATH with Upgrade and, in the same write,
                                  a GET for HOST2; prints all that comes back
   big ADDR PORT                  a ClientHello record stream over 64 KiB;
@@ -47,6 +50,22 @@ def read_answer(read):
         data += chunk
     body = data.split(b"\r\n\r\n", 1)[-1]
     return body.decode(errors="replace").strip()
+
+
+def read_response(f):
+    """The next response's status line, with its X-Firebreak-Reason, and
+    its body; None at EOF."""
+    line = f.readline().decode().strip()
+    if not line:
+        return None
+    length, reason = 0, ""
+    while (h := f.readline().decode().strip()):
+        k, v = h.split(":", 1)
+        if k.lower() == "content-length":
+            length = int(v)
+        if k.lower() == "x-firebreak-reason":
+            reason = v.strip()
+    return line + (f" reason={reason}" if reason else ""), f.read(length)
 
 
 def tls_over(sock, name, ca, send_hello=None):
@@ -158,19 +177,24 @@ def main():
             f = s.makefile("rb")
             for host, extra in ((h1, ""), (h2, fields)):
                 s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode())
-                line = f.readline().decode().strip()
-                if not line:
+                answer = read_response(f)
+                if not answer:
                     print("closed")
                     return
-                length, reason = 0, ""
-                while (h := f.readline().decode().strip()):
-                    k, v = h.split(":", 1)
-                    if k.lower() == "content-length":
-                        length = int(v)
-                    if k.lower() == "x-firebreak-reason":
-                        reason = v.strip()
-                f.read(length)
-                print(line + (f" reason={reason}" if reason else ""))
+                print(answer[0])
+        elif cmd == "pipe":
+            # GET PATH for HOST1, then GET / for each other HOST, all in
+            # one write; every answer until the connection closes, and
+            # how long that took
+            addr, port, path, *hosts = args
+            start = time.monotonic()
+            s = connect(addr, port)
+            f = s.makefile("rb")
+            s.sendall(b"".join(f"GET {p} HTTP/1.1\r\nHost: {h}\r\n\r\n".encode()
+                               for p, h in zip([path] + ["/"] * len(hosts), hosts)))
+            while (answer := read_response(f)):
+                print(answer[0], answer[1].decode(errors="replace").strip())
+            print(f"ms={int((time.monotonic() - start) * 1000)}")
         elif cmd == "upgrade":
             # an Upgrade request and, in the same write, a request for
             # HOST2: all the answer, until the proxy or origin closes

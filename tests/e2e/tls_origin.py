@@ -4,7 +4,8 @@ SPEC is KIND,ADDR,PORT[,NAME]:
   https  TLS with CERTDIR/NAME.pem (key in NAME.key); answers every HTTP
          request with "origin ADDR NAME" (keep-alive unless Connection: close)
   http   plain HTTP; answers "origin ADDR host=<Host>" (keep-alive), and
-         a GET /upgrade with an Upgrade field with 101, then echoes bytes
+         a GET /upgrade with an Upgrade field with 101, then echoes bytes;
+         after a GET /linger, stays 10 s before it closes at the peer's EOF
   bulk   TLS; after the first request, streams zeros until the peer goes
   pg     Postgres: answers an SSLRequest with 'S', then as https
 Creates READY once every socket listens; runs until killed.
@@ -13,6 +14,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 
 
 def family(addr):
@@ -43,10 +45,11 @@ def respond(conn, body):
 
 
 def serve_http(conn, kind, addr, name):
-    rest = b""
+    rest, linger = b"", 0
     while True:
         head, rest = read_head(conn, rest)
         if head is None:
+            time.sleep(linger)
             return
         if kind == "bulk":
             conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
@@ -64,6 +67,8 @@ def serve_http(conn, kind, addr, name):
                              b"Upgrade: echo\r\nConnection: Upgrade\r\n\r\n")
                 echo(conn, rest or conn.recv(4096))
                 return
+            if lines[0].startswith("GET /linger "):
+                linger = 10
             respond(conn, f"origin {addr} host={host}\n".encode())
         else:
             respond(conn, f"origin {addr} {name}\n".encode())
