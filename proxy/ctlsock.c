@@ -75,11 +75,10 @@ int fb_ctlsock_accept(int lfd, struct ucred *cred)
 		return -1;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0 ||
 	    (cred->uid != 0 && cred->uid != getuid())) {
-		static const char no[] =
-			"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n"
-			"Connection: close\r\n\r\n";
+		char no[160];
+		int n = fb_ctlsock_head(no, sizeof(no), 403, "text/plain", 0, NULL);
 
-		send(fd, no, sizeof(no) - 1, MSG_NOSIGNAL);
+		send(fd, no, (size_t)n, MSG_NOSIGNAL);
 		close(fd);
 		return -1;
 	}

@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "proxy/deny.h"
+#include "proxy/http.h"
 
 /*
  * Hand-built rather than produced by an SSL object: the guest's
@@ -18,7 +19,7 @@ const unsigned char fb_tls_alert_access_denied[FB_TLS_ALERT_LEN] = {
 
 /* A complete response that closes the connection: status, our reason word
  * in a header and a one-line body for a person reading curl's output. */
-static int http_refusal(char *buf, size_t size, const char *status,
+static int http_refusal(char *buf, size_t size, int status,
 			const char *what, const char *reason)
 {
 	char body[200];
@@ -28,13 +29,13 @@ static int http_refusal(char *buf, size_t size, const char *status,
 	if (blen < 0 || (size_t)blen >= sizeof(body))
 		return -1;
 	n = snprintf(buf, size,
-		     "HTTP/1.1 %s\r\n"
+		     "HTTP/1.1 %d %s\r\n"
 		     "Content-Type: text/plain; charset=utf-8\r\n"
 		     "Content-Length: %d\r\n"
 		     "X-Firebreak-Reason: %s\r\n"
 		     "Connection: close\r\n"
 		     "\r\n%s",
-		     status, blen, reason, body);
+		     status, fb_http_status_text(status), blen, reason, body);
 	if (n < 0 || (size_t)n >= size)
 		return -1;
 	return n;
@@ -42,13 +43,13 @@ static int http_refusal(char *buf, size_t size, const char *status,
 
 int fb_http_forbidden(char *buf, size_t size, const char *reason)
 {
-	return http_refusal(buf, size, "403 Forbidden",
+	return http_refusal(buf, size, 403,
 			    "refused by the sandbox's egress policy", reason);
 }
 
 int fb_http_misdirected(char *buf, size_t size, const char *reason)
 {
-	return http_refusal(buf, size, "421 Misdirected Request",
+	return http_refusal(buf, size, 421,
 			    "this connection serves another host; retry on a new connection",
 			    reason);
 }

@@ -143,8 +143,8 @@ static void test_refuses_a_long_path(void **state)
 static int connect_as_nobody(const char *path)
 {
 	static const char want[] =
-		"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n"
-		"Connection: close\r\n\r\n";
+		"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
+		"Content-Length: 0\r\nConnection: close\r\n\r\n";
 	char buf[256];
 	size_t len = 0;
 	ssize_t n;
