@@ -171,15 +171,15 @@ void fb_conn_close(struct conn *c, const char *why)
 	uint64_t up = c->to_up.bytes + c->replayed + c->http_up;
 	uint64_t down = c->to_down.bytes;
 
-	/* a refused request ends the connection, whatever ends it first */
-	if (conn_http_refusal(c))
-		why = conn_http_refusal(c);
 	if (!c->decided)
 		audit_decision(c, false, why);
 	fb_audit_begin(p->audit, &ln, "connection", NULL, c->generation);
 	fb_audit_str(&ln, "event.type", "end");
 	fb_audit_str(&ln, "event.reason", why);
 	audit_common(c, &ln);
+	/* whatever ended the connection, a request was refused on it */
+	if (conn_http_refusal(c))
+		fb_audit_str(&ln, "firebreak.request_refused", conn_http_refusal(c));
 	fb_audit_uint(&ln, "event.duration",
 		      (fb_loop_now(p->loop) - c->start_ms) * 1000000);
 	fb_audit_uint(&ln, "source.bytes", up);
@@ -709,11 +709,14 @@ static void on_idle(struct fb_loop *l, void *arg)
 
 	c->timer = NULL;
 	if (quiet >= idle) {
-		/* an upstream that answered and stays open gets no longer */
-		if (refused)
+		/* An upstream that answered and stays open gets no longer.
+		 * A guest that left part of an answer unread would find the
+		 * refusal inside it: it gets the close alone. */
+		if (refused && c->to_down.queued == 0)
 			conn_http_refuse_now(c);
 		else
-			fb_conn_close(c, "idle-timeout");
+			fb_conn_close(c, refused ? conn_http_refusal(c)
+						 : "idle-timeout");
 		return;
 	}
 	/* Activity moved the deadline: one timer per connection, re-armed

@@ -133,7 +133,7 @@ static int refuse(struct conn *c, struct conn_http *h, const char *why,
 		conn_http_refuse_now(c);
 		return CONN_GONE;
 	}
-	c->len = 0;
+	c->len = h->fwd = 0; /* fwd: body bytes of a chunked request cut short */
 	h->eof = true;
 	conn_await_answers(c);
 	return 0;

@@ -118,7 +118,21 @@ check "plain HTTP pipelined: an origin that stays open gets 5 s, not its 10 (${m
 fb_wait_line '"event.type":"end".*"event.reason":"not-allowed"' "$AUDIT"
 check "audit log: the connection ends for the refused request, with the answers' bytes" \
 	holds 'grep "\"event.type\":\"end\"" "$AUDIT" | tail -1 |
-		grep "\"event.reason\":\"not-allowed\"" | grep -vq "\"destination.bytes\":0[,}]"'
+		grep "\"event.reason\":\"not-allowed\".*\"firebreak.request_refused\":\"not-allowed\"" |
+		grep -vq "\"destination.bytes\":0[,}]"'
+# A guest that stops reading with an answer half delivered would find the
+# refusal inside that answer: it gets the close alone.
+out=$(C unread 198.51.100.10 80 /big other.test 6500)
+check "plain HTTP pipelined: no refusal inside an answer the guest left unread ($out)" \
+	holds '[[ $out == bytes=* && $out == *refusal=no ]] && [ "${out//[!0-9]/}" -lt 16777216 ]'
+# A chunked body that goes wrong part-way: none of it goes, the answer to
+# the head that did comes first, and the proxy carries on.
+out=$(C raw 198.51.100.10 80 'POST / HTTP/1.1\r\nHost: allowed.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nabc;x=1\x01\r\n' |
+	tr '\n' '|')
+check "plain HTTP: a chunked body malformed part-way is refused" \
+	holds '[[ $out == "$PIPED|HTTP/1.1 403 Forbidden reason=http-malformed "* ]]'
+out=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")
+check "... and the proxy goes on serving" [ "$out" = "$ORIGIN" ]
 
 out=$(C big 198.51.100.10 443)
 ms=${out#closed }

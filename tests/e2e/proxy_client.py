@@ -14,6 +14,12 @@
   pipe ADDR PORT PATH HOST...    pipelined GETs in one write, PATH for the
                                  first HOST, / for the others; prints each
                                  status line and body, then "ms=N"
+  raw ADDR PORT BYTES            BYTES (Python escapes, as in b"...") in
+                                 one write; prints each answer as pipe does
+  unread ADDR PORT PATH HOST2 MS GET PATH for allowed.test and GET / for
+                                 HOST2 in one write, then MS ms of not
+                                 reading; prints "bytes=N refusal=yes|no"
+                                 for all that came until the close
   upgrade ADDR PORT PATH HOST2   GET PATH with Upgrade and, in the same write,
                                  a GET for HOST2; prints all that comes back
   big ADDR PORT                  a ClientHello record stream over 64 KiB;
@@ -24,6 +30,7 @@
                                  "closed K MS" once all are closed (K of N)
 Every line goes to stdout; errors print "error WHAT".
 """
+import codecs
 import socket
 import ssl
 import struct
@@ -66,6 +73,12 @@ def read_response(f):
         if k.lower() == "x-firebreak-reason":
             reason = v.strip()
     return line + (f" reason={reason}" if reason else ""), f.read(length)
+
+
+def print_answers(f):
+    """Each response's status line and body until the connection closes."""
+    while (answer := read_response(f)):
+        print(answer[0], answer[1].decode(errors="replace").strip())
 
 
 def tls_over(sock, name, ca, send_hello=None):
@@ -192,9 +205,27 @@ def main():
             f = s.makefile("rb")
             s.sendall(b"".join(f"GET {p} HTTP/1.1\r\nHost: {h}\r\n\r\n".encode()
                                for p, h in zip([path] + ["/"] * len(hosts), hosts)))
-            while (answer := read_response(f)):
-                print(answer[0], answer[1].decode(errors="replace").strip())
+            print_answers(f)
             print(f"ms={int((time.monotonic() - start) * 1000)}")
+        elif cmd == "raw":
+            addr, port, data = args
+            s = connect(addr, port)
+            s.sendall(codecs.escape_decode(data.encode())[0])
+            print_answers(s.makefile("rb"))
+        elif cmd == "unread":
+            addr, port, path, host2, ms = args
+            s = connect(addr, port)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+                      f"GET / HTTP/1.1\r\nHost: {host2}\r\n\r\n".encode())
+            time.sleep(int(ms) / 1000)
+            got = b""
+            try:
+                while (chunk := s.recv(65536)):
+                    got += chunk
+            except ConnectionResetError:
+                pass
+            print(f"bytes={len(got)} refusal={'yes' if b'403 Forbidden' in got else 'no'}")
         elif cmd == "upgrade":
             # an Upgrade request and, in the same write, a request for
             # HOST2: all the answer, until the proxy or origin closes

@@ -5,7 +5,8 @@ SPEC is KIND,ADDR,PORT[,NAME]:
          request with "origin ADDR NAME" (keep-alive unless Connection: close)
   http   plain HTTP; answers "origin ADDR host=<Host>" (keep-alive), and
          a GET /upgrade with an Upgrade field with 101, then echoes bytes;
-         after a GET /linger, stays 10 s before it closes at the peer's EOF
+         after a GET /linger, stays 10 s before it closes at the peer's EOF;
+         a GET /big is answered with 16 MB
   bulk   TLS; after the first request, streams zeros until the peer goes
   pg     Postgres: answers an SSLRequest with 'S', then as https
 Creates READY once every socket listens; runs until killed.
@@ -69,6 +70,11 @@ def serve_http(conn, kind, addr, name):
                 return
             if lines[0].startswith("GET /linger "):
                 linger = 10
+            if lines[0].startswith("GET /big "):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n"
+                             % (16 << 20))
+                conn.sendall(bytes(16 << 20))
+                continue
             respond(conn, f"origin {addr} host={host}\n".encode())
         else:
             respond(conn, f"origin {addr} {name}\n".encode())
