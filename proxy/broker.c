@@ -585,6 +585,10 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 				   "nxdomain" : "resolve-failed");
 		return;
 	}
+	if (!fb_resolved_chain_allowed(res, b->policy)) {
+		upstream_failed(b, "cname-not-allowed");
+		return;
+	}
 	/* the guest's own destination is preferred for the origin only,
 	 * not for a forward target */
 	a = fb_resolved_pick(res, b->policy,

@@ -410,7 +410,7 @@ static void on_dial_timeout(struct fb_loop *l, void *arg)
 
 	(void)l;
 	c->timer = NULL;
-	fb_conn_close(c, "dial-timeout");
+	fb_conn_close(c, c->state == C_REPLAY ? "replay-timeout" : "dial-timeout");
 }
 
 static void conn_dial(struct conn *c, const struct fb_addr *a, uint16_t port)
@@ -450,6 +450,10 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 	if (res->status != FB_RESOLVE_OK || res->naddrs == 0) {
 		fb_conn_refuse(c, res->status == FB_RESOLVE_NXDOMAIN ?
 				  "nxdomain" : "resolve-failed");
+		return;
+	}
+	if (!fb_resolved_chain_allowed(res, c->policy)) {
+		fb_conn_refuse(c, "cname-not-allowed");
 		return;
 	}
 	a = fb_resolved_pick(res, c->policy, &c->dst_addr);
@@ -551,8 +555,8 @@ static void dial_done(struct conn *c, uint32_t ev)
 	}
 	if (!(ev & EPOLLOUT))
 		return;
-	fb_timer_cancel(c->p->loop, c->timer);
-	c->timer = NULL;
+	/* The dial deadline runs on until the peeked bytes are all taken:
+	 * an upstream that takes none would hold the connection forever. */
 	if (c->proto == P_POSTGRES) {
 		/* The upstream gets its own SSLRequest; the guest's was answered
 		 * by us.  Eight bytes into a fresh socket: sent whole. */

@@ -131,19 +131,10 @@ void fb_dns_plan(const struct fb_policy *policy, const uint8_t *pkt,
 	}
 }
 
-static bool name_allowed(const struct fb_policy *policy, const char *name)
-{
-	struct fb_decision d;
-
-	fb_policy_decide(policy, name, NULL, &d);
-	return d.verdict != FB_VERDICT_DENY;
-}
-
 size_t fb_dns_answer(const struct fb_policy *policy, struct fb_dns_plan *plan,
 		     const struct fb_resolved *res, struct fb_dns_rr *rr)
 {
 	struct fb_decision d;
-	const char *target = res->chain;
 	size_t n = 0, dropped = 0;
 	uint32_t ttl = res->ttl;
 
@@ -154,14 +145,12 @@ size_t fb_dns_answer(const struct fb_policy *policy, struct fb_dns_plan *plan,
 	plan->rcode = FB_DNS_NXDOMAIN;
 	if (!plan->allowed)
 		return 0;
-	for (size_t i = 0; i < res->nchain; i++, target += strlen(target) + 1) {
-		if (!name_allowed(policy, target)) {
-			plan->allowed = false;
-			plan->reason = "cname-not-allowed";
-			plan->detail = "the answer went through a CNAME the "
-				       "policy does not allow";
-			return 0;
-		}
+	if (!fb_resolved_chain_allowed(res, policy)) {
+		plan->allowed = false;
+		plan->reason = "cname-not-allowed";
+		plan->detail = "the answer went through a CNAME the policy "
+			       "does not allow";
+		return 0;
 	}
 	switch (res->status) {
 	case FB_RESOLVE_NXDOMAIN:

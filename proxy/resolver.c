@@ -489,6 +489,20 @@ const struct fb_addr *fb_resolved_pick(const struct fb_resolved *res,
 	return first;
 }
 
+bool fb_resolved_chain_allowed(const struct fb_resolved *res,
+			       const struct fb_policy *policy)
+{
+	const char *target = res->chain;
+	struct fb_decision d;
+
+	for (size_t i = 0; i < res->nchain; i++, target += strlen(target) + 1) {
+		fb_policy_decide(policy, target, NULL, &d);
+		if (d.verdict == FB_VERDICT_DENY)
+			return false;
+	}
+	return true;
+}
+
 bool fb_resolver_answered(struct fb_resolver *r, const char *name,
 			  const struct fb_addr *a)
 {

@@ -88,6 +88,12 @@ const struct fb_addr *fb_resolved_pick(const struct fb_resolved *res,
 				       const struct fb_policy *policy,
 				       const struct fb_addr *prefer);
 
+/* Whether `policy` lets the guest reach every CNAME target `res` went
+ * through: an allowed name must not lead to a refused one's addresses,
+ * by a DNS answer or by a connection. */
+bool fb_resolved_chain_allowed(const struct fb_resolved *res,
+			       const struct fb_policy *policy);
+
 /* Was `a` in an unexpired answer for `name`?  (decision 6) */
 bool fb_resolver_answered(struct fb_resolver *r, const char *name,
 			  const struct fb_addr *a);

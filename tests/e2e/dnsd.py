@@ -1,7 +1,8 @@
 """dnsd.py LOG READY ADDR PORT NAME=IP... — a tiny authoritative DNS server.
 
 Answers A (and AAAA, when the IP is IPv6) for the NAMEs given, NXDOMAIN for
-everything else, over UDP.  Writes each question it receives to LOG as
+everything else, over UDP.  NAME=cname:TARGET answers a CNAME to TARGET
+and, below it, TARGET's address.  Writes each question it receives to LOG as
 "NAME TYPE" (so a test can show that a refused name never reached it) and
 creates READY once it listens.  Runs until killed.
 """
@@ -20,23 +21,32 @@ def parse_question(pkt):
     return ".".join(labels).lower(), qtype, i + 5
 
 
+def wire(name):
+    return b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+
+
 def answer(pkt, names):
     ident, flags = struct.unpack("!HH", pkt[:4])
     name, qtype, end = parse_question(pkt)
     question = pkt[12:end]
     ip = names.get(name)
-    rrs = b""
+    rrs, owner, count = b"", b"\xc0\x0c", 0
+    if ip and ip.startswith("cname:"):
+        target = ip[len("cname:"):]
+        rrs = owner + struct.pack("!HHIH", 5, 1, 30, len(wire(target))) + wire(target)
+        owner, ip, count = wire(target), names.get(target), 1
     if ip is None:
-        rcode = 3
+        rcode = 3 if not count else 0
     else:
         rcode = 0
         fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
         want = 28 if fam == socket.AF_INET6 else 1
         if qtype == want:
             data = socket.inet_pton(fam, ip)
-            rrs = b"\xc0\x0c" + struct.pack("!HHIH", want, 1, 30, len(data)) + data
+            rrs += owner + struct.pack("!HHIH", want, 1, 30, len(data)) + data
+            count += 1
     hdr = struct.pack("!HHHHHH", ident, 0x8180 | (flags & 0x0100) | rcode, 1,
-                      1 if rrs else 0, 0, 0)
+                      count, 0, 0)
     return name, qtype, hdr + question + rrs
 
 

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/proxy_lib.sh"
 
 px_netns fbp
-for a in 10 20 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
+for a in 10 20 30 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
 ip -n "$NS" addr add 2001:db8:100::10/128 dev lo nodad
 # Guests are uid 65534: their TCP to the origin ports goes to the proxy.
 ip netns exec "$NS" nft -f - <<'NFT' || { not_ok setup nft; exit 1; }
@@ -29,10 +29,12 @@ NFT
 px_certs allowed.test other.test bulk.test || { not_ok setup certs; exit 1; }
 px_origins "$NS" https,198.51.100.10,443,allowed.test \
 	https,198.51.100.20,443,other.test http,198.51.100.10,80 \
-	pg,198.51.100.10,5432,allowed.test bulk,198.51.100.10,8443,bulk.test ||
+	pg,198.51.100.10,5432,allowed.test bulk,198.51.100.10,8443,bulk.test \
+	sink,198.51.100.30,443 ||
 	{ not_ok setup origins; exit 1; }
 px_dns "$NS" 198.51.100.53 allowed.test=198.51.100.10 \
-	other.test=198.51.100.20 bulk.test=198.51.100.10 ||
+	other.test=198.51.100.20 bulk.test=198.51.100.10 \
+	alias.test=cname:other.test sink.test=198.51.100.30 ||
 	{ not_ok setup dns; exit 1; }
 
 POLICY=$FB_TMP/policy.yaml
@@ -40,6 +42,8 @@ cat >"$POLICY" <<'P'
 allow:
   - allowed.test
   - bulk.test
+  - alias.test
+  - sink.test
 P
 SOCK=$FB_TMP/control.sock
 AUDIT=$FB_TMP/audit.log
@@ -90,6 +94,11 @@ check "plain HTTP: after a 101 the bytes pass as they are" \
 # The relay reads into the peek buffer, grown only as a head needs: a
 # 20 KB head after a small one is read whole; one past the parser's 32 KiB
 # is refused, not forwarded.
+# alias.test is allowed, but its answer is a CNAME to other.test, which is
+# not: the DNS answer says NXDOMAIN, and a connection is not dialled there
+out=$(C http2 198.51.100.20 80 alias.test alias.test | tr '\n' '|')
+check "an allowed name whose answer goes through a refused CNAME is not dialled" \
+	[ "$out" = "HTTP/1.1 403 Forbidden reason=cname-not-allowed|closed|" ]
 out=$(C http2 198.51.100.10 80 allowed.test allowed.test 20000 | tr '\n' '|')
 check "plain HTTP: a 20 KB second head is read whole and forwarded" \
 	[ "$out" = "HTTP/1.1 200 OK|HTTP/1.1 200 OK|" ]
@@ -137,6 +146,13 @@ check "... and the proxy goes on serving" [ "$out" = "$ORIGIN" ]
 out=$(C big 198.51.100.10 443)
 ms=${out#closed }
 check "a ClientHello over 64 KiB is closed at once (${ms}ms)" holds '[ "${out%% *}" = closed ] && [ "$ms" -lt 900 ]'
+# An upstream that takes none of a 60 KB hello: the dial deadline (the
+# peek's, 1 s here) covers the replay too
+out=$(C bighello 198.51.100.30 443 sink.test 60000)
+ms=${out#closed }
+check "a replay the upstream does not take is closed at the dial deadline ($out)" \
+	holds '[ "${out%% *}" = closed ] && [ "$ms" -ge 900 ] && [ "$ms" -lt 2500 ]'
+check "audit log: ... as replay-timeout" grep -q '"event.reason":"replay-timeout"' "$AUDIT"
 out=$(C slow 198.51.100.10 443)
 ms=${out#closed }
 check "a stalled peek is closed at the deadline (${ms}ms)" holds '[ "${out%% *}" = closed ] && [ "$ms" -ge 900 ] && [ "$ms" -lt 2500 ]'

@@ -24,6 +24,9 @@
                                  a GET for HOST2; prints all that comes back
   big ADDR PORT                  a ClientHello record stream over 64 KiB;
                                  prints "closed MS" when the proxy hangs up
+  bighello ADDR PORT NAME SIZE   a ClientHello for NAME padded to about SIZE
+                                 bytes; prints "closed MS" when the proxy
+                                 hangs up, "open" if it has not in 5 s
   slow ADDR PORT                 one byte of a hello, then silence;
                                  prints "closed MS"
   idle ADDR PORT N               N connections that send nothing; prints
@@ -150,6 +153,20 @@ def one_byte_records(sock, data):
     sock.sendall(out)
 
 
+def padded_hello(name, size):
+    """A TLS 1.2 ClientHello for NAME with a padding extension (RFC 7685)
+    that brings it to about SIZE bytes, in records of 16000."""
+    sni = name.encode()
+    exts = struct.pack("!HHHBH", 0, len(sni) + 5, len(sni) + 3, 0, len(sni)) + sni
+    pad = max(0, size - 60 - len(sni))
+    exts += struct.pack("!HH", 21, pad) + bytes(pad)
+    body = (b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
+            + struct.pack("!H", len(exts)) + exts)
+    msg = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"".join(struct.pack("!BHH", 22, 0x0301, len(msg[i:i + 16000])) + msg[i:i + 16000]
+                    for i in range(0, len(msg), 16000))
+
+
 def wait_closed(sock, start):
     sock.settimeout(30)
     try:
@@ -257,6 +274,20 @@ def main():
             except OSError:
                 pass
             print(f"closed {wait_closed(s, start)}")
+        elif cmd == "bighello":
+            addr, port, name, size = args
+            s = connect(addr, port)
+            start = time.monotonic()
+            s.sendall(padded_hello(name, int(size)))
+            s.settimeout(5)
+            try:
+                while s.recv(4096):
+                    pass
+                print(f"closed {int((time.monotonic() - start) * 1000)}")
+            except socket.timeout:
+                print("open")
+            except OSError:
+                print(f"closed {int((time.monotonic() - start) * 1000)}")
         elif cmd == "slow":
             addr, port = args
             s = connect(addr, port)

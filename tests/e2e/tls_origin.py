@@ -9,6 +9,8 @@ SPEC is KIND,ADDR,PORT[,NAME]:
          a GET /big is answered with 16 MB
   bulk   TLS; after the first request, streams zeros until the peer goes
   pg     Postgres: answers an SSLRequest with 'S', then as https
+  sink   TCP with a 1 KB receive buffer and 536-byte segments; never
+         reads what it is sent
 Creates READY once every socket listens; runs until killed.
 """
 import socket
@@ -84,6 +86,8 @@ def serve_http(conn, kind, addr, name):
 
 def serve_conn(conn, kind, addr, name, ctx):
     try:
+        if kind == "sink":
+            threading.Event().wait()
         if kind == "pg":
             req = b""
             while len(req) < 8:
@@ -118,11 +122,16 @@ def main():
         kind, addr, port, *rest = spec.split(",")
         name = rest[0] if rest else ""
         ctx = None
-        if kind != "http":
+        if kind not in ("http", "sink"):
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(f"{certdir}/{name}.pem", f"{certdir}/{name}.key")
         s = socket.socket(family(addr), socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if kind == "sink":
+            # small segments keep the sender's buffer small too (on
+            # loopback it would be sized for 64 KB ones)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
         s.bind((addr, int(port)))
         threads.append(threading.Thread(target=serve, args=(s, kind, addr, name, ctx),
                                         daemon=True))
