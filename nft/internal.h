@@ -33,6 +33,7 @@ struct nftnl_rule;
 #define FB_NFT_CT_MARK 0x66620001u
 
 /* base chain priorities, as nft names them */
+#define FBN_PRIO_RAW (-300)
 #define FBN_PRIO_DSTNAT (-100)
 #define FBN_PRIO_FILTER 0
 #define FBN_PRIO_SRCNAT 100
@@ -137,6 +138,9 @@ void fbn_match_cidr(struct fbn_rule *fr, const struct fb_cidr *c,
 		    enum fbn_dir dir);
 /* icmpv6 neighbour discovery (RS, RA, NS, NA) with hop limit 255 */
 void fbn_match_ndisc(struct fbn_rule *fr);
+/* no route back to the source through the interface the packet came in
+ * by (`fib saddr . iif oif 0`): a strict reverse-path check */
+void fbn_match_saddr_not_via_iif(struct fbn_rule *fr);
 
 void fbn_do_counter(struct fbn_rule *fr, const char *name);
 void fbn_do_ct_mark(struct fbn_rule *fr, uint32_t mark);

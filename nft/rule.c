@@ -304,6 +304,20 @@ void fbn_match_ndisc(struct fbn_rule *fr)
 	cmp(fr, NFT_CMP_EQ, &hops, 1);
 }
 
+void fbn_match_saddr_not_via_iif(struct fbn_rule *fr)
+{
+	const uint32_t none = 0; /* the interface index of no route */
+	struct nftnl_expr *e = add(fr, "fib");
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS,
+			   NFTA_FIB_F_SADDR | NFTA_FIB_F_IIF);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_OIF);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+	cmp(fr, NFT_CMP_EQ, &none, sizeof(none));
+}
+
 void fbn_do_counter(struct fbn_rule *fr, const char *name)
 {
 	struct nftnl_expr *e = add(fr, "objref");

@@ -269,6 +269,29 @@ static void forward(struct fbn_tbl *t, const struct fb_nft_config *cfg,
 	drop_rest(t, "forward", g);
 }
 
+/*
+ * Before anything else, conntrack included: what comes from the guest
+ * with a source address whose route does not lead back to the guest is
+ * dropped.  A spoofed source would otherwise have the proxy's answers
+ * (a DNS reply repeats the question, which the guest wrote) sent to any
+ * address outside, as established traffic; would send forwarded flows
+ * out under someone else's address; and could pose as the reply of a
+ * flow of the proxy's own.  Neighbour discovery is let by first: DAD
+ * probes come from the unspecified address.
+ */
+static void guard(struct fbn_tbl *t, const struct fb_nft_config *cfg)
+{
+	struct fbn_rule r;
+
+	ndisc(t, "guard");
+	fbn_rule_init(&r, T, "guard", "guest saddr not routed back drop");
+	fbn_match_iifname(&r, cfg->guest_ifname);
+	fbn_match_saddr_not_via_iif(&r);
+	fbn_do_counter(&r, "dropped");
+	fbn_do_verdict(&r, NF_DROP);
+	fbn_tbl_rule(t, &r);
+}
+
 static void input(struct fbn_tbl *t, const struct fb_nft_config *cfg)
 {
 	const char *g = cfg->guest_ifname;
@@ -348,6 +371,8 @@ int fb_nft_apply(const struct fb_nft_config *cfg, char *err, size_t errsize)
 	}
 	for (size_t i = 0; i < sizeof(counters) / sizeof(*counters); i++)
 		fbn_tbl_counter(&t, counters[i]);
+	fbn_tbl_chain(&t, "guard", "filter", NF_INET_PRE_ROUTING,
+		      FBN_PRIO_RAW, NF_ACCEPT);
 	fbn_tbl_chain(&t, "prerouting", "nat", NF_INET_PRE_ROUTING,
 		      FBN_PRIO_DSTNAT, NF_ACCEPT);
 	fbn_tbl_chain(&t, "input", "filter", NF_INET_LOCAL_IN,
@@ -356,6 +381,7 @@ int fb_nft_apply(const struct fb_nft_config *cfg, char *err, size_t errsize)
 		      FBN_PRIO_FILTER, NF_DROP);
 	fbn_tbl_chain(&t, "output", "filter", NF_INET_LOCAL_OUT,
 		      FBN_PRIO_FILTER, NF_ACCEPT);
+	guard(&t, cfg);
 	prerouting(&t, cfg, &id);
 	forward(&t, cfg, &id);
 	input(&t, cfg);

@@ -394,6 +394,37 @@ for fam in 4 6; do
 	in_s "$HELPER" apply "${POLICY[@]}"
 done
 
+# ---- a guest that forges its source address ----------------------------
+# Addresses of the outside world on the guest's own lo, used as source:
+# nothing so sent reaches the sandbox's ports (whose answers would go to
+# that address: a DNS reply repeats what the guest wrote) or is
+# forwarded; the same datagrams from the guest's own address pass.
+ip -n $G addr add 203.0.113.7/32 dev lo
+ip -n $G addr add 2001:db8:77::7/128 dev lo nodad
+start $O "$TMP/o5300.log" serve-udp 5300 "$TMP/udp5300" || exit 1
+udp_from() { # FROM TO PORT WORD
+	in_g $PY -S -c 'import socket, sys
+src, dst, port, word = sys.argv[1:]
+s = socket.socket(socket.AF_INET6 if ":" in src else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src, 0))
+s.sendto(word.encode(), (dst, int(port)))' "$@"
+}
+for fam in 4 6; do
+	if [ $fam = 4 ]; then own=10.250.0.2 forged=203.0.113.7 gw=10.250.0.1 allowed=198.18.1.1
+	else own=fd00:250::2 forged=2001:db8:77::7 gw=fd00:250::1 allowed=2001:db8:1::1; fi
+	before=$(counter dropped)
+	for src in $own $forged; do
+		udp_from $src $gw 53 "dns-from-$src"
+		udp_from $src $allowed 5300 "fwd-from-$src"
+	done
+	sleep 0.2
+	check "ipv$fam: the guest's own source reaches the DNS port and is forwarded" \
+		grep -q "dns-from-$own" "$TMP/dns" && grep -q "fwd-from-$own" "$TMP/udp5300"
+	leaked=$(cat "$TMP/dns" "$TMP/udp5300" 2>/dev/null | grep -c "from-$forged")
+	check "ipv$fam: a forged source reaches neither ($leaked seen), and is counted as dropped" \
+		[ "$leaked" = 0 -a "$(counter dropped)" -ge $((before + 2)) ]
+done
+
 # ---- the uplink table (launcher side, in the outer namespace) ----------
 # The net namespace has no route back to the sandbox's uplink network:
 # only masquerading lets the sandbox's own dials through.

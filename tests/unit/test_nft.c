@@ -283,6 +283,12 @@ static void test_apply_builds_table(void **state)
 			     "ip daddr 10.0.0.53 udp dport 53 accept"));
 	assert_true(contains("nft list chain inet firebreak prerouting",
 			     "ip6 daddr @deny6 return"));
+	/* ahead of conntrack: a source not routed back to the guest */
+	assert_true(contains("nft list chain inet firebreak guard",
+			     "type filter hook prerouting priority raw;"));
+	assert_true(contains("nft list chain inet firebreak guard",
+			     "\tiifname \"gst0\" fib saddr . iif oif 0 "
+			     "counter name \"dropped\" drop"));
 	/* a cut flow's TCP: the guest's reset; the rest: dropped both ways */
 	assert_true(contains("nft list chain inet firebreak forward",
 			     "\tiifname \"gst0\" ct mark 0x66620001 ct original "
@@ -311,7 +317,7 @@ static void test_replace_swaps_sets(void **state)
 	for (char *p = out; (p = strstr(p, "\tchain ")); p++)
 		chains++;
 	free(out);
-	assert_int_equal(chains, 4); /* replaced, not added to */
+	assert_int_equal(chains, 5); /* replaced, not added to */
 }
 
 static void test_bad_input_keeps_previous_table(void **state)
