@@ -56,7 +56,6 @@
 #define DRAIN_MS 1000          /* how long a refused guest may take to close */
 #define ANSWERS_QUIET_MS 5000  /* a refused request waits for the answers to
 				* those before it: how long they may pause */
-#define ACCEPT_RETRY_MS 100    /* after EMFILE */
 #define ACCEPT_BATCH 64
 
 static const char *const state_names[] = {
@@ -317,15 +316,6 @@ static void on_peek_timeout(struct fb_loop *l, void *arg)
 	fb_conn_close(c, "peek-timeout");
 }
 
-static void resume_accept(struct fb_loop *l, void *arg)
-{
-	struct fb_proxy *p = arg;
-
-	p->accept_paused = false;
-	for (size_t i = 0; i < p->nlisten; i++)
-		fb_loop_mod(l, p->listen_fd[i], EPOLLIN);
-}
-
 static void conn_start(struct fb_proxy *p, int fd,
 		       const struct sockaddr_storage *src)
 {
@@ -388,16 +378,8 @@ void fb_conn_on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
 			conn_start(p, cfd, &src);
 			continue;
 		}
-		if ((errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		     errno == ENOMEM) && !p->accept_paused) {
-			/* Level-triggered: without a pause this would spin. */
-			fprintf(stderr, "firebreak-proxy: accept: %s; pausing %d ms\n",
-				strerror(errno), ACCEPT_RETRY_MS);
-			p->accept_paused = true;
-			for (size_t j = 0; j < p->nlisten; j++)
-				fb_loop_mod(l, p->listen_fd[j], 0);
-			fb_timer_add(l, ACCEPT_RETRY_MS, resume_accept, p);
-		}
+		fb_accept_pause(&p->accept_pause, l, p->listen_fd, p->nlisten,
+				errno);
 		return;
 	}
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "policy/policy.h"
+#include "proxy/accept_pause.h"
 #include "proxy/audit.h"
 #include "proxy/loop.h"
 #include "proxy/proxy.h"
@@ -36,7 +37,7 @@ struct fb_proxy {
 	struct fb_policy *retired;  /* the one it replaced, until the reply is out */
 	int listen_fd[FB_MAX_LISTEN];
 	size_t nlisten;
-	bool accept_paused;         /* out of descriptors: retry shortly */
+	struct fb_accept_pause accept_pause; /* out of descriptors: retry shortly */
 	int signal_fd;
 	struct fb_control *control;
 	struct fb_resolver *resolver;

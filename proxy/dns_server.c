@@ -20,6 +20,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proxy/accept_pause.h"
+
 #define QUERY_MAX 4096        /* longer is no stub's query */
 #define REPLY_MAX 2048        /* our largest reply is about 1.2 KiB */
 #define UDP_BATCH 64          /* datagrams read per wakeup */
@@ -29,6 +31,10 @@
 #define DEFAULT_QPS 200
 #define DEFAULT_BURST 400
 #define DEFAULT_TCP_IDLE_MS 10000
+#define RATE_LOG_MS 1000      /* a rate-limited interval (dns_server.h) */
+/* A question name in RFC 1035 presentation form: at most 4 characters a
+ * byte ("\DDD"), dots included. */
+#define NAME_SHOWN_MAX (4 * FB_DNS_NAME_WIRE_MAX)
 
 struct tcp_conn;
 
@@ -41,6 +47,7 @@ struct pending {
 	socklen_t peerlen;
 	struct fb_resolve_req *req;
 	uint64_t started_ms;
+	bool suppressed;          /* rate-limited, counted for on_suppressed */
 	struct fb_dns_msg q;
 	struct fb_dns_plan plan;
 };
@@ -51,6 +58,8 @@ struct tcp_conn {
 	LIST_ENTRY(tcp_conn) link;
 	struct fb_dns_server *s;
 	int fd;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
 	struct fb_timer *idle;     /* idle timeout, or the pending close */
 	bool closing;
 	struct pending_list pending;
@@ -65,12 +74,15 @@ struct fb_dns_server {
 	struct fb_loop *loop;
 	struct fb_dns_config cfg;
 	int udp_fd, tcp_fd;
+	struct fb_accept_pause accept_pause;
 	uint16_t port;
 	struct pending_list udp_pending;
 	LIST_HEAD(, tcp_conn) conns;
 	unsigned nconns;
 	uint64_t tokens_milli;    /* the rate cap's bucket, in 1/1000 queries */
 	uint64_t refilled_ms;
+	struct fb_timer *rate_log; /* the rate-limited interval, while open */
+	uint64_t suppressed;       /* the queries it has reported suppressed */
 	struct fb_dns_stats stats;
 };
 
@@ -196,22 +208,55 @@ size_t fb_dns_answer(const struct fb_policy *policy, struct fb_dns_plan *plan,
 
 /* ---- replies and the audit callback ------------------------------------ */
 
-static void report(struct fb_dns_server *s, const struct fb_dns_msg *q,
-		   const struct fb_dns_plan *plan, bool tcp, uint64_t started,
-		   const struct fb_dns_rr *rr, size_t n)
+/*
+ * A question name that is not a host name, in the presentation form of
+ * RFC 1035 §5.1, so the log shows every byte the guest sent: which were a
+ * label's and which were dots between labels.
+ */
+static const char *name_as_received(const struct fb_dns_msg *q,
+				    char out[NAME_SHOWN_MAX])
 {
+	size_t o = 0;
+
+	for (size_t i = 0; i < q->qwire_len && q->qwire[i]; i += 1 + q->qwire[i]) {
+		if (i > 0)
+			out[o++] = '.';
+		for (size_t j = 1; j <= q->qwire[i]; j++) {
+			uint8_t b = q->qwire[i + j];
+
+			if (b == '.' || b == '\\')
+				o += (size_t)sprintf(out + o, "\\%c", b);
+			else if (b < 0x21 || b > 0x7e)
+				o += (size_t)sprintf(out + o, "\\%03u", (unsigned)b);
+			else
+				out[o++] = (char)b;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static void report(const struct pending *p, const struct fb_dns_rr *rr,
+		   size_t n)
+{
+	struct fb_dns_server *s = p->s;
+	const struct fb_dns_plan *plan = &p->plan;
 	struct fb_addr addrs[FB_DNS_MAX_RR];
+	char shown[NAME_SHOWN_MAX];
 	struct fb_dns_event ev = {
-		.name = plan->name[0] ? plan->name : q->qname,
-		.qtype = q->qtype,
-		.tcp = tcp,
+		.name = plan->name[0] ? plan->name :
+			p->q.qname_text ? p->q.qname : name_as_received(&p->q, shown),
+		.qtype = p->q.qtype,
+		.tcp = p->conn,
+		.source = &p->peer,
+		.suppressed = p->suppressed,
 		.allowed = plan->allowed,
 		.reason = plan->reason,
 		.detail = plan->detail,
 		.rcode = plan->rcode,
 		.addrs = addrs,
 		.naddrs = n,
-		.duration_ms = fb_loop_now(s->loop) - started,
+		.duration_ms = fb_loop_now(s->loop) - p->started_ms,
 	};
 
 	s->stats.queries++;
@@ -233,33 +278,31 @@ static void tcp_send(struct tcp_conn *c, const uint8_t *msg, size_t len);
 
 /*
  * Build and send the reply; if the records cannot be written, SERVFAIL.
- * For the report that follows, plan->rcode says which went out, and the
+ * For the report that follows, p->plan.rcode says which went out, and the
  * return value how many records (none when truncated for UDP).
  */
-static size_t reply(struct fb_dns_server *s, struct tcp_conn *c,
-		  const struct sockaddr_storage *peer, socklen_t peerlen,
-		  const struct fb_dns_msg *q, struct fb_dns_plan *plan,
-		  const struct fb_dns_rr *rr, size_t n)
+static size_t reply(struct pending *p, const struct fb_dns_rr *rr, size_t n)
 {
 	uint8_t buf[REPLY_MAX];
-	size_t limit = c ? sizeof(buf) : fb_dns_udp_limit(q);
+	size_t limit = p->conn ? sizeof(buf) : fb_dns_udp_limit(&p->q);
 	const char *why;
 	ssize_t len;
 
-	len = fb_dns_build_reply(q, plan->rcode, rr, n, buf, limit, &why);
+	len = fb_dns_build_reply(&p->q, p->plan.rcode, rr, n, buf, limit, &why);
 	if (len < 0) {
-		plan->rcode = FB_DNS_SERVFAIL;
-		plan->detail = why;
+		p->plan.rcode = FB_DNS_SERVFAIL;
+		p->plan.detail = why;
 		n = 0;
-		len = fb_dns_build_reply(q, plan->rcode, NULL, 0, buf, limit, &why);
+		len = fb_dns_build_reply(&p->q, p->plan.rcode, NULL, 0, buf, limit,
+					 &why);
 	}
 	if (len < 0)
 		return 0;
-	if (c)
-		tcp_send(c, buf, (size_t)len);
+	if (p->conn)
+		tcp_send(p->conn, buf, (size_t)len);
 	else
-		sendto(s->udp_fd, buf, (size_t)len, MSG_DONTWAIT,
-		       (const struct sockaddr *)peer, peerlen);
+		sendto(p->s->udp_fd, buf, (size_t)len, MSG_DONTWAIT,
+		       (const struct sockaddr *)&p->peer, p->peerlen);
 	return buf[2] & (FB_DNS_TC >> 8) ? 0 : n;
 }
 
@@ -277,6 +320,35 @@ static bool within_rate(struct fb_dns_server *s)
 		return false;
 	s->tokens_milli -= 1000;
 	return true;
+}
+
+static void rate_log_close(struct fb_dns_server *s)
+{
+	if (s->suppressed && s->cfg.on_suppressed)
+		s->cfg.on_suppressed(s->suppressed, s->cfg.arg);
+	s->suppressed = 0;
+}
+
+static void on_rate_log_end(struct fb_loop *l, void *arg)
+{
+	struct fb_dns_server *s = arg;
+
+	(void)l;
+	s->rate_log = NULL;
+	rate_log_close(s);
+}
+
+/* A query over the cap: true when it is to be reported suppressed, the
+ * interval's first having been reported in full (dns_server.h). */
+static bool rate_log_suppress(struct fb_dns_server *s)
+{
+	if (s->rate_log) {
+		s->suppressed++;
+		return true;
+	}
+	/* Without its timer no interval opens: each query is reported. */
+	s->rate_log = fb_timer_add(s->loop, RATE_LOG_MS, on_rate_log_end, s);
+	return false;
 }
 
 static void tcp_resume(struct tcp_conn *c);
@@ -300,12 +372,12 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 
 	p->req = NULL;
 	n = fb_dns_answer(*s->cfg.policy, &p->plan, res, rr);
-	n = reply(s, p->conn, &p->peer, p->peerlen, &p->q, &p->plan, rr, n);
-	report(s, &p->q, &p->plan, p->conn, p->started_ms, rr, n);
+	n = reply(p, rr, n);
+	report(p, rr, n);
 	finish(p);
 }
 
-/* One query from a client, UDP (c == NULL) or TCP. */
+/* One query from `peer`, over UDP (c == NULL) or TCP. */
 static void handle(struct fb_dns_server *s, struct tcp_conn *c,
 		   const struct sockaddr_storage *peer, socklen_t peerlen,
 		   const uint8_t *pkt, size_t len)
@@ -314,6 +386,10 @@ static void handle(struct fb_dns_server *s, struct tcp_conn *c,
 
 	if (!p)
 		return;
+	p->s = s;
+	p->conn = c;
+	memcpy(&p->peer, peer, peerlen);
+	p->peerlen = peerlen;
 	p->started_ms = fb_loop_now(s->loop);
 	fb_dns_plan(*s->cfg.policy, pkt, len, &p->q, &p->plan);
 	if (p->plan.action == FB_DNS_DROP) {
@@ -327,18 +403,14 @@ static void handle(struct fb_dns_server *s, struct tcp_conn *c,
 		p->plan.allowed = false;
 		p->plan.reason = "rate-limited";
 		p->plan.detail = NULL;
+		p->suppressed = rate_log_suppress(s);
 	}
 	if (p->plan.action == FB_DNS_REPLY) {
-		reply(s, c, peer, peerlen, &p->q, &p->plan, NULL, 0);
-		report(s, &p->q, &p->plan, c, p->started_ms, NULL, 0);
+		reply(p, NULL, 0);
+		report(p, NULL, 0);
 		free(p);
 		return;
 	}
-	p->s = s;
-	p->conn = c;
-	if (peer)
-		memcpy(&p->peer, peer, peerlen);
-	p->peerlen = peerlen;
 	LIST_INSERT_HEAD(c ? &c->pending : &s->udp_pending, p, link);
 	if (c)
 		c->inflight++;
@@ -504,7 +576,7 @@ static int tcp_drain(struct tcp_conn *c)
 			return -1;
 		if (c->inlen < 2 + mlen || c->inflight >= TCP_INFLIGHT_MAX)
 			return 0;
-		handle(c->s, c, NULL, 0, c->in + 2, mlen);
+		handle(c->s, c, &c->peer, c->peerlen, c->in + 2, mlen);
 		memmove(c->in, c->in + 2 + mlen, c->inlen - 2 - mlen);
 		c->inlen -= 2 + mlen;
 	}
@@ -555,19 +627,26 @@ static void on_tcp(struct fb_loop *l, int fd, uint32_t events, void *arg)
 static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
 {
 	struct fb_dns_server *s = arg;
+	struct sockaddr_storage peer;
+	socklen_t peerlen = sizeof(peer);
 	struct tcp_conn *c;
 	int cfd;
 
 	(void)events;
-	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd < 0)
+	cfd = accept4(fd, (struct sockaddr *)&peer, &peerlen,
+		      SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0) {
+		fb_accept_pause(&s->accept_pause, l, &s->tcp_fd, 1, errno);
 		return;
+	}
 	if (s->nconns >= TCP_CONNS_MAX || !(c = calloc(1, sizeof(*c)))) {
 		close(cfd);
 		return;
 	}
 	c->s = s;
 	c->fd = cfd;
+	c->peer = peer;
+	c->peerlen = peerlen;
 	LIST_INIT(&c->pending);
 	if (fb_loop_add(l, cfd, EPOLLIN, on_tcp, c) < 0) {
 		close(cfd);
@@ -702,6 +781,11 @@ void fb_dns_server_free(struct fb_dns_server *s)
 	while ((c = LIST_FIRST(&s->conns)))
 		tcp_close(c);
 	cancel_all(&s->udp_pending);
+	if (s->rate_log) {
+		fb_timer_cancel(s->loop, s->rate_log);
+		rate_log_close(s);
+	}
+	fb_accept_pause_cancel(&s->accept_pause);
 	fb_loop_del(s->loop, s->udp_fd);
 	fb_loop_del(s->loop, s->tcp_fd);
 	close(s->udp_fd);

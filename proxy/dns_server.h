@@ -28,6 +28,13 @@
  * left the reply is NOERROR with no records ("no usable address of this
  * type"), which, unlike NXDOMAIN, does not tell the client that the name's
  * other type is missing too.  CNAMEs are not shown to the guest.
+ *
+ * Every query is reported to on_query, but a guest over the rate cap
+ * must not turn its flood into a flood of audit lines: the first
+ * rate-limited query starts an interval of a second and is reported as
+ * any other; the interval's later ones are reported `suppressed`; at its
+ * end (or at fb_dns_server_free) on_suppressed gets their number, if any.
+ * A flood costs the log two lines a second.
  */
 #ifndef FB_DNS_SERVER_H
 #define FB_DNS_SERVER_H
@@ -35,6 +42,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "policy/policy.h"
 #include "proxy/dns.h"
@@ -43,9 +51,17 @@
 
 /* One query's outcome, for the audit log; valid during the callback. */
 struct fb_dns_event {
-	const char *name;       /* normalised; as received when not a host name; "" if none */
+	/* Normalised; as received when not a host name, a label's bytes
+	 * other than letters, digits, '-' and '_' written as in RFC 1035
+	 * §5.1 ("\." for a dot, "\\" for a backslash, "\DDD" for a byte
+	 * outside printable ASCII); "" if none. */
+	const char *name;
 	uint16_t qtype;
 	bool tcp;
+	const struct sockaddr_storage *source; /* who asked (UDP: as it claims) */
+	/* Rate-limited and counted in the next fb_dns_suppressed_fn call:
+	 * for the counters, not for the log. */
+	bool suppressed;
 	/* The query was let through: false for a refused name, a refused
 	 * type, an answer the CNAME check or the deny set emptied, a
 	 * malformed query, the rate cap. */
@@ -67,6 +83,9 @@ struct fb_dns_event {
 };
 
 typedef void fb_dns_event_fn(const struct fb_dns_event *ev, void *arg);
+/* The end of a rate-limited interval: how many of its queries were
+ * reported suppressed. */
+typedef void fb_dns_suppressed_fn(uint64_t suppressed, void *arg);
 
 struct fb_dns_config {
 	const char *listen;           /* "ADDR:PORT" or "[v6]:PORT"; port 0: any */
@@ -76,7 +95,8 @@ struct fb_dns_config {
 	unsigned rate_burst;          /* 0: ... with bursts of 400 */
 	unsigned tcp_idle_ms;         /* 0: 10 s */
 	fb_dns_event_fn *on_query;    /* may be NULL */
-	void *arg;
+	fb_dns_suppressed_fn *on_suppressed; /* may be NULL */
+	void *arg;                    /* for both */
 };
 
 struct fb_dns_stats {

@@ -564,9 +564,12 @@ static void on_dns_query(const struct fb_dns_event *ev, void *arg)
 	p->stats.dns_queries++;
 	if (!ev->allowed)
 		p->stats.dns_denied++;
+	if (ev->suppressed)
+		return; /* in the interval's count (on_dns_suppressed) */
 	fb_audit_begin(p->audit, &ln, "dns", ev->allowed ? "allowed" : "denied",
 		       p->generation);
 	fb_audit_str(&ln, "event.reason", ev->reason);
+	fb_audit_sockaddr(&ln, "source", ev->source);
 	fb_audit_guest(&ln, "dns.question.name", ev->name, strlen(ev->name));
 	if (type)
 		fb_audit_str(&ln, "dns.question.type", type);
@@ -583,6 +586,19 @@ static void on_dns_query(const struct fb_dns_event *ev, void *arg)
 		snprintf(key, sizeof(key), "dns.resolved_ip.%zu", i);
 		fb_audit_str(&ln, key, ip);
 	}
+	fb_audit_emit(p->audit, &ln);
+}
+
+/* The rate-limited queries of an interval left out above. */
+static void on_dns_suppressed(uint64_t suppressed, void *arg)
+{
+	struct fb_proxy *p = arg;
+	struct fb_audit_line ln;
+
+	fb_audit_begin(p->audit, &ln, "dns", "denied", p->generation);
+	fb_audit_str(&ln, "event.reason", "rate-limited");
+	fb_audit_str(&ln, "dns.response_code", fb_dns_rcode_str(FB_DNS_REFUSED));
+	fb_audit_uint(&ln, "firebreak.suppressed", suppressed);
 	fb_audit_emit(p->audit, &ln);
 }
 
@@ -667,6 +683,7 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 			.policy = &p->policy,
 			.resolver = p->resolver,
 			.on_query = on_dns_query,
+			.on_suppressed = on_dns_suppressed,
 			.arg = p,
 		};
 		p->dns = fb_dns_server_new(p->loop, &dcfg, err, errsize);

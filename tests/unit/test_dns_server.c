@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -262,10 +263,15 @@ struct fx {
 	uint8_t reply[4096];
 	ssize_t reply_len;
 	bool timed_out;
-	/* the audit callback's record */
+	/* the audit callbacks' record */
 	size_t nevents;
 	struct fb_dns_event last;
-	char last_name[FB_NAME_MAX];
+	char last_name[4 * FB_DNS_NAME_WIRE_MAX];
+	struct sockaddr_storage last_source;
+	size_t rate_logged;       /* rate-limited, not suppressed */
+	size_t suppressed;        /* reported suppressed */
+	size_t intervals;         /* on_suppressed calls */
+	uint64_t counted;         /* the sum of their counts */
 };
 
 static struct fb_policy *load(const char *text)
@@ -288,7 +294,21 @@ static void on_event(const struct fb_dns_event *ev, void *arg)
 	f->last = *ev;
 	snprintf(f->last_name, sizeof(f->last_name), "%s", ev->name);
 	f->last.name = f->last_name;
+	f->last_source = *ev->source;
+	f->last.source = &f->last_source;
 	f->last.addrs = NULL; /* not kept past the callback */
+	if (ev->suppressed)
+		f->suppressed++;
+	else if (strcmp(ev->reason, "rate-limited") == 0)
+		f->rate_logged++;
+}
+
+static void on_suppressed(uint64_t n, void *arg)
+{
+	struct fx *f = arg;
+
+	f->intervals++;
+	f->counted += n;
 }
 
 static void start(struct fx *f, unsigned qps, unsigned burst, unsigned idle_ms)
@@ -303,6 +323,7 @@ static void start(struct fx *f, unsigned qps, unsigned burst, unsigned idle_ms)
 		.rate_burst = burst,
 		.tcp_idle_ms = idle_ms,
 		.on_query = on_event,
+		.on_suppressed = on_suppressed,
 		.arg = f,
 	};
 
@@ -737,6 +758,70 @@ static void test_rate_cap(void **state)
 	stop(&f);
 }
 
+/* A flood over the cap: every query counted, but only the first of each
+ * interval for the log, and the others' number when the interval ends
+ * or the server is freed. */
+static void test_rate_limited_logged_once_an_interval(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	size_t n;
+	struct fb_dns_stats st;
+
+	(void)state;
+	start(&f, 1, 1, 0); /* 1 query a second, no burst */
+	for (int i = 0; i < 100; i++)
+		ask(&f, "refused.example", FB_DNS_A, an, &n);
+	fb_dns_server_stats(f.srv, &st);
+	assert_int_equal(f.nevents, 100);
+	assert_int_equal(st.queries, 100);
+	assert_true(st.rate_limited >= 90);
+	/* 100 queries take far less than the second an interval lasts; a
+	 * slow machine may see them straddle two. */
+	assert_true(f.rate_logged >= 1 && f.rate_logged <= 2);
+	assert_int_equal(f.rate_logged + f.suppressed, st.rate_limited);
+	assert_true(f.intervals <= 1);
+
+	/* The interval (a second) ends: the count of those left out. */
+	fb_timer_add(f.loop, 1100, on_deadline, &f);
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	assert_true(f.intervals >= 1 && f.intervals <= f.rate_logged);
+	assert_int_equal(f.counted, f.suppressed);
+
+	/* A new interval, its count given at the server's end. */
+	for (int i = 0; i < 5; i++)
+		ask(&f, "refused.example", FB_DNS_A, an, &n);
+	assert_true(f.suppressed > f.counted);
+	stop(&f);
+	assert_int_equal(f.counted, f.suppressed);
+}
+
+/* A name that is not a host name is reported as it came, every byte
+ * told apart: a dot inside a label from one between labels. */
+static void test_invalid_name_reported_as_received(void **state)
+{
+	struct fx f;
+	static const uint8_t dotted[] =
+		"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+		"\3a.b\7example\0\0\1\0\1";
+	static const uint8_t binary[] =
+		"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+		"\6a\0\xff\\ \"\7example\0\0\1\0\1";
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	ask_raw(&f, dotted, sizeof(dotted) - 1);
+	assert_false(f.timed_out);
+	assert_int_equal(f.reply[3] & 0xf, FB_DNS_NXDOMAIN);
+	assert_string_equal(f.last.reason, "invalid-name");
+	assert_string_equal(f.last.name, "a\\.b.example");
+	ask_raw(&f, binary, sizeof(binary) - 1);
+	assert_false(f.timed_out);
+	assert_string_equal(f.last.name, "a\\000\\255\\\\\\032\".example");
+	assert_int_equal(f.up.nlog, 0);
+	stop(&f);
+}
+
 static void test_policy_swap(void **state)
 {
 	struct fx f;
@@ -942,6 +1027,21 @@ static size_t tcp_query(uint8_t *buf, const char *name, uint16_t type, uint16_t 
 	return 2 + (size_t)qlen;
 }
 
+/* Send one query on fd and wait for its reply, into *r. */
+static void tcp_ask(struct fx *f, int fd, struct tcp_reader *r,
+		    const char *name, uint16_t type, uint16_t id)
+{
+	uint8_t out[512];
+	size_t n = tcp_query(out, name, type, id);
+
+	assert_int_equal(write(fd, out, n), (ssize_t)n);
+	memset(r, 0, sizeof(*r));
+	r->f = f;
+	r->want = 1;
+	tcp_wait(f, fd, r);
+	assert_int_equal(whole_messages(r), 1);
+}
+
 static void test_tcp_two_queries(void **state)
 {
 	struct fx f;
@@ -994,15 +1094,45 @@ static void test_tcp_two_queries(void **state)
 	stop(&f);
 }
 
+/* Each query is reported with the address and port it came from. */
+static void test_source_reported(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	struct tcp_reader r;
+	struct sockaddr_in me;
+	const struct sockaddr_in *got = (const struct sockaddr_in *)&f.last_source;
+	socklen_t len = sizeof(me);
+	size_t n;
+	int fd;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	assert_int_equal(ask(&f, "refused.example", FB_DNS_A, an, &n), FB_DNS_NXDOMAIN);
+	assert_int_equal(getsockname(f.client, (struct sockaddr *)&me, &len), 0);
+	assert_int_equal(got->sin_family, AF_INET);
+	assert_int_equal(got->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	assert_int_equal(got->sin_port, me.sin_port);
+
+	fd = tcp_connect(&f);
+	tcp_ask(&f, fd, &r, "ok.example", FB_DNS_A, 1);
+	assert_true(f.last.tcp);
+	len = sizeof(me);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+	assert_int_equal(got->sin_family, AF_INET);
+	assert_int_equal(got->sin_port, me.sin_port);
+	close(fd);
+	stop(&f);
+}
+
 /* Over 512 octets: UDP says TC with no records, TCP has them all. */
 static void test_udp_truncation(void **state)
 {
 	struct fx f;
 	struct fb_dns_rr an[FB_DNS_MAX_RR];
 	size_t n, len;
-	struct tcp_reader r = { 0 };
+	struct tcp_reader r;
 	struct fb_dns_msg m;
-	uint8_t out[512];
 	const char *why;
 	int fd;
 
@@ -1015,12 +1145,7 @@ static void test_udp_truncation(void **state)
 	/* c-ares got TC from the upstream too and asked again over TCP. */
 	assert_int_equal(upstream_asked(&f.up, "many.example"), 2);
 	fd = tcp_connect(&f);
-	len = tcp_query(out, "many.example", FB_DNS_AAAA, 5);
-	assert_int_equal(write(fd, out, len), (ssize_t)len);
-	r.f = &f;
-	r.want = 1;
-	tcp_wait(&f, fd, &r);
-	assert_int_equal(whole_messages(&r), 1);
+	tcp_ask(&f, fd, &r, "many.example", FB_DNS_AAAA, 5);
 	len = (size_t)r.buf[0] << 8 | r.buf[1];
 	assert_true(len > 512);
 	assert_int_equal(fb_dns_parse_response(r.buf + 2, len, &m, an, &n, &why), 0);
@@ -1057,6 +1182,55 @@ static void test_tcp_idle_and_oversized(void **state)
 	tcp_wait(&f, fd, &r);
 	assert_true(r.eof);
 	assert_int_equal(r.len, 0);
+	close(fd);
+	stop(&f);
+}
+
+static void count_turn(struct fb_loop *l, void *arg)
+{
+	(void)l;
+	(*(unsigned *)arg)++;
+}
+
+/* Out of descriptors, the TCP listener (level-triggered) waits rather
+ * than waking the loop again and again, and takes the connection once
+ * descriptors are free. */
+static void test_tcp_accept_out_of_descriptors(void **state)
+{
+	struct fx f;
+	struct tcp_reader r = { 0 };
+	struct rlimit saved, none;
+	uint8_t out[512];
+	unsigned turns = 0;
+	size_t n;
+	int fd, lowest;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	fd = tcp_connect(&f); /* in the backlog, not accepted yet */
+	n = tcp_query(out, "ok.example", FB_DNS_A, 1);
+	assert_int_equal(write(fd, out, n), (ssize_t)n);
+	/* No descriptor left: the limit at the lowest one free. */
+	lowest = dup(fd);
+	assert_true(lowest >= 0);
+	close(lowest);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	none = saved;
+	none.rlim_cur = (rlim_t)lowest;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
+	assert_int_equal(fb_loop_hook(f.loop, count_turn, &turns), 0);
+	fb_timer_add(f.loop, 500, on_deadline, &f);
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	fb_loop_unhook(f.loop, count_turn, &turns);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	/* A pause of 100 ms, a try, a pause: about ten turns in 500 ms; a
+	 * listener left watched turns the loop thousands of times. */
+	assert_true(turns < 50);
+
+	r.f = &f;
+	r.want = 1;
+	tcp_wait(&f, fd, &r);
+	assert_int_equal(whole_messages(&r), 1);
 	close(fd);
 	stop(&f);
 }
@@ -1224,12 +1398,16 @@ int main(void)
 		cmocka_unit_test(test_resolve_api),
 		cmocka_unit_test(test_upstream_down),
 		cmocka_unit_test(test_rate_cap),
+		cmocka_unit_test(test_rate_limited_logged_once_an_interval),
+		cmocka_unit_test(test_source_reported),
+		cmocka_unit_test(test_invalid_name_reported_as_received),
 		cmocka_unit_test(test_policy_swap),
 		cmocka_unit_test(test_policy_swap_in_flight),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_tcp_two_queries),
 		cmocka_unit_test(test_udp_truncation),
 		cmocka_unit_test(test_tcp_idle_and_oversized),
+		cmocka_unit_test(test_tcp_accept_out_of_descriptors),
 		cmocka_unit_test(test_free_in_flight),
 		cmocka_unit_test(test_resolved_pick),
 		cmocka_unit_test(test_default_resolver),
