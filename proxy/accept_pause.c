@@ -31,8 +31,9 @@ void fb_accept_pause(struct fb_accept_pause *ap, struct fb_loop *l,
 	ap->resume = fb_timer_add(l, FB_ACCEPT_RETRY_MS, on_resume, ap);
 	if (!ap->resume)
 		return;
-	fprintf(stderr, "firebreak-proxy: accept: %s; pausing %d ms\n",
-		strerror(err), FB_ACCEPT_RETRY_MS);
+	fprintf(stderr, "%s: accept: %s; pausing %d ms\n",
+		program_invocation_short_name, strerror(err),
+		FB_ACCEPT_RETRY_MS);
 	ap->loop = l;
 	ap->fds = fds;
 	ap->nfds = nfds;

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proxy/accept_pause.h"
 #include "proxy/broker.h"
 #include "proxy/core.h"
 #include "proxy/ctlsock.h"
@@ -37,6 +38,7 @@
 struct fb_control {
 	struct fb_proxy *p;
 	int fd;
+	struct fb_accept_pause pause;
 	char *path;
 	struct client *clients;
 	/*
@@ -452,8 +454,10 @@ static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
 
 	(void)events;
 	cfd = fb_ctlsock_accept(fd, &cred);
-	if (cfd < 0)
+	if (cfd < 0) {
+		fb_accept_pause(&ctl->pause, l, &ctl->fd, 1, errno);
 		return;
+	}
 	cl = calloc(1, sizeof(*cl));
 	if (!cl || fb_loop_add(l, cfd, EPOLLIN, on_client, cl) < 0) {
 		free(cl);
@@ -499,6 +503,7 @@ void fb_control_free(struct fb_control *ctl)
 	while (ctl->clients)
 		client_free(ctl->clients);
 	free(ctl->kept);
+	fb_accept_pause_cancel(&ctl->pause);
 	fb_ctlsock_close(ctl->p->loop, ctl->fd, ctl->path);
 	free(ctl->path);
 	free(ctl);

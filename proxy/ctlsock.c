@@ -80,6 +80,7 @@ int fb_ctlsock_accept(int lfd, struct ucred *cred)
 
 		send(fd, no, (size_t)n, MSG_NOSIGNAL);
 		close(fd);
+		errno = EACCES; /* not a shortage: no pause (accept_pause.h) */
 		return -1;
 	}
 	return fd;

@@ -279,8 +279,10 @@ static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
 
 	(void)events;
 	cfd = fb_ctlsock_accept(fd, &cred);
-	if (cfd < 0)
+	if (cfd < 0) {
+		fb_accept_pause(&d->pause, l, &d->listen_fd, 1, errno);
 		return;
+	}
 	c = calloc(1, sizeof *c);
 	if (!c || fb_loop_add(l, cfd, EPOLLIN, on_client, c) < 0) {
 		free(c);
@@ -308,6 +310,7 @@ void fb_daemon_close(struct fb_daemon *d)
 	while (d->clients)
 		fb_client_close(d->clients);
 	if (d->listen_fd >= 0) {
+		fb_accept_pause_cancel(&d->pause);
 		fb_ctlsock_close(d->loop, d->listen_fd, d->socket_path);
 		d->listen_fd = -1;
 	}

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "proxy/accept_pause.h"
 #include "proxy/http.h"
 #include "proxy/loop.h"
 #include "vmhost/launch.h"
@@ -67,6 +68,7 @@ struct fb_daemon {
 	struct fb_cidr publics[FB_MAX_PUBLICS];
 	size_t npublics;
 	int listen_fd, sig_fd;
+	struct fb_accept_pause pause; /* of listen_fd, out of descriptors */
 	struct fb_managed *sandboxes;
 	struct fb_client *clients;
 };

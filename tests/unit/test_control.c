@@ -8,8 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "proxy/core.h"
+#include "proxy/fdio.h"
+#include "tests/lib/nofds.h"
 
 static const char base_policy[] = "allow:\n  - a.test\n";
 
@@ -217,6 +220,43 @@ static void test_stats_and_metrics(void **state)
 	free(r);
 }
 
+static void stop_loop(struct fb_loop *l, void *arg)
+{
+	(void)arg;
+	fb_loop_stop(l);
+}
+
+/* Out of descriptors, the control socket's listener waits instead of
+ * turning the loop again and again; the connection in its backlog is
+ * answered once descriptors are free. */
+static void test_accept_out_of_descriptors(void **state)
+{
+	static const char get[] = "GET /policy HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct fb_proxy *p = *state;
+	char dir[] = "/tmp/fbctl.XXXXXX", path[64], err[256], answer[64] = "";
+	struct fb_control *ctl;
+	long turns;
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/c.sock", dir);
+	ctl = fb_control_new(p, path, err, sizeof(err));
+	assert_non_null(ctl);
+	fd = fb_unix_connect(path); /* in the backlog, not accepted yet */
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, get, sizeof(get) - 1), (ssize_t)sizeof(get) - 1);
+	/* a pause of 100 ms, a try, a pause: about ten turns in 500 ms */
+	turns = nofds_turns(p->loop, 500);
+	assert_true(turns >= 0 && turns < 50);
+	fb_timer_add(p->loop, 300, stop_loop, NULL);
+	assert_int_equal(fb_loop_run(p->loop), 0);
+	assert_true(read(fd, answer, sizeof(answer) - 1) > 0);
+	assert_memory_equal(answer, "HTTP/1.1 200 ", 13);
+	close(fd);
+	fb_control_free(ctl);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +267,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_policy_keeps_old, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_and_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_accept_out_of_descriptors, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
