@@ -343,6 +343,10 @@ static void conn_start(struct fb_proxy *p, int fd,
 	p->stats.accepted++;
 	p->stats.open++;
 
+	if (p->stats.open > p->cfg.max_conns) {
+		fb_conn_close(c, "too-many-connections");
+		return;
+	}
 	if (p->stats.peeking >= p->cfg.max_peeks) {
 		fb_conn_close(c, "too-many-peeks");
 		return;

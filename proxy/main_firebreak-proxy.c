@@ -19,7 +19,7 @@ static const char usage[] =
 	"                       [--sandbox-id ID] [--ca-cert F --ca-key F [--trust-bundle F]]\n"
 	"                       [--jwt-key F] [--resolver IP[:PORT]] [--public CIDR]...\n"
 	"                       [--upstream-ca FILE] [--peek-timeout MS]\n"
-	"                       [--idle-timeout S] [--max-peeks N]\n"
+	"                       [--idle-timeout S] [--max-peeks N] [--max-conns N]\n"
 	"                       [--nft --guest-if IFNAME [--gateway IP]... | --no-nft]\n"
 	"\n"
 	"The transparent egress proxy of one sandbox: it names each connection\n"
@@ -33,7 +33,7 @@ static const char usage[] =
 enum {
 	O_POLICY = 256, O_LISTEN, O_DNS_LISTEN, O_CONTROL, O_AUDIT, O_ID,
 	O_CA_CERT, O_CA_KEY, O_TRUST_BUNDLE, O_JWT_KEY, O_RESOLVER, O_PUBLIC, O_UPSTREAM_CA, O_PEEK_TIMEOUT,
-	O_IDLE_TIMEOUT, O_MAX_PEEKS, O_NFT, O_NO_NFT, O_GUEST_IF, O_GATEWAY, O_HELP,
+	O_IDLE_TIMEOUT, O_MAX_PEEKS, O_MAX_CONNS, O_NFT, O_NO_NFT, O_GUEST_IF, O_GATEWAY, O_HELP,
 };
 
 static const struct option options[] = {
@@ -53,6 +53,7 @@ static const struct option options[] = {
 	{ "peek-timeout", required_argument, NULL, O_PEEK_TIMEOUT },
 	{ "idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
 	{ "max-peeks", required_argument, NULL, O_MAX_PEEKS },
+	{ "max-conns", required_argument, NULL, O_MAX_CONNS },
 	{ "nft", no_argument, NULL, O_NFT },
 	{ "no-nft", no_argument, NULL, O_NO_NFT },
 	{ "guest-if", required_argument, NULL, O_GUEST_IF },
@@ -239,6 +240,11 @@ int main(int argc, char **argv)
 		case O_MAX_PEEKS:
 			if (parse_count("--max-peeks", optarg, 1, 1000000,
 					&cfg.max_peeks) < 0)
+				goto usage_error;
+			break;
+		case O_MAX_CONNS:
+			if (parse_count("--max-conns", optarg, 1, 1000000,
+					&cfg.max_conns) < 0)
 				goto usage_error;
 			break;
 		case O_HELP:

@@ -505,18 +505,30 @@ static int watch_signals(struct fb_proxy *p, char *err, size_t errsize)
 }
 
 /*
- * A relayed connection holds six descriptors (two sockets, two pipes):
- * the usual soft limit of 1024 would cap a sandbox near 170 connections.
- * Take the whole hard limit, before capabilities go.
+ * A relayed connection holds two descriptors, six while both directions
+ * have a pipe: the usual soft limit of 1024 would cap a sandbox near 170
+ * connections.  Take the whole hard limit, before capabilities go.
+ * Unless told, the guest may hold as many connections as that leaves two
+ * descriptors each for, FD_RESERVE apart: what the control socket, the
+ * DNS server and the pipes of the busy ones need, so that a guest that
+ * opens all it can does not shut the operator out.
  */
-static void raise_fd_limit(void)
+#define FD_RESERVE 256
+
+static void raise_fd_limit(struct fb_proxy_config *cfg)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (!cfg->max_conns)
+		cfg->max_conns = rl.rlim_cur > 2 * FD_RESERVE ?
+				 (unsigned)((rl.rlim_cur - FD_RESERVE) / 2) : FD_RESERVE / 2;
 }
 
 /* ---- privileges -------------------------------------------------------- */
@@ -640,7 +652,7 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 		.npublics = cfg->npublics,
 	};
 	p->generation = p->stats.generation = 1;
-	raise_fd_limit();
+	raise_fd_limit(&p->cfg);
 	p->loop = fb_loop_new();
 	if (!p->loop) {
 		snprintf(err, errsize, "epoll: %s", strerror(errno));

@@ -43,6 +43,7 @@ struct fb_proxy_config {
 	unsigned peek_timeout_ms;
 	unsigned idle_timeout_s;
 	unsigned max_peeks;
+	unsigned max_conns;          /* 0: as many as descriptors allow */
 	/* nft: apply the sandbox's table on start and on every change */
 	bool nft;
 	const char *guest_if;        /* the guest's link in the namespace */

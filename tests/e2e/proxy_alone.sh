@@ -52,6 +52,7 @@ ip netns exec "$NS" "$FB_BUILD/bin/firebreak-proxy" --no-nft \
 	--control "$SOCK" \
 	--audit-log "$AUDIT" --sandbox-id alone --resolver 198.51.100.53 \
 	--public 198.51.100.0/24 --public 2001:db8:100::/64 --peek-timeout 1000 --max-peeks 50 \
+	--max-conns 45 \
 	--idle-timeout 30 2>"$FB_TMP/proxy.err" &
 PROXY_PID=$!
 px_wait_file "$SOCK" || { not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
@@ -162,9 +163,21 @@ idle=$!
 sleep 0.2
 good=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")
 wait $idle
-read -r word n ms <"$FB_TMP/idle.out"
-check "40 idle connections all closed at the deadline (${ms}ms)" holds '[ "$word" = closed ] && [ "$n" = 40 ] && [ "$ms" -lt 2500 ]'
+read -r word n ms early <"$FB_TMP/idle.out"
+check "40 idle connections all closed at the deadline (${ms}ms)" holds '[ "$word" = closed ] && [ "$n" = 40 ] && [ "$ms" -lt 2500 ] && [ "$early" = 0 ]'
 check "a good connection during the idle flood is served" [ "$good" = "$ORIGIN" ]
+# --max-conns 45: the three past it are closed at once, the control
+# socket answers while the guest holds all it may
+C idle 198.51.100.10 443 48 >"$FB_TMP/cap.out" &
+idle=$!
+sleep 0.4
+open=$(px_curl_control "$SOCK" http://x/stats | grep -o '"open":[0-9]*')
+wait $idle
+read -r word n ms early <"$FB_TMP/cap.out"
+check "past --max-conns a connection is closed at once ($early of 48), the rest held ($open)" \
+	holds '[ "$n" = 48 ] && [ "$early" = 3 ] && [ "$open" = "\"open\":45" ]'
+check "audit log: ... as too-many-connections" \
+	grep -q '"event.reason":"too-many-connections"' "$AUDIT"
 
 # ---- control API ------------------------------------------------------
 check "control socket is mode 0600" [ "$(stat -c %a "$SOCK")" = 600 ]
