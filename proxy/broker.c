@@ -578,6 +578,7 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 	const struct fb_addr *a;
 	socklen_t len;
 	char err[256];
+	bool origin;
 
 	b->rreq = NULL;
 	if (res->status != FB_RESOLVE_OK || !res->naddrs) {
@@ -585,14 +586,17 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 				   "nxdomain" : "resolve-failed");
 		return;
 	}
-	if (!fb_resolved_chain_allowed(res, b->policy)) {
+	origin = strcmp(b->up_host, b->sni) == 0;
+	/* The origin is a name the guest asked for: its chain must stay
+	 * inside the policy.  A forwardURL target is the operator's, named
+	 * in the policy itself, and need not be allowed to the guest. */
+	if (origin && !fb_resolved_chain_allowed(res, b->policy)) {
 		upstream_failed(b, "cname-not-allowed");
 		return;
 	}
 	/* the guest's own destination is preferred for the origin only,
 	 * not for a forward target */
-	a = fb_resolved_pick(res, b->policy,
-			     strcmp(b->up_host, b->sni) == 0 ? &b->orig_dst : NULL);
+	a = fb_resolved_pick(res, b->policy, origin ? &b->orig_dst : NULL);
 	if (!a) {
 		upstream_failed(b, "resolved-to-denied-address");
 		return;

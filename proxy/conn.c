@@ -565,8 +565,7 @@ static void pg_answer(struct conn *c)
 
 	if (n < 0 && errno == EAGAIN)
 		return;
-	fb_timer_cancel(c->p->loop, c->timer);
-	c->timer = NULL;
+	/* the deadline runs on through the replay (dial_done) */
 	if (n != 1 || s != 'S') {
 		/* The server will not speak TLS: the guest's ClientHello has
 		 * nowhere to go, and plain text is not what was decided. */

@@ -508,10 +508,10 @@ static int watch_signals(struct fb_proxy *p, char *err, size_t errsize)
  * A relayed connection holds two descriptors, six while both directions
  * have a pipe: the usual soft limit of 1024 would cap a sandbox near 170
  * connections.  Take the whole hard limit, before capabilities go.
- * Unless told, the guest may hold as many connections as that leaves two
+ * Unless told, the guest may hold as many connections as that leaves six
  * descriptors each for, FD_RESERVE apart: what the control socket, the
- * DNS server and the pipes of the busy ones need, so that a guest that
- * opens all it can does not shut the operator out.
+ * DNS server's connections and the pipes kept for reuse need, so that a
+ * guest that opens all it can does not shut the operator out.
  */
 #define FD_RESERVE 256
 
@@ -528,7 +528,7 @@ static void raise_fd_limit(struct fb_proxy_config *cfg)
 	}
 	if (!cfg->max_conns)
 		cfg->max_conns = rl.rlim_cur > 2 * FD_RESERVE ?
-				 (unsigned)((rl.rlim_cur - FD_RESERVE) / 2) : FD_RESERVE / 2;
+				 (unsigned)((rl.rlim_cur - FD_RESERVE) / 6) : FD_RESERVE / 6;
 }
 
 /* ---- privileges -------------------------------------------------------- */

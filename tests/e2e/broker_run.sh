@@ -34,8 +34,11 @@ ip netns exec "$INET" "$PY" "$(dirname "$0")/echo_origin.py" "$ready" "$ORIGIN_L
 	203.0.113.10,443 203.0.113.11,443 203.0.113.12,443 &
 FB_PIDS+=($!)
 px_wait_file "$ready" || { not_ok "echo origin"; exit 1; }
+# The forwardURL target is a CNAME, as a CDN's or load balancer's name
+# often is: the operator's name, outside the allow list, chain and all.
 px_dns "$INET" 192.0.2.2 api.example.com=203.0.113.10 \
-	plain.example.com=203.0.113.11 fwd.example.com=203.0.113.12 \
+	plain.example.com=203.0.113.11 fwd.example.com=cname:edge.cdn.test \
+	edge.cdn.test=203.0.113.12 \
 	bad.example.com=203.0.113.10 late.example.com=203.0.113.10 ||
 	{ not_ok "dns"; exit 1; }
 

@@ -30,7 +30,7 @@ px_certs allowed.test other.test bulk.test || { not_ok setup certs; exit 1; }
 px_origins "$NS" https,198.51.100.10,443,allowed.test \
 	https,198.51.100.20,443,other.test http,198.51.100.10,80 \
 	pg,198.51.100.10,5432,allowed.test bulk,198.51.100.10,8443,bulk.test \
-	sink,198.51.100.30,443 ||
+	sink,198.51.100.30,443 pgsink,198.51.100.30,5432 ||
 	{ not_ok setup origins; exit 1; }
 px_dns "$NS" 198.51.100.53 allowed.test=198.51.100.10 \
 	other.test=198.51.100.20 bulk.test=198.51.100.10 \
@@ -154,6 +154,10 @@ ms=${out#closed }
 check "a replay the upstream does not take is closed at the dial deadline ($out)" \
 	holds '[ "${out%% *}" = closed ] && [ "$ms" -ge 900 ] && [ "$ms" -lt 2500 ]'
 check "audit log: ... as replay-timeout" grep -q '"event.reason":"replay-timeout"' "$AUDIT"
+out=$(C bighello 198.51.100.30 5432 sink.test 60000 pg)
+ms=${out#closed }
+check "... after a Postgres SSLRequest too ($out)" \
+	holds '[ "${out%% *}" = closed ] && [ "$ms" -ge 900 ] && [ "$ms" -lt 2500 ]'
 out=$(C slow 198.51.100.10 443)
 ms=${out#closed }
 check "a stalled peek is closed at the deadline (${ms}ms)" holds '[ "${out%% *}" = closed ] && [ "$ms" -ge 900 ] && [ "$ms" -lt 2500 ]'

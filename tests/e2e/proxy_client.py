@@ -24,8 +24,10 @@
                                  a GET for HOST2; prints all that comes back
   big ADDR PORT                  a ClientHello record stream over 64 KiB;
                                  prints "closed MS" when the proxy hangs up
-  bighello ADDR PORT NAME SIZE   a ClientHello for NAME padded to about SIZE
-                                 bytes; prints "closed MS" when the proxy
+  bighello ADDR PORT NAME SIZE [pg]
+                                 a ClientHello for NAME padded to about SIZE
+                                 bytes (pg: after an SSLRequest answered
+                                 'S'); prints "closed MS" when the proxy
                                  hangs up, "open" if it has not in 5 s
   slow ADDR PORT                 one byte of a hello, then silence;
                                  prints "closed MS"
@@ -277,9 +279,14 @@ def main():
                 pass
             print(f"closed {wait_closed(s, start)}")
         elif cmd == "bighello":
-            addr, port, name, size = args
+            addr, port, name, size, *pg = args
             s = connect(addr, port)
             start = time.monotonic()
+            if pg:
+                s.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")
+                if s.recv(1) != b"S":
+                    print("error no S")
+                    return
             s.sendall(padded_hello(name, int(size)))
             s.settimeout(5)
             try:

@@ -11,6 +11,7 @@ SPEC is KIND,ADDR,PORT[,NAME]:
   pg     Postgres: answers an SSLRequest with 'S', then as https
   sink   TCP with a 1 KB receive buffer and 536-byte segments; never
          reads what it is sent
+  pgsink as sink, once it has answered an SSLRequest with 'S'
 Creates READY once every socket listens; runs until killed.
 """
 import socket
@@ -88,7 +89,7 @@ def serve_conn(conn, kind, addr, name, ctx):
     try:
         if kind == "sink":
             threading.Event().wait()
-        if kind == "pg":
+        if kind in ("pg", "pgsink"):
             req = b""
             while len(req) < 8:
                 chunk = conn.recv(8 - len(req))
@@ -98,6 +99,8 @@ def serve_conn(conn, kind, addr, name, ctx):
             if req != b"\x00\x00\x00\x08\x04\xd2\x16\x2f":
                 return
             conn.sendall(b"S")
+            if kind == "pgsink":
+                threading.Event().wait()
         if ctx:
             conn = ctx.wrap_socket(conn, server_side=True)
         serve_http(conn, kind, addr, name)
@@ -122,12 +125,12 @@ def main():
         kind, addr, port, *rest = spec.split(",")
         name = rest[0] if rest else ""
         ctx = None
-        if kind not in ("http", "sink"):
+        if kind not in ("http", "sink", "pgsink"):
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(f"{certdir}/{name}.pem", f"{certdir}/{name}.key")
         s = socket.socket(family(addr), socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if kind == "sink":
+        if kind in ("sink", "pgsink"):
             # small segments keep the sender's buffer small too (on
             # loopback it would be sized for 64 KB ones)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
