@@ -194,32 +194,52 @@ static void extract_v4(const struct fb_addr *a, unsigned at, uint32_t xor,
 	v4->b[3] = (uint8_t)v;
 }
 
-static const char *classify_v6(const struct fb_addr *a)
+size_t fb_addr_embedded_v4(const struct fb_addr *a,
+			   struct fb_addr v4[FB_EMBEDDED_V4_MAX])
 {
-	struct fb_addr v4;
-	const char *name;
+	size_t n = 0;
+
+	if (a->family != AF_INET6)
+		return 0;
+	pthread_once(&tables_once, build_tables);
+	/* the forms' prefixes do not overlap: at most one matches */
+	for (size_t e = 0; e < NEMBED; e++) {
+		if (!fb_cidr_contains(&embeddings[e].parsed, a))
+			continue;
+		if (embeddings[e].server_bit)
+			extract_v4(a, embeddings[e].server_bit, 0, &v4[n++]);
+		extract_v4(a, embeddings[e].v4_bit, embeddings[e].v4_xor,
+			   &v4[n++]);
+		break;
+	}
+	return n;
+}
+
+static const char *classify_v6(const struct fb_addr *a,
+			       const struct fb_addr *v4, size_t nv4)
+{
+	const char *name = NULL;
 
 	for (size_t i = 0; i < NV6; i++)
 		if (fb_cidr_contains(&v6_blocks[i].parsed, a))
 			return v6_blocks[i].name;
-	for (size_t e = 0; e < NEMBED; e++) {
-		if (!fb_cidr_contains(&embeddings[e].parsed, a))
-			continue;
-		if (embeddings[e].server_bit) {
-			extract_v4(a, embeddings[e].server_bit, 0, &v4);
-			if ((name = classify_v4(&v4)))
-				return name;
-		}
-		extract_v4(a, embeddings[e].v4_bit, embeddings[e].v4_xor, &v4);
-		return classify_v4(&v4);
-	}
-	return NULL;
+	for (size_t i = 0; i < nv4 && !name; i++)
+		name = classify_v4(&v4[i]);
+	return name;
+}
+
+const char *fb_nonpublic_block_of(const struct fb_addr *a,
+				  const struct fb_addr *v4, size_t nv4)
+{
+	pthread_once(&tables_once, build_tables);
+	return a->family == AF_INET ? classify_v4(a) : classify_v6(a, v4, nv4);
 }
 
 const char *fb_nonpublic_block(const struct fb_addr *a)
 {
-	pthread_once(&tables_once, build_tables);
-	return a->family == AF_INET ? classify_v4(a) : classify_v6(a);
+	struct fb_addr v4[FB_EMBEDDED_V4_MAX];
+
+	return fb_nonpublic_block_of(a, v4, fb_addr_embedded_v4(a, v4));
 }
 
 bool fb_cidr_reopens(const struct fb_cidr *c)

@@ -50,12 +50,34 @@ static void set(struct fb_decision *d, enum fb_verdict v, enum fb_reason r,
 				   .domain = domain, .rule = -1 };
 }
 
+/*
+ * subnets.deny holds an IPv6 form that embeds a denied IPv4 address (mapped,
+ * compatible, NAT64, 6to4, Teredo) as well as the address itself: a
+ * translator or tunnel delivers the one to the other.  Of the policy's
+ * sets only this one unwraps: subnets.allow, --public and reopenings match
+ * the address as written, so an IPv4 entry never lets an embedded form in
+ * (deny wins, allow fails closed).  The non-public classifier judges by
+ * the same unwrapping, done once here for both.
+ */
+static bool denied(const struct fb_policy *p, const struct fb_addr *a,
+		   const struct fb_addr *v4, size_t nv4)
+{
+	if (fb_prefix_set_contains(p->deny, a))
+		return true;
+	for (size_t i = 0; i < nv4; i++)
+		if (fb_prefix_set_contains(p->deny, &v4[i]))
+			return true;
+	return false;
+}
+
 int fb_policy_check_addr(const struct fb_policy *p, const struct fb_addr *a,
 			 struct fb_decision *d)
 {
+	struct fb_addr v4[FB_EMBEDDED_V4_MAX];
+	size_t nv4 = fb_addr_embedded_v4(a, v4);
 	const char *block;
 
-	if (fb_prefix_set_contains(p->deny, a)) {
+	if (denied(p, a, v4, nv4)) {
 		set(d, FB_VERDICT_DENY, FB_REASON_DENIED_CIDR, NULL);
 		return FB_VERDICT_DENY;
 	}
@@ -63,7 +85,7 @@ int fb_policy_check_addr(const struct fb_policy *p, const struct fb_addr *a,
 	 * --public and a reopening subnets.allow entry are matched against the
 	 * address as dialled, as the kernel set is, so both always agree.
 	 */
-	block = fb_nonpublic_block(a);
+	block = fb_nonpublic_block_of(a, v4, nv4);
 	if (block && !fb_prefix_set_contains(p->public_, a) &&
 	    !fb_prefix_set_contains(p->reopen, a)) {
 		set(d, FB_VERDICT_DENY, FB_REASON_NONPUBLIC, NULL);

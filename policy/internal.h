@@ -148,4 +148,16 @@ struct fb_span *fb_spans_from_cidrs(const struct fb_cidr *c, size_t n,
 /* classify.c: does a subnets.allow entry lie inside one non-public block? */
 bool fb_cidr_reopens(const struct fb_cidr *c);
 
+/*
+ * classify.c: the IPv4 addresses an IPv6 address of one of the embedding
+ * forms carries, into v4[] (a Teredo server's first, then its client's);
+ * how many: 0 for an IPv4 address or an IPv6 one of no such form.
+ */
+#define FB_EMBEDDED_V4_MAX 2
+size_t fb_addr_embedded_v4(const struct fb_addr *a,
+			   struct fb_addr v4[FB_EMBEDDED_V4_MAX]);
+/* classify.c: fb_nonpublic_block() for `a`, given what it embeds. */
+const char *fb_nonpublic_block_of(const struct fb_addr *a,
+				  const struct fb_addr *v4, size_t nv4);
+
 #endif /* FB_POLICY_INTERNAL_H */

@@ -10,7 +10,8 @@
  *
  * Decision order (design.md "Decisions on a TCP connection"):
  *   1. destination in the deny set (subnets.deny + built-in non-public set,
- *      less operator --public ranges and explicit subnets.allow reopenings)
+ *      less operator --public ranges and explicit subnets.allow reopenings);
+ *      an IPv6 form that embeds an IPv4 address is denied by what it embeds
  *   2. destination in subnets.allow
  *   3-5. name (SNI / Host) against the allow keys, most specific key wins
  *   6-7. a key with rules is brokered: each HTTP request is matched in order.
@@ -359,7 +360,10 @@ struct fb_decision {
  * Decisions 1-2 for an address alone: FB_VERDICT_DENY (denied-cidr or
  * nonpublic), FB_VERDICT_ALLOW (allowed-cidr), or -1 when the address
  * leaves the decision to the name.  Also used on every address the proxy
- * is about to dial.
+ * is about to dial.  An IPv6 address of a form fb_nonpublic_block()
+ * unwraps is denied-cidr when it or an IPv4 address it embeds is in
+ * subnets.deny; subnets.allow and --public match only the address as
+ * given, so they never open an embedded form.
  */
 int fb_policy_check_addr(const struct fb_policy *p, const struct fb_addr *a,
 			 struct fb_decision *d);

@@ -55,6 +55,7 @@ allow:
   "www.*.com": []
   "*.example.com": []
 EOF
+printf 'allow: ["*"]\nsubnets: { deny: ["8.8.8.0/24"] }\n' >"$dir/deny8.yaml"
 printf 'allow-all\n' >"$dir/all.yaml"
 printf 'deny-all\n' >"$dir/none.yaml"
 cat >"$dir/bad.yaml" <<'EOF'
@@ -99,6 +100,12 @@ line "explain: an IP literal as HOST is the address" "deny key=- rule=- reason=n
 	"$FB" policy explain "$g" 127.0.0.1
 line "explain: mapped IPv6 judged by its IPv4" "deny key=- rule=- reason=nonpublic block=loopback ip=::ffff:127.0.0.1" \
 	"$FB" policy explain "$g" - --ip ::ffff:127.0.0.1
+line "explain: a denied IPv4 address denies its mapped form" "deny key=- rule=- reason=denied-cidr ip=::ffff:8.8.8.8" \
+	"$FB" policy explain "$dir/deny8.yaml" - --ip ::ffff:8.8.8.8
+line "explain: and its NAT64 form" "deny key=- rule=- reason=denied-cidr ip=64:ff9b::808:808" \
+	"$FB" policy explain "$dir/deny8.yaml" - --ip 64:ff9b::808:808
+line "explain: a plain IPv6 address is not an embedding" "allow key=\"*\" rule=- reason=catch-all ip=2003:808:808::1" \
+	"$FB" policy explain "$dir/deny8.yaml" - --ip 2003:808:808::1
 line "explain: --public opens a range for names" "allow key=\"github.com\" rule=- reason=domain ip=100.64.0.1" \
 	"$FB" policy explain "$g" github.com --ip 100.64.0.1 --public 100.64.0.0/10
 line "explain: without --public it is closed" "deny key=- rule=- reason=nonpublic block=shared-address-space ip=100.64.0.1" \

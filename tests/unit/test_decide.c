@@ -1,7 +1,8 @@
 /*
  * test_decide.c — connection decisions through policies loaded from YAML:
  * every reason, the order address → mode → name, reopening non-public
- * ranges with subnets.allow and --public, and the catch-all.
+ * ranges with subnets.allow and --public, subnets.deny over the IPv6 forms
+ * that embed a denied IPv4 address, and the catch-all.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,6 +61,13 @@ static void expect(const struct fb_policy *p, const char *name,
 	if (strcmp(got, want))
 		fail_msg("%s @ %s: got \"%s\", expected \"%s\"",
 			 name ? name : "(no name)", ip ? ip : "-", got, want);
+}
+
+static void expect_each(const struct fb_policy *p, const char *name,
+			const char *const *ips, size_t n, const char *want)
+{
+	for (size_t i = 0; i < n; i++)
+		expect(p, name, ips[i], want);
 }
 
 static const char custom[] =
@@ -223,6 +231,99 @@ static void test_reopen_needs_one_block(void **state)
 	fb_policy_unref(p);
 }
 
+/*
+ * Every IPv6 form that embeds 8.8.8.10: a translator or tunnel delivers
+ * each to it, so subnets.deny covers them all.  Teredo carries two IPv4
+ * addresses (server at bit 32, client inverted in the last 32 bits):
+ * either being denied denies it.  Server 65.54.227.120 and client
+ * 1.2.3.4 (inverted fefd:fcfb) are public and not denied.
+ */
+static const char *const embeds_denied[] = {
+	"::ffff:8.8.8.10",				/* mapped */
+	"::8.8.8.10",					/* compatible */
+	"64:ff9b::808:80a",				/* NAT64 */
+	"64:ff9b:1:abcd::808:80a",			/* NAT64, local use */
+	"2002:808:80a::1",				/* 6to4 */
+	"2002:808:80a:ffff:ffff:ffff:ffff:ffff",
+	"2001:0:4136:e378:8000:63bf:f7f7:f7f5",		/* Teredo client */
+	"2001:0:808:80a:8000:63bf:fefd:fcfb",		/* Teredo server */
+};
+#define NEMBEDS_DENIED (sizeof embeds_denied / sizeof *embeds_denied)
+
+/* Plain IPv6 addresses that look like those but embed nothing. */
+static const char *const embeds_nothing[] = {
+	"::fffe:808:80a",		/* neither mapped nor compatible */
+	"::1:0:808:80a",
+	"64:ff9b:0:1::808:80a",		/* beside 64:ff9b::/96 and :1::/48 */
+	"64:ff9c::808:80a",
+	"2003:808:80a::1",		/* beside 2002::/16 */
+	"2001:1:808:80a::f7f7:f7f5",	/* beside 2001::/32 */
+	"808:80a::",
+};
+
+static void test_deny_covers_embedded_forms(void **state)
+{
+	struct fb_policy *p = load("allow: [\"*\"]\n"
+				   "subnets: { deny: [\"8.8.8.10/32\"] }\n");
+	struct fb_decision d;
+	struct fb_addr a;
+
+	(void)state;
+	expect(p, NULL, "8.8.8.10", "deny denied-cidr - -1 -");
+	expect_each(p, NULL, embeds_denied, NEMBEDS_DENIED,
+		    "deny denied-cidr - -1 -");
+	/* the check the proxy makes on every address it dials */
+	for (size_t i = 0; i < NEMBEDS_DENIED; i++) {
+		assert_int_equal(fb_addr_parse(embeds_denied[i], &a), 0);
+		assert_int_equal(fb_policy_check_addr(p, &a, &d), FB_VERDICT_DENY);
+	}
+	expect_each(p, NULL, embeds_nothing,
+		    sizeof embeds_nothing / sizeof *embeds_nothing,
+		    "allow catch-all * -1 -");
+	/* the neighbours of the denied address stay open in every form */
+	expect(p, NULL, "::ffff:8.8.8.11", "allow catch-all * -1 -");
+	expect(p, NULL, "64:ff9b::808:809", "allow catch-all * -1 -");
+	expect(p, NULL, "2002:808:80b::1", "allow catch-all * -1 -");
+	expect(p, NULL, "2001:0:4136:e378:8000:63bf:f7f7:f7f4",
+	       "allow catch-all * -1 -");
+	fb_policy_unref(p);
+
+	/* denying all of IPv4 denies every embedded form, and no other IPv6 */
+	p = load("allow: [\"*\"]\nsubnets: { deny: [\"0.0.0.0/0\"] }\n");
+	expect_each(p, NULL, embeds_denied, NEMBEDS_DENIED,
+		    "deny denied-cidr - -1 -");
+	expect(p, NULL, "2a00:1450::1", "allow catch-all * -1 -");
+	fb_policy_unref(p);
+}
+
+static void test_allow_never_reopens_embedded_deny(void **state)
+{
+	/* IPv6 entries that cover every embedding form, and 8/8 itself */
+	struct fb_policy *p = load("allow: [github.com]\n"
+				   "subnets:\n"
+				   "  allow: [\"8.0.0.0/8\", \"::/0\", \"::ffff:0:0/96\",\n"
+				   "          \"::/96\", \"64:ff9b::/96\",\n"
+				   "          \"64:ff9b:1::/48\", \"2002::/16\",\n"
+				   "          \"2001::/32\"]\n"
+				   "  deny: [\"8.8.8.10/32\"]\n");
+
+	(void)state;
+	expect_each(p, "github.com", embeds_denied, NEMBEDS_DENIED,
+		    "deny denied-cidr - -1 -");
+	fb_policy_unref(p);
+
+	/*
+	 * subnets.allow matches the address as written: 8.8.8.0/24 lets
+	 * 8.8.8.1 in by address, but its mapped form is left to the name.
+	 */
+	p = load("allow: [github.com]\n"
+		 "subnets: { allow: [\"8.8.8.0/24\"] }\n");
+	expect(p, NULL, "8.8.8.1", "allow allowed-cidr - -1 -");
+	expect(p, NULL, "::ffff:8.8.8.1", "deny no-name - -1 -");
+	expect(p, "github.com", "::ffff:8.8.8.1", "allow domain github.com -1 -");
+	fb_policy_unref(p);
+}
+
 static void test_strings(void **state)
 {
 	static const char *const verdicts[] = { "deny", "allow", "broker",
@@ -251,6 +352,8 @@ int main(void)
 		cmocka_unit_test(test_modes),
 		cmocka_unit_test(test_public_override),
 		cmocka_unit_test(test_reopen_needs_one_block),
+		cmocka_unit_test(test_deny_covers_embedded_forms),
+		cmocka_unit_test(test_allow_never_reopens_embedded_deny),
 		cmocka_unit_test(test_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
