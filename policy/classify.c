@@ -133,6 +133,22 @@ static void embed_prefix(const struct fb_cidr *outer, unsigned at,
 	out->len = (uint8_t)(at + v4->len);
 }
 
+/* The images of `v4` under every form that carries it right after its
+ * prefix, into out[]; how many. */
+static size_t embed_images(const struct fb_cidr *v4, struct fb_cidr *out)
+{
+	size_t n = 0;
+
+	for (size_t e = 0; e < NEMBED; e++) {
+		const struct fb_cidr *outer = &embeddings[e].parsed;
+
+		/* the IPv4 address must follow the prefix directly */
+		if (embeddings[e].v4_bit == outer->len)
+			embed_prefix(outer, embeddings[e].v4_bit, v4, &out[n++]);
+	}
+	return n;
+}
+
 static void build_tables(void)
 {
 	for (size_t i = 0; i < NV4; i++)
@@ -146,18 +162,20 @@ static void build_tables(void)
 		all_cidrs[nall++] = v4_blocks[i].parsed;
 	for (size_t i = 0; i < NV6; i++)
 		all_cidrs[nall++] = v6_blocks[i].parsed;
-	for (size_t e = 0; e < NEMBED; e++) {
-		const struct fb_cidr *outer = &embeddings[e].parsed;
+	/* a form with no image of a prefix (Teredo, local-use NAT64) whole */
+	for (size_t e = 0; e < NEMBED; e++)
+		if (embeddings[e].v4_bit != embeddings[e].parsed.len)
+			all_cidrs[nall++] = embeddings[e].parsed;
+	for (size_t i = 0; i < NV4; i++)
+		nall += embed_images(&v4_blocks[i].parsed, &all_cidrs[nall]);
+}
 
-		/* the IPv4 address must follow the prefix directly */
-		if (embeddings[e].v4_bit != outer->len) {
-			all_cidrs[nall++] = *outer;
-			continue;
-		}
-		for (size_t i = 0; i < NV4; i++)
-			embed_prefix(outer, embeddings[e].v4_bit,
-				     &v4_blocks[i].parsed, &all_cidrs[nall++]);
-	}
+size_t fb_cidr_embedded_images(const struct fb_cidr *v4,
+			       struct fb_cidr out[FB_EMBED_IMAGES_MAX])
+{
+	_Static_assert(NEMBED <= FB_EMBED_IMAGES_MAX, "room for every form");
+	pthread_once(&tables_once, build_tables);
+	return embed_images(v4, out);
 }
 
 const struct fb_cidr *fb_nonpublic_cidrs(size_t *n)

@@ -156,6 +156,15 @@ bool fb_cidr_reopens(const struct fb_cidr *c);
 #define FB_EMBEDDED_V4_MAX 2
 size_t fb_addr_embedded_v4(const struct fb_addr *a,
 			   struct fb_addr v4[FB_EMBEDDED_V4_MAX]);
+/*
+ * classify.c: the IPv6 prefixes that carry IPv4 prefix `v4` (mapped,
+ * compatible, NAT64, 6to4), into out[]; how many.  Teredo and local-use
+ * NAT64 carry an address elsewhere than right after their prefix and
+ * have no such image: the non-public set holds them whole.
+ */
+#define FB_EMBED_IMAGES_MAX 6
+size_t fb_cidr_embedded_images(const struct fb_cidr *v4,
+			       struct fb_cidr out[FB_EMBED_IMAGES_MAX]);
 /* classify.c: fb_nonpublic_block() for `a`, given what it embeds. */
 const char *fb_nonpublic_block_of(const struct fb_addr *a,
 				  const struct fb_addr *v4, size_t nv4);

@@ -151,18 +151,42 @@ static struct fb_span *reopened_spans(const struct fb_policy *p,
 	return s;
 }
 
+/*
+ * subnets.deny as prefixes of `family`: for IPv6, also the IPv6 forms of
+ * its IPv4 entries, so that a flow the allow set would forward by address
+ * cannot reach a denied IPv4 address through NAT64 or 6to4 (the proxy
+ * judges a dialled address the same way: fb_policy_check_addr).
+ */
+static struct fb_span *denied_spans(const struct fb_policy *p, uint8_t family,
+				    size_t *nout)
+{
+	size_t n = p->nsubnets[1];
+	struct fb_cidr *all = malloc((n * (1 + FB_EMBED_IMAGES_MAX) + 1) *
+				     sizeof(*all));
+	struct fb_span *s;
+
+	if (!all)
+		return NULL;
+	memcpy(all, p->subnets[1], n * sizeof(*all));
+	for (size_t i = 0; family == AF_INET6 && i < p->nsubnets[1]; i++)
+		if (p->subnets[1][i].family == AF_INET)
+			n += fb_cidr_embedded_images(&p->subnets[1][i], &all[n]);
+	s = fb_spans_from_cidrs(all, n, family, nout);
+	free(all);
+	return s;
+}
+
 /* subnets.deny + (non-public - publics - reopened), one family. */
 static struct fb_span *deny_spans(const struct fb_policy *p, uint8_t family,
 				  size_t *nout)
 {
-	size_t nnp, nb, npub, nre, nclosed, ndeny, nopen;
+	size_t nnp = 0, nb, npub = 0, nre = 0, nclosed, ndeny = 0, nopen;
 	const struct fb_cidr *np = fb_nonpublic_cidrs(&nb);
 	struct fb_span *nonpublic = fb_spans_from_cidrs(np, nb, family, &nnp);
 	struct fb_span *pub = fb_spans_from_cidrs(p->publics, p->npublics,
 						  family, &npub);
 	struct fb_span *re = reopened_spans(p, family, &nre);
-	struct fb_span *deny = fb_spans_from_cidrs(p->subnets[1], p->nsubnets[1],
-						   family, &ndeny);
+	struct fb_span *deny = denied_spans(p, family, &ndeny);
 	struct fb_span *open = NULL, *closed = NULL, *out = NULL;
 
 	if (!nonpublic || !pub || !re || !deny)

@@ -371,6 +371,44 @@ static void test_allow_ranges(void **state)
 	free(r);
 }
 
+/* A flow the allow set forwards by address cannot reach a denied IPv4
+ * address in an IPv6 form: mapped, compatible, NAT64 or 6to4. */
+static void test_deny_covers_embedded_forms(void **state)
+{
+	struct fb_cidr allow[] = { cidr("::/0") };
+	struct fb_cidr deny[] = { cidr("8.8.8.8/32") };
+	struct fb_policy p = {
+		.mode = FB_MODE_CUSTOM,
+		.subnets = { allow, deny }, .nsubnets = { 1, 1 },
+	};
+	static const char *const denied[] = {
+		"::ffff:8.8.8.8", "::8.8.8.8", "64:ff9b::808:808",
+		"2002:808:808::1", "2002:808:808:ffff::1",
+	};
+	static const char *const allowed[] = {
+		"::ffff:8.8.8.9", "64:ff9b::808:809", "2002:808:809::1",
+		"2a00:1450::1",
+	};
+	struct fb_range *r;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(fb_policy_allow_ranges(&p, &r, &n), 0);
+	assert_sorted_disjoint(r, n);
+	for (size_t i = 0; i < sizeof(denied) / sizeof(*denied); i++)
+		if (find_range(r, n, denied[i]))
+			fail_msg("%s is in the allow set", denied[i]);
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(*allowed); i++)
+		if (!find_range(r, n, allowed[i]))
+			fail_msg("%s is not in the allow set", allowed[i]);
+	free(r);
+	assert_int_equal(fb_policy_deny_ranges(&p, &r, &n), 0);
+	for (size_t i = 0; i < sizeof(denied) / sizeof(*denied); i++)
+		if (!find_range(r, n, denied[i]))
+			fail_msg("%s is not in the deny set", denied[i]);
+	free(r);
+}
+
 static void test_empty_policy_ranges(void **state)
 {
 	struct fb_policy p = { .mode = FB_MODE_DENY_ALL };
@@ -427,6 +465,7 @@ int main(void)
 		cmocka_unit_test(test_cidr_contains),
 		cmocka_unit_test(test_deny_ranges),
 		cmocka_unit_test(test_allow_ranges),
+		cmocka_unit_test(test_deny_covers_embedded_forms),
 		cmocka_unit_test(test_empty_policy_ranges),
 		cmocka_unit_test(test_many_cidrs),
 	};
