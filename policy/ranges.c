@@ -167,7 +167,8 @@ static struct fb_span *denied_spans(const struct fb_policy *p, uint8_t family,
 
 	if (!all)
 		return NULL;
-	memcpy(all, p->subnets[1], n * sizeof(*all));
+	if (n) /* subnets[1] is NULL without any */
+		memcpy(all, p->subnets[1], n * sizeof(*all));
 	for (size_t i = 0; family == AF_INET6 && i < p->nsubnets[1]; i++)
 		if (p->subnets[1][i].family == AF_INET)
 			n += fb_cidr_embedded_images(&p->subnets[1][i], &all[n]);
