@@ -236,7 +236,6 @@ def main():
         elif cmd == "unread":
             addr, port, path, host2, ms = args
             s = connect(addr, port)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
                       f"GET / HTTP/1.1\r\nHost: {host2}\r\n\r\n".encode())
             time.sleep(int(ms) / 1000)
