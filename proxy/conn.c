@@ -131,7 +131,7 @@ static void audit_common(struct conn *c, struct fb_audit_line *ln)
 	if (c->ech)
 		fb_audit_bool(ln, "tls.client.ech", true);
 	fb_audit_str(ln, "network.protocol", fb_conn_proto_str(c->proto));
-	if (c->rule[0])
+	if (c->rule)
 		fb_audit_str(ln, "rule.name", c->rule);
 }
 
@@ -464,8 +464,7 @@ void fb_conn_decide(struct conn *c)
 	c->policy = fb_policy_ref(p->policy);
 	c->generation = p->generation;
 	fb_policy_decide(c->policy, c->has_name ? c->name : NULL, &c->dst_addr, &d);
-	if (d.domain)
-		snprintf(c->rule, sizeof(c->rule), "%s", d.domain->pattern);
+	c->rule = d.domain ? d.domain->pattern : NULL;
 	c->allow_reason = fb_reason_str(d.reason);
 	switch (d.verdict) {
 	case FB_VERDICT_ALLOW:
@@ -482,7 +481,8 @@ void fb_conn_decide(struct conn *c)
 		fb_broker_start(p, c->cfd, c->buf, c->len, c->name, d.domain,
 				c->policy, &c->dst_addr, sockaddr_port(&c->dst),
 				c->id);
-		/* the broker owns the socket and the policy reference now */
+		/* the broker owns the socket and the policy reference now
+		 * (c->rule stays valid: p->policy is that policy) */
 		c->cfd = -1;
 		c->policy = NULL;
 		fb_conn_close(c, "brokered");
@@ -814,6 +814,7 @@ struct recheck_memo {
 	bool valid, has_name, refused;
 	char name[FB_NAME_MAX];
 	struct fb_addr dst, upstream;
+	const char *rule, *reason;    /* the new policy's, when not refused */
 };
 
 static bool memo_holds(const struct recheck_memo *m, const struct conn *c)
@@ -835,6 +836,8 @@ static bool recheck_refuses(struct fb_proxy *p, const struct conn *c,
 	fb_policy_decide(p->policy, c->has_name ? c->name : NULL,
 			 &c->dst_addr, &d);
 	m->refused = d.verdict != FB_VERDICT_ALLOW;
+	m->rule = d.domain ? d.domain->pattern : NULL;
+	m->reason = fb_reason_str(d.reason);
 	if (!m->refused && c->upstream_addr.family)
 		m->refused = fb_policy_check_addr(p->policy, &c->upstream_addr,
 						  &d) == FB_VERDICT_DENY;
@@ -869,9 +872,14 @@ size_t fb_conns_recheck(struct fb_proxy *p)
 			closed++;
 			continue;
 		}
+		/* From here on the connection is held under the new policy,
+		 * and its lines say so: a decision still to be logged (the
+		 * name is resolving) and the close line name the new rule. */
 		fb_policy_unref(c->policy);
 		c->policy = fb_policy_ref(p->policy);
 		c->generation = p->generation;
+		c->rule = memo.rule;
+		c->allow_reason = memo.reason;
 	}
 	return closed;
 }
@@ -917,7 +925,7 @@ char *fb_conns_json(const struct fb_proxy *p)
 			"\"bytes_up\":%llu,\"bytes_down\":%llu,\"age_ms\":%llu}",
 			sep, (unsigned long long)c->id, state_names[c->state],
 			fb_conn_proto_str(c->proto), src, sport,
-			dst, sockaddr_port(&c->dst), name, c->rule,
+			dst, sockaddr_port(&c->dst), name, c->rule ? c->rule : "",
 			(unsigned long long)c->generation,
 			(unsigned long long)(c->to_up.bytes + c->replayed + c->http_up),
 			(unsigned long long)c->to_down.bytes,

@@ -42,7 +42,9 @@ struct conn {
 	struct sockaddr_storage up;   /* where we dialled */
 	const char *peek_reason;      /* why there is no name, or NULL */
 	bool ech;                     /* the hello offered ECH: outer SNI */
-	char rule[FB_NAME_MAX];       /* the deciding key, "" if none */
+	/* the deciding key (in `policy`, or NULL) and why it allows: a
+	 * policy change that keeps the connection re-decides both */
+	const char *rule;
 	const char *allow_reason;
 	const char *why;              /* DRAIN: the refusal reason */
 	bool decided;                 /* the decision line is logged */

@@ -2,13 +2,15 @@
 
 Answers A (and AAAA, when the IP is IPv6) for the NAMEs given, NXDOMAIN for
 everything else, over UDP.  NAME=cname:TARGET answers a CNAME to TARGET
-and, below it, TARGET's address.  Writes each question it receives to LOG as
+and, below it, TARGET's address; NAME=delay:SECONDS:IP answers IP that
+many seconds late (a resolve a test can act during).  Writes each question it receives to LOG as
 "NAME TYPE" (so a test can show that a refused name never reached it) and
 creates READY once it listens.  Runs until killed.
 """
 import socket
 import struct
 import sys
+import threading
 
 
 def parse_question(pkt):
@@ -53,6 +55,11 @@ def answer(pkt, names):
 def main():
     log, ready, addr, port = sys.argv[1:5]
     names = dict(a.split("=", 1) for a in sys.argv[5:])
+    delays = {}
+    for name, ip in names.items():
+        if ip.startswith("delay:"):
+            _, seconds, names[name] = ip.split(":", 2)
+            delays[name] = float(seconds)
     fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_DGRAM)
     s.bind((addr, int(port)))
@@ -65,7 +72,10 @@ def main():
             except (IndexError, struct.error):
                 continue
             out.write(f"{name} {qtype}\n")
-            s.sendto(reply, peer)
+            if name in delays:
+                threading.Timer(delays[name], s.sendto, (reply, peer)).start()
+            else:
+                s.sendto(reply, peer)
 
 
 if __name__ == "__main__":

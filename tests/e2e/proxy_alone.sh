@@ -34,7 +34,8 @@ px_origins "$NS" https,198.51.100.10,443,allowed.test \
 	{ not_ok setup origins; exit 1; }
 px_dns "$NS" 198.51.100.53 allowed.test=198.51.100.10 \
 	other.test=198.51.100.20 bulk.test=198.51.100.10 \
-	alias.test=cname:other.test sink.test=198.51.100.30 ||
+	alias.test=cname:other.test sink.test=198.51.100.30 \
+	slow.test=delay:1:198.51.100.10 ||
 	{ not_ok setup dns; exit 1; }
 
 POLICY=$FB_TMP/policy.yaml
@@ -278,6 +279,31 @@ if grep -q 'api\*\.x' "$AUDIT"; then
 else
 	ok "audit log: a rejected policy's content is not logged"
 fi
+
+# A policy change that lands while a connection's name is resolving: the
+# connection goes on under the new policy, and its decision line names the
+# new policy's rule with the new generation, not the old rule.
+px_curl_control "$SOCK" -o /dev/null -X PUT --data-binary $'allow:\n  - slow.test\n' http://x/policy
+C http2 198.51.100.10 80 slow.test slow.test >"$FB_TMP/slow.out" &
+slow=$!
+sleep 0.3
+px_curl_control "$SOCK" -o /dev/null -X PUT --data-binary $'allow:\n  - "*.test"\n' http://x/policy
+wait "$slow"
+check "a connection resolving across a policy change passes under the new one" \
+	grep -q '^HTTP/1.1 200 OK' "$FB_TMP/slow.out"
+check "its decision line carries the new generation and the new rule" \
+	"$PY" -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+start = [l for l in lines if l.get("destination.domain") == "slow.test"
+         and l.get("event.type") == "start"]
+assert len(start) == 1, start
+assert start[0]["policy.generation"] == 7, start
+assert start[0]["rule.name"] == "*.test", start
+end = [l for l in lines if l.get("destination.domain") == "slow.test"
+       and l.get("event.type") == "end"]
+assert end and end[0]["rule.name"] == "*.test", end
+' "$FB_TMP/audit.log"
 
 kill "$PROXY_PID"
 wait "$PROXY_PID"
