@@ -10,10 +10,12 @@
  *
  * IPv6 forms that carry an IPv4 address are judged by that address, since a
  * translator or tunnel delivers them to it: mapped (RFC 4291 §2.5.5.2),
- * compatible (§2.5.5.1, deprecated), NAT64 64:ff9b::/96 (RFC 6052) and the
- * local-use 64:ff9b:1::/48 (RFC 8215, with the IPv4 address in the last 32
- * bits), 6to4 2002::/16 (RFC 3056, bits 16-47) and Teredo 2001::/32
- * (RFC 4380: server at bits 32-63, client in the last 32 bits inverted).
+ * compatible (§2.5.5.1, deprecated), IPv4-translated ::ffff:0:0:0/96 (RFC
+ * 2765 §2.1, obsolete, but a SIIT translator may still deliver it), NAT64
+ * 64:ff9b::/96 (RFC 6052) and the local-use 64:ff9b:1::/48 (RFC 8215, with
+ * the IPv4 address in the last 32 bits), 6to4 2002::/16 (RFC 3056, bits
+ * 16-47) and Teredo 2001::/32 (RFC 4380: server at bits 32-63, client in
+ * the last 32 bits inverted).
  *
  * fb_nonpublic_cidrs() turns the same tables into prefixes for the kernel:
  * each IPv4 block and its image under every embedding that keeps the IPv4
@@ -95,6 +97,7 @@ static struct {
 } embeddings[] = {
 	{ .cidr = "::ffff:0:0/96", .v4_bit = 96 },	/* mapped */
 	{ .cidr = "::/96", .v4_bit = 96 },		/* compatible */
+	{ .cidr = "::ffff:0:0:0/96", .v4_bit = 96 },	/* IPv4-translated */
 	{ .cidr = "64:ff9b::/96", .v4_bit = 96 },	/* NAT64 */
 	{ .cidr = "64:ff9b:1::/48", .v4_bit = 96 },	/* NAT64, local use */
 	{ .cidr = "2002::/16", .v4_bit = 16 },		/* 6to4 */

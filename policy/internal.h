@@ -162,7 +162,7 @@ size_t fb_addr_embedded_v4(const struct fb_addr *a,
  * NAT64 carry an address elsewhere than right after their prefix and
  * have no such image: the non-public set holds them whole.
  */
-#define FB_EMBED_IMAGES_MAX 6
+#define FB_EMBED_IMAGES_MAX 7
 size_t fb_cidr_embedded_images(const struct fb_cidr *v4,
 			       struct fb_cidr out[FB_EMBED_IMAGES_MAX]);
 /* classify.c: fb_nonpublic_block() for `a`, given what it embeds. */

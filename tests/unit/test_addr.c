@@ -372,7 +372,7 @@ static void test_allow_ranges(void **state)
 }
 
 /* A flow the allow set forwards by address cannot reach a denied IPv4
- * address in an IPv6 form: mapped, compatible, NAT64 or 6to4. */
+ * address in an IPv6 form: mapped, compatible, translated, NAT64 or 6to4. */
 static void test_deny_covers_embedded_forms(void **state)
 {
 	struct fb_cidr allow[] = { cidr("::/0") };
@@ -382,11 +382,11 @@ static void test_deny_covers_embedded_forms(void **state)
 		.subnets = { allow, deny }, .nsubnets = { 1, 1 },
 	};
 	static const char *const denied[] = {
-		"::ffff:8.8.8.8", "::8.8.8.8", "64:ff9b::808:808",
-		"2002:808:808::1", "2002:808:808:ffff::1",
+		"::ffff:8.8.8.8", "::8.8.8.8", "::ffff:0:8.8.8.8",
+		"64:ff9b::808:808", "2002:808:808::1", "2002:808:808:ffff::1",
 	};
 	static const char *const allowed[] = {
-		"::ffff:8.8.8.9", "64:ff9b::808:809", "2002:808:809::1",
+		"::ffff:8.8.8.9", "::ffff:0:8.8.8.9", "64:ff9b::808:809", "2002:808:809::1",
 		"2a00:1450::1",
 	};
 	struct fb_range *r;

@@ -167,6 +167,10 @@ static void test_embedded_v4(void **state)
 	expect_text("::127.0.0.1", "loopback");
 	expect_text("::10.0.0.1", "private-use");
 	expect_text("::8.8.8.8", PUBLIC);
+	/* IPv4-translated (RFC 2765) */
+	expect_text("::ffff:0:10.1.2.3", "private-use");
+	expect_text("::ffff:0:169.254.169.254", "link-local");
+	expect_text("::ffff:0:8.8.8.8", PUBLIC);
 	/* NAT64, well-known and local-use prefixes */
 	expect_text("64:ff9b::192.168.1.1", "private-use");
 	expect_text("64:ff9b::169.254.169.254", "link-local");

@@ -241,6 +241,7 @@ static void test_reopen_needs_one_block(void **state)
 static const char *const embeds_denied[] = {
 	"::ffff:8.8.8.10",				/* mapped */
 	"::8.8.8.10",					/* compatible */
+	"::ffff:0:808:80a",				/* translated */
 	"64:ff9b::808:80a",				/* NAT64 */
 	"64:ff9b:1:abcd::808:80a",			/* NAT64, local use */
 	"2002:808:80a::1",				/* 6to4 */
@@ -254,6 +255,7 @@ static const char *const embeds_denied[] = {
 static const char *const embeds_nothing[] = {
 	"::fffe:808:80a",		/* neither mapped nor compatible */
 	"::1:0:808:80a",
+	"::fffe:0:808:80a",		/* beside ::ffff:0:0:0/96 */
 	"64:ff9b:0:1::808:80a",		/* beside 64:ff9b::/96 and :1::/48 */
 	"64:ff9c::808:80a",
 	"2003:808:80a::1",		/* beside 2002::/16 */
