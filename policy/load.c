@@ -1519,8 +1519,16 @@ struct fb_policy *fb_policy_load_file(const char *path,
 
 	if (!o.filename)
 		o.filename = path;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
+	/*
+	 * O_NONBLOCK: opening a FIFO nobody writes to would block until a
+	 * writer came, and the proxy re-reads this file on its only thread
+	 * (SIGHUP), so one left at the policy's path would stop every
+	 * connection and the control socket with it.  Opened this way it
+	 * reads as empty instead.  Reads then block again: a pipe with a
+	 * writer (`--policy <(...)`, /dev/stdin) is read to its end.
+	 */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || fcntl(fd, F_SETFL, 0) < 0)
 		goto fail;
 	for (;;) {
 		if (len == cap) {

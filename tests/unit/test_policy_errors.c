@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -344,6 +345,30 @@ static void test_empty_file(void **state)
 	fb_diags_free(&d);
 }
 
+/* A FIFO at the policy's path with no writer: the proxy re-reads it on
+ * its one thread (SIGHUP), so the load must not wait for a writer. */
+static void test_fifo_without_writer(void **state)
+{
+	char dir[] = "/tmp/fb-test-fifo-XXXXXX", path[64], want[128];
+	struct fb_diags d = { 0 };
+	char *got;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/policy.yaml", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(10); /* a load that waits ends the test here */
+	assert_null(fb_policy_load_file(path, NULL, &d));
+	alarm(0);
+	got = fb_diags_to_string(&d);
+	snprintf(want, sizeof(want), "%s:1:1: empty policy: write deny-all to refuse everything\n", path);
+	assert_string_equal(got, want);
+	free(got);
+	fb_diags_free(&d);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	size_t ncases = sizeof(cases) / sizeof(cases[0]);
@@ -356,6 +381,7 @@ int main(void)
 		cmocka_unit_test(test_secret_env_problems),
 		cmocka_unit_test(test_secret_not_in_messages),
 		cmocka_unit_test(test_empty_file),
+		cmocka_unit_test(test_fifo_without_writer),
 	};
 	size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
 	struct CMUnitTest *tests = calloc(ncases + nfixed, sizeof(*tests));
