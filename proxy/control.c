@@ -163,6 +163,9 @@ static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
 			 const char *who, char **resp, size_t *resp_len)
 {
 	struct fb_diags diags = { 0 };
+	/* Positions are in the body, not in the --policy file the options
+	 * name: a problem pointed there sends the operator to the wrong text. */
+	struct fb_load_opts opts = p->load_opts;
 	struct fb_policy *np;
 	char err[1024], out[2048], why[6 * sizeof(p->cut.error)], whobuf[96];
 	size_t closed;
@@ -177,8 +180,9 @@ static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
 				    "policy generation is %llu, not the one in If-Match\n",
 				    (unsigned long long)p->generation);
 	}
-	np = patch ? fb_policy_patch(p->policy, body, body_len, &p->load_opts, &diags)
-		   : fb_policy_load(body, body_len, &p->load_opts, &diags);
+	opts.filename = patch ? "<patch>" : "<body>";
+	np = patch ? fb_policy_patch(p->policy, body, body_len, &opts, &diags)
+		   : fb_policy_load(body, body_len, &opts, &diags);
 	if (!np) {
 		char *msg = fb_diags_to_string(&diags);
 		int rc;

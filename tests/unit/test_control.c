@@ -172,6 +172,27 @@ static void test_invalid_policy_keeps_old(void **state)
 	assert_int_equal(p->generation, 1);
 }
 
+/* A problem's position is in the body sent, so it is not named after the
+ * --policy file the proxy started from. */
+static void test_problems_name_the_body(void **state)
+{
+	struct fb_proxy *p = *state;
+	char *r;
+
+	p->load_opts.filename = "/etc/firebreak/policy.yaml";
+	r = put(p, "PUT", "", "allow:\n  - \"api*.x\"\n");
+	expect_status(r, 400);
+	assert_non_null(strstr(r, "\r\n\r\n<body>:2:"));
+	assert_null(strstr(r, "policy.yaml"));
+	free(r);
+	r = put(p, "PATCH", "", "{\"allow\": {\"api*.x\": []}}");
+	expect_status(r, 400);
+	assert_non_null(strstr(r, "\r\n\r\n<patch>:1:"));
+	assert_null(strstr(r, "policy.yaml"));
+	free(r);
+	assert_int_equal(p->generation, 1);
+}
+
 static void test_refusals(void **state)
 {
 	struct fb_proxy *p = *state;
@@ -265,6 +286,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_and_patch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_if_match, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_policy_keeps_old, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_problems_name_the_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_and_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_out_of_descriptors, setup,
