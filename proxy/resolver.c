@@ -503,24 +503,6 @@ bool fb_resolved_chain_allowed(const struct fb_resolved *res,
 	return true;
 }
 
-bool fb_resolver_answered(struct fb_resolver *r, const char *name,
-			  const struct fb_addr *a)
-{
-	static const int families[] = { AF_INET, AF_INET6 };
-
-	for (size_t f = 0; f < 2; f++) {
-		struct fb_resolved res;
-
-		if (!fb_dns_cache_get(r->cache, name, families[f],
-				      fb_loop_now(r->loop), &res))
-			continue;
-		for (size_t i = 0; i < res.naddrs; i++)
-			if (fb_addr_equal(&res.addrs[i], a))
-				return true;
-	}
-	return false;
-}
-
 void fb_resolver_upstream(const struct fb_resolver *r, struct fb_addr *addr,
 			  uint16_t *port)
 {

@@ -94,10 +94,6 @@ const struct fb_addr *fb_resolved_pick(const struct fb_resolved *res,
 bool fb_resolved_chain_allowed(const struct fb_resolved *res,
 			       const struct fb_policy *policy);
 
-/* Was `a` in an unexpired answer for `name`?  (decision 6) */
-bool fb_resolver_answered(struct fb_resolver *r, const char *name,
-			  const struct fb_addr *a);
-
 /* The upstream in use (from `server` or /etc/resolv.conf): the one
  * address and port the nft output chain must let the proxy reach. */
 void fb_resolver_upstream(const struct fb_resolver *r, struct fb_addr *addr,
