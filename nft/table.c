@@ -7,9 +7,10 @@
  *                      other guest TCP -> proxy_port
  *   forward (filter)   marked flows to what allow no longer holds cut
  *                      (the guest's TCP reset, the rest dropped both
- *                      ways); replies; deny -> reject; allow -> accept,
- *                      marked for fb_nft_cut_flows; the rest from the
- *                      guest dropped (TCP with a reset); policy drop
+ *                      ways); replies of marked flows; deny -> reject;
+ *                      allow -> accept, marked for fb_nft_cut_flows;
+ *                      the rest from the guest dropped (TCP with a
+ *                      reset); policy drop
  *   input (filter)     replies, loopback, neighbour discovery, and from
  *                      the guest only the two proxy ports; policy drop
  *   output (filter)    the namespace's own dials (the proxy's) to the
@@ -231,6 +232,26 @@ static void cut_marked(struct fbn_tbl *t, const char *g,
 	}
 }
 
+/*
+ * Replies, in the forward chain, only of flows it admitted (marked).  Any
+ * other flow of the namespace is the proxy's own, never forwarded; but a
+ * guest can write an ICMP error that quotes one of them (an origin's
+ * segment to the proxy) and address it to that origin: conntrack calls
+ * it related, and the launcher's masquerade would carry it and whatever
+ * the guest put after the quote out to the origin, past the proxy.
+ */
+static void forwarded_replies(struct fbn_tbl *t)
+{
+	struct fbn_rule r;
+
+	fbn_rule_init(&r, T, "forward", "ct state established,related "
+		      "ct mark fb accept");
+	fbn_match_ct_state(&r, FBN_CT_ESTABLISHED | FBN_CT_RELATED);
+	fbn_match_ct_mark(&r, FB_NFT_CT_MARK);
+	fbn_do_verdict(&r, NF_ACCEPT);
+	fbn_tbl_rule(t, &r);
+}
+
 static void forward(struct fbn_tbl *t, const struct fb_nft_config *cfg,
 		    const struct set_ids *id)
 {
@@ -238,7 +259,7 @@ static void forward(struct fbn_tbl *t, const struct fb_nft_config *cfg,
 	struct fbn_rule r;
 
 	cut_marked(t, g, id);
-	replies(t, "forward");
+	forwarded_replies(t);
 	reject_denied(t, "forward", g, id, "rejected");
 	for (size_t f = 0; f < NFAMILIES; f++) {
 		fbn_rule_init(&r, T, "forward", "guest daddr @%s accept",

@@ -182,9 +182,71 @@ def udp_stream(host, port, out):
 	with open(out, "w") as o:
 		o.write("%.6f\n" % last)
 
+def sum16(b):
+	import struct
+	b += b"\0" * (len(b) % 2)
+	s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+	s = (s >> 16) + (s & 0xffff)
+	return ~(s + (s >> 16)) & 0xffff
+
+# quote: from the guest, as root, an ICMP port-unreachable to `origin`
+# quoting a TCP segment origin:oport -> inner:iport (which conntrack
+# relates to that flow), then `word`
+def quote(src, origin, inner, oport, iport, word):
+	import struct
+	v6 = ":" in origin
+	fam = socket.AF_INET6 if v6 else socket.AF_INET
+	a = lambda x: socket.inet_pton(fam, x)
+	tcp = struct.pack("!HHIIBBHHH", int(oport), int(iport), 1, 1, 0x50,
+			  0x10, 1000, 0, 0)
+	if v6:
+		seg = struct.pack("!IHBB", 6 << 28, len(tcp), 6, 64) + \
+			a(origin) + a(inner) + tcp
+		msg = struct.pack("!BBHI", 1, 4, 0, 0) + seg + word.encode()
+		ph = a(src) + a(origin) + struct.pack("!I3xB", len(msg), 58)
+		msg = msg[:2] + struct.pack("!H", sum16(ph + msg)) + msg[4:]
+		pkt = struct.pack("!IHBB", 6 << 28, len(msg), 58, 64) + \
+			a(src) + a(origin) + msg
+	else:
+		hdr = lambda n, p, s, d: struct.pack("!BBHHHBBH", 0x45, 0, 20 + n,
+			1, 0, 64, p, 0) + a(s) + a(d)
+		fix = lambda h: h[:10] + struct.pack("!H", sum16(h)) + h[12:]
+		seg = fix(hdr(len(tcp), 6, origin, inner)) + tcp
+		msg = struct.pack("!BBHI", 3, 3, 0, 0) + seg + word.encode()
+		msg = msg[:2] + struct.pack("!H", sum16(msg)) + msg[4:]
+		pkt = fix(hdr(len(msg), 1, src, origin)) + msg
+	socket.socket(fam, socket.SOCK_RAW, socket.IPPROTO_RAW).sendto(
+		pkt, (origin, 0))
+
+# sniff: every ICMP and ICMPv6 packet that carries `word`, to path
+def sniff(word, path):
+	import select
+	socks = [socket.socket(socket.AF_INET, socket.SOCK_RAW,
+			       socket.IPPROTO_ICMP),
+		 socket.socket(socket.AF_INET6, socket.SOCK_RAW,
+			       socket.IPPROTO_ICMPV6)]
+	print("ready", flush=True)
+	while True:
+		for s in select.select(socks, [], [])[0]:
+			d, a = s.recvfrom(65535)
+			if word.encode() in d:
+				with open(path, "a") as f:
+					f.write("%s\n" % a[0])
+
+# hold: a TCP connection from this namespace, as the proxy's would be;
+# its local port to path
+def hold(host, port, path):
+	c = socket.create_connection((host, int(port)), timeout=2)
+	with open(path, "w") as f:
+		f.write("%d\n" % c.getsockname()[1])
+	time.sleep(30)
+
 cmd = sys.argv[1]
 args = sys.argv[2:]
 {"serve-tcp": lambda: serve_tcp(int(args[0]), args[1]),
+ "quote": lambda: quote(*args),
+ "sniff": lambda: sniff(*args),
+ "hold": lambda: hold(*args),
  "serve-udp": lambda: serve_udp(int(args[0]), args[1]),
  "udp-push": lambda: udp_push(args[0], int(args[1]), args[2]),
  "stream": lambda: stream(*args),
@@ -423,6 +485,28 @@ for fam in 4 6; do
 	leaked=$(cat "$TMP/dns" "$TMP/udp5300" 2>/dev/null | grep -c "from-$forged")
 	check "ipv$fam: a forged source reaches neither ($leaked seen), and is counted as dropped" \
 		[ "$leaked" = 0 -a "$(counter dropped)" -ge $((before + 2)) ]
+done
+
+# ---- ICMP errors the guest writes about the proxy's flows --------------
+# A guest that quotes an origin's segment to the proxy in an ICMP error
+# addressed to that origin has conntrack call it related to the proxy's
+# flow; forwarded, it would carry whatever follows the quote to the
+# origin, past the proxy.  Its own allowed flows are still related.
+start $O "$TMP/sniff.log" sniff quoted-by-guest "$TMP/quoted" || exit 1
+for fam in 4 6; do
+	if [ $fam = 4 ]; then own=10.250.0.2 other=198.18.2.1 up=198.18.0.2
+	else own=fd00:250::2 other=2001:db8:2::1 up=2001:db8:18::2; fi
+	rm -f "$TMP/port"
+	in_s $PY -S "$TMP/t.py" hold $other 8080 "$TMP/port" &
+	hold_pid=$!
+	for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.02; done
+	in_g $PY -S "$TMP/t.py" quote $own $other $up 8080 "$(cat "$TMP/port")" \
+		quoted-by-guest
+	sleep 0.2
+	check "ipv$fam: an ICMP error the guest writes about the proxy's flow is not forwarded" \
+		[ ! -s "$TMP/quoted" ]
+	kill $hold_pid; wait $hold_pid 2>/dev/null
+	rm -f "$TMP/quoted"
 done
 
 # ---- the uplink table (launcher side, in the outer namespace) ----------

@@ -297,6 +297,12 @@ static void test_apply_builds_table(void **state)
 			     "\tct mark 0x66620001 ct original ip6 daddr != "
 			     "@allow6 meta l4proto != tcp counter name "
 			     "\"rejected\" drop"));
+	/* replies only of flows the chain admitted, never the proxy's */
+	assert_true(contains("nft list chain inet firebreak forward",
+			     "\tct state established,related ct mark "
+			     "0x66620001 accept"));
+	assert_false(contains("nft list chain inet firebreak forward",
+			      "\tct state established,related accept"));
 }
 
 static void test_replace_swaps_sets(void **state)
