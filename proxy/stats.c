@@ -5,19 +5,28 @@
 
 #include "proxy/stats.h"
 
+/*
+ * The last slot is "other": once the others are taken, a reason not among
+ * them is counted there rather than not at all, so that the totals stay
+ * whole however many reasons the guest manages to provoke first.
+ */
 void fb_stats_outcome(struct fb_stats *s, bool allowed, const char *reason)
 {
-	for (size_t i = 0; i < FB_STATS_REASONS; i++) {
+	size_t i;
+
+	for (i = 0; i < FB_STATS_REASONS - 1; i++) {
 		if (!s->outcome[i].reason)
 			s->outcome[i].reason = reason;
 		else if (strcmp(s->outcome[i].reason, reason) != 0)
 			continue;
-		if (allowed)
-			s->outcome[i].allowed++;
-		else
-			s->outcome[i].denied++;
-		return;
+		break;
 	}
+	if (i == FB_STATS_REASONS - 1)
+		s->outcome[i].reason = "other";
+	if (allowed)
+		s->outcome[i].allowed++;
+	else
+		s->outcome[i].denied++;
 }
 
 /* The outcome pairs of one kind as "reason":count, comma-separated. */

@@ -241,6 +241,32 @@ static void test_stats_and_metrics(void **state)
 	free(r);
 }
 
+/* More reasons than the table has room for: none goes uncounted. */
+static void test_metrics_count_every_reason(void **state)
+{
+	static char reasons[60][16]; /* static: the table keeps the pointers */
+	struct fb_proxy *p = *state;
+	unsigned long long sum = 0, n;
+	const char *at;
+	char *r;
+
+	for (int i = 0; i < 60; i++) {
+		snprintf(reasons[i], sizeof(reasons[i]), "reason-%d", i);
+		fb_stats_outcome(&p->stats, false, reasons[i]);
+	}
+	fb_stats_outcome(&p->stats, false, reasons[59]);
+	r = ask_str(p, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+	expect_status(r, 200);
+	for (at = r; (at = strstr(at, "{outcome=\"denied\",reason=\"")); at++) {
+		at = strchr(at, '}');
+		assert_int_equal(sscanf(at, "} %llu", &n), 1);
+		sum += n;
+	}
+	assert_int_equal(sum, 61);
+	assert_non_null(strstr(r, "{outcome=\"denied\",reason=\"other\"} 14\n"));
+	free(r);
+}
+
 static void stop_loop(struct fb_loop *l, void *arg)
 {
 	(void)arg;
@@ -289,6 +315,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_problems_name_the_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_and_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_count_every_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_out_of_descriptors, setup,
 						teardown),
 	};
