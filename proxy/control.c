@@ -12,8 +12,9 @@
  *
  * PUT and PATCH honour If-Match (412 on a stale generation); a policy
  * that does not load is a 400 listing every FILE:LINE:COL problem, and
- * the one in force stays.  Either refusal is an audit line of its own
- * (outcome denied, why, never the submitted text), as a failed SIGHUP is.
+ * the one in force stays.  Either refusal, and that of a change whose
+ * body is chunked or too large, is an audit line of its own (outcome
+ * denied, why, never the submitted text), as a failed SIGHUP is.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -158,6 +159,12 @@ static bool if_match_ok(const struct fb_http_req *req, uint64_t generation)
 	return false;
 }
 
+/* Who asks for a change, as its audit line names them. */
+static void changer(char *buf, size_t size, const char *who, bool patch)
+{
+	snprintf(buf, size, "%s %s", who, patch ? "PATCH" : "PUT");
+}
+
 static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
 			 const char *body, size_t body_len, bool patch,
 			 const char *who, char **resp, size_t *resp_len)
@@ -171,7 +178,7 @@ static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
 	size_t closed;
 	int n;
 
-	snprintf(whobuf, sizeof(whobuf), "%s %s", who, patch ? "PATCH" : "PUT");
+	changer(whobuf, sizeof(whobuf), who, patch);
 	if (!if_match_ok(req, p->generation)) {
 		snprintf(err, sizeof(err), "stale If-Match: generation is %llu",
 			 (unsigned long long)p->generation);
@@ -311,6 +318,17 @@ static int handle(struct fb_proxy *p, const char *buf, size_t len,
 
 	if (rc == 0)
 		return 0;
+	/* A change refused for its framing (chunked, too large) is an
+	 * attempt the log shows too; a head that did not parse names no
+	 * method to go by. */
+	if ((rc == 411 || rc == 413) && slice_is(&req.path, "/policy") &&
+	    (slice_is(&req.method, "PUT") || slice_is(&req.method, "PATCH"))) {
+		char whobuf[96];
+
+		changer(whobuf, sizeof(whobuf), who,
+			slice_is(&req.method, "PATCH"));
+		fb_proxy_audit_rejected(p, whobuf, why);
+	}
 	if (rc != 1)
 		return respond_text(resp, resp_len, rc, "%s\n", why);
 	return route(p, &req, buf + req.head_len,

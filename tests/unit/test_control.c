@@ -81,6 +81,15 @@ static char *put(struct fb_proxy *p, const char *method, const char *extra,
 	return ask_str(p, req);
 }
 
+/* Ask `req` and expect `status`, the answer's body aside. */
+static void expect_answer(struct fb_proxy *p, const char *req, int status)
+{
+	char *r = ask_str(p, req);
+
+	expect_status(r, status);
+	free(r);
+}
+
 static void test_needs_whole_request(void **state)
 {
 	struct fb_proxy *p = *state;
@@ -202,21 +211,40 @@ static void test_refusals(void **state)
 	expect_status(r, 405);
 	assert_non_null(strstr(r, "\r\nAllow: GET, PUT, PATCH\r\n"));
 	free(r);
-	r = ask_str(p, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n");
-	expect_status(r, 404);
-	free(r);
-	r = ask_str(p, "PUT /policy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
-	expect_status(r, 411);
-	free(r);
-	r = ask_str(p, "PUT /policy HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n");
-	expect_status(r, 413);
-	free(r);
-	r = ask_str(p, "GET /policy HTTP/1.1\nHost: x\r\n\r\n");
-	expect_status(r, 400);
-	free(r);
-	r = ask_str(p, "PUT /stats HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
-	expect_status(r, 405);
-	free(r);
+	expect_answer(p, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n", 404);
+	expect_answer(p, "PUT /policy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 411);
+	expect_answer(p, "PUT /policy HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n", 413);
+	expect_answer(p, "GET /policy HTTP/1.1\nHost: x\r\n\r\n", 400);
+	expect_answer(p, "PUT /stats HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405);
+	assert_int_equal(p->generation, 1);
+}
+
+/* A change refused for its framing is in the audit log like any other
+ * refused change: who, and why. */
+static void test_framing_refusals_are_audited(void **state)
+{
+	struct fb_proxy *p = *state;
+	char path[] = "/tmp/fb-control-audit-XXXXXX", err[256], log[4096];
+	ssize_t n;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	p->audit = fb_audit_open(path, NULL, err, sizeof(err));
+	assert_non_null(p->audit);
+	expect_answer(p, "PUT /policy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 411);
+	expect_answer(p, "PATCH /policy HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n", 413);
+	/* not a change: no line */
+	expect_answer(p, "GET /stats HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n", 413);
+	fb_audit_close(p->audit);
+	p->audit = NULL;
+	n = read(fd, log, sizeof(log) - 1);
+	assert_true(n > 0);
+	log[n] = '\0';
+	close(fd);
+	unlink(path);
+	assert_non_null(strstr(log, "\"event.outcome\":\"denied\",\"policy.generation\":1,\"event.reason\":\"rejected\",\"user.name\":\"test PUT\",\"error.message\":\"send the body with a Content-Length\"}\n"));
+	assert_non_null(strstr(log, "\"user.name\":\"test PATCH\",\"error.message\":\"body over the 16777216-byte limit\"}\n"));
+	assert_null(strchr(strchr(strchr(log, '\n') + 1, '\n') + 1, '\n'));
 	assert_int_equal(p->generation, 1);
 }
 
@@ -314,6 +342,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_policy_keeps_old, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_problems_name_the_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_framing_refusals_are_audited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_and_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_count_every_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_out_of_descriptors, setup,
