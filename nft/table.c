@@ -298,13 +298,26 @@ static void forward(struct fbn_tbl *t, const struct fb_nft_config *cfg,
  * address outside, as established traffic; would send forwarded flows
  * out under someone else's address; and could pose as the reply of a
  * flow of the proxy's own.  Neighbour discovery is let by first: DAD
- * probes come from the unspecified address.
+ * probes come from the unspecified address.  From it or a link-local
+ * one only, which no router forwards: a neighbour solicitation with any
+ * other source would reach an address subnets.allow holds under it.
  */
 static void guard(struct fbn_tbl *t, const struct fb_nft_config *cfg)
 {
+	static const struct fb_cidr unforwarded[] = {
+		{ .family = AF_INET6, .len = 128 },               /* ::/128 */
+		{ .family = AF_INET6, .len = 10, .b = { 0xfe, 0x80 } },
+	};
 	struct fbn_rule r;
 
-	ndisc(t, "guard");
+	for (size_t i = 0; i < 2; i++) {
+		fbn_rule_init(&r, T, "guard", "icmpv6 neighbour discovery "
+			      "from %s accept", i ? "fe80::/10" : "::");
+		fbn_match_ndisc(&r);
+		fbn_match_cidr(&r, &unforwarded[i], FBN_SRC);
+		fbn_do_verdict(&r, NF_ACCEPT);
+		fbn_tbl_rule(t, &r);
+	}
 	fbn_rule_init(&r, T, "guard", "guest saddr not routed back drop");
 	fbn_match_iifname(&r, cfg->guest_ifname);
 	fbn_match_saddr_not_via_iif(&r);

@@ -218,6 +218,19 @@ def quote(src, origin, inner, oport, iport, word):
 	socket.socket(fam, socket.SOCK_RAW, socket.IPPROTO_RAW).sendto(
 		pkt, (origin, 0))
 
+# nd: from the guest, as root, a neighbour solicitation (hop limit 255)
+# from `src` to `dst`, then `word`
+def nd(src, dst, word):
+	import struct
+	a = lambda x: socket.inet_pton(socket.AF_INET6, x)
+	msg = struct.pack("!BBHI", 135, 0, 0, 0) + a(dst) + word.encode()
+	ph = a(src) + a(dst) + struct.pack("!I3xB", len(msg), 58)
+	msg = msg[:2] + struct.pack("!H", sum16(ph + msg)) + msg[4:]
+	pkt = struct.pack("!IHBB", 6 << 28, len(msg), 58, 255) + a(src) + \
+		a(dst) + msg
+	socket.socket(socket.AF_INET6, socket.SOCK_RAW,
+		      socket.IPPROTO_RAW).sendto(pkt, (dst, 0))
+
 # sniff: every ICMP and ICMPv6 packet that carries `word`, to path
 def sniff(word, path):
 	import select
@@ -245,6 +258,7 @@ cmd = sys.argv[1]
 args = sys.argv[2:]
 {"serve-tcp": lambda: serve_tcp(int(args[0]), args[1]),
  "quote": lambda: quote(*args),
+ "nd": lambda: nd(*args),
  "sniff": lambda: sniff(*args),
  "hold": lambda: hold(*args),
  "serve-udp": lambda: serve_udp(int(args[0]), args[1]),
@@ -486,6 +500,16 @@ for fam in 4 6; do
 	check "ipv$fam: a forged source reaches neither ($leaked seen), and is counted as dropped" \
 		[ "$leaked" = 0 -a "$(counter dropped)" -ge $((before + 2)) ]
 done
+
+# Neighbour discovery passes the source check (DAD probes come from ::),
+# but only from addresses no router forwards: not a forged one.
+rm -f "$TMP/quoted"
+start $O "$TMP/sniffnd.log" sniff forged-nd "$TMP/forged-nd" || exit 1
+in_g $PY -S "$TMP/t.py" nd 2001:db8:77::7 2001:db8:1::1 forged-nd
+in_g $PY -S "$TMP/t.py" nd fd00:250::2 2001:db8:1::1 forged-nd
+sleep 0.2
+check "ipv6: neighbour discovery from a forged source is not forwarded ($(tr '\n' ' ' <"$TMP/forged-nd" 2>/dev/null))" \
+	[ "$(cat "$TMP/forged-nd" 2>/dev/null)" = fd00:250::2 ]
 
 # ---- ICMP errors the guest writes about the proxy's flows --------------
 # A guest that quotes an origin's segment to the proxy in an ICMP error

@@ -289,6 +289,13 @@ static void test_apply_builds_table(void **state)
 	assert_true(contains("nft list chain inet firebreak guard",
 			     "\tiifname \"gst0\" fib saddr . iif oif 0 "
 			     "counter name \"dropped\" drop"));
+	/* neighbour discovery skips it only from unforwarded sources */
+	assert_true(contains("nft list chain inet firebreak guard",
+			     "ip6 hoplimit 255 ip6 saddr fe80::/10 accept"));
+	assert_true(contains("nft list chain inet firebreak guard",
+			     "ip6 hoplimit 255 ip6 saddr :: accept"));
+	assert_false(contains("nft list chain inet firebreak guard",
+			      "ip6 hoplimit 255 accept"));
 	/* a cut flow's TCP: the guest's reset; the rest: dropped both ways */
 	assert_true(contains("nft list chain inet firebreak forward",
 			     "\tiifname \"gst0\" ct mark 0x66620001 ct original "
