@@ -5,8 +5,9 @@
  *
  * Paths and query strings are compared as raw bytes, without percent-
  * decoding or dot-segment removal: the rule then judges exactly the bytes
- * the origin will receive, and no encoding trick ("/v1%2f..", "%2e%2e") can
- * make the proxy see one path while the origin routes another.
+ * the origin will receive.  Those bytes must mean one path only: the
+ * broker refuses a path with dot-segments ("/v1/../x", "/v1%2f..%2fx",
+ * "%2e%2e"), which an origin would resolve to a path the rule never saw.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>

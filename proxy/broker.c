@@ -768,6 +768,13 @@ static int request_head(struct fb_broker *b)
 		refuse(b, 400, "upgrade-not-websocket");
 		return 0;
 	}
+	/* The rules judge the path as sent; "/v1/../admin" would take a
+	 * "/v1/" rule's secret to "/admin", "/fwd/../x" out of a forwardURL's
+	 * path, "/./blocked" past a response rule. */
+	if (fb_http_path_has_dot_segment(req->path.ptr, req->path.len)) {
+		refuse(b, 400, "dot-segment");
+		return 0;
+	}
 
 	fb_policy_decide_request(b->key, &fr, &d);
 	b->verdict = fb_verdict_str(d.verdict);

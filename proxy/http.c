@@ -293,6 +293,55 @@ static enum fb_http_error absolute_form(struct fb_http_req *req)
 	return FB_HTTP_OK;
 }
 
+/* "%XY" at p[0..3) of p[0..n), X and Y compared without case. */
+static bool pct_is(const char *p, size_t n, char x, char y)
+{
+	return n >= 3 && p[0] == '%' && p[1] == x && (p[2] | 0x20) == y;
+}
+
+/*
+ * A path segment "." or "..", as any server might read it: the dots
+ * spelled out or as "%2e", the segment ended by '/', '\\', "%2f", "%5c"
+ * or the end, and anything after a ';' ignored ("..;/", as Tomcat and
+ * Spring read it).  Every origin resolves these segments away, so a
+ * rule that judged "/v1/../admin" by its "/v1/" would not be judging the
+ * path the origin serves.
+ */
+bool fb_http_path_has_dot_segment(const char *p, size_t len)
+{
+	size_t i = 0;
+
+	for (;;) {
+		size_t dots = 0;
+		bool other = false, params = false;
+
+		while (i < len && p[i] != '/' && p[i] != '\\' &&
+		       !pct_is(p + i, len - i, '2', 'f') &&
+		       !pct_is(p + i, len - i, '5', 'c')) {
+			if (params) {
+				i++;
+			} else if (p[i] == ';') {
+				params = true;
+				i++;
+			} else if (p[i] == '.') {
+				dots++;
+				i++;
+			} else if (pct_is(p + i, len - i, '2', 'e')) {
+				dots++;
+				i += 3;
+			} else {
+				other = true;
+				i++;
+			}
+		}
+		if (!other && (dots == 1 || dots == 2))
+			return true;
+		if (i >= len)
+			return false;
+		i += p[i] == '%' ? 3 : 1;
+	}
+}
+
 /* The line [0, sp2 + 9) has the right shape; judge what it says. */
 static enum fb_http_error request_line(struct fb_http_req *req, const char *buf)
 {

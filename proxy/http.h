@@ -156,6 +156,14 @@ const struct fb_http_header *fb_http_field(const struct fb_http_req *req,
 int fb_http_split_authority(const char *s, size_t len,
 			    struct fb_http_slice *host, int *port);
 
+/*
+ * Does the path hold a "." or ".." segment, plain or percent-encoded,
+ * ended by '/', '\\', "%2f" or "%5c", or followed by ";params"?  A
+ * brokered request's path is judged by the rules as it is sent, so one
+ * whose meaning depends on the origin resolving it is refused.
+ */
+bool fb_http_path_has_dot_segment(const char *path, size_t len);
+
 /* ------------------------------------------------------------------ */
 /* Chunked body decoder                                                */
 /* ------------------------------------------------------------------ */

@@ -5,6 +5,8 @@ to a brokered HOST at ADDR:443, trusting CAFILE; prints one line per step.
                (or "get PATH closed")
   partial      half a request head, then wait for the answer: "partial STATUS"
   wait=FILE    touch FILE.ready, then wait (up to 10 s) for FILE to exist
+  raw=HEX      the HEX-encoded bytes as they are: "raw STATUS
+               X-API-KEY-THE-ORIGIN-SAW" (or "raw closed")
 """
 import json
 import os
@@ -53,6 +55,12 @@ def main():
                 seen = [v for k, v in json.loads(body)["headers"]
                         if k.lower() == "x-api-key"] if status == "200" else []
                 print("get", arg, status, ",".join(seen) or "-")
+            elif mode == "raw":
+                t.sendall(bytes.fromhex(arg))
+                status, body = read_response(t)
+                seen = [v for k, v in json.loads(body)["headers"]
+                        if k.lower() == "x-api-key"] if status == "200" else []
+                print("raw", status or "closed", ",".join(seen) or "-")
             elif mode == "partial":
                 t.sendall(f"GET /slow HTTP/1.1\r\nHost: {host}\r\n".encode())
                 status, _ = read_response(t)

@@ -476,6 +476,38 @@ static void test_split_authority(void **state)
 	assert_int_equal(fb_http_split_authority("a%2", 3, &host, &port), -1);
 }
 
+static void test_dot_segments(void **state)
+{
+	static const char *const dotted[] = {
+		"/v1/../admin", "/v1/./x", "/..", "/.", "/a/..", "/a/.",
+		"/v1/%2e%2e/admin", "/v1/%2E%2e/admin", "/v1/.%2e/x",
+		"/v1/%2e/x", "/v1%2f..%2fadmin", "/v1%2F..%2Fadmin",
+		"/v1\\..\\admin", "/v1%5c..%5cadmin", "/v1/..;/admin",
+		"/v1/.;x=1/y", "/v1/%2e%2e;/admin",
+	};
+	static const char *const clean[] = {
+		"/", "/v1/x", "/v1/...", "/v1/.hidden", "/v1/..x", "/v1/x..",
+		"/v1/x.json", "//x", "/v1/%2e%2e%2e", "/v1/%252e%252e/x",
+		"/v1/a;..", "/v1/%2", "/v1/%2%2e", "/a.b/c.d",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(dotted) / sizeof(dotted[0]); i++) {
+		char *t = exact_copy(dotted[i], strlen(dotted[i]));
+
+		if (!fb_http_path_has_dot_segment(t, strlen(dotted[i])))
+			fail_msg("not refused: %s", dotted[i]);
+		free(t);
+	}
+	for (size_t i = 0; i < sizeof(clean) / sizeof(clean[0]); i++) {
+		char *t = exact_copy(clean[i], strlen(clean[i]));
+
+		if (fb_http_path_has_dot_segment(t, strlen(clean[i])))
+			fail_msg("refused: %s", clean[i]);
+		free(t);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Chunked                                                             */
 /* ------------------------------------------------------------------ */
@@ -634,6 +666,7 @@ int main(void)
 		cmocka_unit_test(test_incremental),
 		cmocka_unit_test(test_buffer_moves),
 		cmocka_unit_test(test_split_authority),
+		cmocka_unit_test(test_dot_segments),
 		cmocka_unit_test(test_chunked_good),
 		cmocka_unit_test(test_chunked_refused),
 	};

@@ -1,0 +1,69 @@
+#!/bin/bash
+# broker_attack.sh — firebreak-proxy by itself, brokering, against a guest
+# that writes its requests byte by byte to get a secret, or a request, past
+# the rules.  Each case is a request the proxy must refuse; none of them
+# may reach an origin.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/proxy_lib.sh"
+
+px_netns fbba
+for a in 10 11 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
+px_redirect_guests || { not_ok setup nft; exit 1; }
+px_certs api.test fwd.test || { not_ok setup certs; exit 1; }
+px_sandbox_ca api.test || { not_ok setup "sandbox CA"; exit 1; }
+
+# api.test at .10 and the forward target fwd.test at .11, both echoing
+# into one log
+ORIGIN_LOG=$FB_TMP/origin.log
+for o in api.test,10 fwd.test,11; do
+	ip netns exec "$NS" "$PY" "$(dirname "$0")/echo_origin.py" \
+		"$FB_TMP/${o%,*}.ready" "$ORIGIN_LOG" "$PX_CERTS/${o%,*}.pem" \
+		"$PX_CERTS/${o%,*}.key" "198.51.100.${o#*,},443" &
+	FB_PIDS+=($!)
+	px_wait_file "$FB_TMP/${o%,*}.ready" || { not_ok setup origin; exit 1; }
+done
+px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 fwd.test=198.51.100.11 ||
+	{ not_ok setup dns; exit 1; }
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	-out "$FB_TMP/jwt.key" 2>/dev/null
+
+cat >"$FB_TMP/policy.yaml" <<'P'
+allow:
+  api.test:
+    - match: { path: { startsWith: "/blocked" } }
+      response: { statusCode: 403, contentType: text/plain, body: "no" }
+    - match: { path: { startsWith: "/fwd/" } }
+      forwardURL: "https://fwd.test/hook"
+    - match: { path: { startsWith: "/v1/" } }
+      transform: [{ headers: { x-api-key: the-secret } }]
+  fwd.test: []
+P
+px_broker_proxy atk --jwt-key "$FB_TMP/jwt.key"
+
+hex() { printf '%b' "$1" | od -An -v -tx1 | tr -d ' \n'; }
+raw() {
+	px_guest "$NS" "$PY" "$(dirname "$0")/broker_client.py" api.test \
+		198.51.100.10 "$FB_TMP/sca.crt" "raw=$(hex "$1")"
+}
+H='Host: api.test\r\nConnection: close\r\n'
+
+check "a request on the transform's path gets the secret" \
+	[ "$(raw "GET /v1/ok HTTP/1.1\r\n$H\r\n")" = "raw 200 the-secret" ]
+
+# Dot-segments: every origin resolves them, so the rule would judge one
+# path and the origin serve another.
+for c in "/v1/../dot-transform" "/v1/%2e%2E/dot-encoded" \
+	 "/v1/..;/dot-params" "/v1%2f..%2fdot-slash" "/v1\\\\..\\\\dot-backslash" \
+	 "/fwd/../../dot-forward" "/./blocked/dot-respond"; do
+	got=$(raw "GET $c HTTP/1.1\r\n$H\r\n")
+	check "dot-segments: $c is refused ($got)" [ "$got" = "raw 400 -" ]
+done
+check "... and none of them reached an origin" \
+	px_absent '"target": "[^"]*dot-' "$ORIGIN_LOG"
+check "audit: refused as dot-segment" \
+	grep -q '"event.reason":"dot-segment"' "$AUDIT"
+
+kill -TERM "$PROXY_PID" && wait "$PROXY_PID"
+check "the proxy stopped cleanly (status $?)" [ $? = 0 ]
+PROXY_PID=
+check "the proxy wrote nothing to stderr" [ ! -s "$FB_TMP/proxy.err" ]
