@@ -66,6 +66,43 @@ static const char *describe(const struct fb_node *n, bool what, char *b)
 	return b;
 }
 
+/*
+ * A URL as a message quotes it, its credentials (user:password@) and its
+ * query or fragment shown as "..." only: an operator may have put a token
+ * there, and messages reach logs (a refused SIGHUP's audit line).
+ */
+#define url_quoted(n) describe_url((n), (char[DESCRIBE_MAX]){ 0 })
+
+static const char *describe_url(const struct fb_node *n, char *b)
+{
+	const char *s = n->text, *end = s + n->len, *scheme, *host, *at = NULL;
+	const char *auth_end, *rest;
+	char clean[QUOTE_MAX + 1];
+	int len;
+
+	scheme = memmem(s, n->len, "://", 3);
+	host = scheme ? scheme + 3 : s;
+	auth_end = host + strcspn(host, "/?#");
+	if (auth_end > end)
+		auth_end = end;
+	for (const char *c = host; c < auth_end; c++)
+		if (*c == '@')
+			at = c;
+	rest = host + strcspn(host, "?#");
+	if (rest > end)
+		rest = end;
+	len = snprintf(clean, sizeof(clean), "%.*s%s%.*s%s%s",
+		       (int)(host - s), s, at ? "...@" : "",
+		       (int)(rest - (at ? at + 1 : host)), at ? at + 1 : host,
+		       rest < end ? (*rest == '?' ? "?" : "#") : "",
+		       rest < end ? "..." : "");
+	if (len < 0)
+		len = 0;
+	snprintf(b, DESCRIBE_MAX, "\"%.*s\"",
+		 len > QUOTE_MAX ? QUOTE_MAX : len, clean);
+	return b;
+}
+
 /* "transform and forwardURL": which of `keys` the map has. */
 static void list_present(const struct fb_node *map, const char *const *keys,
 			 char *out, size_t size)
@@ -989,7 +1026,7 @@ static void load_forward_url(struct loader *L, struct fb_rule *r,
 		return;
 	if (strncasecmp(s, "https://", 8) != 0) {
 		fb_report(L->r, n, "forwardURL must be an https:// URL, found "
-			  "%s", found(n));
+			  "%s %s", fb_node_what(n), url_quoted(n));
 		return;
 	}
 	for (size_t i = 0; i < n->len; i++) {
@@ -1002,7 +1039,7 @@ static void load_forward_url(struct loader *L, struct fb_rule *r,
 	if (strpbrk(s, "?#")) {
 		fb_report(L->r, n, "forwardURL %s has a query or fragment: "
 			  "the request's own path and query are appended",
-			  quoted(n));
+			  url_quoted(n));
 		return;
 	}
 	host = s + 8;
@@ -1045,7 +1082,8 @@ static void load_forward_url(struct loader *L, struct fb_rule *r,
 			why = "invalid port";
 	}
 	if (why) {
-		fb_report(L->r, n, "invalid forwardURL %s: %s", quoted(n), why);
+		fb_report(L->r, n, "invalid forwardURL %s: %s", url_quoted(n),
+			  why);
 		return;
 	}
 	r->forward_url = strndup(s, n->len);
