@@ -85,14 +85,23 @@ int fb_nft_cut_flows(const struct fb_range *allow, size_t nallow,
  * The launcher's side: table `inet <table>` in the uplink namespace that
  * masquerades the sandbox's uplink network as it leaves by any other
  * interface, forwards from the uplink veth, and into it only replies (no
- * connection can be opened into the sandbox from outside).  Remove it
- * with fb_nft_delete(table).
+ * connection can be opened into the sandbox from outside).  With
+ * `input`, of what the uplink veth delivers to the namespace itself only
+ * replies, neighbour discovery and the resolver's port are taken: the
+ * sandbox reaches none of the launcher's own services, whatever address
+ * they listen on.  Remove it with fb_nft_delete(table).
  */
 struct fb_nft_uplink {
 	const char *table;     /* unique per sandbox, e.g. "firebreak-<id>" */
 	const char *ifname;    /* the outer end of the uplink veth */
 	struct fb_cidr net4;   /* the uplink's IPv4 link network */
 	struct fb_cidr net6;   /* family 0 when IPv6 egress is off */
+	bool input;            /* guard the namespace's own addresses */
+	/* With input: the proxy's upstream resolver, reachable on
+	 * resolver_port where it is an address of the namespace itself.
+	 * family 0: none. */
+	struct fb_addr resolver;
+	uint16_t resolver_port;
 };
 int fb_nft_apply_uplink(const struct fb_nft_uplink *u, char *err,
 			size_t errsize);

@@ -5,6 +5,14 @@
  * so nothing outside can open a connection into the sandbox.  A table of
  * its own per sandbox (policy accept for everything else), so adding or
  * removing it (fb_nft_delete) changes nothing for other traffic.
+ *
+ * With u->input, what the uplink veth delivers to this namespace itself
+ * is dropped but for replies, neighbour discovery and the resolver.  The sandbox's deny
+ * set keeps the private ranges out, but not the launcher's addresses in
+ * ranges a policy may allow (the host's public address, its address in
+ * a VPC subnet the policy opens for a database): to a service of the
+ * host, the sandbox would be a local peer, past any firewall the host
+ * keeps on its outside interface.
  */
 #include <netinet/in.h>
 #include <stdio.h>
@@ -39,7 +47,52 @@ static int check_uplink(const struct fb_nft_uplink *u, char *err,
 			 "(family %u, /%u)", u->net6.family, u->net6.len);
 		return -1;
 	}
+	if (u->resolver.family && ((u->resolver.family != AF_INET &&
+				    u->resolver.family != AF_INET6) ||
+				   !u->resolver_port)) {
+		snprintf(err, errsize, "uplink resolver malformed (family %u, "
+			 "port %u)", u->resolver.family, u->resolver_port);
+		return -1;
+	}
 	return 0;
+}
+
+/* The launcher's own addresses, as the uplink veth reaches them. */
+static void input(struct fbn_tbl *t, const struct fb_nft_uplink *u)
+{
+	static const struct {
+		uint8_t proto;
+		const char *name;
+	} dns[] = { { IPPROTO_UDP, "udp" }, { IPPROTO_TCP, "tcp" } };
+	struct fbn_rule r;
+
+	fbn_rule_init(&r, u->table, "input", "iifname %s replies accept",
+		      u->ifname);
+	fbn_match_iifname(&r, u->ifname);
+	fbn_match_ct_state(&r, FBN_CT_ESTABLISHED | FBN_CT_RELATED);
+	fbn_do_verdict(&r, NF_ACCEPT);
+	fbn_tbl_rule(t, &r);
+	fbn_rule_init(&r, u->table, "input", "iifname %s neighbour "
+		      "discovery accept", u->ifname);
+	fbn_match_iifname(&r, u->ifname);
+	fbn_match_ndisc(&r);
+	fbn_do_verdict(&r, NF_ACCEPT);
+	fbn_tbl_rule(t, &r);
+	for (size_t i = 0; u->resolver.family && i < 2; i++) {
+		fbn_rule_init(&r, u->table, "input", "iifname %s resolver %s "
+			      "dport %u accept", u->ifname, dns[i].name,
+			      u->resolver_port);
+		fbn_match_iifname(&r, u->ifname);
+		fbn_match_addr(&r, &u->resolver);
+		fbn_match_l4proto(&r, dns[i].proto);
+		fbn_match_dport(&r, u->resolver_port);
+		fbn_do_verdict(&r, NF_ACCEPT);
+		fbn_tbl_rule(t, &r);
+	}
+	fbn_rule_init(&r, u->table, "input", "iifname %s drop", u->ifname);
+	fbn_match_iifname(&r, u->ifname);
+	fbn_do_verdict(&r, NF_DROP);
+	fbn_tbl_rule(t, &r);
 }
 
 int fb_nft_apply_uplink(const struct fb_nft_uplink *u, char *err,
@@ -59,6 +112,9 @@ int fb_nft_apply_uplink(const struct fb_nft_uplink *u, char *err,
 		      FBN_PRIO_SRCNAT, NF_ACCEPT);
 	fbn_tbl_chain(&t, "forward", "filter", NF_INET_FORWARD,
 		      FBN_PRIO_FILTER, NF_ACCEPT);
+	if (u->input)
+		fbn_tbl_chain(&t, "input", "filter", NF_INET_LOCAL_IN,
+			      FBN_PRIO_FILTER, NF_ACCEPT);
 	for (size_t i = 0; i < 2 && nets[i]->family; i++) {
 		fbn_rule_init(&r, u->table, "postrouting", "saddr uplink "
 			      "network oifname != %s masquerade", u->ifname);
@@ -81,6 +137,8 @@ int fb_nft_apply_uplink(const struct fb_nft_uplink *u, char *err,
 	fbn_match_oifname(&r, u->ifname, true);
 	fbn_do_verdict(&r, NF_DROP);
 	fbn_tbl_rule(&t, &r);
+	if (u->input)
+		input(&t, u);
 
 	rc = fbn_batch_commit(&b, err, errsize);
 	if (rc == 0)

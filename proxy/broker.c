@@ -1587,6 +1587,22 @@ size_t fb_broker_recheck(struct fb_proxy *p)
 			closed++;
 			continue;
 		}
+		/* A request decided under the old rules whose head has not
+		 * left yet, its upstream still resolving or connecting,
+		 * would take out what the new policy may have withdrawn (a
+		 * secret, a forward): refused, as a request sent after the
+		 * change would be judged anew. */
+		if (b->sent_up && b->rs == RS_HEAD &&
+		    (b->up == UP_RESOLVE || b->up == UP_TLS)) {
+			upstream_close(b);
+			b->injected[0] = '\0'; /* nothing went */
+			b->sent_up = false;
+			refuse(b, 503, "policy-changed");
+			b->rs = RS_IDLE;
+			closed++;
+			broker_run(b);
+			continue;
+		}
 		fb_policy_unref(b->policy);
 		b->policy = fb_policy_ref(p->policy);
 		b->generation = p->generation;

@@ -270,7 +270,9 @@ static void prefix_of(struct fb_cidr *c, const struct fb_addr *a,
 static int setup_uplink_table(struct step *st)
 {
 	struct fb_sandbox *sb = st->sb;
-	struct fb_nft_uplink u = { .table = sb->table, .ifname = sb->name };
+	struct fb_nft_uplink u = { .table = sb->table, .ifname = sb->name,
+				   .input = true, .resolver = sb->resolver,
+				   .resolver_port = sb->resolver_port };
 	struct fb_addr a;
 
 	uplink4(sb, 0, &a);
@@ -290,7 +292,8 @@ static int setup_uplink_table(struct step *st)
  * address is the same in every sandbox, so what it sends through is
  * masqueraded to the sandbox's own uplink address, which the launcher's
  * side can route back.  The same table shape as the launcher's uplink
- * table; its forward accepts decide nothing on their own, since the
+ * table, but no input chain (the sandbox table's decides what reaches
+ * the proxy); its forward accepts decide nothing on their own, since the
  * sandbox table's forward chain still drops what the policy refuses.
  */
 static int setup_guest_nat(void *arg)

@@ -7,22 +7,23 @@
 . "$(dirname "$0")/proxy_lib.sh"
 
 px_netns fbba
-for a in 10 11 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
+for a in 10 11 12 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
 px_redirect_guests || { not_ok setup nft; exit 1; }
-px_certs api.test fwd.test || { not_ok setup certs; exit 1; }
-px_sandbox_ca api.test || { not_ok setup "sandbox CA"; exit 1; }
+px_certs api.test fwd.test slow.test || { not_ok setup certs; exit 1; }
+px_sandbox_ca api.test slow.test || { not_ok setup "sandbox CA"; exit 1; }
 
-# api.test at .10 and the forward target fwd.test at .11, both echoing
-# into one log
+# api.test at .10, the forward target fwd.test at .11 and slow.test, whose
+# name takes 2 s to resolve, at .12, all echoing into one log
 ORIGIN_LOG=$FB_TMP/origin.log
-for o in api.test,10 fwd.test,11; do
+for o in api.test,10 fwd.test,11 slow.test,12; do
 	ip netns exec "$NS" "$PY" "$(dirname "$0")/echo_origin.py" \
 		"$FB_TMP/${o%,*}.ready" "$ORIGIN_LOG" "$PX_CERTS/${o%,*}.pem" \
 		"$PX_CERTS/${o%,*}.key" "198.51.100.${o#*,},443" &
 	FB_PIDS+=($!)
 	px_wait_file "$FB_TMP/${o%,*}.ready" || { not_ok setup origin; exit 1; }
 done
-px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 fwd.test=198.51.100.11 ||
+px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 fwd.test=198.51.100.11 \
+	slow.test=delay:2:198.51.100.12 ||
 	{ not_ok setup dns; exit 1; }
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
 	-out "$FB_TMP/jwt.key" 2>/dev/null
@@ -37,6 +38,8 @@ allow:
     - match: { path: { startsWith: "/v1/" } }
       transform: [{ headers: { x-api-key: the-secret } }]
   fwd.test: []
+  slow.test:
+    - transform: [{ headers: { x-api-key: the-secret } }]
 P
 px_broker_proxy atk --jwt-key "$FB_TMP/jwt.key"
 
@@ -62,6 +65,25 @@ check "... and none of them reached an origin" \
 	px_absent '"target": "[^"]*dot-' "$ORIGIN_LOG"
 check "audit: refused as dot-segment" \
 	grep -q '"event.reason":"dot-segment"' "$AUDIT"
+
+# A policy change withdraws slow.test's secret while a request for it,
+# decided under the old rules, waits for its upstream: it never leaves.
+px_guest "$NS" "$PY" "$(dirname "$0")/broker_client.py" slow.test \
+	198.51.100.12 "$FB_TMP/sca.crt" get=/v1/slow >"$FB_TMP/slow.out" &
+slow=$!
+fb_wait_line '^slow.test ' "$PX_DNS_LOG" || not_ok "slow.test was never resolved"
+sed 's/^    - transform.*the-secret.*/    - response: { statusCode: 403 }/' "$FB_TMP/policy.yaml" |
+	px_curl_control "$SOCK" -X PUT --data-binary @- http://proxy/policy \
+	>"$FB_TMP/put.out"
+wait "$slow"
+check "a request still waiting for its upstream at a policy change: 503" \
+	grep -qx 'get /v1/slow 503 -' "$FB_TMP/slow.out"
+check "... it never reached the origin" \
+	px_absent '"target": "/v1/slow"' "$ORIGIN_LOG"
+check "... and the change reports its connection closed" \
+	grep -q '"closed":1}' "$FB_TMP/put.out"
+check "audit: refused as policy-changed, nothing injected" \
+	bash -c "grep '\"event.reason\":\"policy-changed\"' '$AUDIT' | grep -v -q injected"
 
 kill -TERM "$PROXY_PID" && wait "$PROXY_PID"
 check "the proxy stopped cleanly (status $?)" [ $? = 0 ]

@@ -101,6 +101,33 @@ check "host's own addresses unreachable (IPv6)" \
 	expect tcp,2001:db8:1::1,8082 "refused timeout"
 check "nothing left behind" [ -z "$(fb_leftovers "$FB_LAST_ID")" ]
 
+# A policy that opens the host's own network (its public or VPC subnet,
+# say, for a database there) opens the other machines on it, not the
+# host: its services see a sandbox as a local peer, past whatever
+# firewall it keeps on its outside interface.
+fb_origins tcp,192.0.2.2,8083,hello tcp,2001:db8:1::2,8084,hello ||
+	{ not_ok "origins beside the host"; exit 1; }
+cat >"$FB_TMP/lan.yaml" <<'EOF'
+allow: []
+subnets:
+  allow: ["192.0.2.0/24", "2001:db8:1::/64"]
+EOF
+fb_next_id
+out=$(fb_run --policy "$FB_TMP/lan.yaml" --public 192.0.2.0/24 \
+	--public 2001:db8:1::/64 -- $(fb_probe tcp,192.0.2.2,8083 \
+	tcp,2001:db8:1::2,8084 tcp,192.0.2.1,8081 tcp,2001:db8:1::1,8082) 2>&1)
+echo "$out" | sed 's/^/# /'
+check "host's network allowed: its other machines reachable (IPv4)" \
+	expect tcp,192.0.2.2,8083 open
+check "host's network allowed: its other machines reachable (IPv6)" \
+	expect tcp,2001:db8:1::2,8084 open
+check "host's network allowed: the host itself unreachable (IPv4)" \
+	expect tcp,192.0.2.1,8081 "refused timeout"
+check "host's network allowed: the host itself unreachable (IPv6)" \
+	expect tcp,2001:db8:1::1,8082 "refused timeout"
+check "host's network allowed: nothing left behind" \
+	[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
+
 # IPv6 egress only where the host has IPv6 to forward to: without a
 # default route there, the guest's IPv6 stays inside and IPv4 still works.
 in_host ip -6 route del default

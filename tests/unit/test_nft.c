@@ -561,6 +561,30 @@ static void test_uplink_table_own_and_removable(void **state)
 			     "accept"));
 	assert_true(contains("nft list table inet firebreak-t1",
 			     "oifname \"up-t1\" drop"));
+	/* the guest NAT table's shape: no input chain */
+	assert_false(contains("nft list table inet firebreak-t1",
+			      "hook input"));
+
+	/* the launcher's: its own addresses closed but for the resolver */
+	u.input = true;
+	u.resolver.family = AF_INET;
+	memcpy(u.resolver.b, (uint8_t[]){ 192, 0, 2, 53 }, 4);
+	u.resolver_port = 5353;
+	assert_int_equal(fb_nft_apply_uplink(&u, err, sizeof(err)), 0);
+	assert_true(contains("nft list chain inet firebreak-t1 input",
+			     "\tiifname \"up-t1\" ct state established,"
+			     "related accept"));
+	assert_true(contains("nft list chain inet firebreak-t1 input",
+			     "\tiifname \"up-t1\" icmpv6 type 133-136 ip6 "
+			     "hoplimit 255 accept"));
+	assert_true(contains("nft list chain inet firebreak-t1 input",
+			     "\tiifname \"up-t1\" ip daddr 192.0.2.53 udp "
+			     "dport 5353 accept"));
+	assert_true(contains("nft list chain inet firebreak-t1 input",
+			     "\tiifname \"up-t1\" ip daddr 192.0.2.53 tcp "
+			     "dport 5353 accept"));
+	assert_true(contains("nft list chain inet firebreak-t1 input",
+			     "\tiifname \"up-t1\" drop"));
 	assert_int_equal(fb_nft_delete(u.table, err, sizeof(err)), 0);
 	assert_false(contains("nft list tables", "firebreak-t1"));
 	assert_true(contains("nft list tables", "inet firebreak"));
