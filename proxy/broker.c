@@ -714,6 +714,18 @@ static bool idempotent(const struct fb_http_slice *m)
 	return false;
 }
 
+/* Rules name methods case-sensitively (RFC 9110 9.1), but some servers
+ * fold case (ASP.NET Core's routing, for one): there "delete" would walk
+ * past a DELETE response rule and be served as DELETE.  Every method in
+ * use is upper-case. */
+static bool method_has_lower(const struct fb_http_slice *m)
+{
+	for (size_t i = 0; i < m->len; i++)
+		if (m->ptr[i] >= 'a' && m->ptr[i] <= 'z')
+			return true;
+	return false;
+}
+
 static void note_injected(struct fb_broker *b, const struct fb_rule *r)
 {
 	size_t off = 0;
@@ -773,6 +785,10 @@ static int request_head(struct fb_broker *b)
 	 * path, "/./blocked" past a response rule. */
 	if (fb_http_path_has_dot_segment(req->path.ptr, req->path.len)) {
 		refuse(b, 400, "dot-segment");
+		return 0;
+	}
+	if (method_has_lower(&req->method)) {
+		refuse(b, 400, "method-not-upper-case");
 		return 0;
 	}
 

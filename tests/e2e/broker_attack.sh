@@ -33,6 +33,8 @@ allow:
   api.test:
     - match: { path: { startsWith: "/blocked" } }
       response: { statusCode: 403, contentType: text/plain, body: "no" }
+    - match: { method: [DELETE] }
+      response: { statusCode: 405 }
     - match: { path: { startsWith: "/fwd/" } }
       forwardURL: "https://fwd.test/hook"
     - match: { path: { startsWith: "/v1/" } }
@@ -65,6 +67,14 @@ check "... and none of them reached an origin" \
 	px_absent '"target": "[^"]*dot-' "$ORIGIN_LOG"
 check "audit: refused as dot-segment" \
 	grep -q '"event.reason":"dot-segment"' "$AUDIT"
+
+# Methods: the rules match them case-sensitively, some servers do not.
+for m in delete Delete; do
+	got=$(raw "$m /v1/method HTTP/1.1\r\n$H\r\n")
+	check "a method with lower case ($m) is refused ($got)" [ "$got" = "raw 400 -" ]
+done
+check "... and neither reached an origin" \
+	px_absent '"target": "/v1/method"' "$ORIGIN_LOG"
 
 # A policy change withdraws slow.test's secret while a request for it,
 # decided under the old rules, waits for its upstream: it never leaves.
