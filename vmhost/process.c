@@ -6,9 +6,9 @@
  *       │         mount namespaces; forwards signals to init; exits with
  *       │         init's status.  Dies with the launcher.
  *       └ init    PID 1 of the new PID namespace: private mounts, the
- *         │       gateway as resolver, a /proc of its own; forwards signals
- *         │       to the command and reaps orphans.  Its exit kills every
- *         │       process left in the namespace.
+ *         │       gateway as resolver, a /proc and an empty /run of its
+ *         │       own; forwards signals to the command and reaps orphans.
+ *         │       Its exit kills every process left in the namespace.
  *         └ command   unprivileged, no supplementary groups, no_new_privs.
  *
  * The command is not PID 1 itself because PID 1 ignores every signal it
@@ -17,15 +17,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "vmhost/sandbox.h"
@@ -164,31 +167,100 @@ static void supervise(void (*child)(const struct fb_process_opts *, pid_t),
 	_exit(wait_for(pid));
 }
 
-/* The sandbox CA's bundle over the distributions' bundle paths that
- * exist here (a bind mount needs its target). */
-static void mount_trust(const struct fb_process_opts *o)
-{
-	static const char *const paths[] = {
-		FB_TRUST_GUEST_BUNDLE, FB_TRUST_GUEST_FEDORA_BUNDLE,
-	};
+/*
+ * A file of ours bind-mounted over one of the host's.  Both were looked
+ * up before /run was hidden (see hide_run): the file is an O_PATH
+ * descriptor, the target its path with symlinks resolved, since
+ * /etc/resolv.conf is often a link into /run.  A target there is made
+ * again, empty, in the new /run.
+ */
+struct overlay {
+	int src;
+	char target[PATH_MAX];
+};
 
-	if (!o->trust_bundle)
+static bool overlay_prepare(struct overlay *ov, const char *src,
+			    const char *target)
+{
+	ov->src = -1;
+	if (!realpath(target, ov->target))
+		return false;
+	ov->src = open(src, O_PATH | O_CLOEXEC);
+	if (ov->src < 0)
+		die("open a file for the sandbox");
+	return true;
+}
+
+static void make_in_run(const char *path)
+{
+	char buf[PATH_MAX];
+	int fd;
+
+	snprintf(buf, sizeof buf, "%s", path);
+	for (char *p = buf + strlen("/run/"); (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			die("mkdir in the sandbox's /run");
+		*p = '/';
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die("create a file in the sandbox's /run");
+	close(fd);
+}
+
+static void overlay_mount(const struct overlay *ov, const char *what)
+{
+	char src[32];
+
+	if (ov->src < 0)
 		return;
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-		if (access(paths[i], F_OK) == 0 &&
-		    mount(o->trust_bundle, paths[i], NULL, MS_BIND, NULL) < 0)
-			die("bind mount the sandbox's CA bundle");
+	if (!strncmp(ov->target, "/run/", 5))
+		make_in_run(ov->target);
+	snprintf(src, sizeof src, "/proc/self/fd/%d", ov->src);
+	if (mount(src, ov->target, NULL, MS_BIND, NULL) < 0)
+		die(what);
+	close(ov->src);
+}
+
+/*
+ * The host's services listen on unix sockets under /run (D-Bus, the
+ * databases' local sockets, the journal, the launcher's daemon): paths,
+ * not addresses, which no network namespace hides.  The command gets an
+ * empty /run of its own instead.
+ */
+static void hide_run(void)
+{
+	if (access("/run", F_OK) == 0 &&
+	    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "mode=0755,size=1m") < 0)
+		die("mount a tmpfs on /run");
 }
 
 static void run_init(const struct fb_process_opts *o, pid_t relay)
 {
+	/* The sandbox CA's bundle goes over the distributions' bundle paths
+	 * that exist here (a bind mount needs its target). */
+	static const char *const bundles[] = {
+		FB_TRUST_GUEST_BUNDLE, FB_TRUST_GUEST_FEDORA_BUNDLE,
+	};
+	struct overlay resolv, trust[sizeof(bundles) / sizeof(bundles[0])];
+
 	tie_to_parent(relay);
 	/* Mounts made here must not leak into the launcher's namespace. */
 	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		die("make / private");
-	if (mount(o->resolv_conf, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
-		die("bind mount the sandbox's resolv.conf on /etc/resolv.conf");
-	mount_trust(o);
+	if (!overlay_prepare(&resolv, o->resolv_conf, "/etc/resolv.conf"))
+		die("find /etc/resolv.conf");
+	for (size_t i = 0; i < sizeof(bundles) / sizeof(bundles[0]); i++)
+		if (!o->trust_bundle ||
+		    !overlay_prepare(&trust[i], o->trust_bundle, bundles[i]))
+			trust[i].src = -1;
+	hide_run();
+	overlay_mount(&resolv,
+		      "bind mount the sandbox's resolv.conf on /etc/resolv.conf");
+	for (size_t i = 0; i < sizeof(bundles) / sizeof(bundles[0]); i++)
+		overlay_mount(&trust[i], "bind mount the sandbox's CA bundle");
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  NULL) < 0)
 		die("mount /proc");

@@ -10,8 +10,9 @@ fb_origins tcp,198.51.100.10,80,hello tcp,203.0.113.10,80,hello ||
 printf 'allow: []\nsubnets:\n  allow: ["198.51.100.0/24"]\n' >"$FB_TMP/a.yaml"
 printf 'allow: []\nsubnets:\n  allow: ["203.0.113.0/24"]\n' >"$FB_TMP/b.yaml"
 
-# Each guest waits until both sandboxes exist, then probes both origins.
-both_up="while [ \$(ls /run/netns | grep -c '^fb-$FB_ID_PREFIX-[01]\$') != 2 ]; do sleep 0.05; done"
+# Each guest waits until both sandboxes exist (their directories in the
+# state directory: the guest's /run is its own), then probes both origins.
+both_up="while [ \$(ls $FB_TMP/state | grep -c '^$FB_ID_PREFIX-[01]\$') != 2 ]; do sleep 0.05; done"
 probe="$(fb_probe tcp,198.51.100.10,80 tcp,203.0.113.10,80)"
 fb_next_id; id_a=$FB_LAST_ID
 fb_run --policy "$FB_TMP/a.yaml" "${PUBLICS[@]}" \

@@ -128,6 +128,33 @@ check "host's network allowed: the host itself unreachable (IPv6)" \
 check "host's network allowed: nothing left behind" \
 	[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
 
+# The host's services on unix sockets under /run (D-Bus, a database's
+# local socket): a path no network namespace hides, open to everyone.
+SOCK=/run/fbt-$$-svc.sock
+"$PY" -c 'import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o666)
+s.listen(1)
+c, _ = s.accept()
+open(sys.argv[2], "wb").write(c.recv(64))' "$SOCK" "$FB_TMP/svc.got" &
+FB_PIDS+=($!)
+for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.02; done
+fb_next_id
+out=$(fb_run --policy deny-all -- "$PY" -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+    s.sendall(b"from the guest")
+    print("connected")
+except OSError as e:
+    print(e.strerror)' "$SOCK" 2>&1)
+echo "$out" | sed 's/^/# /'
+sleep 0.2
+check "the host's unix sockets under /run unreachable" \
+	holds '[ ! -s "$FB_TMP/svc.got" ] && [ "$out" != connected ]'
+rm -f "$SOCK"
+
 # IPv6 egress only where the host has IPv6 to forward to: without a
 # default route there, the guest's IPv6 stays inside and IPv4 still works.
 in_host ip -6 route del default
