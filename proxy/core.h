@@ -54,6 +54,9 @@ struct fb_proxy {
 	uint16_t listen_port, dns_port;
 	struct fb_addr resolver_addr;
 	uint16_t resolver_port;
+	/* an apply failed and so did putting the old table back: what the
+	 * kernel holds is unknown until the next update writes it whole */
+	bool nft_unknown;
 	/* a cut of forwarded flows that failed: owed while
 	 * stats.flows_uncut (proxy.c, "cutting forwarded flows") */
 	struct {

@@ -386,17 +386,36 @@ static void retire(struct fb_proxy *p, struct fb_policy *old)
  * holds stay the same (a change of names alone, the usual update: the
  * table in force is already the one the new policy wants).  *was and *now
  * receive the old and new sets; freed by the caller either way.
+ *
+ * A failed apply may have landed all the same (the commit went through
+ * and reading it back failed), so the old table is written again: the
+ * update is refused, and the kernel must hold what user space keeps.  If
+ * that fails too, nothing is known of the table, and the next update
+ * writes it whole even when its sets are the old ones.
  */
 static int swap_kernel(struct fb_proxy *p, const struct fb_policy *old,
 		       const struct fb_policy *np, struct kernel_sets *was,
 		       struct kernel_sets *now, char *err, size_t errsize)
 {
+	char back[256];
+	size_t n;
+
 	if (kernel_sets(old, was, err, errsize) < 0 ||
 	    kernel_sets(np, now, err, errsize) < 0)
 		return -1;
-	if (kernel_sets_equal(was, now))
+	if (kernel_sets_equal(was, now) && !p->nft_unknown)
 		return 0;
-	return apply_nft(p, now, err, errsize);
+	if (apply_nft(p, now, err, errsize) == 0) {
+		p->nft_unknown = false;
+		return 0;
+	}
+	p->nft_unknown = apply_nft(p, was, back, sizeof(back)) < 0;
+	n = strlen(err);
+	if (p->nft_unknown && n < errsize)
+		snprintf(err + n, errsize - n,
+			 "; putting the old table back failed too (%s): the "
+			 "next update rewrites it", back);
+	return -1;
 }
 
 int fb_proxy_swap(struct fb_proxy *p, struct fb_policy *np, const char *who,

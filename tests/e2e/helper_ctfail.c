@@ -11,6 +11,11 @@
  * message, nf_tables' included, goes to the kernel untouched.  Nothing in
  * COMMAND is replaced: it meets a real failing system call.  COMMAND
  * keeps this helper's pid.
+ *
+ * With FAIL_NFT_READS_WHILE=PATH in the environment, nf_tables reads fail
+ * the same way while PATH exists: the requests sent outside a batch (a
+ * batch starts with a message of no subsystem), such as the dumps that
+ * read a table back after its commit.
  */
 #include <errno.h>
 #include <poll.h>
@@ -54,8 +59,8 @@ static int notify_netlink_sends(void)
 			    SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
 }
 
-/* The message `req` sends is addressed to ctnetlink. */
-static int to_conntrack(const struct seccomp_notif *req)
+/* The subsystem the message `req` sends is addressed to, or -1. */
+static int subsystem(const struct seccomp_notif *req)
 {
 	struct nlmsghdr h;
 	struct iovec local = { &h, sizeof(h) };
@@ -64,27 +69,33 @@ static int to_conntrack(const struct seccomp_notif *req)
 	if (req->data.args[2] < sizeof(h) ||
 	    process_vm_readv((pid_t)req->pid, &local, 1, &remote, 1, 0) !=
 		    (ssize_t)sizeof(h))
-		return 0;
-	return NFNL_SUBSYS_ID(h.nlmsg_type) == NFNL_SUBSYS_CTNETLINK;
+		return -1;
+	return NFNL_SUBSYS_ID(h.nlmsg_type);
 }
 
 static void supervise(int listener, long fails)
 {
+	const char *nft_reads_while = getenv("FAIL_NFT_READS_WHILE");
 	struct pollfd pfd = { .fd = listener, .events = POLLIN };
 
 	/* POLLHUP: the command, the filter's last user, has exited */
 	while (poll(&pfd, 1, -1) >= 0 && !(pfd.revents & POLLHUP)) {
 		struct seccomp_notif req;
 		struct seccomp_notif_resp resp = { 0 };
+		int subsys;
 
 		memset(&req, 0, sizeof(req));
 		if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
 			continue;
 		resp.id = req.id;
-		if (fails != 0 && to_conntrack(&req)) {
+		subsys = subsystem(&req);
+		if (subsys == NFNL_SUBSYS_CTNETLINK && fails != 0) {
 			resp.error = -ENOBUFS;
 			if (fails > 0)
 				fails--;
+		} else if (subsys == NFNL_SUBSYS_NFTABLES && nft_reads_while &&
+			   access(nft_reads_while, F_OK) == 0) {
+			resp.error = -ENOBUFS;
 		} else {
 			resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 		}

@@ -125,3 +125,36 @@ check "/metrics: firebreak_flows_uncut 1" \
 	holds 'get metrics | grep -qx "firebreak_flows_uncut 1"'
 check "the update stays in force: generation 3" \
 	holds 'get stats | grep -q "\"generation\":3"'
+
+# ---- an apply whose table cannot be read back --------------------------
+# The kernel takes the new table, then reading it back (the check that it
+# holds what was sent) fails.  The update is refused, so the table in
+# force must be the old one again, not the refused one; putting it back
+# cannot be read back either, so the next update writes the table whole.
+NFT_FAIL=$FB_TMP/nft-reads-fail
+set4() { ip netns exec "$NS" nft list set inet firebreak allow4; }
+FAIL_NFT_READS_WHILE=$NFT_FAIL start 0
+touch "$NFT_FAIL"
+code=$(put '{"allow": ["a.test"], "subnets": {"allow": ["8.8.4.0/24"]}}')
+rm -f "$NFT_FAIL"
+out=$(cat "$FB_TMP/put.out")
+check "an update whose table cannot be read back is refused ($code: $out)" \
+	holds '[ "$code" = 500 ] && grep -q "generation 1 stays" <<<"$out"'
+check "... its sets are not left in the kernel, the old ones are" \
+	holds '! set4 | grep -q 8.8.4.0 && set4 | grep -q 8.8.8.0'
+check "... and the reply says the old table is not known to be whole" \
+	grep -q "putting the old table back failed too" <<<"$out"
+pol=$(lines policy | tail -1)
+check "... as does its audit line ($pol)" \
+	holds '[ "$(field event.outcome <<<"$pol")" = "\"denied\"" ] &&
+	       field error.message <<<"$pol" | grep -q "the next update rewrites it"'
+# an element nobody put there: the next update, though its sets are the
+# old ones, must write the table whole and so drop it
+ip netns exec "$NS" nft add element inet firebreak allow4 '{ 203.0.113.0/24 }'
+check "the next update, with the old sets, rewrites the table" \
+	holds '[ "$(put "{\"allow\": [\"b.test\"], \"subnets\": {\"allow\": [\"8.8.8.0/24\"]}}")" = 200 ] &&
+	       ! set4 | grep -q 203.0.113.0 && set4 | grep -q 8.8.8.0'
+check "... and the one after that, names alone, leaves it be" \
+	holds 'ip netns exec "$NS" nft add element inet firebreak allow4 "{ 203.0.113.0/24 }" &&
+	       [ "$(put "{\"allow\": [\"c.test\"], \"subnets\": {\"allow\": [\"8.8.8.0/24\"]}}")" = 200 ] &&
+	       set4 | grep -q 203.0.113.0'
