@@ -2,9 +2,9 @@
  * process.c — the process backend: a command in namespaces of its own.
  *
  *   launcher
- *     └ relay     enters the guest's network namespace, unshares PID and
- *       │         mount namespaces; forwards signals to init; exits with
- *       │         init's status.  Dies with the launcher.
+ *     └ relay     enters the guest's network namespace, unshares PID,
+ *       │         mount and IPC namespaces; forwards signals to init;
+ *       │         exits with init's status.  Dies with the launcher.
  *       └ init    PID 1 of the new PID namespace: private mounts, the
  *         │       gateway as resolver, a /proc and an empty /run of its
  *         │       own; forwards signals to the command and reaps orphans.
@@ -278,8 +278,12 @@ static void run_relay(const struct fb_process_opts *o, pid_t launcher)
 	 * this guest runs. */
 	if (close_range(3, ~0U, 0) < 0)
 		die("close the launcher's descriptors");
-	if (unshare(CLONE_NEWPID | CLONE_NEWNS) < 0)
-		die("unshare PID and mount namespaces");
+	/* IPC too: System V queues, semaphores and shared memory, and POSIX
+	 * queues, are found by key or name and open to every user their
+	 * mode allows: a channel to the host's services and to the other
+	 * sandboxes' guests, which run as the same user. */
+	if (unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC) < 0)
+		die("unshare PID, mount and IPC namespaces");
 	if (pipe2(relay_alive, O_CLOEXEC) < 0)
 		die("pipe");
 	supervise(run_init, o);

@@ -155,6 +155,15 @@ check "the host's unix sockets under /run unreachable" \
 	holds '[ ! -s "$FB_TMP/svc.got" ] && [ "$out" != connected ]'
 rm -f "$SOCK"
 
+# System V IPC, found by key and open to whoever its mode allows.
+qid=$(ipcmk -Q -p 0666 | awk '{ print $NF }')
+fb_next_id
+out=$(fb_run --policy deny-all -- ipcs -q 2>&1)
+ipcrm -q "$qid"
+echo "$out" | sed 's/^/# /'
+check "the host's System V IPC unseen" \
+	holds '[ -n "$qid" ] && ! grep -qE "^0x[0-9a-f]+ +$qid " <<<"$out"'
+
 # IPv6 egress only where the host has IPv6 to forward to: without a
 # default route there, the guest's IPv6 stays inside and IPv4 still works.
 in_host ip -6 route del default
