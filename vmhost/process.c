@@ -9,7 +9,8 @@
  *         │       gateway as resolver, a /proc and an empty /run of its
  *         │       own; forwards signals to the command and reaps orphans.
  *         │       Its exit kills every process left in the namespace.
- *         └ command   unprivileged, no supplementary groups, no_new_privs.
+ *         └ command   unprivileged, no supplementary groups, no
+ *                     capabilities even as root, no_new_privs.
  *
  * The command is not PID 1 itself because PID 1 ignores every signal it
  * has no handler for: a plain `sleep` could not be stopped with SIGTERM.
@@ -119,6 +120,27 @@ static int wait_for(pid_t child)
 	}
 }
 
+/*
+ * No capability survives the command's exec, whatever its uid: the
+ * bounding set emptied, the ambient set cleared (the inheritable one is
+ * empty already).  Without a user namespace the command's root is the
+ * host's: with CAP_SYS_ADMIN and CAP_NET_ADMIN it could unmount the
+ * empty /run, enter the sandbox's namespace and delete the policy's
+ * table, or any other sandbox's.  EINVAL ends the walk: the kernel's
+ * last capability.
+ */
+static void drop_capabilities(void)
+{
+	for (int cap = 0;; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+			if (errno == EINVAL && cap > 0)
+				break;
+			die("prctl(PR_CAPBSET_DROP)");
+		}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		die("prctl(PR_CAP_AMBIENT_CLEAR_ALL)");
+}
+
 static void run_command(const struct fb_process_opts *o, pid_t init)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
@@ -127,6 +149,7 @@ static void run_command(const struct fb_process_opts *o, pid_t init)
 	for (size_t i = 0; i < NFORWARDED; i++)
 		sigaction(forwarded[i], &dfl, NULL);
 	unblock_all();
+	drop_capabilities();
 	if (setgroups(0, NULL) < 0)
 		die("setgroups");
 	if (setgid(o->gid) < 0)

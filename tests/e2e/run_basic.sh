@@ -39,6 +39,18 @@ fb_next_id
 fb_run --user 0 -- sh -c 'exit $(id -u)' >/dev/null 2>&1
 check "--user 0 runs as root" [ $? = 0 ]
 
+# ... without a capability: the host's root, with them, could unmount
+# the empty /run, enter the sandbox's namespace and delete its policy.
+fb_next_id
+out=$(fb_run --user 0 -- sh -c 'grep ^Cap /proc/self/status
+umount -l /run && echo unmounted
+nsenter --net=/run/netns/fb-'"$FB_LAST_ID"' true && echo entered' 2>&1)
+echo "$out" | sed 's/^/# /'
+check "--user 0 has no capabilities" \
+	holds '[ "$(grep -c "^Cap\(Prm\|Eff\|Bnd\|Amb\):.*0000000000000000$" <<<"$out")" = 4 ]'
+check "--user 0 cannot unmount /run or enter the sandbox's namespace" \
+	holds '! grep -q "^unmounted\|^entered" <<<"$out"'
+
 # A command killed by a signal: 128 + the signal, and a clean slate.
 fb_next_id
 fb_run -- sh -c 'kill -9 $$' >/dev/null 2>&1
