@@ -23,6 +23,8 @@ _Static_assert(sizeof(((struct fb_audit_line *)0)->buf) <= BATCH_MAX,
 struct fb_audit {
 	int fd;
 	char *path;       /* NULL for stdout */
+	struct fb_audit_health health;
+	bool torn;        /* a write stopped inside a line: start a new one */
 	char *sandbox_id; /* escaped once, at open */
 	struct fb_loop *loop;   /* flushes at the end of its iterations */
 	size_t waiting;         /* bytes of whole lines in batch */
@@ -134,12 +136,19 @@ int fb_audit_reopen(struct fb_audit *a, char *err, size_t errsize)
 	if (!a || !a->path)
 		return 0;
 	fd = open_log(a->path, err, errsize);
+	a->health.reopen_failed = fd < 0;
 	if (fd < 0)
 		return -1;
 	fb_audit_flush(a);
 	close(a->fd);
 	a->fd = fd;
+	a->torn = false;
 	return 0;
+}
+
+struct fb_audit_health fb_audit_health(const struct fb_audit *a)
+{
+	return a ? a->health : (struct fb_audit_health){ 0 };
 }
 
 void fb_audit_close(struct fb_audit *a)
@@ -215,33 +224,35 @@ void fb_audit_begin(const struct fb_audit *a, struct fb_audit_line *ln,
 		fb_audit_uint(ln, "policy.generation", generation);
 }
 
-void fb_audit_str(struct fb_audit_line *ln, const char *key, const char *val)
+/* `val` escaped, cut at `max` bytes and flagged "<key>_truncated". */
+static void put_cut(struct fb_audit_line *ln, const char *key,
+		    const char *val, size_t len, size_t max)
 {
-	char esc[1024];
-
-	if (fb_json_escape(val, strlen(val), esc, sizeof(esc)) < 0) {
-		ln->full = true;
-		return;
-	}
-	append(ln, ",\"%s\":\"%s\"", key, esc);
-}
-
-void fb_audit_guest(struct fb_audit_line *ln, const char *key,
-		    const char *val, size_t len)
-{
-	char esc[FB_AUDIT_GUEST_MAX * 6 + 1];
-	bool cut = len > FB_AUDIT_GUEST_MAX;
-	size_t keep = cut ? FB_AUDIT_GUEST_MAX : len;
+	char esc[FB_AUDIT_STR_MAX * 6 + 1];
+	bool cut = len > max;
+	size_t keep = cut ? max : len;
 
 	/* Cut before a UTF-8 character, not through it: a cut character
-	 * would be logged as U+FFFD, a byte the guest did not send. */
-	while (cut && keep > FB_AUDIT_GUEST_MAX - 3 &&
+	 * would be logged as U+FFFD, a byte that was never sent. */
+	while (cut && keep > max - 3 &&
 	       ((unsigned char)val[keep] & 0xc0) == 0x80)
 		keep--;
 	fb_json_escape(val, keep, esc, sizeof(esc));
 	append(ln, ",\"%s\":\"%s\"", key, esc);
 	if (cut)
 		append(ln, ",\"%s_truncated\":true", key);
+}
+
+void fb_audit_str(struct fb_audit_line *ln, const char *key, const char *val)
+{
+	put_cut(ln, key, val, strlen(val), FB_AUDIT_STR_MAX);
+}
+
+void fb_audit_guest(struct fb_audit_line *ln, const char *key,
+		    const char *val, size_t len)
+{
+	_Static_assert(FB_AUDIT_GUEST_MAX <= FB_AUDIT_STR_MAX, "room to escape");
+	put_cut(ln, key, val, len, FB_AUDIT_GUEST_MAX);
 }
 
 void fb_audit_uint(struct fb_audit_line *ln, const char *key, uint64_t v)
@@ -276,19 +287,39 @@ static void finish(struct fb_audit_line *ln)
 	ln->buf[ln->len++] = '\n';
 }
 
-/* Whole lines, one write(2). */
+/*
+ * Whole lines, in one write(2) unless the file takes only part of them
+ * (a disk filling up).  A full disk must not stop the proxy: the lines
+ * that did not go out are counted (/stats, /metrics) and reported on
+ * stderr, which the launcher collects; a line cut short is ended by the
+ * next write's leading newline, so the lines after it stay whole.
+ */
 static void write_lines(struct fb_audit *a, const char *buf, size_t len)
 {
-	ssize_t n;
+	static const char nl = '\n';
+	const char *start = buf, *end = buf + len;
+	ssize_t n = 0;
 
-	do
-		n = write(a->fd, buf, len);
-	while (n < 0 && errno == EINTR);
-	/* A full disk must not stop the proxy; the loss is reported once per
-	 * write on stderr, which the launcher collects. */
-	if (n != (ssize_t)len)
-		fprintf(stderr, "firebreak-proxy: audit log write failed: %s\n",
-			n < 0 ? strerror(errno) : "short write");
+	if (a->torn) {
+		n = write(a->fd, &nl, 1);
+		a->torn = n != 1;
+	}
+	while (buf < end && !a->torn) {
+		n = write(a->fd, buf, (size_t)(end - buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		buf += n;
+	}
+	if (buf == end)
+		return;
+	if (buf > start && buf[-1] != '\n')
+		a->torn = true;
+	for (const char *c = buf; c < end; c++)
+		a->health.lines_lost += *c == '\n';
+	fprintf(stderr, "firebreak-proxy: audit log write failed: %s\n",
+		n < 0 ? strerror(errno) : "no room");
 }
 
 /* Add a finished line to the batch; false if it does not fit. */

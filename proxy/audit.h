@@ -22,6 +22,8 @@
 #include <sys/socket.h>
 
 #define FB_AUDIT_GUEST_MAX 255
+/* Longer values of any kind (an error quoting a path) are cut there. */
+#define FB_AUDIT_STR_MAX 1024
 
 struct fb_audit;
 struct fb_loop;
@@ -33,6 +35,14 @@ struct fb_audit *fb_audit_open(const char *path, const char *sandbox_id,
  * Waiting lines go to the old file first.  On failure the old descriptor
  * stays in use. */
 int fb_audit_reopen(struct fb_audit *a, char *err, size_t errsize);
+
+/* What a security team must know of the log itself. */
+struct fb_audit_health {
+	uint64_t lines_lost; /* not written: the disk was full, or failed */
+	bool reopen_failed;  /* the last reopen failed: lines go to the old file */
+};
+struct fb_audit_health fb_audit_health(const struct fb_audit *a);
+
 /* Writes the waiting lines; the loop they wait on must still exist. */
 void fb_audit_close(struct fb_audit *a);
 
@@ -47,6 +57,8 @@ struct fb_audit_line {
 void fb_audit_begin(const struct fb_audit *a, struct fb_audit_line *ln,
 		    const char *action, const char *outcome,
 		    uint64_t generation);
+/* Values are cut at FB_AUDIT_STR_MAX bytes, and the field flagged
+ * "<key>_truncated"; guest values at FB_AUDIT_GUEST_MAX. */
 void fb_audit_str(struct fb_audit_line *ln, const char *key, const char *val);
 void fb_audit_guest(struct fb_audit_line *ln, const char *key,
 		    const char *val, size_t len);

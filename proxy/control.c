@@ -261,6 +261,7 @@ static int route(struct fb_proxy *p, const struct fb_http_req *req,
 	const struct fb_http_slice *m = &req->method;
 	bool get = slice_is(m, "GET");
 	struct fb_stats now = p->stats;
+	struct fb_audit_health health;
 	uint64_t up, down;
 
 	if (slice_is(&req->path, "/policy") && !req->query.ptr) {
@@ -284,6 +285,9 @@ static int route(struct fb_proxy *p, const struct fb_http_req *req,
 		fb_conns_bytes(p, &up, &down);
 		now.bytes_up += up;
 		now.bytes_down += down;
+		health = fb_audit_health(p->audit);
+		now.audit_lines_lost = health.lines_lost;
+		now.audit_reopen_failed = health.reopen_failed;
 		if (slice_is(&req->path, "/stats"))
 			return serve_doc(resp, resp_len, "application/json",
 					 fb_stats_json(&now));

@@ -62,13 +62,16 @@ static void put_json(FILE *f, const struct fb_stats *s)
 	json_outcomes(f, s, false);
 	fprintf(f, "}},\"bytes\":{\"up\":%llu,\"down\":%llu},"
 		"\"dns\":{\"queries\":%llu,\"denied\":%llu},"
-		"\"brokered\":{\"requests\":%llu,\"upstream_reused\":%llu}}\n",
+		"\"brokered\":{\"requests\":%llu,\"upstream_reused\":%llu},"
+		"\"audit\":{\"lines_lost\":%llu,\"reopen_failed\":%s}}\n",
 		(unsigned long long)s->bytes_up,
 		(unsigned long long)s->bytes_down,
 		(unsigned long long)s->dns_queries,
 		(unsigned long long)s->dns_denied,
 		(unsigned long long)s->brokered_requests,
-		(unsigned long long)s->upstream_reused);
+		(unsigned long long)s->upstream_reused,
+		(unsigned long long)s->audit_lines_lost,
+		s->audit_reopen_failed ? "true" : "false");
 }
 
 static void put_metrics(FILE *f, const struct fb_stats *s)
@@ -120,7 +123,13 @@ static void put_metrics(FILE *f, const struct fb_stats *s)
 		"firebreak_brokered_requests_total %llu\n"
 		"# HELP firebreak_upstream_reused_total Brokered connections that took a parked upstream connection.\n"
 		"# TYPE firebreak_upstream_reused_total counter\n"
-		"firebreak_upstream_reused_total %llu\n",
+		"firebreak_upstream_reused_total %llu\n"
+		"# HELP firebreak_audit_lines_lost_total Audit lines the log did not take (a full or failing disk).\n"
+		"# TYPE firebreak_audit_lines_lost_total counter\n"
+		"firebreak_audit_lines_lost_total %llu\n"
+		"# HELP firebreak_audit_reopen_failed 1 while the audit log could not be reopened (SIGHUP): lines go to the file before.\n"
+		"# TYPE firebreak_audit_reopen_failed gauge\n"
+		"firebreak_audit_reopen_failed %d\n",
 		(unsigned long long)s->accepted, (unsigned long long)s->open,
 		(unsigned long long)s->peeking,
 		(unsigned long long)s->bytes_up,
@@ -132,7 +141,9 @@ static void put_metrics(FILE *f, const struct fb_stats *s)
 		(unsigned long long)s->flow_cut_failures,
 		s->flows_uncut ? 1 : 0,
 		(unsigned long long)s->brokered_requests,
-		(unsigned long long)s->upstream_reused);
+		(unsigned long long)s->upstream_reused,
+		(unsigned long long)s->audit_lines_lost,
+		s->audit_reopen_failed ? 1 : 0);
 }
 
 /* What put writes, as a string of its own; NULL when out of memory. */

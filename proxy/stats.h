@@ -29,6 +29,8 @@ struct fb_stats {
 	uint64_t flow_cut_failures; /* attempts to cut forwarded flows that failed */
 	bool flows_uncut;        /* forwarded flows the policy denies may still
 				  * run: their cut failed and is owed */
+	uint64_t audit_lines_lost;  /* audit lines the log did not take */
+	bool audit_reopen_failed;   /* lines go to the file before the reopen */
 	struct {
 		const char *reason;
 		uint64_t allowed, denied;

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "proxy/audit.h"
@@ -116,6 +119,96 @@ static void test_truncation_keeps_utf8_characters_whole(void **state)
 	free(text);
 }
 
+/* An operator's value (an error quoting a long path) is cut and flagged
+ * too, not dropped with the line marked incomplete. */
+static void test_long_value_is_truncated_and_flagged(void **state)
+{
+	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
+	char val[3000], want[FB_AUDIT_STR_MAX + 32];
+	struct fb_audit_line ln;
+	struct fb_audit *a;
+	char *text;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	a = fb_audit_open(path, NULL, err, sizeof(err));
+	assert_non_null(a);
+	memset(val, 'b', sizeof(val) - 1);
+	val[sizeof(val) - 1] = '\0';
+	fb_audit_begin(a, &ln, "policy", "denied", 0);
+	fb_audit_str(&ln, "error.message", val);
+	fb_audit_emit(a, &ln);
+	fb_audit_close(a);
+	text = slurp(path);
+	snprintf(want, sizeof(want), "\"error.message\":\"%.*s\",",
+		 FB_AUDIT_STR_MAX, val);
+	assert_non_null(strstr(text, want));
+	assert_non_null(strstr(text, "\"error.message_truncated\":true}\n"));
+	assert_null(strstr(text, "event.incomplete"));
+	free(text);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void emit_marked(struct fb_audit *a, const char *mark)
+{
+	struct fb_audit_line ln;
+
+	fb_audit_begin(a, &ln, "dns", "allowed", 0);
+	fb_audit_str(&ln, "mark", mark);
+	fb_audit_emit(a, &ln);
+}
+
+/*
+ * A disk that fills up: RLIMIT_FSIZE makes the file take part of a line,
+ * then nothing, as a full file system does.  The lines lost are counted,
+ * and once there is room again the next line starts on a line of its
+ * own, so only the line cut short is unreadable.
+ */
+static void test_full_disk_is_counted_and_heals(void **state)
+{
+	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
+	struct rlimit was, cap;
+	struct fb_audit *a;
+	struct stat st;
+	char *text, *second, *cut_end;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	a = fb_audit_open(path, NULL, err, sizeof(err));
+	assert_non_null(a);
+	emit_marked(a, "one");
+	assert_int_equal(stat(path, &st), 0);
+
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+	cap = was;
+	cap.rlim_cur = (rlim_t)st.st_size + 20;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &cap), 0);
+	emit_marked(a, "two");   /* 20 bytes of it go out */
+	emit_marked(a, "three"); /* none */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(fb_audit_health(a).lines_lost, 2);
+	emit_marked(a, "four");
+	assert_int_equal(fb_audit_health(a).lines_lost, 2);
+	fb_audit_close(a);
+
+	text = slurp(path);
+	second = strchr(text, '\n') + 1;
+	cut_end = strchr(second, '\n');
+	assert_non_null(strstr(text, "\"mark\":\"one\"}\n"));
+	assert_int_equal(cut_end - second, 20);
+	assert_int_equal(strncmp(cut_end + 1, "{\"@timestamp\"", 13), 0);
+	assert_non_null(strstr(cut_end + 1, "\"mark\":\"four\"}\n"));
+	assert_null(strstr(text, "three"));
+	free(text);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_reopen_follows_logrotate(void **state)
 {
 	char dir[] = "/tmp/fbauditXXXXXX", path[64], moved[80], err[256];
@@ -132,7 +225,13 @@ static void test_reopen_follows_logrotate(void **state)
 	fb_audit_begin(a, &ln, "policy", NULL, 1);
 	fb_audit_emit(a, &ln);
 	assert_int_equal(rename(path, moved), 0);
+	/* a reopen that fails keeps the old file, and says so until one works */
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(fb_audit_reopen(a, err, sizeof(err)), -1);
+	assert_true(fb_audit_health(a).reopen_failed);
+	assert_int_equal(rmdir(path), 0);
 	assert_int_equal(fb_audit_reopen(a, err, sizeof(err)), 0);
+	assert_false(fb_audit_health(a).reopen_failed);
 	fb_audit_begin(a, &ln, "policy", NULL, 2);
 	fb_audit_emit(a, &ln);
 	fb_audit_close(a);
@@ -315,6 +414,9 @@ static void test_stats_formats(void **state)
 	assert_non_null(strstr(m, "firebreak_connections_total{outcome=\"denied\",reason=\"not-allowed\"} 2\n"));
 	assert_non_null(strstr(m, "firebreak_dns_queries_total{outcome=\"allowed\"} 3\n"));
 	assert_non_null(strstr(m, "firebreak_policy_generation 2\n"));
+	assert_non_null(strstr(j, "\"audit\":{\"lines_lost\":0,\"reopen_failed\":false}"));
+	assert_non_null(strstr(m, "firebreak_audit_lines_lost_total 0\n"));
+	assert_non_null(strstr(m, "firebreak_audit_reopen_failed 0\n"));
 	free(j);
 	free(m);
 }
@@ -325,6 +427,8 @@ int main(void)
 		cmocka_unit_test(test_guest_text_cannot_forge_a_line),
 		cmocka_unit_test(test_long_guest_text_is_truncated_and_flagged),
 		cmocka_unit_test(test_truncation_keeps_utf8_characters_whole),
+		cmocka_unit_test(test_long_value_is_truncated_and_flagged),
+		cmocka_unit_test(test_full_disk_is_counted_and_heals),
 		cmocka_unit_test(test_reopen_follows_logrotate),
 		cmocka_unit_test(test_deferred_lines),
 		cmocka_unit_test(test_open_names_the_problem),

@@ -248,6 +248,25 @@ static void test_framing_refusals_are_audited(void **state)
 	assert_int_equal(p->generation, 1);
 }
 
+/* A log on a full disk: /stats and /metrics count the lines it lost. */
+static void test_lost_audit_lines_are_reported(void **state)
+{
+	struct fb_proxy *p = *state;
+	char err[256], *r;
+
+	p->audit = fb_audit_open("/dev/full", NULL, err, sizeof(err));
+	assert_non_null(p->audit);
+	expect_answer(p, "PUT /policy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 411);
+	r = ask_str(p, "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_non_null(strstr(r, "\"audit\":{\"lines_lost\":1,\"reopen_failed\":false}"));
+	free(r);
+	r = ask_str(p, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_non_null(strstr(r, "\nfirebreak_audit_lines_lost_total 1\n"));
+	free(r);
+	fb_audit_close(p->audit);
+	p->audit = NULL;
+}
+
 static void test_stats_and_metrics(void **state)
 {
 	struct fb_proxy *p = *state;
@@ -343,6 +362,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_problems_name_the_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_framing_refusals_are_audited, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_audit_lines_are_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_and_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_count_every_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_out_of_descriptors, setup,
