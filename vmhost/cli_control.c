@@ -6,9 +6,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,11 +28,12 @@ static const char usage[] =
 	"\n"
 	"   (each also takes --socket PATH: through firebreak-vmhost's socket instead)\n"
 	"\n"
-	"get prints the policy in force (secrets redacted); set replaces it with\n"
-	"FILE (YAML or JSON, - for stdin); patch merges FILE into it as an RFC 7396\n"
-	"JSON merge patch.  Both answer once the new policy is enforced and say\n"
-	"how many connections it closed.  --if-match refuses the change when the\n"
-	"policy in force is no longer that generation.  A sandbox of firebreak-vmhost\n"
+	"get prints the policy in force (secrets redacted), and its generation on\n"
+	"stderr; set replaces it with FILE (YAML or JSON, - for stdin); patch\n"
+	"merges FILE into it as an RFC 7396 JSON merge patch.  Both answer once\n"
+	"the new policy is enforced and say how many connections it closed.\n"
+	"--if-match refuses the change when the policy in force is no longer that\n"
+	"generation (the one get printed).  A sandbox of firebreak-vmhost\n"
 	"is best changed through its --socket: the daemon then keeps the change for\n"
 	"the proxy it may have to restart.\n";
 
@@ -93,8 +96,9 @@ static int connect_control(const char *path)
 }
 
 /* Read the response to EOF (the proxy closes after one), print its body
- * to stdout on success or stderr on failure; the exit status. */
-static int print_response(int fd)
+ * to stdout on success or stderr on failure, and with `generation` its
+ * ETag's generation on stderr; the exit status. */
+static int print_response(int fd, bool generation)
 {
 	char *buf = NULL, *body;
 	size_t cap = 0, n = 0;
@@ -129,6 +133,12 @@ static int print_response(int fd)
 		return 1;
 	}
 	body += 4;
+	/* the generation, for --if-match, where the policy's text is not */
+	for (const char *h = strstr(buf, "\r\n"); generation && h && h + 2 < body;
+	     h = strstr(h + 2, "\r\n"))
+		if (!strncasecmp(h + 2, "ETag: \"", 7))
+			fprintf(stderr, "generation %.*s\n",
+				(int)strcspn(h + 9, "\"\r"), h + 9);
 	fputs(body, status / 100 == 2 ? stdout : stderr);
 	if (status / 100 != 2)
 		fprintf(stderr, "firebreak policy: the proxy answered %d\n", status);
@@ -208,7 +218,7 @@ int fb_cmd_policy_remote(int argc, char **argv)
 			strerror(errno));
 		rc = 1;
 	} else {
-		rc = print_response(fd);
+		rc = print_response(fd, get);
 	}
 	close(fd);
 	free(body);

@@ -86,6 +86,9 @@ check "... which keeps it for a restart" \
 	grep -q example.net "$STATE/$id/policy.current"
 check "firebreak policy get --socket shows it" \
 	bash -c "'$FIREBREAK' policy get $id --socket $SOCK | grep -q example.net"
+check "... and its generation, on stderr" \
+	bash -c "'$FIREBREAK' policy get $id --socket $SOCK 2>&1 >/dev/null |
+		grep -qx 'generation 4'"
 
 logs=$(fbd logs "$id")
 check "logs: the audit log, down to the last policy change" \

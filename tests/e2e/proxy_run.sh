@@ -96,8 +96,9 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 sleep 0.5   # the download is running
-got=$(cli get "$ID2")
+got=$(cli get "$ID2" 2>"$FB_TMP/get.err")
 check "firebreak policy get shows the policy in force" grep -q '"bulk.test"' <<<"$got"
+check "... and its generation, on stderr, for --if-match" grep -qx 'generation 1' "$FB_TMP/get.err"
 echo 'deny-all' >"$FB_TMP/deny.yaml"
 out=$(cli set "$ID2" "$FB_TMP/deny.yaml" 2>&1)
 check "firebreak policy set deny-all cuts the running download ($out)" grep -q '"closed":[1-9]' <<<"$out"
