@@ -60,12 +60,23 @@ static int proxy_binary(char *buf, size_t size, char *err, size_t errsize)
 	return 0;
 }
 
-/* The policy as a path the proxy can re-read on SIGHUP. */
+/*
+ * The policy as a path the proxy can re-read on SIGHUP: absolute, but
+ * with its symlinks left in, so that re-pointing one (as a config-map
+ * update does) and sending SIGHUP loads the new target.
+ */
 static int policy_path(const struct fb_sandbox *sb, const char *policy,
 		       char *buf, size_t size, char *err, size_t errsize)
 {
 	if (strcmp(policy, "allow-all") && strcmp(policy, "deny-all")) {
-		if (!realpath(policy, buf)) {
+		char cwd[PATH_MAX];
+
+		errno = ENAMETOOLONG;
+		if ((policy[0] != '/' && !getcwd(cwd, sizeof(cwd))) ||
+		    (size_t)snprintf(buf, size, "%s%s%s",
+				     policy[0] == '/' ? "" : cwd,
+				     policy[0] == '/' ? "" : "/", policy) >= size ||
+		    access(buf, R_OK) < 0) {
 			snprintf(err, errsize, "%s: %s", policy, strerror(errno));
 			return -1;
 		}

@@ -8,13 +8,20 @@ fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
 fb_origins tcp,198.51.100.10,7,echo tcp,2001:db8:100::10,7,echo ||
 	{ not_ok "origins"; exit 1; }
 
-# cut FAMILY ADDR: stream to ADDR:7, then take the allowance away.
+# cut NAME ADDR [link]: stream to ADDR:7, then take the allowance away;
+# with "link", the policy path is a symlink, re-pointed at a new file as
+# a config-map update does.
 cut() {
 	local name=$1 addr=$2 out=$FB_TMP/$1.out pid launcher t0 line ns ms
+	local policy=$FB_TMP/policy.yaml
 	printf 'allow: []\nsubnets:\n  allow: ["198.51.100.0/24", "2001:db8:100::/64"]\n' \
-		>"$FB_TMP/policy.yaml"
+		>"$policy"
+	if [ "${3:-}" = link ]; then
+		ln -sfn "$policy" "$FB_TMP/link.yaml"
+		policy=$FB_TMP/link.yaml
+	fi
 	fb_next_id
-	fb_run --policy "$FB_TMP/policy.yaml" "${PUBLICS[@]}" \
+	fb_run --policy "$policy" "${PUBLICS[@]}" \
 		-- $(fb_probe "stream,$addr,7") >"$out" 2>&1 &
 	pid=$!
 	if ! fb_wait_line '^streaming' "$out"; then
@@ -25,7 +32,12 @@ cut() {
 	ok "$name: stream established under the first policy"
 	launcher=$(fb_launcher_pid "$FB_LAST_ID")
 	sleep 0.2
-	printf 'allow: []\n' >"$FB_TMP/policy.yaml"
+	if [ "${3:-}" = link ]; then
+		printf 'allow: []\n' >"$FB_TMP/new.yaml"
+		ln -sfn "$FB_TMP/new.yaml" "$FB_TMP/link.yaml"
+	else
+		printf 'allow: []\n' >"$FB_TMP/policy.yaml"
+	fi
 	t0=${EPOCHREALTIME/./}
 	kill -HUP "$launcher"
 	wait "$pid"
@@ -44,6 +56,7 @@ cut() {
 
 cut ipv4 198.51.100.10
 cut ipv6 2001:db8:100::10
+cut symlink 198.51.100.10 link
 
 # A broken policy file on SIGHUP changes nothing: the stream lives on.
 printf 'allow: []\nsubnets:\n  allow: ["198.51.100.0/24"]\n' >"$FB_TMP/keep.yaml"
