@@ -1273,6 +1273,43 @@ static int patterns_reserve(struct fb_policy *p, size_t len, size_t *cap,
 }
 
 /*
+ * Whether a pattern is too broad to inject secrets: "*", "*.com" and
+ * "www.*.com" match names of every owner, so a secret would go to any
+ * host the guest names.  Two fixed labels after the last wildcard name
+ * one registrant, public suffixes of two labels (co.uk) apart.  Literal
+ * headers (Vercel's catch-all example sets x-foo: bar), responses and
+ * forwards (whose token goes to the operator's own URL) are fine there.
+ */
+static bool too_broad_for_secrets(const char *pattern)
+{
+	const char *tail = strrchr(pattern, '*');
+	size_t labels = 1;
+
+	if (!tail)
+		return false;
+	if (*++tail == '\0')
+		return true;
+	for (const char *c = tail + 1; *c; c++)
+		labels += *c == '.';
+	return labels < 2;
+}
+
+static void refuse_secrets(struct loader *L, const struct fb_domain *d,
+			   const struct fb_node *key)
+{
+	for (size_t i = 0; i < d->nrules; i++)
+		for (size_t j = 0; j < d->rules[i].nset; j++)
+			if (d->rules[i].set[j].source) {
+				fb_report(L->r, key, "%s matches hosts of any "
+					  "owner: its rules cannot inject %s "
+					  "(a secret goes under a key with two "
+					  "fixed labels after its last wildcard)",
+					  quoted(key), d->rules[i].set[j].source);
+				return;
+			}
+}
+
+/*
  * Each key normalised in the model and, for later patches, in the tree.
  * The patterns go back to back in p->patterns, one allocation for all.
  * The name index is built here, as soon as the keys are known to be
@@ -1330,6 +1367,8 @@ static void load_domains(struct loader *L, struct fb_policy *p,
 		}
 		for (size_t j = 0; j < rules->n; j++)
 			load_rule(L, &d->rules[d->nrules++], rules->vals[j]);
+		if (name[0] && too_broad_for_secrets(name))
+			refuse_secrets(L, d, k);
 	}
 	/* room asked for as if every key were as long as one seen early:
 	 * what the keys did not take goes back, or the next update's

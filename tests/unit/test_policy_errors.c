@@ -116,6 +116,13 @@ static const struct bad cases[] = {
 	  "bad.yaml:3:35: secret file path must be absolute, found \"key.txt\"\n" },
 	{ "CR LF in a literal value", "allow:\n  a.com:\n    - transform: [{headers: {x-a: \"a\\r\\nb\"}}]\n",
 	  "bad.yaml:3:35: header value contains a CR, LF or NUL character\n" },
+	/* a secret goes only under a key that names its hosts */
+	{ "secret on the catch-all", "allow:\n  \"*\":\n    - transform: [{headers: {x-a: b, x-k: \"${env:PATH}\"}}]\n",
+	  "bad.yaml:2:3: \"*\" matches hosts of any owner: its rules cannot inject ${env:PATH} (a secret goes under a key with two fixed labels after its last wildcard)\n" },
+	{ "secret on a top-level domain", "allow:\n  \"*.com\":\n    - transform: [{headers: {x-k: \"${env:PATH}\"}}]\n",
+	  "bad.yaml:2:3: \"*.com\" matches hosts of any owner: its rules cannot inject ${env:PATH} (a secret goes under a key with two fixed labels after its last wildcard)\n" },
+	{ "secret on www.*.com", "allow:\n  www.*.com:\n    - transform: [{headers: {x-k: \"${env:PATH}\"}}]\n",
+	  "bad.yaml:2:3: \"www.*.com\" matches hosts of any owner: its rules cannot inject ${env:PATH} (a secret goes under a key with two fixed labels after its last wildcard)\n" },
 	{ "framing header", "allow:\n  a.com:\n    - transform: [{headers: {Content-Length: \"5\"}}]\n",
 	  "bad.yaml:3:30: a transform cannot set content-length: it frames the message or the connection\n" },
 	{ "header name not a token", "allow:\n  a.com:\n    - transform: [{headers: {\"x a\": \"5\"}}]\n",
