@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "vmhost/daemon.h"
+#include "vmhost/sandbox.h"
 
 static const char usage[] =
 	"usage: firebreak-vmhost [--socket PATH] [--state-dir DIR] "
@@ -121,6 +122,11 @@ int main(int argc, char **argv)
 	if (mkdir(d.state_dir, 0755) < 0 && errno != EEXIST) {
 		fprintf(stderr, "firebreak-vmhost: --state-dir %s: %s\n",
 			d.state_dir, strerror(errno));
+		return 1;
+	}
+	/* before the first file is written there */
+	if (fb_state_dir_check(d.state_dir, err, sizeof err) < 0) {
+		fprintf(stderr, "firebreak-vmhost: %s\n", err);
 		return 1;
 	}
 	d.loop = fb_loop_new();

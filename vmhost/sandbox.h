@@ -49,6 +49,10 @@ struct fb_slot {
 
 int fb_slot_acquire(const char *state_dir, struct fb_slot *s, char *err,
 		    size_t errsize);
+/* 0 when the state directory and every directory above it are root's or
+ * ours and no one else can write into it (see slot.c); else -1, err set.
+ * fb_slot_acquire checks it. */
+int fb_state_dir_check(const char *path, char *err, size_t errsize);
 void fb_slot_release(struct fb_slot *s);
 
 struct fb_sandbox_opts {

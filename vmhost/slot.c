@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -40,6 +41,59 @@ static int make_dir(const char *path, char *err, size_t errsize)
 		if (c == '\0')
 			return 0;
 		*p = c;
+	}
+}
+
+/* One level of the state directory's path; `last` for the directory
+ * itself, which no one else may write even with the sticky bit. */
+static int check_level(const char *path, bool last, char *err,
+		       size_t errsize)
+{
+	uid_t me = geteuid();
+	struct stat st;
+
+	if (lstat(path, &st) < 0 || (S_ISLNK(st.st_mode) &&
+				     (st.st_uid == 0 || st.st_uid == me) &&
+				     stat(path, &st) < 0)) {
+		snprintf(err, errsize, "state directory: %s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (st.st_uid != 0 && st.st_uid != me) {
+		snprintf(err, errsize, "state directory: %s is owned by uid %u, "
+			 "not by root", path, (unsigned)st.st_uid);
+		return -1;
+	}
+	if ((st.st_mode & 022) && (last || !(st.st_mode & S_ISVTX))) {
+		snprintf(err, errsize, "state directory: %s is writable by "
+			 "others (mode %03o)", path, st.st_mode & 07777);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Root writes into the state directory and trusts what it finds there
+ * later: resolv.conf (through whatever link is in its place), the CA,
+ * the proxy's socket.  Whoever else can write it, or a directory on its
+ * path, can plant a link there to a file of root's or swap a file; a
+ * process guest can, for a state directory under /tmp.  Every level
+ * must be root's or ours, and none writable by others but for sticky
+ * directories above it (/tmp itself).
+ */
+int fb_state_dir_check(const char *path, char *err, size_t errsize)
+{
+	char buf[256];
+	char *p;
+
+	snprintf(buf, sizeof buf, "%s", path);
+	for (bool last = true;; last = false) {
+		if (check_level(buf[0] ? buf : "/", last, err, errsize) < 0)
+			return -1;
+		p = strrchr(buf, '/');
+		if (!p || !buf[0])
+			return 0;
+		*p = '\0';
 	}
 }
 
@@ -88,7 +142,8 @@ int fb_slot_acquire(const char *state_dir, struct fb_slot *s, char *err,
 			 state_dir);
 		return -1;
 	}
-	if (make_dir(dir, err, errsize) < 0)
+	if (make_dir(dir, err, errsize) < 0 ||
+	    fb_state_dir_check(state_dir, err, errsize) < 0)
 		return -1;
 	/* Start anywhere, so concurrent launchers rarely race for a slot. */
 	if (getrandom(&start, sizeof start, 0) != sizeof start)

@@ -44,6 +44,25 @@ check "namespace name collision: the other namespace is untouched" \
 	[ -e "/run/netns/fb-$FB_ID_PREFIX-x" ]
 ip netns del "fb-$FB_ID_PREFIX-x"
 
+# A state directory another user can write into: one a process guest
+# made under /tmp, say, with a link where resolv.conf will be written.
+mkdir -m 777 "$FB_TMP/theirs"
+echo precious >"$FB_TMP/victim"
+setpriv --reuid 65534 --regid 65534 --clear-groups sh -c \
+	'mkdir "$0/$1" && ln -s "$2" "$0/$1/resolv.conf"' \
+	"$FB_TMP/theirs" "$FB_ID_PREFIX-${#FB_IDS[@]}" "$FB_TMP/victim"
+refused "state directory others can write" \
+	"^firebreak run: state directory: $FB_TMP/theirs is writable by others \(mode 777\)$" \
+	in_host timeout 20 "$FIREBREAK" run --state-dir "$FB_TMP/theirs" \
+		--name "$FB_ID_PREFIX-${#FB_IDS[@]}" -- true
+check "state directory others can write: nothing written through their link" \
+	[ "$(cat "$FB_TMP/victim")" = precious ]
+setpriv --reuid 65534 --regid 65534 --clear-groups mkdir -m 755 "$FB_TMP/theirs/own"
+refused "state directory of another user" \
+	"^firebreak run: state directory: $FB_TMP/theirs/own is owned by uid 65534, not by root$" \
+	in_host timeout 20 "$FIREBREAK" run --state-dir "$FB_TMP/theirs/own" \
+		--name "$FB_ID_PREFIX-${#FB_IDS[@]}" -- true
+
 refused "not root" "^firebreak run: needs root \(CAP_NET_ADMIN and CAP_SYS_ADMIN\)$" \
 	in_host setpriv --reuid 65534 --regid 65534 --clear-groups $(run_args) -- true
 refused "root without CAP_NET_ADMIN" \
