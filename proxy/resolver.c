@@ -134,7 +134,8 @@ struct answer {
 	struct fb_resolved res;
 	struct fb_addr addrs[2 * FB_RESOLVE_MAX_ADDRS];
 	size_t n4; /* addrs[0, n4) are IPv4 */
-	char chain[MAX_CHAIN * FB_NAME_MAX];
+	/* one answer's aliases, or two cached ones' (cached_both) */
+	char chain[2 * MAX_CHAIN * FB_NAME_MAX];
 };
 
 static void take_ttl(uint32_t *ttl, int t)
@@ -306,6 +307,21 @@ static void on_answer(void *arg, int status, int timeouts,
 
 /* ---- requests ---------------------------------------------------------- */
 
+/* Add `from`'s chain to a's, which has room for two answers' chains. */
+static void append_chain(struct answer *a, const struct fb_resolved *from)
+{
+	const char *s = from->chain;
+	char *end = a->chain;
+
+	for (size_t i = 0; i < a->res.nchain; i++)
+		end += strlen(end) + 1;
+	for (size_t i = 0; i < from->nchain; i++, s += strlen(s) + 1) {
+		memcpy(end, s, strlen(s) + 1);
+		end += strlen(s) + 1;
+		a->res.nchain++;
+	}
+}
+
 /* Both families from the cache into one answer. */
 static bool cached_both(struct fb_resolver *r, const char *name,
 			struct answer *a)
@@ -318,8 +334,14 @@ static bool cached_both(struct fb_resolver *r, const char *name,
 		return false;
 	memset(&a->res, 0, sizeof(a->res));
 	a->res.addrs = a->addrs;
-	a->res.chain = v4.chain;
-	a->res.nchain = v4.nchain;
+	a->res.chain = a->chain;
+	/*
+	 * The aliases of both: each family's addresses were cached with the
+	 * chain that led to them, and an answer may reach its AAAA records
+	 * through a CNAME its A records do not go through.
+	 */
+	append_chain(a, &v4);
+	append_chain(a, &v6);
 	a->res.ttl = v4.ttl < v6.ttl ? v4.ttl : v6.ttl;
 	a->res.status = FB_RESOLVE_OK;
 	if (v4.status == FB_RESOLVE_NXDOMAIN || v6.status == FB_RESOLVE_NXDOMAIN)

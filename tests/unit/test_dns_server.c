@@ -54,6 +54,8 @@ static const struct record zone[] = {
 	{ "mixed.example", FB_DNS_A, "1.2.3.4", 60 },
 	{ "mixed.example", FB_DNS_A, "169.254.169.254", 60 },
 	{ "long-ttl.example", FB_DNS_A, "8.8.4.4", 86400 },
+	{ "split.example", FB_DNS_A, "7.7.7.7", 60 },
+	{ "hidden.example", FB_DNS_AAAA, "2a00:1450:4001::66", 60 },
 	/* 20 AAAA records: a reply of about 600 octets */
 	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::1", 60 },
 	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::2", 60 },
@@ -77,6 +79,11 @@ static const struct record zone[] = {
 	{ "many.example", FB_DNS_AAAA, "2a00:1450:4001::14", 60 },
 };
 
+/* Given to AAAA questions only: an alias its A answer does not have. */
+static const struct record aaaa_only[] = {
+	{ "split.example", FB_DNS_CNAME, "hidden.example", 60 },
+};
+
 #define POLICY "allow:\n" \
 	"  - ok.example\n" \
 	"  - \"*.wild.example\"\n" \
@@ -86,7 +93,8 @@ static const struct record zone[] = {
 	"  - rebind.example\n" \
 	"  - mixed.example\n" \
 	"  - long-ttl.example\n" \
-	"  - many.example\n"
+	"  - many.example\n" \
+	"  - split.example\n"
 
 struct upstream {
 	int udp, tcp;
@@ -109,21 +117,26 @@ static ssize_t zone_answer(const struct fb_dns_msg *q, uint8_t *buf, size_t cap)
 	for (int hop = 0; hop < 8; hop++) {
 		const char *next = NULL;
 
-		for (size_t i = 0; i < sizeof(zone) / sizeof(zone[0]); i++) {
-			if (strcasecmp(zone[i].name, name) != 0)
+		size_t nzone = sizeof(zone) / sizeof(zone[0]);
+		size_t nonly = q->qtype == FB_DNS_AAAA ? sizeof(aaaa_only) / sizeof(aaaa_only[0]) : 0;
+
+		for (size_t i = 0; i < nonly + nzone; i++) {
+			const struct record *z = i < nonly ? &aaaa_only[i] : &zone[i - nonly];
+
+			if (strcasecmp(z->name, name) != 0)
 				continue;
 			found = true;
-			if (zone[i].type != FB_DNS_CNAME && zone[i].type != q->qtype)
+			if (z->type != FB_DNS_CNAME && z->type != q->qtype)
 				continue;
 			memset(&rr[n], 0, sizeof(rr[n]));
 			snprintf(rr[n].name, sizeof(rr[n].name), "%s", name);
-			rr[n].type = zone[i].type;
-			rr[n].ttl = zone[i].ttl;
-			if (zone[i].type == FB_DNS_CNAME) {
-				snprintf(rr[n].target, sizeof(rr[n].target), "%s", zone[i].data);
-				next = zone[i].data;
+			rr[n].type = z->type;
+			rr[n].ttl = z->ttl;
+			if (z->type == FB_DNS_CNAME) {
+				snprintf(rr[n].target, sizeof(rr[n].target), "%s", z->data);
+				next = z->data;
 			} else {
-				assert_int_equal(fb_addr_parse(zone[i].data, &rr[n].addr), 0);
+				assert_int_equal(fb_addr_parse(z->data, &rr[n].addr), 0);
 			}
 			n++;
 		}
@@ -631,6 +644,7 @@ struct got {
 	struct fx *f;
 	int calls;
 	enum fb_resolve_status status;
+	bool chain_ok; /* every CNAME target allowed by f->policy */
 	size_t naddrs;
 	struct fb_addr addrs[8];
 };
@@ -641,9 +655,38 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 
 	g->calls++;
 	g->status = res->status;
+	g->chain_ok = fb_resolved_chain_allowed(res, g->f->policy);
 	g->naddrs = res->naddrs;
 	memcpy(g->addrs, res->addrs, (res->naddrs < 8 ? res->naddrs : 8) * sizeof(*res->addrs));
 	fb_loop_stop(g->f->loop);
+}
+
+/*
+ * An answer of each family cached on its own, one through a CNAME the
+ * policy refuses: both families from the cache (the connection path)
+ * carry that alias, as one lookup of both would.
+ */
+static void test_cname_chain_of_either_family(void **state)
+{
+	struct fx f;
+	struct fb_dns_rr an[FB_DNS_MAX_RR];
+	struct got g = { 0 };
+	size_t n;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	g.f = &f;
+	assert_int_equal(ask(&f, "split.example", FB_DNS_AAAA, an, &n), FB_DNS_NXDOMAIN);
+	assert_string_equal(f.last.reason, "cname-not-allowed");
+	assert_int_equal(ask(&f, "split.example", FB_DNS_A, an, &n), FB_DNS_NOERROR);
+	assert_int_equal(n, 1);
+	assert_non_null(fb_resolve(f.res, "split.example", AF_UNSPEC, on_resolved, &g));
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	assert_int_equal(upstream_asked(&f.up, "split.example"), 2); /* cached */
+	assert_int_equal(g.status, FB_RESOLVE_OK);
+	assert_int_equal(g.naddrs, 2);
+	assert_false(g.chain_ok);
+	stop(&f);
 }
 
 /* The connection path's API: both families, shared lookups, cancel. */
@@ -1366,6 +1409,7 @@ int main(void)
 		cmocka_unit_test(test_refused_never_leaves),
 		cmocka_unit_test(test_https_svcb_and_other_types),
 		cmocka_unit_test(test_cname_chain),
+		cmocka_unit_test(test_cname_chain_of_either_family),
 		cmocka_unit_test(test_denied_addresses_dropped),
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_cache_expiry_and_eviction),
