@@ -177,3 +177,14 @@ check "daemon stop removes its sandboxes" \
 check "daemon stop removes its socket" [ ! -e "$SOCK" ]
 check "the daemon reported no sanitizer error" \
 	bash -c "! grep -E 'Sanitizer|runtime error' '$FB_TMP/vmhost.log'"
+
+# A state directory another user can write into: the daemon writes the
+# policy there before any sandbox is built, so it refuses to start.
+mkdir -m 777 "$FB_TMP/theirs"
+err=$(in_host timeout 10 "$VMHOST" --socket "$FB_TMP/theirs.sock" \
+	--state-dir "$FB_TMP/theirs" 2>&1)
+rc=$?
+echo "# $err"
+check "state directory others can write: the daemon refuses it" \
+	holds '[ "$rc" = 1 ] && [ "$err" = "firebreak-vmhost: state directory: $FB_TMP/theirs is writable by others (mode 777)" ]'
+check "state directory others can write: no socket" [ ! -e "$FB_TMP/theirs.sock" ]
