@@ -74,6 +74,20 @@ void conn_http_free(struct conn *c)
 	c->hr = NULL;
 }
 
+/* The name an authority or Host value gives: false for none, an IP
+ * literal or a malformed name (domain-less, by the same rule the peek
+ * applied to the first request). */
+static bool authority_name(const struct fb_http_slice *a, char name[FB_NAME_MAX])
+{
+	struct fb_http_slice host = { 0 };
+	const char *why;
+	int port;
+
+	return a->ptr &&
+	       fb_http_split_authority(a->ptr, a->len, &host, &port) == 0 &&
+	       fb_peek_name(host.ptr, host.len, name, &why) == FB_PEEK_NAMED;
+}
+
 /*
  * The request's authority (absolute-form) or Host, decided under the
  * policy in force now: NULL when it may go, else why not; *misdirected
@@ -84,18 +98,19 @@ static const char *request_refusal(struct conn *c, const struct fb_http_req *req
 {
 	const struct fb_http_slice *auth = req->authority.ptr ? &req->authority
 							      : &req->host;
-	char name[FB_NAME_MAX];
-	struct fb_http_slice host = { 0 };
+	char name[FB_NAME_MAX], other[FB_NAME_MAX];
 	struct fb_decision d;
-	const char *why;
-	bool named = false;
-	int port;
+	bool named = authority_name(auth, name);
 
-	/* An IP literal or a malformed name is domain-less, by the same
-	 * rule the peek applied to the first request. */
-	if (auth->ptr &&
-	    fb_http_split_authority(auth->ptr, auth->len, &host, &port) == 0)
-		named = fb_peek_name(host.ptr, host.len, name, &why) == FB_PEEK_NAMED;
+	/* An absolute-form target wins over Host for us and for nginx
+	 * (RFC 9112 §3.2.2), but nginx still hands the Host on ($http_host,
+	 * the usual proxy_set_header) and an application behind it may route
+	 * on that: both must name the same host, as the peek asks of the
+	 * first request. */
+	if (req->authority.ptr && req->host.ptr &&
+	    (authority_name(&req->host, other) != named ||
+	     (named && strcmp(name, other) != 0)))
+		return "ambiguous-host";
 	fb_policy_decide(c->p->policy, named ? name : NULL, &c->dst_addr, &d);
 	if (d.verdict != FB_VERDICT_ALLOW)
 		return d.verdict == FB_VERDICT_BROKER ? "brokering-unavailable"

@@ -84,6 +84,13 @@ check "plain HTTP: the second request's Host is checked too" \
 out=$(C http2 198.51.100.10 80 allowed.test bulk.test | tr '\n' '|')
 check "plain HTTP: a second request for another allowed name gets 421" \
 	[ "$out" = "HTTP/1.1 200 OK|HTTP/1.1 421 Misdirected Request reason=host-changed|" ]
+# An absolute-form target wins over Host for the proxy and for nginx, but
+# nginx hands the Host on to what it proxies to: a later request must not
+# name allowed.test in its target and other.test in its Host.
+out=$(C raw 198.51.100.10 80 'GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\nGET http://allowed.test/ HTTP/1.1\r\nHost: other.test\r\n\r\n' |
+	tr '\n' '|')
+check "plain HTTP: a later absolute-form target and Host must agree" \
+	holds '[[ $out == "HTTP/1.1 200 OK origin 198.51.100.10 host=allowed.test|HTTP/1.1 403 Forbidden reason=ambiguous-host "* ]]'
 # A declined upgrade leaves HTTP: the request behind it, in the same
 # write, is checked (it reached the origin unchecked before); an accepted
 # one (101) makes the rest opaque bytes, echoed by the origin.
