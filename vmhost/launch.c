@@ -288,6 +288,18 @@ int fb_launch_start(const struct fb_launch_opts *o, struct fb_launch *l,
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(l, 0, sizeof *l);
 	l->proxy = l->guest = -1;
+	/*
+	 * The process backend has no user namespace: its uid 0 is the
+	 * host's.  Even with no capability (process.c drops them all) that
+	 * root owns the host's root files: /etc/passwd, the proxy's control
+	 * socket (a new policy), the CA key.
+	 */
+	if (o->backend == FB_BACKEND_PROCESS && o->uid == 0) {
+		snprintf(err, errsize, "user root: the process backend's root "
+			 "is the host's; run the command as another user");
+		errno = EINVAL;
+		return -1;
+	}
 	if (o->resolver) {
 		if (fb_launch_parse_resolver(o->resolver, &so.resolver,
 					     &so.resolver_port) < 0) {

@@ -120,6 +120,10 @@ err=$(fbd create --memory-mib lots -- true 2>&1)
 check "bad --memory-mib: the daemon names resources.memory_mib" \
 	grep -q 'resources.memory_mib: expected an integer' <<<"$err"
 code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST \
+	-d '{"command":["true"],"user":"root"}' http://vmhost/sandboxes)
+check "user root for the process backend: 400" \
+	bash -c "[ $code = 400 ] && grep -q 'the process backend.s root is the host.s' $FB_TMP/e"
+code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST \
 	-d '{"command":["true"],"backend":"xen"}' http://vmhost/sandboxes)
 check "unknown backend: 400 listing the backends" \
 	bash -c "[ $code = 400 ] && grep -q 'expected process, qemu or firecracker' $FB_TMP/e"
