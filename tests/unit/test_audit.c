@@ -33,28 +33,46 @@ static char *slurp(const char *path)
 	return buf;
 }
 
+/* A log in a directory of its own, removed with it by tmplog_remove. */
+struct tmplog {
+	char dir[24], path[64];
+	struct fb_audit *a;
+};
+
+static void tmplog_open(struct tmplog *t, const char *sandbox)
+{
+	char err[256];
+
+	snprintf(t->dir, sizeof(t->dir), "/tmp/fbauditXXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	snprintf(t->path, sizeof(t->path), "%s/audit.log", t->dir);
+	t->a = fb_audit_open(t->path, sandbox, err, sizeof(err));
+	assert_non_null(t->a);
+}
+
+static void tmplog_remove(struct tmplog *t)
+{
+	unlink(t->path);
+	rmdir(t->dir);
+}
+
 /* What a log of sandbox `sandbox` holds after one denied `action` line
  * under generation `gen` with the guest's value for `field`. */
 static char *logged_guest(const char *sandbox, const char *action,
 			  uint64_t gen, const char *field, const char *value,
 			  size_t len)
 {
-	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
 	struct fb_audit_line ln;
-	struct fb_audit *a;
+	struct tmplog t;
 	char *text;
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/audit.log", dir);
-	a = fb_audit_open(path, sandbox, err, sizeof(err));
-	assert_non_null(a);
-	fb_audit_begin(a, &ln, action, "denied", gen);
+	tmplog_open(&t, sandbox);
+	fb_audit_begin(t.a, &ln, action, "denied", gen);
 	fb_audit_guest(&ln, field, value, len);
-	fb_audit_emit(a, &ln);
-	fb_audit_close(a);
-	text = slurp(path);
-	unlink(path);
-	rmdir(dir);
+	fb_audit_emit(t.a, &ln);
+	fb_audit_close(t.a);
+	text = slurp(t.path);
+	tmplog_remove(&t);
 	return text;
 }
 
@@ -123,32 +141,27 @@ static void test_truncation_keeps_utf8_characters_whole(void **state)
  * too, not dropped with the line marked incomplete. */
 static void test_long_value_is_truncated_and_flagged(void **state)
 {
-	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
 	char val[3000], want[FB_AUDIT_STR_MAX + 32];
 	struct fb_audit_line ln;
-	struct fb_audit *a;
+	struct tmplog t;
 	char *text;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/audit.log", dir);
-	a = fb_audit_open(path, NULL, err, sizeof(err));
-	assert_non_null(a);
+	tmplog_open(&t, NULL);
 	memset(val, 'b', sizeof(val) - 1);
 	val[sizeof(val) - 1] = '\0';
-	fb_audit_begin(a, &ln, "policy", "denied", 0);
+	fb_audit_begin(t.a, &ln, "policy", "denied", 0);
 	fb_audit_str(&ln, "error.message", val);
-	fb_audit_emit(a, &ln);
-	fb_audit_close(a);
-	text = slurp(path);
+	fb_audit_emit(t.a, &ln);
+	fb_audit_close(t.a);
+	text = slurp(t.path);
 	snprintf(want, sizeof(want), "\"error.message\":\"%.*s\",",
 		 FB_AUDIT_STR_MAX, val);
 	assert_non_null(strstr(text, want));
 	assert_non_null(strstr(text, "\"error.message_truncated\":true}\n"));
 	assert_null(strstr(text, "event.incomplete"));
 	free(text);
-	unlink(path);
-	rmdir(dir);
+	tmplog_remove(&t);
 }
 
 static void emit_marked(struct fb_audit *a, const char *mark)
@@ -168,19 +181,17 @@ static void emit_marked(struct fb_audit *a, const char *mark)
  */
 static void test_full_disk_is_counted_and_heals(void **state)
 {
-	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
 	struct rlimit was, cap;
+	struct tmplog t;
 	struct fb_audit *a;
 	struct stat st;
 	char *text, *second, *cut_end;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/audit.log", dir);
-	a = fb_audit_open(path, NULL, err, sizeof(err));
-	assert_non_null(a);
+	tmplog_open(&t, NULL);
+	a = t.a;
 	emit_marked(a, "one");
-	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(stat(t.path, &st), 0);
 
 	signal(SIGXFSZ, SIG_IGN);
 	assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
@@ -196,7 +207,7 @@ static void test_full_disk_is_counted_and_heals(void **state)
 	assert_int_equal(fb_audit_health(a).lines_lost, 2);
 	fb_audit_close(a);
 
-	text = slurp(path);
+	text = slurp(t.path);
 	second = strchr(text, '\n') + 1;
 	cut_end = strchr(second, '\n');
 	assert_non_null(strstr(text, "\"mark\":\"one\"}\n"));
@@ -205,8 +216,7 @@ static void test_full_disk_is_counted_and_heals(void **state)
 	assert_non_null(strstr(cut_end + 1, "\"mark\":\"four\"}\n"));
 	assert_null(strstr(text, "three"));
 	free(text);
-	unlink(path);
-	rmdir(dir);
+	tmplog_remove(&t);
 }
 
 static void test_reopen_follows_logrotate(void **state)
