@@ -7,12 +7,12 @@
  * removing it (fb_nft_delete) changes nothing for other traffic.
  *
  * With u->input, what the uplink veth delivers to this namespace itself
- * is dropped but for replies, neighbour discovery and the resolver.  The sandbox's deny
- * set keeps the private ranges out, but not the launcher's addresses in
- * ranges a policy may allow (the host's public address, its address in
- * a VPC subnet the policy opens for a database): to a service of the
- * host, the sandbox would be a local peer, past any firewall the host
- * keeps on its outside interface.
+ * is dropped but for replies, neighbour discovery and the resolver.  The
+ * sandbox's deny set keeps the private ranges out, but not the launcher's
+ * addresses in ranges a policy may allow (the host's public address, its
+ * address in a VPC subnet the policy opens for a database): to a service
+ * of the host, the sandbox would be a local peer, past any firewall the
+ * host keeps on its outside interface.
  */
 #include <netinet/in.h>
 #include <stdio.h>
