@@ -11,13 +11,13 @@
  * other direction is still spliced.
  *
  * After a request with Upgrade the stream stops being HTTP only if the
- * upstream agrees (101): a declined upgrade leaves a keep-alive connection
- * whose next requests the origin reads as requests, so until its answer
- * is known the guest's next bytes wait, and then go on being checked
- * unless it was 101.  The answer can be told only when the upgrade was
- * the connection's first request (the upstream's first bytes answer it);
- * a later one is never taken as an upgrade, and what follows it is
- * checked as requests still.
+ * upstream agrees (a 101 that names the protocol in an Upgrade field): a
+ * declined upgrade leaves a keep-alive connection whose next requests the
+ * origin reads as requests, so until its answer is known the guest's next
+ * bytes wait, and then go on being checked unless it was such a 101.  The
+ * answer can be told only when the upgrade was the connection's first
+ * request (the upstream's first bytes answer it); a later one is never
+ * taken as an upgrade, and what follows it is checked as requests still.
  *
  * A refused request behind others is answered after them: the upstream
  * is told no more requests come (half-close), and the guest gets what it
@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "proxy/conn.h"
@@ -237,11 +238,46 @@ bool conn_http_awaits_answer(const struct conn *c)
 	return c->hr && c->hr->stage == H_UPGRADE;
 }
 
+/* Bytes of the upstream's answer to an Upgrade that may be looked at: a
+ * 101 whose head does not end within them is taken as declined. */
+#define ANSWER_HEAD_MAX 4096
+
+/* Does the response head [p, end) carry an Upgrade field with a value? */
+static bool answer_upgrades(const char *p, const char *end)
+{
+	while ((p = memchr(p, '\n', (size_t)(end - p))) && ++p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p)), *v;
+
+		if (!eol)
+			break;
+		if (eol - p > 8 && strncasecmp(p, "upgrade:", 8) == 0) {
+			for (v = p + 8; v < eol && (*v == ' ' || *v == '\t' ||
+						    *v == '\r'); v++)
+				;
+			if (v < eol)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The upstream's first bytes answer the Upgrade: the stream is opaque from
+ * then on only for a 101 that names the protocol switched to in an
+ * Upgrade field, as RFC 9110 §15.2.2 requires of every 101.  A bare 101
+ * is what nginx's "return 101" sends, and what an application that lets
+ * the client pick the status (httpbin's /status/101) gets through a
+ * proxy in front of it, and the server that sent it goes on reading
+ * requests: taking it as a switch would let the next requests, to any
+ * virtual host on that server, pass unchecked.
+ */
 void conn_http_answer(struct conn *c)
 {
 	static const char v11[] = "HTTP/1.1 101 ", v10[] = "HTTP/1.0 101 ";
+	const size_t slen = sizeof(v11) - 1;
 	struct conn_http *h = c->hr;
-	char status[sizeof(v11) - 1];
+	char head[ANSWER_HEAD_MAX];
+	const char *end;
 	ssize_t n;
 
 	if (!conn_http_awaits_answer(c))
@@ -250,14 +286,20 @@ void conn_http_answer(struct conn *c)
 		h->stage = H_HEAD;
 		return;
 	}
-	n = recv(c->ufd, status, sizeof(status), MSG_PEEK);
+	n = recv(c->ufd, head, sizeof(head), MSG_PEEK);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n > 0 && (size_t)n < sizeof(status) && !c->to_down.in_hup)
+	if (n > 0 && (size_t)n < slen && !c->to_down.in_hup)
 		return; /* the rest of the status line comes with a new edge */
-	h->stage = n == (ssize_t)sizeof(status) &&
-		   (!memcmp(status, v11, sizeof(status)) ||
-		    !memcmp(status, v10, sizeof(status))) ? H_RAW : H_HEAD;
+	if (n < (ssize_t)slen ||
+	    (memcmp(head, v11, slen) != 0 && memcmp(head, v10, slen) != 0)) {
+		h->stage = H_HEAD;
+		return;
+	}
+	end = memmem(head, (size_t)n, "\r\n\r\n", 4);
+	if (!end && (size_t)n < sizeof(head) && !c->to_down.in_hup)
+		return; /* so does the rest of the head */
+	h->stage = end && answer_upgrades(head, end + 2) ? H_RAW : H_HEAD;
 }
 
 ssize_t conn_http_pump(struct conn *c)

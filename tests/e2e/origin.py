@@ -1,7 +1,9 @@
 """origin.py READY SPEC... — origin servers for the end-to-end tests.
 
 SPEC is tcp,ADDR,PORT,MODE (MODE hello: send "hello ADDR" and close;
-echo: echo until the peer closes) or udp,ADDR,PORT (echo each datagram).
+echo: echo until the peer closes; bare101: answer the first request head
+with a 101 that has no Upgrade field, as nginx's "return 101" does, then
+echo) or udp,ADDR,PORT (echo each datagram).
 Creates the file READY once every socket listens; runs until killed.
 """
 import socket
@@ -26,6 +28,13 @@ def serve_conn(conn, addr, mode):
             if mode == "hello":
                 conn.sendall(f"hello {addr}\n".encode())
                 return
+            if mode == "bare101":
+                data = b""
+                while b"\r\n\r\n" not in data and (more := conn.recv(4096)):
+                    data += more
+                conn.sendall(b"HTTP/1.1 101 \r\nContent-Length: 0\r\n"
+                             b"Connection: upgrade\r\n\r\n")
+                conn.sendall(data.split(b"\r\n\r\n", 1)[-1])
             while data := conn.recv(4096):
                 conn.sendall(data)
         except OSError:

@@ -32,6 +32,7 @@ px_origins "$NS" https,198.51.100.10,443,allowed.test \
 	pg,198.51.100.10,5432,allowed.test bulk,198.51.100.10,8443,bulk.test \
 	sink,198.51.100.30,443 pgsink,198.51.100.30,5432 ||
 	{ not_ok setup origins; exit 1; }
+fb_serve_in "$NS" tcp,198.51.100.30,80,bare101 || { not_ok setup bare101; exit 1; }
 px_dns "$NS" 198.51.100.53 allowed.test=198.51.100.10 \
 	other.test=198.51.100.20 bulk.test=198.51.100.10 \
 	alias.test=cname:other.test sink.test=198.51.100.30 \
@@ -100,6 +101,11 @@ check "plain HTTP: a request behind a declined Upgrade is checked" \
 out=$(C upgrade 198.51.100.10 80 /upgrade other.test)
 check "plain HTTP: after a 101 the bytes pass as they are" \
 	holds '[[ $out == *"101 Switching Protocols"* && $out == *"Host: other.test"* ]]'
+# A 101 without an Upgrade field switches nothing: nginx's "return 101"
+# sends one and goes on reading requests, to any of its virtual hosts.
+out=$(C upgrade 198.51.100.30 80 / other.test sink.test)
+check "plain HTTP: a 101 without Upgrade leaves the next request checked" \
+	holds '[[ $out == *"HTTP/1.1 101 "* && $out == *"403 Forbidden"* && $out != *"Host: other.test"* ]]'
 # The relay reads into the peek buffer, grown only as a head needs: a
 # 20 KB head after a small one is read whole; one past the parser's 32 KiB
 # is refused, not forwarded.

@@ -247,11 +247,13 @@ def main():
                 pass
             print(f"bytes={len(got)} refusal={'yes' if b'403 Forbidden' in got else 'no'}")
         elif cmd == "upgrade":
-            # an Upgrade request and, in the same write, a request for
-            # HOST2: all the answer, until the proxy or origin closes
-            addr, port, path, host2 = args
+            # an Upgrade request (for HOST1, allowed.test unless given)
+            # and, in the same write, a request for HOST2: all the
+            # answer, until the proxy or origin closes
+            addr, port, path, host2, *host1 = args
+            host1 = host1[0] if host1 else "allowed.test"
             s = connect(addr, port)
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: allowed.test\r\n"
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host1}\r\n"
                       f"Upgrade: echo\r\nConnection: Upgrade\r\n\r\n"
                       f"GET / HTTP/1.1\r\nHost: {host2}\r\n\r\n".encode())
             s.settimeout(2)
