@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -83,10 +84,23 @@ static int check_level(const char *path, bool last, char *err,
  */
 int fb_state_dir_check(const char *path, char *err, size_t errsize)
 {
-	char buf[256];
+	char buf[PATH_MAX], cwd[PATH_MAX] = "";
 	char *p;
+	int n;
 
-	snprintf(buf, sizeof buf, "%s", path);
+	/* A relative path's levels go on above the working directory; a
+	 * path cut to fit would have another directory judged. */
+	if (path[0] != '/' && !getcwd(cwd, sizeof cwd)) {
+		snprintf(err, errsize, "state directory: %s: getcwd: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	n = snprintf(buf, sizeof buf, "%s%s%s", cwd, cwd[0] ? "/" : "", path);
+	if (n < 0 || (size_t)n >= sizeof buf) {
+		snprintf(err, errsize, "state directory path too long: %s",
+			 path);
+		return -1;
+	}
 	for (bool last = true;; last = false) {
 		if (check_level(buf[0] ? buf : "/", last, err, errsize) < 0)
 			return -1;
