@@ -408,4 +408,10 @@ void fb_policy_decide_request(const struct fb_domain *domain,
 			      const struct fb_request *req,
 			      struct fb_decision *d);
 
+/* Whether two keys (of two policies, say) decide every request alike and
+ * do the same with it: the same rules in the same order, secrets' values
+ * included. */
+bool fb_domain_rules_equal(const struct fb_domain *a,
+			   const struct fb_domain *b);
+
 #endif /* FB_POLICY_H */

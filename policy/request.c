@@ -172,3 +172,71 @@ void fb_policy_decide_request(const struct fb_domain *domain,
 		}
 	}
 }
+
+/* ---- the same rules? -------------------------------------------------- */
+
+static bool str_equal(const char *a, const char *b)
+{
+	return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+static bool matcher_equal(const struct fb_matcher *a,
+			  const struct fb_matcher *b)
+{
+	if (!a || !b)
+		return a == b;
+	return a->kind == b->kind && a->len == b->len &&
+	       memcmp(a->text, b->text, a->len) == 0;
+}
+
+static bool kv_equal(const struct fb_kv_matcher *a,
+		     const struct fb_kv_matcher *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!matcher_equal(a[i].key, b[i].key) ||
+		    !matcher_equal(a[i].value, b[i].value))
+			return false;
+	return true;
+}
+
+static bool match_equal(const struct fb_match *a, const struct fb_match *b)
+{
+	if (!a || !b)
+		return a == b;
+	if (!matcher_equal(a->path, b->path) || a->nmethods != b->nmethods ||
+	    a->nquery != b->nquery || a->nheaders != b->nheaders)
+		return false;
+	for (size_t i = 0; i < a->nmethods; i++)
+		if (strcmp(a->methods[i], b->methods[i]) != 0)
+			return false;
+	return kv_equal(a->query, b->query, a->nquery) &&
+	       kv_equal(a->headers, b->headers, a->nheaders);
+}
+
+static bool rule_equal(const struct fb_rule *a, const struct fb_rule *b)
+{
+	if (a->action != b->action || !match_equal(a->match, b->match) ||
+	    a->nset != b->nset || !str_equal(a->forward_url, b->forward_url) ||
+	    a->status != b->status ||
+	    !str_equal(a->content_type, b->content_type) ||
+	    a->body_len != b->body_len ||
+	    (a->body_len && memcmp(a->body, b->body, a->body_len) != 0))
+		return false;
+	/* the resolved values: a secret that changed is a different rule */
+	for (size_t i = 0; i < a->nset; i++)
+		if (strcmp(a->set[i].name, b->set[i].name) != 0 ||
+		    strcmp(a->set[i].value, b->set[i].value) != 0)
+			return false;
+	return true;
+}
+
+bool fb_domain_rules_equal(const struct fb_domain *a,
+			   const struct fb_domain *b)
+{
+	if (a->nrules != b->nrules)
+		return false;
+	for (size_t i = 0; i < a->nrules; i++)
+		if (!rule_equal(&a->rules[i], &b->rules[i]))
+			return false;
+	return true;
+}

@@ -1607,9 +1607,11 @@ size_t fb_broker_recheck(struct fb_proxy *p)
 		 * left yet, its upstream still resolving or connecting,
 		 * would take out what the new policy may have withdrawn (a
 		 * secret, a forward): refused, as a request sent after the
-		 * change would be judged anew. */
+		 * change would be judged anew, unless its key's rules are
+		 * the same (the change was elsewhere). */
 		if (b->sent_up && b->rs == RS_HEAD &&
-		    (b->up == UP_RESOLVE || b->up == UP_TLS)) {
+		    (b->up == UP_RESOLVE || b->up == UP_TLS) &&
+		    !fb_domain_rules_equal(b->key, key)) {
 			upstream_close(b);
 			b->injected[0] = '\0'; /* nothing went */
 			b->sent_up = false;

@@ -7,15 +7,16 @@
 . "$(dirname "$0")/proxy_lib.sh"
 
 px_netns fbba
-for a in 10 11 12 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
+for a in 10 11 12 13 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
 px_redirect_guests || { not_ok setup nft; exit 1; }
-px_certs api.test fwd.test slow.test || { not_ok setup certs; exit 1; }
-px_sandbox_ca api.test slow.test || { not_ok setup "sandbox CA"; exit 1; }
+px_certs api.test fwd.test slow.test slow2.test || { not_ok setup certs; exit 1; }
+px_sandbox_ca api.test slow.test slow2.test || { not_ok setup "sandbox CA"; exit 1; }
 
-# api.test at .10, the forward target fwd.test at .11 and slow.test, whose
-# name takes 2 s to resolve, at .12, all echoing into one log
+# api.test at .10, the forward target fwd.test at .11, and slow.test and
+# slow2.test, whose names take 2 s to resolve, at .12 and .13, all echoing
+# into one log
 ORIGIN_LOG=$FB_TMP/origin.log
-for o in api.test,10 fwd.test,11 slow.test,12; do
+for o in api.test,10 fwd.test,11 slow.test,12 slow2.test,13; do
 	ip netns exec "$NS" "$PY" "$(dirname "$0")/echo_origin.py" \
 		"$FB_TMP/${o%,*}.ready" "$ORIGIN_LOG" "$PX_CERTS/${o%,*}.pem" \
 		"$PX_CERTS/${o%,*}.key" "198.51.100.${o#*,},443" &
@@ -23,7 +24,7 @@ for o in api.test,10 fwd.test,11 slow.test,12; do
 	px_wait_file "$FB_TMP/${o%,*}.ready" || { not_ok setup origin; exit 1; }
 done
 px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 fwd.test=198.51.100.11 \
-	slow.test=delay:2:198.51.100.12 ||
+	slow.test=delay:2:198.51.100.12 slow2.test=delay:2:198.51.100.13 ||
 	{ not_ok setup dns; exit 1; }
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
 	-out "$FB_TMP/jwt.key" 2>/dev/null
@@ -41,6 +42,8 @@ allow:
       transform: [{ headers: { x-api-key: the-secret } }]
   fwd.test: []
   slow.test:
+    - transform: [{ headers: { x-api-key: the-secret } }]
+  slow2.test:
     - transform: [{ headers: { x-api-key: the-secret } }]
 P
 px_broker_proxy atk --jwt-key "$FB_TMP/jwt.key"
@@ -75,6 +78,20 @@ for m in delete Delete; do
 done
 check "... and neither reached an origin" \
 	px_absent '"target": "/v1/method"' "$ORIGIN_LOG"
+
+# A policy change elsewhere leaves a request waiting for its upstream as
+# it was: its key's rules are the same.
+px_guest "$NS" "$PY" "$(dirname "$0")/broker_client.py" slow2.test \
+	198.51.100.13 "$FB_TMP/sca.crt" get=/v1/slow2 >"$FB_TMP/slow2.out" &
+slow=$!
+fb_wait_line '^slow2.test ' "$PX_DNS_LOG" || not_ok "slow2.test was never resolved"
+{ cat "$FB_TMP/policy.yaml"; echo '  other.test: []'; } |
+	px_curl_control "$SOCK" -X PUT --data-binary @- http://proxy/policy \
+	>"$FB_TMP/put.out"
+wait "$slow"
+check "a change to other keys: a request waiting for its upstream goes on" \
+	grep -qx 'get /v1/slow2 200 the-secret' "$FB_TMP/slow2.out"
+check "... and the change closed nothing" grep -q '"closed":0}' "$FB_TMP/put.out"
 
 # A policy change withdraws slow.test's secret while a request for it,
 # decided under the old rules, waits for its upstream: it never leaves.

@@ -256,6 +256,47 @@ static void test_matcher_kinds_directly(void **state)
 	assert_true(fb_matcher_match(&empty, "", 0));
 }
 
+/* A key whose rules a policy change left as they were: every part of
+ * a rule counts, the resolved header values included. */
+static void test_rules_equal(void **state)
+{
+	static const char base[] =
+		"allow:\n"
+		"  a.test:\n"
+		"    - match: { path: { startsWith: /v1/ }, method: [GET] }\n"
+		"      transform: [{ headers: { x-api-key: one } }]\n"
+		"    - response: { statusCode: 403, contentType: text/plain, body: no }\n";
+	static const struct { const char *from, *to; } changes[] = {
+		{ "key: one", "key: two" },			/* a value */
+		{ "x-api-key", "x-api-kex" },			/* a name */
+		{ "transform: [{ headers: { x-api-key: one } }]",
+		  "forwardURL: https://hook.test/x" },		/* the action */
+		{ "/v1/", "/v2/" },				/* the match */
+		{ "[GET]", "[GET, PUT]" },
+		{ "403", "404" },				/* the response */
+		{ "body: no }", "body: no }\n    - response: { statusCode: 404 }" },
+	};
+	struct fb_policy *p = load(base), *q = load(base);
+	const struct fb_domain *a = fb_policy_lookup(p, "a.test");
+
+	(void)state;
+	assert_true(fb_domain_rules_equal(a, fb_policy_lookup(q, "a.test")));
+	fb_policy_unref(q);
+	for (size_t i = 0; i < sizeof(changes) / sizeof(*changes); i++) {
+		const char *at = strstr(base, changes[i].from);
+		char text[512];
+
+		snprintf(text, sizeof(text), "%.*s%s%s", (int)(at - base), base,
+			 changes[i].to, at + strlen(changes[i].from));
+		q = load(text);
+		if (fb_domain_rules_equal(a, fb_policy_lookup(q, "a.test")))
+			fail_msg("%s -> %s: still equal", changes[i].from,
+				 changes[i].to);
+		fb_policy_unref(q);
+	}
+	fb_policy_unref(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +307,7 @@ int main(void)
 		cmocka_unit_test(test_all_dimensions_and_order),
 		cmocka_unit_test(test_regex_limits),
 		cmocka_unit_test(test_matcher_kinds_directly),
+		cmocka_unit_test(test_rules_equal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
