@@ -239,8 +239,10 @@ bool conn_http_awaits_answer(const struct conn *c)
 }
 
 /* Bytes of the upstream's answer to an Upgrade that may be looked at: a
- * 101 whose head does not end within them is taken as declined. */
-#define ANSWER_HEAD_MAX 4096
+ * 101 whose head does not end within them is taken as declined (its frames
+ * are then refused as requests), so there is room for a handshake that
+ * sets many cookies. */
+#define ANSWER_HEAD_MAX 16384
 
 /* Does the response head [p, end) carry an Upgrade field with a value? */
 static bool answer_upgrades(const char *p, const char *end)

@@ -101,6 +101,9 @@ check "plain HTTP: a request behind a declined Upgrade is checked" \
 out=$(C upgrade 198.51.100.10 80 /upgrade other.test)
 check "plain HTTP: after a 101 the bytes pass as they are" \
 	holds '[[ $out == *"101 Switching Protocols"* && $out == *"Host: other.test"* ]]'
+out=$(C upgrade 198.51.100.10 80 /upgrade-big other.test)
+check "plain HTTP: so they do after a 101 with a 10 KB head" \
+	holds '[[ $out == *"101 Switching Protocols"* && $out == *"Host: other.test"* ]]'
 # A 101 without an Upgrade field switches nothing: nginx's "return 101"
 # sends one and goes on reading requests, to any of its virtual hosts.
 out=$(C upgrade 198.51.100.30 80 / other.test sink.test)

@@ -4,7 +4,8 @@ SPEC is KIND,ADDR,PORT[,NAME]:
   https  TLS with CERTDIR/NAME.pem (key in NAME.key); answers every HTTP
          request with "origin ADDR NAME" (keep-alive unless Connection: close)
   http   plain HTTP; answers "origin ADDR host=<Host>" (keep-alive), and
-         a GET /upgrade with an Upgrade field with 101, then echoes bytes;
+         a GET /upgrade with an Upgrade field with 101, then echoes bytes
+         (GET /upgrade-big: the 101 carries 10 KB of Set-Cookie fields);
          after a GET /linger, stays 10 s before it closes at the peer's EOF;
          a GET /big is answered with 16 MB
   bulk   TLS; after the first request, streams zeros until the peer goes
@@ -66,8 +67,11 @@ def serve_http(conn, kind, addr, name):
             for line in lines[1:]:
                 if line.lower().startswith("host:"):
                     host = line[5:].strip()
-            if lines[0].startswith("GET /upgrade ") and "\nupgrade:" in head.lower():
-                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+            target = lines[0].split(" ")[1] if " " in lines[0] else ""
+            if target in ("/upgrade", "/upgrade-big") and "\nupgrade:" in head.lower():
+                pad = b"".join(b"Set-Cookie: c%d=%s\r\n" % (i, b"x" * 200)
+                               for i in range(50 if target == "/upgrade-big" else 0))
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n" + pad +
                              b"Upgrade: echo\r\nConnection: Upgrade\r\n\r\n")
                 echo(conn, rest or conn.recv(4096))
                 return
