@@ -4,6 +4,7 @@
  * half-built sandbox torn down again.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,4 +107,19 @@ int fb_find_program(const char *name, char *buf, size_t size)
 		path += n + (path[n] == ':');
 	}
 	return -1;
+}
+
+int fb_path_absolute(const char *path, char *buf, size_t size)
+{
+	char cwd[PATH_MAX] = "";
+	int n;
+
+	if (path[0] != '/' && !getcwd(cwd, sizeof cwd))
+		return -1;
+	n = snprintf(buf, size, "%s%s%s", cwd, cwd[0] ? "/" : "", path);
+	if (n < 0 || (size_t)n >= size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
 }

@@ -69,13 +69,7 @@ static int policy_path(const struct fb_sandbox *sb, const char *policy,
 		       char *buf, size_t size, char *err, size_t errsize)
 {
 	if (strcmp(policy, "allow-all") && strcmp(policy, "deny-all")) {
-		char cwd[PATH_MAX];
-
-		errno = ENAMETOOLONG;
-		if ((policy[0] != '/' && !getcwd(cwd, sizeof(cwd))) ||
-		    (size_t)snprintf(buf, size, "%s%s%s",
-				     policy[0] == '/' ? "" : cwd,
-				     policy[0] == '/' ? "" : "/", policy) >= size ||
+		if (fb_path_absolute(policy, buf, size) < 0 ||
 		    access(buf, R_OK) < 0) {
 			snprintf(err, errsize, "%s: %s", policy, strerror(errno));
 			return -1;

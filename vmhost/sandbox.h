@@ -121,6 +121,12 @@ int fb_preflight_nftables(char *err, size_t errsize);
  * unset).  0, or -1 with errno saying why (ENOENT when nowhere on PATH).
  */
 int fb_find_program(const char *name, char *buf, size_t size);
+/*
+ * `path` made absolute against the working directory, into buf, with its
+ * symlinks left in (a later look-up follows what they point to then).  0,
+ * or -1 with errno (ENAMETOOLONG when it does not fit: never cut).
+ */
+int fb_path_absolute(const char *path, char *buf, size_t size);
 
 /* The process backend (process.c). */
 struct fb_process_opts {

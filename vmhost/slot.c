@@ -84,21 +84,14 @@ static int check_level(const char *path, bool last, char *err,
  */
 int fb_state_dir_check(const char *path, char *err, size_t errsize)
 {
-	char buf[PATH_MAX], cwd[PATH_MAX] = "";
+	char buf[PATH_MAX];
 	char *p;
-	int n;
 
 	/* A relative path's levels go on above the working directory; a
 	 * path cut to fit would have another directory judged. */
-	if (path[0] != '/' && !getcwd(cwd, sizeof cwd)) {
-		snprintf(err, errsize, "state directory: %s: getcwd: %s", path,
+	if (fb_path_absolute(path, buf, sizeof buf) < 0) {
+		snprintf(err, errsize, "state directory %s: %s", path,
 			 strerror(errno));
-		return -1;
-	}
-	n = snprintf(buf, sizeof buf, "%s%s%s", cwd, cwd[0] ? "/" : "", path);
-	if (n < 0 || (size_t)n >= sizeof buf) {
-		snprintf(err, errsize, "state directory path too long: %s",
-			 path);
 		return -1;
 	}
 	for (bool last = true;; last = false) {
