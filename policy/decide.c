@@ -51,13 +51,13 @@ static void set(struct fb_decision *d, enum fb_verdict v, enum fb_reason r,
 }
 
 /*
- * subnets.deny holds an IPv6 form that embeds a denied IPv4 address (mapped,
- * compatible, NAT64, 6to4, Teredo) as well as the address itself: a
- * translator or tunnel delivers the one to the other.  Of the policy's
- * sets only this one unwraps: subnets.allow, --public and reopenings match
- * the address as written, so an IPv4 entry never lets an embedded form in
- * (deny wins, allow fails closed).  The non-public classifier judges by
- * the same unwrapping, done once here for both.
+ * subnets.deny holds an IPv6 form that embeds a denied IPv4 address
+ * (mapped, compatible, translated, NAT64, 6to4, Teredo) as well as the
+ * address itself: a translator or tunnel delivers the one to the other.
+ * Of the policy's sets only this one unwraps: subnets.allow, --public and
+ * reopenings match the address as written, so an IPv4 entry never lets
+ * an embedded form in (deny wins, allow fails closed).  The non-public
+ * classifier judges by the same unwrapping, done once here for both.
  */
 static bool denied(const struct fb_policy *p, const struct fb_addr *a,
 		   const struct fb_addr *v4, size_t nv4)

@@ -158,7 +158,7 @@ size_t fb_addr_embedded_v4(const struct fb_addr *a,
 			   struct fb_addr v4[FB_EMBEDDED_V4_MAX]);
 /*
  * classify.c: the IPv6 prefixes that carry IPv4 prefix `v4` (mapped,
- * compatible, NAT64, 6to4), into out[]; how many.  Teredo and local-use
+ * compatible, translated, NAT64, 6to4), into out[]; how many.  Teredo and local-use
  * NAT64 carry an address elsewhere than right after their prefix and
  * have no such image: the non-public set holds them whole.
  */
