@@ -315,9 +315,12 @@ static void append_chain(struct answer *a, const struct fb_resolved *from)
 
 	for (size_t i = 0; i < a->res.nchain; i++)
 		end += strlen(end) + 1;
-	for (size_t i = 0; i < from->nchain; i++, s += strlen(s) + 1) {
-		memcpy(end, s, strlen(s) + 1);
-		end += strlen(s) + 1;
+	for (size_t i = 0; i < from->nchain; i++) {
+		size_t n = strlen(s) + 1;
+
+		memcpy(end, s, n);
+		end += n;
+		s += n;
 		a->res.nchain++;
 	}
 }
