@@ -12,6 +12,7 @@
 
 #include "policy/policy.h"
 #include "proxy/audit.h"
+#include "proxy/fdio.h"
 #include "proxy/loop.h"
 
 /* Room for a busy iteration's lines; a line that does not fit first
@@ -296,30 +297,20 @@ static void finish(struct fb_audit_line *ln)
  */
 static void write_lines(struct fb_audit *a, const char *buf, size_t len)
 {
-	static const char nl = '\n';
-	const char *start = buf, *end = buf + len;
-	ssize_t n = 0;
+	size_t done = 0;
 
-	if (a->torn) {
-		n = write(a->fd, &nl, 1);
-		a->torn = n != 1;
-	}
-	while (buf < end && !a->torn) {
-		n = write(a->fd, buf, (size_t)(end - buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		buf += n;
-	}
-	if (buf == end)
+	if (a->torn && fb_write_upto(a->fd, "\n", 1) == 1)
+		a->torn = false;
+	if (!a->torn)
+		done = fb_write_upto(a->fd, buf, len);
+	if (done == len)
 		return;
-	if (buf > start && buf[-1] != '\n')
+	if (done > 0 && buf[done - 1] != '\n')
 		a->torn = true;
-	for (const char *c = buf; c < end; c++)
-		a->health.lines_lost += *c == '\n';
+	for (size_t i = done; i < len; i++)
+		a->health.lines_lost += buf[i] == '\n';
 	fprintf(stderr, "firebreak-proxy: audit log write failed: %s\n",
-		n < 0 ? strerror(errno) : "no room");
+		strerror(errno));
 }
 
 /* Add a finished line to the batch; false if it does not fit. */

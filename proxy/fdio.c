@@ -1,5 +1,6 @@
 /* fdio.c — whole-buffer writes (see fdio.h). */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -7,27 +8,40 @@
 
 #include "proxy/fdio.h"
 
-int fb_write_all(int fd, const void *p, size_t len)
+/* Bytes written of len; `as_socket`: send(2) first, for MSG_NOSIGNAL. */
+static size_t write_loop(int fd, const char *p, size_t len, bool as_socket)
 {
-	const char *at = p;
-	int is_socket = 1;
+	size_t done = 0;
 
-	while (len > 0) {
-		ssize_t n = is_socket ? send(fd, at, len, MSG_NOSIGNAL)
-				      : write(fd, at, len);
+	while (done < len) {
+		ssize_t n = as_socket ? send(fd, p + done, len - done,
+					     MSG_NOSIGNAL)
+				      : write(fd, p + done, len - done);
 
-		if (n < 0 && errno == ENOTSOCK && is_socket) {
-			is_socket = 0;
+		if (n < 0 && errno == ENOTSOCK && as_socket) {
+			as_socket = false;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
-			return -1;
-		at += n;
-		len -= (size_t)n;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENOSPC; /* a file that takes nothing more */
+			break;
+		}
+		done += (size_t)n;
 	}
-	return 0;
+	return done;
+}
+
+int fb_write_all(int fd, const void *p, size_t len)
+{
+	return write_loop(fd, p, len, true) == len ? 0 : -1;
+}
+
+size_t fb_write_upto(int fd, const void *p, size_t len)
+{
+	return write_loop(fd, p, len, false);
 }
 
 int fb_unix_connect(const char *path)

@@ -14,6 +14,11 @@
  * or -1 with errno set by the failing call.
  */
 int fb_write_all(int fd, const void *p, size_t len);
+/* write(2) alone (no send(2) tried first: one call fewer for a file),
+ * retrying short writes and EINTR; how many bytes went: len, or fewer
+ * when a write failed (errno says why; ENOSPC for a file that took
+ * nothing more).  The caller must ignore SIGPIPE if fd may be a socket. */
+size_t fb_write_upto(int fd, const void *p, size_t len);
 
 /*
  * A stream connection to the unix socket at path (close-on-exec).
