@@ -21,7 +21,7 @@ CFLAGS  ?= -O2 -g
 FUZZ_SECONDS ?= 60
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
-PKGS      := libnftnl libmnl openssl yaml-0.1 libidn2 libpcre2-8 libcares
+PKGS      := libnftnl libmnl openssl yaml-0.1 libidn2 libpcre2-8 libcares libpsl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS  = $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -83,11 +83,12 @@ $(foreach s,$(PROGRAM_SRCS),$(eval $(call program,$(s))))
 # linked in statically: only the objects the proxy uses come along, and
 # the dynamic loader no longer looks up every symbol of libcrypto and
 # libssl at each start (4 of the 13 ms of CPU a --help run took).
-# libmnl has no .a and libidn2's needs libunistring's, which no package
-# the build installs ships: those two stay shared, as does libc.  PIE is
+# libmnl has no .a, and libidn2's and libpsl's need libunistring's, which
+# no package the build installs ships: those three stay shared, as does
+# libc.  PIE is
 # kept, its relocations packed (DT_RELR); -z now leaves the GOT read-only.
 PROXY_STATIC_PKGS := libnftnl openssl yaml-0.1 libpcre2-8 libcares
-PROXY_SHARED_PKGS := libmnl libidn2
+PROXY_SHARED_PKGS := libmnl libidn2 libpsl
 proxy_static_libs = $(shell pkg-config --libs $(PROXY_STATIC_PKGS) 2>/dev/null)
 uniq = $(if $(1),$(firstword $(1)) $(call uniq,$(filter-out $(firstword $(1)),$(1))))
 $(BUILD)/bin/firebreak-proxy: override LDFLAGS += -Wl,-z,now \
@@ -113,7 +114,8 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(TESTLIB) $(LIBS)
 
 # ---- Debian packages -------------------------------------------------
 DEB_BUILD := gcc make pkg-config libnftnl-dev libmnl-dev libssl-dev \
-	     libyaml-dev libidn2-dev libpcre2-dev libc-ares-dev
+	     libyaml-dev libidn2-dev libpcre2-dev libc-ares-dev \
+	     libpsl-dev publicsuffix
 # The qemu backend's test boots a real microVM (about 25 s under TCG).
 DEB_GUEST := qemu-system-x86 busybox-static
 DEB_TEST  := libcmocka-dev iproute2 nftables curl python3 openssl \

@@ -13,6 +13,7 @@
  *   addr.c      addresses, prefixes, ranges
  *   classify.c  the built-in non-public set
  *   name.c      name normalisation
+ *   suffix.c    whether a key's hosts have one owner (public suffixes)
  *   nameindex.c compiled name -> key lookup
  *   prefix.c    compiled address -> verdict lookup
  *   decide.c    the decision API
@@ -105,6 +106,14 @@ bool fb_name_canonical(const char *s, size_t len, bool wild);
  */
 int fb_pattern_normalize(const char *in, size_t len, char out[FB_NAME_MAX],
 			 const char **why);
+
+/*
+ * suffix.c: whether the hosts a normalised key matches can belong to more
+ * than one owner: 1 when they can (a wildcard over a public suffix, or
+ * over a name with public suffixes below it), 0 when one owner holds them
+ * all, -1 when the public suffix list cannot be read; `why` says which.
+ */
+int fb_pattern_owners(const char *pattern, char *why, size_t size);
 
 /* nameindex.c; *same (when not NULL) is set when two of the keys are the
  * same pattern (the index keeps the first), else cleared. */

@@ -1273,40 +1273,37 @@ static int patterns_reserve(struct fb_policy *p, size_t len, size_t *cap,
 }
 
 /*
- * Whether a pattern is too broad to inject secrets: "*", "*.com" and
- * "www.*.com" match names of every owner, so a secret would go to any
- * host the guest names.  Two fixed labels after the last wildcard name
- * one registrant, public suffixes of two labels (co.uk) apart.  Literal
- * headers (Vercel's catch-all example sets x-foo: bar), responses and
- * forwards (whose token goes to the operator's own URL) are fine there.
+ * A secret goes only under a key whose hosts one owner holds (suffix.c):
+ * under "*", "*.com" or "*.github.io" the guest would choose who gets it.
+ * Literal headers (Vercel's catch-all example sets x-foo: bar), responses
+ * and forwards (whose token goes to the operator's own URL) are fine
+ * there.
  */
-static bool too_broad_for_secrets(const char *pattern)
-{
-	const char *tail = strrchr(pattern, '*');
-	size_t labels = 1;
-
-	if (!tail)
-		return false;
-	if (*++tail == '\0')
-		return true;
-	for (const char *c = tail + 1; *c; c++)
-		labels += *c == '.';
-	return labels < 2;
-}
-
-static void refuse_secrets(struct loader *L, const struct fb_domain *d,
-			   const struct fb_node *key)
+static const char *first_secret(const struct fb_domain *d)
 {
 	for (size_t i = 0; i < d->nrules; i++)
 		for (size_t j = 0; j < d->rules[i].nset; j++)
-			if (d->rules[i].set[j].source) {
-				fb_report(L->r, key, "%s matches hosts of any "
-					  "owner: its rules cannot inject %s "
-					  "(a secret goes under a key with two "
-					  "fixed labels after its last wildcard)",
-					  quoted(key), d->rules[i].set[j].source);
-				return;
-			}
+			if (d->rules[i].set[j].source)
+				return d->rules[i].set[j].source;
+	return NULL;
+}
+
+static void refuse_secrets(struct loader *L, const struct fb_domain *d,
+			   const struct fb_node *key, const char *pattern)
+{
+	const char *source = first_secret(d);
+	char why[FB_NAME_MAX + 80];
+	int owners;
+
+	if (!source || !(owners = fb_pattern_owners(pattern, why, sizeof(why))))
+		return;
+	if (owners > 0)
+		fb_report(L->r, key, "%s matches hosts of any owner (%s): its "
+			  "rules cannot inject %s", quoted(key), why, source);
+	else
+		fb_report(L->r, key, "cannot tell whose hosts %s matches (%s): "
+			  "its rules cannot inject %s", quoted(key), why,
+			  source);
 }
 
 /*
@@ -1367,8 +1364,8 @@ static void load_domains(struct loader *L, struct fb_policy *p,
 		}
 		for (size_t j = 0; j < rules->n; j++)
 			load_rule(L, &d->rules[d->nrules++], rules->vals[j]);
-		if (name[0] && too_broad_for_secrets(name))
-			refuse_secrets(L, d, k);
+		if (name[0])
+			refuse_secrets(L, d, k, name);
 	}
 	/* room asked for as if every key were as long as one seen early:
 	 * what the keys did not take goes back, or the next update's

@@ -116,13 +116,26 @@ static const struct bad cases[] = {
 	  "bad.yaml:3:35: secret file path must be absolute, found \"key.txt\"\n" },
 	{ "CR LF in a literal value", "allow:\n  a.com:\n    - transform: [{headers: {x-a: \"a\\r\\nb\"}}]\n",
 	  "bad.yaml:3:35: header value contains a CR, LF or NUL character\n" },
-	/* a secret goes only under a key that names its hosts */
+	/* a secret goes only under a key that names one registrant's hosts */
 	{ "secret on the catch-all", "allow:\n  \"*\":\n    - transform: [{headers: {x-a: b, x-k: \"${env:PATH}\"}}]\n",
-	  "bad.yaml:2:3: \"*\" matches hosts of any owner: its rules cannot inject ${env:PATH} (a secret goes under a key with two fixed labels after its last wildcard)\n" },
+	  "bad.yaml:2:3: \"*\" matches hosts of any owner (it matches every host): its rules cannot inject ${env:PATH}\n" },
 	{ "secret on a top-level domain", "allow:\n  \"*.com\":\n    - transform: [{headers: {x-k: \"${env:PATH}\"}}]\n",
-	  "bad.yaml:2:3: \"*.com\" matches hosts of any owner: its rules cannot inject ${env:PATH} (a secret goes under a key with two fixed labels after its last wildcard)\n" },
+	  "bad.yaml:2:3: \"*.com\" matches hosts of any owner (\"com\" is a public suffix): its rules cannot inject ${env:PATH}\n" },
 	{ "secret on www.*.com", "allow:\n  www.*.com:\n    - transform: [{headers: {x-k: \"${env:PATH}\"}}]\n",
-	  "bad.yaml:2:3: \"www.*.com\" matches hosts of any owner: its rules cannot inject ${env:PATH} (a secret goes under a key with two fixed labels after its last wildcard)\n" },
+	  "bad.yaml:2:3: \"www.*.com\" matches hosts of any owner (\"com\" is a public suffix): its rules cannot inject ${env:PATH}\n" },
+	{ "secret on a two-label suffix", "allow:\n  \"*.co.uk\":\n    - transform: [{headers: {x-k: \"${env:PATH}\"}}]\n",
+	  "bad.yaml:2:3: \"*.co.uk\" matches hosts of any owner (\"co.uk\" is a public suffix): its rules cannot inject ${env:PATH}\n" },
+	/* the list's private section: anyone gets a name under these */
+	{ "secret on a hosting platform", "allow:\n  \"*.github.io\":\n    - transform: [{headers: {x-k: \"${env:PATH}\"}}]\n",
+	  "bad.yaml:2:3: \"*.github.io\" matches hosts of any owner (\"github.io\" is a public suffix): its rules cannot inject ${env:PATH}\n" },
+	{ "secret on any bucket", "allow:\n  \"*.s3.amazonaws.com\":\n    - transform: [{headers: {x-k: \"${file:/etc/hostname}\"}}]\n",
+	  "bad.yaml:2:3: \"*.s3.amazonaws.com\" matches hosts of any owner (\"s3.amazonaws.com\" is a public suffix): its rules cannot inject ${file:/etc/hostname}\n" },
+	/* public suffixes below the key: anyone's bucket is *.amazonaws.com */
+	{ "secret over suffixes below", "allow:\n  \"*.amazonaws.com\":\n    - transform: [{headers: {x-k: \"${env:PATH}\"}}]\n",
+	  "bad.yaml:2:3: \"*.amazonaws.com\" matches hosts of any owner (public suffixes lie under \"amazonaws.com\"): its rules cannot inject ${env:PATH}\n" },
+	/* an unknown single label is one too (the list's "*" rule) */
+	{ "secret on an unlisted top label", "allow:\n  \"api.*.internal\":\n    - transform: [{headers: {x-k: \"${env:PATH}\"}}]\n",
+	  "bad.yaml:2:3: \"api.*.internal\" matches hosts of any owner (\"internal\" is a public suffix): its rules cannot inject ${env:PATH}\n" },
 	{ "framing header", "allow:\n  a.com:\n    - transform: [{headers: {Content-Length: \"5\"}}]\n",
 	  "bad.yaml:3:30: a transform cannot set content-length: it frames the message or the connection\n" },
 	{ "header name not a token", "allow:\n  a.com:\n    - transform: [{headers: {\"x a\": \"5\"}}]\n",

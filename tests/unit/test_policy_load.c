@@ -548,6 +548,27 @@ static void test_vercel_examples(void **state)
 	unsetenv("FB_TEST_KEY");
 }
 
+/* A secret under a wildcard that names one registrant's hosts loads: the
+ * public suffix is to the right of a label the owner holds. */
+static void test_secret_under_registrant_wildcard(void **state)
+{
+	static const char *const keys[] = {
+		"*.example.com", "api.*.example.com", "*.example.co.uk",
+		"*.docs.github.io", "*.bucket.s3.amazonaws.com",
+		"*.svc.cluster.local", "*.ec2.example.amazonaws.com",
+	};
+	char text[256];
+
+	(void)state;
+	setenv("FB_TEST_KEY", "k", 1);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		snprintf(text, sizeof(text), "allow:\n  \"%s\":\n    - transform: [{headers: {x-k: \"${env:FB_TEST_KEY}\"}}]\n",
+			 keys[i]);
+		fb_policy_unref(load(text));
+	}
+	unsetenv("FB_TEST_KEY");
+}
+
 static void test_secret_from_file(void **state)
 {
 	char path[] = "/tmp/fb-test-key-XXXXXX", text[256];
@@ -606,6 +627,7 @@ int main(void)
 		cmocka_unit_test(test_arena_holds_what_names_take),
 		cmocka_unit_test(test_large_policy_in_huge_pages),
 		cmocka_unit_test(test_vercel_examples),
+		cmocka_unit_test(test_secret_under_registrant_wildcard),
 		cmocka_unit_test(test_secret_from_file),
 		cmocka_unit_test(test_publics_and_refs),
 	};
