@@ -782,8 +782,12 @@ static int request_head(struct fb_broker *b)
 	}
 	/* The rules judge the path as sent; "/v1/../admin" would take a
 	 * "/v1/" rule's secret to "/admin", "/fwd/../x" out of a forwardURL's
-	 * path, "/./blocked" past a response rule. */
-	if (fb_http_path_has_dot_segment(req->path.ptr, req->path.len)) {
+	 * path, "/./blocked" past a response rule.  So would "%252e%252e"
+	 * where something behind the origin decodes the path again. */
+	n = fb_http_path_has_dot_segment_decoded(req->path.ptr, req->path.len);
+	if (n < 0)
+		return -1;
+	if (n) {
 		refuse(b, 400, "dot-segment");
 		return 0;
 	}

@@ -11,6 +11,7 @@
 #include "proxy/http.h"
 
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -340,6 +341,59 @@ bool fb_http_path_has_dot_segment(const char *p, size_t len)
 			return false;
 		i += p[i] == '%' ? 3 : 1;
 	}
+}
+
+/* Decode every "%XY" of p[0..n) in place; the new length.  A '%' not
+ * followed by two hex digits stays, as servers leave it. */
+static size_t pct_decode(char *p, size_t n)
+{
+	size_t i = 0, o = 0;
+
+	while (i < n) {
+		int hi = n - i >= 3 ? hex_value((unsigned char)p[i + 1]) : -1;
+		int lo = n - i >= 3 ? hex_value((unsigned char)p[i + 2]) : -1;
+
+		if (p[i] == '%' && hi >= 0 && lo >= 0) {
+			p[o++] = (char)(hi << 4 | lo);
+			i += 3;
+		} else {
+			p[o++] = p[i++];
+		}
+	}
+	return o;
+}
+
+/*
+ * Each decoding is a reading some server on the way may make: IIS once
+ * decoded twice, and so do a framework that decodes the path its own
+ * server already decoded, or a proxy behind the origin.  The check above
+ * already reads "%2e" and "%2f", so the decoded forms it is given reach
+ * one level further: "%252e%252e" (".." after two decodings) is caught
+ * in the first, "%25252e" in the second.  A "%25" before anything else
+ * ("%2520", a literal "%20") decodes to no dot-segment and passes.
+ */
+int fb_http_path_has_dot_segment_decoded(const char *p, size_t len)
+{
+	size_t n = len, m;
+	char *d;
+	int found;
+
+	if (fb_http_path_has_dot_segment(p, len))
+		return 1;
+	if (!memchr(p, '%', len))
+		return 0;
+	d = malloc(len);
+	if (!d)
+		return -1;
+	memcpy(d, p, len);
+	/* every pass that decodes something is shorter: this ends */
+	do {
+		m = n;
+		n = pct_decode(d, m);
+		found = n < m && fb_http_path_has_dot_segment(d, n);
+	} while (!found && n < m);
+	free(d);
+	return found;
 }
 
 /* The line [0, sp2 + 9) has the right shape; judge what it says. */

@@ -62,7 +62,9 @@ check "a request on the transform's path gets the secret" \
 # path and the origin serve another.
 for c in "/v1/../dot-transform" "/v1/%2e%2E/dot-encoded" \
 	 "/v1/..;/dot-params" "/v1%2f..%2fdot-slash" "/v1\\\\..\\\\dot-backslash" \
-	 "/fwd/../../dot-forward" "/./blocked/dot-respond"; do
+	 "/fwd/../../dot-forward" "/./blocked/dot-respond" \
+	 "/v1/%252e%252e/dot-double" "/v1/..%252fdot-double-slash" \
+	 "/v1/%25%32%65%25%32%65/dot-double-hex" "/fwd/%25252e%25252e/dot-triple"; do
 	got=$(raw "GET $c HTTP/1.1\r\n$H\r\n")
 	check "dot-segments: $c is refused ($got)" [ "$got" = "raw 400 -" ]
 done
@@ -70,6 +72,11 @@ check "... and none of them reached an origin" \
 	px_absent '"target": "[^"]*dot-' "$ORIGIN_LOG"
 check "audit: refused as dot-segment" \
 	grep -q '"event.reason":"dot-segment"' "$AUDIT"
+# A "%25" that decodes to no dot-segment is a path like any other.
+got=$(raw "GET /v1/%2520dot-not HTTP/1.1\r\n$H\r\n")
+check "a literal %20 (%2520) is no dot-segment ($got)" [ "$got" = "raw 200 the-secret" ]
+check "... and the origin got it as sent" \
+	grep -q '"target": "/v1/%2520dot-not"' "$ORIGIN_LOG"
 
 # Methods: the rules match them case-sensitively, some servers do not.
 for m in delete Delete; do

@@ -508,6 +508,40 @@ static void test_dot_segments(void **state)
 	}
 }
 
+/* Dot-segments an origin only sees after decoding the path again. */
+static void test_dot_segments_decoded(void **state)
+{
+	static const char *const dotted[] = {
+		"/v1/../admin", "/v1/%2e%2e/admin", "/v1%2f..%2fadmin",
+		"/v1/%252e%252e/admin", "/v1/%252E%252e/admin", "/v1/.%252e/x",
+		"/v1/..%252fadmin", "/v1%252f..%252fadmin", "/v1%255c..%255cx",
+		"/v1/%25252e%25252e/admin", "/v1/%25%32%65%25%32%65/admin",
+		"/v1/%%32%65%%32%65/admin", "/v1/..%253b/admin", "/%252e",
+	};
+	static const char *const clean[] = {
+		"/", "/v1/x", "/v1/%2520x", "/v1/%2525", "/v1/%252ehidden",
+		"/v1/a%252e%252eb", "/v1/%252e%252e%252e", "/v1/a%252fb",
+		"/v1/%25zz", "/v1/%", "/v1/%2", "/v1/100%25", "/v1/a%2Fb",
+		"/v1/%2520%252e%252ex",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(dotted) / sizeof(dotted[0]); i++) {
+		char *t = exact_copy(dotted[i], strlen(dotted[i]));
+
+		if (fb_http_path_has_dot_segment_decoded(t, strlen(dotted[i])) != 1)
+			fail_msg("not refused: %s", dotted[i]);
+		free(t);
+	}
+	for (size_t i = 0; i < sizeof(clean) / sizeof(clean[0]); i++) {
+		char *t = exact_copy(clean[i], strlen(clean[i]));
+
+		if (fb_http_path_has_dot_segment_decoded(t, strlen(clean[i])) != 0)
+			fail_msg("refused: %s", clean[i]);
+		free(t);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Chunked                                                             */
 /* ------------------------------------------------------------------ */
@@ -667,6 +701,7 @@ int main(void)
 		cmocka_unit_test(test_buffer_moves),
 		cmocka_unit_test(test_split_authority),
 		cmocka_unit_test(test_dot_segments),
+		cmocka_unit_test(test_dot_segments_decoded),
 		cmocka_unit_test(test_chunked_good),
 		cmocka_unit_test(test_chunked_refused),
 	};
