@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "proxy/ctlsock.h"
+#include "proxy/fdio.h"
 #include "vmhost/daemon.h"
 
 #define REQUEST_TIMEOUT_MS 10000
@@ -298,8 +299,44 @@ static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
 	c->timer = fb_timer_add(l, REQUEST_TIMEOUT_MS, on_timeout, c);
 }
 
+int fb_daemon_lock(struct fb_daemon *d, char *err, size_t errsize)
+{
+	if (snprintf(d->lock_path, sizeof d->lock_path, "%s/%s", d->state_dir,
+		     FB_DAEMON_LOCK) >= (int)sizeof d->lock_path) {
+		snprintf(err, errsize, "--state-dir %s: path too long",
+			 d->state_dir);
+		return -1;
+	}
+	d->lock_fd = fb_lock_path(d->lock_path, err, errsize);
+	if (d->lock_fd < 0 && errno == EWOULDBLOCK)
+		snprintf(err, errsize, "--state-dir %s: another firebreak-vmhost "
+			 "uses it (it holds %s); its sandboxes are not ours to "
+			 "remove", d->state_dir, d->lock_path);
+	return d->lock_fd < 0 ? -1 : 0;
+}
+
+void fb_daemon_unlock(struct fb_daemon *d)
+{
+	if (d->lock_fd < 0)
+		return;
+	unlink(d->lock_path);
+	close(d->lock_fd);
+	d->lock_fd = -1;
+}
+
 int fb_daemon_listen(struct fb_daemon *d, char *err, size_t errsize)
 {
+	/* fb_ctlsock_listen replaces a socket it finds, which is right for
+	 * one a dead daemon left; a live one's clients would be taken from
+	 * it without a word */
+	int fd = fb_unix_connect(d->socket_path);
+
+	if (fd >= 0) {
+		close(fd);
+		snprintf(err, errsize, "--socket %s: another firebreak-vmhost "
+			 "listens there", d->socket_path);
+		return -1;
+	}
 	d->listen_fd = fb_ctlsock_listen(d->loop, d->socket_path, "--socket",
 					 on_accept, d, err, errsize);
 	return d->listen_fd < 0 ? -1 : 0;

@@ -27,6 +27,9 @@
 #define FB_STATE_FILE "state.json"
 #define FB_POLICY_FILE "policy.current" /* the policy in force, as text */
 #define FB_AUDIT_FILE "audit.log"
+/* Held by the daemon that owns the state directory: a second one would
+ * take the first one's live sandboxes for remains and remove them. */
+#define FB_DAEMON_LOCK "vmhost.lock"
 #define FB_MAX_PUBLICS 64
 /* <state dir>/<id>/control.sock must fit a unix socket address */
 #define FB_STATE_DIR_MAX 80
@@ -68,6 +71,8 @@ struct fb_daemon {
 	struct fb_cidr publics[FB_MAX_PUBLICS];
 	size_t npublics;
 	int listen_fd, sig_fd;
+	int lock_fd;                /* FB_DAEMON_LOCK's, -1 when not held */
+	char lock_path[PATH_MAX];
 	struct fb_accept_pause pause; /* of listen_fd, out of descriptors */
 	struct fb_managed *sandboxes;
 	struct fb_client *clients;
@@ -75,6 +80,11 @@ struct fb_daemon {
 
 /* daemon.c */
 struct fb_client;
+/* Take the state directory's lock; -1 with err when another daemon holds
+ * it.  fb_daemon_unlock removes the file and lets go. */
+int fb_daemon_lock(struct fb_daemon *d, char *err, size_t errsize);
+void fb_daemon_unlock(struct fb_daemon *d);
+/* Listen on d->socket_path, unless a daemon already answers there. */
 int fb_daemon_listen(struct fb_daemon *d, char *err, size_t errsize);
 void fb_daemon_close(struct fb_daemon *d);
 /* A complete response with Content-Length; `extra` header lines end in

@@ -95,6 +95,7 @@ int main(int argc, char **argv)
 		.state_dir = FB_STATE_DIR,
 		.listen_fd = -1,
 		.sig_fd = -1,
+		.lock_fd = -1,
 	};
 	struct rlimit nofile;
 	char err[512];
@@ -129,21 +130,29 @@ int main(int argc, char **argv)
 		fprintf(stderr, "firebreak-vmhost: %s\n", err);
 		return 1;
 	}
-	d.loop = fb_loop_new();
-	if (!d.loop) {
-		fprintf(stderr, "firebreak-vmhost: out of memory\n");
+	/* before recovery, which would take a live daemon's sandboxes for
+	 * remains */
+	if (fb_daemon_lock(&d, err, sizeof err) < 0) {
+		fprintf(stderr, "firebreak-vmhost: %s\n", err);
 		return 1;
 	}
 	rc = 1;
+	d.loop = fb_loop_new();
+	if (!d.loop) {
+		fprintf(stderr, "firebreak-vmhost: out of memory\n");
+		goto out;
+	}
 	if (fb_supervise_start(&d, err, sizeof err) < 0) {
 		fprintf(stderr, "firebreak-vmhost: %s\n", err);
 		goto out;
 	}
-	fb_recover(&d);
+	/* listening first: a daemon already on the socket is found before
+	 * anything is removed (requests wait in the backlog meanwhile) */
 	if (fb_daemon_listen(&d, err, sizeof err) < 0) {
 		fprintf(stderr, "firebreak-vmhost: %s\n", err);
 		goto out;
 	}
+	fb_recover(&d);
 	fprintf(stderr, "firebreak-vmhost: listening on %s\n", d.socket_path);
 	rc = fb_loop_run(d.loop) < 0 ? 1 : 0;
 out:
@@ -153,5 +162,6 @@ out:
 	if (d.sig_fd >= 0)
 		close(d.sig_fd);
 	fb_loop_free(d.loop);
+	fb_daemon_unlock(&d);
 	return rc;
 }

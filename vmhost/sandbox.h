@@ -54,6 +54,14 @@ int fb_slot_acquire(const char *state_dir, struct fb_slot *s, char *err,
  * fb_slot_acquire checks it. */
 int fb_state_dir_check(const char *path, char *err, size_t errsize);
 void fb_slot_release(struct fb_slot *s);
+/*
+ * An exclusive flock() on the file at path, made if absent: its O_CLOEXEC
+ * descriptor, or -1 with errno EWOULDBLOCK when another holds it (err
+ * untouched), else -1 with err.  The holder unlinks the file before it
+ * closes the descriptor, so nothing is left behind; the lock then goes
+ * to whoever made the next file, never to a waiter on the old one.
+ */
+int fb_lock_path(const char *path, char *err, size_t errsize);
 
 struct fb_sandbox_opts {
 	const char *id;        /* NULL: a random one */

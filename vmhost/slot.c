@@ -104,37 +104,45 @@ int fb_state_dir_check(const char *path, char *err, size_t errsize)
 	}
 }
 
-/*
- * Lock one slot file.  1: ours; 0: held by someone else; -1: error.
- * A holder removes its file before unlocking, so a lock won on a file
- * that is no longer the one at `path` is worthless: try again.
- */
-static int try_slot(struct fb_slot *s, char *err, size_t errsize)
+int fb_lock_path(const char *path, char *err, size_t errsize)
 {
 	struct stat held, now;
+	int fd;
 
 	for (;;) {
-		s->fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (s->fd < 0) {
-			snprintf(err, errsize, "open %s: %s", s->path,
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			snprintf(err, errsize, "open %s: %s", path,
 				 strerror(errno));
 			return -1;
 		}
-		if (flock(s->fd, LOCK_EX | LOCK_NB) < 0) {
-			int busy = errno == EWOULDBLOCK;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			int e = errno;
 
-			if (!busy)
-				snprintf(err, errsize, "lock %s: %s", s->path,
-					 strerror(errno));
-			close(s->fd);
-			s->fd = -1;
-			return busy ? 0 : -1;
+			if (e != EWOULDBLOCK)
+				snprintf(err, errsize, "lock %s: %s", path,
+					 strerror(e));
+			close(fd);
+			errno = e;
+			return -1;
 		}
-		if (fstat(s->fd, &held) == 0 && stat(s->path, &now) == 0 &&
+		/* A holder removes its file before unlocking, so a lock won
+		 * on a file that is no longer the one at `path` is
+		 * worthless: try again. */
+		if (fstat(fd, &held) == 0 && stat(path, &now) == 0 &&
 		    held.st_ino == now.st_ino && held.st_dev == now.st_dev)
-			return 1;
-		close(s->fd);
+			return fd;
+		close(fd);
 	}
+}
+
+/* Lock one slot file.  1: ours; 0: held by someone else; -1: error. */
+static int try_slot(struct fb_slot *s, char *err, size_t errsize)
+{
+	s->fd = fb_lock_path(s->path, err, errsize);
+	if (s->fd >= 0)
+		return 1;
+	return errno == EWOULDBLOCK ? 0 : -1;
 }
 
 int fb_slot_acquire(const char *state_dir, struct fb_slot *s, char *err,
