@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@
 #include <unistd.h>
 
 #include "policy/doc.h"
+#include "proxy/ctlsock.h"
+#include "proxy/proxy.h"
 #include "vmhost/daemon.h"
 #include "vmhost/qemu.h"
 
@@ -44,6 +47,9 @@
 #define FOLLOW_MS 200
 #define LOG_MAX (64 * 1024 * 1024)
 #define FORWARD_TIMEOUT_S 15
+/* the proxy's biggest answer: a policy of FB_CONTROL_BODY_MAX, read back
+ * in JSON (which may spell it longer than the YAML it came as) */
+#define ANSWER_MAX (FB_CTLSOCK_HEAD_MAX + 4 * FB_CONTROL_BODY_MAX)
 
 static bool slice_is(const struct fb_http_slice *s, const char *lit)
 {
@@ -548,14 +554,69 @@ out:
 
 /* ---- the policy, through the sandbox's proxy ---------------------------- */
 
-/* Send a request to the proxy's control socket and read the whole answer
- * (it closes after one).  NULL with err. */
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Until fd is ready for `events` or the deadline passes (ETIMEDOUT). */
+static int wait_ready(int fd, short events, uint64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	for (;;) {
+		uint64_t now = now_ms();
+		int n;
+
+		if (now >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		n = poll(&p, 1, (int)(deadline - now));
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static int send_by(int fd, const char *p, size_t len, uint64_t deadline)
+{
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EAGAIN) {
+			if (wait_ready(fd, POLLOUT, deadline) < 0)
+				return -1;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Send a request to the proxy's control socket and read the whole answer
+ * (it closes after one).  NULL with err.  The daemon's one loop waits
+ * here, for every sandbox: the proxy parses what its guest sends, and
+ * one that was taken over must not hold the daemon longer than
+ * FORWARD_TIMEOUT_S in all, however it drips its answer, nor grow it
+ * past what a policy's answer can be.
+ */
 static char *control_call(const struct fb_managed *m, const char *request,
 			  size_t rlen, const char *body, size_t blen,
 			  size_t *out_len, char *err, size_t errsize)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = FORWARD_TIMEOUT_S };
+	uint64_t deadline = now_ms() + FORWARD_TIMEOUT_S * 1000;
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	int fd;
@@ -565,11 +626,11 @@ static char *control_call(const struct fb_managed *m, const char *request,
 		snprintf(err, errsize, "control socket path too long");
 		return NULL;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    send(fd, request, rlen, MSG_NOSIGNAL) != (ssize_t)rlen ||
-	    (blen && send(fd, body, blen, MSG_NOSIGNAL) != (ssize_t)blen)) {
+	/* non-blocking: a full backlog fails at once instead of waiting */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    send_by(fd, request, rlen, deadline) < 0 ||
+	    send_by(fd, body, blen, deadline) < 0) {
 		snprintf(err, errsize, "proxy control socket %s: %s",
 			 sa.sun_path, strerror(errno));
 		goto fail;
@@ -578,15 +639,35 @@ static char *control_call(const struct fb_managed *m, const char *request,
 		ssize_t n;
 
 		if (cap - len < 4096) {
-			char *grown = realloc(buf, cap = cap ? 2 * cap : 16384);
+			size_t want = cap ? 2 * cap : 16384;
+			char *grown;
 
+			if (want > ANSWER_MAX + 1)
+				want = ANSWER_MAX + 1;
+			if (want <= cap) {
+				snprintf(err, errsize, "proxy control socket "
+					 "%s: an answer over %d bytes",
+					 sa.sun_path, ANSWER_MAX);
+				goto fail;
+			}
+			grown = realloc(buf, want);
 			if (!grown) {
 				snprintf(err, errsize, "out of memory");
 				goto fail;
 			}
 			buf = grown;
+			cap = want;
 		}
-		n = recv(fd, buf + len, cap - len - 1, 0);
+		n = recv(fd, buf + len, cap - len - 1, MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN) {
+			if (wait_ready(fd, POLLIN, deadline) < 0) {
+				snprintf(err, errsize, "proxy control socket "
+					 "%s: no whole answer in %d s",
+					 sa.sun_path, FORWARD_TIMEOUT_S);
+				goto fail;
+			}
+			continue;
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {

@@ -1,0 +1,64 @@
+#!/bin/bash
+# The daemon passes policy requests to a sandbox's proxy, which parses
+# what its guest sends and may be taken over.  A proxy that drips its
+# answer holds the daemon (and every other client and sandbox) for the
+# forward's deadline at most, and one that floods it cannot grow the
+# daemon past the largest answer a policy can have.
+. "$(dirname "$0")/daemon_lib.sh"
+
+fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
+fb_daemon_start || { not_ok "daemon starts"; exit 1; }
+fb_next_id
+id=$FB_LAST_ID
+fbd create --id "$id" -- sleep 304 >/dev/null
+
+# bad MODE: a fake control socket in the proxy's place, serving MODE
+bad() {
+	rm -f "$FB_TMP/ready"
+	"$PY" "$(dirname "$0")/control_fake.py" "$STATE/$id/control.sock" \
+		"$FB_TMP/ready" "$1" &
+	FB_PIDS+=($!)
+	for _ in $(seq 100); do
+		[ -e "$FB_TMP/ready" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# timed OUT CURL-ARGS...: "CODE SECONDS" of one request, into OUT
+timed() {
+	local out=$1; shift
+	curl -s --max-time 40 --unix-socket "$SOCK" -o "$out.body" \
+		-w '%{http_code} %{time_total}\n' "$@" >"$out"
+}
+within() { awk -v t="$2" -v b="$3" 'BEGIN { exit !(t < b) }' && [ "$1" ]; }
+
+bad drip || { not_ok "fake control socket"; exit 1; }
+timed "$FB_TMP/fwd" "http://vmhost/sandboxes/$id/policy" &
+fwd=$!
+sleep 1
+timed "$FB_TMP/ls" http://vmhost/sandboxes
+wait "$fwd"
+read -r code secs <"$FB_TMP/fwd"
+echo "# dripping proxy: $code in ${secs}s: $(cat "$FB_TMP/fwd.body")"
+check "a dripping proxy: the forward ends with 502 by its deadline (${secs}s)" \
+	within "$([ "$code" = 502 ] && echo y)" "$secs" 20
+read -r code secs <"$FB_TMP/ls"
+check "a dripping proxy: another client is answered by then (${secs}s)" \
+	within "$([ "$code" = 200 ] && echo y)" "$secs" 20
+
+bad flood || { not_ok "fake control socket"; exit 1; }
+timed "$FB_TMP/fwd" "http://vmhost/sandboxes/$id/policy"
+read -r code secs <"$FB_TMP/fwd"
+echo "# flooding proxy: $code in ${secs}s: $(cat "$FB_TMP/fwd.body")"
+rss=$(awk '/^VmHWM/ { print $2 }' "/proc/$FB_DAEMON/status")
+check "a flooding proxy: the forward ends with 502 (${secs}s)" \
+	within "$([ "$code" = 502 ] && echo y)" "$secs" 20
+check "a flooding proxy: the daemon's peak memory stays bounded (${rss} kB)" \
+	[ "${rss:-999999999}" -lt 400000 ]
+
+check "the daemon still serves: rm answers" fbd rm "$id"
+check "nothing of the sandbox left" [ -z "$(fb_leftovers "$id")" ]
+fb_daemon_kill TERM
+check "the daemon reported no sanitizer error" \
+	bash -c "! grep -E 'Sanitizer|runtime error' '$FB_TMP/vmhost.log'"
