@@ -218,8 +218,7 @@ static int read_create(const struct fb_node *doc, struct create *c,
 		}
 	}
 	if (fb_node_get(doc, "id") && (!id || !fb_sandbox_id_valid(id))) {
-		snprintf(err, errsize, "id: use 1 to %d of a-z, 0-9 and '-'",
-			 FB_SANDBOX_ID_MAX);
+		snprintf(err, errsize, "id: " FB_SANDBOX_ID_RULE);
 		return -1;
 	}
 	if (id)

@@ -167,8 +167,8 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		}
 	}
 	if (a->name && !fb_sandbox_id_valid(a->name)) {
-		fprintf(stderr, "firebreak run: --name '%s': use 1 to %d of "
-			"a-z, 0-9 and '-'\n", a->name, FB_SANDBOX_ID_MAX);
+		fprintf(stderr, "firebreak run: --name '%s': "
+			FB_SANDBOX_ID_RULE "\n", a->name);
 		return 2;
 	}
 	a->qemu = !strcmp(backend, "qemu");

@@ -53,7 +53,7 @@ static void release_slot(const char *state_dir, unsigned slot)
 	char path[PATH_MAX];
 	int fd;
 
-	snprintf(path, sizeof path, "%s/slots/%u", state_dir, slot);
+	snprintf(path, sizeof path, "%s/" FB_SLOT_DIR "/%u", state_dir, slot);
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return;

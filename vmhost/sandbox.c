@@ -94,6 +94,10 @@ bool fb_sandbox_id_valid(const char *id)
 
 	if (n == 0 || n > FB_SANDBOX_ID_MAX)
 		return false;
+	/* <state dir>/<id> is the sandbox's: that one is the slot pool's,
+	 * whose files recovery would remove with the sandbox's */
+	if (!strcmp(id, FB_SLOT_DIR))
+		return false;
 	return strspn(id, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
 }
 

@@ -40,6 +40,7 @@
  * directory: a crashed launcher's slot is free again at once.
  */
 #define FB_SLOTS 16384
+#define FB_SLOT_DIR "slots" /* <state dir>/slots/S */
 
 struct fb_slot {
 	unsigned index;
@@ -89,8 +90,13 @@ struct fb_sandbox {
 	unsigned made;        /* what exists, for teardown */
 };
 
-/* Ids: [a-z0-9-], 1 to FB_SANDBOX_ID_MAX characters. */
+/* Ids: [a-z0-9-], 1 to FB_SANDBOX_ID_MAX characters, other than
+ * FB_SLOT_DIR.  FB_SANDBOX_ID_RULE says so, for messages. */
 bool fb_sandbox_id_valid(const char *id);
+#define FB_SANDBOX_ID_RULE "use 1 to " FB_STR(FB_SANDBOX_ID_MAX) " of a-z, " \
+			   "0-9 and '-', other than \"" FB_SLOT_DIR "\""
+#define FB_STR(x) FB_STR_(x)
+#define FB_STR_(x) #x
 
 /*
  * Build the whole network, every table included, the sandbox table

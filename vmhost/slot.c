@@ -152,7 +152,7 @@ int fb_slot_acquire(const char *state_dir, struct fb_slot *s, char *err,
 	unsigned start;
 
 	s->fd = -1;
-	if (snprintf(dir, sizeof dir, "%s/slots", state_dir) >= (int)sizeof dir) {
+	if (snprintf(dir, sizeof dir, "%s/" FB_SLOT_DIR, state_dir) >= (int)sizeof dir) {
 		snprintf(err, errsize, "state directory path too long: %s",
 			 state_dir);
 		return -1;

@@ -10,6 +10,16 @@ fb_origins tcp,203.0.113.10,80,hello || { not_ok "origins"; exit 1; }
 fb_daemon_start || { not_ok "daemon starts"; exit 1; }
 check "socket is mode 0600" [ "$(stat -c %a "$SOCK")" = 600 ]
 
+# The slot pool's directory is not a sandbox's, even before it exists
+# (the first sandbox makes it): recovering such a sandbox would remove
+# every other launcher's slot lock.
+code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST \
+	-d '{"id":"slots","command":["sleep","1"]}' http://vmhost/sandboxes)
+check "id slots: 400, saying it is taken" \
+	bash -c "[ $code = 400 ] && grep -q 'other than \"slots\"' $FB_TMP/e"
+check "id slots: no state file among the slot locks" \
+	[ ! -e "$STATE/slots/state.json" -a ! -e /run/netns/fb-slots ]
+
 fb_next_id
 id=$FB_LAST_ID
 out=$(fbd create --id "$id" --policy deny-all --env GREETING=hi -- \

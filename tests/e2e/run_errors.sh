@@ -80,7 +80,14 @@ else
 fi
 
 refused "--name with a character an interface name cannot carry" \
-	"^firebreak run: --name 'A_b': use 1 to 12 of a-z, 0-9 and '-'$" \
+	"^firebreak run: --name 'A_b': use 1 to 12 of a-z, 0-9 and '-', other than \"slots\"$" \
 	in_host timeout 20 "$FIREBREAK" run --name A_b -- true
+# <state dir>/slots is the uplink slots' directory, not a sandbox's
+refused "--name slots, the slot pool's directory" \
+	"^firebreak run: --name 'slots': use 1 to 12 of a-z, 0-9 and '-', other than \"slots\"$" \
+	in_host timeout 20 "$FIREBREAK" run --state-dir "$FB_TMP/state" \
+		--name slots -- true
+check "--name slots: nothing of it among the slot locks" \
+	[ ! -e "$FB_TMP/state/slots/ca.key" -a ! -e /run/netns/fb-slots ]
 refused "unknown --user" "^firebreak run: --user 'no-such-user-x': no such user$" \
 	in_host $(run_args) --user no-such-user-x -- true
