@@ -36,10 +36,15 @@
 set -u
 
 FB_BUILD=${FB_BUILD:-build/plain}
-FIREBREAK=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/$FB_BUILD/bin/firebreak
+FB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+FIREBREAK=$FB_ROOT/$FB_BUILD/bin/firebreak
 HOST=fbt-$$-host
 INET=fbt-$$-inet
-FB_TMP=$(mktemp -d /tmp/fbt-$$.XXXXXX)
+# Not under /tmp: a process-backend guest gets a /tmp of its own and
+# would not find its scripts there.  The build directory is searchable
+# by nobody, as the guest runs (tests/run.sh opens the checkout's parents).
+mkdir -p "$FB_ROOT/$FB_BUILD/e2e"
+FB_TMP=$(mktemp -d "$FB_ROOT/$FB_BUILD/e2e/fbt-$$.XXXXXX")
 chmod 755 "$FB_TMP"           # the guest runs as nobody and reads probe.py
 FB_ID_PREFIX=t$$
 PY=/usr/bin/python3
