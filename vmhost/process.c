@@ -6,8 +6,9 @@
  *       │         mount and IPC namespaces; forwards signals to init;
  *       │         exits with init's status.  Dies with the launcher.
  *       └ init    PID 1 of the new PID namespace: private mounts, the
- *         │       gateway as resolver, a /proc and an empty /run of its
- *         │       own; forwards signals to the command and reaps orphans.
+ *         │       gateway as resolver, a /proc and a /sys of its own,
+ *         │       empty /run, /tmp, /var/tmp and /dev/shm; forwards
+ *         │       signals to the command and reaps orphans.
  *         │       Its exit kills every process left in the namespace.
  *         └ command   unprivileged, no supplementary groups, no
  *                     capabilities even as root, no_new_privs.
@@ -191,11 +192,67 @@ static void supervise(void (*child)(const struct fb_process_opts *, pid_t),
 }
 
 /*
+ * Directories the host's processes share by path, which no namespace
+ * hides, each replaced by an empty tmpfs of the command's own: /run for
+ * the services' unix sockets (D-Bus, the databases' local sockets, the
+ * journal, the launcher's daemon), /tmp and /var/tmp for the users' (X11,
+ * tmux, ssh-agent) and the files users leave for each other, /dev/shm for
+ * POSIX shared memory, which the IPC namespace does not cover.  A host
+ * process behind such a socket has the host's network: the command
+ * reaching it would go round the policy.
+ *
+ * A tmpfs is memory the host holds until the sandbox ends, and no OOM kill
+ * gives it back: together these stay under the half of RAM the kernel
+ * lets any one tmpfs take.
+ */
+static const struct private_dir {
+	const char *path;
+	unsigned long flags;
+	const char *opts;
+} private_dirs[] = {
+	{ "/run", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=1m" },
+	{ "/tmp", MS_NOSUID | MS_NODEV, "mode=1777,size=20%" },
+	{ "/var/tmp", MS_NOSUID | MS_NODEV, "mode=1777,size=10%" },
+	{ "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=10%" },
+};
+#define NPRIVATE (sizeof private_dirs / sizeof private_dirs[0])
+
+/* A host that has no such directory has nothing there to hide. */
+static void mount_private_dirs(void)
+{
+	char what[64];
+
+	for (size_t i = 0; i < NPRIVATE; i++) {
+		const struct private_dir *d = &private_dirs[i];
+
+		if (access(d->path, F_OK) < 0)
+			continue;
+		if (mount("tmpfs", d->path, "tmpfs", d->flags, d->opts) < 0) {
+			snprintf(what, sizeof what, "mount a tmpfs on %s",
+				 d->path);
+			die(what);
+		}
+	}
+}
+
+/* The private directory `path` lies in, or NULL. */
+static const char *private_dir_of(const char *path)
+{
+	for (size_t i = 0; i < NPRIVATE; i++) {
+		size_t n = strlen(private_dirs[i].path);
+
+		if (!strncmp(path, private_dirs[i].path, n) && path[n] == '/')
+			return private_dirs[i].path;
+	}
+	return NULL;
+}
+
+/*
  * A file of ours bind-mounted over one of the host's.  Both were looked
- * up before /run was hidden (see hide_run): the file is an O_PATH
- * descriptor, the target its path with symlinks resolved, since
- * /etc/resolv.conf is often a link into /run.  A target there is made
- * again, empty, in the new /run.
+ * up before the private directories were mounted: the file is an O_PATH
+ * descriptor (a state directory may be under /tmp or /run), the target
+ * its path with symlinks resolved, since /etc/resolv.conf is often a link
+ * into /run.  A target in a private directory is made again, empty, there.
  */
 struct overlay {
 	int src;
@@ -214,32 +271,34 @@ static bool overlay_prepare(struct overlay *ov, const char *src,
 	return true;
 }
 
-static void make_in_run(const char *path)
+static void make_in_private(const char *path, const char *dir)
 {
 	char buf[PATH_MAX];
 	int fd;
 
 	snprintf(buf, sizeof buf, "%s", path);
-	for (char *p = buf + strlen("/run/"); (p = strchr(p, '/')); p++) {
+	for (char *p = buf + strlen(dir) + 1; (p = strchr(p, '/')); p++) {
 		*p = '\0';
 		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			die("mkdir in the sandbox's /run");
+			die("mkdir in the sandbox's private directory");
 		*p = '/';
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
-		die("create a file in the sandbox's /run");
+		die("create a file in the sandbox's private directory");
 	close(fd);
 }
 
 static void overlay_mount(const struct overlay *ov, const char *what)
 {
+	const char *dir;
 	char src[32];
 
 	if (ov->src < 0)
 		return;
-	if (!strncmp(ov->target, "/run/", 5))
-		make_in_run(ov->target);
+	dir = private_dir_of(ov->target);
+	if (dir)
+		make_in_private(ov->target, dir);
 	snprintf(src, sizeof src, "/proc/self/fd/%d", ov->src);
 	if (mount(src, ov->target, NULL, MS_BIND, NULL) < 0)
 		die(what);
@@ -247,17 +306,36 @@ static void overlay_mount(const struct overlay *ov, const char *what)
 }
 
 /*
- * The host's services listen on unix sockets under /run (D-Bus, the
- * databases' local sockets, the journal, the launcher's daemon): paths,
- * not addresses, which no network namespace hides.  The command gets an
- * empty /run of its own instead.
+ * /sys lists the network devices of the namespace it was mounted from:
+ * the host's, with their names, addresses and drivers, until one is
+ * mounted from the guest's.  Read-only: the command has nothing to write
+ * there.  It covers the host's mounts under /sys (cgroups, tracing),
+ * which describe the host too.  The kernel allows it where it allows the
+ * new /proc, so a failure is fatal as that one's is.
  */
-static void hide_run(void)
+static void mount_sys(void)
 {
-	if (access("/run", F_OK) == 0 &&
-	    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  "mode=0755,size=1m") < 0)
-		die("mount a tmpfs on /run");
+	if (access("/sys", F_OK) == 0 &&
+	    mount("sysfs", "/sys", "sysfs",
+		  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		die("mount a sysfs on /sys");
+}
+
+/*
+ * The working directory is held, not looked up: one under /tmp would
+ * still be the host's after the mounts.  Entered again by its path it is
+ * the sandbox's; one that is no longer there (it was in a private
+ * directory) is refused rather than swapped for another, since the
+ * command would act on the wrong files.
+ */
+static void reenter_cwd(const char *cwd)
+{
+	if (chdir(cwd) == 0)
+		return;
+	fprintf(stderr, "firebreak run: working directory %s: %s (the "
+		"sandbox's /run, /tmp, /var/tmp and /dev/shm are its own)\n",
+		cwd, strerror(errno));
+	_exit(EXIT_SETUP);
 }
 
 static void run_init(const struct fb_process_opts *o, pid_t relay)
@@ -268,8 +346,11 @@ static void run_init(const struct fb_process_opts *o, pid_t relay)
 		FB_TRUST_GUEST_BUNDLE, FB_TRUST_GUEST_FEDORA_BUNDLE,
 	};
 	struct overlay resolv, trust[sizeof(bundles) / sizeof(bundles[0])];
+	char cwd[PATH_MAX];
 
 	tie_to_parent(relay);
+	if (!getcwd(cwd, sizeof cwd))
+		die("find the working directory");
 	/* Mounts made here must not leak into the launcher's namespace. */
 	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		die("make / private");
@@ -279,7 +360,7 @@ static void run_init(const struct fb_process_opts *o, pid_t relay)
 		if (!o->trust_bundle ||
 		    !overlay_prepare(&trust[i], o->trust_bundle, bundles[i]))
 			trust[i].src = -1;
-	hide_run();
+	mount_private_dirs();
 	overlay_mount(&resolv,
 		      "bind mount the sandbox's resolv.conf on /etc/resolv.conf");
 	for (size_t i = 0; i < sizeof(bundles) / sizeof(bundles[0]); i++)
@@ -287,6 +368,8 @@ static void run_init(const struct fb_process_opts *o, pid_t relay)
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  NULL) < 0)
 		die("mount /proc");
+	mount_sys();
+	reenter_cwd(cwd);
 	supervise(run_command, o);
 }
 

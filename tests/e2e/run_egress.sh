@@ -128,18 +128,24 @@ check "host's network allowed: the host itself unreachable (IPv6)" \
 check "host's network allowed: nothing left behind" \
 	[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
 
-# The host's services on unix sockets under /run (D-Bus, a database's
-# local socket): a path no network namespace hides, open to everyone.
-SOCK=/run/fbt-$$-svc.sock
-"$PY" -c 'import os, socket, sys
+# A host service on a unix socket at $1, open to everyone: the first
+# thing a client sends lands in $2.
+unix_service() {
+	"$PY" -c 'import os, socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.bind(sys.argv[1])
 os.chmod(sys.argv[1], 0o666)
 s.listen(1)
 c, _ = s.accept()
-open(sys.argv[2], "wb").write(c.recv(64))' "$SOCK" "$FB_TMP/svc.got" &
-FB_PIDS+=($!)
-for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.02; done
+open(sys.argv[2], "wb").write(c.recv(64))' "$1" "$2" &
+	FB_PIDS+=($!)
+	for _ in $(seq 100); do [ -S "$1" ] && break; sleep 0.02; done
+}
+
+# The host's services on unix sockets under /run (D-Bus, a database's
+# local socket): a path no network namespace hides, open to everyone.
+SOCK=/run/fbt-$$-svc.sock
+unix_service "$SOCK" "$FB_TMP/svc.got"
 fb_next_id
 out=$(fb_run --policy deny-all -- "$PY" -c 'import socket, sys
 s = socket.socket(socket.AF_UNIX)
@@ -154,6 +160,104 @@ sleep 0.2
 check "the host's unix sockets under /run unreachable" \
 	holds '[ ! -s "$FB_TMP/svc.got" ] && [ "$out" = "No such file or directory" ]'
 rm -f "$SOCK"
+
+# /tmp, /var/tmp and /dev/shm hold the host's users' sockets (X11, tmux,
+# ssh-agent), the files they leave each other and POSIX shared memory,
+# all by path.  The guest gets an empty one of each, its own to use, and
+# a /sys whose network devices are its own.
+HT=$(mktemp -d /tmp/fbt-$$-host.XXXXXX)
+OWN=fbt-$$-own
+HOST_FILES=("$HT" /var/tmp/fbt-$$-file /dev/shm/fbt-$$-shm
+	    {/tmp,/var/tmp,/dev/shm}/"$OWN" /tmp/"$OWN".sock)
+trap 'rm -rf "${HOST_FILES[@]}"; fb_cleanup' EXIT
+chmod 755 "$HT"
+echo host >/var/tmp/fbt-$$-file
+echo host >/dev/shm/fbt-$$-shm     # shm_open("/fbt-$$-shm") opens this
+chmod 666 /var/tmp/fbt-$$-file /dev/shm/fbt-$$-shm
+unix_service "$HT/sock" "$FB_TMP/tmp.got"
+cat >"$FB_TMP/private.py" <<'PYEOF'
+import os, socket, stat, sys
+
+sock, own, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sock)
+    s.sendall(b"from the guest")
+    print("host socket connected")
+except OSError as e:
+    print("host socket", e.strerror)
+for p in paths:
+    print("host path", p, "seen" if os.path.lexists(p) else "unseen")
+for d in ("/tmp", "/var/tmp", "/dev/shm"):
+    print("dir", d, oct(stat.S_IMODE(os.stat(d).st_mode)),
+          len(os.listdir(d)), "entries")
+    with open(os.path.join(d, own), "w") as f:
+        f.write("mine")
+    with open(os.path.join(d, own)) as f:
+        print("own file", d, f.read())
+srv = socket.socket(socket.AF_UNIX)
+srv.bind("/tmp/" + own + ".sock")
+srv.listen(1)
+c = socket.socket(socket.AF_UNIX)
+c.connect("/tmp/" + own + ".sock")
+c.sendall(b"ping")
+print("own socket", srv.accept()[0].recv(4).decode())
+seen = {}
+for line in open("/proc/self/mounts"):
+    at, fs, opts = line.split()[1:4]
+    seen[at] = fs + " " + opts      # the last one mounted there shows
+for at in ("/tmp", "/var/tmp", "/dev/shm", "/sys"):
+    print("mount", at, seen.get(at, "none"))
+print("sys class net", *sorted(os.listdir("/sys/class/net")))
+print("interfaces", *sorted(n for _, n in socket.if_nameindex()))
+print("resolv", open("/etc/resolv.conf").read().split()[-1])
+PYEOF
+chmod 644 "$FB_TMP/private.py"
+# The state directory under /tmp too: resolv.conf comes from there.
+fb_next_id
+out=$(fb_run --policy deny-all --state-dir "$HT/state" -- "$PY" \
+	"$FB_TMP/private.py" "$HT/sock" "$OWN" "$HT" /var/tmp/fbt-$$-file \
+	/dev/shm/fbt-$$-shm 2>&1)
+echo "$out" | sed 's/^/# /'
+sleep 0.2
+line() { sed -n "s|^$1 ||p" <<<"$out"; }
+check "the host's unix sockets under /tmp unreachable" \
+	holds '[ ! -s "$FB_TMP/tmp.got" ] &&
+	       [ "$(line "host socket")" = "No such file or directory" ]'
+check "the host's files in /tmp, /var/tmp and /dev/shm unseen" \
+	[ "$(grep -c '^host path .* unseen$' <<<"$out")" = 3 ]
+check "the guest's /tmp, /var/tmp and /dev/shm: empty, mode 1777" \
+	[ "$(grep -c '^dir /[a-z/]* 0o1777 0 entries$' <<<"$out")" = 3 ]
+check "the guest writes and reads its own files there" \
+	[ "$(grep -c '^own file /[a-z/]* mine$' <<<"$out")" = 3 ]
+check "the guest listens and connects on a unix socket in its /tmp" \
+	[ "$(line "own socket")" = ping ]
+check "none of the guest's files reach the host's directories" \
+	bash -c "! ls -d {/tmp,/var/tmp,/dev/shm}/$OWN /tmp/$OWN.sock >/dev/null 2>&1"
+check "/tmp and /var/tmp: tmpfs, nosuid, nodev, size-limited" \
+	holds '[ "$(line "mount /tmp" | grep -c "^tmpfs .*nosuid,nodev.*size=")" = 1 ] &&
+	       [ "$(line "mount /var/tmp" | grep -c "^tmpfs .*nosuid,nodev.*size=")" = 1 ]'
+check "/dev/shm: tmpfs, nosuid, nodev, noexec, size-limited" \
+	grep -q '^mount /dev/shm tmpfs .*nosuid,nodev,noexec.*size=' <<<"$out"
+check "/sys: a read-only sysfs" grep -q '^mount /sys sysfs ro,' <<<"$out"
+check "/sys/class/net lists the guest's interfaces, no others ($(line "sys class net"))" \
+	holds '[ -n "$(line interfaces)" ] &&
+	       [ "$(line "sys class net")" = "$(line interfaces)" ]'
+check "a state directory under /tmp: the guest still gets its resolv.conf" \
+	[ "$(line resolv)" = 10.200.0.1 ]
+check "nothing left behind with the state directory under /tmp" \
+	[ -z "$(FB_TMP=$HT fb_leftovers "$FB_LAST_ID")" ]
+
+# A working directory is held, not looked up: one in the host's /tmp
+# would stay the host's.  It is not in the sandbox, so the run is refused.
+fb_next_id
+out=$(cd "$HT" && fb_run --policy deny-all -- ls -A 2>&1)
+rc=$?
+echo "$out" | sed 's/^/# /'
+check "a working directory in the host's /tmp refused: 125" \
+	holds '[ "$rc" = 125 ] && [ "$out" = "firebreak run: working directory $HT: No such file or directory (the sandbox'"'"'s /run, /tmp, /var/tmp and /dev/shm are its own)" ]'
+check "nothing left behind after the refused working directory" \
+	[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
 
 # System V IPC, found by key and open to whoever its mode allows.
 qid=$(ipcmk -Q -p 0666 | awk '{ print $NF }')
