@@ -89,6 +89,36 @@ static bool authority_name(const struct fb_http_slice *a, char name[FB_NAME_MAX]
 	       fb_peek_name(host.ptr, host.len, name, &why) == FB_PEEK_NAMED;
 }
 
+#define FORWARDED_HOSTS_MAX 16
+
+/*
+ * X-Forwarded-Host, Forwarded: host= and the like name the host that a
+ * framework behind the origin serves, in place of Host, when it trusts
+ * them (Django's USE_X_FORWARDED_HOST, Express's "trust proxy"): each is
+ * decided as a Host would be, and one the policy refuses, or that is not
+ * a host at all, refuses the request.  An allowed name other than the
+ * connection's passes: what it reaches is allowed, and a guest that is a
+ * proxy itself, for an allowed site, names that site.
+ */
+static bool forwarded_hosts_allowed(struct conn *c, const struct fb_http_req *req)
+{
+	struct fb_http_slice hosts[FORWARDED_HOSTS_MAX], host;
+	int n = fb_http_forwarded_hosts(req, hosts, FORWARDED_HOSTS_MAX), port;
+	char name[FB_NAME_MAX];
+	struct fb_decision d;
+
+	for (int i = 0; i < n; i++) {
+		bool named = authority_name(&hosts[i], name);
+
+		if (fb_http_split_authority(hosts[i].ptr, hosts[i].len, &host, &port) < 0)
+			return false;
+		fb_policy_decide(c->p->policy, named ? name : NULL, &c->dst_addr, &d);
+		if (d.verdict != FB_VERDICT_ALLOW)
+			return false;
+	}
+	return n >= 0;
+}
+
 /*
  * The request's authority (absolute-form) or Host, decided under the
  * policy in force now: NULL when it may go, else why not; *misdirected
@@ -116,6 +146,8 @@ static const char *request_refusal(struct conn *c, const struct fb_http_req *req
 	if (d.verdict != FB_VERDICT_ALLOW)
 		return d.verdict == FB_VERDICT_BROKER ? "brokering-unavailable"
 						      : fb_reason_str(d.reason);
+	if (!forwarded_hosts_allowed(c, req))
+		return "ambiguous-host";
 	/* The upstream was chosen for the connection's first name: a request
 	 * for any other would reach the wrong origin, allowed or not. */
 	if (named != c->has_name || (named && strcmp(name, c->name) != 0)) {

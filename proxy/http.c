@@ -748,6 +748,106 @@ enum fb_http_status fb_http_parse_head(struct fb_http_req *req,
 }
 
 /* ------------------------------------------------------------------ */
+/* Hosts named besides the target and Host                             */
+/* ------------------------------------------------------------------ */
+
+/* Fields an application behind the origin takes for the host asked for
+ * (Django, Rails, Express, Spring, ASP.NET, Symfony, as configured
+ * behind a proxy). */
+static const char *const forwarding_fields[] = {
+	"x-forwarded-host", "x-host", "x-original-host", "x-forwarded-server",
+	"x-http-host-override",
+};
+
+static bool is_forwarding_field(const struct fb_http_header *f)
+{
+	for (size_t i = 0; i < sizeof(forwarding_fields) / sizeof(*forwarding_fields); i++)
+		if (slice_is(f->name, f->name_len, forwarding_fields[i]))
+			return true;
+	return false;
+}
+
+/* Add a non-empty host to out[0..max); false when there is no room. */
+static bool add_host(struct fb_http_slice *out, size_t max, size_t *n,
+		     const char *p, size_t len)
+{
+	if (len == 0)
+		return true;
+	if (*n == max)
+		return false;
+	out[*n].ptr = p;
+	out[(*n)++].len = len;
+	return true;
+}
+
+/*
+ * Forwarded (RFC 7239): pairs split at ',' and ';', each host= value a
+ * token or a quoted-string.  A quote anywhere else, or a backslash, would
+ * need a full parse to place: refused rather than guessed at.
+ */
+static bool forwarded_hosts(const struct fb_http_header *f,
+			    struct fb_http_slice *out, size_t max, size_t *n)
+{
+	const char *p = f->value, *end = p + f->value_len;
+
+	while (p < end) {
+		const char *e = p, *eq, *v;
+
+		while (e < end && *e != ',' && *e != ';')
+			e++;
+		while (p < e && is_ows((unsigned char)*p))
+			p++;
+		eq = memchr(p, '=', (size_t)(e - p));
+		v = eq ? eq + 1 : e;
+		while (e > v && is_ows((unsigned char)e[-1]))
+			e--;
+		if (memchr(p, '\\', (size_t)(e - p)))
+			return false;
+		if (eq && slice_is(p, (size_t)(eq - p), "host")) {
+			if (e - v >= 2 && *v == '"' && e[-1] == '"') {
+				v++;
+				e--;
+			}
+			if (memchr(v, '"', (size_t)(e - v)) || !add_host(out, max, n, v,
+									 (size_t)(e - v)))
+				return false;
+		} else if (memchr(p, '"', (size_t)(e - p)) &&
+			   !(eq && e - v >= 2 && *v == '"' && e[-1] == '"' &&
+			     !memchr(v + 1, '"', (size_t)(e - v - 2)))) {
+			return false;
+		}
+		for (p = e; p < end && *p != ',' && *p != ';'; p++)
+			;
+		p++;
+	}
+	return true;
+}
+
+int fb_http_forwarded_hosts(const struct fb_http_req *req,
+			    struct fb_http_slice *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < req->nfields; i++) {
+		const struct fb_http_header *f = &req->fields[i];
+		const char *p = f->value, *end = p + f->value_len;
+		struct fb_http_slice item;
+
+		if (slice_is(f->name, f->name_len, "forwarded")) {
+			if (!forwarded_hosts(f, out, max, &n))
+				return -1;
+			continue;
+		}
+		if (!is_forwarding_field(f))
+			continue;
+		while (list_next(&p, end, &item))
+			if (!add_host(out, max, &n, item.ptr, item.len))
+				return -1;
+	}
+	return (int)n;
+}
+
+/* ------------------------------------------------------------------ */
 /* Chunked body (RFC 9112 §7.1)                                        */
 /* ------------------------------------------------------------------ */
 

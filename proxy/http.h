@@ -149,6 +149,17 @@ const struct fb_http_header *fb_http_field(const struct fb_http_req *req,
 					   const char *name);
 
 /*
+ * The hosts a request names besides its target and Host, for whatever
+ * behind the origin routes by them: each element of X-Forwarded-Host,
+ * X-Host, X-Original-Host, X-Forwarded-Server and X-HTTP-Host-Override,
+ * and each host= of Forwarded, as written (port and all, not checked).
+ * How many went into out[0..max); -1 when more than max, or a Forwarded
+ * value too tangled to read the same way as every server would.
+ */
+int fb_http_forwarded_hosts(const struct fb_http_req *req,
+			    struct fb_http_slice *out, size_t max);
+
+/*
  * Split a Host value or an absolute-form authority into host and port
  * (-1 when absent).  An IPv6 literal keeps its brackets.  -1 on anything
  * but uri-host [":" port] with a non-empty host (no userinfo).

@@ -12,6 +12,7 @@
 #   px_curl_control SOCK ARGS...  curl over the control socket
 #   px_json_lines FILE      every line of FILE is one JSON object
 #   px_absent PATTERN FILE  FILE exists and has no line matching PATTERN
+#   px_send NS ADDR PORT BYTES   BYTES in one write as a guest; prints the answer
 
 PX_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PX_CERTS=$FB_TMP/certs
@@ -161,4 +162,20 @@ px_echo_origin() {
 	FB_PIDS+=($!)
 	px_wait_file "$ready" || { not_ok setup origin; exit 1; }
 	px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 || { not_ok setup dns; exit 1; }
+}
+
+# px_send NS ADDR PORT BYTES: BYTES (Python escapes, as in b"...") in one
+# write as a guest in NS; prints all that comes back until the close (3 s
+# of silence ends it), each CRLF shown as '|'.
+px_send() {
+	px_guest "$1" "$PY" -c 'import codecs, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+s.sendall(codecs.escape_decode(sys.argv[3].encode())[0])
+got = b""
+try:
+    while (d := s.recv(65536)):
+        got += d
+except OSError:
+    got += b"<timeout>"
+print(got.decode(errors="replace").replace("\r\n", "|"))' "$2" "$3" "$4"
 }

@@ -1,7 +1,8 @@
 /*
  * fuzz_http.c — the request-head parser and the chunked decoder must give
  * the same answer whole, split at an input-chosen point, and fed one byte
- * more per call.  Any difference aborts.
+ * more per call.  The hosts of forwarding fields lie inside the head,
+ * and fewer slots give a prefix of them or -1.  Any difference aborts.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -94,6 +95,25 @@ static void chunked_both_ways(const char *in, size_t len, size_t step)
 	free(o2);
 }
 
+#define HOSTS_MAX 8
+
+static void forwarded_hosts(const struct fb_http_req *req, const char *buf)
+{
+	struct fb_http_slice all[HOSTS_MAX], few[2];
+	int n = fb_http_forwarded_hosts(req, all, HOSTS_MAX);
+	int k = fb_http_forwarded_hosts(req, few, 2);
+
+	if (n < -1 || n > HOSTS_MAX || (n >= 0 && n <= 2 ? k != n : k != -1))
+		abort();
+	for (int i = 0; i < n; i++) {
+		if (all[i].len == 0 || all[i].ptr < buf ||
+		    all[i].ptr + all[i].len > buf + req->head_len)
+			abort();
+		if (i < k && (few[i].ptr != all[i].ptr || few[i].len != all[i].len))
+			abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fb_http_req *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
@@ -117,8 +137,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	same(a, b);
 
 	/* the body after a head, or the whole input, as chunked */
-	if (a->status == FB_HTTP_DONE)
+	if (a->status == FB_HTTP_DONE) {
 		chunked_both_ways(buf + a->head_len, size - a->head_len, 1);
+		forwarded_hosts(a, buf);
+	}
 	chunked_both_ways(buf, size, 1 + split % 7);
 
 	free(buf);
