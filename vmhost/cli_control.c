@@ -95,10 +95,34 @@ static int connect_control(const char *path)
 	return fd;
 }
 
-/* Read the response to EOF (the proxy closes after one), print its body
+void fb_print_named(FILE *out, const char *text, const char *stand_in,
+		    const char *file)
+{
+	size_t n = strlen(stand_in);
+
+	for (const char *p = text, *hit; *p; p = hit + n) {
+		hit = strstr(p, stand_in);
+		if (!hit) {
+			fputs(p, out);
+			return;
+		}
+		fwrite(p, 1, (size_t)(hit - p), out);
+		if (hit[n] == ':')
+			fputs(file, out);
+		else
+			fwrite(hit, 1, n, out);
+	}
+}
+
+/*
+ * Read the response to EOF (the proxy closes after one), print its body
  * to stdout on success or stderr on failure, and with `generation` its
- * ETag's generation on stderr; the exit status. */
-static int print_response(int fd, bool generation)
+ * ETag's generation on stderr; the exit status.  `file` is the policy
+ * sent, which the proxy's messages call `stand_in`; `server` who
+ * answered.
+ */
+static int print_response(int fd, bool generation, const char *stand_in,
+			  const char *file, const char *server)
 {
 	char *buf = NULL, *body;
 	size_t cap = 0, n = 0;
@@ -139,9 +163,15 @@ static int print_response(int fd, bool generation)
 		if (!strncasecmp(h + 2, "ETag: \"", 7))
 			fprintf(stderr, "generation %.*s\n",
 				(int)strcspn(h + 9, "\"\r"), h + 9);
-	fputs(body, status / 100 == 2 ? stdout : stderr);
+	if (status / 100 == 2)
+		fputs(body, stdout);
+	else if (file)
+		fb_print_named(stderr, body, stand_in, file);
+	else
+		fputs(body, stderr);
 	if (status / 100 != 2)
-		fprintf(stderr, "firebreak policy: the proxy answered %d\n", status);
+		fprintf(stderr, "firebreak policy: %s answered %d\n", server,
+			status);
 	free(buf);
 	return status / 100 == 2 ? 0 : 1;
 }
@@ -218,7 +248,11 @@ int fb_cmd_policy_remote(int argc, char **argv)
 			strerror(errno));
 		rc = 1;
 	} else {
-		rc = print_response(fd, get);
+		rc = print_response(fd, get,
+				    strcmp(cmd, "patch") ? "<body>" : "<patch>",
+				    get ? NULL : strcmp(argv[optind + 1], "-") ?
+				    argv[optind + 1] : "<stdin>",
+				    daemon ? "firebreak-vmhost" : "the proxy");
 	}
 	close(fd);
 	free(body);

@@ -123,15 +123,22 @@ fail:
 	return -1;
 }
 
-/* An answer that is not 2xx: its body (the daemon's message) on stderr. */
-static int check(const char *cmd, struct reply *r)
+/* An answer that is not 2xx: its body (the daemon's message) on stderr,
+ * with the policy `file` named where the daemon says "<policy>". */
+static int check_named(const char *cmd, struct reply *r, const char *file)
 {
 	if (r->status / 100 == 2)
 		return 0;
-	fprintf(stderr, "firebreak %s: %s", cmd, r->body);
+	fprintf(stderr, "firebreak %s: ", cmd);
+	fb_print_named(stderr, r->body, "<policy>", file ? file : "<policy>");
 	if (!r->len || r->body[r->len - 1] != '\n')
 		fputc('\n', stderr);
 	return -1;
+}
+
+static int check(const char *cmd, struct reply *r)
+{
+	return check_named(cmd, r, NULL);
 }
 
 static char *read_file(const char *cmd, const char *path)
@@ -296,7 +303,7 @@ static int cmd_create(int argc, char **argv, const char *sock)
 	if (fclose(f) != 0)
 		goto out;
 	if (request("create", sock, "POST", "/sandboxes", body, len, false,
-		    &r) < 0 || check("create", &r) < 0)
+		    &r) < 0 || check_named("create", &r, text ? policy : NULL) < 0)
 		goto out;
 	{
 		char err[256];

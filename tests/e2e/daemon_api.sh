@@ -100,6 +100,33 @@ check "... and its generation, on stderr" \
 	bash -c "'$FIREBREAK' policy get $id --socket $SOCK 2>&1 >/dev/null |
 		grep -qx 'generation 4'"
 
+# A policy that does not load: the message names the user's file, line
+# and column, as `policy check` does, not the proxy's "<body>".
+printf 'allow:\n  - "api*.example.com"\n' >"$FB_TMP/bad.yaml"
+printf '{\n  "allow": 5\n}\n' >"$FB_TMP/bad.json"
+err=$("$FIREBREAK" policy set "$id" "$FB_TMP/bad.yaml" --state-dir "$STATE" 2>&1)
+echo "# $err"
+check "policy set, a bad file: FILE:LINE:COL, the proxy's answer" \
+	holds 'grep -qxF "$FB_TMP/bad.yaml:2:5: invalid domain \"api*.example.com\": wildcard must be a whole label (\"*.example.com\", not \"api*.example.com\")" <<<"$err" &&
+		grep -qx "firebreak policy: the proxy answered 400" <<<"$err"'
+err=$("$FIREBREAK" policy patch "$id" "$FB_TMP/bad.json" --state-dir "$STATE" 2>&1)
+check "policy patch, a bad file: FILE:LINE:COL" \
+	grep -qF "$FB_TMP/bad.json:2:12: expected a list" <<<"$err"
+err=$("$FIREBREAK" policy set "$id" - --state-dir "$STATE" <"$FB_TMP/bad.yaml" 2>&1)
+check "policy set from stdin: <stdin>:LINE:COL" \
+	grep -qF "<stdin>:2:5: invalid domain" <<<"$err"
+err=$("$FIREBREAK" policy set "$id" "$FB_TMP/bad.yaml" --socket "$SOCK" 2>&1)
+check "policy set --socket, a bad file: FILE:LINE:COL, the daemon's answer" \
+	holds 'grep -qF "$FB_TMP/bad.yaml:2:5: invalid domain" <<<"$err" &&
+		grep -qx "firebreak policy: firebreak-vmhost answered 400" <<<"$err"'
+err=$("$FIREBREAK" policy get nosuch --socket "$SOCK" 2>&1)
+check "policy get --socket, no such sandbox: the daemon says so, not a proxy" \
+	holds 'grep -qx "no such sandbox: nosuch" <<<"$err" &&
+		grep -qx "firebreak policy: firebreak-vmhost answered 404" <<<"$err"'
+err=$(fbd create --policy "$FB_TMP/bad.yaml" -- true 2>&1)
+check "create --policy, a bad file: FILE:LINE:COL" \
+	grep -qF "policy: $FB_TMP/bad.yaml:2:5: invalid domain" <<<"$err"
+
 logs=$(fbd logs "$id")
 check "logs: the audit log, down to the last policy change" \
 	grep -q '"event.action":"policy".*"policy.generation":4' <<<"$logs"
