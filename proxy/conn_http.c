@@ -33,7 +33,7 @@
 #include "proxy/conn.h"
 #include "proxy/http.h"
 
-enum http_stage { H_HEAD, H_BODY, H_CHUNKED, H_UPGRADE, H_RAW };
+enum http_stage { H_HEAD, H_BODY_START, H_BODY, H_CHUNKED, H_UPGRADE, H_RAW };
 
 /*
  * What the guest sent and the upstream has not yet been given is held in
@@ -45,7 +45,7 @@ struct conn_http {
 	size_t fwd;          /* of c->len, the checked prefix cleared to send */
 	enum http_stage stage;
 	unsigned requests;   /* heads checked and cleared */
-	uint64_t body_left;  /* H_BODY */
+	uint64_t body_left;  /* H_BODY_START, H_BODY */
 	struct fb_http_req req;
 	struct fb_chunked dec;
 	bool eof;            /* the guest finished sending */
@@ -224,10 +224,34 @@ static int classify(struct conn *c, struct conn_http *h)
 			h->stage = H_CHUNKED;
 		} else if (h->req.content_length > 0) {
 			h->body_left = (uint64_t)h->req.content_length;
-			h->stage = H_BODY;
+			h->stage = H_BODY_START;
 		}
 		fb_http_req_init(&h->req);
 		return 0;
+	case H_BODY_START: {
+		/*
+		 * An origin that answers without reading a body (a handler
+		 * that never looks at a GET's, a 417 to Expect: 100-continue)
+		 * reads it as the next request, whose Host nobody checked: a
+		 * body that starts like a request is refused before any of it
+		 * goes.  Its head went already (a client that sent Expect
+		 * waits for an answer to it); the origin gets the end of the
+		 * stream in place of the body.  A chunked body starts with a
+		 * chunk size, which no request line does.
+		 */
+		size_t have = c->len < h->body_left ? c->len : (size_t)h->body_left;
+
+		switch (fb_http_body_start(in, have, have == h->body_left)) {
+		case FB_HTTP_NEED_MORE:
+			return 0;
+		case FB_HTTP_ERROR:
+			return refuse(c, h, "http-body-request", false);
+		case FB_HTTP_DONE:
+			break;
+		}
+		h->stage = H_BODY;
+		return 0;
+	}
 	case H_BODY: {
 		size_t take = c->len < h->body_left ? c->len : (size_t)h->body_left;
 

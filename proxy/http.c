@@ -848,6 +848,105 @@ int fb_http_forwarded_hosts(const struct fb_http_req *req,
 }
 
 /* ------------------------------------------------------------------ */
+/* A body that reads as a request                                      */
+/* ------------------------------------------------------------------ */
+
+#define BODY_SKIP_MAX 256    /* empty lines and spaces before the method */
+#define BODY_LINE_MAX 32768  /* bytes of a first line looked at */
+
+/* What some server splits a request line at: Python's http.server
+ * splits it as str.split() does, on any Latin-1 whitespace but LF. */
+static bool is_loose_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == 0x0b || c == 0x0c ||
+	       (c >= 0x1c && c <= 0x1f) || c == 0x85 || c == 0xa0;
+}
+
+/* Does p[0..n) start "scheme://" (an absolute-form target)?  1, 0, or -1
+ * when it is too short to tell. */
+static int scheme_start(const char *p, size_t n)
+{
+	size_t k = 0;
+
+	if (n > 0 && !((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z'))
+		return 0;
+	while (k < n && (((p[k] | 0x20) >= 'a' && (p[k] | 0x20) <= 'z') ||
+			 (p[k] >= '0' && p[k] <= '9') || p[k] == '+' ||
+			 p[k] == '-' || p[k] == '.'))
+		k++;
+	for (size_t j = 0; j < 3; j++, k++) {
+		if (k >= n)
+			return -1;
+		if (p[k] != "://"[j])
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * An origin that answers a request without reading its body (a GET
+ * handler that never looks at one, a 417 to Expect: 100-continue: the
+ * "CL.0" and "0.CL" desyncs) reads that body as the next request, which
+ * the proxy, having framed it as a body, never checked.  A body is taken
+ * for a request when its first line, after the empty lines and spaces
+ * servers skip, is a method and then: a target that starts like one
+ * ('/', '*', "scheme://"), whatever follows (nginx takes spaces inside a
+ * target); or a target and "HTTP/", as loosely spaced as http.server
+ * splits them; or, after GET, a target alone (HTTP/0.9, which
+ * http.server still serves).  JSON, forms and multipart never start so,
+ * nor does "Hello world".  A first line not told apart within
+ * BODY_LINE_MAX bytes is refused.
+ */
+enum fb_http_status fb_http_body_start(const char *p, size_t len, bool whole)
+{
+	enum fb_http_status more;
+	size_t i = 0, m, t;
+	bool get;
+	int r = 0;
+
+	if (len > BODY_LINE_MAX) {
+		len = BODY_LINE_MAX;
+		whole = false;
+	}
+	more = whole ? FB_HTTP_DONE :
+	       len == BODY_LINE_MAX ? FB_HTTP_ERROR : FB_HTTP_NEED_MORE;
+	while (i < len && (p[i] == '\n' || is_loose_space((unsigned char)p[i])))
+		if (++i > BODY_SKIP_MAX)
+			return FB_HTTP_ERROR;
+	for (m = i; m < len && m - i < METHOD_MAX && is_tchar((unsigned char)p[m]); m++)
+		;
+	if (m == len)
+		return more;
+	if (m == i || !is_loose_space((unsigned char)p[m]))
+		return FB_HTTP_DONE;
+	get = m - i == 3 && memcmp(p + i, "GET", 3) == 0;
+	for (t = m; t < len && is_loose_space((unsigned char)p[t]); t++)
+		;
+	if (t == len)
+		return more;
+	if (p[t] == '\n') /* a method alone */
+		return FB_HTTP_DONE;
+	if (p[t] == '/' || p[t] == '*' || (r = scheme_start(p + t, len - t)) > 0)
+		return FB_HTTP_ERROR;
+	if (r < 0)
+		return more;
+	/* the target, then "HTTP/" or the end of the line */
+	while (t < len && p[t] != '\n' && !is_loose_space((unsigned char)p[t]))
+		t++;
+	while (t < len && is_loose_space((unsigned char)p[t]))
+		t++;
+	if (t < len && p[t] == '\n')
+		return get ? FB_HTTP_ERROR : FB_HTTP_DONE;
+	for (size_t k = 0; k < 5; k++, t++) {
+		if (t == len)
+			return more;
+		if ((k < 4 ? p[t] | 0x20 : p[t]) != "http/"[k])
+			return FB_HTTP_DONE;
+	}
+	return FB_HTTP_ERROR;
+}
+
+/* ------------------------------------------------------------------ */
 /* Chunked body (RFC 9112 §7.1)                                        */
 /* ------------------------------------------------------------------ */
 

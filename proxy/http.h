@@ -160,6 +160,16 @@ int fb_http_forwarded_hosts(const struct fb_http_req *req,
 			    struct fb_http_slice *out, size_t max);
 
 /*
+ * Could a request body that starts with p[0..len) be read as the next
+ * request by an origin that answers without reading the body?  (Its
+ * first line, loosely: a method and '/', '*' or "scheme://"; a method, a
+ * target and "HTTP/"; or "GET" and a target alone.)  FB_HTTP_ERROR: it
+ * could; FB_HTTP_DONE: it could not; FB_HTTP_NEED_MORE: more of it is
+ * needed to tell (never when `whole`, the body complete).
+ */
+enum fb_http_status fb_http_body_start(const char *p, size_t len, bool whole);
+
+/*
  * Split a Host value or an absolute-form authority into host and port
  * (-1 when absent).  An IPv6 literal keeps its brackets.  -1 on anything
  * but uri-host [":" port] with a non-empty host (no userinfo).

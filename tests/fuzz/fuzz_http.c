@@ -1,8 +1,9 @@
 /*
  * fuzz_http.c — the request-head parser and the chunked decoder must give
  * the same answer whole, split at an input-chosen point, and fed one byte
- * more per call.  The hosts of forwarding fields lie inside the head,
- * and fewer slots give a prefix of them or -1.  Any difference aborts.
+ * more per call; so must the check of a body that reads as a request.
+ * The hosts of forwarding fields lie inside the head, and fewer slots
+ * give a prefix of them or -1.  Any difference aborts.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -114,6 +115,25 @@ static void forwarded_hosts(const struct fb_http_req *req, const char *buf)
 	}
 }
 
+/* A prefix says NEED_MORE or what the whole body says. */
+static void body_start(const char *body, size_t len, size_t split)
+{
+	enum fb_http_status whole = fb_http_body_start(body, len, true), st;
+
+	if (whole == FB_HTTP_NEED_MORE)
+		abort();
+	for (size_t k = 0; k < len && k <= 300; k++) {
+		st = fb_http_body_start(body, k, false);
+		if (st != FB_HTTP_NEED_MORE && st != whole)
+			abort();
+	}
+	if (split < len) {
+		st = fb_http_body_start(body, split, false);
+		if (st != FB_HTTP_NEED_MORE && st != whole)
+			abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fb_http_req *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
@@ -140,8 +160,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (a->status == FB_HTTP_DONE) {
 		chunked_both_ways(buf + a->head_len, size - a->head_len, 1);
 		forwarded_hosts(a, buf);
+		body_start(buf + a->head_len, size - a->head_len, split);
 	}
 	chunked_both_ways(buf, size, 1 + split % 7);
+	body_start(buf, size, split);
 
 	free(buf);
 	free(a);
