@@ -10,17 +10,19 @@
  *   GET   /metrics      the same for Prometheus
  *   GET   /connections  live connections
  *
- * PUT and PATCH honour If-Match (412 on a stale generation); a policy
- * that does not load is a 400 listing every FILE:LINE:COL problem, and
- * the one in force stays.  Either refusal, and that of a change whose
- * body is chunked or too large, is an audit line of its own (outcome
- * denied, why, never the submitted text), as a failed SIGHUP is.
+ * PUT and PATCH honour If-Match (412 on a stale generation, a weak tag
+ * or a value that is no If-Match at all); a policy that does not load
+ * is a 400 listing every FILE:LINE:COL problem, and the one in force
+ * stays.  Either refusal, and that of a change whose body is chunked or
+ * too large, is an audit line of its own (outcome denied, why, never the
+ * submitted text), as a failed SIGHUP is.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -128,35 +130,79 @@ static int get_policy(struct fb_proxy *p, char **resp, size_t *resp_len)
 	return rc;
 }
 
-/* If-Match: "*", or a list of entity tags, each "N" or W/"N". */
-static bool if_match_ok(const struct fb_http_req *req, uint64_t generation)
+enum if_match { IF_MATCH_TRUE, IF_MATCH_FALSE, IF_MATCH_MALFORMED };
+
+/* etagc (RFC 9110 8.8.3): any visible byte but DQUOTE, and obs-text. */
+static bool is_etagc(unsigned char c)
 {
-	const struct fb_http_header *h = fb_http_field(req, "if-match");
-	char want[32];
-	const char *v, *end;
+	return c == 0x21 || (c >= 0x23 && c != 0x7f);
+}
 
-	if (!h)
-		return true;
-	v = h->value;
-	end = h->value + h->value_len;
-	if (h->value_len == 1 && v[0] == '*')
-		return true;
-	snprintf(want, sizeof(want), "\"%llu\"", (unsigned long long)generation);
-	for (const char *s = v; s < end;) {
-		const char *comma = memchr(s, ',', (size_t)(end - s));
-		const char *e = comma ? comma : end;
+/*
+ * If-Match (RFC 9110 13.1.1) against the policy's entity tag, "N" for
+ * generation N.  "*" matches, since there is always a policy.  A list of
+ * entity tags matches when one of them does by the strong comparison:
+ * W/"N" never does, a weak tag being no promise that the policy is the
+ * same byte for byte.  The list may span several If-Match lines and
+ * holds empty elements (", ,").  Anything else is neither "*" nor a list
+ * of entity tags, and the RFC has such a condition false: a 412, never a
+ * change made without the check the client asked for.
+ */
+static enum if_match if_match(const struct fb_http_req *req,
+			      uint64_t generation)
+{
+	char want[24];
+	size_t want_len, elems = 0;
+	bool present = false, star = false, match = false;
 
-		while (s < e && (*s == ' ' || *s == '\t'))
-			s++;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (e - s > 2 && s[0] == 'W' && s[1] == '/')
-			s += 2;
-		if ((size_t)(e - s) == strlen(want) && memcmp(s, want, (size_t)(e - s)) == 0)
-			return true;
-		s = comma ? comma + 1 : end;
+	want_len = (size_t)snprintf(want, sizeof(want), "%llu",
+				    (unsigned long long)generation);
+	for (size_t i = 0; i < req->nfields; i++) {
+		const struct fb_http_header *h = &req->fields[i];
+		const char *s = h->value, *end = h->value + h->value_len;
+
+		if (h->name_len != 8 || strncasecmp(h->name, "if-match", 8) != 0)
+			continue;
+		present = true;
+		for (;;) {
+			const char *tag;
+			bool weak;
+
+			while (s < end && (*s == ' ' || *s == '\t' || *s == ','))
+				s++;
+			if (s == end)
+				break;
+			elems++;
+			if (*s == '*') {
+				star = true;
+				s++;
+			} else {
+				weak = end - s >= 2 && s[0] == 'W' && s[1] == '/';
+				if (weak)
+					s += 2;
+				if (s == end || *s != '"')
+					return IF_MATCH_MALFORMED;
+				for (tag = ++s; s < end && *s != '"'; s++)
+					if (!is_etagc((unsigned char)*s))
+						return IF_MATCH_MALFORMED;
+				if (s == end)
+					return IF_MATCH_MALFORMED;
+				if (!weak && (size_t)(s - tag) == want_len &&
+				    memcmp(tag, want, want_len) == 0)
+					match = true;
+				s++;
+			}
+			while (s < end && (*s == ' ' || *s == '\t'))
+				s++;
+			if (s < end && *s != ',')
+				return IF_MATCH_MALFORMED;
+		}
 	}
-	return false;
+	if (!present)
+		return IF_MATCH_TRUE;
+	if (star)
+		return elems == 1 ? IF_MATCH_TRUE : IF_MATCH_MALFORMED;
+	return match ? IF_MATCH_TRUE : IF_MATCH_FALSE;
 }
 
 /* Who asks for a change, as its audit line names them. */
@@ -179,12 +225,22 @@ static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
 	int n;
 
 	changer(whobuf, sizeof(whobuf), who, patch);
-	if (!if_match_ok(req, p->generation)) {
+	switch (if_match(req, p->generation)) {
+	case IF_MATCH_TRUE:
+		break;
+	case IF_MATCH_FALSE:
 		snprintf(err, sizeof(err), "stale If-Match: generation is %llu",
 			 (unsigned long long)p->generation);
 		fb_proxy_audit_rejected(p, whobuf, err);
 		return respond_text(resp, resp_len, 412,
-				    "policy generation is %llu, not the one in If-Match\n",
+				    "policy generation is %llu, not the one in If-Match"
+				    " (a weak W/ tag never matches)\n",
+				    (unsigned long long)p->generation);
+	case IF_MATCH_MALFORMED:
+		fb_proxy_audit_rejected(p, whobuf, "malformed If-Match");
+		return respond_text(resp, resp_len, 412,
+				    "If-Match is neither * nor a list of entity tags"
+				    " (\"%llu\" is the policy's): nothing changed\n",
 				    (unsigned long long)p->generation);
 	}
 	opts.filename = patch ? "<patch>" : "<body>";

@@ -148,7 +148,17 @@ static void test_if_match(void **state)
 	expect_status(r, 412);
 	free(r);
 	assert_int_equal(p->generation, 1);
+	/* If-Match compares strongly: a weak tag never matches (RFC 9110
+	 * 13.1.1), not even the current generation's */
+	r = put(p, "PUT", "If-Match: W/\"1\"\r\n", "deny-all");
+	expect_status(r, 412);
+	free(r);
 	r = put(p, "PUT", "If-Match: \"5\", W/\"1\"\r\n", "deny-all");
+	expect_status(r, 412);
+	free(r);
+	assert_int_equal(p->generation, 1);
+	/* a list matches when one member does */
+	r = put(p, "PUT", "If-Match: \"5\", \"1\"\r\n", "deny-all");
 	expect_status(r, 200);
 	free(r);
 	r = put(p, "PUT", "If-Match: *\r\n", "allow-all");
@@ -159,6 +169,40 @@ static void test_if_match(void **state)
 	expect_status(r, 412);
 	free(r);
 	assert_int_equal(p->generation, 3);
+	/* the list may span lines and hold empty elements */
+	r = put(p, "PATCH", "If-Match: \"1\",,\r\nIf-Match: , \"3\"\r\n", "{}");
+	expect_status(r, 200);
+	free(r);
+	assert_int_equal(p->generation, 4);
+}
+
+/* An If-Match that is neither "*" nor a list of entity tags is a
+ * condition that is false: 412, nothing changed, the header named. */
+static void test_if_match_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"1", "\"1", "1\"", "W/1", "w/\"1\"", "W/", "\"1\" \"1\"",
+		"\"1\";", "*, \"1\"", "\"1\", *", "**", "\"1\"x", "\"a b\"",
+		"\"1\"\r\nIf-Match: *",
+	};
+	struct fb_proxy *p = *state;
+	char extra[64];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *r;
+
+		snprintf(extra, sizeof(extra), "If-Match: %s\r\n", bad[i]);
+		r = put(p, "PUT", extra, "deny-all");
+		expect_status(r, 412);
+		if (!strstr(r, "If-Match is neither * nor a list of entity tags"))
+			fail_msg("%s: %s", bad[i], r);
+		free(r);
+	}
+	assert_int_equal(p->generation, 1);
+	/* an empty list is well formed, and matches nothing */
+	expect_answer(p, "PUT /policy HTTP/1.1\r\nHost: x\r\nIf-Match: ,\r\n"
+		      "Content-Length: 8\r\n\r\ndeny-all", 412);
+	assert_int_equal(p->generation, 1);
 }
 
 static void test_invalid_policy_keeps_old(void **state)
@@ -358,6 +402,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_policy_etag, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_and_patch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_if_match, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_if_match_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_policy_keeps_old, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_problems_name_the_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
