@@ -145,7 +145,8 @@ int fb_forward_parse(const char *url, struct fb_forward_target *t,
 /*
  * The headers a forward target receives besides the request's own:
  * x-firebreak-forwarded-host/-scheme/-port/-path and x-firebreak-token,
- * a JWT for `url` signed by `key`.  Strings live in `store` (freed with
+ * a JWT for `url` signed by `key` and bound to `req` (its method, and
+ * https://sni[:port], path and query).  Strings live in `store` (freed with
  * fb_forward_fields_free).  Returns the number of fields, or -1 with err.
  */
 #define FB_FORWARD_FIELDS 5

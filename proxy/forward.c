@@ -5,7 +5,8 @@
  * that proves the proxy sent it (notes/vercel-firewall.md 5.6).  The
  * target verifies the token against the sandbox's published JWKS: its
  * audience is the forwardURL exactly, so a token captured at one target
- * cannot be replayed at another.
+ * cannot be replayed at another, and its htm, htu and query name the
+ * request, so it cannot be sent with another one either.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,15 +68,42 @@ int fb_forward_fields(const struct fb_jwt_key *key, const char *url,
 		      struct fb_head_field out[FB_FORWARD_FIELDS],
 		      struct fb_forward_store *store, char *err, size_t errsize)
 {
+	/* a method is at most 32 bytes (http.c): method[] holds it whole */
+	char method[64], authority[FB_NAME_MAX + 8], *htu = NULL, *query = NULL;
+	struct fb_jwt_request bound = { .method = method };
+
 	memset(store, 0, sizeof(*store));
 	if (!key) {
 		snprintf(err, errsize, "forwardURL %s: the proxy has no token key (--jwt-key)",
 			 url);
 		return -1;
 	}
-	store->token = fb_jwt_mint(key, "firebreak", url,
-				   sandbox_id && *sandbox_id ? sandbox_id : "-",
-				   TOKEN_TTL, time(NULL), err, errsize);
+	/* The token names the request it came with, so that whoever sees it
+	 * (a target that logs it, anything on the way) cannot send it with
+	 * another method, host, path or query before it expires. */
+	snprintf(method, sizeof(method), "%.*s", (int)req->method.len,
+		 req->method.ptr);
+	if (port == 443)
+		snprintf(authority, sizeof(authority), "%s", sni);
+	else
+		snprintf(authority, sizeof(authority), "%s:%u", sni, port);
+	if (asprintf(&htu, "https://%s%.*s", authority, (int)req->path.len,
+		     req->path.ptr) < 0)
+		htu = NULL;
+	if (asprintf(&query, "%.*s", (int)req->query.len,
+		     req->query.ptr ? req->query.ptr : "") < 0)
+		query = NULL;
+	bound.url = htu;
+	bound.query = query;
+	if (htu && query)
+		store->token = fb_jwt_mint(key, "firebreak", url,
+					   sandbox_id && *sandbox_id ? sandbox_id : "-",
+					   &bound, TOKEN_TTL, time(NULL), err,
+					   errsize);
+	else
+		snprintf(err, errsize, "out of memory");
+	free(htu);
+	free(query);
 	if (!store->token)
 		return -1;
 	snprintf(store->port, sizeof(store->port), "%u", port);

@@ -192,8 +192,9 @@ static int sign_es256(EVP_PKEY *pkey, const char *data, size_t len,
 
 /* The claims object, malloc'd; *len receives its length. */
 static char *claims_json(const char *iss, const char *aud,
-			 const char *sandbox_id, long ttl, time_t now,
-			 const char *jti, size_t *len)
+			 const char *sandbox_id,
+			 const struct fb_jwt_request *req, long ttl,
+			 time_t now, const char *jti, size_t *len)
 {
 	char *json = NULL;
 	FILE *f = open_memstream(&json, len);
@@ -208,6 +209,12 @@ static char *claims_json(const char *iss, const char *aud,
 	fb_json_write_string(f, sandbox_id, strlen(sandbox_id));
 	fputs(",\"sandbox_id\":", f);
 	fb_json_write_string(f, sandbox_id, strlen(sandbox_id));
+	fputs(",\"htm\":", f);
+	fb_json_write_string(f, req->method, strlen(req->method));
+	fputs(",\"htu\":", f);
+	fb_json_write_string(f, req->url, strlen(req->url));
+	fputs(",\"query\":", f);
+	fb_json_write_string(f, req->query, strlen(req->query));
 	fprintf(f, ",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld,\"jti\":\"%s\"}",
 		(long long)now, (long long)now, (long long)now + ttl, jti);
 	if (fclose(f) != 0) {
@@ -218,22 +225,30 @@ static char *claims_json(const char *iss, const char *aud,
 }
 
 char *fb_jwt_mint(const struct fb_jwt_key *key, const char *iss,
-		  const char *aud, const char *sandbox_id, long ttl, time_t now,
+		  const char *aud, const char *sandbox_id,
+		  const struct fb_jwt_request *req, long ttl, time_t now,
 		  char *err, size_t errsize)
 {
-	const char *const claim[][2] = {
-		{ "iss", iss }, { "aud", aud }, { "sandbox_id", sandbox_id },
+	/* the query alone may be empty: a request need not have one */
+	const struct {
+		const char *name, *value;
+		bool may_be_empty;
+	} claim[] = {
+		{ "iss", iss, false }, { "aud", aud, false },
+		{ "sandbox_id", sandbox_id, false }, { "htm", req->method, false },
+		{ "htu", req->url, false }, { "query", req->query, true },
 	};
 	unsigned char rnd[16], rs[2 * COORD];
 	char header[96], jti[B64_32], *claims, *token;
 	size_t hlen, clen, n;
 
 	for (size_t i = 0; i < sizeof(claim) / sizeof(claim[0]); i++) {
-		const char *v = claim[i][1];
+		const char *v = claim[i].value;
+		bool empty = !v || (!*v && !claim[i].may_be_empty);
 
-		if (!v || !*v || !valid_utf8((const unsigned char *)v)) {
-			snprintf(err, errsize, "token claim %s is %s", claim[i][0],
-				 !v || !*v ? "empty" : "not valid UTF-8");
+		if (empty || !valid_utf8((const unsigned char *)v)) {
+			snprintf(err, errsize, "token claim %s is %s", claim[i].name,
+				 empty ? "empty" : "not valid UTF-8");
 			return NULL;
 		}
 	}
@@ -250,7 +265,7 @@ char *fb_jwt_mint(const struct fb_jwt_key *key, const char *iss,
 	hlen = (size_t)snprintf(header, sizeof(header),
 				"{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
 				key->kid);
-	claims = claims_json(iss, aud, sandbox_id, ttl, now, jti, &clen);
+	claims = claims_json(iss, aud, sandbox_id, req, ttl, now, jti, &clen);
 	/* each part grows by 4/3 when encoded; the signature is 86 */
 	token = claims ? malloc(4 * (hlen / 3 + 1) + 4 * (clen / 3 + 1) + 90)
 		       : NULL;

@@ -33,15 +33,28 @@ void fb_jwt_key_free(struct fb_jwt_key *key);
 const char *fb_jwt_key_id(const struct fb_jwt_key *key);
 
 /*
+ * The request a token goes with, so that it proves nothing for another:
+ * RFC 9449 (DPoP) 4.2's "htm" and "htu", and the query htu leaves out.
+ */
+struct fb_jwt_request {
+	const char *method; /* htm */
+	const char *url;    /* htu: "https://host[:port]/path", no query */
+	const char *query;  /* query: after the '?', "" when there is none */
+};
+
+/*
  * A compact JWS "header.payload.signature", malloc'd:
  *   header  {"alg":"ES256","typ":"JWT","kid":<thumbprint>}
  *   claims  {"iss","aud","sub" (= sandbox_id),"sandbox_id",
+ *            "htm","htu","query" (from req),
  *            "iat","nbf" (= now),"exp" (= now + ttl),"jti" (random)}
  * The signature is the raw 64-byte r||s of RFC 7518 3.4, not DER.
- * `ttl` is 1..FB_JWT_TTL_MAX seconds; strings must be non-empty UTF-8.
+ * `ttl` is 1..FB_JWT_TTL_MAX seconds; strings must be UTF-8, and all
+ * but the query non-empty.
  */
 char *fb_jwt_mint(const struct fb_jwt_key *key, const char *iss,
-		  const char *aud, const char *sandbox_id, long ttl, time_t now,
+		  const char *aud, const char *sandbox_id,
+		  const struct fb_jwt_request *req, long ttl, time_t now,
 		  char *err, size_t errsize);
 
 /* {"keys":[{"kty":"EC","crv":"P-256","x","y","kid","alg":"ES256",

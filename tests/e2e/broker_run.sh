@@ -194,6 +194,8 @@ for line in open(log):
         print(len(r["body"])); sys.exit(0)
     if what == "headers":
         print(json.dumps(r["headers"])); sys.exit(0)
+    if what == "method":
+        print(r["method"]); sys.exit(0)
 sys.exit(2)
 PYEOF
 }
@@ -251,14 +253,15 @@ check "GET /jwks on the control socket serves the published key" \
 	"$PY" -c 'import json, sys
 a, b = (json.load(open(f)) for f in sys.argv[1:3])
 sys.exit(0 if a == b and len(a["keys"]) == 1 else 1)' "$FB_TMP/jwks.json" "$FB_TMP/jwks.control"
-check "forwardURL: the token verifies with the sandbox's published JWKS (iss, aud, exp <= 5 min, sandbox_id)" \
-	"$PY" - "$fwd_headers" "$FB_TMP/jwks.json" "$FB_LAST_ID" <<'PYEOF'
+check "forwardURL: the token verifies with the sandbox's published JWKS (iss, aud, exp <= 5 min, sandbox_id, htm, htu, query)" \
+	"$PY" - "$fwd_headers" "$FB_TMP/jwks.json" "$FB_LAST_ID" \
+	"$(origin /hook/fwd/a/b?z=1 method)" <<'PYEOF'
 import base64, json, sys, time
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 def b64(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-headers, jwks_path, sandbox = sys.argv[1:4]
+headers, jwks_path, sandbox, method = sys.argv[1:5]
 tok = [v for k, v in json.loads(headers) if k.lower() == "x-firebreak-token"][0]
 h, p, sig = tok.split(".")
 hdr, claims = json.loads(b64(h)), json.loads(b64(p))
@@ -273,6 +276,16 @@ now = time.time()
 ok = (hdr["alg"] == "ES256" and claims["iss"] == "firebreak" and
       claims["aud"] == "https://fwd.example.com/hook" and
       claims["sandbox_id"] == sandbox and now < claims["exp"] <= now + 300)
+# The token names the request it came with: the method this request
+# has, and the URL and query its x-firebreak-forwarded-* fields describe.
+h = {k.lower(): v for k, v in json.loads(headers)}
+port = h["x-firebreak-forwarded-port"]
+path, _, query = h["x-firebreak-forwarded-path"].partition("?")
+url = (h["x-firebreak-forwarded-scheme"] + "://" + h["x-firebreak-forwarded-host"] +
+       ("" if port == "443" else ":" + port) + path)
+ok = (ok and claims.get("htm") == method == "GET" and
+      claims.get("htu") == url == "https://api.example.com/fwd/a/b" and
+      claims.get("query") == query == "z=1")
 sys.exit(0 if ok else 1)
 PYEOF
 check "urllib through the broker, body and header delivered" \

@@ -26,6 +26,9 @@ static char err[512];
 
 static const char *ISS = "https://firebreak.invalid/sandbox/t1";
 static const char *AUD = "https://audit.example.com/fwd";
+static const struct fb_jwt_request REQ = {
+	.method = "POST", .url = "https://api.example.com/v1/x", .query = "a=1",
+};
 
 /* ---- an independent verifier ---------------------------------------- */
 
@@ -165,7 +168,8 @@ static void test_token_verifies_with_published_key(void **state)
 
 	(void)state;
 	assert_non_null(key);
-	token = fb_jwt_mint(key, ISS, AUD, "sbx_1", 120, now, err, sizeof(err));
+	token = fb_jwt_mint(key, ISS, AUD, "sbx_1", &REQ, 120, now, err,
+			    sizeof(err));
 	if (!token)
 		fail_msg("fb_jwt_mint: %s", err);
 	jwks = fb_jwks_json(key);
@@ -190,6 +194,10 @@ static void test_token_verifies_with_published_key(void **state)
 				       "sandbox/t1\""));
 	assert_non_null(strstr(claims, "\"aud\":\"https://audit.example.com/fwd\""));
 	assert_non_null(strstr(claims, "\"sandbox_id\":\"sbx_1\""));
+	/* bound to its request: RFC 9449's htm and htu, and the query */
+	assert_non_null(strstr(claims, "\"htm\":\"POST\""));
+	assert_non_null(strstr(claims, "\"htu\":\"https://api.example.com/v1/x\""));
+	assert_non_null(strstr(claims, "\"query\":\"a=1\""));
 	assert_int_equal(json_int(claims, "iat"), now);
 	assert_int_equal(json_int(claims, "nbf"), now);
 	assert_int_equal(json_int(claims, "exp"), now + 120);
@@ -209,7 +217,7 @@ static void test_tampering_fails(void **state)
 {
 	struct fb_jwt_key *key = fb_jwt_key_create(err, sizeof(err));
 	struct fb_jwt_key *other = fb_jwt_key_create(err, sizeof(err));
-	char *token = fb_jwt_mint(key, ISS, AUD, "sbx_1", 60, time(NULL), err,
+	char *token = fb_jwt_mint(key, ISS, AUD, "sbx_1", &REQ, 60, time(NULL), err,
 				  sizeof(err));
 	char *jwks = fb_jwks_json(key), *other_jwks = fb_jwks_json(other);
 	EVP_PKEY *pub = key_from_jwks(jwks), *other_pub = key_from_jwks(other_jwks);
@@ -245,21 +253,23 @@ static void test_lifetime_bounded(void **state)
 	char *token, *claims, *a, *b;
 
 	(void)state;
-	token = fb_jwt_mint(key, ISS, AUD, "sbx_1", FB_JWT_TTL_MAX, now, err,
+	token = fb_jwt_mint(key, ISS, AUD, "sbx_1", &REQ, FB_JWT_TTL_MAX, now, err,
 			    sizeof(err));
 	assert_non_null(token);
 	claims = part(token, 1);
 	assert_true(json_int(claims, "exp") - json_int(claims, "iat") <= 300);
 	free(claims);
 	free(token);
-	assert_null(fb_jwt_mint(key, ISS, AUD, "sbx_1", 301, now, err,
+	assert_null(fb_jwt_mint(key, ISS, AUD, "sbx_1", &REQ, 301, now, err,
 				sizeof(err)));
 	assert_non_null(strstr(err, "301"));
-	assert_null(fb_jwt_mint(key, ISS, AUD, "sbx_1", 0, now, err,
+	assert_null(fb_jwt_mint(key, ISS, AUD, "sbx_1", &REQ, 0, now, err,
 				sizeof(err)));
 	/* every token is distinct */
-	a = fb_jwt_mint(key, ISS, AUD, "sbx_1", 60, now, err, sizeof(err));
-	b = fb_jwt_mint(key, ISS, AUD, "sbx_1", 60, now, err, sizeof(err));
+	a = fb_jwt_mint(key, ISS, AUD, "sbx_1", &REQ, 60, now, err,
+			sizeof(err));
+	b = fb_jwt_mint(key, ISS, AUD, "sbx_1", &REQ, 60, now, err,
+			sizeof(err));
 	assert_string_not_equal(a, b);
 	free(a);
 	free(b);
@@ -269,11 +279,12 @@ static void test_lifetime_bounded(void **state)
 static void test_claims_escaped(void **state)
 {
 	struct fb_jwt_key *key = fb_jwt_key_create(err, sizeof(err));
+	struct fb_jwt_request req = REQ;
 	char *token, *claims;
 
 	(void)state;
 	token = fb_jwt_mint(key, ISS, "https://x.example/\",\"aud\":\"evil",
-			    "sb\"x\n\\\x01", 60, 1000, err, sizeof(err));
+			    "sb\"x\n\\\x01", &REQ, 60, 1000, err, sizeof(err));
 	assert_non_null(token);
 	claims = part(token, 1);
 	assert_non_null(strstr(claims,
@@ -281,17 +292,31 @@ static void test_claims_escaped(void **state)
 	assert_non_null(strstr(claims, "\"sandbox_id\":\"sb\\\"x\\n\\\\\\u0001\""));
 	free(claims);
 	free(token);
-	assert_null(fb_jwt_mint(key, ISS, AUD, "bad\xff", 60, 1000, err,
+	assert_null(fb_jwt_mint(key, ISS, AUD, "bad\xff", &REQ, 60, 1000, err,
 				sizeof(err)));
 	assert_non_null(strstr(err, "sandbox_id is not valid UTF-8"));
-	assert_null(fb_jwt_mint(key, ISS, AUD, "\xc0\xaf", 60, 1000, err,
+	assert_null(fb_jwt_mint(key, ISS, AUD, "\xc0\xaf", &REQ, 60, 1000, err,
 				sizeof(err)));
-	assert_null(fb_jwt_mint(key, "", AUD, "s", 60, 1000, err, sizeof(err)));
+	assert_null(fb_jwt_mint(key, "", AUD, "s", &REQ, 60, 1000, err,
+				sizeof(err)));
 	assert_non_null(strstr(err, "iss is empty"));
-	token = fb_jwt_mint(key, ISS, AUD, "sandbox-\xc3\xa9", 60, 1000, err,
+	token = fb_jwt_mint(key, ISS, AUD, "sandbox-\xc3\xa9", &REQ, 60, 1000, err,
 			    sizeof(err));
 	assert_non_null(token);
 	free(token);
+	/* a request without a query has an empty one; no method is an error */
+	req.query = "";
+	token = fb_jwt_mint(key, ISS, AUD, "s", &req, 60, 1000, err,
+			    sizeof(err));
+	assert_non_null(token);
+	claims = part(token, 1);
+	assert_non_null(strstr(claims, "\"query\":\"\""));
+	free(claims);
+	free(token);
+	req.method = "";
+	assert_null(fb_jwt_mint(key, ISS, AUD, "s", &req, 60, 1000, err,
+				sizeof(err)));
+	assert_non_null(strstr(err, "htm is empty"));
 	fb_jwt_key_free(key);
 }
 

@@ -6,10 +6,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <openssl/evp.h>
 
 #include "proxy/broker.h"
 #include "proxy/jwt.h"
@@ -211,6 +214,36 @@ static void test_forward_parse(void **state)
 					  sizeof(err)), -1);
 }
 
+/* A token's claims, base64url-decoded (caller frees). */
+static char *token_claims(const char *token)
+{
+	const char *p = strchr(token, '.') + 1, *end = strchr(p, '.');
+	size_t n = (size_t)(end - p), padded = (n + 3) / 4 * 4;
+	char *b64 = calloc(1, padded + 1), *out = calloc(1, padded);
+
+	assert_non_null(b64);
+	assert_non_null(out);
+	for (size_t i = 0; i < padded; i++)
+		b64[i] = i >= n ? '=' : p[i] == '-' ? '+' : p[i] == '_' ? '/' : p[i];
+	assert_true(EVP_DecodeBlock((unsigned char *)out, (unsigned char *)b64,
+				    (int)padded) > 0);
+	free(b64);
+	return out;
+}
+
+/* The token's claims name this request: method, URL and query. */
+static void expect_bound(const char *token, const char *htm, const char *htu,
+			 const char *query)
+{
+	char *claims = token_claims(token), want[256];
+
+	snprintf(want, sizeof(want),
+		 "\"htm\":\"%s\",\"htu\":\"%s\",\"query\":\"%s\"", htm, htu, query);
+	if (!strstr(claims, want))
+		fail_msg("%s not in %s", want, claims);
+	free(claims);
+}
+
 static void test_forward_fields(void **state)
 {
 	struct fb_head_field f[FB_FORWARD_FIELDS];
@@ -236,6 +269,17 @@ static void test_forward_fields(void **state)
 	assert_string_equal(f[4].name, "x-firebreak-token");
 	/* three base64url parts */
 	assert_non_null(strchr(strchr(f[4].value, '.') + 1, '.'));
+	/* the token names this request, as the forwarded-* fields do */
+	expect_bound(f[4].value, "GET", "https://a.example:8443/x/y", "z=1");
+	fb_forward_fields_free(&store);
+	free(p.buf);
+
+	/* port 443 is not named; no query is an empty one */
+	parse(&p, "DELETE /x HTTP/1.1\r\nHost: a.example\r\n\r\n");
+	assert_int_equal(fb_forward_fields(key, "https://f.example/h", "sb", "a.example",
+					   443, &p.req, f, &store, err, sizeof(err)),
+			 FB_FORWARD_FIELDS);
+	expect_bound(f[4].value, "DELETE", "https://a.example/x", "");
 	fb_forward_fields_free(&store);
 	fb_jwt_key_free(key);
 	free(p.buf);
