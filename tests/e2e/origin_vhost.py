@@ -11,12 +11,16 @@ was routed to:
              of a request it answers 417 (Expect: 100-continue on
              /no-expect): the body's bytes are read as the next request, as
              http.server handlers that never look at a body do
+  wsgi       a WSGI application under wsgiref that routes as Django does
+             with USE_X_FORWARDED_HOST: by HTTP_X_FORWARDED_HOST, which a
+             field spelled X_Forwarded_Host fills as well, else by Host
 Creates the file READY once every socket listens; runs until killed.
 """
 import http.server
 import socketserver
 import sys
 import threading
+import wsgiref.simple_server
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -68,9 +72,26 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
+def wsgi_app(environ, start_response):
+    name = environ.get("HTTP_X_FORWARDED_HOST") or environ.get("HTTP_HOST", "")
+    body = f"vhost={name.split(',')[0].strip()} path={environ['PATH_INFO']}\n"
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body.encode()]
+
+
+class QuietWSGIHandler(wsgiref.simple_server.WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
 def main():
     for spec in sys.argv[2:]:
         mode, addr, port = spec.split(",")
+        if mode == "wsgi":
+            srv = wsgiref.simple_server.make_server(
+                addr, int(port), wsgi_app, handler_class=QuietWSGIHandler)
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            continue
         handler = type("H", (Handler,), {"mode": mode})
         srv = Server((addr, int(port)), handler)
         threading.Thread(target=srv.serve_forever, daemon=True).start()

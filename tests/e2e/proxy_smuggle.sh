@@ -8,6 +8,8 @@
 #                     by X-Forwarded-Host, Forwarded: host= and the like
 #   198.51.100.30:80  origin_vhost.py "nobody": reads no body of a GET or
 #                     HEAD, and none after a 417 (the CL.0 / 0.CL desyncs)
+#   198.51.100.20:81  origin_vhost.py "wsgi": a WSGI application that routes
+#                     by HTTP_X_FORWARDED_HOST, as Django can
 #
 # The policy allows allowed.test, fwd.test and nobody.test; refused.test
 # resolves to every one of those addresses.  A probe has got through when
@@ -27,7 +29,7 @@ ip netns exec "$NS" nft -f - <<'NFT' || { not_ok setup nft; exit 1; }
 table ip fbtest {
 	chain out {
 		type nat hook output priority -100;
-		meta skuid 65534 tcp dport 80 redirect to :15001
+		meta skuid 65534 tcp dport { 80, 81 } redirect to :15001
 	}
 }
 NFT
@@ -62,7 +64,7 @@ ip netns exec "$NS" nginx -p "$NGX" -e "$NGX/error.log" -c "$NGX/nginx.conf" \
 FB_PIDS+=($!)
 ready=$FB_TMP/vhost.ready
 ip netns exec "$NS" "$PY" "$PX_DIR/origin_vhost.py" "$ready" \
-	forwarded,198.51.100.20,80 nobody,198.51.100.30,80 &
+	forwarded,198.51.100.20,80 nobody,198.51.100.30,80 wsgi,198.51.100.20,81 &
 FB_PIDS+=($!)
 px_wait_file "$ready" || { not_ok setup origins; exit 1; }
 px_dns "$NS" 198.51.100.53 allowed.test=198.51.100.10 \
@@ -206,6 +208,13 @@ for f in 'X-Forwarded-Host: refused.test' 'X-Host: refused.test' \
 	out=$(S $F 80 'GET / HTTP/1.1\r\nHost: fwd.test\r\n'"$f"'\r\n\r\n')
 	check "forwarding field \"$f\" is refused" refused "$out" ambiguous-host
 done
+# wsgiref, like CGI, passes X_Forwarded_Host on as HTTP_X_FORWARDED_HOST
+out=$(S $F 81 'GET / HTTP/1.1\r\nHost: fwd.test\r\nX_Forwarded_Host: refused.test\r\n\r\n')
+check "forwarding field spelled with underscores (WSGI reads it the same)" \
+	refused "$out" ambiguous-host
+out=$(S $F 81 'GET / HTTP/1.1\r\nHost: fwd.test\r\nConnection: close\r\n\r\n')
+check "... and the WSGI origin serves fwd.test without one" \
+	holds '[[ $out == "HTTP/1.0 200 OK|"*"vhost=fwd.test"* ]]'
 out=$(S $F 80 'GET / HTTP/1.1\r\nHost: fwd.test\r\n\r\nGET / HTTP/1.1\r\nHost: fwd.test\r\nX-Forwarded-Host: refused.test\r\n\r\n')
 check "... on a later request too, after the answer to the first" \
 	holds 'refused "$out" ambiguous-host && [[ $out == "$OK200"*"vhost=fwd.test"* ]]'

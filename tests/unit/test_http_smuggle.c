@@ -65,6 +65,9 @@ static void test_forwarded_hosts(void **state)
 		{ "X-Host: a.test\r\nX-Original-Host: b.test\r\n", 2, "a.test|b.test" },
 		{ "X-Forwarded-Server: a.test\r\nX-HTTP-Host-Override: b.test\r\n",
 		  2, "a.test|b.test" },
+		/* as CGI and WSGI name them: HTTP_X_FORWARDED_HOST */
+		{ "X_Forwarded_Host: a.test\r\nx_host: b.test\r\n", 2, "a.test|b.test" },
+		{ "X-Forwarded_Hosts: a.test\r\nXForwardedHost: b.test\r\n", 0, "" },
 		{ "X-Forwarded-Host:\r\n", 0, "" },
 		{ "X-Forwarded-Host: ,,\r\n", 0, "" },
 		{ "Forwarded: for=10.0.0.1;host=a.test;proto=http\r\n", 1, "a.test" },
