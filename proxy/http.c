@@ -877,6 +877,17 @@ static bool is_loose_space(unsigned char c)
 	       (c >= 0x1c && c <= 0x1f) || c == 0x85 || c == 0xa0;
 }
 
+/* A method as nginx reads one: upper-case letters, '_' and '-'.  Other
+ * servers take any token but want "HTTP/" after the target, so "cat
+ * /etc/passwd" in a text body is no request to any of them. */
+static bool nginx_method(const char *p, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (!((p[k] >= 'A' && p[k] <= 'Z') || p[k] == '_' || p[k] == '-'))
+			return false;
+	return true;
+}
+
 /* Does p[0..n) start "scheme://" (an absolute-form target)?  1, 0, or -1
  * when it is too short to tell. */
 static int scheme_start(const char *p, size_t n)
@@ -904,12 +915,12 @@ static int scheme_start(const char *p, size_t n)
  * "CL.0" and "0.CL" desyncs) reads that body as the next request, which
  * the proxy, having framed it as a body, never checked.  A body is taken
  * for a request when its first line, after the empty lines and spaces
- * servers skip, is a method and then: a target that starts like one
- * ('/', '*', "scheme://"), whatever follows (nginx takes spaces inside a
- * target); or a target and "HTTP/", as loosely spaced as http.server
- * splits them; or, after GET, a target alone (HTTP/0.9, which
- * http.server still serves).  JSON, forms and multipart never start so,
- * nor does "Hello world".  A first line not told apart within
+ * servers skip, is a method and then: for a method nginx reads, a target
+ * that starts like one ('/', '*', "scheme://"), whatever follows (nginx
+ * takes spaces inside a target); for any, a target and "HTTP/", as
+ * loosely spaced as http.server splits them; or, after GET, a target
+ * alone (HTTP/0.9, which http.server still serves).  JSON, forms and
+ * multipart never start so, nor do "Hello world" and "cat /etc/passwd".  A first line not told apart within
  * BODY_LINE_MAX bytes is refused.
  */
 enum fb_http_status fb_http_body_start(const char *p, size_t len, bool whole)
@@ -941,7 +952,8 @@ enum fb_http_status fb_http_body_start(const char *p, size_t len, bool whole)
 		return more;
 	if (p[t] == '\n') /* a method alone */
 		return FB_HTTP_DONE;
-	if (p[t] == '/' || p[t] == '*' || (r = scheme_start(p + t, len - t)) > 0)
+	if (nginx_method(p + i, m - i) &&
+	    (p[t] == '/' || p[t] == '*' || (r = scheme_start(p + t, len - t)) > 0))
 		return FB_HTTP_ERROR;
 	if (r < 0)
 		return more;

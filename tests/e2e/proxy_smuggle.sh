@@ -194,6 +194,9 @@ check "a JSON body passes" holds '[[ $out == "$OK200"*"vhost=nobody.test"* ]]'
 out=$(S $A 80 'POST / HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 11\r\n\r\nHello world'"$LAST")
 check "a text body passes, and the request after it" \
 	holds '[[ $out == "$OK200"*"$OK200"* ]]'
+out=$(S $A 80 'POST / HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 16\r\n\r\ncat /etc/passwd\n'"$LAST")
+check "a shell command as a body passes (no server takes it for a request)" \
+	holds '[[ $out == "$OK200"*"$OK200"* ]]'
 out=$(S $N 80 'POST / HTTP/1.1\r\nHost: nobody.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello')
 check "Expect: 100-continue with a plain body gets 100, then the answer" \
 	holds '[[ $out == "HTTP/1.1 100 Continue||$OK200"*"vhost=nobody.test"* ]]'

@@ -116,12 +116,13 @@ static void test_body_start(void **state)
 		"GET / HTTP/1.1\r\nHost: refused.test\r\n\r\n",
 		"GET /x\r\n", "GET x\r\n", "GET x \r\n", "GET x\n",
 		"POST /p HTTP/1.1\r\n", "POST x HTTP/1.1\r\n",
-		"get /", "X /", "OPTIONS * HTTP/1.1\r\n",
+		"X /", "_-X /x y", "OPTIONS * HTTP/1.1\r\n",
+		"get / HTTP/1.1\r\n", "cat /etc/passwd HTTP/1.0\r\n",
 		"GET http://refused.test/ HTTP/1.1\r\n\r\n",
 		"GET HTTPS://refused.test/ HTTP/1.1\r\n\r\n",
 		"GET foo+bar://refused.test/", "GET x://",
 		"\r\nGET / HTTP/1.1\r\n", "\n\n\r\nGET /", "GET http://",
-		"0123456789abcdef0123456789ABCDEF /",
+		"0123456789abcdef0123456789ABCDEF / HTTP/1.1",
 		/* spaced as str.split() splits */
 		" GET /x HTTP/1.1\r\n", "GET\t/", "GET\x0b/x", "GET\r/x HTTP/1.1\r\n",
 		"\x1cGET\xa0x\x85HTTP/1.1\r\n", "GET  x\t HTTP/1.0\r\n",
@@ -135,6 +136,10 @@ static void test_body_start(void **state)
 		"GET\r\n/", "GET\n/",
 		"0123456789abcdef0123456789ABCDEFx /", "GET httpx", "GET x HTTPS",
 		"GET x HTTP", "5\r\nhello\r\n0\r\n\r\n", "Hello: world",
+		/* no server reads these as requests: nginx wants an upper-case
+		 * method, the others "HTTP/" after the target */
+		"cat /etc/passwd", "cat /etc/passwd\nls /tmp\n", "get /",
+		"Note /tmp is full", "0123456789abcdef0123456789ABCDEF /",
 	};
 
 	(void)state;
@@ -154,7 +159,8 @@ static void test_body_start_split(void **state)
 		"GET /x HTTP/1.1\r\n", "GET http://r.test/ HTTP/1.1\r\n",
 		"\r\n\r\nPOST / HTTP/1.1\r\n", "{\"a\": 1}", "Hello world",
 		"GET httpx", "GET x HTTP/1.1\r\n", "GET x\r\n", "Hello big world",
-		"GET x://y", "Hello world HTTPS",
+		"GET x://y", "Hello world HTTPS", "cat /etc/passwd",
+		"cat /x HTTP/1.1\r\n",
 	};
 
 	(void)state;
