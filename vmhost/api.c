@@ -45,6 +45,7 @@
 #define MIN_MEMORY_MIB 16
 #define MAX_MEMORY_MIB (1024 * 1024)
 #define FOLLOW_MS 200
+#define FOLLOW_QUEUED_MAX (1024 * 1024)
 #define LOG_MAX (64 * 1024 * 1024)
 #define FORWARD_TIMEOUT_S 15
 /* the proxy's biggest answer: a policy of FB_CONTROL_BODY_MAX, read back
@@ -817,7 +818,12 @@ struct follow {
 	off_t off;
 };
 
-/* New bytes of the log since the last tick; nonzero ends the stream. */
+/*
+ * New bytes of the log since the last tick; nonzero ends the stream.  The
+ * guest decides how fast the log grows, and a follower that stops
+ * reading (a paused pipe) must not have the daemon hold all of it: past
+ * FOLLOW_QUEUED_MAX unsent, the rest waits in the file for a later tick.
+ */
 static int follow_tick(struct fb_client *c, void *arg)
 {
 	struct follow *fw = arg;
@@ -830,7 +836,8 @@ static int follow_tick(struct fb_client *c, void *arg)
 	fd = open(fw->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	while ((n = pread(fd, buf, sizeof buf, fw->off)) > 0) {
+	while (fb_client_queued(c) < FOLLOW_QUEUED_MAX &&
+	       (n = pread(fd, buf, sizeof buf, fw->off)) > 0) {
 		fw->off += n;
 		if (fb_client_stream(c, buf, (size_t)n) < 0) {
 			close(fd);

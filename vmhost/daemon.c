@@ -93,17 +93,22 @@ static int flush(struct fb_client *c)
 static int queue(struct fb_client *c, const char *p, size_t len)
 {
 	if (c->out_cap - c->out_len < len) {
-		size_t cap = c->out_len + len + 4096;
+		/* what was sent is dropped here: a stream that never
+		 * drains whole would otherwise keep all it ever sent */
+		size_t unsent = c->out_len - c->out_off;
+		size_t cap = 2 * (unsent + len) + 4096; /* few copies */
 		char *out = malloc(cap); /* not realloc: the old one is wiped */
 
 		if (!out)
 			return -1;
-		if (c->out_len)
-			memcpy(out, c->out, c->out_len);
+		if (unsent)
+			memcpy(out, c->out + c->out_off, unsent);
 		/* all of it: flush resets out_len, not what was sent */
 		fb_ctlsock_wipe_free(c->out, c->out_cap);
 		c->out = out;
 		c->out_cap = cap;
+		c->out_len = unsent;
+		c->out_off = 0;
 	}
 	memcpy(c->out + c->out_len, p, len);
 	c->out_len += len;
@@ -152,6 +157,11 @@ int fb_client_stream_begin(struct fb_client *c, const char *type)
 
 	c->answered = c->streaming = true;
 	return queue(c, head, (size_t)n);
+}
+
+size_t fb_client_queued(const struct fb_client *c)
+{
+	return c->out_len - c->out_off;
 }
 
 int fb_client_stream(struct fb_client *c, const char *p, size_t len)

@@ -96,6 +96,8 @@ void fb_client_error(struct fb_client *c, int status, const char *fmt, ...)
 /* Begin a body of unknown length (Connection: close); then stream. */
 int fb_client_stream_begin(struct fb_client *c, const char *type);
 int fb_client_stream(struct fb_client *c, const char *p, size_t len);
+/* Bytes queued for the client and not yet sent. */
+size_t fb_client_queued(const struct fb_client *c);
 /* Call fn every `ms` while it returns 0: 1 ends the answer and closes
  * the client, -1 says the client was closed already (a failed send).
  * arg is malloc'd and freed with the client. */
