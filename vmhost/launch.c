@@ -363,6 +363,9 @@ int fb_launch_start(const struct fb_launch_opts *o, struct fb_launch *l,
 	l->proxy = fb_proxy_start(&l->sb, &l->proxy_args, err, errsize);
 	if (l->proxy < 0) {
 		prefix_err("proxy", err, errsize);
+		/* the host's fault, whatever errno the wait left (a stat's
+		 * ENOENT would read as a missing hypervisor) */
+		errno = EIO;
 		goto fail;
 	}
 	/* Network, CA and a proxy enforcing the policy: what a sandbox

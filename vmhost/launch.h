@@ -67,9 +67,10 @@ struct fb_launch {
  * CA, start the proxy, then the guest.  On failure nothing is left and
  * err says which step failed and why (a policy's problems one per line,
  * "policy: FILE:LINE:COL: ..."); errno EINVAL for a policy that does not
- * load, EEXIST when opts->id names a live sandbox.  The caller reaps
- * l->guest and l->proxy (and sets them to -1 once reaped).  The strings
- * opts points to must outlive l: a proxy restart reads them again.
+ * load, EEXIST when opts->id names a live sandbox, EIO when the proxy
+ * would not start.  The caller reaps l->guest and l->proxy (and sets
+ * them to -1 once reaped).  The strings opts points to must outlive l: a
+ * proxy restart reads them again.
  */
 int fb_launch_start(const struct fb_launch_opts *o, struct fb_launch *l,
 		    char *err, size_t errsize);

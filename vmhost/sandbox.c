@@ -36,6 +36,7 @@ enum {
 	MADE_DIR = 1 << 1,
 	MADE_UPLINK = 1 << 2,
 	MADE_UPLINK_TABLE = 1 << 3,
+	OWN_DIR = 1 << 4, /* the directory was made here, not by a daemon */
 };
 
 static void addr4(struct fb_addr *a, unsigned b0, unsigned b1, unsigned b2,
@@ -321,7 +322,9 @@ static int write_resolv_conf(struct step *st)
 	struct fb_sandbox *sb = st->sb;
 	FILE *f;
 
-	if (mkdir(sb->dir, 0755) < 0 && errno != EEXIST) {
+	if (mkdir(sb->dir, 0755) == 0) {
+		sb->made |= OWN_DIR;
+	} else if (errno != EEXIST) {
 		snprintf(st->err, st->errsize, "mkdir %s: %s", sb->dir,
 			 strerror(errno));
 		return -1;
@@ -520,9 +523,11 @@ void fb_sandbox_destroy(struct fb_sandbox *sb)
 	if ((sb->made & MADE_NETNS) && fb_netns_del(sb->name, err,
 						    sizeof err) < 0)
 		fprintf(stderr, "firebreak: %s\n", err);
+	/* a daemon's directory holds its own files yet: it removes it */
 	if (sb->made & MADE_DIR) {
 		unlink(sb->resolv_conf);
-		if (rmdir(sb->dir) < 0 && errno != ENOENT)
+		if (rmdir(sb->dir) < 0 && errno != ENOENT &&
+		    (sb->made & OWN_DIR))
 			fprintf(stderr, "firebreak: remove %s: %s\n", sb->dir,
 				strerror(errno));
 	}

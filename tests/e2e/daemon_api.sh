@@ -229,3 +229,26 @@ echo "# $err"
 check "state directory others can write: the daemon refuses it" \
 	holds '[ "$rc" = 1 ] && [ "$err" = "firebreak-vmhost: state directory: $FB_TMP/theirs is writable by others (mode 777)" ]'
 check "state directory others can write: no socket" [ ! -e "$FB_TMP/theirs.sock" ]
+
+# A proxy that dies as it starts: the create fails saying so, leaves
+# nothing, and the daemon's log has no false alarm about what it removed
+# (the sandbox's directory is the daemon's, emptied after the network).
+mkdir "$FB_TMP/bin"
+cp "$FIREBREAK" "$VMHOST" "$FB_TMP/bin/"
+printf '#!/bin/sh\necho proxy: cannot start >&2\nexit 3\n' >"$FB_TMP/bin/firebreak-proxy"
+chmod 755 "$FB_TMP/bin/firebreak-proxy"
+VMHOST=$FB_TMP/bin/firebreak-vmhost
+: >"$FB_TMP/vmhost.log"
+fb_daemon_start || not_ok "a daemon with a failing proxy starts"
+fb_next_id
+code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST \
+	-d "{\"id\":\"$FB_LAST_ID\",\"command\":[\"true\"]}" http://vmhost/sandboxes)
+sed 's/^/# /' "$FB_TMP/e"
+check "a proxy that dies at start: 500 saying so" \
+	bash -c "[ $code = 500 ] && grep -q 'firebreak-proxy exited with status 3 before it was ready' $FB_TMP/e"
+check "a proxy that dies at start: nothing left" \
+	[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
+fb_daemon_kill TERM
+grep firebreak: "$FB_TMP/vmhost.log" | sed 's/^/# /'
+check "a proxy that dies at start: no false alarm in the daemon's log" \
+	bash -c "! grep -E 'remove .*: Directory not empty' '$FB_TMP/vmhost.log'"
