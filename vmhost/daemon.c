@@ -327,11 +327,7 @@ int fb_daemon_lock(struct fb_daemon *d, char *err, size_t errsize)
 
 void fb_daemon_unlock(struct fb_daemon *d)
 {
-	if (d->lock_fd < 0)
-		return;
-	unlink(d->lock_path);
-	close(d->lock_fd);
-	d->lock_fd = -1;
+	fb_unlock_path(d->lock_path, &d->lock_fd);
 }
 
 int fb_daemon_listen(struct fb_daemon *d, char *err, size_t errsize)

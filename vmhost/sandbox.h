@@ -63,6 +63,8 @@ void fb_slot_release(struct fb_slot *s);
  * to whoever made the next file, never to a waiter on the old one.
  */
 int fb_lock_path(const char *path, char *err, size_t errsize);
+/* Unlink path and close *fd (fb_lock_path's), then *fd = -1; none: no-op. */
+void fb_unlock_path(const char *path, int *fd);
 
 struct fb_sandbox_opts {
 	const char *id;        /* NULL: a random one */

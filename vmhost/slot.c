@@ -177,11 +177,16 @@ int fb_slot_acquire(const char *state_dir, struct fb_slot *s, char *err,
 	return -1;
 }
 
+void fb_unlock_path(const char *path, int *fd)
+{
+	if (*fd < 0)
+		return;
+	unlink(path);
+	close(*fd);
+	*fd = -1;
+}
+
 void fb_slot_release(struct fb_slot *s)
 {
-	if (s->fd < 0)
-		return;
-	unlink(s->path);
-	close(s->fd);
-	s->fd = -1;
+	fb_unlock_path(s->path, &s->fd);
 }

@@ -1,7 +1,7 @@
 """control_fake.py SOCKET READY MODE — a sandbox proxy's control socket
 gone bad, in the real one's place: it takes one request and answers with
 a head, then MODE: drip (one byte a second, for a minute) or flood (a
-megabyte at a time, for a minute).  READY is created once it listens."""
+megabyte at a time, for a minute).  READY says "listening" once it does."""
 import os
 import socket
 import sys
@@ -15,7 +15,8 @@ except FileNotFoundError:
 srv = socket.socket(socket.AF_UNIX)
 srv.bind(path)
 srv.listen(8)
-open(ready, "w").close()
+with open(ready, "w") as f:
+    f.write("listening\n")
 conn, _ = srv.accept()
 conn.recv(65536)
 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")

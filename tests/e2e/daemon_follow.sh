@@ -9,11 +9,8 @@
 # which would count as memory it holds: measure without one.
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0
 
-fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
-fb_daemon_start || { not_ok "daemon starts"; exit 1; }
-fb_next_id
+fb_daemon_one sleep 305
 id=$FB_LAST_ID
-fbd create --id "$id" -- sleep 305 >/dev/null
 log=$STATE/$id/audit.log
 touch "$log"
 

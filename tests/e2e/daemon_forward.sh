@@ -6,11 +6,8 @@
 # daemon past the largest answer a policy can have.
 . "$(dirname "$0")/daemon_lib.sh"
 
-fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
-fb_daemon_start || { not_ok "daemon starts"; exit 1; }
-fb_next_id
+fb_daemon_one sleep 304
 id=$FB_LAST_ID
-fbd create --id "$id" -- sleep 304 >/dev/null
 
 # bad MODE: a fake control socket in the proxy's place, serving MODE
 bad() {
@@ -18,11 +15,7 @@ bad() {
 	"$PY" "$(dirname "$0")/control_fake.py" "$STATE/$id/control.sock" \
 		"$FB_TMP/ready" "$1" &
 	FB_PIDS+=($!)
-	for _ in $(seq 100); do
-		[ -e "$FB_TMP/ready" ] && return 0
-		sleep 0.05
-	done
-	return 1
+	fb_wait_line listening "$FB_TMP/ready" 2>/dev/null
 }
 
 # timed OUT CURL-ARGS...: "CODE SECONDS" of one request, into OUT

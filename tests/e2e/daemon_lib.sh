@@ -7,6 +7,8 @@
 #   fbd CMD ARGS...          `firebreak CMD --socket ...`
 #   state_of ID EXPR         a value of ID's state file (python, s = the dict)
 #   guest_probe ID PROBE...  probe.py in ID's guest network namespace
+#   fb_daemon_one CMD...     the world, a daemon and one sandbox running
+#                            CMD (its id in FB_LAST_ID), or the test ends
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -48,4 +50,12 @@ guest_probe() {
 	guest=$(state_of "$1" 's["pids"]["guest"]') || return 1
 	shift
 	nsenter --net="/proc/$guest/ns/net" "$PY" "$FB_TMP/probe.py" "$@"
+}
+
+fb_daemon_one() {
+	fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
+	fb_daemon_start || { not_ok "daemon starts"; exit 1; }
+	fb_next_id
+	fbd create --id "$FB_LAST_ID" -- "$@" >/dev/null ||
+		{ not_ok "a sandbox starts"; exit 1; }
 }

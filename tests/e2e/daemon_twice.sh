@@ -5,11 +5,8 @@
 # It refuses to start, and the first daemon's sandbox runs on.
 . "$(dirname "$0")/daemon_lib.sh"
 
-fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
-fb_daemon_start || { not_ok "daemon starts"; exit 1; }
-fb_next_id
+fb_daemon_one sleep 303
 id=$FB_LAST_ID
-fbd create --id "$id" -- sleep 303 >/dev/null
 guest=$(state_of "$id" 's["pids"]["guest"]')
 check "the first daemon's sandbox runs" [ -n "$guest" ] && [ "$guest" -gt 0 ]
 
