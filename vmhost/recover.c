@@ -47,21 +47,6 @@ static void kill_recorded(pid_t pid, unsigned long long start)
 	close(p.fd);
 }
 
-/* The slot file, if no other launcher holds it. */
-static void release_slot(const char *state_dir, unsigned slot)
-{
-	char path[PATH_MAX];
-	int fd;
-
-	snprintf(path, sizeof path, "%s/" FB_SLOT_DIR "/%u", state_dir, slot);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-		unlink(path);
-	close(fd);
-}
-
 static void remove_remains(struct fb_daemon *d, const char *dir,
 			   const struct fb_state *s)
 {
@@ -75,7 +60,7 @@ static void remove_remains(struct fb_daemon *d, const char *dir,
 	/* the uplink veth lives in the namespace and goes with it */
 	if (fb_netns_del(s->netns, err, sizeof err) < 0)
 		fprintf(stderr, "firebreak-vmhost: %s\n", err);
-	release_slot(d->state_dir, s->slot);
+	fb_slot_release_stale(d->state_dir, s->slot);
 	/* a firecracker jail included, whose relay died with us */
 	fb_remove_tree(dir);
 	fprintf(stderr, "firebreak-vmhost: removed sandbox %s left by a "

@@ -12,17 +12,24 @@
  * and routes the global unicast range; elsewhere the guest's IPv6 stays
  * inside the sandbox.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <linux/magic.h>
 
 #include "nft/nft.h"
+#include "vmhost/daemon.h"
 #include "vmhost/net.h"
 #include "vmhost/sandbox.h"
 
@@ -30,6 +37,9 @@
 #define GATEWAY_IF "guest0"  /* its peer, in fb-<id> */
 #define UPLINK_IF  "uplink0" /* in fb-<id>; the outer end is named fb-<id> */
 #define GUEST_NAT_TABLE "firebreak-guest" /* in fb-<id>, beside the policy's */
+/* in <dir>, locked by the launcher for the sandbox's life: "INODE SLOT",
+ * its namespace's inode and its uplink slot, for fb_sandbox_sweep */
+#define LAUNCHER_LOCK "launcher.lock"
 
 enum {
 	MADE_NETNS = 1 << 0,
@@ -420,6 +430,96 @@ static int claim_name(struct fb_sandbox *sb, const char *id, char *err,
 	return -1;
 }
 
+/* Lock <dir>/launcher.lock and say in it what sweep needs. */
+static int hold_dir(struct fb_sandbox *sb, char *err, size_t errsize)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/" LAUNCHER_LOCK, sb->dir);
+	sb->lock_fd = fb_lock_path(path, err, errsize);
+	if (sb->lock_fd < 0 || fstat(sb->sandbox_ns, &st) < 0 ||
+	    dprintf(sb->lock_fd, "%llu %u\n", (unsigned long long)st.st_ino,
+		    sb->slot.index) < 0) {
+		if (sb->lock_fd >= 0 || errno == EWOULDBLOCK)
+			snprintf(err, errsize, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The namespace `name` if it is still the one a dead launcher recorded
+ * (a name freed since may be another's now), or only a name: a file
+ * with no namespace behind it in our view, whose own went with the
+ * mount namespace of a launcher started under `ip netns exec`.
+ */
+static bool stale_netns(const char *name, unsigned long long ino)
+{
+	char path[64];
+	struct statfs fs;
+	struct stat st;
+
+	snprintf(path, sizeof path, FB_NETNS_DIR "/%s", name);
+	if (stat(path, &st) < 0 || statfs(path, &fs) < 0)
+		return false;
+	return fs.f_type != NSFS_MAGIC || st.st_ino == ino;
+}
+
+static void sweep_one(const char *state_dir, const char *id)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32], name[32], err[256];
+	unsigned long long ino;
+	unsigned slot;
+	FILE *f;
+	int fd;
+
+	snprintf(dir, sizeof dir, "%s/%s", state_dir, id);
+	snprintf(path, sizeof path, "%s/" FB_STATE_FILE, dir);
+	if (access(path, F_OK) == 0)
+		return; /* a daemon's: its recovery removes it */
+	snprintf(path, sizeof path, "%s/" LAUNCHER_LOCK, dir);
+	/* no O_CREAT: a directory without one is being made, or not ours */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	f = flock(fd, LOCK_EX | LOCK_NB) == 0 ? fdopen(fd, "r") : NULL;
+	if (!f || fscanf(f, "%llu %u", &ino, &slot) != 2 || slot >= FB_SLOTS) {
+		if (f)
+			fclose(f);
+		else
+			close(fd);
+		return; /* its launcher lives, or is only starting */
+	}
+	snprintf(name, sizeof name, "fb-%s", id);
+	if (stale_netns(name, ino)) {
+		snprintf(path, sizeof path, "firebreak-%s", id);
+		if (fb_nft_delete(path, err, sizeof err) < 0)
+			fprintf(stderr, "firebreak: remove table %s: %s\n", path,
+				err);
+		/* the uplink veth lives in the namespace and goes with it */
+		if (fb_netns_del(name, err, sizeof err) < 0)
+			fprintf(stderr, "firebreak: %s\n", err);
+	}
+	fb_slot_release_stale(state_dir, slot);
+	fb_remove_tree(dir);
+	fclose(f);
+	fprintf(stderr, "firebreak: removed sandbox %s, left by a launcher "
+		"that was killed\n", id);
+}
+
+void fb_sandbox_sweep(const char *state_dir)
+{
+	DIR *dp = opendir(state_dir);
+	struct dirent *e;
+
+	while (dp && (e = readdir(dp)))
+		if (fb_sandbox_id_valid(e->d_name))
+			sweep_one(state_dir, e->d_name);
+	if (dp)
+		closedir(dp);
+}
+
 int fb_sandbox_claim(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 		     char *err, size_t errsize)
 {
@@ -428,13 +528,17 @@ int fb_sandbox_claim(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 	int saved;
 
 	memset(sb, 0, sizeof *sb);
-	sb->sandbox_ns = sb->guest_ns = sb->tap_fd = -1;
+	sb->sandbox_ns = sb->guest_ns = sb->tap_fd = sb->lock_fd = -1;
 	sb->slot.fd = -1;
 	sb->resolver = o->resolver;
 	sb->resolver_port = o->resolver_port;
 
-	if (fb_slot_acquire(state_dir, &sb->slot, err, errsize) < 0 ||
-	    claim_name(sb, o->id, err, errsize) < 0)
+	if (fb_slot_acquire(state_dir, &sb->slot, err, errsize) < 0)
+		goto fail;
+	/* after the state directory was found trustworthy (acquire) and
+	 * before a name of a killed launcher's could be in the way */
+	fb_sandbox_sweep(state_dir);
+	if (claim_name(sb, o->id, err, errsize) < 0)
 		goto fail;
 	snprintf(sb->table, sizeof sb->table, "firebreak-%s", sb->id);
 	snprintf(sb->dir, sizeof sb->dir, "%s/%s", state_dir, sb->id);
@@ -442,7 +546,8 @@ int fb_sandbox_claim(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 		 sb->dir);
 
 	sb->sandbox_ns = fb_netns_open(sb->name, err, errsize);
-	if (sb->sandbox_ns < 0 || write_resolv_conf(&st) < 0)
+	if (sb->sandbox_ns < 0 || write_resolv_conf(&st) < 0 ||
+	    hold_dir(sb, err, errsize) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -525,6 +630,10 @@ void fb_sandbox_destroy(struct fb_sandbox *sb)
 		fprintf(stderr, "firebreak: %s\n", err);
 	/* a daemon's directory holds its own files yet: it removes it */
 	if (sb->made & MADE_DIR) {
+		char lock[PATH_MAX];
+
+		snprintf(lock, sizeof lock, "%s/" LAUNCHER_LOCK, sb->dir);
+		fb_unlock_path(lock, &sb->lock_fd);
 		unlink(sb->resolv_conf);
 		if (rmdir(sb->dir) < 0 && errno != ENOENT &&
 		    (sb->made & OWN_DIR))

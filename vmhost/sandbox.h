@@ -55,6 +55,8 @@ int fb_slot_acquire(const char *state_dir, struct fb_slot *s, char *err,
  * fb_slot_acquire checks it. */
 int fb_state_dir_check(const char *path, char *err, size_t errsize);
 void fb_slot_release(struct fb_slot *s);
+/* Remove slot S's file under state_dir if no launcher holds it. */
+void fb_slot_release_stale(const char *state_dir, unsigned slot);
 /*
  * An exclusive flock() on the file at path, made if absent: its O_CLOEXEC
  * descriptor, or -1 with errno EWOULDBLOCK when another holds it (err
@@ -85,6 +87,7 @@ struct fb_sandbox {
 	int sandbox_ns;
 	int guest_ns;         /* no name: it lives while this descriptor or the guest does */
 	int tap_fd;           /* opts.tap: the gateway's tap, for the VM; else -1 */
+	int lock_fd;          /* holds <dir>/launcher.lock; -1 when none */
 	struct fb_slot slot;
 	bool v6_egress;       /* the launcher's side has IPv6 to forward to */
 	struct fb_addr resolver;
@@ -122,6 +125,13 @@ int fb_sandbox_build(struct fb_sandbox *sb, const struct fb_sandbox_opts *opts,
 		     char *err, size_t errsize);
 /* Remove everything create made; reports problems on stderr. */
 void fb_sandbox_destroy(struct fb_sandbox *sb);
+/*
+ * Remove what launchers killed outright (SIGKILL, the OOM killer) left
+ * under state_dir: a sandbox directory whose launcher.lock no one holds,
+ * with the namespace, table and slot it names.  A daemon's sandboxes
+ * (with a state file) are its recovery's.  claim runs it.
+ */
+void fb_sandbox_sweep(const char *state_dir);
 
 /* Remove path and everything under it: depth first, a symlink removed
  * and never followed, never off path's filesystem.  What cannot be

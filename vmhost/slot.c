@@ -186,6 +186,20 @@ void fb_unlock_path(const char *path, int *fd)
 	*fd = -1;
 }
 
+void fb_slot_release_stale(const char *state_dir, unsigned slot)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/" FB_SLOT_DIR "/%u", state_dir, slot);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		unlink(path);
+	close(fd);
+}
+
 void fb_slot_release(struct fb_slot *s)
 {
 	fb_unlock_path(s->path, &s->fd);

@@ -91,3 +91,35 @@ check "--name slots: nothing of it among the slot locks" \
 	[ ! -e "$FB_TMP/state/slots/ca.key" -a ! -e /run/netns/fb-slots ]
 refused "unknown --user" "^firebreak run: --user 'no-such-user-x': no such user$" \
 	in_host $(run_args) --user no-such-user-x -- true
+
+# A launcher killed outright (SIGKILL, the OOM killer) cannot clean up:
+# the next launcher on the state directory removes what it left, and its
+# name is free again.
+killed_run() {
+	fb_next_id
+	fb_run -- sleep 60 >/dev/null 2>&1 &
+	for _ in $(seq 100); do
+		[ -e "$FB_TMP/state/$FB_LAST_ID/control.sock" ] && break
+		sleep 0.05
+	done
+	fb_kill_gone "$(fb_launcher_pid "$FB_LAST_ID")"
+	sleep 0.2
+}
+killed_run
+a=$FB_LAST_ID
+check "a launcher killed: its remains are there" \
+	[ -n "$(fb_leftovers "$a")" ]
+FB_LAST_ID=$a
+err=$(fb_run -- true 2>&1)
+rc=$?
+echo "# $err"
+check "a launcher killed: its name runs again" \
+	holds '[ "$rc" = 0 ] && grep -qx "firebreak: removed sandbox $a, left by a launcher that was killed" <<<"$err"'
+check "a launcher killed: nothing of it left after the next run" \
+	[ -z "$(fb_leftovers "$a")" ]
+killed_run
+b=$FB_LAST_ID
+fb_next_id
+fb_run -- true >/dev/null 2>&1
+check "a launcher killed: a run of another name removes its remains" \
+	[ -z "$(fb_leftovers "$b" "$FB_LAST_ID")" ]
