@@ -116,6 +116,12 @@ static void on_signal(struct fb_loop *l, int fd, uint32_t events, void *arg)
 	while (read(fd, &si, sizeof si) == sizeof si) {
 		if (si.ssi_signo == SIGCHLD)
 			reap(arg);
+		else if (si.ssi_signo == SIGHUP)
+			/* the reload a daemon's SIGHUP usually asks for, or a
+			 * closed terminal: neither should end every sandbox */
+			fprintf(stderr, "firebreak-vmhost: SIGHUP: nothing to "
+				"reload (SIGTERM stops the daemon and removes its "
+				"sandboxes)\n");
 		else
 			fb_loop_stop(l);
 	}

@@ -90,6 +90,14 @@ check "guest exit: the sandbox is stopped with status 7" \
 check "guest exit: ls says so" \
 	grep -qE "^$b +process +stopped .* 7 +sh -c" <<<"$(fbd ls)"
 
+# SIGHUP asks a daemon to reload, or says its terminal closed: neither
+# ends the sandboxes.
+kill -HUP "$FB_DAEMON"
+fb_wait_line 'SIGHUP: nothing to reload' "$FB_TMP/vmhost.log"
+check "SIGHUP: the daemon runs on, its sandboxes with it" \
+	holds 'kill -0 "$FB_DAEMON" && [ "$(state_of "$a" "s[\"status\"]")" = running ] &&
+		grep -q "\"id\":\"$a\",.*\"status\":\"running\"" <<<"$(api "http://vmhost/sandboxes/$a")"'
+
 # 4. kill -9 of the daemon: its sandboxes die with it; a new daemon
 # removes what is left.
 fb_daemon_kill KILL
