@@ -285,12 +285,12 @@ int fb_route_add_default(struct fb_rtnl *nl, const struct fb_addr *gw,
 	return talk(nl, nlh, NULL, NULL, what, err, errsize);
 }
 
-static int unicast_route_cb(const struct nlmsghdr *nlh, void *data)
+static int route_type_cb(const struct nlmsghdr *nlh, void *data)
 {
 	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
 
-	if (nlh->nlmsg_type == RTM_NEWROUTE && rtm->rtm_type == RTN_UNICAST)
-		*(int *)data = 1;
+	if (nlh->nlmsg_type == RTM_NEWROUTE)
+		*(int *)data = rtm->rtm_type;
 	return MNL_CB_OK;
 }
 
@@ -299,8 +299,8 @@ static int unicast_route_cb(const struct nlmsghdr *nlh, void *data)
  * destination), never a dump: a dump walks every route of the namespace,
  * and the launcher's namespace holds a few per live sandbox.
  */
-int fb_route_reaches(struct fb_rtnl *nl, const struct fb_addr *dst, char *err,
-		     size_t errsize)
+int fb_route_type(struct fb_rtnl *nl, const struct fb_addr *dst, char *err,
+		  size_t errsize)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = request(buf, nl, RTM_GETROUTE, 0);
@@ -312,10 +312,18 @@ int fb_route_reaches(struct fb_rtnl *nl, const struct fb_addr *dst, char *err,
 	rtm->rtm_dst_len = len * 8;
 	rtm->rtm_flags = RTM_F_FIB_MATCH;
 	mnl_attr_put(nlh, RTA_DST, len, dst->b);
-	if (talk(nl, nlh, unicast_route_cb, &found, "look up a route", err,
+	if (talk(nl, nlh, route_type_cb, &found, "look up a route", err,
 		 errsize) < 0)
 		return errno == ENETUNREACH || errno == EHOSTUNREACH ? 0 : -1;
 	return found;
+}
+
+int fb_route_reaches(struct fb_rtnl *nl, const struct fb_addr *dst, char *err,
+		     size_t errsize)
+{
+	int type = fb_route_type(nl, dst, err, errsize);
+
+	return type < 0 ? -1 : type == RTN_UNICAST;
 }
 
 int fb_sysctl_open(char *err, size_t errsize)

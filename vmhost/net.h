@@ -82,6 +82,10 @@ int fb_route_add_default(struct fb_rtnl *nl, const struct fb_addr *gw,
  * or out of a link), 0 when it has no route there. */
 int fb_route_reaches(struct fb_rtnl *nl, const struct fb_addr *dst, char *err,
 		     size_t errsize);
+/* The type (RTN_UNICAST, RTN_LOCAL, ...) of the route `dst` takes, 0 when
+ * there is none, -1 on error. */
+int fb_route_type(struct fb_rtnl *nl, const struct fb_addr *dst, char *err,
+		  size_t errsize);
 
 /*
  * The sysctl tree (/proc/sys) as a directory descriptor for the two

@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/magic.h>
+#include <linux/rtnetlink.h>
 
 #include "nft/nft.h"
 #include "vmhost/daemon.h"
@@ -40,6 +41,7 @@
 /* in <dir>, locked by the launcher for the sandbox's life: "INODE SLOT",
  * its namespace's inode and its uplink slot, for fb_sandbox_sweep */
 #define LAUNCHER_LOCK "launcher.lock"
+#define TAKEN_MAX 8 /* slots tried past one another launcher uses here */
 
 enum {
 	MADE_NETNS = 1 << 0,
@@ -520,6 +522,59 @@ void fb_sandbox_sweep(const char *state_dir)
 		closedir(dp);
 }
 
+/*
+ * 1 when the slot's outer uplink address is already an address of this
+ * namespace: a launcher on another state directory (another slot pool)
+ * took the same slot here, and of two sandboxes sharing the addresses
+ * one would get no answers.
+ */
+static int uplink_in_use(const struct fb_sandbox *sb, char *err,
+			 size_t errsize)
+{
+	struct fb_rtnl *nl = fb_rtnl_open(err, errsize);
+	struct fb_addr a;
+	int type;
+
+	if (!nl)
+		return -1;
+	uplink4(sb, 1, &a);
+	type = fb_route_type(nl, &a, err, errsize);
+	fb_rtnl_close(nl);
+	return type < 0 ? -1 : type == RTN_LOCAL;
+}
+
+/* A slot whose uplink is free here; the ones found taken stay locked
+ * meanwhile, so the pool does not hand them out again. */
+static int take_slot(struct fb_sandbox *sb, const char *state_dir, char *err,
+		     size_t errsize)
+{
+	struct fb_slot taken[TAKEN_MAX];
+	size_t n = 0;
+	int ret = -1, busy;
+
+	while ((ret = fb_slot_acquire(state_dir, &sb->slot, err, errsize)) == 0 &&
+	       (busy = uplink_in_use(sb, err, errsize)) != 0) {
+		ret = -1;
+		if (busy < 0 || n == TAKEN_MAX) {
+			if (busy > 0)
+				snprintf(err, errsize, "uplink slots under %s/"
+					 FB_SLOT_DIR ": %d in a row are used "
+					 "here by a launcher with another state "
+					 "directory", state_dir, TAKEN_MAX + 1);
+			fb_slot_release(&sb->slot);
+			break;
+		}
+		taken[n++] = sb->slot;
+	}
+	if (ret < 0 && n && n < TAKEN_MAX && strlen(err) + 1 < errsize)
+		snprintf(err + strlen(err), errsize - strlen(err), " (%zu "
+			 "of them by a launcher with another state directory)",
+			 n);
+	while (n)
+		fb_slot_release(&taken[--n]);
+	return ret;
+}
+
 int fb_sandbox_claim(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 		     char *err, size_t errsize)
 {
@@ -533,7 +588,7 @@ int fb_sandbox_claim(struct fb_sandbox *sb, const struct fb_sandbox_opts *o,
 	sb->resolver = o->resolver;
 	sb->resolver_port = o->resolver_port;
 
-	if (fb_slot_acquire(state_dir, &sb->slot, err, errsize) < 0)
+	if (take_slot(sb, state_dir, err, errsize) < 0)
 		goto fail;
 	/* after the state directory was found trustworthy (acquire) and
 	 * before a name of a killed launcher's could be in the way */

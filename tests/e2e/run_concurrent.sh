@@ -61,3 +61,39 @@ check "no table left in the host namespace" \
 	[ -z "$(in_host nft list tables | grep firebreak)" ]
 check "no uplink left in the host namespace" \
 	[ -z "$(in_host ip -br link | grep '^fb-')" ]
+
+# Two state directories are two slot pools: a launcher on the second may
+# find free there the slot a sandbox of the first uses in this namespace.
+# Sharing its uplink addresses, one of the two would get no answers; the
+# second launcher takes another slot, or refuses saying why.
+fb_next_id
+a=$FB_LAST_ID
+fb_run "${PUBLICS[@]}" --policy "$FB_TMP/a.yaml" -- sleep 29.7 >/dev/null 2>&1 &
+for _ in $(seq 100); do
+	[ -e "$FB_TMP/state/$a/control.sock" ] && break
+	sleep 0.05
+done
+slot=$(ls "$FB_TMP/state/slots")
+mkdir -m 755 "$FB_TMP/other"
+"$PY" "$(dirname "$0")/slots_hold.py" "$FB_TMP/other/slots" "$slot" \
+	"$FB_TMP/held" &
+FB_PIDS+=($!)
+for _ in $(seq 200); do
+	[ -e "$FB_TMP/held" ] && break
+	sleep 0.05
+done
+fb_next_id
+err=$(in_host timeout 20 "$FIREBREAK" run --state-dir "$FB_TMP/other" \
+	--name "$FB_LAST_ID" "${PUBLICS[@]}" --policy "$FB_TMP/a.yaml" \
+	-- $(fb_probe tcp,198.51.100.10,80) 2>&1)
+rc=$?
+echo "# slot $slot: $err"
+check "another state directory, its one free slot in use here: refused, saying why" \
+	holds '[ "$rc" = 1 ] && grep -q "by a launcher with another state directory" <<<"$err"'
+r=$(nsenter --net="/proc/$(pgrep -u 65534 -fx 'sleep 29.7' | head -1)/ns/net" \
+	"$PY" "$FB_TMP/probe.py" tcp,198.51.100.10,80)
+check "another state directory: the first sandbox keeps its egress" \
+	grep -q ' open ' <<<"$r"
+check "another state directory: the refused run left nothing" \
+	[ -z "$(fb_leftovers "$FB_LAST_ID" | grep -v "^$slot\$")" ]
+kill "$(fb_launcher_pid "$a")"
