@@ -14,7 +14,8 @@
  *
  * The guest side is the same in every sandbox (a restored snapshot needs
  * no renumbering); the uplink is a slot S of a pool (slot.c), unique among
- * the launchers sharing a state directory.
+ * the launchers sharing a state directory, and passed over when another
+ * pool's launcher uses its address in this namespace (sandbox.c).
  */
 #ifndef FB_VMHOST_SANDBOX_H
 #define FB_VMHOST_SANDBOX_H
