@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,7 @@ int main(int argc, char **argv)
 		.sig_fd = -1,
 		.lock_fd = -1,
 	};
+	static char state_dir[PATH_MAX], socket_path[PATH_MAX];
 	struct rlimit nofile;
 	char err[512];
 	int rc;
@@ -104,6 +106,22 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &d);
 	if (rc)
 		return rc;
+	/*
+	 * The daemon works from "/".  A guest of the process backend starts
+	 * in the daemon's working directory, and one under /tmp is not there
+	 * in the sandbox, whose /tmp is its own: every such guest would be
+	 * refused.  Paths given relative to where it started are made
+	 * absolute first.
+	 */
+	if (fb_path_absolute(d.state_dir, state_dir, sizeof state_dir) < 0 ||
+	    fb_path_absolute(d.socket_path, socket_path,
+			     sizeof socket_path) < 0 || chdir("/") < 0) {
+		fprintf(stderr, "firebreak-vmhost: the working directory: %s\n",
+			strerror(errno));
+		return 1;
+	}
+	d.state_dir = state_dir;
+	d.socket_path = socket_path;
 	if (strlen(d.state_dir) > FB_STATE_DIR_MAX) {
 		fprintf(stderr, "firebreak-vmhost: --state-dir %s: longer than "
 			"%d characters (sockets under it need short paths)\n",

@@ -34,6 +34,8 @@ check "state file: running, with live proxy and guest" \
 check "the guest runs the command as nobody" \
 	pgrep -u 65534 -fx "sleep 300" >/dev/null
 guest=$(pgrep -u 65534 -fx "sleep 300" | head -1)
+check "the guest works from /, not the daemon's directory under /tmp" \
+	[ "$(readlink "/proc/$guest/cwd")" = / ]
 check "the guest's environment is clean: env given, no daemon variables" \
 	bash -c "tr '\0' '\n' </proc/$guest/environ | grep -qx GREETING=hi &&
 		! tr '\0' '\n' </proc/$guest/environ | grep -q '^FB_TMP='"

@@ -16,10 +16,16 @@ VMHOST=$(dirname "$FIREBREAK")/firebreak-vmhost
 SOCK=$FB_TMP/vmhost.sock
 STATE=$FB_TMP/state
 
+# Started from a directory under /tmp, as an operator's shell may be: the
+# guests must not inherit it (their /tmp is their own).
+DAEMON_CWD=$(mktemp -d /tmp/fbt-$$-cwd.XXXXXX)
+FB_RM+=("$DAEMON_CWD")
+
 fb_daemon_start() {
-	# not through in_host: $! must be the daemon, not a subshell
-	ip netns exec "$HOST" "$VMHOST" --socket "$SOCK" --state-dir "$STATE" \
-		--resolver 192.0.2.2 "${PUBLICS[@]}" 2>>"$FB_TMP/vmhost.log" &
+	# not through in_host: $! must be the daemon (the subshell execs)
+	(cd "$DAEMON_CWD" && exec ip netns exec "$HOST" "$VMHOST" \
+		--socket "$SOCK" --state-dir "$STATE" --resolver 192.0.2.2 \
+		"${PUBLICS[@]}" 2>>"$FB_TMP/vmhost.log") &
 	FB_DAEMON=$!
 	FB_PIDS+=("$FB_DAEMON")
 	for _ in $(seq 250); do

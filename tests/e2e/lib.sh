@@ -52,6 +52,7 @@ PUBLICS=(--public 198.51.100.0/24 --public 203.0.113.0/24
 	 --public 2001:db8:100::/64)
 FB_PIDS=()
 FB_IDS=()
+FB_RM=()	# further files and directories the test made, removed at exit
 
 in_host() { ip netns exec "$HOST" "$@"; }
 in_inet() { ip netns exec "$INET" "$@"; }
@@ -106,7 +107,7 @@ fb_cleanup() {
 	done
 	ip netns del "$HOST" 2>/dev/null
 	ip netns del "$INET" 2>/dev/null
-	rm -rf "$FB_TMP"
+	rm -rf "$FB_TMP" "${FB_RM[@]}"
 }
 trap fb_cleanup EXIT
 trap 'exit 130' INT TERM
