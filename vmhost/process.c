@@ -324,18 +324,21 @@ static void mount_sys(void)
 /*
  * The working directory is held, not looked up: one under /tmp would
  * still be the host's after the mounts.  Entered again by its path it is
- * the sandbox's; one that is no longer there (it was in a private
- * directory) is refused rather than swapped for another, since the
- * command would act on the wrong files.
+ * the sandbox's.  One that is not there (it was in a private directory,
+ * or is gone) is not kept as the host's: the command starts in /, and is
+ * told why, as a relative path it names will not be found.
  */
 static void reenter_cwd(const char *cwd)
 {
-	if (chdir(cwd) == 0)
+	if (cwd && chdir(cwd) == 0)
 		return;
-	fprintf(stderr, "firebreak run: working directory %s: %s (the "
-		"sandbox's /run, /tmp, /var/tmp and /dev/shm are its own)\n",
-		cwd, strerror(errno));
-	_exit(EXIT_SETUP);
+	if (cwd)
+		fprintf(stderr, "firebreak run: the working directory %s is "
+			"not in the sandbox (its /run, /tmp, /var/tmp and "
+			"/dev/shm are its own): the command starts in /\n",
+			cwd);
+	if (chdir("/") < 0)
+		die("change to /");
 }
 
 static void run_init(const struct fb_process_opts *o, pid_t relay)
@@ -347,10 +350,10 @@ static void run_init(const struct fb_process_opts *o, pid_t relay)
 	};
 	struct overlay resolv, trust[sizeof(bundles) / sizeof(bundles[0])];
 	char cwd[PATH_MAX];
+	bool have_cwd;
 
 	tie_to_parent(relay);
-	if (!getcwd(cwd, sizeof cwd))
-		die("find the working directory");
+	have_cwd = getcwd(cwd, sizeof cwd) != NULL; /* not if it is gone */
 	/* Mounts made here must not leak into the launcher's namespace. */
 	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		die("make / private");
@@ -369,7 +372,7 @@ static void run_init(const struct fb_process_opts *o, pid_t relay)
 		  NULL) < 0)
 		die("mount /proc");
 	mount_sys();
-	reenter_cwd(cwd);
+	reenter_cwd(have_cwd ? cwd : NULL);
 	supervise(run_command, o);
 }
 

@@ -40,11 +40,17 @@ FB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FIREBREAK=$FB_ROOT/$FB_BUILD/bin/firebreak
 HOST=fbt-$$-host
 INET=fbt-$$-inet
-# Not under /tmp: a process-backend guest gets a /tmp of its own and
-# would not find its scripts there.  The build directory is searchable
-# by nobody, as the guest runs (tests/run.sh opens the checkout's parents).
-mkdir -p "$FB_ROOT/$FB_BUILD/e2e"
-FB_TMP=$(mktemp -d "$FB_ROOT/$FB_BUILD/e2e/fbt-$$.XXXXXX")
+# Not under /tmp: a process-backend guest gets its own /run, /tmp,
+# /var/tmp and /dev/shm, and would not find its scripts there.  The build
+# directory is searchable by nobody, as the guest runs (tests/run.sh
+# opens the checkout's parents), unless the checkout is in one of those.
+case "$FB_ROOT/" in
+/tmp/* | /var/tmp/* | /dev/shm/* | /run/*)
+	FB_TMP_BASE=/var/lib/firebreak-e2e ;;
+*)	FB_TMP_BASE=$FB_ROOT/$FB_BUILD/e2e ;;
+esac
+mkdir -p -m 755 "$FB_TMP_BASE"
+FB_TMP=$(mktemp -d "$FB_TMP_BASE/fbt-$$.XXXXXX")
 chmod 755 "$FB_TMP"           # the guest runs as nobody and reads probe.py
 FB_ID_PREFIX=t$$
 PY=/usr/bin/python3
@@ -108,6 +114,7 @@ fb_cleanup() {
 	ip netns del "$HOST" 2>/dev/null
 	ip netns del "$INET" 2>/dev/null
 	rm -rf "$FB_TMP" "${FB_RM[@]}"
+	rmdir "$FB_TMP_BASE" 2>/dev/null	# the last test's
 }
 trap fb_cleanup EXIT
 trap 'exit 130' INT TERM
