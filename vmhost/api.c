@@ -752,15 +752,47 @@ static int persist_policy(struct fb_daemon *d, struct fb_managed *m,
 	return rc;
 }
 
+/*
+ * Every If-Match line of the request, as one list in `out`: the proxy
+ * judges them together, as it would were they sent to it directly (a
+ * list matches when any of its tags does).  NULL when there is none or
+ * they do not fit.
+ */
+static const char *if_match_list(const struct fb_http_req *req, char *out,
+				 size_t size, bool *too_long)
+{
+	size_t n = 0;
+	bool any = false;
+
+	*too_long = false;
+	for (size_t i = 0; i < req->nfields; i++) {
+		const struct fb_http_header *h = &req->fields[i];
+		int w;
+
+		if (h->name_len != 8 || strncasecmp(h->name, "if-match", 8))
+			continue;
+		w = snprintf(out + n, size - n, "%s%.*s", any ? ", " : "",
+			     (int)h->value_len, h->value);
+		if (w < 0 || (size_t)w >= size - n) {
+			*too_long = true;
+			return NULL;
+		}
+		n += (size_t)w;
+		any = true;
+	}
+	return any ? out : NULL;
+}
+
 static void forward_policy(struct fb_client *c, struct fb_managed *m,
 			   const struct fb_http_req *req, const char *body,
 			   size_t len)
 {
-	const struct fb_http_header *im = fb_http_field(req, "if-match");
 	bool get = slice_is(&req->method, "GET");
 	bool patch = slice_is(&req->method, "PATCH");
-	char head[1024], type[128] = "text/plain", extra[160] = "", etag[96];
-	char err[512], *resp, *rbody;
+	char head[2048], type[128] = "text/plain", extra[160] = "", etag[96];
+	char err[512], list[1024], *resp, *rbody;
+	const char *im;
+	bool too_long;
 	size_t rlen;
 	int n, status;
 
@@ -770,17 +802,23 @@ static void forward_policy(struct fb_client *c, struct fb_managed *m,
 				  "method not allowed\n", 19);
 		return;
 	}
+	im = if_match_list(req, list, sizeof list, &too_long);
+	if (too_long) {
+		fb_client_error(c, 400, "If-Match: longer than %zu bytes in all",
+				sizeof list - 1);
+		return;
+	}
 	if (m->launch.proxy < 0) {
 		fb_client_error(c, 503, "sandbox %s: its proxy is restarting; "
 				"try again", m->st.id);
 		return;
 	}
 	n = snprintf(head, sizeof head, "%s /policy HTTP/1.1\r\nHost: "
-		     "firebreak\r\nConnection: close\r\n%s%.*s%s"
+		     "firebreak\r\nConnection: close\r\n%s%s%s"
 		     "Content-Length: %zu\r\n\r\n",
 		     get ? "GET" : patch ? "PATCH" : "PUT",
-		     im ? "If-Match: " : "", im ? (int)im->value_len : 0,
-		     im ? im->value : "", im ? "\r\n" : "", get ? 0 : len);
+		     im ? "If-Match: " : "", im ? im : "", im ? "\r\n" : "",
+		     get ? 0 : len);
 	resp = control_call(m, head, (size_t)n, body, get ? 0 : len, &rlen,
 			    err, sizeof err);
 	if (!resp) {
