@@ -795,10 +795,30 @@ static bool add_host(struct fb_http_slice *out, size_t max, size_t *n,
 	return true;
 }
 
+/* Does p[0..n) hold "host", in any case, then OWS and '='? */
+static bool holds_host_key(const char *p, size_t n)
+{
+	for (size_t i = 0; i + 4 <= n; i++) {
+		size_t j = i + 4;
+
+		if (strncasecmp(p + i, "host", 4) != 0)
+			continue;
+		while (j < n && is_ows((unsigned char)p[j]))
+			j++;
+		if (j < n && p[j] == '=')
+			return true;
+	}
+	return false;
+}
+
 /*
  * Forwarded (RFC 7239): pairs split at ',' and ';', each host= value a
  * token or a quoted-string.  A quote anywhere else, or a backslash, would
- * need a full parse to place: refused rather than guessed at.
+ * need a full parse to place: refused rather than guessed at.  The key
+ * and value are read with spaces around '=' trimmed, as Rack and most
+ * hand-written parsers read them, and a "host=" inside another pair
+ * ("xhost=", for="_host=") is refused: Spring's reading finds one
+ * anywhere in the element.
  */
 static bool forwarded_hosts(const struct fb_http_header *f,
 			    struct fb_http_slice *out, size_t max, size_t *n)
@@ -806,19 +826,26 @@ static bool forwarded_hosts(const struct fb_http_header *f,
 	const char *p = f->value, *end = p + f->value_len;
 
 	while (p < end) {
-		const char *e = p, *eq, *v;
+		const char *e = p, *eq, *k, *v;
 
 		while (e < end && *e != ',' && *e != ';')
 			e++;
 		while (p < e && is_ows((unsigned char)*p))
 			p++;
-		eq = memchr(p, '=', (size_t)(e - p));
-		v = eq ? eq + 1 : e;
+		for (eq = p; eq < e && *eq != '=';)
+			eq++;
+		if (eq == e)
+			eq = NULL;
+		k = eq ? eq : e;
+		while (k > p && is_ows((unsigned char)k[-1]))
+			k--;
+		for (v = eq ? eq + 1 : e; v < e && is_ows((unsigned char)*v);)
+			v++;
 		while (e > v && is_ows((unsigned char)e[-1]))
 			e--;
 		if (memchr(p, '\\', (size_t)(e - p)))
 			return false;
-		if (eq && slice_is(p, (size_t)(eq - p), "host")) {
+		if (eq && slice_is(p, (size_t)(k - p), "host")) {
 			if (e - v >= 2 && *v == '"' && e[-1] == '"') {
 				v++;
 				e--;
@@ -826,9 +853,10 @@ static bool forwarded_hosts(const struct fb_http_header *f,
 			if (memchr(v, '"', (size_t)(e - v)) || !add_host(out, max, n, v,
 									 (size_t)(e - v)))
 				return false;
-		} else if (memchr(p, '"', (size_t)(e - p)) &&
-			   !(eq && e - v >= 2 && *v == '"' && e[-1] == '"' &&
-			     !memchr(v + 1, '"', (size_t)(e - v - 2)))) {
+		} else if (holds_host_key(p, (size_t)(e - p)) ||
+			   (memchr(p, '"', (size_t)(e - p)) &&
+			    !(eq && e - v >= 2 && *v == '"' && e[-1] == '"' &&
+			      !memchr(v + 1, '"', (size_t)(e - v - 2))))) {
 			return false;
 		}
 		for (p = e; p < end && *p != ',' && *p != ';'; p++)

@@ -77,7 +77,15 @@ static void test_forwarded_hosts(void **state)
 		{ "Forwarded: host=\"\"\r\n", 0, "" },
 		{ "Forwarded: host=a.test\r\nX-Forwarded-Host: b.test\r\n"
 		  "Forwarded: host=c.test\r\n", 3, "a.test|b.test|c.test" },
+		/* a key and value spaced as Rack and most hand-written
+		 * parsers still read them (they trim both) */
+		{ "Forwarded: host =a.test\r\n", 1, "a.test" },
+		{ "Forwarded: for=10.0.0.1; Host\t= b.test\r\n", 1, "b.test" },
 		/* too tangled to read as every server would */
+		/* "host=" inside another pair: Spring finds it anywhere */
+		{ "Forwarded: xhost=a.test\r\n", -1, "" },
+		{ "Forwarded: for=\"_host=a.test\"\r\n", -1, "" },
+		{ "Forwarded: proto=http;by=host =a.test\r\n", -1, "" },
 		{ "Forwarded: host=\"a.test;host=b.test\"\r\n", -1, "" },
 		{ "Forwarded: host=\"a\\\"b\"\r\n", -1, "" },
 		{ "Forwarded: for=\"x\\y\"\r\n", -1, "" },
