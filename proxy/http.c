@@ -363,6 +363,8 @@ static size_t pct_decode(char *p, size_t n)
 	return o;
 }
 
+#define DECODINGS_MAX 8
+
 /*
  * Each decoding is a reading some server on the way may make: IIS once
  * decoded twice, and so do a framework that decodes the path its own
@@ -371,12 +373,18 @@ static size_t pct_decode(char *p, size_t n)
  * one level further: "%252e%252e" (".." after two decodings) is caught
  * in the first, "%25252e" in the second.  A "%25" before anything else
  * ("%2520", a literal "%20") decodes to no dot-segment and passes.
+ *
+ * A pass may decode as little as one "%25" ("%252525...41"), so passes
+ * are bounded, not left to end when nothing changes: one per "25" of a
+ * 32 KiB head took the proxy's loop most of a second per request.  No
+ * chain of servers decodes DECODINGS_MAX times; a path that would still
+ * decode after that is refused, as one it cannot read the way they do.
  */
 int fb_http_path_has_dot_segment_decoded(const char *p, size_t len)
 {
 	size_t n = len, m;
 	char *d;
-	int found;
+	int found = 0;
 
 	if (fb_http_path_has_dot_segment(p, len))
 		return 1;
@@ -386,12 +394,16 @@ int fb_http_path_has_dot_segment_decoded(const char *p, size_t len)
 	if (!d)
 		return -1;
 	memcpy(d, p, len);
-	/* every pass that decodes something is shorter: this ends */
-	do {
+	for (int pass = 0;; pass++) {
 		m = n;
 		n = pct_decode(d, m);
-		found = n < m && fb_http_path_has_dot_segment(d, n);
-	} while (!found && n < m);
+		if (n == m)
+			break; /* nothing left to decode */
+		if (pass == DECODINGS_MAX || fb_http_path_has_dot_segment(d, n)) {
+			found = 1;
+			break;
+		}
+	}
 	free(d);
 	return found;
 }

@@ -188,7 +188,8 @@ bool fb_http_path_has_dot_segment(const char *path, size_t len);
 /*
  * The same, in the path as sent and percent-decoded once, twice, ... as
  * long as a decoding changes it: "/v1/%252e%252e/admin" is "/v1/../admin"
- * to a server that decodes twice.  1, 0, or -1 when out of memory.
+ * to a server that decodes twice.  1, 0, or -1 when out of memory.  1
+ * too for a path that would still decode after eight decodings.
  */
 int fb_http_path_has_dot_segment_decoded(const char *path, size_t len);
 
