@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,7 +208,7 @@ static int cmd_create(int argc, char **argv, const char *sock)
 	const char *id = NULL, *policy = NULL, *backend = NULL, *image = NULL;
 	const char *user = NULL, *vcpus = NULL, *memory = NULL, *jailer = NULL;
 	char **envs = calloc((size_t)argc + 1, sizeof *envs);
-	char *text = NULL, *body = NULL;
+	char *text = NULL, *body = NULL, image_abs[PATH_MAX];
 	size_t nenv = 0, len = 0;
 	struct reply r = { 0 };
 	FILE *f;
@@ -249,6 +250,14 @@ static int cmd_create(int argc, char **argv, const char *sock)
 	if (policy && strcmp(policy, "allow-all") && strcmp(policy, "deny-all") &&
 	    !(text = read_file("create", policy)))
 		goto out;
+	/* the daemon works from "/": a relative --image is the caller's */
+	if (image && fb_path_absolute(image, image_abs, sizeof image_abs) < 0) {
+		fprintf(stderr, "firebreak create: --image %s: %s\n", image,
+			strerror(errno));
+		goto out;
+	}
+	if (image)
+		image = image_abs;
 	f = open_memstream(&body, &len);
 	if (!f)
 		goto out;

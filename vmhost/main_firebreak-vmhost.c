@@ -99,6 +99,8 @@ int main(int argc, char **argv)
 		.lock_fd = -1,
 	};
 	static char state_dir[PATH_MAX], socket_path[PATH_MAX];
+	char guest_dir[PATH_MAX];
+	const char *guest_env = getenv("FIREBREAK_GUEST_DIR");
 	struct rlimit nofile;
 	char err[512];
 	int rc;
@@ -111,11 +113,15 @@ int main(int argc, char **argv)
 	 * in the daemon's working directory, and one under /tmp is not there
 	 * in the sandbox, whose /tmp is its own: every such guest would be
 	 * refused.  Paths given relative to where it started are made
-	 * absolute first.
+	 * absolute first, FIREBREAK_GUEST_DIR's too (a create reads it).
 	 */
 	if (fb_path_absolute(d.state_dir, state_dir, sizeof state_dir) < 0 ||
 	    fb_path_absolute(d.socket_path, socket_path,
-			     sizeof socket_path) < 0 || chdir("/") < 0) {
+			     sizeof socket_path) < 0 ||
+	    (guest_env && *guest_env &&
+	     (fb_path_absolute(guest_env, guest_dir, sizeof guest_dir) < 0 ||
+	      setenv("FIREBREAK_GUEST_DIR", guest_dir, 1) < 0)) ||
+	    chdir("/") < 0) {
 		fprintf(stderr, "firebreak-vmhost: the working directory: %s\n",
 			strerror(errno));
 		return 1;

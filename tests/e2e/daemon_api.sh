@@ -166,6 +166,12 @@ check "bad resources: 400 naming the field" \
 err=$(fbd create --memory-mib lots -- true 2>&1)
 check "bad --memory-mib: the daemon names resources.memory_mib" \
 	grep -q 'resources.memory_mib: expected an integer' <<<"$err"
+# The daemon works from /: an --image relative to where `firebreak
+# create` runs names a directory there, not under /.
+err=$(cd "$FB_TMP" && fbd create --backend qemu --image guest-rel -- true 2>&1)
+echo "# $err"
+check "create --image, a relative path: under the client's directory" \
+	grep -qF "guest image $FB_TMP/guest-rel/" <<<"$err"
 code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST \
 	-d '{"command":["true"],"user":"root"}' http://vmhost/sandboxes)
 check "user root for the process backend: 400" \
@@ -228,6 +234,16 @@ check "daemon stop removes its sandboxes" \
 check "daemon stop removes its socket" [ ! -e "$SOCK" ]
 check "the daemon reported no sanitizer error" \
 	bash -c "! grep -E 'Sanitizer|runtime error' '$FB_TMP/vmhost.log'"
+
+# FIREBREAK_GUEST_DIR relative to where the daemon was started, not to
+# the / it works from.
+FIREBREAK_GUEST_DIR=guest-rel fb_daemon_start ||
+	not_ok "a daemon with a relative FIREBREAK_GUEST_DIR starts"
+err=$(fbd create --backend qemu -- true 2>&1)
+echo "# $err"
+check "FIREBREAK_GUEST_DIR, a relative path: under the daemon's first directory" \
+	grep -qF "guest image $DAEMON_CWD/guest-rel/" <<<"$err"
+fb_daemon_kill TERM
 
 # A state directory another user can write into: the daemon writes the
 # policy there before any sandbox is built, so it refuses to start.
