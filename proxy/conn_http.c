@@ -75,18 +75,21 @@ void conn_http_free(struct conn *c)
 	c->hr = NULL;
 }
 
-/* The name an authority or Host value gives: false for none, an IP
- * literal or a malformed name (domain-less, by the same rule the peek
- * applied to the first request). */
-static bool authority_name(const struct fb_http_slice *a, char name[FB_NAME_MAX])
+/* The name an authority or Host value gives: 1 with it in `name`; 0 for
+ * none, an IP literal or a name the peek would not take (domain-less, by
+ * the same rule the peek applied to the first request); -1 when the value
+ * is no authority at all. */
+static int authority_name(const struct fb_http_slice *a, char name[FB_NAME_MAX])
 {
 	struct fb_http_slice host = { 0 };
 	const char *why;
 	int port;
 
-	return a->ptr &&
-	       fb_http_split_authority(a->ptr, a->len, &host, &port) == 0 &&
-	       fb_peek_name(host.ptr, host.len, name, &why) == FB_PEEK_NAMED;
+	if (!a->ptr)
+		return 0;
+	if (fb_http_split_authority(a->ptr, a->len, &host, &port) < 0)
+		return -1;
+	return fb_peek_name(host.ptr, host.len, name, &why) == FB_PEEK_NAMED;
 }
 
 #define FORWARDED_HOSTS_MAX 16
@@ -102,15 +105,15 @@ static bool authority_name(const struct fb_http_slice *a, char name[FB_NAME_MAX]
  */
 static bool forwarded_hosts_allowed(struct conn *c, const struct fb_http_req *req)
 {
-	struct fb_http_slice hosts[FORWARDED_HOSTS_MAX], host;
-	int n = fb_http_forwarded_hosts(req, hosts, FORWARDED_HOSTS_MAX), port;
+	struct fb_http_slice hosts[FORWARDED_HOSTS_MAX];
+	int n = fb_http_forwarded_hosts(req, hosts, FORWARDED_HOSTS_MAX);
 	char name[FB_NAME_MAX];
 	struct fb_decision d;
 
 	for (int i = 0; i < n; i++) {
-		bool named = authority_name(&hosts[i], name);
+		int named = authority_name(&hosts[i], name);
 
-		if (fb_http_split_authority(hosts[i].ptr, hosts[i].len, &host, &port) < 0)
+		if (named < 0)
 			return false;
 		fb_policy_decide(c->p->policy, named ? name : NULL, &c->dst_addr, &d);
 		if (d.verdict != FB_VERDICT_ALLOW)
@@ -131,7 +134,7 @@ static const char *request_refusal(struct conn *c, const struct fb_http_req *req
 							      : &req->host;
 	char name[FB_NAME_MAX], other[FB_NAME_MAX];
 	struct fb_decision d;
-	bool named = authority_name(auth, name);
+	bool named = authority_name(auth, name) > 0;
 
 	/* An absolute-form target wins over Host for us and for nginx
 	 * (RFC 9112 §3.2.2), but nginx still hands the Host on ($http_host,
@@ -139,7 +142,7 @@ static const char *request_refusal(struct conn *c, const struct fb_http_req *req
 	 * on that: both must name the same host, as the peek asks of the
 	 * first request. */
 	if (req->authority.ptr && req->host.ptr &&
-	    (authority_name(&req->host, other) != named ||
+	    ((authority_name(&req->host, other) > 0) != named ||
 	     (named && strcmp(name, other) != 0)))
 		return "ambiguous-host";
 	fb_policy_decide(c->p->policy, named ? name : NULL, &c->dst_addr, &d);

@@ -350,10 +350,11 @@ static size_t pct_decode(char *p, size_t n)
 	size_t i = 0, o = 0;
 
 	while (i < n) {
-		int hi = n - i >= 3 ? hex_value((unsigned char)p[i + 1]) : -1;
-		int lo = n - i >= 3 ? hex_value((unsigned char)p[i + 2]) : -1;
+		int hi, lo;
 
-		if (p[i] == '%' && hi >= 0 && lo >= 0) {
+		if (p[i] == '%' && n - i >= 3 &&
+		    (hi = hex_value((unsigned char)p[i + 1])) >= 0 &&
+		    (lo = hex_value((unsigned char)p[i + 2])) >= 0) {
 			p[o++] = (char)(hi << 4 | lo);
 			i += 3;
 		} else {
@@ -960,8 +961,8 @@ static int scheme_start(const char *p, size_t n)
  * takes spaces inside a target); for any, a target and "HTTP/", as
  * loosely spaced as http.server splits them; or, after GET, a target
  * alone (HTTP/0.9, which http.server still serves).  JSON, forms and
- * multipart never start so, nor do "Hello world" and "cat /etc/passwd".  A first line not told apart within
- * BODY_LINE_MAX bytes is refused.
+ * multipart never start so, nor do "Hello world" and "cat /etc/passwd".
+ * A first line not told apart within BODY_LINE_MAX bytes is refused.
  */
 enum fb_http_status fb_http_body_start(const char *p, size_t len, bool whole)
 {
