@@ -61,7 +61,7 @@ struct fb_loop {
 	bool stop;
 };
 
-static uint64_t monotonic_ms(void)
+uint64_t fb_monotonic_ms(void)
 {
 	struct timespec ts;
 
@@ -80,7 +80,7 @@ struct fb_loop *fb_loop_new(void)
 		free(l);
 		return NULL;
 	}
-	l->now = monotonic_ms();
+	l->now = fb_monotonic_ms();
 	return l;
 }
 
@@ -372,7 +372,7 @@ int fb_loop_run(struct fb_loop *l)
 
 		if (n < 0 && errno != EINTR)
 			return -1;
-		l->now = monotonic_ms();
+		l->now = fb_monotonic_ms();
 		for (int i = 0; i < n && !l->stop; i++) {
 			int fd = (int)(uint32_t)ev[i].data.u64;
 			uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);

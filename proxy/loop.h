@@ -49,6 +49,9 @@ void fb_loop_unhook(struct fb_loop *l, fb_timer_fn *fn, void *arg);
 
 /* Monotonic milliseconds, cached per loop iteration. */
 uint64_t fb_loop_now(struct fb_loop *l);
+/* Monotonic milliseconds, read now: for deadlines kept outside a loop's
+ * iteration, where the cached time would be stale. */
+uint64_t fb_monotonic_ms(void);
 
 /* Run until fb_loop_stop(); 0, or -1 if epoll itself fails. */
 int fb_loop_run(struct fb_loop *l);

@@ -554,21 +554,13 @@ out:
 
 /* ---- the policy, through the sandbox's proxy ---------------------------- */
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Until fd is ready for `events` or the deadline passes (ETIMEDOUT). */
 static int wait_ready(int fd, short events, uint64_t deadline)
 {
 	struct pollfd p = { .fd = fd, .events = events };
 
 	for (;;) {
-		uint64_t now = now_ms();
+		uint64_t now = fb_monotonic_ms();
 		int n;
 
 		if (now >= deadline) {
@@ -616,7 +608,7 @@ static char *control_call(const struct fb_managed *m, const char *request,
 			  size_t *out_len, char *err, size_t errsize)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	uint64_t deadline = now_ms() + FORWARD_TIMEOUT_S * 1000;
+	uint64_t deadline = fb_monotonic_ms() + FORWARD_TIMEOUT_S * 1000;
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	int fd;

@@ -48,7 +48,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
@@ -63,6 +62,7 @@
 #include <sys/wait.h>
 
 #include "policy/policy.h"
+#include "proxy/loop.h"
 #include "vmhost/firecracker.h"
 #include "vmhost/net.h"
 #include "vmhost/sandbox.h"
@@ -90,14 +90,6 @@ struct vm {
 	char sock[SOCK_PATH_MAX];
 	int kernel_fd, initrd_fd;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int fb_firecracker_preflight(const char *binary, const char *jailer,
 			     const char *guest_dir, char *err, size_t errsize)
@@ -211,7 +203,7 @@ static int api_read(int fd, char *buf, size_t size, char **body,
 	*body = NULL;
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int64_t left = (int64_t)(deadline - now_ms());
+		int64_t left = (int64_t)(deadline - fb_monotonic_ms());
 		ssize_t n;
 
 		if (*body && len >= (size_t)(*body - buf) + want)
@@ -249,7 +241,7 @@ static int api_call(const char *sock, const char *method, const char *path,
 		    const char *json, char *err, size_t errsize)
 {
 	char req[4096], resp[4096], why[512], *body;
-	uint64_t deadline = now_ms() + API_TIMEOUT_MS;
+	uint64_t deadline = fb_monotonic_ms() + API_TIMEOUT_MS;
 	int fd, n, code = 0, ret = -1;
 
 	n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\n"
@@ -347,11 +339,11 @@ static int put_machine(const struct vm *vm, char *err, size_t errsize)
 static int wait_socket(const struct vm *vm, pid_t pid, char *err,
 		       size_t errsize)
 {
-	uint64_t deadline = now_ms() + SOCKET_TIMEOUT_MS;
+	uint64_t deadline = fb_monotonic_ms() + SOCKET_TIMEOUT_MS;
 	char why[256];
 	int ws, fd;
 
-	while (now_ms() < deadline) {
+	while (fb_monotonic_ms() < deadline) {
 		fd = api_connect(vm->sock, why, sizeof why);
 		if (fd >= 0) {
 			close(fd);
@@ -581,13 +573,13 @@ static int supervise(pid_t pid, int console_fd, int sigfd)
 		int timeout = -1;
 
 		if (c.status >= 0 && !kill_at)
-			kill_at = now_ms() + SHUTDOWN_GRACE_MS;
+			kill_at = fb_monotonic_ms() + SHUTDOWN_GRACE_MS;
 		if (kill_at && !killed)
-			timeout = kill_at > now_ms() ? (int)(kill_at - now_ms())
+			timeout = kill_at > fb_monotonic_ms() ? (int)(kill_at - fb_monotonic_ms())
 						     : 0;
 		if (poll(p, 2, timeout) < 0 && errno != EINTR)
 			break;
-		if (kill_at && !killed && !exited && now_ms() >= kill_at) {
+		if (kill_at && !killed && !exited && fb_monotonic_ms() >= kill_at) {
 			kill(pid, SIGKILL);
 			killed = true;
 		}

@@ -20,9 +20,9 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "proxy/loop.h"
 #include "vmhost/net.h"
 #include "vmhost/proxy_start.h"
 
@@ -122,14 +122,6 @@ static void child(const struct fb_sandbox *sb, char **argv)
 	_exit(127);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /*
  * Wait until the proxy's control socket exists: woken by the directory's
  * inotify watch (`watch`, made before the fork so the socket cannot be
@@ -144,12 +136,12 @@ static int wait_ready(pid_t pid, int watch, const char *sock, char *err,
 		{ .fd = watch, .events = POLLIN },
 		{ .fd = pidfd_open(pid, 0), .events = POLLIN },
 	};
-	uint64_t deadline = now_ms() + START_TIMEOUT_MS, now;
+	uint64_t deadline = fb_monotonic_ms() + START_TIMEOUT_MS, now;
 	char events[4096];
 	struct stat st;
 	int status, ret = -1;
 
-	while ((now = now_ms()) < deadline) {
+	while ((now = fb_monotonic_ms()) < deadline) {
 		if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
 			ret = 0;
 			goto out;

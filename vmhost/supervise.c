@@ -38,19 +38,11 @@ void fb_managed_save(struct fb_managed *m)
 
 static void restart_proxy(struct fb_loop *l, void *arg);
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Start the proxy of `m` again; on failure retry shortly, the sandbox
  * still cut off. */
 static void revive(struct fb_daemon *d, struct fb_managed *m)
 {
-	uint64_t t0 = now_ms();
+	uint64_t t0 = fb_monotonic_ms();
 	char err[512];
 
 	if (fb_launch_restart_proxy(&m->launch, err, sizeof err) < 0) {
@@ -61,7 +53,7 @@ static void revive(struct fb_daemon *d, struct fb_managed *m)
 		m->proxy_restarts++;
 		fprintf(stderr, "firebreak-vmhost: sandbox %s: proxy restarted "
 			"(pid %d) in %llu ms\n", m->st.id, (int)m->launch.proxy,
-			(unsigned long long)(now_ms() - t0));
+			(unsigned long long)(fb_monotonic_ms() - t0));
 	}
 	fb_managed_save(m);
 }
