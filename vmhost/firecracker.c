@@ -6,7 +6,7 @@
  *       │             the console to stdout, watching for the guest's
  *       │             status line; passes SIGINT/SIGTERM/SIGQUIT on;
  *       │             exits with the status.  Dies with the launcher.
- *       └ firecracker `--api-sock <state dir>/<id>/firecracker/api.sock`,
+ *       └ firecracker `--api-sock api.sock` in <state dir>/<id>/firecracker,
  *                     in the sandbox namespace (Firecracker opens its tap
  *                     by name, there), as the run's user with
  *                     no_new_privs.  The socket's directory is that
@@ -24,7 +24,10 @@
  * descriptors named /proc/self/fd/N: the user it runs as need not read
  * the guest image, and the run leaves no file behind.  The API socket and
  * its directory are removed once the VM runs: nothing else may
- * reconfigure it.
+ * reconfigure it.  The relay reaches the socket through a descriptor of
+ * its directory, /proc/self/fd/N/api.sock, and Firecracker binds it by a
+ * path relative to that directory: a unix socket's address holds 108
+ * bytes, and a state directory's path, or a jail's in it, may not fit.
  *
  * Under Firecracker's jailer (--jailer PATH) the relay's child is
  *   jailer --id <id> --exec-file <firecracker> --uid <uid> --gid <gid>
@@ -78,16 +81,18 @@
 		  FB_GUEST_NET " fb.status=ttyS0"
 
 #define SOCK_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+#define SOCK_NAME "api.sock"     /* in the socket's directory */
 
 struct vm {
 	const struct fb_firecracker_opts *o;
 	char binary[PATH_MAX];   /* absolute under the jailer: --exec-file */
 	char jailer[PATH_MAX];   /* empty: firecracker runs directly */
-	char jail[SOCK_PATH_MAX]; /* the chroot base, removed after the VM;
-				   * the start of sock's path, no longer */
+	char jail[PATH_MAX];     /* the chroot base, removed after the VM */
 	char root[PATH_MAX];     /* the chroot */
 	char sock_dir[PATH_MAX]; /* without the jailer: removed once it runs */
-	char sock[SOCK_PATH_MAX];
+	char sock[PATH_MAX];     /* the API socket */
+	char sock_via[SOCK_PATH_MAX]; /* /proc/self/fd/<sock_dir_fd>/api.sock */
+	int sock_dir_fd;         /* O_PATH: the socket's directory */
 	int kernel_fd, initrd_fd;
 };
 
@@ -176,14 +181,14 @@ static void fault_message(const char *body, char *out, size_t size)
 	out[n] = '\0';
 }
 
-static int api_connect(const char *sock, char *err, size_t errsize)
+static int api_connect(const struct vm *vm, char *err, size_t errsize)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", vm->sock_via);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		snprintf(err, errsize, "connect to %s: %s", sock,
+		snprintf(err, errsize, "connect to the API socket: %s",
 			 strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -237,8 +242,9 @@ static int api_read(int fd, char *buf, size_t size, char **body,
  * One API request; 2xx is success.  Anything else is an error naming the
  * request and Firecracker's fault_message.
  */
-static int api_call(const char *sock, const char *method, const char *path,
-		    const char *json, char *err, size_t errsize)
+static int api_call(const struct vm *vm, const char *method,
+		    const char *path, const char *json, char *err,
+		    size_t errsize)
 {
 	char req[4096], resp[4096], why[512], *body;
 	uint64_t deadline = fb_monotonic_ms() + API_TIMEOUT_MS;
@@ -252,7 +258,7 @@ static int api_call(const char *sock, const char *method, const char *path,
 		snprintf(err, errsize, "%s %s: request too long", method, path);
 		return -1;
 	}
-	fd = api_connect(sock, why, sizeof why);
+	fd = api_connect(vm, why, sizeof why);
 	if (fd < 0)
 		goto fail;
 	if (write(fd, req, n) != n) {
@@ -299,7 +305,7 @@ static int put_boot_source(const struct vm *vm, char *err, size_t errsize)
 			 "\"/proc/self/fd/%d\",\"initrd_path\":"
 			 "\"/proc/self/fd/%d\",\"boot_args\":\"" BOOT_ARGS
 			 "\"}", vm->kernel_fd, vm->initrd_fd);
-	return api_call(vm->sock, "PUT", "/boot-source", body, err, errsize);
+	return api_call(vm, "PUT", "/boot-source", body, err, errsize);
 }
 
 static int put_network(const struct vm *vm, char *err, size_t errsize)
@@ -316,7 +322,7 @@ static int put_network(const struct vm *vm, char *err, size_t errsize)
 	snprintf(body, sizeof body, "{\"iface_id\":\"eth0\","
 		 "\"host_dev_name\":\"%s\",\"guest_mac\":\"" FB_GUEST_MAC
 		 "\"}", tap);
-	return api_call(vm->sock, "PUT", "/network-interfaces/eth0", body,
+	return api_call(vm, "PUT", "/network-interfaces/eth0", body,
 			err, errsize);
 }
 
@@ -328,7 +334,7 @@ static int put_machine(const struct vm *vm, char *err, size_t errsize)
 		 "\"smt\":false}",
 		 vm->o->vcpus ? vm->o->vcpus : FB_QEMU_VCPUS,
 		 vm->o->mem_mib ? vm->o->mem_mib : FB_QEMU_MEM_MIB);
-	return api_call(vm->sock, "PUT", "/machine-config", body, err,
+	return api_call(vm, "PUT", "/machine-config", body, err,
 			errsize);
 }
 
@@ -344,16 +350,15 @@ static int wait_socket(const struct vm *vm, pid_t pid, char *err,
 	int ws, fd;
 
 	while (fb_monotonic_ms() < deadline) {
-		fd = api_connect(vm->sock, why, sizeof why);
+		fd = api_connect(vm, why, sizeof why);
 		if (fd >= 0) {
 			close(fd);
 			return 0;
 		}
 		if (waitpid(pid, &ws, WNOHANG) == pid) {
 			snprintf(err, errsize, "firecracker %s before its API "
-				 "socket %s appeared",
-				 WIFSIGNALED(ws) ? "was killed" : "exited",
-				 vm->sock);
+				 "socket appeared",
+				 WIFSIGNALED(ws) ? "was killed" : "exited");
 			return -1;
 		}
 		usleep(10000);
@@ -371,7 +376,7 @@ static int configure(const struct vm *vm, pid_t pid, char *err,
 	if (put_boot_source(vm, err, errsize) < 0 ||
 	    put_network(vm, err, errsize) < 0 ||
 	    put_machine(vm, err, errsize) < 0 ||
-	    api_call(vm->sock, "PUT", "/actions",
+	    api_call(vm, "PUT", "/actions",
 		     "{\"action_type\":\"InstanceStart\"}", err, errsize) < 0)
 		return -1;
 	return 0;
@@ -407,7 +412,7 @@ static void exec_jailer(const struct vm *vm, int report)
 	char *argv[] = { (char *)vm->jailer, "--id", (char *)vm->o->id,
 			 "--exec-file", (char *)vm->binary, "--uid", uid,
 			 "--gid", gid, "--chroot-base-dir", (char *)vm->jail,
-			 "--netns", netns, "--", "--api-sock", "/api.sock",
+			 "--netns", netns, "--", "--api-sock", "/" SOCK_NAME,
 			 NULL };
 
 	snprintf(uid, sizeof uid, "%u", (unsigned)g->uid);
@@ -427,8 +432,7 @@ static void exec_firecracker(const struct vm *vm, int console, int report,
 			     pid_t relay)
 {
 	const struct fb_qemu_opts *g = &vm->o->guest;
-	char *argv[] = { (char *)vm->binary, "--api-sock", (char *)vm->sock,
-			 NULL };
+	char *argv[] = { (char *)vm->binary, "--api-sock", SOCK_NAME, NULL };
 	struct stat kvm;
 	gid_t groups[1];
 	size_t ngroups = 0;
@@ -447,6 +451,8 @@ static void exec_firecracker(const struct vm *vm, int console, int report,
 		exec_jailer(vm, report);
 	if (setns(vm->o->sandbox_ns, CLONE_NEWNET) < 0)
 		child_fail(report, "enter the sandbox namespace");
+	if (fchdir(vm->sock_dir_fd) < 0)
+		child_fail(report, vm->sock_dir);
 	keep_open(vm->kernel_fd, report);
 	keep_open(vm->initrd_fd, report);
 	/* /dev/kvm's group: the one supplementary group kept */
@@ -769,17 +775,20 @@ static int jail_initrd(const struct vm *vm, char *err, size_t errsize)
 	return rc;
 }
 
-/* <dir>/api.sock, where firecracker makes its API socket */
+/* <dir>/api.sock, where firecracker makes its API socket, and the way
+ * to it through a descriptor of dir. */
 static int sock_path(struct vm *vm, const char *dir, char *err,
 		     size_t errsize)
 {
-	int n = snprintf(vm->sock, sizeof vm->sock, "%s/api.sock", dir);
-
-	if (n < 0 || (size_t)n >= sizeof vm->sock) {
-		snprintf(err, errsize, "firecracker: API socket path "
-			 "%s/api.sock is too long", dir);
+	vm->sock_dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (vm->sock_dir_fd < 0) {
+		snprintf(err, errsize, "firecracker: %s: %s", dir,
+			 strerror(errno));
 		return -1;
 	}
+	snprintf(vm->sock, sizeof vm->sock, "%s/" SOCK_NAME, dir);
+	snprintf(vm->sock_via, sizeof vm->sock_via,
+		 "/proc/self/fd/%d/" SOCK_NAME, vm->sock_dir_fd);
 	return 0;
 }
 
@@ -794,6 +803,7 @@ static int make_jail(struct vm *vm, char *err, size_t errsize)
 	const struct fb_firecracker_opts *o = vm->o;
 	char path[PATH_MAX];
 	const char *name;
+	int n;
 
 	if (!realpath(vm->binary, path)) {
 		snprintf(err, errsize, "firecracker: %s: %s", vm->binary,
@@ -802,12 +812,15 @@ static int make_jail(struct vm *vm, char *err, size_t errsize)
 	}
 	memcpy(vm->binary, path, sizeof path);
 	name = strrchr(vm->binary, '/') + 1;
-	/* the socket's path holds the others: if it fits, they do */
 	snprintf(vm->jail, sizeof vm->jail, "%s/jail", o->dir);
-	snprintf(vm->root, sizeof vm->root, "%s/%s/%s/root", vm->jail, name,
-		 o->id);
-	if (sock_path(vm, vm->root, err, errsize) < 0)
+	n = snprintf(vm->root, sizeof vm->root, "%s/%s/%s/root", vm->jail,
+		     name, o->id);
+	/* the socket's path holds the others: if it fits, they do */
+	if (n < 0 || (size_t)n + sizeof SOCK_NAME >= sizeof vm->root) {
+		snprintf(err, errsize, "firecracker: jail in %s: path too "
+			 "long", o->dir);
 		return -1;
+	}
 	if (mkdir(vm->jail, 0711) < 0) {
 		snprintf(err, errsize, "firecracker: jail: %s: %s", vm->jail,
 			 strerror(errno));
@@ -824,7 +837,8 @@ static int make_jail(struct vm *vm, char *err, size_t errsize)
 	if (mkdir(path, 0700) < 0 ||
 	    chown(path, o->guest.uid, o->guest.gid) < 0)
 		goto fail_dir;
-	if (jail_kernel(vm, err, errsize) < 0 ||
+	if (sock_path(vm, vm->root, err, errsize) < 0 ||
+	    jail_kernel(vm, err, errsize) < 0 ||
 	    jail_initrd(vm, err, errsize) < 0)
 		goto fail;
 	return 0;
@@ -861,7 +875,8 @@ static int read_report(int fd, pid_t relay, char *err, size_t errsize)
 pid_t fb_firecracker_spawn(const struct fb_firecracker_opts *o, int *tap_fd,
 			   char *err, size_t errsize)
 {
-	struct vm vm = { .o = o, .kernel_fd = -1, .initrd_fd = -1 };
+	struct vm vm = { .o = o, .sock_dir_fd = -1, .kernel_fd = -1,
+			 .initrd_fd = -1 };
 	char kernel[PATH_MAX];
 	int report[2] = { -1, -1 };
 	pid_t pid = -1, launcher = getpid();
@@ -880,10 +895,14 @@ pid_t fb_firecracker_spawn(const struct fb_firecracker_opts *o, int *tap_fd,
 	}
 	/* under the jailer, the socket is in the chroot: make_jail's */
 	if (!o->jailer) {
-		snprintf(vm.sock_dir, sizeof vm.sock_dir, "%s/firecracker",
-			 o->dir);
-		if (sock_path(&vm, vm.sock_dir, err, errsize) < 0)
+		int n = snprintf(vm.sock_dir, sizeof vm.sock_dir,
+				 "%s/firecracker", o->dir);
+
+		if (n < 0 || (size_t)n + sizeof SOCK_NAME >= sizeof vm.sock) {
+			snprintf(err, errsize, "firecracker: %s: path too long",
+				 o->dir);
 			return -1;
+		}
 	}
 	snprintf(kernel, sizeof kernel, "%s/%s", o->guest.guest_dir,
 		 FB_GUEST_KERNEL);
@@ -903,6 +922,9 @@ pid_t fb_firecracker_spawn(const struct fb_firecracker_opts *o, int *tap_fd,
 	} else if (mkdir(vm.sock_dir, 0700) < 0 ||
 		   chown(vm.sock_dir, o->guest.uid, o->guest.gid) < 0) {
 		snprintf(err, errsize, "%s: %s", vm.sock_dir, strerror(errno));
+		rmdir(vm.sock_dir);
+		goto out;
+	} else if (sock_path(&vm, vm.sock_dir, err, errsize) < 0) {
 		rmdir(vm.sock_dir);
 		goto out;
 	}
@@ -936,6 +958,8 @@ out:
 			close(report[i]);
 	if (vm.initrd_fd >= 0)
 		close(vm.initrd_fd);
+	if (vm.sock_dir_fd >= 0)
+		close(vm.sock_dir_fd);
 	close(vm.kernel_fd);
 	return pid;
 }

@@ -42,8 +42,8 @@ The environment steers it:
   FAKE_FC_HANG=1       after the status line keep running, as a guest that
                        never powers off would
   FAKE_FC_CHROOT=DIR   started by fake_jailer.py: DIR is its chroot, and
-                       the kernel and initrd paths must be absolute paths
-                       in it (/vmlinux), found under DIR
+                       the socket, kernel and initrd paths must be absolute
+                       paths in it (/vmlinux), found under DIR
 """
 import fcntl
 import json
@@ -341,12 +341,17 @@ def main():
     if len(argv) != 2 or argv[0] != "--api-sock":
         sys.exit("usage: fake_firecracker.py --api-sock PATH")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    log({"argv": argv, "uid": os.getuid(),
+    log({"argv": argv, "uid": os.getuid(), "cwd": os.getcwd(),
          "netdevs": sorted(n for _, n in socket.if_nameindex()),
          "chroot": os.environ.get("FAKE_FC_CHROOT")})
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        s.bind(argv[1])
+        # in a chroot the socket's path is the chroot's, however long the
+        # chroot's own path is: bind it from there
+        root = os.environ.get("FAKE_FC_CHROOT")
+        if root:
+            os.chdir(root)
+        s.bind(argv[1].lstrip("/") if root else argv[1])
     except OSError as e:
         sys.exit("Failed to open the API socket at %s: %s" % (argv[1], e))
     s.listen(4)

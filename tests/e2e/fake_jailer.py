@@ -16,9 +16,9 @@ and the chroot <base>/<exec file's name>/<id>/root holding /vmlinux and
 Then, as the jailer does, it copies the exec file into the chroot and
 makes dev/ there (nothing outside that tree), enters the namespace, drops
 to --uid/--gid and execs the exec file.  It cannot chroot a Python
-program, so the fake Firecracker it runs gets its chroot-relative
---api-sock as <root>/api.sock and the chroot in FAKE_FC_CHROOT, against
-which it resolves the kernel and initrd paths it is given.
+program, so the fake Firecracker it runs gets the chroot in
+FAKE_FC_CHROOT, against which it resolves its --api-sock and the kernel
+and initrd paths it is given.
 
   FAKE_JAILER_LOG=FILE   one JSON line: {"argv", "uid", "gid"}
   FAKE_JAILER_STATE_DIR  the firebreak state dir (required)
@@ -114,7 +114,7 @@ def main():
     os.setgid(gid)
     os.setuid(uid)
     env = dict(os.environ, FAKE_FC_CHROOT=root)
-    os.execve(exe, [exe, rest[0], root + rest[1]], env)
+    os.execve(exe, [exe] + rest, env)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,19 @@ fb_launcher_pid() {
 fb_probe() { echo "$PY" "$FB_TMP/probe.py" "$@"; }
 
 # What sandboxes left in $HOST: namespaces, tables, links, state.
+# The processes naming DIR in their arguments or working under it: their
+# pids.
+fb_procs_under() {
+	local p
+	pgrep -f -- "$1/"
+	for p in /proc/[0-9]*; do
+		case $(readlink "$p/cwd" 2>/dev/null) in
+		"$1"/*) echo "${p#/proc/}" ;;
+		esac
+	done
+	return 0
+}
+
 fb_leftovers() {
 	local id
 	for id in "$@"; do

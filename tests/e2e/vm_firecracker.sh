@@ -30,10 +30,10 @@ fc_run() {
 }
 
 # Nothing of the last run left: namespaces, tables, links, state, and no
-# process still holding its API socket's path.
+# process still naming or working in its state dir.
 nothing_left() {
 	[ -z "$(fb_leftovers "$FB_LAST_ID")" ] &&
-		! pgrep -f "$FB_TMP/state/$FB_LAST_ID/" >/dev/null
+		[ -z "$(fb_procs_under "$FB_TMP/state/$FB_LAST_ID")" ]
 }
 
 # api_check NAME PYTHON: PYTHON sees `log` (the fake's entries), `calls`
@@ -59,7 +59,8 @@ check "true in a VM: status 0" [ "$RC" = 0 ]
 check "the console passes, the status line does not" \
 	[ "$OUT" = "fake guest: booted /proc/self/fd/$(sed -n 's|.*"kernel_image_path": "/proc/self/fd/\([0-9]*\)".*|\1|p' "$LOG")" ]
 api_check "firecracker started with --api-sock in the sandbox's state dir" \
-	'log[0]["argv"] == ["--api-sock", sock]'
+	'log[0]["argv"] == ["--api-sock", "api.sock"] and
+	 log[0]["cwd"] + "/api.sock" == sock'
 api_check "firecracker runs in the sandbox namespace, where the tap is" \
 	'log[0]["netdevs"] == ["guest0", "lo", "uplink0"]'
 api_check "the calls, in order, each answered 204" \

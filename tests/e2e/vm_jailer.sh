@@ -39,7 +39,7 @@ jl_run() {
 nothing_left() {
 	[ ! -e "$STATE/$FB_LAST_ID/jail" ] &&
 		[ -z "$(fb_leftovers "$FB_LAST_ID")" ] &&
-		! pgrep -f "$STATE/$FB_LAST_ID/" >/dev/null
+		[ -z "$(fb_procs_under "$STATE/$FB_LAST_ID")" ]
 }
 
 # log_check NAME PYTHON: PYTHON sees `log` (the fake firecracker's
@@ -72,7 +72,7 @@ log_check "the jailer got its arguments: id, exec file, user, chroot base, netns
 	    "--netns", "/run/netns/fb-" + id,
 	    "--", "--api-sock", "/api.sock"]'
 log_check "firecracker ran as the user, in the sandbox namespace, its socket in the chroot" \
-	'log[0]["argv"] == ["--api-sock", root + "/api.sock"] and
+	'log[0]["argv"] == ["--api-sock", "/api.sock"] and
 	 log[0]["chroot"] == root and log[0]["uid"] == '"$RUN_UID"' and
 	 log[0]["netdevs"] == ["guest0", "lo", "uplink0"]'
 log_check "boot source: /vmlinux and /initrd, in the chroot" \
@@ -87,6 +87,24 @@ log_check "the VM was configured and started" \
 	    ("/actions", 204)]'
 check "the console passes under the jailer" [ "$OUT" = "fake guest: booted /vmlinux" ]
 check "under the jailer: the jail is gone, nothing left behind" nothing_left
+
+# A state dir of 70 bytes: the jail's socket, <root>/api.sock, has a path
+# longer than a unix socket's address holds (108 bytes), and the launcher
+# reaches it all the same.
+STATE_SAVED=$STATE
+STATE=$FB_TMP/s
+while [ ${#STATE} -lt 70 ]; do STATE+=x; done
+mkdir -m 755 "$STATE"
+jl_run -- -- true
+check "a jail's socket path past 108 bytes: the VM runs" [ "$RC" = 0 ]
+log_check "... its socket in the chroot" \
+	'log[0]["argv"] == ["--api-sock", "/api.sock"] and
+	 log[0]["chroot"] == root and len(root + "/api.sock") > 108'
+left=$(find "$STATE" -mindepth 1 ! -path "$STATE/slots")
+[ -z "$left" ] || echo "# left: $left"
+check "... nothing left behind" [ -z "$left" ]
+check "... no process left" nothing_left
+STATE=$STATE_SAVED
 
 jl_run FAKE_FC_FAIL="PUT /actions" -- -- true
 check "the API refuses the start under the jailer: one clear line" \
