@@ -707,11 +707,20 @@ void fb_policy_destroy(struct fb_policy *p)
 	free(p);
 }
 
-/* {exact|startsWith|regex: string}; `fold` for header names. */
+/* What a matcher compares with. */
+enum matched {
+	MATCHED_VALUE,
+	MATCHED_NAME, /* a header name: without case */
+	MATCHED_URI,  /* a path or query: fb_uri_normalize()'s form */
+};
+
+/* {exact|startsWith|regex: string} */
 static struct fb_matcher *load_matcher(struct loader *L,
-				       const struct fb_node *n, bool fold)
+				       const struct fb_node *n,
+				       enum matched what)
 {
 	static const char *const kinds[] = { "exact", "startsWith", "regex", NULL };
+	bool fold = what == MATCHED_NAME;
 	const struct fb_node *v = NULL;
 	struct fb_matcher *m;
 	int kind = -1, nkinds = 0;
@@ -759,6 +768,21 @@ static struct fb_matcher *load_matcher(struct loader *L,
 		matcher_free(m);
 		return NULL;
 	}
+	/* a literal no normalized request holds would never match */
+	if (what == MATCHED_URI && m->kind != FB_MATCH_REGEX) {
+		size_t len = fb_uri_normalize(m->text, m->len);
+
+		if (len != m->len || memcmp(m->text, v->text, len)) {
+			fb_report(L->r, v, "%s never matches: requests are "
+				  "matched with escapes of letters, digits and "
+				  "-._~ decoded and the others in upper case "
+				  "(RFC 3986 section 6.2.2); write \"%.*s\"",
+				  quoted(v), (int)(len > QUOTE_MAX ? QUOTE_MAX :
+						   len), m->text);
+			matcher_free(m);
+			return NULL;
+		}
+	}
 	if (m->kind != FB_MATCH_REGEX)
 		return m;
 	m->re = pcre2_compile((PCRE2_SPTR)v->text, v->len,
@@ -804,8 +828,8 @@ static const struct fb_node *want_list(struct loader *L,
 }
 
 static int load_kvs(struct loader *L, const struct fb_node *list,
-		    const char *name, bool fold, struct fb_kv_matcher **out,
-		    size_t *nout)
+		    const char *name, enum matched key, enum matched value,
+		    struct fb_kv_matcher **out, size_t *nout)
 {
 	static const char *const keys[] = { "key", "value", NULL };
 
@@ -832,9 +856,9 @@ static int load_kvs(struct loader *L, const struct fb_node *list,
 			fb_report(L->r, e, "a %s matcher needs a key or a value "
 				  "matcher", name);
 		if (k)
-			kv->key = load_matcher(L, k, fold);
+			kv->key = load_matcher(L, k, key);
 		if (v)
-			kv->value = load_matcher(L, v, false);
+			kv->value = load_matcher(L, v, value);
 	}
 	return 0;
 }
@@ -868,7 +892,7 @@ static struct fb_match *load_match(struct loader *L, const struct fb_node *n)
 		return NULL;
 	}
 	if (path)
-		m->path = load_matcher(L, path, false);
+		m->path = load_matcher(L, path, MATCHED_URI);
 	if (methods) {
 		m->methods = calloc(methods->n, sizeof(*m->methods));
 		if (!m->methods) {
@@ -892,10 +916,12 @@ static struct fb_match *load_match(struct loader *L, const struct fb_node *n)
 			}
 		}
 	}
-	if (query && load_kvs(L, query, "queryString", false, &m->query,
+	if (query && load_kvs(L, query, "queryString", MATCHED_URI,
+			      MATCHED_URI, &m->query,
 			      &m->nquery) < 0)
 		goto fail;
-	if (headers && load_kvs(L, headers, "headers", true, &m->headers,
+	if (headers && load_kvs(L, headers, "headers", MATCHED_NAME,
+				MATCHED_VALUE, &m->headers,
 				&m->nheaders) < 0)
 		goto fail;
 	return m;

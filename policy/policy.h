@@ -388,6 +388,20 @@ struct fb_http_header {
 	size_t value_len;
 };
 
+/*
+ * s[0..len) in the normal form of RFC 3986 §6.2.2.1-2, in place; the new
+ * length.  "%66" and "f" name the same resource to any origin, and "%2f"
+ * and "%2F" the same octet, so a rule compared byte for byte would let
+ * "/v1/%66iles" past a "/v1/files" rule: every "%XY" of an unreserved
+ * octet (letters, digits, "-._~") is decoded, and the others written in
+ * upper case.  A '%' without two hex digits after it stays.  The broker
+ * matches and sends a request's path and query in this form; a rule's
+ * literal path and query values must be written in it (the loader says
+ * so).
+ */
+size_t fb_uri_normalize(char *s, size_t len);
+
+/* The path and query in fb_uri_normalize()'s form. */
 struct fb_request {
 	const char *method;
 	size_t method_len;

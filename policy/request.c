@@ -3,11 +3,12 @@
  * rules: in order, first match wins, and a request no rule matches goes out
  * unchanged.
  *
- * Paths and query strings are compared as raw bytes, without percent-
- * decoding or dot-segment removal: the rule then judges exactly the bytes
- * the origin will receive.  Those bytes must mean one path only: the
- * broker refuses a path with dot-segments ("/v1/../x", "/v1%2f..%2fx",
- * "%2e%2e"), which an origin would resolve to a path the rule never saw.
+ * Paths and query strings are compared as bytes, in the normal form of
+ * fb_uri_normalize() and without dot-segment removal: the rule then
+ * judges exactly the bytes the origin will receive.  Those bytes must
+ * mean one path only: the broker refuses a path with dot-segments
+ * ("/v1/../x", "/v1%2f..%2fx", "%2e%2e"), which an origin would resolve to
+ * a path the rule never saw.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -16,6 +17,51 @@
 #include <strings.h>
 
 #include "policy/internal.h"
+
+/* ---- the normal form ------------------------------------------------ */
+
+static int hex_digit(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* RFC 3986 §2.3 */
+static bool unreserved(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	       c == '~';
+}
+
+size_t fb_uri_normalize(char *s, size_t len)
+{
+	static const char upper[] = "0123456789ABCDEF";
+	size_t i = 0, o = 0;
+
+	while (i < len) {
+		int hi, lo;
+
+		if (s[i] != '%' || len - i < 3 ||
+		    (hi = hex_digit((unsigned char)s[i + 1])) < 0 ||
+		    (lo = hex_digit((unsigned char)s[i + 2])) < 0) {
+			s[o++] = s[i++];
+		} else if (unreserved((unsigned char)(hi << 4 | lo))) {
+			s[o++] = (char)(hi << 4 | lo);
+			i += 3;
+		} else {
+			s[o++] = '%';
+			s[o++] = upper[hi];
+			s[o++] = upper[lo];
+			i += 3;
+		}
+	}
+	return o;
+}
+
+/* ---- matching ------------------------------------------------------- */
 
 /*
  * Bounds on one regex search, so that a pathological pattern or input

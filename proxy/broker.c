@@ -736,6 +736,23 @@ static void note_injected(struct fb_broker *b, const struct fb_rule *r)
 					off ? "," : "", r->set[i].name);
 }
 
+/* The request's path and query in the form the rules compare, in place
+ * in the head: they only shrink.  The path of an absolute-form target
+ * without one is the parser's "/", not in the head, and normal. */
+static void normalize_target(struct fb_broker *b)
+{
+	struct fb_http_slice *s[] = { &b->req.path, &b->req.query };
+	uintptr_t in = (uintptr_t)b->in;
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+		uintptr_t at = (uintptr_t)s[i]->ptr;
+
+		if (s[i]->ptr && at >= in && at < in + b->in_len)
+			s[i]->len = fb_uri_normalize(b->in + (at - in),
+						     s[i]->len);
+	}
+}
+
 /* The head is parsed: decide, then answer or send it on.  0, or -1 when
  * out of memory (the caller closes). */
 static int request_head(struct fb_broker *b)
@@ -904,6 +921,7 @@ static int request_parse(struct fb_broker *b)
 		       fb_http_error_str(b->req.error));
 		return 1;
 	}
+	normalize_target(b);
 	if (request_head(b) < 0)
 		return -1;
 	consume(b->in, &b->in_len, b->req.head_len);

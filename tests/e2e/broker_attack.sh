@@ -78,6 +78,27 @@ check "a literal %20 (%2520) is no dot-segment ($got)" [ "$got" = "raw 200 the-s
 check "... and the origin got it as sent" \
 	grep -q '"target": "/v1/%2520dot-not"' "$ORIGIN_LOG"
 
+# Escapes of letters, digits and -._~: the origin reads "%62" as "b", and
+# so do the rules; the other escapes go in upper case.
+for c in "/%62locked/escaped-1" "/b%6Cocked/escaped-2" "/%62%6c%6F%63ked/escaped-3"; do
+	got=$(raw "GET $c HTTP/1.1\r\n$H\r\n")
+	check "an escaped letter is a letter: $c meets the response rule ($got)" \
+		[ "$got" = "raw 403 -" ]
+done
+check "... and none of them reached an origin" \
+	px_absent '"target": "[^"]*escaped-' "$ORIGIN_LOG"
+got=$(raw "GET /%76%31/esc%2dsecret?k%3dv=%7e%2f HTTP/1.1\r\n$H\r\n")
+check "an escaped /v1/ meets the transform rule ($got)" [ "$got" = "raw 200 the-secret" ]
+check "... and the origin got the target in normal form" \
+	grep -q '"target": "/v1/esc-secret?k%3Dv=~%2F"' "$ORIGIN_LOG"
+# An absolute-form target without a path has the path "/", which is in
+# no buffer of the guest's: nothing to rewrite in place.
+got=$(raw "GET https://api.test?q=%61 HTTP/1.1\r\n$H\r\n")
+check "absolute-form without a path: the origin gets / ($got)" \
+	[ "$got" = "raw 200 -" ]
+check "... with the query in normal form" \
+	grep -q '"target": "/?q=a"' "$ORIGIN_LOG"
+
 # Methods: the rules match them case-sensitively, some servers do not.
 for m in delete Delete; do
 	got=$(raw "$m /v1/method HTTP/1.1\r\n$H\r\n")

@@ -3,10 +3,12 @@
  * against one policy using every matcher kind (exact, startsWith, regex
  * on path, query keys and values, header names and values; methods).
  *
- * For every head the strict parser accepts: the decision is the same
- * twice, names a rule whose action it reports, and the head the broker
- * would send upstream parses again as a valid head that carries each
- * injected header exactly once, under any spelling, with the rule's value.
+ * For every head the strict parser accepts: its path and query, put in
+ * normal form as the broker does, do not grow and stay as they are when
+ * normalized again; the decision is the same twice, names a rule whose
+ * action it reports, and the head the broker would send upstream parses
+ * again as a valid head that carries each injected header exactly once,
+ * under any spelling, with the rule's value.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -55,6 +57,30 @@ static const struct fb_domain *domain(void)
 			abort();
 	}
 	return fb_policy_domains(policy, &n);
+}
+
+/* The slice in normal form, in place in buf[0..size), as the broker puts
+ * it: a slice elsewhere is the parser's "/". */
+static void normalize(char *buf, size_t size, struct fb_http_slice *s)
+{
+	uintptr_t at = (uintptr_t)s->ptr;
+	char *p, *again;
+	size_t n;
+
+	if (!s->ptr || at < (uintptr_t)buf || at >= (uintptr_t)buf + size) {
+		if (s->ptr && (s->len != 1 || s->ptr[0] != '/'))
+			abort();
+		return;
+	}
+	p = buf + (at - (uintptr_t)buf);
+	n = fb_uri_normalize(p, s->len);
+	if (n > s->len || !(again = malloc(n ? n : 1)))
+		abort();
+	memcpy(again, p, n);
+	if (fb_uri_normalize(again, n) != n || memcmp(again, p, n))
+		abort();
+	free(again);
+	s->len = n;
 }
 
 /* Each header set once, under any spelling, with the rule's value. */
@@ -112,6 +138,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(buf);
 		return 0;
 	}
+	normalize(buf, size, &req.path);
+	normalize(buf, size, &req.query);
 	fr = (struct fb_request){
 		.method = req.method.ptr, .method_len = req.method.len,
 		.path = req.path.ptr, .path_len = req.path.len,

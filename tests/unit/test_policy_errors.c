@@ -98,6 +98,14 @@ static const struct bad cases[] = {
 	  "bad.yaml:3:29: invalid regex: missing closing parenthesis at offset 10\n" },
 	{ "matcher with two kinds", "allow:\n  a.com:\n    - match: {path: {exact: /a, regex: b}}\n      response: {statusCode: 403}\n",
 	  "bad.yaml:3:21: a matcher takes exactly one of exact, startsWith or regex, found exact and regex\n" },
+	/* a literal path or query no normalized request holds */
+	{ "escaped letter in a path", "allow:\n  a.com:\n    - match: {path: {startsWith: \"/v1/%66iles\"}}\n      response: {statusCode: 403}\n",
+	  "bad.yaml:3:34: \"/v1/%66iles\" never matches: requests are matched with escapes of letters, digits and -._~ decoded and the others in upper case (RFC 3986 section 6.2.2); write \"/v1/files\"\n" },
+	{ "lower-case escape in a path", "allow:\n  a.com:\n    - match: {path: {exact: /a%2fb}}\n      response: {statusCode: 403}\n",
+	  "bad.yaml:3:29: \"/a%2fb\" never matches: requests are matched with escapes of letters, digits and -._~ decoded and the others in upper case (RFC 3986 section 6.2.2); write \"/a%2Fb\"\n" },
+	{ "escapes in a query matcher", "allow:\n  a.com:\n    - match: {queryString: [{key: {exact: m%6fdel}, value: {startsWith: \"%7e\"}}]}\n      response: {statusCode: 403}\n",
+	  "bad.yaml:3:43: \"m%6fdel\" never matches: requests are matched with escapes of letters, digits and -._~ decoded and the others in upper case (RFC 3986 section 6.2.2); write \"model\"\n"
+	  "bad.yaml:3:73: \"%7e\" never matches: requests are matched with escapes of letters, digits and -._~ decoded and the others in upper case (RFC 3986 section 6.2.2); write \"~\"\n" },
 	{ "matcher with no kind", "allow:\n  a.com:\n    - match: {path: {}}\n      response: {statusCode: 403}\n",
 	  "bad.yaml:3:21: a matcher needs one of exact, startsWith or regex\n" },
 	{ "match with no dimension", "allow:\n  a.com:\n    - match: {}\n      response: {statusCode: 403}\n",

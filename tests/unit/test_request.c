@@ -2,7 +2,8 @@
  * test_request.c — per-request rule matching on a brokered name: every
  * matcher kind (exact, startsWith, regex) on every dimension (method,
  * path, query, headers), AND/OR semantics, first match wins, the verdict
- * per action, and bounded regex work.
+ * per action, bounded regex work, and the normal form paths and queries
+ * are matched in.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,6 +116,61 @@ static void test_path_kinds(void **state)
 	/* raw bytes: no percent-decoding, so %2F is not a slash */
 	assert_string_equal(decide(p, "GET", "/v1%2Fmodels", NO_HEADERS), "allow no-rule -1");
 	assert_string_equal(decide(p, "GET", "/x?path=/v1/", NO_HEADERS), "allow no-rule -1");
+	fb_policy_unref(p);
+}
+
+/* fb_uri_normalize(s) as a string */
+static const char *normal(const char *s)
+{
+	static char out[128];
+	size_t n = strlen(s);
+
+	assert_true(n < sizeof out);
+	memcpy(out, s, n);
+	out[fb_uri_normalize(out, n)] = '\0';
+	return out;
+}
+
+static void test_uri_normal_form(void **state)
+{
+	(void)state;
+	/* unreserved octets decoded, whatever the case of their hex */
+	assert_string_equal(normal("/v1/%66iles"), "/v1/files");
+	assert_string_equal(normal("%41%5a%61%7A%30%39%2D%2e%5F%7e"), "AZaz09-._~");
+	/* the others kept, in upper case */
+	assert_string_equal(normal("/a%2fb%2Fc%3d%25%20%c3%a9"), "/a%2Fb%2Fc%3D%25%20%C3%A9");
+	/* one decoding only: "%2566" is a literal "%66" */
+	assert_string_equal(normal("%2566"), "%2566");
+	/* a '%' without two hex digits stays, at the end too */
+	assert_string_equal(normal("%zz%4%"), "%zz%4%");
+	assert_string_equal(normal("a%4"), "a%4");
+	assert_string_equal(normal("%%41"), "%A");
+	assert_string_equal(normal(""), "");
+	/* a NUL escape is no unreserved octet */
+	assert_string_equal(normal("%00"), "%00");
+}
+
+/* Literal paths and queries in normal form load; header values and
+ * regexes are not held to it. */
+static void test_uri_matchers_load(void **state)
+{
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match: { path: { exact: \"/a%2Fb~\" } }\n"
+		"      response: { statusCode: 403 }\n"
+		"    - match: { queryString: [{ key: { exact: q }, value: { startsWith: \"%C3%A9\" } }] }\n"
+		"      response: { statusCode: 404 }\n"
+		"    - match: { path: { regex: \"%2f\" } }\n"
+		"      response: { statusCode: 410 }\n"
+		"    - match: { headers: [{ key: { exact: x-a }, value: { exact: \"%66\" } }] }\n"
+		"      response: { statusCode: 418 }\n");
+
+	(void)state;
+	assert_string_equal(decide(p, "GET", "/a%2Fb~", NO_HEADERS), "respond rule 0");
+	assert_string_equal(decide(p, "GET", "/?q=%C3%A9t%C3%A9", NO_HEADERS), "respond rule 1");
+	assert_string_equal(decide(p, "GET", "/%2f", NO_HEADERS), "respond rule 2");
+	assert_string_equal(decide(p, "GET", "/", HEADERS("x-a: %66")), "respond rule 3");
 	fb_policy_unref(p);
 }
 
@@ -302,6 +358,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_method_or_case_sensitive),
 		cmocka_unit_test(test_path_kinds),
+		cmocka_unit_test(test_uri_normal_form),
+		cmocka_unit_test(test_uri_matchers_load),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_all_dimensions_and_order),
