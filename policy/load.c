@@ -770,8 +770,15 @@ static struct fb_matcher *load_matcher(struct loader *L,
 	}
 	/* a literal no normalized request holds would never match */
 	if (what == MATCHED_URI && m->kind != FB_MATCH_REGEX) {
-		size_t len = fb_uri_normalize(m->text, m->len);
+		size_t len = m->len;
 
+		if (fb_uri_normalize(m->text, &len) < 0) {
+			fb_report(L->r, v, "%s never matches: a '%%' in a path "
+				  "or query starts an escape, two hex digits "
+				  "(write a '%%' as %%25)", quoted(v));
+			matcher_free(m);
+			return NULL;
+		}
 		if (len != m->len || memcmp(m->text, v->text, len)) {
 			fb_report(L->r, v, "%s never matches: requests are "
 				  "matched with escapes of letters, digits and "

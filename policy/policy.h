@@ -389,29 +389,44 @@ struct fb_http_header {
 };
 
 /*
- * s[0..len) in the normal form of RFC 3986 §6.2.2.1-2, in place; the new
- * length.  "%66" and "f" name the same resource to any origin, and "%2f"
- * and "%2F" the same octet, so a rule compared byte for byte would let
- * "/v1/%66iles" past a "/v1/files" rule: every "%XY" of an unreserved
- * octet (letters, digits, "-._~") is decoded, and the others written in
- * upper case.  A '%' without two hex digits after it stays.  The broker
- * matches and sends a request's path and query in this form; a rule's
- * literal path and query values must be written in it (the loader says
- * so).
+ * s[0..*len) in the normal form of RFC 3986 §6.2.2.1-2, in place, and
+ * *len its new length; -1, and nothing changed, if a '%' is not followed
+ * by two hex digits (RFC 3986 §2.1).  "%66" and "f" name the same
+ * resource to any origin, and "%2f" and "%2F" the same octet, so a rule
+ * compared byte for byte would let "/v1/%66iles" past a "/v1/files"
+ * rule: every "%XY" of an unreserved octet (letters, digits, "-._~") is
+ * decoded, and the others written in upper case.  The broker matches and
+ * sends a request's path and query in this form, and refuses those with
+ * a stray '%'; a rule's literal path and query values must be written in
+ * it (the loader says so).
  */
-size_t fb_uri_normalize(char *s, size_t len);
+int fb_uri_normalize(char *s, size_t *len);
 
-/* The path and query in fb_uri_normalize()'s form. */
+/* The path and query in fb_uri_normalize()'s form; fb_request_path()
+ * sets the path. */
 struct fb_request {
 	const char *method;
 	size_t method_len;
 	const char *path;  /* the target before the first '?' */
 	size_t path_len;
+	const char *merged; /* the path as slashes merge, if it differs */
+	size_t merged_len;
 	const char *query; /* after the first '?', without it; NULL: none */
 	size_t query_len;
 	const struct fb_http_header *headers;
 	size_t nheaders;
 };
+
+/*
+ * r's path, and how the servers that merge slashes read it: nginx, Apache
+ * and the frameworks that route like them serve "//blocked", and IIS
+ * "/\\blocked", as "/blocked".  That reading takes '\\', "%2F" and "%5C" for
+ * '/' and a run of '/' as one; it is written in scratch (path_len bytes)
+ * if it differs.  A path matcher matches either reading: a rule judges the
+ * path whichever way the origin reads it.
+ */
+void fb_request_path(struct fb_request *r, const char *path, size_t path_len,
+		     char *scratch);
 
 /*
  * One HTTP request on a brokered connection to `domain`: rules in order,

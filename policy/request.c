@@ -5,8 +5,9 @@
  *
  * Paths and query strings are compared as bytes, in the normal form of
  * fb_uri_normalize() and without dot-segment removal: the rule then
- * judges exactly the bytes the origin will receive.  Those bytes must
- * mean one path only: the broker refuses a path with dot-segments
+ * judges exactly the bytes the origin will receive.  Where origins read
+ * those bytes apart, the rule takes each reading: a path also as slashes
+ * merge (fb_request_path()).  The broker refuses a path with dot-segments
  * ("/v1/../x", "/v1%2f..%2fx", "%2e%2e"), which an origin would resolve to
  * a path the rule never saw.
  */
@@ -18,7 +19,7 @@
 
 #include "policy/internal.h"
 
-/* ---- the normal form ------------------------------------------------ */
+/* ---- the path and query, as origins read them ---------------------- */
 
 static int hex_digit(unsigned char c)
 {
@@ -36,29 +37,91 @@ static bool unreserved(unsigned char c)
 	       c == '~';
 }
 
-size_t fb_uri_normalize(char *s, size_t len)
+/*
+ * A '%' must start an escape: after "%%33", a server that keeps the stray
+ * '%' reads "%3", and the normal form, decoding "%33", would hold "%3"
+ * followed by whatever comes next, a new escape.  With every '%' an
+ * escape, a decoded octet is never '%' and the normal form is stable.
+ */
+static bool escapes_valid(const char *s, size_t len)
+{
+	for (const char *p = s; (p = memchr(p, '%', len - (size_t)(p - s)));
+	     p += 3)
+		if (len - (size_t)(p - s) < 3 ||
+		    hex_digit((unsigned char)p[1]) < 0 ||
+		    hex_digit((unsigned char)p[2]) < 0)
+			return false;
+	return true;
+}
+
+int fb_uri_normalize(char *s, size_t *len)
 {
 	static const char upper[] = "0123456789ABCDEF";
 	size_t i = 0, o = 0;
 
-	while (i < len) {
+	if (!escapes_valid(s, *len))
+		return -1;
+	while (i < *len) {
 		int hi, lo;
 
-		if (s[i] != '%' || len - i < 3 ||
-		    (hi = hex_digit((unsigned char)s[i + 1])) < 0 ||
-		    (lo = hex_digit((unsigned char)s[i + 2])) < 0) {
+		if (s[i] != '%') {
 			s[o++] = s[i++];
-		} else if (unreserved((unsigned char)(hi << 4 | lo))) {
+			continue;
+		}
+		hi = hex_digit((unsigned char)s[i + 1]);
+		lo = hex_digit((unsigned char)s[i + 2]);
+		i += 3;
+		if (unreserved((unsigned char)(hi << 4 | lo))) {
 			s[o++] = (char)(hi << 4 | lo);
-			i += 3;
 		} else {
 			s[o++] = '%';
 			s[o++] = upper[hi];
 			s[o++] = upper[lo];
-			i += 3;
 		}
 	}
+	*len = o;
+	return 0;
+}
+
+/* The bytes of a separator at p[0..n): '/', '\\', "%2F" or "%5C"; 0 if
+ * none is there. */
+static size_t separator(const char *p, size_t n)
+{
+	if (p[0] == '/' || p[0] == '\\')
+		return 1;
+	if (n < 3 || p[0] != '%')
+		return 0;
+	return (p[1] == '2' && (p[2] | 0x20) == 'f') ||
+	       (p[1] == '5' && (p[2] | 0x20) == 'c') ? 3 : 0;
+}
+
+static size_t merge_slashes(const char *path, size_t len, char *out)
+{
+	size_t i = 0, o = 0;
+
+	while (i < len) {
+		size_t sep = separator(path + i, len - i);
+
+		if (!sep) {
+			out[o++] = path[i++];
+			continue;
+		}
+		if (!o || out[o - 1] != '/')
+			out[o++] = '/';
+		i += sep;
+	}
 	return o;
+}
+
+void fb_request_path(struct fb_request *r, const char *path, size_t path_len,
+		     char *scratch)
+{
+	size_t n = merge_slashes(path, path_len, scratch);
+
+	r->path = path;
+	r->path_len = path_len;
+	r->merged = n != path_len || memcmp(scratch, path, n) ? scratch : NULL;
+	r->merged_len = r->merged ? n : 0;
 }
 
 /* ---- matching ------------------------------------------------------- */
@@ -185,7 +248,9 @@ static bool rule_matches(const struct fb_match *m, const struct fb_request *r)
 	if (!method_match(m, r))
 		return false;
 	if (m->path && !fb_matcher_match(m->path, r->path ? r->path : "",
-					 r->path ? r->path_len : 0))
+					 r->path ? r->path_len : 0) &&
+	    !(r->merged && fb_matcher_match(m->path, r->merged,
+					    r->merged_len)))
 		return false;
 	for (size_t i = 0; i < m->nquery; i++)
 		if (!query_has(&m->query[i], r->query, r->query_len))

@@ -738,8 +738,9 @@ static void note_injected(struct fb_broker *b, const struct fb_rule *r)
 
 /* The request's path and query in the form the rules compare, in place
  * in the head: they only shrink.  The path of an absolute-form target
- * without one is the parser's "/", not in the head, and normal. */
-static void normalize_target(struct fb_broker *b)
+ * without one is the parser's "/", not in the head, and normal.  -1: a
+ * stray '%'. */
+static int normalize_target(struct fb_broker *b)
 {
 	struct fb_http_slice *s[] = { &b->req.path, &b->req.query };
 	uintptr_t in = (uintptr_t)b->in;
@@ -747,10 +748,11 @@ static void normalize_target(struct fb_broker *b)
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
 		uintptr_t at = (uintptr_t)s[i]->ptr;
 
-		if (s[i]->ptr && at >= in && at < in + b->in_len)
-			s[i]->len = fb_uri_normalize(b->in + (at - in),
-						     s[i]->len);
+		if (s[i]->ptr && at >= in && at < in + b->in_len &&
+		    fb_uri_normalize(b->in + (at - in), &s[i]->len) < 0)
+			return -1;
 	}
+	return 0;
 }
 
 /* The head is parsed: decide, then answer or send it on.  0, or -1 when
@@ -760,8 +762,6 @@ static int request_head(struct fb_broker *b)
 	const struct fb_http_req *req = &b->req;
 	struct fb_request fr = {
 		.method = req->method.ptr, .method_len = req->method.len,
-		.path = req->path.ptr, .path_len = req->path.len,
-		.query = req->query.ptr, .query_len = req->query.len,
 		.headers = req->fields, .nheaders = req->nfields,
 	};
 	struct fb_head_field add[FB_FORWARD_FIELDS];
@@ -771,7 +771,7 @@ static int request_head(struct fb_broker *b)
 	const struct fb_rule *rule = NULL;
 	struct fb_decision d;
 	char host[FB_NAME_MAX + 8], err[256];
-	char *head;
+	char *head, *merged;
 	size_t len;
 	int n;
 
@@ -797,6 +797,10 @@ static int request_head(struct fb_broker *b)
 		refuse(b, 400, "upgrade-not-websocket");
 		return 0;
 	}
+	if (normalize_target(b) < 0) {
+		refuse(b, 400, "bad-escape");
+		return 0;
+	}
 	/* The rules judge the path as sent; "/v1/../admin" would take a
 	 * "/v1/" rule's secret to "/admin", "/fwd/../x" out of a forwardURL's
 	 * path, "/./blocked" past a response rule.  So would "%252e%252e"
@@ -813,7 +817,14 @@ static int request_head(struct fb_broker *b)
 		return 0;
 	}
 
+	merged = malloc(req->path.len);
+	if (!merged)
+		return -1;
+	fb_request_path(&fr, req->path.ptr, req->path.len, merged);
+	fr.query = req->query.ptr;
+	fr.query_len = req->query.len;
 	fb_policy_decide_request(b->key, &fr, &d);
+	free(merged);
 	b->verdict = fb_verdict_str(d.verdict);
 	b->req_generation = b->generation;
 	/* a forwarded request carries a token meant to be used once */
@@ -921,7 +932,6 @@ static int request_parse(struct fb_broker *b)
 		       fb_http_error_str(b->req.error));
 		return 1;
 	}
-	normalize_target(b);
 	if (request_head(b) < 0)
 		return -1;
 	consume(b->in, &b->in_len, b->req.head_len);

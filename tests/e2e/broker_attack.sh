@@ -58,18 +58,27 @@ H='Host: api.test\r\nConnection: close\r\n'
 check "a request on the transform's path gets the secret" \
 	[ "$(raw "GET /v1/ok HTTP/1.1\r\n$H\r\n")" = "raw 200 the-secret" ]
 
+# all_answer WANT WHAT MARK TARGET...: "GET TARGET" answers WANT for each
+# TARGET, and none of them, each holding MARK, reaches an origin.
+all_answer() {
+	local want=$1 what=$2 mark=$3 c got
+	shift 3
+	for c in "$@"; do
+		got=$(raw "GET $c HTTP/1.1\r\n$H\r\n")
+		check "$what: $c ($got)" [ "$got" = "$want" ]
+	done
+	check "... and none of them reached an origin" \
+		px_absent "\"target\": \"[^\"]*$mark" "$ORIGIN_LOG"
+}
+
 # Dot-segments: every origin resolves them, so the rule would judge one
 # path and the origin serve another.
-for c in "/v1/../dot-transform" "/v1/%2e%2E/dot-encoded" \
-	 "/v1/..;/dot-params" "/v1%2f..%2fdot-slash" "/v1\\\\..\\\\dot-backslash" \
-	 "/fwd/../../dot-forward" "/./blocked/dot-respond" \
-	 "/v1/%252e%252e/dot-double" "/v1/..%252fdot-double-slash" \
-	 "/v1/%25%32%65%25%32%65/dot-double-hex" "/fwd/%25252e%25252e/dot-triple"; do
-	got=$(raw "GET $c HTTP/1.1\r\n$H\r\n")
-	check "dot-segments: $c is refused ($got)" [ "$got" = "raw 400 -" ]
-done
-check "... and none of them reached an origin" \
-	px_absent '"target": "[^"]*dot-' "$ORIGIN_LOG"
+all_answer "raw 400 -" "dot-segments are refused" dot- \
+	"/v1/../dot-transform" "/v1/%2e%2E/dot-encoded" \
+	"/v1/..;/dot-params" "/v1%2f..%2fdot-slash" "/v1\\\\..\\\\dot-backslash" \
+	"/fwd/../../dot-forward" "/./blocked/dot-respond" \
+	"/v1/%252e%252e/dot-double" "/v1/..%252fdot-double-slash" \
+	"/v1/%25%32%65%25%32%65/dot-double-hex" "/fwd/%25252e%25252e/dot-triple"
 check "audit: refused as dot-segment" \
 	grep -q '"event.reason":"dot-segment"' "$AUDIT"
 # A "%25" that decodes to no dot-segment is a path like any other.
@@ -80,17 +89,30 @@ check "... and the origin got it as sent" \
 
 # Escapes of letters, digits and -._~: the origin reads "%62" as "b", and
 # so do the rules; the other escapes go in upper case.
-for c in "/%62locked/escaped-1" "/b%6Cocked/escaped-2" "/%62%6c%6F%63ked/escaped-3"; do
-	got=$(raw "GET $c HTTP/1.1\r\n$H\r\n")
-	check "an escaped letter is a letter: $c meets the response rule ($got)" \
-		[ "$got" = "raw 403 -" ]
-done
-check "... and none of them reached an origin" \
-	px_absent '"target": "[^"]*escaped-' "$ORIGIN_LOG"
+all_answer "raw 403 -" "an escaped letter is a letter, the response rule's" \
+	escaped- "/%62locked/escaped-1" "/b%6Cocked/escaped-2" \
+	"/%62%6c%6F%63ked/escaped-3"
 got=$(raw "GET /%76%31/esc%2dsecret?k%3dv=%7e%2f HTTP/1.1\r\n$H\r\n")
 check "an escaped /v1/ meets the transform rule ($got)" [ "$got" = "raw 200 the-secret" ]
 check "... and the origin got the target in normal form" \
 	grep -q '"target": "/v1/esc-secret?k%3Dv=~%2F"' "$ORIGIN_LOG"
+
+# A '%' that starts no escape has no one reading: "%%33" is "%3" to a
+# server that keeps the stray '%', and an escape once "%33" is decoded.
+all_answer "raw 400 -" "a stray % is refused" stray \
+	"/v1/%%333-stray" "/v1/stray?q=100%" "/v1/%zz-stray"
+check "audit: refused as bad-escape" \
+	grep -q '"event.reason":"bad-escape"' "$AUDIT"
+
+# Servers that merge slashes (nginx, Apache; IIS with backslashes) serve
+# "//blocked" as "/blocked": the rules read it both ways.
+all_answer "raw 403 -" "slashes merge, the response rule's" merged- \
+	"//blocked/merged-1" "/\\\\blocked/merged-2" "/%2Fblocked/merged-3"
+got=$(raw "GET //v1/merged-secret HTTP/1.1\r\n$H\r\n")
+check "slashes merge: //v1/ meets the transform rule ($got)" [ "$got" = "raw 200 the-secret" ]
+check "... and the origin got the path as sent" \
+	grep -q '"target": "//v1/merged-secret"' "$ORIGIN_LOG"
+
 # An absolute-form target without a path has the path "/", which is in
 # no buffer of the guest's: nothing to rewrite in place.
 got=$(raw "GET https://api.test?q=%61 HTTP/1.1\r\n$H\r\n")

@@ -5,7 +5,9 @@
  *
  * For every head the strict parser accepts: its path and query, put in
  * normal form as the broker does, do not grow and stay as they are when
- * normalized again; the decision is the same twice, names a rule whose
+ * normalized again; the path's merged-slashes reading, if it differs, is
+ * no longer and has no run of separators; the decision is the same
+ * twice, names a rule whose
  * action it reports, and the head the broker would send upstream parses
  * again as a valid head that carries each injected header exactly once,
  * under any spelling, with the rule's value.
@@ -60,8 +62,8 @@ static const struct fb_domain *domain(void)
 }
 
 /* The slice in normal form, in place in buf[0..size), as the broker puts
- * it: a slice elsewhere is the parser's "/". */
-static void normalize(char *buf, size_t size, struct fb_http_slice *s)
+ * it: a slice elsewhere is the parser's "/".  -1: it has none. */
+static int normalize(char *buf, size_t size, struct fb_http_slice *s)
 {
 	uintptr_t at = (uintptr_t)s->ptr;
 	char *p, *again;
@@ -70,17 +72,21 @@ static void normalize(char *buf, size_t size, struct fb_http_slice *s)
 	if (!s->ptr || at < (uintptr_t)buf || at >= (uintptr_t)buf + size) {
 		if (s->ptr && (s->len != 1 || s->ptr[0] != '/'))
 			abort();
-		return;
+		return 0;
 	}
 	p = buf + (at - (uintptr_t)buf);
-	n = fb_uri_normalize(p, s->len);
+	n = s->len;
+	if (fb_uri_normalize(p, &n) < 0)
+		return -1; /* the broker refuses it */
 	if (n > s->len || !(again = malloc(n ? n : 1)))
 		abort();
 	memcpy(again, p, n);
-	if (fb_uri_normalize(again, n) != n || memcmp(again, p, n))
+	s->len = n;
+	if (fb_uri_normalize(again, &n) < 0 || n != s->len ||
+	    memcmp(again, p, n))
 		abort();
 	free(again);
-	s->len = n;
+	return 0;
 }
 
 /* Each header set once, under any spelling, with the rule's value. */
@@ -126,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fb_http_req req;
 	struct fb_request fr;
 	struct fb_head_edit edit = { .host = "api.example.com" };
-	char *buf = malloc(size ? size : 1), *head;
+	char *buf = malloc(size ? size : 1), *head, *merged;
 	size_t len;
 
 	if (!buf)
@@ -138,14 +144,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(buf);
 		return 0;
 	}
-	normalize(buf, size, &req.path);
-	normalize(buf, size, &req.query);
+	if (normalize(buf, size, &req.path) < 0 ||
+	    normalize(buf, size, &req.query) < 0) {
+		free(buf);
+		return 0;
+	}
 	fr = (struct fb_request){
 		.method = req.method.ptr, .method_len = req.method.len,
-		.path = req.path.ptr, .path_len = req.path.len,
 		.query = req.query.ptr, .query_len = req.query.len,
 		.headers = req.fields, .nheaders = req.nfields,
 	};
+	merged = malloc(req.path.len ? req.path.len : 1);
+	if (!merged)
+		abort();
+	fb_request_path(&fr, req.path.ptr, req.path.len, merged);
+	/* the other reading differs, has no run of separators, no longer */
+	if (fr.merged && (fr.merged_len > req.path.len ||
+			  memmem(fr.merged, fr.merged_len, "//", 2) ||
+			  memchr(fr.merged, '\\', fr.merged_len)))
+		abort();
 	fb_policy_decide_request(d, &fr, &a);
 	fb_policy_decide_request(d, &fr, &b);
 	if (a.verdict != b.verdict || a.rule != b.rule || a.reason != b.reason)
@@ -174,6 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_injected(&d->rules[a.rule], head, len);
 		free(head);
 	}
+	free(merged);
 	free(buf);
 	return 0;
 }

@@ -56,12 +56,16 @@ static const char *decide(const struct fb_policy *p, const char *method,
 	}
 	struct fb_request req = {
 		.method = method, .method_len = strlen(method),
-		.path = target,
-		.path_len = q ? (size_t)(q - target) : strlen(target),
 		.query = q ? q + 1 : NULL, .query_len = q ? strlen(q + 1) : 0,
 		.headers = h, .nheaders = nh,
 	};
+	char *merged = malloc(strlen(target) + 1);
+
+	assert_non_null(merged);
+	fb_request_path(&req, target,
+			q ? (size_t)(q - target) : strlen(target), merged);
 	fb_policy_decide_request(&d[0], &req, &dec);
+	free(merged);
 	assert_ptr_equal(dec.domain, &d[0]);
 	snprintf(out, sizeof out, "%s %s %d", fb_verdict_str(dec.verdict),
 		 fb_reason_str(dec.reason), dec.rule);
@@ -113,21 +117,26 @@ static void test_path_kinds(void **state)
 	assert_string_equal(decide(p, "GET", "/x/admin/y", NO_HEADERS), "respond rule 2");
 	assert_string_equal(decide(p, "GET", "/only", NO_HEADERS), "respond rule 3");
 	assert_string_equal(decide(p, "GET", "/only/not", NO_HEADERS), "allow no-rule -1");
-	/* raw bytes: no percent-decoding, so %2F is not a slash */
-	assert_string_equal(decide(p, "GET", "/v1%2Fmodels", NO_HEADERS), "allow no-rule -1");
+	/* %2F is no slash as sent, but one as some servers read it */
+	assert_string_equal(decide(p, "GET", "/v1%2Fmodels", NO_HEADERS), "broker rule 0");
+	assert_string_equal(decide(p, "GET", "/v1%3Fmodels", NO_HEADERS), "allow no-rule -1");
 	assert_string_equal(decide(p, "GET", "/x?path=/v1/", NO_HEADERS), "allow no-rule -1");
 	fb_policy_unref(p);
 }
 
-/* fb_uri_normalize(s) as a string */
+/* fb_uri_normalize(s) as a string; "-1" if it fails, s unchanged */
 static const char *normal(const char *s)
 {
 	static char out[128];
 	size_t n = strlen(s);
 
 	assert_true(n < sizeof out);
-	memcpy(out, s, n);
-	out[fb_uri_normalize(out, n)] = '\0';
+	memcpy(out, s, n + 1);
+	if (fb_uri_normalize(out, &n) < 0) {
+		assert_string_equal(out, s);
+		return "-1";
+	}
+	out[n] = '\0';
 	return out;
 }
 
@@ -141,10 +150,13 @@ static void test_uri_normal_form(void **state)
 	assert_string_equal(normal("/a%2fb%2Fc%3d%25%20%c3%a9"), "/a%2Fb%2Fc%3D%25%20%C3%A9");
 	/* one decoding only: "%2566" is a literal "%66" */
 	assert_string_equal(normal("%2566"), "%2566");
-	/* a '%' without two hex digits stays, at the end too */
-	assert_string_equal(normal("%zz%4%"), "%zz%4%");
-	assert_string_equal(normal("a%4"), "a%4");
-	assert_string_equal(normal("%%41"), "%A");
+	/* a '%' without two hex digits after it: no normal form, as
+	 * "%%33" would become "%3" and then an escape with what follows */
+	assert_string_equal(normal("%%333"), "-1");
+	assert_string_equal(normal("%3%333"), "-1");
+	assert_string_equal(normal("%zz"), "-1");
+	assert_string_equal(normal("a%4"), "-1");
+	assert_string_equal(normal("a%41%"), "-1");
 	assert_string_equal(normal(""), "");
 	/* a NUL escape is no unreserved octet */
 	assert_string_equal(normal("%00"), "%00");
@@ -171,6 +183,39 @@ static void test_uri_matchers_load(void **state)
 	assert_string_equal(decide(p, "GET", "/?q=%C3%A9t%C3%A9", NO_HEADERS), "respond rule 1");
 	assert_string_equal(decide(p, "GET", "/%2f", NO_HEADERS), "respond rule 2");
 	assert_string_equal(decide(p, "GET", "/", HEADERS("x-a: %66")), "respond rule 3");
+	fb_policy_unref(p);
+}
+
+/* A path matcher matches the path as sent or as slashes merge. */
+static void test_merged_slashes(void **state)
+{
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match: { path: { startsWith: /blocked } }\n"
+		"      response: { statusCode: 403 }\n"
+		"    - match: { path: { exact: /a/b } }\n"
+		"      response: { statusCode: 404 }\n"
+		"    - match: { path: { startsWith: /v1/ } }\n"
+		"      transform: [{ headers: { a: s } }]\n");
+
+	(void)state;
+	assert_string_equal(decide(p, "GET", "/blocked", NO_HEADERS), "respond rule 0");
+	assert_string_equal(decide(p, "GET", "//blocked", NO_HEADERS), "respond rule 0");
+	assert_string_equal(decide(p, "GET", "///blocked/x", NO_HEADERS), "respond rule 0");
+	assert_string_equal(decide(p, "GET", "/\\blocked", NO_HEADERS), "respond rule 0");
+	assert_string_equal(decide(p, "GET", "/%2Fblocked", NO_HEADERS), "respond rule 0");
+	assert_string_equal(decide(p, "GET", "/%5cblocked", NO_HEADERS), "respond rule 0");
+	assert_string_equal(decide(p, "GET", "/a//b", NO_HEADERS), "respond rule 1");
+	assert_string_equal(decide(p, "GET", "/a%2F%2Fb", NO_HEADERS), "respond rule 1");
+	assert_string_equal(decide(p, "GET", "/a\\b?x=//", NO_HEADERS), "respond rule 1");
+	/* either reading: the path as sent still matches */
+	assert_string_equal(decide(p, "GET", "/v1//x", NO_HEADERS), "broker rule 2");
+	assert_string_equal(decide(p, "GET", "//v1/x", NO_HEADERS), "broker rule 2");
+	/* a separator is no letter, and a path elsewhere no match */
+	assert_string_equal(decide(p, "GET", "/blo%2Fcked", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/x//blocked", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/a/b/", NO_HEADERS), "allow no-rule -1");
 	fb_policy_unref(p);
 }
 
@@ -360,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_path_kinds),
 		cmocka_unit_test(test_uri_normal_form),
 		cmocka_unit_test(test_uri_matchers_load),
+		cmocka_unit_test(test_merged_slashes),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_all_dimensions_and_order),
