@@ -409,8 +409,8 @@ struct fb_request {
 	size_t method_len;
 	const char *path;  /* the target before the first '?' */
 	size_t path_len;
-	const char *merged; /* the path as slashes merge, if it differs */
-	size_t merged_len;
+	const char *lenient; /* the path as lenient servers read it, if it differs */
+	size_t lenient_len;
 	const char *query; /* after the first '?', without it; NULL: none */
 	size_t query_len;
 	const struct fb_http_header *headers;
@@ -418,12 +418,13 @@ struct fb_request {
 };
 
 /*
- * r's path, and how the servers that merge slashes read it: nginx, Apache
- * and the frameworks that route like them serve "//blocked", and IIS
- * "/\\blocked", as "/blocked".  That reading takes '\\', "%2F" and "%5C" for
- * '/' and a run of '/' as one; it is written in scratch (path_len bytes)
- * if it differs.  A path matcher matches either reading: a rule judges the
- * path whichever way the origin reads it.
+ * r's path, and how the lenient servers read it: nginx and Apache merge
+ * slashes and serve "//blocked" as "/blocked", IIS takes '\\' for '/',
+ * and Tomcat and Spring drop a segment's ";parameters" ("/blocked;x").
+ * That reading takes '\\', "%2F" and "%5C" for '/', a run of '/' as one,
+ * and drops each segment from its first ';'; it is written in scratch
+ * (path_len bytes) if it differs.  A path matcher matches either reading:
+ * a rule judges the path whichever way the origin reads it.
  */
 void fb_request_path(struct fb_request *r, const char *path, size_t path_len,
 		     char *scratch);

@@ -6,8 +6,8 @@
  * Paths and query strings are compared as bytes, in the normal form of
  * fb_uri_normalize() and without dot-segment removal: the rule then
  * judges exactly the bytes the origin will receive.  Where origins read
- * those bytes apart, the rule takes each reading: a path also as slashes
- * merge (fb_request_path()).  The broker refuses a path with dot-segments
+ * those bytes apart, the rule takes each reading: a path also as the
+ * lenient servers read it (fb_request_path()).  The broker refuses a path with dot-segments
  * ("/v1/../x", "/v1%2f..%2fx", "%2e%2e"), which an origin would resolve to
  * a path the rule never saw.
  */
@@ -95,20 +95,27 @@ static size_t separator(const char *p, size_t n)
 	       (p[1] == '5' && (p[2] | 0x20) == 'c') ? 3 : 0;
 }
 
-static size_t merge_slashes(const char *path, size_t len, char *out)
+/* fb_request_path()'s other reading of path[0..len), into out; its
+ * length. */
+static size_t lenient_reading(const char *path, size_t len, char *out)
 {
 	size_t i = 0, o = 0;
+	bool params = false;
 
 	while (i < len) {
 		size_t sep = separator(path + i, len - i);
 
-		if (!sep) {
-			out[o++] = path[i++];
+		if (sep) {
+			if (!o || out[o - 1] != '/')
+				out[o++] = '/';
+			params = false;
+			i += sep;
 			continue;
 		}
-		if (!o || out[o - 1] != '/')
-			out[o++] = '/';
-		i += sep;
+		params = params || path[i] == ';';
+		if (!params)
+			out[o++] = path[i];
+		i++;
 	}
 	return o;
 }
@@ -116,12 +123,12 @@ static size_t merge_slashes(const char *path, size_t len, char *out)
 void fb_request_path(struct fb_request *r, const char *path, size_t path_len,
 		     char *scratch)
 {
-	size_t n = merge_slashes(path, path_len, scratch);
+	size_t n = lenient_reading(path, path_len, scratch);
 
 	r->path = path;
 	r->path_len = path_len;
-	r->merged = n != path_len || memcmp(scratch, path, n) ? scratch : NULL;
-	r->merged_len = r->merged ? n : 0;
+	r->lenient = n != path_len || memcmp(scratch, path, n) ? scratch : NULL;
+	r->lenient_len = r->lenient ? n : 0;
 }
 
 /* ---- matching ------------------------------------------------------- */
@@ -249,8 +256,8 @@ static bool rule_matches(const struct fb_match *m, const struct fb_request *r)
 		return false;
 	if (m->path && !fb_matcher_match(m->path, r->path ? r->path : "",
 					 r->path ? r->path_len : 0) &&
-	    !(r->merged && fb_matcher_match(m->path, r->merged,
-					    r->merged_len)))
+	    !(r->lenient && fb_matcher_match(m->path, r->lenient,
+					     r->lenient_len)))
 		return false;
 	for (size_t i = 0; i < m->nquery; i++)
 		if (!query_has(&m->query[i], r->query, r->query_len))

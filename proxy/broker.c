@@ -771,7 +771,7 @@ static int request_head(struct fb_broker *b)
 	const struct fb_rule *rule = NULL;
 	struct fb_decision d;
 	char host[FB_NAME_MAX + 8], err[256];
-	char *head, *merged;
+	char *head, *lenient;
 	size_t len;
 	int n;
 
@@ -817,14 +817,14 @@ static int request_head(struct fb_broker *b)
 		return 0;
 	}
 
-	merged = malloc(req->path.len);
-	if (!merged)
+	lenient = malloc(req->path.len);
+	if (!lenient)
 		return -1;
-	fb_request_path(&fr, req->path.ptr, req->path.len, merged);
+	fb_request_path(&fr, req->path.ptr, req->path.len, lenient);
 	fr.query = req->query.ptr;
 	fr.query_len = req->query.len;
 	fb_policy_decide_request(b->key, &fr, &d);
-	free(merged);
+	free(lenient);
 	b->verdict = fb_verdict_str(d.verdict);
 	b->req_generation = b->generation;
 	/* a forwarded request carries a token meant to be used once */

@@ -5,8 +5,9 @@
  *
  * For every head the strict parser accepts: its path and query, put in
  * normal form as the broker does, do not grow and stay as they are when
- * normalized again; the path's merged-slashes reading, if it differs, is
- * no longer and has no run of separators; the decision is the same
+ * normalized again; the path's lenient reading, if it differs, is no
+ * longer and has no run of separators, backslash or parameter; the
+ * decision is the same
  * twice, names a rule whose
  * action it reports, and the head the broker would send upstream parses
  * again as a valid head that carries each injected header exactly once,
@@ -132,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fb_http_req req;
 	struct fb_request fr;
 	struct fb_head_edit edit = { .host = "api.example.com" };
-	char *buf = malloc(size ? size : 1), *head, *merged;
+	char *buf = malloc(size ? size : 1), *head, *lenient;
 	size_t len;
 
 	if (!buf)
@@ -154,14 +155,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.query = req.query.ptr, .query_len = req.query.len,
 		.headers = req.fields, .nheaders = req.nfields,
 	};
-	merged = malloc(req.path.len ? req.path.len : 1);
-	if (!merged)
+	lenient = malloc(req.path.len ? req.path.len : 1);
+	if (!lenient)
 		abort();
-	fb_request_path(&fr, req.path.ptr, req.path.len, merged);
-	/* the other reading differs, has no run of separators, no longer */
-	if (fr.merged && (fr.merged_len > req.path.len ||
-			  memmem(fr.merged, fr.merged_len, "//", 2) ||
-			  memchr(fr.merged, '\\', fr.merged_len)))
+	fb_request_path(&fr, req.path.ptr, req.path.len, lenient);
+	/* the other reading is no longer and has no run of separators, no
+	 * backslash and no parameters */
+	if (fr.lenient && (fr.lenient_len > req.path.len ||
+			   memmem(fr.lenient, fr.lenient_len, "//", 2) ||
+			   memchr(fr.lenient, '\\', fr.lenient_len) ||
+			   memchr(fr.lenient, ';', fr.lenient_len)))
 		abort();
 	fb_policy_decide_request(d, &fr, &a);
 	fb_policy_decide_request(d, &fr, &b);
@@ -191,7 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_injected(&d->rules[a.rule], head, len);
 		free(head);
 	}
-	free(merged);
+	free(lenient);
 	free(buf);
 	return 0;
 }

@@ -186,8 +186,8 @@ static void test_uri_matchers_load(void **state)
 	fb_policy_unref(p);
 }
 
-/* A path matcher matches the path as sent or as slashes merge. */
-static void test_merged_slashes(void **state)
+/* A path matcher matches the path as sent or as lenient servers read it. */
+static void test_lenient_reading(void **state)
 {
 	struct fb_policy *p = load(
 		"allow:\n"
@@ -209,6 +209,11 @@ static void test_merged_slashes(void **state)
 	assert_string_equal(decide(p, "GET", "/a//b", NO_HEADERS), "respond rule 1");
 	assert_string_equal(decide(p, "GET", "/a%2F%2Fb", NO_HEADERS), "respond rule 1");
 	assert_string_equal(decide(p, "GET", "/a\\b?x=//", NO_HEADERS), "respond rule 1");
+	/* Tomcat's and Spring's parameters */
+	assert_string_equal(decide(p, "GET", "/a/b;jsessionid=1", NO_HEADERS), "respond rule 1");
+	assert_string_equal(decide(p, "GET", "/a;x=1/b;y", NO_HEADERS), "respond rule 1");
+	assert_string_equal(decide(p, "GET", "/;x/blocked", NO_HEADERS), "respond rule 0");
+	assert_string_equal(decide(p, "GET", "/a/%3Bb", NO_HEADERS), "allow no-rule -1");
 	/* either reading: the path as sent still matches */
 	assert_string_equal(decide(p, "GET", "/v1//x", NO_HEADERS), "broker rule 2");
 	assert_string_equal(decide(p, "GET", "//v1/x", NO_HEADERS), "broker rule 2");
@@ -405,7 +410,7 @@ int main(void)
 		cmocka_unit_test(test_path_kinds),
 		cmocka_unit_test(test_uri_normal_form),
 		cmocka_unit_test(test_uri_matchers_load),
-		cmocka_unit_test(test_merged_slashes),
+		cmocka_unit_test(test_lenient_reading),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_all_dimensions_and_order),
