@@ -411,6 +411,8 @@ struct fb_request {
 	size_t path_len;
 	const char *lenient; /* the path as lenient servers read it, if it differs */
 	size_t lenient_len;
+	const char *url_path; /* after "//authority", read leniently; or NULL */
+	size_t url_path_len;
 	const char *query; /* after the first '?', without it; NULL: none */
 	size_t query_len;
 	const struct fb_http_header *headers;
@@ -423,8 +425,12 @@ struct fb_request {
  * and Tomcat and Spring drop a segment's ";parameters" ("/blocked;x").
  * That reading takes '\\', "%2F" and "%5C" for '/', a run of '/' as one,
  * and drops each segment from its first ';'; it is written in scratch
- * (path_len bytes) if it differs.  A path matcher matches either reading:
- * a rule judges the path whichever way the origin reads it.
+ * if it differs.  A path that starts with two separators is also read as
+ * a URL parser reads it ("//x/blocked": the host "x", the path
+ * "/blocked", as Node's `new URL(req.url, base)` has it), the path after
+ * the authority in the lenient reading, in scratch + path_len.  scratch
+ * holds 2 * path_len bytes.  A path matcher matches any reading: a rule
+ * judges the path whichever way the origin reads it.
  */
 void fb_request_path(struct fb_request *r, const char *path, size_t path_len,
 		     char *scratch);

@@ -120,15 +120,47 @@ static size_t lenient_reading(const char *path, size_t len, char *out)
 	return o;
 }
 
+/*
+ * A URL parser takes a path that starts with two separators for a
+ * network-path reference (RFC 3986 §4.2): WHATWG's, as Node's
+ * `new URL(req.url, base)` reads a target, finds the host "x" and the
+ * path "/blocked" in "//x/blocked" (and in "/\\x/blocked", "///x/blocked").
+ * Where that path starts in path[0..len): the '/' or '\\' after the
+ * authority, or len for the path "/"; 0 when path has no authority.
+ */
+static size_t after_authority(const char *path, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && (path[i] == '/' || path[i] == '\\'))
+		i++;
+	if (i < 2)
+		return 0;
+	while (i < len && path[i] != '/' && path[i] != '\\')
+		i++;
+	return i;
+}
+
 void fb_request_path(struct fb_request *r, const char *path, size_t path_len,
 		     char *scratch)
 {
 	size_t n = lenient_reading(path, path_len, scratch);
+	size_t at = after_authority(path, path_len);
 
 	r->path = path;
 	r->path_len = path_len;
 	r->lenient = n != path_len || memcmp(scratch, path, n) ? scratch : NULL;
 	r->lenient_len = r->lenient ? n : 0;
+	r->url_path = NULL;
+	r->url_path_len = 0;
+	if (at == path_len && at) {
+		r->url_path = "/";
+		r->url_path_len = 1;
+	} else if (at) {
+		r->url_path = scratch + path_len;
+		r->url_path_len = lenient_reading(path + at, path_len - at,
+						  scratch + path_len);
+	}
 }
 
 /* ---- matching ------------------------------------------------------- */
@@ -248,16 +280,23 @@ static bool header_has(const struct fb_kv_matcher *kv, const struct fb_request *
 	return false;
 }
 
+/* Any reading of the path: as sent, as lenient servers read it, and as
+ * a URL parser reads a path after "//authority". */
+static bool path_match(const struct fb_matcher *m, const struct fb_request *r)
+{
+	return fb_matcher_match(m, r->path ? r->path : "",
+				r->path ? r->path_len : 0) ||
+	       (r->lenient && fb_matcher_match(m, r->lenient, r->lenient_len)) ||
+	       (r->url_path && fb_matcher_match(m, r->url_path, r->url_path_len));
+}
+
 static bool rule_matches(const struct fb_match *m, const struct fb_request *r)
 {
 	if (!m)
 		return true;
 	if (!method_match(m, r))
 		return false;
-	if (m->path && !fb_matcher_match(m->path, r->path ? r->path : "",
-					 r->path ? r->path_len : 0) &&
-	    !(r->lenient && fb_matcher_match(m->path, r->lenient,
-					     r->lenient_len)))
+	if (m->path && !path_match(m->path, r))
 		return false;
 	for (size_t i = 0; i < m->nquery; i++)
 		if (!query_has(&m->query[i], r->query, r->query_len))

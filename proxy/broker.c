@@ -817,7 +817,7 @@ static int request_head(struct fb_broker *b)
 		return 0;
 	}
 
-	lenient = malloc(req->path.len);
+	lenient = malloc(2 * req->path.len);
 	if (!lenient)
 		return -1;
 	fb_request_path(&fr, req->path.ptr, req->path.len, lenient);

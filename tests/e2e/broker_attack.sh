@@ -110,6 +110,11 @@ check "audit: refused as bad-escape" \
 all_answer "raw 403 -" "a lenient reading, the response rule's" merged- \
 	"//blocked/merged-1" "/\\\\blocked/merged-2" "/%2Fblocked/merged-3" \
 	"/;x/blocked/merged-4"
+# A URL parser (Node's "new URL(req.url, base)") reads "//x/blocked" as
+# the host x and the path /blocked: the rules read it so too.
+all_answer "raw 403 -" "after an authority, the response rule's" authority- \
+	"//x/blocked/authority-1" "/\\\\x/blocked/authority-2" \
+	"///x:1/blocked/authority-3"
 got=$(raw "GET //v1/merged-secret HTTP/1.1\r\n$H\r\n")
 check "slashes merge: //v1/ meets the transform rule ($got)" [ "$got" = "raw 200 the-secret" ]
 check "... and the origin got the path as sent" \

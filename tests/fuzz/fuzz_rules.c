@@ -155,7 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.query = req.query.ptr, .query_len = req.query.len,
 		.headers = req.fields, .nheaders = req.nfields,
 	};
-	lenient = malloc(req.path.len ? req.path.len : 1);
+	lenient = malloc(req.path.len ? 2 * req.path.len : 1);
 	if (!lenient)
 		abort();
 	fb_request_path(&fr, req.path.ptr, req.path.len, lenient);
@@ -165,6 +165,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			   memmem(fr.lenient, fr.lenient_len, "//", 2) ||
 			   memchr(fr.lenient, '\\', fr.lenient_len) ||
 			   memchr(fr.lenient, ';', fr.lenient_len)))
+		abort();
+	/* so is the path after an authority, which starts with '/' */
+	if (fr.url_path && (fr.url_path_len > req.path.len ||
+			    fr.url_path[0] != '/' ||
+			    memmem(fr.url_path, fr.url_path_len, "//", 2) ||
+			    memchr(fr.url_path, '\\', fr.url_path_len) ||
+			    memchr(fr.url_path, ';', fr.url_path_len)))
 		abort();
 	fb_policy_decide_request(d, &fr, &a);
 	fb_policy_decide_request(d, &fr, &b);

@@ -59,7 +59,7 @@ static const char *decide(const struct fb_policy *p, const char *method,
 		.query = q ? q + 1 : NULL, .query_len = q ? strlen(q + 1) : 0,
 		.headers = h, .nheaders = nh,
 	};
-	char *merged = malloc(strlen(target) + 1);
+	char *merged = malloc(2 * strlen(target) + 1);
 
 	assert_non_null(merged);
 	fb_request_path(&req, target,
@@ -221,6 +221,42 @@ static void test_lenient_reading(void **state)
 	assert_string_equal(decide(p, "GET", "/blo%2Fcked", NO_HEADERS), "allow no-rule -1");
 	assert_string_equal(decide(p, "GET", "/x//blocked", NO_HEADERS), "allow no-rule -1");
 	assert_string_equal(decide(p, "GET", "/a/b/", NO_HEADERS), "allow no-rule -1");
+	fb_policy_unref(p);
+}
+
+/* A URL parser (Node's `new URL(req.url, base)`) reads a path that starts
+ * with two separators as an authority and a path: "//x/blocked" is
+ * "/blocked" there. */
+static void test_authority_reading(void **state)
+{
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match: { path: { startsWith: /blocked } }\n"
+		"      response: { statusCode: 403 }\n"
+		"    - match: { path: { exact: / } }\n"
+		"      response: { statusCode: 404 }\n"
+		"    - match: { path: { startsWith: /v1/ } }\n"
+		"      transform: [{ headers: { a: s } }]\n");
+
+	/* the target, and the decision */
+	static const char *const cases[][2] = {
+		{ "//x/blocked", "respond rule 0" },
+		{ "/\\x/blocked", "respond rule 0" },
+		{ "///x/blocked/y", "respond rule 0" },
+		{ "//x\\blocked?q=1", "respond rule 0" },
+		{ "//x:8/;a/blocked", "respond rule 0" },
+		{ "//x", "respond rule 1" },
+		{ "//x/v1/y", "broker rule 2" },
+		/* one separator is no authority, nor is an encoded one */
+		{ "/x/blocked", "allow no-rule -1" },
+		{ "/%2Fx/blocked", "allow no-rule -1" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_string_equal(decide(p, "GET", cases[i][0], NO_HEADERS),
+				    cases[i][1]);
 	fb_policy_unref(p);
 }
 
@@ -411,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_uri_normal_form),
 		cmocka_unit_test(test_uri_matchers_load),
 		cmocka_unit_test(test_lenient_reading),
+		cmocka_unit_test(test_authority_reading),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_all_dimensions_and_order),
