@@ -726,6 +726,29 @@ static bool method_has_lower(const struct fb_http_slice *m)
 	return false;
 }
 
+/*
+ * Fields an application takes for the path asked for, instead of the
+ * target: IIS URL Rewrite's X-Original-URL and ISAPI_Rewrite's
+ * X-Rewrite-URL (PHP and ASP.NET code sets REQUEST_URI from them), and
+ * X-Original-URI and X-Forwarded-URI, which nginx auth_request and
+ * Traefik forwardAuth set-ups hand an application to decide on.  They
+ * are a front proxy's to set, never a client's: a guest's would ask the
+ * origin for a path the rules never judged.
+ */
+static bool path_override(const struct fb_http_req *req)
+{
+	static const char *const names[] = { "x-original-url", "x-rewrite-url",
+					     "x-original-uri",
+					     "x-forwarded-uri" };
+
+	for (size_t i = 0; i < req->nfields; i++)
+		for (size_t j = 0; j < sizeof(names) / sizeof(names[0]); j++)
+			if (fb_header_name_is(req->fields[i].name,
+					      req->fields[i].name_len, names[j]))
+				return true;
+	return false;
+}
+
 static void note_injected(struct fb_broker *b, const struct fb_rule *r)
 {
 	size_t off = 0;
@@ -795,6 +818,10 @@ static int request_head(struct fb_broker *b)
 	}
 	if ((req->flags & FB_HTTP_UPGRADE) && !b->websocket) {
 		refuse(b, 400, "upgrade-not-websocket");
+		return 0;
+	}
+	if (path_override(req)) {
+		refuse(b, 400, "path-override");
 		return 0;
 	}
 	if (normalize_target(b) < 0) {

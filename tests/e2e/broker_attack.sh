@@ -120,6 +120,17 @@ check "slashes merge: //v1/ meets the transform rule ($got)" [ "$got" = "raw 200
 check "... and the origin got the path as sent" \
 	grep -q '"target": "//v1/merged-secret"' "$ORIGIN_LOG"
 
+# A field an application takes for the path (IIS's X-Original-URL and
+# the like) would have the origin serve a path the rules never judged.
+for f in X-Original-URL x-rewrite-url X_Original_URI X-Forwarded-Uri; do
+	got=$(raw "GET /v1/override-$f HTTP/1.1\r\n$H$f: /blocked\r\n\r\n")
+	check "a path override ($f) is refused ($got)" [ "$got" = "raw 400 -" ]
+done
+check "... and none reached an origin" \
+	px_absent '"target": "/v1/override-' "$ORIGIN_LOG"
+check "audit: refused as path-override" \
+	grep -q '"event.reason":"path-override"' "$AUDIT"
+
 # An absolute-form target without a path has the path "/", which is in
 # no buffer of the guest's: nothing to rewrite in place.
 got=$(raw "GET https://api.test?q=%61 HTTP/1.1\r\n$H\r\n")
