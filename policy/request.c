@@ -228,26 +228,12 @@ static bool name_match(const struct fb_matcher *m, const char *s, size_t len)
 	return fb_matcher_match(m, s, len);
 }
 
-static bool method_match(const struct fb_match *m, const struct fb_request *r)
-{
-	if (m->nmethods == 0)
-		return true;
-	for (size_t i = 0; i < m->nmethods; i++)
-		if (r->method && strlen(m->methods[i]) == r->method_len &&
-		    !memcmp(m->methods[i], r->method, r->method_len))
-			return true;
-	return false;
-}
+typedef bool pair_fn(const void *arg, const char *k, size_t klen,
+		     const char *v, size_t vlen);
 
-static bool pair_match(const struct fb_kv_matcher *kv, const char *k,
-		       size_t klen, const char *v, size_t vlen)
-{
-	return (!kv->key || fb_matcher_match(kv->key, k, klen)) &&
-	       (!kv->value || fb_matcher_match(kv->value, v, vlen));
-}
-
-/* Any "key=value" pair of the raw query (split on '&', then the first '='). */
-static bool query_has(const struct fb_kv_matcher *kv, const char *q, size_t len)
+/* Does fn hold for any "key=value" pair of the raw query (split on '&',
+ * then the first '=')? */
+static bool query_any(const char *q, size_t len, pair_fn *fn, const void *arg)
 {
 	const char *p = q, *end;
 
@@ -259,13 +245,94 @@ static bool query_has(const struct fb_kv_matcher *kv, const char *q, size_t len)
 		const char *eq = memchr(p, '=', (size_t)(stop - p));
 		const char *v = eq ? eq + 1 : stop;
 
-		if (pair_match(kv, p, (size_t)((eq ? eq : stop) - p), v,
-			       (size_t)(stop - v)))
+		if (fn(arg, p, (size_t)((eq ? eq : stop) - p), v,
+		       (size_t)(stop - v)))
 			return true;
 		if (!amp)
 			return false;
 		p = amp;
 	}
+}
+
+/* Is s[0..len) one of m's methods?  fold: in any case. */
+static bool method_named(const struct fb_match *m, const char *s, size_t len,
+			 bool fold)
+{
+	for (size_t i = 0; i < m->nmethods; i++)
+		if (strlen(m->methods[i]) == len &&
+		    !(fold ? strncasecmp(m->methods[i], s, len)
+			   : memcmp(m->methods[i], s, len)))
+			return true;
+	return false;
+}
+
+static bool override_param(const void *arg, const char *k, size_t klen,
+			   const char *v, size_t vlen)
+{
+	return klen == 7 && !memcmp(k, "_method", 7) &&
+	       method_named(arg, v, vlen, true);
+}
+
+/* A field name as servers fold it: any case, '_' as '-'. */
+static bool field_named(const struct fb_http_header *h, const char *lower)
+{
+	if (h->name_len != strlen(lower))
+		return false;
+	for (size_t i = 0; i < h->name_len; i++) {
+		unsigned char c = (unsigned char)h->name[i];
+
+		if ((c == '_' ? '-' : c >= 'A' && c <= 'Z' ? c | 0x20 : c) !=
+		    (unsigned char)lower[i])
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The method a framework serves a POST as, when the request names
+ * another: X-HTTP-Method-Override (Symfony and Laravel, Rack and Rails,
+ * Express's method-override, ASP.NET Core's, Google's APIs) or its
+ * X-HTTP-Method and X-Method-Override spellings, in any case, or a
+ * "_method" query parameter (Laravel, Symfony with parameter override
+ * on).  Does one name one of m's methods?
+ */
+static bool override_match(const struct fb_match *m, const struct fb_request *r)
+{
+	static const char *const names[] = { "x-http-method-override",
+					     "x-http-method",
+					     "x-method-override" };
+
+	if (r->method_len != 4 || memcmp(r->method, "POST", 4))
+		return false;
+	for (size_t i = 0; i < r->nheaders; i++)
+		for (size_t j = 0; j < sizeof(names) / sizeof(names[0]); j++)
+			if (field_named(&r->headers[i], names[j]) &&
+			    method_named(m, r->headers[i].value,
+					 r->headers[i].value_len, true))
+				return true;
+	return query_any(r->query, r->query_len, override_param, m);
+}
+
+static bool method_match(const struct fb_match *m, const struct fb_request *r)
+{
+	if (m->nmethods == 0)
+		return true;
+	return r->method && (method_named(m, r->method, r->method_len, false) ||
+			     override_match(m, r));
+}
+
+static bool pair_match(const void *arg, const char *k, size_t klen,
+		       const char *v, size_t vlen)
+{
+	const struct fb_kv_matcher *kv = arg;
+
+	return (!kv->key || fb_matcher_match(kv->key, k, klen)) &&
+	       (!kv->value || fb_matcher_match(kv->value, v, vlen));
+}
+
+static bool query_has(const struct fb_kv_matcher *kv, const char *q, size_t len)
+{
+	return query_any(q, len, pair_match, kv);
 }
 
 static bool header_has(const struct fb_kv_matcher *kv, const struct fb_request *r)

@@ -147,6 +147,18 @@ done
 check "... and neither reached an origin" \
 	px_absent '"target": "/v1/method"' "$ORIGIN_LOG"
 
+# A POST that names another method in an override field or a _method
+# parameter is served as that method by Symfony, Laravel and Rails.
+for o in 'override-1 HTTP/1.1\r\nX-HTTP-Method-Override: DELETE' \
+	'override-2 HTTP/1.1\r\nx_http_method: delete' \
+	'override-3?_method=Delete HTTP/1.1'; do
+	got=$(raw "POST /v1/method-$o\r\n${H}Content-Length: 0\r\n\r\n")
+	check "a method override meets the DELETE rule: ${o%% *} ($got)" \
+		[ "$got" = "raw 405 -" ]
+done
+check "... and none reached an origin" \
+	px_absent '"target": "/v1/method-override' "$ORIGIN_LOG"
+
 # A policy change elsewhere leaves a request waiting for its upstream as
 # it was: its key's rules are the same.
 px_guest "$NS" "$PY" "$(dirname "$0")/broker_client.py" slow2.test \

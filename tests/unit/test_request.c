@@ -92,6 +92,38 @@ static void test_method_or_case_sensitive(void **state)
 	fb_policy_unref(p);
 }
 
+/* A framework serves a POST as the method an override field or a _method
+ * parameter names: the method matcher reads it so too. */
+static void test_method_override(void **state)
+{
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match: { method: [DELETE] }\n"
+		"      response: { statusCode: 405 }\n");
+	/* the method, the target, a field, and the decision */
+	static const char *const cases[][4] = {
+		{ "POST", "/x", "X-HTTP-Method-Override: DELETE", "respond rule 0" },
+		{ "POST", "/x", "x-http-method-override: delete", "respond rule 0" },
+		{ "POST", "/x", "X_HTTP_Method: Delete", "respond rule 0" },
+		{ "POST", "/x", "X-Method-Override: DELETE", "respond rule 0" },
+		{ "POST", "/x?a=1&_method=delete", "x-a: 1", "respond rule 0" },
+		/* only a POST is overridden, and only to the method named */
+		{ "GET", "/x", "X-HTTP-Method-Override: DELETE", "allow no-rule -1" },
+		{ "GET", "/x?_method=DELETE", "x-a: 1", "allow no-rule -1" },
+		{ "POST", "/x", "X-HTTP-Method-Override: PUT", "allow no-rule -1" },
+		{ "POST", "/x", "X-HTTP-Method-Override: DELETEX", "allow no-rule -1" },
+		{ "POST", "/x?method=DELETE", "x-method: DELETE", "allow no-rule -1" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_string_equal(decide(p, cases[i][0], cases[i][1],
+					   HEADERS(cases[i][2])),
+				    cases[i][3]);
+	fb_policy_unref(p);
+}
+
 static void test_path_kinds(void **state)
 {
 	struct fb_policy *p = load(
@@ -443,6 +475,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_method_or_case_sensitive),
+		cmocka_unit_test(test_method_override),
 		cmocka_unit_test(test_path_kinds),
 		cmocka_unit_test(test_uri_normal_form),
 		cmocka_unit_test(test_uri_matchers_load),
