@@ -415,6 +415,8 @@ struct fb_request {
 	size_t url_path_len;
 	const char *query; /* after the first '?', without it; NULL: none */
 	size_t query_len;
+	const char *form_query; /* as form decoders split it, if it differs */
+	size_t form_query_len;
 	const struct fb_http_header *headers;
 	size_t nheaders;
 };
@@ -434,6 +436,17 @@ struct fb_request {
  */
 void fb_request_path(struct fb_request *r, const char *path, size_t path_len,
 		     char *scratch);
+
+/*
+ * r's query (NULL: none), and how form decoders read it: every one (PHP,
+ * Rack, Express, Python's, Tornado's, Node's URLSearchParams) takes '+'
+ * for a space, and Rack before 3 splits pairs at ';' as well as '&'.
+ * That reading, with '+' as "%20" and ';' as '&', is written in scratch
+ * (3 * len bytes) if it differs.  A query matcher matches a pair of
+ * either reading.
+ */
+void fb_request_query(struct fb_request *r, const char *query, size_t len,
+		      char *scratch);
 
 /*
  * One HTTP request on a brokered connection to `domain`: rules in order,

@@ -163,6 +163,29 @@ void fb_request_path(struct fb_request *r, const char *path, size_t path_len,
 	}
 }
 
+void fb_request_query(struct fb_request *r, const char *query, size_t len,
+		      char *scratch)
+{
+	size_t o = 0;
+
+	r->query = query;
+	r->query_len = len;
+	r->form_query = NULL;
+	r->form_query_len = 0;
+	if (!query || (!memchr(query, '+', len) && !memchr(query, ';', len)))
+		return;
+	for (size_t i = 0; i < len; i++) {
+		if (query[i] == '+') {
+			memcpy(scratch + o, "%20", 3);
+			o += 3;
+		} else {
+			scratch[o++] = query[i] == ';' ? '&' : query[i];
+		}
+	}
+	r->form_query = scratch;
+	r->form_query_len = o;
+}
+
 /* ---- matching ------------------------------------------------------- */
 
 /*
@@ -310,7 +333,8 @@ static bool override_match(const struct fb_match *m, const struct fb_request *r)
 			    method_named(m, r->headers[i].value,
 					 r->headers[i].value_len, true))
 				return true;
-	return query_any(r->query, r->query_len, override_param, m);
+	return query_any(r->query, r->query_len, override_param, m) ||
+	       query_any(r->form_query, r->form_query_len, override_param, m);
 }
 
 static bool method_match(const struct fb_match *m, const struct fb_request *r)
@@ -366,7 +390,9 @@ static bool rule_matches(const struct fb_match *m, const struct fb_request *r)
 	if (m->path && !path_match(m->path, r))
 		return false;
 	for (size_t i = 0; i < m->nquery; i++)
-		if (!query_has(&m->query[i], r->query, r->query_len))
+		if (!query_has(&m->query[i], r->query, r->query_len) &&
+		    !(r->form_query && query_has(&m->query[i], r->form_query,
+						 r->form_query_len)))
 			return false;
 	for (size_t i = 0; i < m->nheaders; i++)
 		if (!header_has(&m->headers[i], r))

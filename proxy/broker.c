@@ -844,12 +844,13 @@ static int request_head(struct fb_broker *b)
 		return 0;
 	}
 
-	lenient = malloc(2 * req->path.len);
+	/* the path's other readings, then the query's */
+	lenient = malloc(2 * req->path.len + 3 * req->query.len);
 	if (!lenient)
 		return -1;
 	fb_request_path(&fr, req->path.ptr, req->path.len, lenient);
-	fr.query = req->query.ptr;
-	fr.query_len = req->query.len;
+	fb_request_query(&fr, req->query.ptr, req->query.len,
+			 lenient + 2 * req->path.len);
 	fb_policy_decide_request(b->key, &fr, &d);
 	free(lenient);
 	b->verdict = fb_verdict_str(d.verdict);

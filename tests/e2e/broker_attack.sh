@@ -36,6 +36,8 @@ allow:
       response: { statusCode: 403, contentType: text/plain, body: "no" }
     - match: { method: [DELETE] }
       response: { statusCode: 405 }
+    - match: { queryString: [{ key: { exact: do }, value: { exact: "drop%20all" } }] }
+      response: { statusCode: 403, contentType: text/plain, body: "no" }
     - match: { path: { startsWith: "/fwd/" } }
       forwardURL: "https://fwd.test/hook"
     - match: { path: { startsWith: "/v1/" } }
@@ -158,6 +160,10 @@ for o in 'override-1 HTTP/1.1\r\nX-HTTP-Method-Override: DELETE' \
 done
 check "... and none reached an origin" \
 	px_absent '"target": "/v1/method-override' "$ORIGIN_LOG"
+
+# Form decoders read '+' as a space, and Rack before 3 splits at ';'.
+all_answer "raw 403 -" "the form reading of a query, the response rule's" \
+	query-form "/v1/query-form-1?do=drop+all" "/v1/query-form-2?x;do=drop+all"
 
 # A policy change elsewhere leaves a request waiting for its upstream as
 # it was: its key's rules are the same.

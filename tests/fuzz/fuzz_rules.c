@@ -155,10 +155,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.query = req.query.ptr, .query_len = req.query.len,
 		.headers = req.fields, .nheaders = req.nfields,
 	};
-	lenient = malloc(req.path.len ? 2 * req.path.len : 1);
+	lenient = malloc(2 * req.path.len + 3 * req.query.len + 1);
 	if (!lenient)
 		abort();
 	fb_request_path(&fr, req.path.ptr, req.path.len, lenient);
+	fb_request_query(&fr, req.query.ptr, req.query.len,
+			 lenient + 2 * req.path.len);
+	/* the form reading has no '+' and no ';' */
+	if (fr.form_query && (memchr(fr.form_query, '+', fr.form_query_len) ||
+			      memchr(fr.form_query, ';', fr.form_query_len) ||
+			      fr.form_query_len > 3 * req.query.len))
+		abort();
 	/* the other reading is no longer and has no run of separators, no
 	 * backslash and no parameters */
 	if (fr.lenient && (fr.lenient_len > req.path.len ||
