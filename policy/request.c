@@ -337,11 +337,15 @@ static bool override_match(const struct fb_match *m, const struct fb_request *r)
 	       query_any(r->form_query, r->form_query_len, override_param, m);
 }
 
+/* HEAD is GET without the body (RFC 9110 §9.3.2): Flask, Express and
+ * Rails run a GET handler for it, so a rule that names GET meets it. */
 static bool method_match(const struct fb_match *m, const struct fb_request *r)
 {
 	if (m->nmethods == 0)
 		return true;
 	return r->method && (method_named(m, r->method, r->method_len, false) ||
+			     (r->method_len == 4 && !memcmp(r->method, "HEAD", 4) &&
+			      method_named(m, "GET", 3, false)) ||
 			     override_match(m, r));
 }
 

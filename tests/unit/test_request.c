@@ -111,7 +111,9 @@ static void test_method_override(void **state)
 		"allow:\n"
 		"  api.example.com:\n"
 		"    - match: { method: [DELETE] }\n"
-		"      response: { statusCode: 405 }\n");
+		"      response: { statusCode: 405 }\n"
+		"    - match: { method: [GET] }\n"
+		"      response: { statusCode: 403 }\n");
 	/* the method, the target, a field, and the decision */
 	static const char *const cases[][4] = {
 		{ "POST", "/x", "X-HTTP-Method-Override: DELETE", "respond rule 0" },
@@ -120,11 +122,14 @@ static void test_method_override(void **state)
 		{ "POST", "/x", "X-Method-Override: DELETE", "respond rule 0" },
 		{ "POST", "/x?a=1&_method=delete", "x-a: 1", "respond rule 0" },
 		/* only a POST is overridden, and only to the method named */
-		{ "GET", "/x", "X-HTTP-Method-Override: DELETE", "allow no-rule -1" },
-		{ "GET", "/x?_method=DELETE", "x-a: 1", "allow no-rule -1" },
+		{ "GET", "/x", "X-HTTP-Method-Override: DELETE", "respond rule 1" },
+		{ "GET", "/x?_method=DELETE", "x-a: 1", "respond rule 1" },
 		{ "POST", "/x", "X-HTTP-Method-Override: PUT", "allow no-rule -1" },
 		{ "POST", "/x", "X-HTTP-Method-Override: DELETEX", "allow no-rule -1" },
 		{ "POST", "/x?method=DELETE", "x-method: DELETE", "allow no-rule -1" },
+		/* HEAD runs the GET handler */
+		{ "HEAD", "/x", "x-a: 1", "respond rule 1" },
+		{ "PUT", "/x", "x-a: 1", "allow no-rule -1" },
 	};
 
 	(void)state;
