@@ -402,6 +402,11 @@ struct fb_http_header {
  */
 int fb_uri_normalize(char *s, size_t *len);
 
+/* Whether a field name equals a lower-case header name, ignoring case
+ * and treating '_' as '-' on both sides (the variants servers fold
+ * together). */
+bool fb_header_name_is(const char *name, size_t len, const char *lower);
+
 /* The path and query in fb_uri_normalize()'s form; fb_request_path()
  * sets the path. */
 struct fb_request {

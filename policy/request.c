@@ -296,19 +296,22 @@ static bool override_param(const void *arg, const char *k, size_t klen,
 	       method_named(arg, v, vlen, true);
 }
 
-/* A field name as servers fold it: any case, '_' as '-'. */
-static bool field_named(const struct fb_http_header *h, const char *lower)
+/* A field name as a server that folds case and '_' would see it. */
+static char fold(char c)
 {
-	if (h->name_len != strlen(lower))
-		return false;
-	for (size_t i = 0; i < h->name_len; i++) {
-		unsigned char c = (unsigned char)h->name[i];
+	if (c >= 'A' && c <= 'Z')
+		return (char)(c - 'A' + 'a');
+	return c == '_' ? '-' : c;
+}
 
-		if ((c == '_' ? '-' : c >= 'A' && c <= 'Z' ? c | 0x20 : c) !=
-		    (unsigned char)lower[i])
+bool fb_header_name_is(const char *name, size_t len, const char *lower)
+{
+	size_t i;
+
+	for (i = 0; i < len && lower[i]; i++)
+		if (fold(name[i]) != fold(lower[i]))
 			return false;
-	}
-	return true;
+	return i == len && lower[i] == '\0';
 }
 
 /*
@@ -329,7 +332,8 @@ static bool override_match(const struct fb_match *m, const struct fb_request *r)
 		return false;
 	for (size_t i = 0; i < r->nheaders; i++)
 		for (size_t j = 0; j < sizeof(names) / sizeof(names[0]); j++)
-			if (field_named(&r->headers[i], names[j]) &&
+			if (fb_header_name_is(r->headers[i].name,
+					      r->headers[i].name_len, names[j]) &&
 			    method_named(m, r->headers[i].value,
 					 r->headers[i].value_len, true))
 				return true;

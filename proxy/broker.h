@@ -123,11 +123,6 @@ struct fb_head_edit {
 char *fb_rewrite_head(const struct fb_http_req *req,
 		      const struct fb_head_edit *edit, size_t *len);
 
-/* Whether a field name equals a lower-case header name, ignoring case
- * and treating '_' as '-' on both sides (the variants servers fold
- * together). */
-bool fb_header_name_is(const char *name, size_t len, const char *lower);
-
 /* ---- forward.c ---------------------------------------------------------- */
 
 struct fb_forward_target {

@@ -15,24 +15,6 @@
 
 #include "proxy/broker.h"
 
-/* A field name as a server that folds case and '_' would see it. */
-static char fold(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return (char)(c - 'A' + 'a');
-	return c == '_' ? '-' : c;
-}
-
-bool fb_header_name_is(const char *name, size_t len, const char *lower)
-{
-	size_t i;
-
-	for (i = 0; i < len && lower[i]; i++)
-		if (fold(name[i]) != fold(lower[i]))
-			return false;
-	return i == len && lower[i] == '\0';
-}
-
 /* Does a Connection field of the request list this field's name? */
 static bool listed_in_connection(const struct fb_http_req *req,
 				 const struct fb_http_header *f)
