@@ -59,15 +59,16 @@ static const char *decide(const struct fb_policy *p, const char *method,
 		.query = q ? q + 1 : NULL, .query_len = q ? strlen(q + 1) : 0,
 		.headers = h, .nheaders = nh,
 	};
-	char *merged = malloc(5 * strlen(target) + 1);
+	/* the path's other readings (2 × its length), the query's (3 ×) */
+	char *scratch = malloc(5 * strlen(target) + 1);
 
-	assert_non_null(merged);
+	assert_non_null(scratch);
 	fb_request_path(&req, target,
-			q ? (size_t)(q - target) : strlen(target), merged);
+			q ? (size_t)(q - target) : strlen(target), scratch);
 	fb_request_query(&req, req.query, req.query_len,
-			 merged + 2 * strlen(target));
+			 scratch + 2 * strlen(target));
 	fb_policy_decide_request(&d[0], &req, &dec);
-	free(merged);
+	free(scratch);
 	assert_ptr_equal(dec.domain, &d[0]);
 	snprintf(out, sizeof out, "%s %s %d", fb_verdict_str(dec.verdict),
 		 fb_reason_str(dec.reason), dec.rule);
