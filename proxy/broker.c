@@ -160,6 +160,8 @@ static void broker_close(struct fb_broker *b, const char *why);
 
 static int obuf_put(struct obuf *o, const void *data, size_t n)
 {
+	if (n == 0)
+		return 0; /* a response rule's empty body: data may be NULL */
 	if (o->off == o->len)
 		o->off = o->len = 0;
 	if (o->len + n > o->cap) {
