@@ -32,7 +32,9 @@ static struct fb_policy *load(const char *yaml)
 
 /*
  * Decide "METHOD TARGET" with headers given as "Name: value" strings, on
- * the only key of `p`; returns "VERDICT REASON RULE".
+ * the only key of `p`, as the broker does: its path and query in normal
+ * form first.  Returns "VERDICT REASON RULE", or "bad-escape" for a
+ * target the broker refuses so.
  */
 static const char *decide(const struct fb_policy *p, const char *method,
 			  const char *target, const char *const *headers)
@@ -56,19 +58,29 @@ static const char *decide(const struct fb_policy *p, const char *method,
 	}
 	struct fb_request req = {
 		.method = method, .method_len = strlen(method),
-		.query = q ? q + 1 : NULL, .query_len = q ? strlen(q + 1) : 0,
 		.headers = h, .nheaders = nh,
 	};
-	/* the path's other readings (2 × its length), the query's (3 ×) */
+	/* the path and query in normal form, as the broker matches them;
+	 * then the path's other readings (2 × its length), the query's (3 ×) */
+	char *copy = strdup(target);
 	char *scratch = malloc(5 * strlen(target) + 1);
+	size_t path_len = q ? (size_t)(q - target) : strlen(target);
+	size_t query_len = q ? strlen(q + 1) : 0;
 
+	assert_non_null(copy);
 	assert_non_null(scratch);
-	fb_request_path(&req, target,
-			q ? (size_t)(q - target) : strlen(target), scratch);
-	fb_request_query(&req, req.query, req.query_len,
+	if (fb_uri_normalize(copy, &path_len) < 0 ||
+	    (q && fb_uri_normalize(copy + (q - target) + 1, &query_len) < 0)) {
+		free(copy);
+		free(scratch);
+		return "bad-escape";
+	}
+	fb_request_path(&req, copy, path_len, scratch);
+	fb_request_query(&req, q ? copy + (q - target) + 1 : NULL, query_len,
 			 scratch + 2 * strlen(target));
 	fb_policy_decide_request(&d[0], &req, &dec);
 	free(scratch);
+	free(copy);
 	assert_ptr_equal(dec.domain, &d[0]);
 	snprintf(out, sizeof out, "%s %s %d", fb_verdict_str(dec.verdict),
 		 fb_reason_str(dec.reason), dec.rule);
@@ -222,7 +234,7 @@ static void test_uri_matchers_load(void **state)
 		"      response: { statusCode: 403 }\n"
 		"    - match: { queryString: [{ key: { exact: q }, value: { startsWith: \"%C3%A9\" } }] }\n"
 		"      response: { statusCode: 404 }\n"
-		"    - match: { path: { regex: \"%2f\" } }\n"
+		"    - match: { path: { regex: \"%2F\" } }\n"
 		"      response: { statusCode: 410 }\n"
 		"    - match: { headers: [{ key: { exact: x-a }, value: { exact: \"%66\" } }] }\n"
 		"      response: { statusCode: 418 }\n");
@@ -230,6 +242,7 @@ static void test_uri_matchers_load(void **state)
 	(void)state;
 	assert_string_equal(decide(p, "GET", "/a%2Fb~", NO_HEADERS), "respond rule 0");
 	assert_string_equal(decide(p, "GET", "/?q=%C3%A9t%C3%A9", NO_HEADERS), "respond rule 1");
+	/* a regex sees the normal form: "%2f" is "%2F" there */
 	assert_string_equal(decide(p, "GET", "/%2f", NO_HEADERS), "respond rule 2");
 	assert_string_equal(decide(p, "GET", "/", HEADERS("x-a: %66")), "respond rule 3");
 	fb_policy_unref(p);
@@ -330,9 +343,11 @@ static void test_query(void **state)
 	/* one missing: no */
 	assert_string_equal(decide(p, "GET", "/?model=gpt-4", NO_HEADERS), "allow no-rule -1");
 	assert_string_equal(decide(p, "GET", "/?model=GPT-4&stream=on", NO_HEADERS), "allow no-rule -1");
-	/* value only, on any key; raw, not decoded */
+	/* value only, on any key; in normal form, so "%32" is the digit 2,
+	 * and nothing else decoded */
 	assert_string_equal(decide(p, "GET", "/?page=42", NO_HEADERS), "forward rule 1");
-	assert_string_equal(decide(p, "GET", "/?page=4%32", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/?page=4%32", NO_HEADERS), "forward rule 1");
+	assert_string_equal(decide(p, "GET", "/?page=4%2B2", NO_HEADERS), "allow no-rule -1");
 	assert_string_equal(decide(p, "GET", "/?42", NO_HEADERS), "allow no-rule -1");
 	/* no query at all */
 	assert_string_equal(decide(p, "GET", "/", NO_HEADERS), "allow no-rule -1");
