@@ -289,11 +289,26 @@ static bool method_named(const struct fb_match *m, const char *s, size_t len,
 	return false;
 }
 
-static bool override_param(const void *arg, const char *k, size_t klen,
+/* "_method" as PHP reads a query key: it makes '.', ' ' and '[' at the
+ * start of a name '_', so ".method" and "+method" reach Laravel as it. */
+static bool is_method_key(const char *k, size_t klen)
+{
+	if (klen == 9 && !memcmp(k, "%20", 3)) /* "+method", form-decoded */
+		return !memcmp(k + 3, "method", 6);
+	return klen == 7 && memchr("_. [", k[0], 4) &&
+	       !memcmp(k + 1, "method", 6);
+}
+
+static bool override_named(const void *arg, const char *k, size_t klen,
 			   const char *v, size_t vlen)
 {
-	return klen == 7 && !memcmp(k, "_method", 7) &&
-	       method_named(arg, v, vlen, true);
+	return is_method_key(k, klen) && method_named(arg, v, vlen, true);
+}
+
+static bool override_unnamed(const void *arg, const char *k, size_t klen,
+			     const char *v, size_t vlen)
+{
+	return is_method_key(k, klen) && !method_named(arg, v, vlen, true);
 }
 
 /* A field name as a server that folds case and '_' would see it. */
@@ -315,42 +330,58 @@ bool fb_header_name_is(const char *name, size_t len, const char *lower)
 }
 
 /*
- * The method a framework serves a POST as, when the request names
+ * The methods a framework serves a POST as, when the request names
  * another: X-HTTP-Method-Override (Symfony and Laravel, Rack and Rails,
  * Express's method-override, ASP.NET Core's, Google's APIs) or its
  * X-HTTP-Method and X-Method-Override spellings, in any case, or a
  * "_method" query parameter (Laravel, Symfony with parameter override
- * on).  Does one name one of m's methods?
+ * on).  Does one name one of m's methods; all: does every one (true
+ * when there is none)?
  */
-static bool override_match(const struct fb_match *m, const struct fb_request *r)
+static bool overrides_named(const struct fb_match *m,
+			    const struct fb_request *r, bool all)
 {
 	static const char *const names[] = { "x-http-method-override",
 					     "x-http-method",
 					     "x-method-override" };
+	pair_fn *odd = all ? override_unnamed : override_named;
 
 	if (r->method_len != 4 || memcmp(r->method, "POST", 4))
-		return false;
+		return all;
 	for (size_t i = 0; i < r->nheaders; i++)
 		for (size_t j = 0; j < sizeof(names) / sizeof(names[0]); j++)
 			if (fb_header_name_is(r->headers[i].name,
 					      r->headers[i].name_len, names[j]) &&
 			    method_named(m, r->headers[i].value,
-					 r->headers[i].value_len, true))
-				return true;
-	return query_any(r->query, r->query_len, override_param, m) ||
-	       query_any(r->form_query, r->form_query_len, override_param, m);
+					 r->headers[i].value_len, true) != all)
+				return !all;
+	if (query_any(r->query, r->query_len, odd, m) ||
+	    query_any(r->form_query, r->form_query_len, odd, m))
+		return !all;
+	return all;
 }
 
-/* HEAD is GET without the body (RFC 9110 §9.3.2): Flask, Express and
- * Rails run a GET handler for it, so a rule that names GET meets it. */
-static bool method_match(const struct fb_match *m, const struct fb_request *r)
+/*
+ * The method, in any reading (all: in every reading).  HEAD is GET
+ * without the body (RFC 9110 §9.3.2): Flask, Express and Rails run a GET
+ * handler for it, so a rule that names GET meets it; that reading only
+ * widens, as HEAD reads nothing a GET would not.
+ */
+static bool method_match(const struct fb_match *m, const struct fb_request *r,
+			 bool all)
 {
+	bool named;
+
 	if (m->nmethods == 0)
 		return true;
-	return r->method && (method_named(m, r->method, r->method_len, false) ||
-			     (r->method_len == 4 && !memcmp(r->method, "HEAD", 4) &&
-			      method_named(m, "GET", 3, false)) ||
-			     override_match(m, r));
+	if (!r->method)
+		return false;
+	named = method_named(m, r->method, r->method_len, false);
+	if (all)
+		return named && overrides_named(m, r, true);
+	return named || (r->method_len == 4 && !memcmp(r->method, "HEAD", 4) &&
+			 method_named(m, "GET", 3, false)) ||
+	       overrides_named(m, r, false);
 }
 
 static bool pair_match(const void *arg, const char *k, size_t klen,
@@ -362,9 +393,18 @@ static bool pair_match(const void *arg, const char *k, size_t klen,
 	       (!kv->value || fb_matcher_match(kv->value, v, vlen));
 }
 
-static bool query_has(const struct fb_kv_matcher *kv, const char *q, size_t len)
+/*
+ * A pair of the query matches kv: as sent, or (any) as a form decoder
+ * reads it.  A rule that grants takes the query as sent only: its
+ * literal "a+b" means the bytes, which a form decoder reads as "a b",
+ * so requiring both readings would leave it matching nothing.
+ */
+static bool query_has(const struct fb_kv_matcher *kv,
+		      const struct fb_request *r, bool any)
 {
-	return query_any(q, len, pair_match, kv);
+	return query_any(r->query, r->query_len, pair_match, kv) ||
+	       (any && query_any(r->form_query, r->form_query_len, pair_match,
+				 kv));
 }
 
 static bool header_has(const struct fb_kv_matcher *kv, const struct fb_request *r)
@@ -379,28 +419,41 @@ static bool header_has(const struct fb_kv_matcher *kv, const struct fb_request *
 	return false;
 }
 
-/* Any reading of the path: as sent, as lenient servers read it, and as
- * a URL parser reads a path after "//authority". */
-static bool path_match(const struct fb_matcher *m, const struct fb_request *r)
+/* The path in any reading (all: in every one): as sent, as lenient
+ * servers read it, and as a URL parser reads a path after
+ * "//authority". */
+static bool path_match(const struct fb_matcher *m, const struct fb_request *r,
+		       bool all)
 {
-	return fb_matcher_match(m, r->path ? r->path : "",
-				r->path ? r->path_len : 0) ||
-	       (r->lenient && fb_matcher_match(m, r->lenient, r->lenient_len)) ||
-	       (r->url_path && fb_matcher_match(m, r->url_path, r->url_path_len));
+	const char *s[] = { r->path ? r->path : "", r->lenient, r->url_path };
+	size_t len[] = { r->path ? r->path_len : 0, r->lenient_len,
+			 r->url_path_len };
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		if (s[i] && fb_matcher_match(m, s[i], len[i]) != all)
+			return !all;
+	return all;
 }
 
-static bool rule_matches(const struct fb_match *m, const struct fb_request *r)
+/*
+ * A rule that answers (a block) matches a request that any reading of
+ * it matches: the origin serves what it reads.  A rule that grants
+ * (injects a secret, or forwards) matches only when every reading of the
+ * method and path does: "//v1/admin" is "/v1/admin" to nginx but
+ * "/admin" to Node's URL parser, and a "/v1/" rule's secret must not
+ * reach "/admin"; a POST with "_method=GET" must not get a GET's.
+ */
+static bool rule_matches(const struct fb_match *m, const struct fb_request *r,
+			 bool all)
 {
 	if (!m)
 		return true;
-	if (!method_match(m, r))
+	if (!method_match(m, r, all))
 		return false;
-	if (m->path && !path_match(m->path, r))
+	if (m->path && !path_match(m->path, r, all))
 		return false;
 	for (size_t i = 0; i < m->nquery; i++)
-		if (!query_has(&m->query[i], r->query, r->query_len) &&
-		    !(r->form_query && query_has(&m->query[i], r->form_query,
-						 r->form_query_len)))
+		if (!query_has(&m->query[i], r, !all))
 			return false;
 	for (size_t i = 0; i < m->nheaders; i++)
 		if (!header_has(&m->headers[i], r))
@@ -422,7 +475,8 @@ void fb_policy_decide_request(const struct fb_domain *domain,
 				   .reason = FB_REASON_NO_RULE,
 				   .domain = domain, .rule = -1 };
 	for (size_t i = 0; i < domain->nrules; i++) {
-		if (rule_matches(domain->rules[i].match, req)) {
+		if (rule_matches(domain->rules[i].match, req,
+				 domain->rules[i].action != FB_ACT_RESPOND)) {
 			d->verdict = by_action[domain->rules[i].action];
 			d->reason = FB_REASON_RULE;
 			d->rule = (int)i;

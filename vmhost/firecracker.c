@@ -363,7 +363,7 @@ static int wait_socket(const struct vm *vm, pid_t pid, char *err,
 		}
 		usleep(10000);
 	}
-	snprintf(err, errsize, "firecracker: API socket: %s after %d ms",
+	snprintf(err, errsize, "firecracker: %s after %d ms",
 		 why, SOCKET_TIMEOUT_MS);
 	return -1;
 }

@@ -191,7 +191,6 @@ fb_launcher_pid() {
 # The guest side of a probe: python as nobody, reading the test's script.
 fb_probe() { echo "$PY" "$FB_TMP/probe.py" "$@"; }
 
-# What sandboxes left in $HOST: namespaces, tables, links, state.
 # The processes naming DIR in their arguments or working under it: their
 # pids.
 fb_procs_under() {
@@ -205,6 +204,7 @@ fb_procs_under() {
 	return 0
 }
 
+# What sandboxes left in $HOST: namespaces, tables, links, state.
 fb_leftovers() {
 	local id
 	for id in "$@"; do

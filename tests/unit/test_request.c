@@ -99,6 +99,16 @@ static void decide_gets(struct fb_policy *p, const char *const (*cases)[2],
 }
 #define HEADERS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
+/* Each cases[i]: a method, a target and one field, decided as the last. */
+static void decide_requests(struct fb_policy *p, const char *const (*cases)[4],
+			    size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(decide(p, cases[i][0], cases[i][1],
+					   HEADERS(cases[i][2])),
+				    cases[i][3]);
+}
+
 static void test_method_or_case_sensitive(void **state)
 {
 	struct fb_policy *p = load(
@@ -146,10 +156,7 @@ static void test_method_override(void **state)
 	};
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_string_equal(decide(p, cases[i][0], cases[i][1],
-					   HEADERS(cases[i][2])),
-				    cases[i][3]);
+	decide_requests(p, cases, sizeof(cases) / sizeof(cases[0]));
 	fb_policy_unref(p);
 }
 
@@ -178,8 +185,9 @@ static void test_path_kinds(void **state)
 	assert_string_equal(decide(p, "GET", "/x/admin/y", NO_HEADERS), "respond rule 2");
 	assert_string_equal(decide(p, "GET", "/only", NO_HEADERS), "respond rule 3");
 	assert_string_equal(decide(p, "GET", "/only/not", NO_HEADERS), "allow no-rule -1");
-	/* %2F is no slash as sent, but one as some servers read it */
-	assert_string_equal(decide(p, "GET", "/v1%2Fmodels", NO_HEADERS), "broker rule 0");
+	/* %2F is no slash as sent, but one as some servers read it: a rule
+	 * that grants needs both readings */
+	assert_string_equal(decide(p, "GET", "/v1%2Fmodels", NO_HEADERS), "allow no-rule -1");
 	assert_string_equal(decide(p, "GET", "/v1%3Fmodels", NO_HEADERS), "allow no-rule -1");
 	assert_string_equal(decide(p, "GET", "/x?path=/v1/", NO_HEADERS), "allow no-rule -1");
 	fb_policy_unref(p);
@@ -276,9 +284,10 @@ static void test_lenient_reading(void **state)
 	assert_string_equal(decide(p, "GET", "/a;x=1/b;y", NO_HEADERS), "respond rule 1");
 	assert_string_equal(decide(p, "GET", "/;x/blocked", NO_HEADERS), "respond rule 0");
 	assert_string_equal(decide(p, "GET", "/a/%3Bb", NO_HEADERS), "allow no-rule -1");
-	/* either reading: the path as sent still matches */
+	/* a rule that grants needs every reading: "/v1//x" is in /v1/ as
+	 * sent and as merged, "//v1/x" only as merged ("/x" to a URL parser) */
 	assert_string_equal(decide(p, "GET", "/v1//x", NO_HEADERS), "broker rule 2");
-	assert_string_equal(decide(p, "GET", "//v1/x", NO_HEADERS), "broker rule 2");
+	assert_string_equal(decide(p, "GET", "//v1/x", NO_HEADERS), "allow no-rule -1");
 	/* a separator is no letter, and a path elsewhere no match */
 	assert_string_equal(decide(p, "GET", "/blo%2Fcked", NO_HEADERS), "allow no-rule -1");
 	assert_string_equal(decide(p, "GET", "/x//blocked", NO_HEADERS), "allow no-rule -1");
@@ -309,7 +318,8 @@ static void test_authority_reading(void **state)
 		{ "//x\\blocked?q=1", "respond rule 0" },
 		{ "//x:8/;a/blocked", "respond rule 0" },
 		{ "//x", "respond rule 1" },
-		{ "//x/v1/y", "broker rule 2" },
+		/* a grant needs every reading: nginx serves /x/v1/y */
+		{ "//x/v1/y", "allow no-rule -1" },
 		/* one separator is no authority, nor is an encoded one */
 		{ "/x/blocked", "allow no-rule -1" },
 		{ "/%2Fx/blocked", "allow no-rule -1" },
@@ -317,6 +327,45 @@ static void test_authority_reading(void **state)
 
 	(void)state;
 	decide_gets(p, cases, sizeof(cases) / sizeof(cases[0]));
+	fb_policy_unref(p);
+}
+
+/* A rule that grants (a secret, a forward) matches only when every
+ * reading of the request does; one that answers, when any does. */
+static void test_grants_every_reading(void **state)
+{
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match: { method: [DELETE] }\n"
+		"      response: { statusCode: 405 }\n"
+		"    - match: { method: [GET], path: { startsWith: /v1/ } }\n"
+		"      transform: [{ headers: { a: s } }]\n"
+		"    - match: { method: [POST], queryString: [{ key: { exact: q }, value: { exact: a+b } }] }\n"
+		"      forwardURL: https://audit.example.com/hook\n");
+	/* the method, the target, a field, and the decision */
+	static const char *const cases[][4] = {
+		{ "GET", "/v1/x", "x-a: 1", "broker rule 1" },
+		/* a POST a framework may serve as GET is still a POST */
+		{ "POST", "/v1/x?_method=GET", "x-a: 1", "allow no-rule -1" },
+		{ "POST", "/v1/x", "X-HTTP-Method-Override: GET", "allow no-rule -1" },
+		/* and a POST it may serve as DELETE no longer a POST */
+		{ "POST", "/?q=a+b", "x-a: 1", "forward rule 2" },
+		{ "POST", "/?q=a+b", "X-HTTP-Method-Override: PUT", "allow no-rule -1" },
+		/* PHP reads ".method" and "+method" as "_method" */
+		{ "POST", "/?.method=DELETE", "x-a: 1", "respond rule 0" },
+		{ "POST", "/?+method=DELETE", "x-a: 1", "respond rule 0" },
+		{ "POST", "/?[method=DELETE", "x-a: 1", "respond rule 0" },
+		{ "POST", "/?xmethod=DELETE", "x-a: 1", "allow no-rule -1" },
+		/* HEAD reads what GET does: no grant is widened by it */
+		{ "HEAD", "/v1/x", "x-a: 1", "allow no-rule -1" },
+		/* a grant takes the query as sent: "a+b" is those bytes */
+		{ "POST", "/?q=a%2Bb", "x-a: 1", "allow no-rule -1" },
+		{ "POST", "/?q=a%20b", "x-a: 1", "allow no-rule -1" },
+	};
+
+	(void)state;
+	decide_requests(p, cases, sizeof(cases) / sizeof(cases[0]));
 	fb_policy_unref(p);
 }
 
@@ -540,6 +589,7 @@ int main(void)
 		cmocka_unit_test(test_uri_normal_form),
 		cmocka_unit_test(test_uri_matchers_load),
 		cmocka_unit_test(test_lenient_reading),
+		cmocka_unit_test(test_grants_every_reading),
 		cmocka_unit_test(test_authority_reading),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_query_form),
