@@ -714,6 +714,34 @@ enum matched {
 	MATCHED_URI,  /* a path or query: fb_uri_normalize()'s form */
 };
 
+/*
+ * An escape a URI regex spells out ("%2f", "%66") must be in the normal
+ * form requests are matched in ("%2F", "f"), or it never matches: false
+ * after reporting the first that is not.
+ */
+static bool regex_escapes_normal(struct loader *L, const struct fb_node *v)
+{
+	for (const char *p = v->text; (p = memchr(p, '%', v->len -
+			(size_t)(p - v->text))); p++) {
+		char esc[3];
+		size_t len = sizeof(esc);
+
+		if (v->len - (size_t)(p - v->text) < 3)
+			break;
+		memcpy(esc, p, sizeof(esc));
+		if (fb_uri_normalize(esc, &len) < 0 ||
+		    (len == 3 && !memcmp(esc, p, 3)))
+			continue; /* not an escape, or a normal one */
+		fb_report(L->r, v, "regex %s never matches %.3s: requests are "
+			  "matched with escapes of letters, digits and -._~ "
+			  "decoded and the others in upper case (RFC 3986 "
+			  "section 6.2.2); write \"%.*s\"", quoted(v), p,
+			  (int)len, esc);
+		return false;
+	}
+	return true;
+}
+
 /* {exact|startsWith|regex: string} */
 static struct fb_matcher *load_matcher(struct loader *L,
 				       const struct fb_node *n,
@@ -792,6 +820,10 @@ static struct fb_matcher *load_matcher(struct loader *L,
 	}
 	if (m->kind != FB_MATCH_REGEX)
 		return m;
+	if (what == MATCHED_URI && !regex_escapes_normal(L, v)) {
+		matcher_free(m);
+		return NULL;
+	}
 	m->re = pcre2_compile((PCRE2_SPTR)v->text, v->len,
 			      fold ? PCRE2_CASELESS : 0, &code, &offset,
 			      L->cctx);

@@ -106,6 +106,10 @@ static const struct bad cases[] = {
 	{ "escapes in a query matcher", "allow:\n  a.com:\n    - match: {queryString: [{key: {exact: m%6fdel}, value: {startsWith: \"%7e\"}}]}\n      response: {statusCode: 403}\n",
 	  "bad.yaml:3:43: \"m%6fdel\" never matches: requests are matched with escapes of letters, digits and -._~ decoded and the others in upper case (RFC 3986 section 6.2.2); write \"model\"\n"
 	  "bad.yaml:3:73: \"%7e\" never matches: requests are matched with escapes of letters, digits and -._~ decoded and the others in upper case (RFC 3986 section 6.2.2); write \"~\"\n" },
+	{ "lower-case escape in a path regex", "allow:\n  a.com:\n    - match: {path: {regex: \"^/a%2fb\"}}\n      response: {statusCode: 403}\n",
+	  "bad.yaml:3:29: regex \"^/a%2fb\" never matches %2f: requests are matched with escapes of letters, digits and -._~ decoded and the others in upper case (RFC 3986 section 6.2.2); write \"%2F\"\n" },
+	{ "escaped letter in a query regex", "allow:\n  a.com:\n    - match: {queryString: [{value: {regex: \"%2F|%66\"}}]}\n      response: {statusCode: 403}\n",
+	  "bad.yaml:3:45: regex \"%2F|%66\" never matches %66: requests are matched with escapes of letters, digits and -._~ decoded and the others in upper case (RFC 3986 section 6.2.2); write \"f\"\n" },
 	{ "stray percent in a path", "allow:\n  a.com:\n    - match: {path: {exact: /100%}}\n      response: {statusCode: 403}\n",
 	  "bad.yaml:3:29: \"/100%\" never matches: a '%' in a path or query starts an escape, two hex digits (write a '%' as %25)\n" },
 	{ "matcher with no kind", "allow:\n  a.com:\n    - match: {path: {}}\n      response: {statusCode: 403}\n",
