@@ -72,22 +72,13 @@ static bool skip_space(struct json *j, bool tabs)
 	return true;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-		return (c | 0x20) - 'a' + 10;
-	return -1;
-}
-
 /* The code point of the 4 hex digits at s, or -1. */
 static long hex4(const char *s)
 {
 	long v = 0;
 
 	for (int i = 0; i < 4; i++) {
-		int d = hex_digit(s[i]);
+		int d = fb_hex_digit((unsigned char)s[i]);
 
 		if (d < 0)
 			return -1;

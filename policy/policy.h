@@ -388,6 +388,13 @@ struct fb_http_header {
 	size_t value_len;
 };
 
+/* The value of hex digit c, in either case, or -1. */
+int fb_hex_digit(unsigned char c);
+
+/* The bytes of a path separator at p[0..n) as servers read one: '/',
+ * '\\', "%2F" or "%5C" (either case); 0 if none is there. */
+size_t fb_uri_separator(const char *p, size_t n);
+
 /*
  * s[0..*len) in the normal form of RFC 3986 §6.2.2.1-2, in place, and
  * *len its new length; -1, and nothing changed, if a '%' is not followed
@@ -407,8 +414,8 @@ int fb_uri_normalize(char *s, size_t *len);
  * together). */
 bool fb_header_name_is(const char *name, size_t len, const char *lower);
 
-/* The path and query in fb_uri_normalize()'s form; fb_request_path()
- * sets the path. */
+/* The path and query in fb_uri_normalize()'s form; fb_request_target()
+ * sets them. */
 struct fb_request {
 	const char *method;
 	size_t method_len;
@@ -427,31 +434,28 @@ struct fb_request {
 };
 
 /*
- * r's path, and how the lenient servers read it: nginx and Apache merge
+ * r's path and query (NULL: none), and the other ways origins read them,
+ * written in scratch (FB_TARGET_SCRATCH bytes) where they differ.
+ *
+ * The path as the lenient servers read it: nginx and Apache merge
  * slashes and serve "//blocked" as "/blocked", IIS takes '\\' for '/',
  * and Tomcat and Spring drop a segment's ";parameters" ("/blocked;x").
  * That reading takes '\\', "%2F" and "%5C" for '/', a run of '/' as one,
- * and drops each segment from its first ';'; it is written in scratch
- * if it differs.  A path that starts with two separators is also read as
- * a URL parser reads it ("//x/blocked": the host "x", the path
- * "/blocked", as Node's `new URL(req.url, base)` has it), the path after
- * the authority in the lenient reading, in scratch + path_len.  scratch
- * holds 2 * path_len bytes.  A path matcher matches any reading: a rule
- * judges the path whichever way the origin reads it.
+ * and drops each segment from its first ';'.  A path that starts with two
+ * separators is also read as a URL parser reads it ("//x/blocked": the
+ * host "x", the path "/blocked", as Node's `new URL(req.url, base)` has
+ * it), the path after the authority in the lenient reading.
+ *
+ * The query as form decoders read it: every one (PHP, Rack, Express,
+ * Python's, Tornado's, Node's URLSearchParams) takes '+' for a space, and
+ * Rack before 3 splits pairs at ';' as well as '&': '+' as "%20" and ';'
+ * as '&'.
  */
-void fb_request_path(struct fb_request *r, const char *path, size_t path_len,
-		     char *scratch);
-
-/*
- * r's query (NULL: none), and how form decoders read it: every one (PHP,
- * Rack, Express, Python's, Tornado's, Node's URLSearchParams) takes '+'
- * for a space, and Rack before 3 splits pairs at ';' as well as '&'.
- * That reading, with '+' as "%20" and ';' as '&', is written in scratch
- * (3 * len bytes) if it differs.  A query matcher matches a pair of
- * either reading.
- */
-void fb_request_query(struct fb_request *r, const char *query, size_t len,
-		      char *scratch);
+#define FB_TARGET_SCRATCH(path_len, query_len) \
+	(2 * (path_len) + 3 * (query_len) + 1)
+void fb_request_target(struct fb_request *r, const char *path,
+		       size_t path_len, const char *query, size_t query_len,
+		       char *scratch);
 
 /*
  * One HTTP request on a brokered connection to `domain`: rules in order,

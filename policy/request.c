@@ -7,7 +7,7 @@
  * fb_uri_normalize() and without dot-segment removal: the rule then
  * judges exactly the bytes the origin will receive.  Where origins read
  * those bytes apart, the rule takes each reading: a path also as the
- * lenient servers read it (fb_request_path()).  The broker refuses a path with dot-segments
+ * lenient servers read it (fb_request_target()).  The broker refuses a path with dot-segments
  * ("/v1/../x", "/v1%2f..%2fx", "%2e%2e"), which an origin would resolve to
  * a path the rule never saw.
  */
@@ -21,7 +21,7 @@
 
 /* ---- the path and query, as origins read them ---------------------- */
 
-static int hex_digit(unsigned char c)
+int fb_hex_digit(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -48,8 +48,8 @@ static bool escapes_valid(const char *s, size_t len)
 	for (const char *p = s; (p = memchr(p, '%', len - (size_t)(p - s)));
 	     p += 3)
 		if (len - (size_t)(p - s) < 3 ||
-		    hex_digit((unsigned char)p[1]) < 0 ||
-		    hex_digit((unsigned char)p[2]) < 0)
+		    fb_hex_digit((unsigned char)p[1]) < 0 ||
+		    fb_hex_digit((unsigned char)p[2]) < 0)
 			return false;
 	return true;
 }
@@ -68,8 +68,8 @@ int fb_uri_normalize(char *s, size_t *len)
 			s[o++] = s[i++];
 			continue;
 		}
-		hi = hex_digit((unsigned char)s[i + 1]);
-		lo = hex_digit((unsigned char)s[i + 2]);
+		hi = fb_hex_digit((unsigned char)s[i + 1]);
+		lo = fb_hex_digit((unsigned char)s[i + 2]);
 		i += 3;
 		if (unreserved((unsigned char)(hi << 4 | lo))) {
 			s[o++] = (char)(hi << 4 | lo);
@@ -83,9 +83,7 @@ int fb_uri_normalize(char *s, size_t *len)
 	return 0;
 }
 
-/* The bytes of a separator at p[0..n): '/', '\\', "%2F" or "%5C"; 0 if
- * none is there. */
-static size_t separator(const char *p, size_t n)
+size_t fb_uri_separator(const char *p, size_t n)
 {
 	if (p[0] == '/' || p[0] == '\\')
 		return 1;
@@ -95,7 +93,7 @@ static size_t separator(const char *p, size_t n)
 	       (p[1] == '5' && (p[2] | 0x20) == 'c') ? 3 : 0;
 }
 
-/* fb_request_path()'s other reading of path[0..len), into out; its
+/* fb_request_target()'s lenient reading of path[0..len), into out; its
  * length. */
 static size_t lenient_reading(const char *path, size_t len, char *out)
 {
@@ -103,7 +101,7 @@ static size_t lenient_reading(const char *path, size_t len, char *out)
 	bool params = false;
 
 	while (i < len) {
-		size_t sep = separator(path + i, len - i);
+		size_t sep = fb_uri_separator(path + i, len - i);
 
 		if (sep) {
 			if (!o || out[o - 1] != '/')
@@ -141,8 +139,9 @@ static size_t after_authority(const char *path, size_t len)
 	return i;
 }
 
-void fb_request_path(struct fb_request *r, const char *path, size_t path_len,
-		     char *scratch)
+/* The path's readings: scratch holds 2 * path_len bytes. */
+static void request_path(struct fb_request *r, const char *path,
+			 size_t path_len, char *scratch)
 {
 	size_t n = lenient_reading(path, path_len, scratch);
 	size_t at = after_authority(path, path_len);
@@ -163,8 +162,9 @@ void fb_request_path(struct fb_request *r, const char *path, size_t path_len,
 	}
 }
 
-void fb_request_query(struct fb_request *r, const char *query, size_t len,
-		      char *scratch)
+/* The query's readings: scratch holds 3 * len bytes. */
+static void request_query(struct fb_request *r, const char *query,
+			  size_t len, char *scratch)
 {
 	size_t o = 0;
 
@@ -184,6 +184,14 @@ void fb_request_query(struct fb_request *r, const char *query, size_t len,
 	}
 	r->form_query = scratch;
 	r->form_query_len = o;
+}
+
+void fb_request_target(struct fb_request *r, const char *path,
+		       size_t path_len, const char *query, size_t query_len,
+		       char *scratch)
+{
+	request_path(r, path, path_len, scratch);
+	request_query(r, query, query_len, scratch + 2 * path_len);
 }
 
 /* ---- matching ------------------------------------------------------- */

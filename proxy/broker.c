@@ -796,7 +796,7 @@ static int request_head(struct fb_broker *b)
 	const struct fb_rule *rule = NULL;
 	struct fb_decision d;
 	char host[FB_NAME_MAX + 8], err[256];
-	char *head, *lenient;
+	char *head, *readings;
 	size_t len;
 	int n;
 
@@ -846,15 +846,13 @@ static int request_head(struct fb_broker *b)
 		return 0;
 	}
 
-	/* the path's other readings, then the query's */
-	lenient = malloc(2 * req->path.len + 3 * req->query.len);
-	if (!lenient)
+	readings = malloc(FB_TARGET_SCRATCH(req->path.len, req->query.len));
+	if (!readings)
 		return -1;
-	fb_request_path(&fr, req->path.ptr, req->path.len, lenient);
-	fb_request_query(&fr, req->query.ptr, req->query.len,
-			 lenient + 2 * req->path.len);
+	fb_request_target(&fr, req->path.ptr, req->path.len, req->query.ptr,
+			  req->query.len, readings);
 	fb_policy_decide_request(b->key, &fr, &d);
-	free(lenient);
+	free(readings);
 	b->verdict = fb_verdict_str(d.verdict);
 	b->req_generation = b->generation;
 	/* a forwarded request carries a token meant to be used once */

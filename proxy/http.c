@@ -153,17 +153,6 @@ static bool all_tchar(const char *p, size_t n)
 	return n > 0;
 }
 
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* RFC 3986 reg-name: unreserved / pct-encoded / sub-delims. */
 static bool is_reg_name(const char *p, size_t n)
 {
@@ -171,8 +160,8 @@ static bool is_reg_name(const char *p, size_t n)
 		unsigned char c = (unsigned char)p[i];
 
 		if (c == '%') {
-			if (n - i < 3 || hex_value((unsigned char)p[i + 1]) < 0 ||
-			    hex_value((unsigned char)p[i + 2]) < 0)
+			if (n - i < 3 || fb_hex_digit((unsigned char)p[i + 1]) < 0 ||
+			    fb_hex_digit((unsigned char)p[i + 2]) < 0)
 				return false;
 			i += 2;
 		} else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -313,12 +302,10 @@ bool fb_http_path_has_dot_segment(const char *p, size_t len)
 	size_t i = 0;
 
 	for (;;) {
-		size_t dots = 0;
+		size_t dots = 0, sep = 0;
 		bool other = false, params = false;
 
-		while (i < len && p[i] != '/' && p[i] != '\\' &&
-		       !pct_is(p + i, len - i, '2', 'f') &&
-		       !pct_is(p + i, len - i, '5', 'c')) {
+		while (i < len && !(sep = fb_uri_separator(p + i, len - i))) {
 			if (params) {
 				i++;
 			} else if (p[i] == ';') {
@@ -339,7 +326,7 @@ bool fb_http_path_has_dot_segment(const char *p, size_t len)
 			return true;
 		if (i >= len)
 			return false;
-		i += p[i] == '%' ? 3 : 1;
+		i += sep;
 	}
 }
 
@@ -353,8 +340,8 @@ static size_t pct_decode(char *p, size_t n)
 		int hi, lo;
 
 		if (p[i] == '%' && n - i >= 3 &&
-		    (hi = hex_value((unsigned char)p[i + 1])) >= 0 &&
-		    (lo = hex_value((unsigned char)p[i + 2])) >= 0) {
+		    (hi = fb_hex_digit((unsigned char)p[i + 1])) >= 0 &&
+		    (lo = fb_hex_digit((unsigned char)p[i + 2])) >= 0) {
 			p[o++] = (char)(hi << 4 | lo);
 			i += 3;
 		} else {
@@ -1056,7 +1043,7 @@ static enum fb_chunked_status chunk_fail(struct fb_chunked *dec,
 /* One byte of a size line; returns FB_HTTP_OK or why it is wrong. */
 static enum fb_http_error size_line_byte(struct fb_chunked *dec, unsigned char c)
 {
-	int h = hex_value(c);
+	int h = fb_hex_digit(c);
 
 	if (dec->state >= CH_BWS && dec->state <= CH_EXT_QPAIR &&
 	    ++dec->ext_len > FB_CHUNK_EXT_MAX)

@@ -133,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fb_http_req req;
 	struct fb_request fr;
 	struct fb_head_edit edit = { .host = "api.example.com" };
-	char *buf = malloc(size ? size : 1), *head, *lenient;
+	char *buf = malloc(size ? size : 1), *head, *readings;
 	size_t len;
 
 	if (!buf)
@@ -155,12 +155,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.query = req.query.ptr, .query_len = req.query.len,
 		.headers = req.fields, .nheaders = req.nfields,
 	};
-	lenient = malloc(2 * req.path.len + 3 * req.query.len + 1);
-	if (!lenient)
+	readings = malloc(FB_TARGET_SCRATCH(req.path.len, req.query.len));
+	if (!readings)
 		abort();
-	fb_request_path(&fr, req.path.ptr, req.path.len, lenient);
-	fb_request_query(&fr, req.query.ptr, req.query.len,
-			 lenient + 2 * req.path.len);
+	fb_request_target(&fr, req.path.ptr, req.path.len, req.query.ptr,
+			  req.query.len, readings);
 	/* the form reading has no '+' and no ';' */
 	if (fr.form_query && (memchr(fr.form_query, '+', fr.form_query_len) ||
 			      memchr(fr.form_query, ';', fr.form_query_len) ||
@@ -208,7 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_injected(&d->rules[a.rule], head, len);
 		free(head);
 	}
-	free(lenient);
+	free(readings);
 	free(buf);
 	return 0;
 }

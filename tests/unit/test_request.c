@@ -60,12 +60,12 @@ static const char *decide(const struct fb_policy *p, const char *method,
 		.method = method, .method_len = strlen(method),
 		.headers = h, .nheaders = nh,
 	};
-	/* the path and query in normal form, as the broker matches them;
-	 * then the path's other readings (2 × its length), the query's (3 ×) */
-	char *copy = strdup(target);
-	char *scratch = malloc(5 * strlen(target) + 1);
+	/* the path and query in normal form, as the broker matches them,
+	 * then their other readings */
 	size_t path_len = q ? (size_t)(q - target) : strlen(target);
 	size_t query_len = q ? strlen(q + 1) : 0;
+	char *copy = strdup(target);
+	char *scratch = malloc(FB_TARGET_SCRATCH(path_len, query_len));
 
 	assert_non_null(copy);
 	assert_non_null(scratch);
@@ -75,9 +75,8 @@ static const char *decide(const struct fb_policy *p, const char *method,
 		free(scratch);
 		return "bad-escape";
 	}
-	fb_request_path(&req, copy, path_len, scratch);
-	fb_request_query(&req, q ? copy + (q - target) + 1 : NULL, query_len,
-			 scratch + 2 * strlen(target));
+	fb_request_target(&req, copy, path_len,
+			  q ? copy + (q - target) + 1 : NULL, query_len, scratch);
 	fb_policy_decide_request(&d[0], &req, &dec);
 	free(scratch);
 	free(copy);
