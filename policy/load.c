@@ -645,6 +645,7 @@ static void matcher_free(struct fb_matcher *m)
 	if (!m)
 		return;
 	pcre2_code_free(m->re);
+	pcre2_code_free(m->re_fold);
 	free(m->text);
 	free(m);
 }
@@ -711,7 +712,9 @@ void fb_policy_destroy(struct fb_policy *p)
 enum matched {
 	MATCHED_VALUE,
 	MATCHED_NAME, /* a header name: without case */
-	MATCHED_URI,  /* a path or query: fb_uri_normalize()'s form */
+	MATCHED_URI,  /* a query key or value: fb_uri_normalize()'s form */
+	MATCHED_PATH, /* that form, and without case for a rule that
+		       * answers (request.c's fold_match) */
 };
 
 /*
@@ -742,6 +745,34 @@ static bool regex_escapes_normal(struct loader *L, const struct fb_node *v)
 	return true;
 }
 
+/* v's pattern compiled with options, or NULL (reported). */
+static pcre2_code *compile_regex(struct loader *L, const struct fb_node *v,
+				 uint32_t options)
+{
+	PCRE2_SIZE offset, size;
+	pcre2_code *re;
+	int code;
+
+	re = pcre2_compile((PCRE2_SPTR)v->text, v->len, options, &code,
+			   &offset, L->cctx);
+	if (!re) {
+		PCRE2_UCHAR msg[256];
+
+		pcre2_get_error_message(code, msg, sizeof(msg));
+		fb_report(L->r, v, "invalid regex: %s at offset %zu",
+			  (const char *)msg, (size_t)offset);
+		return NULL;
+	}
+	pcre2_pattern_info(re, PCRE2_INFO_SIZE, &size);
+	if (size > L->regex_max) {
+		fb_report(L->r, v, "regex compiles to %zu bytes, more than the "
+			  "limit of %zu", (size_t)size, L->regex_max);
+		pcre2_code_free(re);
+		return NULL;
+	}
+	return re;
+}
+
 /* {exact|startsWith|regex: string} */
 static struct fb_matcher *load_matcher(struct loader *L,
 				       const struct fb_node *n,
@@ -753,8 +784,6 @@ static struct fb_matcher *load_matcher(struct loader *L,
 	struct fb_matcher *m;
 	int kind = -1, nkinds = 0;
 	char present[64];
-	PCRE2_SIZE offset, size;
-	int code;
 
 	if (n->kind != FB_NODE_MAP) {
 		fb_report(L->r, n, "expected a matcher {exact|startsWith|regex: "
@@ -797,7 +826,8 @@ static struct fb_matcher *load_matcher(struct loader *L,
 		return NULL;
 	}
 	/* a literal no normalized request holds would never match */
-	if (what == MATCHED_URI && m->kind != FB_MATCH_REGEX) {
+	if ((what == MATCHED_URI || what == MATCHED_PATH) &&
+	    m->kind != FB_MATCH_REGEX) {
 		size_t len = m->len;
 
 		if (fb_uri_normalize(m->text, &len) < 0) {
@@ -820,26 +850,15 @@ static struct fb_matcher *load_matcher(struct loader *L,
 	}
 	if (m->kind != FB_MATCH_REGEX)
 		return m;
-	if (what == MATCHED_URI && !regex_escapes_normal(L, v)) {
+	if ((what == MATCHED_URI || what == MATCHED_PATH) &&
+	    !regex_escapes_normal(L, v)) {
 		matcher_free(m);
 		return NULL;
 	}
-	m->re = pcre2_compile((PCRE2_SPTR)v->text, v->len,
-			      fold ? PCRE2_CASELESS : 0, &code, &offset,
-			      L->cctx);
-	if (!m->re) {
-		PCRE2_UCHAR msg[256];
-
-		pcre2_get_error_message(code, msg, sizeof(msg));
-		fb_report(L->r, v, "invalid regex: %s at offset %zu",
-			  (const char *)msg, (size_t)offset);
-		matcher_free(m);
-		return NULL;
-	}
-	pcre2_pattern_info(m->re, PCRE2_INFO_SIZE, &size);
-	if (size > L->regex_max) {
-		fb_report(L->r, v, "regex compiles to %zu bytes, more than the "
-			  "limit of %zu", (size_t)size, L->regex_max);
+	m->re = compile_regex(L, v, fold ? PCRE2_CASELESS : 0);
+	if (m->re && what == MATCHED_PATH)
+		m->re_fold = compile_regex(L, v, PCRE2_CASELESS);
+	if (!m->re || (what == MATCHED_PATH && !m->re_fold)) {
 		matcher_free(m);
 		return NULL;
 	}
@@ -931,7 +950,7 @@ static struct fb_match *load_match(struct loader *L, const struct fb_node *n)
 		return NULL;
 	}
 	if (path)
-		m->path = load_matcher(L, path, MATCHED_URI);
+		m->path = load_matcher(L, path, MATCHED_PATH);
 	if (methods) {
 		m->methods = calloc(methods->n, sizeof(*m->methods));
 		if (!m->methods) {

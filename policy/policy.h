@@ -170,6 +170,7 @@ struct fb_matcher {
 	char *text; /* the literal, prefix or pattern */
 	size_t len;
 	void *re;   /* compiled pcre2_code for FB_MATCH_REGEX */
+	void *re_fold; /* a path's, without case (request.c) */
 };
 
 /* Key and value matchers; either may be absent (NULL), not both. */
@@ -425,6 +426,7 @@ struct fb_request {
 	size_t lenient_len;
 	const char *url_path; /* after "//authority", read leniently; or NULL */
 	size_t url_path_len;
+	size_t semi_len; /* path[0..semi_len) is before its first ';'; 0: none */
 	const char *query; /* after the first '?', without it; NULL: none */
 	size_t query_len;
 	const char *form_query; /* as form decoders split it, if it differs */
@@ -441,7 +443,9 @@ struct fb_request {
  * slashes and serve "//blocked" as "/blocked", IIS takes '\\' for '/',
  * and Tomcat and Spring drop a segment's ";parameters" ("/blocked;x").
  * That reading takes '\\', "%2F" and "%5C" for '/', a run of '/' as one,
- * and drops each segment from its first ';'.  A path that starts with two
+ * and drops each segment from its first ';'.  Fastify 4's router ends
+ * the path at its first ';' ("/blocked;x/y" is "/blocked"), a reading
+ * that needs no scratch.  A path that starts with two
  * separators is also read as a URL parser reads it ("//x/blocked": the
  * host "x", the path "/blocked", as Node's `new URL(req.url, base)` has
  * it), the path after the authority in the lenient reading.

@@ -145,6 +145,7 @@ static void request_path(struct fb_request *r, const char *path,
 {
 	size_t n = lenient_reading(path, path_len, scratch);
 	size_t at = after_authority(path, path_len);
+	const char *semi;
 
 	r->path = path;
 	r->path_len = path_len;
@@ -152,6 +153,8 @@ static void request_path(struct fb_request *r, const char *path,
 	r->lenient_len = r->lenient ? n : 0;
 	r->url_path = NULL;
 	r->url_path_len = 0;
+	semi = path ? memchr(path, ';', path_len) : NULL;
+	r->semi_len = semi ? (size_t)(semi - path) : 0;
 	if (at == path_len && at) {
 		r->url_path = "/";
 		r->url_path_len = 1;
@@ -307,10 +310,25 @@ static bool is_method_key(const char *k, size_t klen)
 	       !memcmp(k + 1, "method", 6);
 }
 
+/*
+ * Is s[0..len) one of m's methods, as a server runs it?  HEAD is GET
+ * without the body (RFC 9110 §9.3.2): Flask, Express and Rails run a GET
+ * handler for it, so a rule that names GET meets it; that reading only
+ * widens, as HEAD reads nothing a GET would not.
+ */
+static bool method_served(const struct fb_match *m, const char *s,
+			  size_t len, bool fold)
+{
+	return method_named(m, s, len, fold) ||
+	       (len == 4 && !(fold ? strncasecmp(s, "HEAD", 4)
+				   : memcmp(s, "HEAD", 4)) &&
+		method_named(m, "GET", 3, false));
+}
+
 static bool override_named(const void *arg, const char *k, size_t klen,
 			   const char *v, size_t vlen)
 {
-	return is_method_key(k, klen) && method_named(arg, v, vlen, true);
+	return is_method_key(k, klen) && method_served(arg, v, vlen, true);
 }
 
 static bool override_unnamed(const void *arg, const char *k, size_t klen,
@@ -360,8 +378,9 @@ static bool overrides_named(const struct fb_match *m,
 		for (size_t j = 0; j < sizeof(names) / sizeof(names[0]); j++)
 			if (fb_header_name_is(r->headers[i].name,
 					      r->headers[i].name_len, names[j]) &&
-			    method_named(m, r->headers[i].value,
-					 r->headers[i].value_len, true) != all)
+			    (all ? method_named : method_served)(
+				    m, r->headers[i].value,
+				    r->headers[i].value_len, true) != all)
 				return !all;
 	if (query_any(r->query, r->query_len, odd, m) ||
 	    query_any(r->form_query, r->form_query_len, odd, m))
@@ -369,26 +388,19 @@ static bool overrides_named(const struct fb_match *m,
 	return all;
 }
 
-/*
- * The method, in any reading (all: in every reading).  HEAD is GET
- * without the body (RFC 9110 §9.3.2): Flask, Express and Rails run a GET
- * handler for it, so a rule that names GET meets it; that reading only
- * widens, as HEAD reads nothing a GET would not.
- */
+/* The method, in any reading (all: in every reading): as sent, as
+ * method_served() has it, and as an override names it. */
 static bool method_match(const struct fb_match *m, const struct fb_request *r,
 			 bool all)
 {
-	bool named;
-
 	if (m->nmethods == 0)
 		return true;
 	if (!r->method)
 		return false;
-	named = method_named(m, r->method, r->method_len, false);
 	if (all)
-		return named && overrides_named(m, r, true);
-	return named || (r->method_len == 4 && !memcmp(r->method, "HEAD", 4) &&
-			 method_named(m, "GET", 3, false)) ||
+		return method_named(m, r->method, r->method_len, false) &&
+		       overrides_named(m, r, true);
+	return method_served(m, r->method, r->method_len, false) ||
 	       overrides_named(m, r, false);
 }
 
@@ -427,18 +439,57 @@ static bool header_has(const struct fb_kv_matcher *kv, const struct fb_request *
 	return false;
 }
 
+/* len without one trailing '/', unless that is all of s */
+static size_t trim_slash(const char *s, size_t len)
+{
+	return len > 1 && s[len - 1] == '/' ? len - 1 : len;
+}
+
+/*
+ * Does m match s[0..len) as routers that ignore case and one trailing
+ * '/' read both?  Express's and ASP.NET Core's serve "/ADMIN" and
+ * "/admin/" from the route "/admin", and Express's app.use("/admin/")
+ * serves "/admin" too.  Only for rules that answer: it widens a match.
+ */
+static bool fold_match(const struct fb_matcher *m, const char *s, size_t len)
+{
+	size_t t = trim_slash(s, len), mt = trim_slash(m->text, m->len);
+
+	switch (m->kind) {
+	case FB_MATCH_EXACT:
+		return t == mt && !strncasecmp(s, m->text, t);
+	case FB_MATCH_PREFIX:
+		return (len >= m->len && !strncasecmp(s, m->text, m->len)) ||
+		       (mt < m->len && t == mt && !strncasecmp(s, m->text, t));
+	case FB_MATCH_REGEX:
+		break;
+	}
+	return m->re && (regex_search(m->re, s, len) ||
+			 (m->re_fold && (regex_search(m->re_fold, s, len) ||
+					 (t < len &&
+					  regex_search(m->re_fold, s, t)))));
+}
+
+/* Does m match s, as sent, or (fold) as fold_match() reads it? */
+static bool route_match(const struct fb_matcher *m, const char *s, size_t len,
+			bool fold)
+{
+	return fold ? fold_match(m, s, len) : fb_matcher_match(m, s, len);
+}
+
 /* The path in any reading (all: in every one): as sent, as lenient
- * servers read it, and as a URL parser reads a path after
- * "//authority". */
+ * servers read it, as a URL parser reads a path after "//authority",
+ * and before its first ';'; in any reading also as fold_match() has it. */
 static bool path_match(const struct fb_matcher *m, const struct fb_request *r,
 		       bool all)
 {
-	const char *s[] = { r->path ? r->path : "", r->lenient, r->url_path };
+	const char *s[] = { r->path ? r->path : "", r->lenient, r->url_path,
+			    r->semi_len ? r->path : NULL };
 	size_t len[] = { r->path ? r->path_len : 0, r->lenient_len,
-			 r->url_path_len };
+			 r->url_path_len, r->semi_len };
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
-		if (s[i] && fb_matcher_match(m, s[i], len[i]) != all)
+		if (s[i] && route_match(m, s[i], len[i], !all) != all)
 			return !all;
 	return all;
 }

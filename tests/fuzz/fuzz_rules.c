@@ -6,8 +6,8 @@
  * For every head the strict parser accepts: its path and query, put in
  * normal form as the broker does, do not grow and stay as they are when
  * normalized again; the path's lenient reading, if it differs, is no
- * longer and has no run of separators, backslash or parameter; the
- * decision is the same
+ * longer and has no run of separators, backslash or parameter, and the
+ * path before its first ';' ends there; the decision is the same
  * twice, names a rule whose
  * action it reports, and the head the broker would send upstream parses
  * again as a valid head that carries each injected header exactly once,
@@ -178,6 +178,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    memmem(fr.url_path, fr.url_path_len, "//", 2) ||
 			    memchr(fr.url_path, '\\', fr.url_path_len) ||
 			    memchr(fr.url_path, ';', fr.url_path_len)))
+		abort();
+	/* the path before its first ';' ends there */
+	if (fr.semi_len && (fr.semi_len >= req.path.len ||
+			    fr.path[fr.semi_len] != ';' ||
+			    memchr(fr.path, ';', fr.semi_len)))
 		abort();
 	fb_policy_decide_request(d, &fr, &a);
 	fb_policy_decide_request(d, &fr, &b);

@@ -149,8 +149,10 @@ static void test_method_override(void **state)
 		{ "POST", "/x", "X-HTTP-Method-Override: PUT", "allow no-rule -1" },
 		{ "POST", "/x", "X-HTTP-Method-Override: DELETEX", "allow no-rule -1" },
 		{ "POST", "/x?method=DELETE", "x-method: DELETE", "allow no-rule -1" },
-		/* HEAD runs the GET handler */
+		/* HEAD runs the GET handler, sent or named */
 		{ "HEAD", "/x", "x-a: 1", "respond rule 1" },
+		{ "POST", "/x?_method=head", "x-a: 1", "respond rule 1" },
+		{ "POST", "/x", "X-HTTP-Method-Override: HEAD", "respond rule 1" },
 		{ "PUT", "/x", "x-a: 1", "allow no-rule -1" },
 	};
 
@@ -283,6 +285,12 @@ static void test_lenient_reading(void **state)
 	assert_string_equal(decide(p, "GET", "/a;x=1/b;y", NO_HEADERS), "respond rule 1");
 	assert_string_equal(decide(p, "GET", "/;x/blocked", NO_HEADERS), "respond rule 0");
 	assert_string_equal(decide(p, "GET", "/a/%3Bb", NO_HEADERS), "allow no-rule -1");
+	/* Fastify 4's router ends the path at the first ';' */
+	assert_string_equal(decide(p, "GET", "/a/b;x/c", NO_HEADERS), "respond rule 1");
+	assert_string_equal(decide(p, "GET", "/a/b;/x/y/z", NO_HEADERS), "respond rule 1");
+	assert_string_equal(decide(p, "GET", "/a/b%3B/x", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/v1;x/y", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/v1/x;y/z", NO_HEADERS), "broker rule 2");
 	/* a rule that grants needs every reading: "/v1//x" is in /v1/ as
 	 * sent and as merged, "//v1/x" only as merged ("/x" to a URL parser) */
 	assert_string_equal(decide(p, "GET", "/v1//x", NO_HEADERS), "broker rule 2");
@@ -290,7 +298,57 @@ static void test_lenient_reading(void **state)
 	/* a separator is no letter, and a path elsewhere no match */
 	assert_string_equal(decide(p, "GET", "/blo%2Fcked", NO_HEADERS), "allow no-rule -1");
 	assert_string_equal(decide(p, "GET", "/x//blocked", NO_HEADERS), "allow no-rule -1");
-	assert_string_equal(decide(p, "GET", "/a/b/", NO_HEADERS), "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/a/b/c", NO_HEADERS), "allow no-rule -1");
+	fb_policy_unref(p);
+}
+
+/*
+ * Express and ASP.NET Core route without case and with or without one
+ * trailing '/': "/ADMIN" and "/admin/" reach the route "/admin", and
+ * app.use("/admin/") serves "/admin".  A rule that answers meets those
+ * spellings; one that grants keeps to the bytes.
+ */
+static void test_case_and_slash_reading(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "/admin", "respond rule 0" },
+		{ "/ADMIN", "respond rule 0" },
+		{ "/Admin/", "respond rule 0" },
+		{ "/%41dmin", "respond rule 0" },
+		{ "//ADMIN//", "respond rule 0" },
+		{ "/admin;x/", "respond rule 0" },
+		{ "/admin//", "respond rule 0" }, /* one '/' as merged */
+		{ "/admin/x", "allow no-rule -1" },
+		{ "/admins", "allow no-rule -1" },
+		{ "/Private", "respond rule 1" },
+		{ "/PRIVATE/", "respond rule 1" },
+		{ "/private/KEYS", "respond rule 1" },
+		{ "/privatekeys", "allow no-rule -1" },
+		{ "/Report/2024", "respond rule 2" },
+		{ "/REPORT/2024/", "respond rule 2" },
+		{ "/report/x", "allow no-rule -1" },
+		{ "/Exact/", "respond rule 3" },
+		{ "/exact", "respond rule 3" },
+		{ "/V1/chat", "allow no-rule -1" },
+		{ "/v1/chat/", "allow no-rule -1" },
+		{ "/v1/chat", "broker rule 4" },
+	};
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match: { path: { exact: /admin } }\n"
+		"      response: { statusCode: 403 }\n"
+		"    - match: { path: { startsWith: /private/ } }\n"
+		"      response: { statusCode: 403 }\n"
+		"    - match: { path: { regex: \"^/report/[0-9]+$\" } }\n"
+		"      response: { statusCode: 403 }\n"
+		"    - match: { path: { exact: /Exact/ } }\n"
+		"      response: { statusCode: 403 }\n"
+		"    - match: { path: { exact: /v1/chat } }\n"
+		"      transform: [{ headers: { a: s } }]\n");
+
+	(void)state;
+	decide_gets(p, cases, sizeof(cases) / sizeof(cases[0]));
 	fb_policy_unref(p);
 }
 
@@ -589,6 +647,7 @@ int main(void)
 		cmocka_unit_test(test_uri_matchers_load),
 		cmocka_unit_test(test_lenient_reading),
 		cmocka_unit_test(test_grants_every_reading),
+		cmocka_unit_test(test_case_and_slash_reading),
 		cmocka_unit_test(test_authority_reading),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_query_form),
