@@ -446,18 +446,37 @@ static size_t trim_slash(const char *s, size_t len)
 }
 
 /*
- * Does m match s[0..len) as routers that ignore case and one trailing
- * '/' read both?  Express's and ASP.NET Core's serve "/ADMIN" and
- * "/admin/" from the route "/admin", and Express's app.use("/admin/")
- * serves "/admin" too.  Only for rules that answer: it widens a match.
+ * len without a format suffix: Rails routes "/admin.json" (and
+ * ".xml", any ".word" after a segment's name) to "/admin", with the
+ * format in a parameter, as Spring MVC's suffix patterns did before 5.3.
+ */
+static size_t trim_format(const char *s, size_t len)
+{
+	size_t i = len;
+
+	while (i > 0 && s[i - 1] != '/' && s[i - 1] != '.')
+		i--;
+	if (i < 2 || i == len || s[i - 1] != '.' || s[i - 2] == '/')
+		return len;
+	return i - 1;
+}
+
+/*
+ * Does m match s[0..len) as routers that ignore case, one trailing '/'
+ * or a format suffix read both?  Express's and ASP.NET Core's serve
+ * "/ADMIN" and "/admin/" from the route "/admin", Express's
+ * app.use("/admin/") serves "/admin" too, and Rails' serves
+ * "/admin.json".  Only for rules that answer: it widens a match.
  */
 static bool fold_match(const struct fb_matcher *m, const char *s, size_t len)
 {
 	size_t t = trim_slash(s, len), mt = trim_slash(m->text, m->len);
+	size_t f = trim_format(s, t);
 
 	switch (m->kind) {
 	case FB_MATCH_EXACT:
-		return t == mt && !strncasecmp(s, m->text, t);
+		return (t == mt && !strncasecmp(s, m->text, t)) ||
+		       (f == m->len && !strncasecmp(s, m->text, f));
 	case FB_MATCH_PREFIX:
 		return (len >= m->len && !strncasecmp(s, m->text, m->len)) ||
 		       (mt < m->len && t == mt && !strncasecmp(s, m->text, t));
@@ -467,7 +486,9 @@ static bool fold_match(const struct fb_matcher *m, const char *s, size_t len)
 	return m->re && (regex_search(m->re, s, len) ||
 			 (m->re_fold && (regex_search(m->re_fold, s, len) ||
 					 (t < len &&
-					  regex_search(m->re_fold, s, t)))));
+					  regex_search(m->re_fold, s, t)) ||
+					 (f < t &&
+					  regex_search(m->re_fold, s, f)))));
 }
 
 /* Does m match s, as sent, or (fold) as fold_match() reads it? */

@@ -115,11 +115,11 @@ all_answer "raw 403 -" "a lenient reading, the response rule's" merged- \
 	"//blocked/merged-1" "/\\\\blocked/merged-2" "/%2Fblocked/merged-3" \
 	"/;x/blocked/merged-4"
 # Express and ASP.NET Core route without case and with one trailing '/'
-# or none, and Fastify 4 ends a path at its first ';': so do the rules
-# that answer.
-all_answer "raw 403 -" "as case-blind, slash-blind and ';' routers read it" \
+# or none, Rails without a format suffix, and Fastify 4 ends a path at
+# its first ';': so do the rules that answer.
+all_answer "raw 403 -" "as case-blind, slash-blind, format and ;-cutting routers read it" \
 	fold- "/ADMIN?fold-1" "/Admin/?fold-2" "/admin;fold-3/x" \
-	"/BLOCKED/fold-4" "//BLOCKED?fold-5"
+	"/BLOCKED/fold-4" "//BLOCKED?fold-5" "/admin.json?fold-6"
 # A URL parser (Node's "new URL(req.url, base)") reads "//x/blocked" as
 # the host x and the path /blocked: the rules read it so too.
 all_answer "raw 403 -" "after an authority, the response rule's" authority- \

@@ -305,8 +305,9 @@ static void test_lenient_reading(void **state)
 /*
  * Express and ASP.NET Core route without case and with or without one
  * trailing '/': "/ADMIN" and "/admin/" reach the route "/admin", and
- * app.use("/admin/") serves "/admin".  A rule that answers meets those
- * spellings; one that grants keeps to the bytes.
+ * app.use("/admin/") serves "/admin"; Rails serves "/admin.json" there.
+ * A rule that answers meets those spellings; one that grants keeps to
+ * the bytes.
  */
 static void test_case_and_slash_reading(void **state)
 {
@@ -320,6 +321,13 @@ static void test_case_and_slash_reading(void **state)
 		{ "/admin//", "respond rule 0" }, /* one '/' as merged */
 		{ "/admin/x", "allow no-rule -1" },
 		{ "/admins", "allow no-rule -1" },
+		/* Rails' format suffix */
+		{ "/admin.json", "respond rule 0" },
+		{ "/Admin.xml/", "respond rule 0" },
+		{ "/admin.json.gz", "allow no-rule -1" },
+		{ "/admin.", "allow no-rule -1" },
+		{ "/admin/.json", "allow no-rule -1" },
+		{ "/report/7.json", "respond rule 2" },
 		{ "/Private", "respond rule 1" },
 		{ "/PRIVATE/", "respond rule 1" },
 		{ "/private/KEYS", "respond rule 1" },
@@ -331,6 +339,7 @@ static void test_case_and_slash_reading(void **state)
 		{ "/exact", "respond rule 3" },
 		{ "/V1/chat", "allow no-rule -1" },
 		{ "/v1/chat/", "allow no-rule -1" },
+		{ "/v1/chat.json", "allow no-rule -1" },
 		{ "/v1/chat", "broker rule 4" },
 	};
 	struct fb_policy *p = load(
