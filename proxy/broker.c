@@ -685,23 +685,6 @@ static void copy_slice(char *dst, size_t size, const struct fb_http_slice *s)
 	dst[n] = '\0';
 }
 
-/* Host (and an absolute-form authority) must name the SNI exactly: a
- * request for another name must not ride on this name's credentials. */
-static bool host_is_sni(struct fb_broker *b, const struct fb_http_slice *v)
-{
-	struct fb_http_slice host;
-	char name[FB_NAME_MAX];
-	const char *why;
-	int port;
-
-	if (!v->ptr || fb_http_split_authority(v->ptr, v->len, &host, &port) < 0)
-		return false;
-	if (port >= 0 && port != b->port)
-		return false;
-	return fb_name_normalize(host.ptr, host.len, name, &why) == 0 &&
-	       strcmp(name, b->sni) == 0;
-}
-
 /* Methods a client may repeat without changing the outcome (RFC 9110
  * 9.2.2); TRACE never gets this far. */
 static bool idempotent(const struct fb_http_slice *m)
@@ -716,41 +699,6 @@ static bool idempotent(const struct fb_http_slice *m)
 	return false;
 }
 
-/* Rules name methods case-sensitively (RFC 9110 9.1), but some servers
- * fold case (ASP.NET Core's routing, for one): there "delete" would walk
- * past a DELETE response rule and be served as DELETE.  Every method in
- * use is upper-case. */
-static bool method_has_lower(const struct fb_http_slice *m)
-{
-	for (size_t i = 0; i < m->len; i++)
-		if (m->ptr[i] >= 'a' && m->ptr[i] <= 'z')
-			return true;
-	return false;
-}
-
-/*
- * Fields an application takes for the path asked for, instead of the
- * target: IIS URL Rewrite's X-Original-URL and ISAPI_Rewrite's
- * X-Rewrite-URL (PHP and ASP.NET code sets REQUEST_URI from them), and
- * X-Original-URI and X-Forwarded-URI, which nginx auth_request and
- * Traefik forwardAuth set-ups hand an application to decide on.  They
- * are a front proxy's to set, never a client's: a guest's would ask the
- * origin for a path the rules never judged.
- */
-static bool path_override(const struct fb_http_req *req)
-{
-	static const char *const names[] = { "x-original-url", "x-rewrite-url",
-					     "x-original-uri",
-					     "x-forwarded-uri" };
-
-	for (size_t i = 0; i < req->nfields; i++)
-		for (size_t j = 0; j < sizeof(names) / sizeof(names[0]); j++)
-			if (fb_header_name_is(req->fields[i].name,
-					      req->fields[i].name_len, names[j]))
-				return true;
-	return false;
-}
-
 static void note_injected(struct fb_broker *b, const struct fb_rule *r)
 {
 	size_t off = 0;
@@ -761,34 +709,11 @@ static void note_injected(struct fb_broker *b, const struct fb_rule *r)
 					off ? "," : "", r->set[i].name);
 }
 
-/* The request's path and query in the form the rules compare, in place
- * in the head: they only shrink.  The path of an absolute-form target
- * without one is the parser's "/", not in the head, and normal.  -1: a
- * stray '%'. */
-static int normalize_target(struct fb_broker *b)
-{
-	struct fb_http_slice *s[] = { &b->req.path, &b->req.query };
-	uintptr_t in = (uintptr_t)b->in;
-
-	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
-		uintptr_t at = (uintptr_t)s[i]->ptr;
-
-		if (s[i]->ptr && at >= in && at < in + b->in_len &&
-		    fb_uri_normalize(b->in + (at - in), &s[i]->len) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 /* The head is parsed: decide, then answer or send it on.  0, or -1 when
  * out of memory (the caller closes). */
 static int request_head(struct fb_broker *b)
 {
 	const struct fb_http_req *req = &b->req;
-	struct fb_request fr = {
-		.method = req->method.ptr, .method_len = req->method.len,
-		.headers = req->fields, .nheaders = req->nfields,
-	};
 	struct fb_head_field add[FB_FORWARD_FIELDS];
 	struct fb_head_edit edit = { .host = b->sni };
 	struct fb_forward_store store = { 0 };
@@ -796,7 +721,8 @@ static int request_head(struct fb_broker *b)
 	const struct fb_rule *rule = NULL;
 	struct fb_decision d;
 	char host[FB_NAME_MAX + 8], err[256];
-	char *head, *readings;
+	const char *why;
+	char *head;
 	size_t len;
 	int n;
 
@@ -808,51 +734,14 @@ static int request_head(struct fb_broker *b)
 	b->websocket = req->flags & FB_HTTP_WEBSOCKET;
 	b->replayable = !b->websocket && !req->chunked &&
 			req->content_length <= 0 && idempotent(&req->method);
-	if (req->form == FB_HTTP_ASTERISK_FORM) {
-		refuse(b, 400, "asterisk-form");
-		return 0;
-	}
-	if (!host_is_sni(b, &req->host) ||
-	    (req->form == FB_HTTP_ABSOLUTE_FORM &&
-	     !host_is_sni(b, &req->authority))) {
-		refuse(b, 421, "host-not-sni");
-		return 0;
-	}
-	if ((req->flags & FB_HTTP_UPGRADE) && !b->websocket) {
-		refuse(b, 400, "upgrade-not-websocket");
-		return 0;
-	}
-	if (path_override(req)) {
-		refuse(b, 400, "path-override");
-		return 0;
-	}
-	if (normalize_target(b) < 0) {
-		refuse(b, 400, "bad-escape");
-		return 0;
-	}
-	/* The rules judge the path as sent; "/v1/../admin" would take a
-	 * "/v1/" rule's secret to "/admin", "/fwd/../x" out of a forwardURL's
-	 * path, "/./blocked" past a response rule.  So would "%252e%252e"
-	 * where something behind the origin decodes the path again. */
-	n = fb_http_path_has_dot_segment_decoded(req->path.ptr, req->path.len);
+	n = fb_broker_judge(b->key, b->sni, b->port, b->in, b->in_len,
+			    &b->req, &d, &why);
 	if (n < 0)
 		return -1;
-	if (n) {
-		refuse(b, 400, "dot-segment");
+	if (n > 0) {
+		refuse(b, n, why);
 		return 0;
 	}
-	if (method_has_lower(&req->method)) {
-		refuse(b, 400, "method-not-upper-case");
-		return 0;
-	}
-
-	readings = malloc(FB_TARGET_SCRATCH(req->path.len, req->query.len));
-	if (!readings)
-		return -1;
-	fb_request_target(&fr, req->path.ptr, req->path.len, req->query.ptr,
-			  req->query.len, readings);
-	fb_policy_decide_request(b->key, &fr, &d);
-	free(readings);
 	b->verdict = fb_verdict_str(d.verdict);
 	b->req_generation = b->generation;
 	/* a forwarded request carries a token meant to be used once */

@@ -6,6 +6,7 @@
  * the request on over verified TLS.  Internal to proxy/.
  *
  *   broker.c    one brokered connection: the state machine on the loop
+ *   judge.c     one request head: the refusals, then the key's rules
  *   rewrite.c   the request head as it goes upstream
  *   forward.c   forwardURL targets and their signed token
  *   upstream.c  the verified TLS client, and the sessions it resumes
@@ -71,6 +72,18 @@ struct fb_broker_ctx *fb_broker_ctx_new(const struct fb_proxy_config *cfg,
 					char *err, size_t errsize);
 /* Closes every live brokered connection, then frees. */
 void fb_broker_ctx_free(struct fb_broker_ctx *bc);
+
+/*
+ * What the broker does with a request head parsed from head[0..len) on a
+ * connection to sni:port brokered under `key` (judge.c): its path and
+ * query put in normal form in place (they only shrink), then either a
+ * refusal, whose status (400, 421) is returned with *why its reason, or
+ * 0 with *d the key's rules' decision.  -1: out of memory.
+ */
+int fb_broker_judge(const struct fb_domain *key, const char *sni,
+		    uint16_t port, char *head, size_t len,
+		    struct fb_http_req *req, struct fb_decision *d,
+		    const char **why);
 
 /*
  * Take over a guest connection whose peek named `sni` and whose key `key`

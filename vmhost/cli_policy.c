@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "proxy/broker.h"
 #include "vmhost/vmhost.h"
 
 #define MAX_PUBLICS 64
@@ -31,7 +32,9 @@ static const char explain_usage[] =
 	"an IP address, or - for traffic without a name) and, on a brokered\n"
 	"name, for one request.  Prints one line:\n"
 	"  VERDICT key=KEY rule=INDEX reason=REASON [block=BLOCK] [ip=IP] ...\n"
-	"where VERDICT is allow, deny, broker, forward or respond.\n"
+	"where VERDICT is allow, deny, broker, forward or respond, or refuse\n"
+	"(with status=CODE) for a request the broker refuses before any rule.\n"
+	"The request is read as the broker reads a guest's.\n"
 	"\n"
 	"  --ip IP          the destination address the guest dialled\n"
 	"  --port N         the destination port (shown; policies have no ports)\n"
@@ -275,14 +278,16 @@ static int resolve_host(struct explain_args *a, char name[FB_NAME_MAX],
 	return 0;
 }
 
+/* d, or (status > 0) the broker's refusal of the request for `why` */
 static void print_decision(const struct fb_decision *d,
 			   const struct explain_args *a,
-			   const struct fb_addr *dst)
+			   const struct fb_addr *dst, int status,
+			   const char *why)
 {
 	const struct fb_rule *rule = NULL;
 	char ip[64];
 
-	printf("%s key=", fb_verdict_str(d->verdict));
+	printf("%s key=", status > 0 ? "refuse" : fb_verdict_str(d->verdict));
 	if (d->domain)
 		printf("\"%s\"", d->domain->pattern);
 	else
@@ -293,7 +298,10 @@ static void print_decision(const struct fb_decision *d,
 	} else {
 		printf(" rule=-");
 	}
-	printf(" reason=%s", fb_reason_str(d->reason));
+	if (status > 0)
+		printf(strchr(why, ' ') ? " reason=\"%s\"" : " reason=%s", why);
+	else
+		printf(" reason=%s", fb_reason_str(d->reason));
 	if (d->block)
 		printf(" block=%s", d->block);
 	if (dst) {
@@ -310,7 +318,63 @@ static void print_decision(const struct fb_decision *d,
 		printf(" url=%s", rule->forward_url);
 	if (rule && d->verdict == FB_VERDICT_RESPOND)
 		printf(" status=%d", rule->status);
+	if (status > 0)
+		printf(" status=%d", status);
 	putchar('\n');
+}
+
+/*
+ * The request of --method, --path and --header on a connection to
+ * name:port, as the broker reads a guest's: the head they make, parsed
+ * and judged as the broker does (fb_broker_judge).  0 with *d decided,
+ * the status of a refusal with *why its reason, or -1 (out of memory).
+ */
+static int explain_request(const struct explain_args *a, const char *name,
+			   struct fb_decision *d, const char **why)
+{
+	const char *method = a->method ? a->method : "GET";
+	uint16_t port = a->port ? (uint16_t)a->port : 443;
+	struct fb_http_req *req = malloc(sizeof(*req));
+	char *head = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc = -1;
+
+	if (!req || !(f = open_memstream(&head, &len))) {
+		free(req);
+		return -1;
+	}
+	fprintf(f, "%s %s HTTP/1.1\r\nHost: %s", method,
+		a->path ? a->path : "/", name);
+	if (port != 443)
+		fprintf(f, ":%u", port);
+	fputs("\r\n", f);
+	for (size_t i = 0; i < a->nheaders; i++)
+		fprintf(f, "%.*s: %.*s\r\n", (int)a->headers[i].name_len,
+			a->headers[i].name, (int)a->headers[i].value_len,
+			a->headers[i].value);
+	fputs("\r\n", f);
+	if (fclose(f) != 0 || !head)
+		goto out;
+	fb_http_req_init(req);
+	switch (fb_http_parse_head(req, head, len, NULL)) {
+	case FB_HTTP_DONE:
+		rc = fb_broker_judge(d->domain, name, port, head, len, req, d,
+				     why);
+		break;
+	case FB_HTTP_ERROR:
+		*why = fb_http_error_str(req->error);
+		rc = fb_http_error_status(req->error);
+		break;
+	case FB_HTTP_NEED_MORE:
+		*why = "head-too-large";
+		rc = 431;
+		break;
+	}
+out:
+	free(head);
+	free(req);
+	return rc;
 }
 
 static int cmd_explain(int argc, char **argv)
@@ -321,9 +385,9 @@ static int cmd_explain(int argc, char **argv)
 	struct fb_policy *p;
 	struct fb_addr dst;
 	char name[FB_NAME_MAX];
-	const char *namep;
+	const char *namep, *why = NULL;
 	bool have_dst;
-	int rc;
+	int rc, status = 0;
 
 	if ((rc = parse_explain(argc, argv, &a)))
 		return rc < 0 ? 0 : rc;
@@ -336,22 +400,13 @@ static int cmd_explain(int argc, char **argv)
 		return 1;
 	fb_policy_decide(p, namep, have_dst ? &dst : NULL, &d);
 	if (d.verdict == FB_VERDICT_BROKER &&
-	    (a.method || a.path || a.nheaders)) {
-		const char *target = a.path ? a.path : "/";
-		const char *q = strchr(target, '?');
-		const char *method = a.method ? a.method : "GET";
-		struct fb_request req = {
-			.method = method, .method_len = strlen(method),
-			.path = target,
-			.path_len = q ? (size_t)(q - target) : strlen(target),
-			.query = q ? q + 1 : NULL,
-			.query_len = q ? strlen(q + 1) : 0,
-			.headers = a.headers, .nheaders = a.nheaders,
-		};
-
-		fb_policy_decide_request(d.domain, &req, &d);
+	    (a.method || a.path || a.nheaders) &&
+	    (status = explain_request(&a, namep, &d, &why)) < 0) {
+		fprintf(stderr, "firebreak policy explain: out of memory\n");
+		fb_policy_unref(p);
+		return 1;
 	}
-	print_decision(&d, &a, have_dst ? &dst : NULL);
+	print_decision(&d, &a, have_dst ? &dst : NULL, status, why);
 	fb_policy_unref(p);
 	return 0;
 }

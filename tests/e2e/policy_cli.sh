@@ -147,6 +147,25 @@ line "explain: respond" "respond key=\"blocked.example.com\" rule=0 reason=rule 
 	"$FB" policy explain "$g" blocked.example.com --path /admin/users --header 'X-A: b'
 line "explain: regex searched, not matched whole" "allow key=\"blocked.example.com\" rule=- reason=no-rule" \
 	"$FB" policy explain "$g" blocked.example.com --path /x/admin
+# the request is read and judged as the broker reads and judges a guest's
+line "explain: a path in normal form" "respond key=\"blocked.example.com\" rule=0 reason=rule status=403" \
+	"$FB" policy explain "$g" blocked.example.com --path /%61dmin
+line "explain: a response rule's path without case" "respond key=\"blocked.example.com\" rule=0 reason=rule status=403" \
+	"$FB" policy explain "$g" blocked.example.com --path /ADMIN/users
+line "explain: a grant needs every reading" "allow key=\"api.openai.com\" rule=- reason=no-rule" \
+	"$FB" policy explain "$g" api.openai.com --method POST --path //v1/chat
+line "explain: dot-segments are refused" "refuse key=\"api.openai.com\" rule=- reason=dot-segment status=400" \
+	"$FB" policy explain "$g" api.openai.com --method POST --path /v1/../admin
+line "explain: a stray % is refused" "refuse key=\"api.openai.com\" rule=- reason=bad-escape status=400" \
+	"$FB" policy explain "$g" api.openai.com --method POST --path /v1/100%
+line "explain: a path override is refused" "refuse key=\"api.openai.com\" rule=- reason=path-override status=400" \
+	"$FB" policy explain "$g" api.openai.com --method POST --path /v1/x --header 'X-Original-URL: /admin'
+line "explain: a lower-case method is refused" "refuse key=\"api.openai.com\" rule=- reason=method-not-upper-case status=400" \
+	"$FB" policy explain "$g" api.openai.com --method post --path /v1/x
+line "explain: a Host for another name is refused" "refuse key=\"api.openai.com\" rule=- reason=\"more than one Host\" status=400" \
+	"$FB" policy explain "$g" api.openai.com --path /v1/x --header 'Host: other.example'
+line "explain: a target the parser refuses" "refuse key=\"api.openai.com\" rule=- reason=\"invalid request-target\" status=400" \
+	"$FB" policy explain "$g" api.openai.com --path 'v1/x'
 run "explain: secret never printed" 0 "^broker" "$FB" policy explain "$g" api.openai.com --method POST --path /v1/x
 if "$FB" policy explain "$g" api.openai.com --method POST --path /v1/x 2>&1 | grep -q sk-test; then
 	notok "explain: no secret in output" "the secret value was printed"

@@ -423,8 +423,17 @@ static void test_grants_every_reading(void **state)
 		{ "POST", "/?+method=DELETE", "x-a: 1", "respond rule 0" },
 		{ "POST", "/?[method=DELETE", "x-a: 1", "respond rule 0" },
 		{ "POST", "/?xmethod=DELETE", "x-a: 1", "allow no-rule -1" },
-		/* HEAD reads what GET does: no grant is widened by it */
+		/* HEAD reads what GET does: no grant is widened by it, sent
+		 * or named */
 		{ "HEAD", "/v1/x", "x-a: 1", "allow no-rule -1" },
+		{ "POST", "/v1/x?_method=HEAD", "x-a: 1", "allow no-rule -1" },
+		/* nor by case, a trailing '/' or a format suffix; and the
+		 * path before its ';' is a reading like any other */
+		{ "GET", "/V1/x", "x-a: 1", "allow no-rule -1" },
+		{ "GET", "/v1", "x-a: 1", "allow no-rule -1" },
+		{ "GET", "/v1.json", "x-a: 1", "allow no-rule -1" },
+		{ "GET", "/v1/x;y", "x-a: 1", "broker rule 1" },
+		{ "GET", "/v1;y/x", "x-a: 1", "allow no-rule -1" },
 		/* a grant takes the query as sent: "a+b" is those bytes */
 		{ "POST", "/?q=a%2Bb", "x-a: 1", "allow no-rule -1" },
 		{ "POST", "/?q=a%20b", "x-a: 1", "allow no-rule -1" },
