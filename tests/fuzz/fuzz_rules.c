@@ -9,7 +9,8 @@
  * longer and has no run of separators, backslash or parameter, and the
  * path before its first ';' ends there; the decision is the same
  * twice, names a rule whose
- * action it reports, and the head the broker would send upstream parses
+ * action it reports, is the broker's own (fb_broker_judge) where that
+ * refuses nothing, and the head the broker would send upstream parses
  * again as a valid head that carries each injected header exactly once,
  * under any spelling, with the rule's value.
  */
@@ -134,7 +135,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fb_request fr;
 	struct fb_head_edit edit = { .host = "api.example.com" };
 	char *buf = malloc(size ? size : 1), *head, *readings;
+	const char *why;
 	size_t len;
+	int judged;
 
 	if (!buf)
 		return 0;
@@ -206,6 +209,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			edit.nset = d->rules[a.rule].nset;
 		}
 	}
+	/* the broker's own judgement, with its refusals, decides the same
+	 * where it refuses nothing (the target is in normal form already,
+	 * which stays as it is) */
+	why = NULL;
+	judged = fb_broker_judge(d, "api.example.com", 443, buf, size, &req,
+				 &b, &why);
+	if (judged < 0 || (judged > 0) != (why != NULL) ||
+	    (judged == 0 && (b.verdict != a.verdict || b.rule != a.rule)))
+		abort();
 	head = fb_rewrite_head(&req, &edit, &len);
 	if (head) {
 		if (a.verdict == FB_VERDICT_BROKER)
