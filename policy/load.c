@@ -712,9 +712,9 @@ void fb_policy_destroy(struct fb_policy *p)
 enum matched {
 	MATCHED_VALUE,
 	MATCHED_NAME, /* a header name: without case */
-	MATCHED_URI,  /* a query key or value: fb_uri_normalize()'s form */
-	MATCHED_PATH, /* that form, and without case for a rule that
-		       * answers (request.c's fold_match) */
+	MATCHED_URI,  /* a query value: fb_uri_normalize()'s form */
+	MATCHED_ROUTE, /* a path or query key: that form, and without case
+			* for a rule that answers (request.c) */
 };
 
 /*
@@ -826,7 +826,7 @@ static struct fb_matcher *load_matcher(struct loader *L,
 		return NULL;
 	}
 	/* a literal no normalized request holds would never match */
-	if ((what == MATCHED_URI || what == MATCHED_PATH) &&
+	if ((what == MATCHED_URI || what == MATCHED_ROUTE) &&
 	    m->kind != FB_MATCH_REGEX) {
 		size_t len = m->len;
 
@@ -850,15 +850,15 @@ static struct fb_matcher *load_matcher(struct loader *L,
 	}
 	if (m->kind != FB_MATCH_REGEX)
 		return m;
-	if ((what == MATCHED_URI || what == MATCHED_PATH) &&
+	if ((what == MATCHED_URI || what == MATCHED_ROUTE) &&
 	    !regex_escapes_normal(L, v)) {
 		matcher_free(m);
 		return NULL;
 	}
 	m->re = compile_regex(L, v, fold ? PCRE2_CASELESS : 0);
-	if (m->re && what == MATCHED_PATH)
+	if (m->re && what == MATCHED_ROUTE)
 		m->re_fold = compile_regex(L, v, PCRE2_CASELESS);
-	if (!m->re || (what == MATCHED_PATH && !m->re_fold)) {
+	if (!m->re || (what == MATCHED_ROUTE && !m->re_fold)) {
 		matcher_free(m);
 		return NULL;
 	}
@@ -950,7 +950,7 @@ static struct fb_match *load_match(struct loader *L, const struct fb_node *n)
 		return NULL;
 	}
 	if (path)
-		m->path = load_matcher(L, path, MATCHED_PATH);
+		m->path = load_matcher(L, path, MATCHED_ROUTE);
 	if (methods) {
 		m->methods = calloc(methods->n, sizeof(*m->methods));
 		if (!m->methods) {
@@ -974,7 +974,7 @@ static struct fb_match *load_match(struct loader *L, const struct fb_node *n)
 			}
 		}
 	}
-	if (query && load_kvs(L, query, "queryString", MATCHED_URI,
+	if (query && load_kvs(L, query, "queryString", MATCHED_ROUTE,
 			      MATCHED_URI, &m->query,
 			      &m->nquery) < 0)
 		goto fail;

@@ -170,7 +170,7 @@ struct fb_matcher {
 	char *text; /* the literal, prefix or pattern */
 	size_t len;
 	void *re;   /* compiled pcre2_code for FB_MATCH_REGEX */
-	void *re_fold; /* a path's, without case (request.c) */
+	void *re_fold; /* a path's or query key's, without case */
 };
 
 /* Key and value matchers; either may be absent (NULL), not both. */

@@ -246,10 +246,12 @@ bool fb_matcher_match(const struct fb_matcher *m, const char *s, size_t len)
 }
 
 /*
- * Header names compare case-insensitively (RFC 9110 §5.1): literals here
- * with strncasecmp; the loader compiles header-name patterns caseless.
+ * Does m match s[0..len) without case (ASCII)?  Header names compare so
+ * (RFC 9110 §5.1), and their patterns are compiled caseless; a path's or
+ * query key's pattern has a caseless twin for the rules that answer.
  */
-static bool name_match(const struct fb_matcher *m, const char *s, size_t len)
+static bool caseless_match(const struct fb_matcher *m, const char *s,
+			   size_t len)
 {
 	switch (m->kind) {
 	case FB_MATCH_EXACT:
@@ -259,7 +261,8 @@ static bool name_match(const struct fb_matcher *m, const char *s, size_t len)
 	case FB_MATCH_REGEX:
 		break;
 	}
-	return fb_matcher_match(m, s, len);
+	return m->re && (regex_search(m->re, s, len) ||
+			 (m->re_fold && regex_search(m->re_fold, s, len)));
 }
 
 typedef bool pair_fn(const void *arg, const char *k, size_t klen,
@@ -413,18 +416,31 @@ static bool pair_match(const void *arg, const char *k, size_t klen,
 	       (!kv->value || fb_matcher_match(kv->value, v, vlen));
 }
 
+/* pair_match() with the key compared as ASP.NET Core binds it: without
+ * case ("?DEBUG=1" sets its parameter "debug"). */
+static bool pair_match_caseless(const void *arg, const char *k, size_t klen,
+				const char *v, size_t vlen)
+{
+	const struct fb_kv_matcher *kv = arg;
+
+	return (!kv->key || caseless_match(kv->key, k, klen)) &&
+	       (!kv->value || fb_matcher_match(kv->value, v, vlen));
+}
+
 /*
  * A pair of the query matches kv: as sent, or (any) as a form decoder
- * reads it.  A rule that grants takes the query as sent only: its
- * literal "a+b" means the bytes, which a form decoder reads as "a b",
- * so requiring both readings would leave it matching nothing.
+ * reads it, and with its key in any case.  A rule that grants takes the
+ * query as sent only: its literal "a+b" means the bytes, which a form
+ * decoder reads as "a b", so requiring both readings would leave it
+ * matching nothing.
  */
 static bool query_has(const struct fb_kv_matcher *kv,
 		      const struct fb_request *r, bool any)
 {
-	return query_any(r->query, r->query_len, pair_match, kv) ||
-	       (any && query_any(r->form_query, r->form_query_len, pair_match,
-				 kv));
+	pair_fn *fn = any ? pair_match_caseless : pair_match;
+
+	return query_any(r->query, r->query_len, fn, kv) ||
+	       (any && query_any(r->form_query, r->form_query_len, fn, kv));
 }
 
 static bool header_has(const struct fb_kv_matcher *kv, const struct fb_request *r)
@@ -432,7 +448,7 @@ static bool header_has(const struct fb_kv_matcher *kv, const struct fb_request *
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct fb_http_header *h = &r->headers[i];
 
-		if ((!kv->key || name_match(kv->key, h->name, h->name_len)) &&
+		if ((!kv->key || caseless_match(kv->key, h->name, h->name_len)) &&
 		    (!kv->value || fb_matcher_match(kv->value, h->value, h->value_len)))
 			return true;
 	}
@@ -473,22 +489,19 @@ static bool fold_match(const struct fb_matcher *m, const char *s, size_t len)
 	size_t t = trim_slash(s, len), mt = trim_slash(m->text, m->len);
 	size_t f = trim_format(s, t);
 
+	if (caseless_match(m, s, len))
+		return true;
 	switch (m->kind) {
 	case FB_MATCH_EXACT:
 		return (t == mt && !strncasecmp(s, m->text, t)) ||
 		       (f == m->len && !strncasecmp(s, m->text, f));
 	case FB_MATCH_PREFIX:
-		return (len >= m->len && !strncasecmp(s, m->text, m->len)) ||
-		       (mt < m->len && t == mt && !strncasecmp(s, m->text, t));
+		return mt < m->len && t == mt && !strncasecmp(s, m->text, t);
 	case FB_MATCH_REGEX:
 		break;
 	}
-	return m->re && (regex_search(m->re, s, len) ||
-			 (m->re_fold && (regex_search(m->re_fold, s, len) ||
-					 (t < len &&
-					  regex_search(m->re_fold, s, t)) ||
-					 (f < t &&
-					  regex_search(m->re_fold, s, f)))));
+	return m->re_fold && ((t < len && regex_search(m->re_fold, s, t)) ||
+			      (f < t && regex_search(m->re_fold, s, f)));
 }
 
 /* Does m match s, as sent, or (fold) as fold_match() reads it? */

@@ -479,6 +479,38 @@ static void test_query(void **state)
 	fb_policy_unref(p);
 }
 
+/* ASP.NET Core binds query keys without case: a rule that answers
+ * reads a key so; one that grants keeps to the bytes. */
+static void test_query_key_case(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "/?debug=1", "respond rule 0" },
+		{ "/?DEBUG=1", "respond rule 0" },
+		{ "/?Debug=1&x=2", "respond rule 0" },
+		{ "/?x-Trace=on", "respond rule 1" },
+		{ "/?TRACE_ID=7", "respond rule 2" },
+		{ "/?debug=0", "allow no-rule -1" }, /* values keep their case */
+		{ "/?Debugger=1", "allow no-rule -1" },
+		{ "/?Model=gpt-4", "allow no-rule -1" },
+		{ "/?model=gpt-4", "broker rule 3" },
+	};
+	struct fb_policy *p = load(
+		"allow:\n"
+		"  api.example.com:\n"
+		"    - match: { queryString: [{ key: { exact: debug }, value: { exact: \"1\" } }] }\n"
+		"      response: { statusCode: 403 }\n"
+		"    - match: { queryString: [{ key: { startsWith: x-trace } }] }\n"
+		"      response: { statusCode: 403 }\n"
+		"    - match: { queryString: [{ key: { regex: \"^trace_[a-z]+$\" } }] }\n"
+		"      response: { statusCode: 403 }\n"
+		"    - match: { queryString: [{ key: { exact: model } }] }\n"
+		"      transform: [{ headers: { a: s } }]\n");
+
+	(void)state;
+	decide_gets(p, cases, sizeof(cases) / sizeof(cases[0]));
+	fb_policy_unref(p);
+}
+
 /* Form decoders read '+' as a space, and Rack before 3 splits at ';':
  * a query matcher reads the query so too. */
 static void test_query_form(void **state)
@@ -669,6 +701,7 @@ int main(void)
 		cmocka_unit_test(test_authority_reading),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_query_form),
+		cmocka_unit_test(test_query_key_case),
 		cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_all_dimensions_and_order),
 		cmocka_unit_test(test_regex_limits),
