@@ -427,20 +427,36 @@ static bool pair_match_caseless(const void *arg, const char *k, size_t klen,
 	       (!kv->value || fb_matcher_match(kv->value, v, vlen));
 }
 
+/* A pair whose key kv names with a value kv does not match. */
+static bool pair_conflicts(const void *arg, const char *k, size_t klen,
+			   const char *v, size_t vlen)
+{
+	const struct fb_kv_matcher *kv = arg;
+
+	return fb_matcher_match(kv->key, k, klen) &&
+	       !fb_matcher_match(kv->value, v, vlen);
+}
+
 /*
  * A pair of the query matches kv: as sent, or (any) as a form decoder
  * reads it, and with its key in any case.  A rule that grants takes the
  * query as sent only: its literal "a+b" means the bytes, which a form
  * decoder reads as "a b", so requiring both readings would leave it
- * matching nothing.
+ * matching nothing.  And it needs every copy of a key it names to match
+ * its value: of "model=gpt-4&model=o1", Flask reads the first and PHP,
+ * Rack and Tornado the last.
  */
 static bool query_has(const struct fb_kv_matcher *kv,
 		      const struct fb_request *r, bool any)
 {
-	pair_fn *fn = any ? pair_match_caseless : pair_match;
-
-	return query_any(r->query, r->query_len, fn, kv) ||
-	       (any && query_any(r->form_query, r->form_query_len, fn, kv));
+	if (any)
+		return query_any(r->query, r->query_len, pair_match_caseless,
+				 kv) ||
+		       query_any(r->form_query, r->form_query_len,
+				 pair_match_caseless, kv);
+	return query_any(r->query, r->query_len, pair_match, kv) &&
+	       !(kv->key && kv->value &&
+		 query_any(r->query, r->query_len, pair_conflicts, kv));
 }
 
 static bool header_has(const struct fb_kv_matcher *kv, const struct fb_request *r)

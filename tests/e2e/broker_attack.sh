@@ -42,6 +42,8 @@ allow:
       response: { statusCode: 403, contentType: text/plain, body: "no" }
     - match: { path: { startsWith: "/fwd/" } }
       forwardURL: "https://fwd.test/hook"
+    - match: { path: { startsWith: "/q/" }, queryString: [{ key: { exact: model }, value: { exact: small } }] }
+      transform: [{ headers: { x-api-key: the-secret } }]
     - match: { path: { startsWith: "/v1/" } }
       transform: [{ headers: { x-api-key: the-secret } }]
   fwd.test: []
@@ -120,6 +122,14 @@ all_answer "raw 403 -" "a lenient reading, the response rule's" merged- \
 all_answer "raw 403 -" "as case-blind, slash-blind, format and ;-cutting routers read it" \
 	fold- "/ADMIN?fold-1" "/Admin/?fold-2" "/admin;fold-3/x" \
 	"/BLOCKED/fold-4" "//BLOCKED?fold-5" "/admin.json?fold-6"
+# A grant scoped to one value needs every copy of the key: of
+# "model=small&model=big", PHP, Rack and Tornado read the last.
+got=$(raw "GET /q/dup-1?model=small HTTP/1.1\r\n$H\r\n")
+check "a grant on one query value gets the secret ($got)" [ "$got" = "raw 200 the-secret" ]
+for q in "model=small&model=big" "model=big&model=small"; do
+	got=$(raw "GET /q/dup-2?$q HTTP/1.1\r\n$H\r\n")
+	check "... not with another copy of the key: $q ($got)" [ "$got" = "raw 200 -" ]
+done
 # A URL parser (Node's "new URL(req.url, base)") reads "//x/blocked" as
 # the host x and the path /blocked: the rules read it so too.
 all_answer "raw 403 -" "after an authority, the response rule's" authority- \

@@ -462,8 +462,9 @@ static void test_query(void **state)
 	/* both kv matchers (AND), in any order, among other pairs */
 	assert_string_equal(decide(p, "GET", "/?model=gpt-4&stream=1", NO_HEADERS), "broker rule 0");
 	assert_string_equal(decide(p, "GET", "/?a=b&stream&model=gpt-x", NO_HEADERS), "broker rule 0");
-	/* any value of a repeated key satisfies */
-	assert_string_equal(decide(p, "GET", "/?model=x&stream=&model=gpt-4", NO_HEADERS), "broker rule 0");
+	/* a rule that grants needs every value of a repeated key */
+	assert_string_equal(decide(p, "GET", "/?model=gpt-3&stream=&model=gpt-4", NO_HEADERS), "broker rule 0");
+	assert_string_equal(decide(p, "GET", "/?model=x&stream=&model=gpt-4", NO_HEADERS), "allow no-rule -1");
 	/* one missing: no */
 	assert_string_equal(decide(p, "GET", "/?model=gpt-4", NO_HEADERS), "allow no-rule -1");
 	assert_string_equal(decide(p, "GET", "/?model=GPT-4&stream=on", NO_HEADERS), "allow no-rule -1");
@@ -480,7 +481,8 @@ static void test_query(void **state)
 }
 
 /* ASP.NET Core binds query keys without case: a rule that answers
- * reads a key so; one that grants keeps to the bytes. */
+ * reads a key so; one that grants keeps to the bytes, and to every copy
+ * of a key. */
 static void test_query_key_case(void **state)
 {
 	static const char *const cases[][2] = {
@@ -493,6 +495,15 @@ static void test_query_key_case(void **state)
 		{ "/?Debugger=1", "allow no-rule -1" },
 		{ "/?Model=gpt-4", "allow no-rule -1" },
 		{ "/?model=gpt-4", "broker rule 3" },
+		/* a grant needs every copy of its key: frameworks take the
+		 * first or the last */
+		{ "/?model=gpt-4&model=gpt-4", "broker rule 3" },
+		{ "/?model=gpt-4&model=o1", "allow no-rule -1" },
+		{ "/?model=o1&model=gpt-4", "allow no-rule -1" },
+		{ "/?model=gpt-4&model", "allow no-rule -1" },
+		{ "/?model=gpt-4&Model=o1", "broker rule 3" },
+		/* a block needs one */
+		{ "/?debug=0&debug=1", "respond rule 0" },
 	};
 	struct fb_policy *p = load(
 		"allow:\n"
@@ -503,7 +514,7 @@ static void test_query_key_case(void **state)
 		"      response: { statusCode: 403 }\n"
 		"    - match: { queryString: [{ key: { regex: \"^trace_[a-z]+$\" } }] }\n"
 		"      response: { statusCode: 403 }\n"
-		"    - match: { queryString: [{ key: { exact: model } }] }\n"
+		"    - match: { queryString: [{ key: { exact: model }, value: { exact: gpt-4 } }] }\n"
 		"      transform: [{ headers: { a: s } }]\n");
 
 	(void)state;
