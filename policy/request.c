@@ -459,16 +459,27 @@ static bool query_has(const struct fb_kv_matcher *kv,
 		 query_any(r->query, r->query_len, pair_conflicts, kv));
 }
 
-static bool header_has(const struct fb_kv_matcher *kv, const struct fb_request *r)
+/* A field matches kv; all: and no field kv names has another value (an
+ * application may read any copy of a field sent twice). */
+static bool header_has(const struct fb_kv_matcher *kv,
+		       const struct fb_request *r, bool all)
 {
+	bool found = false;
+
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct fb_http_header *h = &r->headers[i];
+		bool named = !kv->key ||
+			     caseless_match(kv->key, h->name, h->name_len);
+		bool valued = !kv->value || fb_matcher_match(kv->value, h->value,
+							     h->value_len);
 
-		if ((!kv->key || caseless_match(kv->key, h->name, h->name_len)) &&
-		    (!kv->value || fb_matcher_match(kv->value, h->value, h->value_len)))
+		if (named && valued && !all)
 			return true;
+		if (named && !valued && kv->key && all)
+			return false;
+		found = found || (named && valued);
 	}
-	return false;
+	return found;
 }
 
 /* len without one trailing '/', unless that is all of s */
@@ -565,7 +576,7 @@ static bool rule_matches(const struct fb_match *m, const struct fb_request *r,
 		if (!query_has(&m->query[i], r, !all))
 			return false;
 	for (size_t i = 0; i < m->nheaders; i++)
-		if (!header_has(&m->headers[i], r))
+		if (!header_has(&m->headers[i], r, all))
 			return false;
 	return true;
 }

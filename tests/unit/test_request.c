@@ -576,11 +576,19 @@ static void test_headers(void **state)
 			    "allow no-rule -1");
 	assert_string_equal(decide(p, "GET", "/", HEADERS("x-api-key: placeholder")),
 			    "allow no-rule -1");
-	/* any copy of a repeated header satisfies */
+	/* a rule that grants needs every copy of a repeated header, as
+	 * an application may read any; one that answers, one copy */
 	assert_string_equal(decide(p, "GET", "/", HEADERS("x-api-key: other",
 							  "x-trace: 1",
 							  "X-Api-Key: placeholder")),
+			    "allow no-rule -1");
+	assert_string_equal(decide(p, "GET", "/", HEADERS("x-api-key: placeholder",
+							  "x-trace: 1",
+							  "X-Api-Key: placeholder")),
 			    "broker rule 0");
+	assert_string_equal(decide(p, "GET", "/", HEADERS("User-Agent: wget",
+							  "user-agent: curl")),
+			    "respond rule 1");
 	/* a regex on the name is caseless too; the value regex searches */
 	assert_string_equal(decide(p, "GET", "/", HEADERS("User-Agent: my-curl/8")),
 			    "respond rule 1");
