@@ -268,26 +268,34 @@ static bool caseless_match(const struct fb_matcher *m, const char *s,
 typedef bool pair_fn(const void *arg, const char *k, size_t klen,
 		     const char *v, size_t vlen);
 
-/* Does fn hold for any "key=value" pair of the raw query (split on '&',
- * then the first '=')? */
-static bool query_any(const char *q, size_t len, pair_fn *fn, const void *arg)
+/* Where the pair at p ends: its '&' (or ';', when semicolon), or end. */
+static const char *pair_end(const char *p, const char *end, bool semicolon)
+{
+	while (p < end && *p != '&' && !(semicolon && *p == ';'))
+		p++;
+	return p;
+}
+
+/* Does fn hold for any "key=value" pair of the query (split on '&', and
+ * on ';' when semicolon, then at the first '=')? */
+static bool query_any(const char *q, size_t len, bool semicolon,
+		      pair_fn *fn, const void *arg)
 {
 	const char *p = q, *end;
 
 	if (!q)
 		return false;
 	for (end = q + len;; p++) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
+		const char *stop = pair_end(p, end, semicolon);
 		const char *eq = memchr(p, '=', (size_t)(stop - p));
 		const char *v = eq ? eq + 1 : stop;
 
 		if (fn(arg, p, (size_t)((eq ? eq : stop) - p), v,
 		       (size_t)(stop - v)))
 			return true;
-		if (!amp)
+		if (stop == end)
 			return false;
-		p = amp;
+		p = stop;
 	}
 }
 
@@ -385,8 +393,8 @@ static bool overrides_named(const struct fb_match *m,
 				    m, r->headers[i].value,
 				    r->headers[i].value_len, true) != all)
 				return !all;
-	if (query_any(r->query, r->query_len, odd, m) ||
-	    query_any(r->form_query, r->form_query_len, odd, m))
+	if (query_any(r->query, r->query_len, false, odd, m) ||
+	    query_any(r->form_query, r->form_query_len, false, odd, m))
 		return !all;
 	return all;
 }
@@ -427,13 +435,14 @@ static bool pair_match_caseless(const void *arg, const char *k, size_t klen,
 	       (!kv->value || fb_matcher_match(kv->value, v, vlen));
 }
 
-/* A pair whose key kv names with a value kv does not match. */
+/* A pair whose key kv names, in any case, with a value kv does not
+ * match. */
 static bool pair_conflicts(const void *arg, const char *k, size_t klen,
 			   const char *v, size_t vlen)
 {
 	const struct fb_kv_matcher *kv = arg;
 
-	return fb_matcher_match(kv->key, k, klen) &&
+	return caseless_match(kv->key, k, klen) &&
 	       !fb_matcher_match(kv->value, v, vlen);
 }
 
@@ -443,24 +452,66 @@ static bool pair_conflicts(const void *arg, const char *k, size_t klen,
  * query as sent only: its literal "a+b" means the bytes, which a form
  * decoder reads as "a b", so requiring both readings would leave it
  * matching nothing.  And it needs every copy of a key it names to match
- * its value: of "model=gpt-4&model=o1", Flask reads the first and PHP,
- * Rack and Tornado the last.
+ * its value, however the copies are split and spelt: of
+ * "model=gpt-4&Model=o1;model=o3", Flask reads the first, PHP and
+ * Tornado the last, ASP.NET Core the first in any case and Rack before
+ * 3 the last after a ';'.
  */
 static bool query_has(const struct fb_kv_matcher *kv,
 		      const struct fb_request *r, bool any)
 {
 	if (any)
-		return query_any(r->query, r->query_len, pair_match_caseless,
-				 kv) ||
-		       query_any(r->form_query, r->form_query_len,
+		return query_any(r->query, r->query_len, false,
+				 pair_match_caseless, kv) ||
+		       query_any(r->form_query, r->form_query_len, false,
 				 pair_match_caseless, kv);
-	return query_any(r->query, r->query_len, pair_match, kv) &&
+	return query_any(r->query, r->query_len, false, pair_match, kv) &&
 	       !(kv->key && kv->value &&
-		 query_any(r->query, r->query_len, pair_conflicts, kv));
+		 query_any(r->query, r->query_len, true, pair_conflicts, kv));
 }
 
-/* A field matches kv; all: and no field kv names has another value (an
- * application may read any copy of a field sent twice). */
+/* a[0..n) and b[0..n) alike as fold() reads them */
+static bool folded_equal(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fold(a[i]) != fold(b[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Does key name the field `name` as a server that folds case and '_'
+ * reads it (CGI, PHP and WSGI see X-Tier and X_Tier both as
+ * HTTP_X_TIER)?  A name too long to fold here counts as named: this
+ * only finds copies that would stop a grant.
+ */
+static bool field_named(const struct fb_matcher *key, const char *name,
+			size_t len)
+{
+	char dashed[256];
+
+	switch (key->kind) {
+	case FB_MATCH_EXACT:
+		return len == key->len && folded_equal(name, key->text, len);
+	case FB_MATCH_PREFIX:
+		return len >= key->len && folded_equal(name, key->text, key->len);
+	case FB_MATCH_REGEX:
+		break;
+	}
+	if (caseless_match(key, name, len))
+		return true;
+	if (!memchr(name, '_', len))
+		return false;
+	if (len > sizeof(dashed))
+		return true;
+	for (size_t i = 0; i < len; i++)
+		dashed[i] = name[i] == '_' ? '-' : name[i];
+	return caseless_match(key, dashed, len);
+}
+
+/* A field matches kv; all: and no field kv names, under any spelling,
+ * has another value (an application may read any copy of a field sent
+ * twice). */
 static bool header_has(const struct fb_kv_matcher *kv,
 		       const struct fb_request *r, bool all)
 {
@@ -468,16 +519,18 @@ static bool header_has(const struct fb_kv_matcher *kv,
 
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct fb_http_header *h = &r->headers[i];
-		bool named = !kv->key ||
-			     caseless_match(kv->key, h->name, h->name_len);
 		bool valued = !kv->value || fb_matcher_match(kv->value, h->value,
 							     h->value_len);
 
-		if (named && valued && !all)
-			return true;
-		if (named && !valued && kv->key && all)
+		if (valued && (!kv->key ||
+			       caseless_match(kv->key, h->name, h->name_len))) {
+			if (!all)
+				return true;
+			found = true;
+		} else if (all && kv->key && !valued &&
+			   field_named(kv->key, h->name, h->name_len)) {
 			return false;
-		found = found || (named && valued);
+		}
 	}
 	return found;
 }
@@ -520,10 +573,10 @@ static bool fold_match(const struct fb_matcher *m, const char *s, size_t len)
 		return true;
 	switch (m->kind) {
 	case FB_MATCH_EXACT:
-		return (t == mt && !strncasecmp(s, m->text, t)) ||
-		       (f == m->len && !strncasecmp(s, m->text, f));
+		return (t == mt || f == mt) && !strncasecmp(s, m->text, mt);
 	case FB_MATCH_PREFIX:
-		return mt < m->len && t == mt && !strncasecmp(s, m->text, t);
+		return mt < m->len && (t == mt || f == mt) &&
+		       !strncasecmp(s, m->text, mt);
 	case FB_MATCH_REGEX:
 		break;
 	}

@@ -171,6 +171,10 @@ static int add_header(struct explain_args *a, const char *kv)
 	if (!colon || colon == kv)
 		return usage_error(explain_usage,
 				   "--header \"%s\": expected NAME:VALUE", kv);
+	if (strpbrk(kv, "\r\n"))
+		return usage_error(explain_usage,
+				   "--header: a CR or LF would make another "
+				   "line of the request");
 	if (a->nheaders == MAX_HEADERS)
 		return usage_error(explain_usage, "too many --header options");
 	for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
@@ -237,6 +241,14 @@ static int parse_explain(int argc, char **argv, struct explain_args *a)
 	if (argc - optind != 2)
 		return usage_error(explain_usage,
 				   "explain: expected FILE and HOST");
+	/* the request line is written as given: a space, CR or LF in
+	 * either would make it another request */
+	if (a->method && strpbrk(a->method, " \t\r\n"))
+		return usage_error(explain_usage, "--method \"%s\": a method "
+				   "has no white space", a->method);
+	if (a->path && strpbrk(a->path, " \t\r\n"))
+		return usage_error(explain_usage, "--path: a request target has "
+				   "no white space (write a space as %%20)");
 	a->file = argv[optind];
 	a->host = argv[optind + 1];
 	return 0;
@@ -323,9 +335,20 @@ static void print_decision(const struct fb_decision *d,
 	putchar('\n');
 }
 
+/* Does a --header give the Host? */
+static bool has_host(const struct explain_args *a)
+{
+	for (size_t i = 0; i < a->nheaders; i++)
+		if (fb_header_name_is(a->headers[i].name,
+				      a->headers[i].name_len, "host"))
+			return true;
+	return false;
+}
+
 /*
  * The request of --method, --path and --header on a connection to
- * name:port, as the broker reads a guest's: the head they make, parsed
+ * name:port, as the broker reads a guest's: the head they make (with
+ * the Host the guest would send, unless a --header gives one), parsed
  * and judged as the broker does (fb_broker_judge).  0 with *d decided,
  * the status of a refusal with *why its reason, or -1 (out of memory).
  */
@@ -344,11 +367,13 @@ static int explain_request(const struct explain_args *a, const char *name,
 		free(req);
 		return -1;
 	}
-	fprintf(f, "%s %s HTTP/1.1\r\nHost: %s", method,
-		a->path ? a->path : "/", name);
-	if (port != 443)
-		fprintf(f, ":%u", port);
-	fputs("\r\n", f);
+	fprintf(f, "%s %s HTTP/1.1\r\n", method, a->path ? a->path : "/");
+	if (!has_host(a)) {
+		fprintf(f, "Host: %s", name);
+		if (port != 443)
+			fprintf(f, ":%u", port);
+		fputs("\r\n", f);
+	}
 	for (size_t i = 0; i < a->nheaders; i++)
 		fprintf(f, "%.*s: %.*s\r\n", (int)a->headers[i].name_len,
 			a->headers[i].name, (int)a->headers[i].value_len,

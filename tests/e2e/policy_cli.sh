@@ -162,8 +162,12 @@ line "explain: a path override is refused" "refuse key=\"api.openai.com\" rule=-
 	"$FB" policy explain "$g" api.openai.com --method POST --path /v1/x --header 'X-Original-URL: /admin'
 line "explain: a lower-case method is refused" "refuse key=\"api.openai.com\" rule=- reason=method-not-upper-case status=400" \
 	"$FB" policy explain "$g" api.openai.com --method post --path /v1/x
-line "explain: a Host for another name is refused" "refuse key=\"api.openai.com\" rule=- reason=\"more than one Host\" status=400" \
-	"$FB" policy explain "$g" api.openai.com --path /v1/x --header 'Host: other.example'
+line "explain: a Host for another name is refused" "refuse key=\"api.openai.com\" rule=- reason=host-not-sni status=421" \
+	"$FB" policy explain "$g" api.openai.com --method POST --path /v1/x --header 'Host: other.example'
+line "explain: a Host given is the guest's" "broker key=\"api.openai.com\" rule=0 reason=rule set=authorization" \
+	"$FB" policy explain "$g" api.openai.com --method POST --path /v1/x --header 'host: API.openai.com:443'
+line "explain: two Hosts are refused" "refuse key=\"api.openai.com\" rule=- reason=\"more than one Host\" status=400" \
+	"$FB" policy explain "$g" api.openai.com --path /v1/x --header 'Host: api.openai.com' --header 'Host: x.test'
 line "explain: a target the parser refuses" "refuse key=\"api.openai.com\" rule=- reason=\"invalid request-target\" status=400" \
 	"$FB" policy explain "$g" api.openai.com --path 'v1/x'
 run "explain: secret never printed" 0 "^broker" "$FB" policy explain "$g" api.openai.com --method POST --path /v1/x
@@ -178,6 +182,13 @@ run "explain: policy that fails to load exits 1" 1 "bad.yaml:2:" "$FB" policy ex
 run "explain: bad --ip is a usage error" 2 "--ip" "$FB" policy explain "$g" - --ip 10.0.0.256
 run "explain: bad --port" 2 "--port" "$FB" policy explain "$g" - --port 70000
 run "explain: bad --header" 2 "--header" "$FB" policy explain "$g" api.openai.com --header nocolon
+# an argument that would make another line, or another request, of the
+# head is refused, not judged as something else
+run "explain: CR LF in --path" 2 "--path" "$FB" policy explain "$g" api.openai.com \
+	--path $'/v1/x HTTP/1.1\r\nHost: api.openai.com\r\n\r\nGET /admin'
+run "explain: white space in --method" 2 "--method" "$FB" policy explain "$g" api.openai.com --method 'G T'
+run "explain: CR LF in --header" 2 "--header" "$FB" policy explain "$g" api.openai.com \
+	--header $'X-A: b\r\n\r\nGET /admin HTTP/1.1'
 run "explain: bad --public" 2 "host bits set" "$FB" policy explain "$g" - --public 10.0.0.1/8
 run "explain: unknown option" 2 "usage:" "$FB" policy explain "$g" github.com --bogus
 run "explain: missing HOST" 2 "usage:" "$FB" policy explain "$g"

@@ -337,6 +337,9 @@ static void test_case_and_slash_reading(void **state)
 		{ "/report/x", "allow no-rule -1" },
 		{ "/Exact/", "respond rule 3" },
 		{ "/exact", "respond rule 3" },
+		{ "/exact.json", "respond rule 3" },
+		{ "/private.json", "respond rule 1" },
+		{ "/privates", "allow no-rule -1" },
 		{ "/V1/chat", "allow no-rule -1" },
 		{ "/v1/chat/", "allow no-rule -1" },
 		{ "/v1/chat.json", "allow no-rule -1" },
@@ -501,7 +504,9 @@ static void test_query_key_case(void **state)
 		{ "/?model=gpt-4&model=o1", "allow no-rule -1" },
 		{ "/?model=o1&model=gpt-4", "allow no-rule -1" },
 		{ "/?model=gpt-4&model", "allow no-rule -1" },
-		{ "/?model=gpt-4&Model=o1", "broker rule 3" },
+		{ "/?model=gpt-4&Model=o1", "allow no-rule -1" },
+		{ "/?model=gpt-4&x=1;model=o1", "allow no-rule -1" },
+		{ "/?model=gpt-4&x=1;y=2", "broker rule 3" },
 		/* a block needs one */
 		{ "/?debug=0&debug=1", "respond rule 0" },
 	};
@@ -564,31 +569,38 @@ static void test_headers(void **state)
 		"      transform: [{ headers: { authorization: s } }]\n"
 		"    - match:\n"
 		"        headers: [{ key: { regex: \"^user-agent$\" }, value: { regex: curl } }]\n"
-		"      response: { statusCode: 403 }\n");
+		"      response: { statusCode: 403 }\n"
+		"    - match:\n"
+		"        headers: [{ key: { regex: \"^x-tier$\" }, value: { exact: free } }]\n"
+		"      transform: [{ headers: { authorization: t } }]\n");
+
+	/* up to three fields, and the decision of a GET / with them */
+	static const char *const cases[][4] = {
+		/* names case-insensitive, values case-sensitive, AND
+		 * across matchers */
+		{ "x-api-key: placeholder", "X-TRACE-ID: 1", NULL, "broker rule 0" },
+		{ "X-API-KEY: Placeholder", "x-trace-id: 1", NULL, "allow no-rule -1" },
+		{ "x-api-key: placeholder", NULL, NULL, "allow no-rule -1" },
+		/* a rule that grants needs every copy of a repeated
+		 * header, as an application may read any; one that
+		 * answers, one copy */
+		{ "x-api-key: other", "x-trace: 1", "X-Api-Key: placeholder", "allow no-rule -1" },
+		{ "x-api-key: placeholder", "x-trace: 1", "X-Api-Key: placeholder", "broker rule 0" },
+		{ "User-Agent: wget", "user-agent: curl", NULL, "respond rule 1" },
+		/* CGI, PHP and WSGI read X_Api_Key as X-Api-Key */
+		{ "x-api-key: placeholder", "x-trace: 1", "X_Api_Key: other", "allow no-rule -1" },
+		{ "x-api-key: placeholder", "x-trace: 1", "X_Api_Keys: other", "broker rule 0" },
+		{ "X-Tier: free", NULL, NULL, "broker rule 2" },
+		{ "X-Tier: free", "x_tier: pro", NULL, "allow no-rule -1" },
+	};
 
 	(void)state;
-	/* names case-insensitive, values case-sensitive, AND across matchers */
-	assert_string_equal(decide(p, "GET", "/", HEADERS("x-api-key: placeholder",
-							  "X-TRACE-ID: 1")),
-			    "broker rule 0");
-	assert_string_equal(decide(p, "GET", "/", HEADERS("X-API-KEY: Placeholder",
-							  "x-trace-id: 1")),
-			    "allow no-rule -1");
-	assert_string_equal(decide(p, "GET", "/", HEADERS("x-api-key: placeholder")),
-			    "allow no-rule -1");
-	/* a rule that grants needs every copy of a repeated header, as
-	 * an application may read any; one that answers, one copy */
-	assert_string_equal(decide(p, "GET", "/", HEADERS("x-api-key: other",
-							  "x-trace: 1",
-							  "X-Api-Key: placeholder")),
-			    "allow no-rule -1");
-	assert_string_equal(decide(p, "GET", "/", HEADERS("x-api-key: placeholder",
-							  "x-trace: 1",
-							  "X-Api-Key: placeholder")),
-			    "broker rule 0");
-	assert_string_equal(decide(p, "GET", "/", HEADERS("User-Agent: wget",
-							  "user-agent: curl")),
-			    "respond rule 1");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *const fields[] = { cases[i][0], cases[i][1],
+					       cases[i][2], NULL };
+
+		assert_string_equal(decide(p, "GET", "/", fields), cases[i][3]);
+	}
 	/* a regex on the name is caseless too; the value regex searches */
 	assert_string_equal(decide(p, "GET", "/", HEADERS("User-Agent: my-curl/8")),
 			    "respond rule 1");
