@@ -435,14 +435,81 @@ static bool pair_match_caseless(const void *arg, const char *k, size_t klen,
 	       (!kv->value || fb_matcher_match(kv->value, v, vlen));
 }
 
-/* A pair whose key kv names, in any case, with a value kv does not
+#define KEY_MAX 256 /* longer keys are named by every key matcher */
+
+/*
+ * The name a query key k[0..klen) binds in PHP or Rack 2, into out
+ * (KEY_MAX bytes, klen at most): decoded ('+' a space, "%00" ends it),
+ * leading spaces and one leading '[' dropped ("[model]" in Rack 2), cut
+ * at the next '[' (PHP's and Rack's arrays, "model[]"), a trailing ']'
+ * dropped, and ' ' and '.' as '_' (PHP).  Its length.
+ */
+static size_t key_base(const char *k, size_t klen, char *out)
+{
+	size_t o = 0;
+	bool opened = false;
+
+	for (size_t i = 0; i < klen; i++) {
+		int c = (unsigned char)k[i];
+
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%' && i + 2 < klen &&
+			   fb_hex_digit((unsigned char)k[i + 1]) >= 0 &&
+			   fb_hex_digit((unsigned char)k[i + 2]) >= 0) {
+			c = fb_hex_digit((unsigned char)k[i + 1]) * 16 +
+			    fb_hex_digit((unsigned char)k[i + 2]);
+			i += 2;
+		}
+		if (c == '\0')
+			break;
+		if (o == 0 && c == ' ')
+			continue;
+		if (o == 0 && c == '[' && !opened) {
+			opened = true;
+			continue;
+		}
+		if (c == '[')
+			break;
+		out[o++] = c == ' ' || c == '.' ? '_' : (char)c;
+	}
+	if (o && out[o - 1] == ']')
+		o--;
+	return o;
+}
+
+/*
+ * Does the key matcher name k[0..klen), as sent or as PHP and Rack 2
+ * bind it (key_base), in any case?  For copies that would stop a grant:
+ * a key too long to read so is named.
+ */
+static bool key_named(const struct fb_matcher *key, const char *k,
+		      size_t klen)
+{
+	char base[KEY_MAX], text[KEY_MAX];
+	size_t n, tn;
+
+	if (caseless_match(key, k, klen))
+		return true;
+	if (klen > KEY_MAX)
+		return true;
+	n = key_base(k, klen, base);
+	if (key->kind == FB_MATCH_REGEX || key->len > KEY_MAX)
+		return caseless_match(key, base, n);
+	tn = key_base(key->text, key->len, text);
+	if (key->kind == FB_MATCH_EXACT)
+		return n == tn && !strncasecmp(base, text, n);
+	return n >= tn && !strncasecmp(base, text, tn);
+}
+
+/* A pair whose key kv names (key_named) with a value kv does not
  * match. */
 static bool pair_conflicts(const void *arg, const char *k, size_t klen,
 			   const char *v, size_t vlen)
 {
 	const struct fb_kv_matcher *kv = arg;
 
-	return caseless_match(kv->key, k, klen) &&
+	return key_named(kv->key, k, klen) &&
 	       !fb_matcher_match(kv->value, v, vlen);
 }
 
@@ -482,8 +549,9 @@ static bool folded_equal(const char *a, const char *b, size_t n)
 /*
  * Does key name the field `name` as a server that folds case and '_'
  * reads it (CGI, PHP and WSGI see X-Tier and X_Tier both as
- * HTTP_X_TIER)?  A name too long to fold here counts as named: this
- * only finds copies that would stop a grant.
+ * HTTP_X_TIER)?  A regex key is tried on the name with every '-' and
+ * '_' as '-', then as '_'.  A name too long to fold here counts as
+ * named: this only finds copies that would stop a grant.
  */
 static bool field_named(const struct fb_matcher *key, const char *name,
 			size_t len)
@@ -500,13 +568,18 @@ static bool field_named(const struct fb_matcher *key, const char *name,
 	}
 	if (caseless_match(key, name, len))
 		return true;
-	if (!memchr(name, '_', len))
+	if (!memchr(name, '_', len) && !memchr(name, '-', len))
 		return false;
 	if (len > sizeof(dashed))
 		return true;
-	for (size_t i = 0; i < len; i++)
-		dashed[i] = name[i] == '_' ? '-' : name[i];
-	return caseless_match(key, dashed, len);
+	for (size_t j = 0; j < 2; j++) {
+		for (size_t i = 0; i < len; i++)
+			dashed[i] = name[i] == '_' || name[i] == '-' ? "-_"[j]
+								     : name[i];
+		if (caseless_match(key, dashed, len))
+			return true;
+	}
+	return false;
 }
 
 /* A field matches kv; all: and no field kv names, under any spelling,

@@ -507,6 +507,18 @@ static void test_query_key_case(void **state)
 		{ "/?model=gpt-4&Model=o1", "allow no-rule -1" },
 		{ "/?model=gpt-4&x=1;model=o1", "allow no-rule -1" },
 		{ "/?model=gpt-4&x=1;y=2", "broker rule 3" },
+		/* nor spelt as PHP and Rack 2 bind it */
+		{ "/?model=gpt-4&+model=o1", "allow no-rule -1" },
+		{ "/?model=gpt-4&%20model=o1", "allow no-rule -1" },
+		{ "/?model=gpt-4&model%00x=o1", "allow no-rule -1" },
+		{ "/?model=gpt-4&model[]=o1", "allow no-rule -1" },
+		{ "/?model=gpt-4&model%5B%5D=o1", "allow no-rule -1" },
+		{ "/?model=gpt-4&[model]=o1", "allow no-rule -1" },
+		{ "/?model=gpt-4&model]=o1", "allow no-rule -1" },
+		{ "/?model=gpt-4&models=o1&xmodel=o1&mo.del=o1", "broker rule 3" },
+		{ "/?ver_sion=2&version=3", "broker rule 4" },
+		{ "/?ver_sion=2&ver.sion=3", "broker rule 5" },
+		{ "/?ver_sion=2&ver%20sion=3", "broker rule 5" },
 		/* a block needs one */
 		{ "/?debug=0&debug=1", "respond rule 0" },
 	};
@@ -520,6 +532,10 @@ static void test_query_key_case(void **state)
 		"    - match: { queryString: [{ key: { regex: \"^trace_[a-z]+$\" } }] }\n"
 		"      response: { statusCode: 403 }\n"
 		"    - match: { queryString: [{ key: { exact: model }, value: { exact: gpt-4 } }] }\n"
+		"      transform: [{ headers: { a: s } }]\n"
+		"    - match: { queryString: [{ key: { exact: ver_sion }, value: { exact: \"2\" } }] }\n"
+		"      transform: [{ headers: { a: s } }]\n"
+		"    - match: { queryString: [{ key: { regex: \"^ver\" } }] }\n"
 		"      transform: [{ headers: { a: s } }]\n");
 
 	(void)state;
@@ -572,7 +588,10 @@ static void test_headers(void **state)
 		"      response: { statusCode: 403 }\n"
 		"    - match:\n"
 		"        headers: [{ key: { regex: \"^x-tier$\" }, value: { exact: free } }]\n"
-		"      transform: [{ headers: { authorization: t } }]\n");
+		"      transform: [{ headers: { authorization: t } }]\n"
+		"    - match:\n"
+		"        headers: [{ key: { regex: \"^x_grp$\" }, value: { exact: a } }]\n"
+		"      transform: [{ headers: { authorization: g } }]\n");
 
 	/* up to three fields, and the decision of a GET / with them */
 	static const char *const cases[][4] = {
@@ -592,6 +611,8 @@ static void test_headers(void **state)
 		{ "x-api-key: placeholder", "x-trace: 1", "X_Api_Keys: other", "broker rule 0" },
 		{ "X-Tier: free", NULL, NULL, "broker rule 2" },
 		{ "X-Tier: free", "x_tier: pro", NULL, "allow no-rule -1" },
+		{ "x_grp: a", NULL, NULL, "broker rule 3" },
+		{ "x_grp: a", "X-Grp: b", NULL, "allow no-rule -1" },
 	};
 
 	(void)state;
