@@ -1,7 +1,7 @@
 /*
  * judge.c — what the broker does with one request head: first the
- * refusals no rule can lift (a Host for another name, a path override, a
- * stray '%', dot-segments, ...), then the key's rules on every reading
+ * refusals no rule can lift (a Host or X-Forwarded-Host for another
+ * name, a path override, a stray '%', dot-segments, ...), then the key's rules on every reading
  * of the target.  The broker asks for each request it reads, and
  * `firebreak policy explain` for the one it is given, so that what the
  * operator is told is what the broker does.
@@ -27,6 +27,27 @@ static bool host_is_sni(const char *sni, uint16_t port,
 		return false;
 	return fb_name_normalize(host.ptr, host.len, name, &why) == 0 &&
 	       strcmp(name, sni) == 0;
+}
+
+/*
+ * X-Forwarded-Host and its kin (fb_http_forwarded_hosts) name the host a
+ * request is for to an application behind a proxy that trusts them: a
+ * multi-tenant origin routes on them.  On a brokered name each must name
+ * the SNI as Host does, or the credentials injected for this name would
+ * be spent on another.  More fields than FORWARDED_MAX, or a Forwarded
+ * too tangled to read one way, fail.
+ */
+#define FORWARDED_MAX 16
+static bool forwarded_are_sni(const char *sni, uint16_t port,
+			      const struct fb_http_req *req)
+{
+	struct fb_http_slice hosts[FORWARDED_MAX];
+	int n = fb_http_forwarded_hosts(req, hosts, FORWARDED_MAX);
+
+	for (int i = 0; i < n; i++)
+		if (!host_is_sni(sni, port, &hosts[i]))
+			return false;
+	return n >= 0;
 }
 
 /* Rules name methods case-sensitively (RFC 9110 9.1), but some servers
@@ -108,6 +129,8 @@ int fb_broker_judge(const struct fb_domain *key, const char *sni,
 	    (req->form == FB_HTTP_ABSOLUTE_FORM &&
 	     !host_is_sni(sni, port, &req->authority)))
 		return refused(why, 421, "host-not-sni");
+	if (!forwarded_are_sni(sni, port, req))
+		return refused(why, 421, "forwarded-host-not-sni");
 	if ((req->flags & FB_HTTP_UPGRADE) && !(req->flags & FB_HTTP_WEBSOCKET))
 		return refused(why, 400, "upgrade-not-websocket");
 	if (path_override(req))

@@ -155,6 +155,23 @@ check "... and none reached an origin" \
 check "audit: refused as path-override" \
 	grep -q '"event.reason":"path-override"' "$AUDIT"
 
+# X-Forwarded-Host and its kin name the host to an origin that trusts
+# them (a multi-tenant one routes on them): on a brokered name they must
+# name it, as Host does, or the secret would serve another tenant.
+for f in "X-Forwarded-Host: other.test" "X_Forwarded_Host: other.test" \
+	"Forwarded: for=192.0.2.1;host=other.test" "X-Host: other.test"; do
+	got=$(raw "GET /v1/fwdhost-${f%%:*} HTTP/1.1\r\n$H$f\r\n\r\n")
+	check "a forwarding field for another host ($f) is refused ($got)" \
+		[ "$got" = "raw 421 -" ]
+done
+check "... and none reached an origin" \
+	px_absent '"target": "/v1/fwdhost-' "$ORIGIN_LOG"
+check "audit: refused as forwarded-host-not-sni" \
+	grep -q '"event.reason":"forwarded-host-not-sni"' "$AUDIT"
+got=$(raw "GET /v1/fwdhost-same HTTP/1.1\r\n${H}X-Forwarded-Host: API.test:443\r\n\r\n")
+check "one that names the SNI goes, with the secret ($got)" \
+	[ "$got" = "raw 200 the-secret" ]
+
 # An absolute-form target without a path has the path "/", which is in
 # no buffer of the guest's: nothing to rewrite in place.
 got=$(raw "GET https://api.test?q=%61 HTTP/1.1\r\n$H\r\n")

@@ -166,6 +166,8 @@ line "explain: a Host for another name is refused" "refuse key=\"api.openai.com\
 	"$FB" policy explain "$g" api.openai.com --method POST --path /v1/x --header 'Host: other.example'
 line "explain: a Host given is the guest's" "broker key=\"api.openai.com\" rule=0 reason=rule set=authorization" \
 	"$FB" policy explain "$g" api.openai.com --method POST --path /v1/x --header 'host: API.openai.com:443'
+line "explain: an X-Forwarded-Host for another name is refused" "refuse key=\"api.openai.com\" rule=- reason=forwarded-host-not-sni status=421" \
+	"$FB" policy explain "$g" api.openai.com --method POST --path /v1/x --header 'X-Forwarded-Host: other.example'
 line "explain: two Hosts are refused" "refuse key=\"api.openai.com\" rule=- reason=\"more than one Host\" status=400" \
 	"$FB" policy explain "$g" api.openai.com --path /v1/x --header 'Host: api.openai.com' --header 'Host: x.test'
 line "explain: a target the parser refuses" "refuse key=\"api.openai.com\" rule=- reason=\"invalid request-target\" status=400" \
