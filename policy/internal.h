@@ -17,6 +17,7 @@
  *   nameindex.c compiled name -> key lookup
  *   prefix.c    compiled address -> verdict lookup
  *   decide.c    the decision API
+ *   target.c    a request's path and query as origins read them
  *   request.c   per-request rule matching
  */
 #ifndef FB_POLICY_INTERNAL_H
