@@ -181,14 +181,18 @@ static char fold(char c)
 	return c == '_' ? '-' : c;
 }
 
+/* a[0..n) and b[0..n) alike as fold() reads them */
+static bool folded_equal(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fold(a[i]) != fold(b[i]))
+			return false;
+	return true;
+}
+
 bool fb_header_name_is(const char *name, size_t len, const char *lower)
 {
-	size_t i;
-
-	for (i = 0; i < len && lower[i]; i++)
-		if (fold(name[i]) != fold(lower[i]))
-			return false;
-	return i == len && lower[i] == '\0';
+	return strlen(lower) == len && folded_equal(name, lower, len);
 }
 
 /*
@@ -360,15 +364,6 @@ static bool query_has(const struct fb_kv_matcher *kv,
 	return query_any(r->query, r->query_len, false, pair_match, kv) &&
 	       !(kv->key && kv->value &&
 		 query_any(r->query, r->query_len, true, pair_conflicts, kv));
-}
-
-/* a[0..n) and b[0..n) alike as fold() reads them */
-static bool folded_equal(const char *a, const char *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (fold(a[i]) != fold(b[i]))
-			return false;
-	return true;
 }
 
 /*

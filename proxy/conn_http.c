@@ -92,8 +92,6 @@ static int authority_name(const struct fb_http_slice *a, char name[FB_NAME_MAX])
 	return fb_peek_name(host.ptr, host.len, name, &why) == FB_PEEK_NAMED;
 }
 
-#define FORWARDED_HOSTS_MAX 16
-
 /*
  * X-Forwarded-Host, Forwarded: host= and the like name the host that a
  * framework behind the origin serves, in place of Host, when it trusts
@@ -105,8 +103,8 @@ static int authority_name(const struct fb_http_slice *a, char name[FB_NAME_MAX])
  */
 static bool forwarded_hosts_allowed(struct conn *c, const struct fb_http_req *req)
 {
-	struct fb_http_slice hosts[FORWARDED_HOSTS_MAX];
-	int n = fb_http_forwarded_hosts(req, hosts, FORWARDED_HOSTS_MAX);
+	struct fb_http_slice hosts[FB_HTTP_FORWARDED_MAX];
+	int n = fb_http_forwarded_hosts(req, hosts, FB_HTTP_FORWARDED_MAX);
 	char name[FB_NAME_MAX];
 	struct fb_decision d;
 

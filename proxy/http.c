@@ -759,25 +759,11 @@ static const char *const forwarding_fields[] = {
 	"x-http-host-override",
 };
 
-/* A field name as CGI and WSGI servers pass it on, as HTTP_X_FORWARDED_HOST,
- * so that "X_Forwarded_Host" arrives as "X-Forwarded-Host" would. */
-static bool name_is(const struct fb_http_header *f, const char *lit)
-{
-	if (f->name_len != strlen(lit))
-		return false;
-	for (size_t i = 0; i < f->name_len; i++) {
-		unsigned char c = (unsigned char)f->name[i];
-
-		if ((c == '_' ? '-' : c | 0x20) != lit[i])
-			return false;
-	}
-	return true;
-}
-
 static bool is_forwarding_field(const struct fb_http_header *f)
 {
 	for (size_t i = 0; i < sizeof(forwarding_fields) / sizeof(*forwarding_fields); i++)
-		if (name_is(f, forwarding_fields[i]))
+		if (fb_header_name_is(f->name, f->name_len,
+				      forwarding_fields[i]))
 			return true;
 	return false;
 }
@@ -876,7 +862,7 @@ int fb_http_forwarded_hosts(const struct fb_http_req *req,
 		const char *p = f->value, *end = p + f->value_len;
 		struct fb_http_slice item;
 
-		if (name_is(f, "forwarded")) {
+		if (fb_header_name_is(f->name, f->name_len, "forwarded")) {
 			if (!forwarded_hosts(f, out, max, &n))
 				return -1;
 			continue;

@@ -148,6 +148,10 @@ enum fb_http_status fb_http_parse_head(struct fb_http_req *req,
 const struct fb_http_header *fb_http_field(const struct fb_http_req *req,
 					   const char *name);
 
+/* Room for the hosts fb_http_forwarded_hosts() reads: a request that
+ * names more is refused wherever they are checked. */
+#define FB_HTTP_FORWARDED_MAX 16
+
 /*
  * The hosts a request names besides its target and Host, for whatever
  * behind the origin routes by them: each element of X-Forwarded-Host,

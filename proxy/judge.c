@@ -34,15 +34,14 @@ static bool host_is_sni(const char *sni, uint16_t port,
  * request is for to an application behind a proxy that trusts them: a
  * multi-tenant origin routes on them.  On a brokered name each must name
  * the SNI as Host does, or the credentials injected for this name would
- * be spent on another.  More fields than FORWARDED_MAX, or a Forwarded
- * too tangled to read one way, fail.
+ * be spent on another.  More hosts than FB_HTTP_FORWARDED_MAX, or a
+ * Forwarded too tangled to read one way, fail.
  */
-#define FORWARDED_MAX 16
 static bool forwarded_are_sni(const char *sni, uint16_t port,
 			      const struct fb_http_req *req)
 {
-	struct fb_http_slice hosts[FORWARDED_MAX];
-	int n = fb_http_forwarded_hosts(req, hosts, FORWARDED_MAX);
+	struct fb_http_slice hosts[FB_HTTP_FORWARDED_MAX];
+	int n = fb_http_forwarded_hosts(req, hosts, FB_HTTP_FORWARDED_MAX);
 
 	for (int i = 0; i < n; i++)
 		if (!host_is_sni(sni, port, &hosts[i]))
