@@ -2,10 +2,12 @@
  * the LRU cache of ready server contexts. */
 #include "proxy/ca.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/random.h>
 
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -51,6 +53,7 @@ struct fb_ca {
 
 	struct leaf **buckets; /* nbuckets is a power of two */
 	size_t nbuckets, capacity;
+	uint32_t seed; /* random: a brokered wildcard lets the guest pick names */
 	struct lru_node lru;
 	struct fb_ca_stats stats;
 };
@@ -431,6 +434,13 @@ static struct fb_ca *ca_new(EVP_PKEY *key, long lifetime, char *err,
 	}
 	ca->lifetime = lifetime;
 	ca->lru.next = ca->lru.prev = &ca->lru;
+	/* getrandom, not RAND_bytes: a proxy that never brokers leaves
+	 * OpenSSL's generator unset (see leaf_key). */
+	if (getrandom(&ca->seed, sizeof(ca->seed), 0) != sizeof(ca->seed)) {
+		snprintf(err, errsize, "getrandom: %s", strerror(errno));
+		free(ca);
+		return NULL;
+	}
 	if (fb_ca_set_cache_size(ca, FB_CA_CACHE_SIZE, err, errsize) < 0) {
 		fb_ca_free(ca);
 		return NULL;
@@ -736,7 +746,7 @@ static SSL_CTX *server_ctx(struct fb_ca *ca, X509 *cert, char *err,
 
 static struct leaf **bucket_of(const struct fb_ca *ca, const char *name)
 {
-	return &ca->buckets[fb_name_hash(0, name, strlen(name)) &
+	return &ca->buckets[fb_name_hash(ca->seed, name, strlen(name)) &
 			    (ca->nbuckets - 1)];
 }
 

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/random.h>
+
+#include "policy/policy.h"
 
 #define BUCKETS 1024 /* a power of two */
 
@@ -28,15 +31,14 @@ struct fb_dns_cache {
 	struct entry *bucket[BUCKETS];
 	TAILQ_HEAD(, entry) by_age;
 	size_t n, max;
+	uint32_t seed; /* random: the guest picks the names (wildcards) */
 };
 
-static size_t bucket_of(const char *name, int family)
+static size_t bucket_of(const struct fb_dns_cache *c, const char *name,
+			int family)
 {
-	uint32_t h = 2166136261u ^ (uint32_t)family; /* FNV-1a */
-
-	for (const unsigned char *s = (const unsigned char *)name; *s; s++)
-		h = (h ^ *s) * 16777619u;
-	return h & (BUCKETS - 1);
+	return fb_name_hash(c->seed ^ (uint32_t)family, name, strlen(name)) &
+	       (BUCKETS - 1);
 }
 
 struct fb_dns_cache *fb_dns_cache_new(size_t max_entries)
@@ -45,6 +47,10 @@ struct fb_dns_cache *fb_dns_cache_new(size_t max_entries)
 
 	if (!c)
 		return NULL;
+	if (getrandom(&c->seed, sizeof(c->seed), 0) != sizeof(c->seed)) {
+		free(c);
+		return NULL;
+	}
 	TAILQ_INIT(&c->by_age);
 	c->max = max_entries ? max_entries : 4096;
 	return c;
@@ -52,7 +58,7 @@ struct fb_dns_cache *fb_dns_cache_new(size_t max_entries)
 
 static void drop(struct fb_dns_cache *c, struct entry *e)
 {
-	struct entry **pp = &c->bucket[bucket_of(e->name, e->family)];
+	struct entry **pp = &c->bucket[bucket_of(c, e->name, e->family)];
 
 	while (*pp != e)
 		pp = &(*pp)->hnext;
@@ -77,7 +83,7 @@ void fb_dns_cache_free(struct fb_dns_cache *c)
 
 static struct entry *find(struct fb_dns_cache *c, const char *name, int family)
 {
-	for (struct entry *e = c->bucket[bucket_of(name, family)]; e; e = e->hnext)
+	for (struct entry *e = c->bucket[bucket_of(c, name, family)]; e; e = e->hnext)
 		if (e->family == family && strcmp(e->name, name) == 0)
 			return e;
 	return NULL;
@@ -127,7 +133,7 @@ int fb_dns_cache_put(struct fb_dns_cache *c, const char *name, int family,
 		drop(c, old);
 	if (c->n >= c->max)
 		drop(c, TAILQ_FIRST(&c->by_age));
-	size_t b = bucket_of(name, family);
+	size_t b = bucket_of(c, name, family);
 	e->hnext = c->bucket[b];
 	c->bucket[b] = e;
 	TAILQ_INSERT_TAIL(&c->by_age, e, age);
