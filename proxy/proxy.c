@@ -733,6 +733,11 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 	}
 	if (geteuid() == 0 && drop_privileges(cfg->nft, err, errsize) < 0)
 		goto fail;
+	/* The process holds the policy's secrets: no core file of it. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		snprintf(err, errsize, "not dumpable: %s", strerror(errno));
+		goto fail;
+	}
 	/* Last: a launcher takes the socket's appearance to mean "ready". */
 	p->control = fb_control_new(p, cfg->control_path, err, errsize);
 	if (!p->control)

@@ -327,3 +327,22 @@ rc=$?
 PROXY_PID=
 check "the proxy exits cleanly on SIGTERM (status $rc, no leaks)" [ "$rc" = 0 ]
 check "the proxy removed its control socket" [ ! -e "$SOCK" ]
+
+# The proxy holds the policy's secrets: a crash leaves no core file.
+# (Only where cores go to a file in the working directory; a sanitizer
+# build sets its own core limit.)
+if [ "$(cat /proc/sys/kernel/core_pattern)" = core ]; then
+	mkdir "$FB_TMP/cwd"
+	bin=$(realpath "$FB_BUILD/bin/firebreak-proxy")
+	(cd "$FB_TMP/cwd" && ulimit -c unlimited &&
+		exec ip netns exec "$NS" "$bin" --no-nft \
+		--policy "$POLICY" --listen 127.0.0.1:15001 --control "$FB_TMP/core.sock" \
+		--audit-log - --resolver 127.0.0.1 >/dev/null 2>&1) &
+	crash=$!
+	px_wait_file "$FB_TMP/core.sock"
+	kill -QUIT "$crash"
+	{ wait "$crash"; } 2>/dev/null
+	rc=$?
+	check "a proxy killed by SIGQUIT (status $rc) leaves no core file" \
+		holds '[ "$rc" = $((128 + 3)) ] && [ -z "$(ls -A "$FB_TMP/cwd")" ]'
+fi
