@@ -5,8 +5,12 @@
  * UDP: each datagram is one query.  TCP (RFC 7766): each message has a
  * 2-byte length prefix, a connection may carry several and gets the
  * replies in the order they are ready; it is closed after tcp_idle_ms
- * without traffic, on a message longer than a query can be, or when its
- * unsent replies pile up.
+ * without a whole query or a reply (bytes trickled in do not count), on a
+ * message longer than a query can be, when its unsent replies pile up,
+ * and once the client has finished sending and has its replies.
+ *
+ * Every query is reported once: when answered, or, asked upstream and
+ * its client gone before the answer, when it is given up.
  */
 #include "proxy/dns_server.h"
 
@@ -62,6 +66,7 @@ struct tcp_conn {
 	socklen_t peerlen;
 	struct fb_timer *idle;     /* idle timeout, or the pending close */
 	bool closing;
+	bool eof;                  /* the client sends no more */
 	struct pending_list pending;
 	unsigned inflight;
 	uint8_t in[2 + QUERY_MAX];
@@ -359,8 +364,10 @@ static void finish(struct pending *p)
 
 	LIST_REMOVE(p, link);
 	free(p);
-	if (c && c->inflight-- == TCP_INFLIGHT_MAX)
+	if (c) {
+		c->inflight--;
 		tcp_resume(c);
+	}
 }
 
 static void on_resolved(const struct fb_resolved *res, void *arg)
@@ -425,12 +432,21 @@ static void handle(struct fb_dns_server *s, struct tcp_conn *c,
 	}
 }
 
+/*
+ * Give up the queries still waiting for the resolver: their client is
+ * gone, or the server is.  Each was asked upstream, so each is reported,
+ * with no reply.
+ */
 static void cancel_all(struct pending_list *list)
 {
 	struct pending *p;
 
 	while ((p = LIST_FIRST(list))) {
 		fb_resolve_cancel(p->req);
+		p->plan.rcode = FB_DNS_NO_REPLY;
+		p->plan.reason = "client-gone";
+		p->plan.detail = "no one was left to answer";
+		report(p, NULL, 0);
 		LIST_REMOVE(p, link);
 		free(p);
 	}
@@ -498,14 +514,6 @@ static void on_idle(struct fb_loop *l, void *arg)
 	tcp_close(c);
 }
 
-/* Read while under the cap on queries in flight; write while queued. */
-static void tcp_watch(struct tcp_conn *c)
-{
-	fb_loop_mod(c->s->loop, c->fd,
-		    (c->inflight < TCP_INFLIGHT_MAX ? EPOLLIN : 0) |
-		    (c->outlen ? EPOLLOUT : 0));
-}
-
 /* Close from the loop, not from under a caller that still holds c. */
 static void tcp_close_soon(struct tcp_conn *c)
 {
@@ -515,6 +523,22 @@ static void tcp_close_soon(struct tcp_conn *c)
 	if (c->idle)
 		fb_timer_cancel(c->s->loop, c->idle);
 	c->idle = fb_timer_add(c->s->loop, 0, on_idle, c);
+}
+
+/*
+ * Read while under the cap on queries in flight and the client sends;
+ * write while queued.  A client that has finished sending is closed once
+ * every query it sent is answered and the answers are out.
+ */
+static void tcp_watch(struct tcp_conn *c)
+{
+	if (c->eof && !c->inflight && !c->outlen) {
+		tcp_close_soon(c);
+		return;
+	}
+	fb_loop_mod(c->s->loop, c->fd,
+		    (c->inflight < TCP_INFLIGHT_MAX && !c->eof ? EPOLLIN : 0) |
+		    (c->outlen ? EPOLLOUT : 0));
 }
 
 /* Write what is queued; -1 when the connection is gone. */
@@ -562,10 +586,16 @@ static void tcp_send(struct tcp_conn *c, const uint8_t *msg, size_t len)
 		tcp_close_soon(c);
 }
 
-/* Handle every whole message read so far, up to the cap in flight.
- * handle() may queue replies but never frees c.  -1: close it. */
+/*
+ * Handle every whole message read so far, up to the cap in flight; each
+ * restarts the idle time.  handle() may queue replies but never frees c,
+ * and may come back here (a lookup that fails at once ends a query in
+ * flight): the message is taken out of the buffer first.  -1: close it.
+ */
 static int tcp_drain(struct tcp_conn *c)
 {
+	uint8_t msg[QUERY_MAX];
+
 	for (;;) {
 		size_t mlen;
 
@@ -576,9 +606,11 @@ static int tcp_drain(struct tcp_conn *c)
 			return -1;
 		if (c->inlen < 2 + mlen || c->inflight >= TCP_INFLIGHT_MAX)
 			return 0;
-		handle(c->s, c, &c->peer, c->peerlen, c->in + 2, mlen);
+		memcpy(msg, c->in + 2, mlen);
 		memmove(c->in, c->in + 2 + mlen, c->inlen - 2 - mlen);
 		c->inlen -= 2 + mlen;
+		touch(c);
+		handle(c->s, c, &c->peer, c->peerlen, msg, mlen);
 	}
 }
 
@@ -611,12 +643,16 @@ static void on_tcp(struct fb_loop *l, int fd, uint32_t events, void *arg)
 	n = recv(fd, c->in + c->inlen, sizeof(c->in) - c->inlen, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
-	if (n <= 0) { /* end of stream: replies still owed are dropped */
+	if (n < 0) {
 		tcp_close(c);
 		return;
 	}
+	if (n == 0) { /* a half-close: the replies still owed go out */
+		c->eof = true;
+		tcp_watch(c);
+		return;
+	}
 	c->inlen += (size_t)n;
-	touch(c);
 	if (tcp_drain(c) < 0) {
 		tcp_close(c);
 		return;

@@ -50,6 +50,9 @@
 #include "proxy/resolver.h"
 
 /* One query's outcome, for the audit log; valid during the callback. */
+/* An event's rcode when no reply went out. */
+#define FB_DNS_NO_REPLY (-1)
+
 struct fb_dns_event {
 	/* Normalised; as received when not a host name, a label's bytes
 	 * other than letters, digits, '-' and '_' written as in RFC 1035
@@ -72,11 +75,12 @@ struct fb_dns_event {
 	 * what overrode it: "malformed", "invalid-name", "rate-limited",
 	 * "svcb-withheld", "qtype-refused", "cname-not-allowed",
 	 * "upstream-nxdomain", "upstream-failed", "denied-address-dropped",
-	 * "only-denied-addresses".
+	 * "only-denied-addresses", "client-gone" (asked upstream, given up
+	 * unanswered: its TCP client or the server went away first).
 	 */
 	const char *reason;
 	const char *detail;     /* static, or NULL: what was malformed, why upstream failed */
-	int rcode;
+	int rcode;              /* the reply's, or FB_DNS_NO_REPLY */
 	const struct fb_addr *addrs; /* the addresses answered */
 	size_t naddrs;
 	uint64_t duration_ms;

@@ -606,12 +606,14 @@ static void on_dns_query(const struct fb_dns_event *ev, void *arg)
 		fb_audit_str(&ln, "dns.question.type", type);
 	else
 		fb_audit_uint(&ln, "dns.question.type", ev->qtype);
-	fb_audit_str(&ln, "dns.response_code", fb_dns_rcode_str(ev->rcode));
+	if (ev->rcode != FB_DNS_NO_REPLY)
+		fb_audit_str(&ln, "dns.response_code",
+			     fb_dns_rcode_str(ev->rcode));
 	fb_audit_str(&ln, "network.transport", ev->tcp ? "tcp" : "udp");
 	if (ev->detail)
 		fb_audit_str(&ln, "error.message", ev->detail);
-	for (size_t i = 0; i < ev->naddrs && i < 8; i++) {
-		char ip[64], key[32];
+	for (size_t i = 0; i < ev->naddrs; i++) {
+		char ip[64], key[40];
 
 		fb_addr_format(&ev->addrs[i], ip, sizeof(ip));
 		snprintf(key, sizeof(key), "dns.resolved_ip.%zu", i);

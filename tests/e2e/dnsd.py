@@ -2,7 +2,7 @@
 
 Answers A (and AAAA, when the IP is IPv6) for the NAMEs given, NXDOMAIN for
 everything else, over UDP.  NAME=cname:TARGET answers a CNAME to TARGET
-and, below it, TARGET's address; NAME=delay:SECONDS:IP answers IP that
+and, below it, TARGET's address; NAME=IP+IP+... answers every IP; NAME=delay:SECONDS:IP answers IP that
 many seconds late (a resolve a test can act during).  Writes each question it receives to LOG as
 "NAME TYPE" (so a test can show that a refused name never reached it) and
 creates READY once it listens.  Runs until killed.
@@ -41,12 +41,13 @@ def answer(pkt, names):
         rcode = 3 if not count else 0
     else:
         rcode = 0
-        fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        want = 28 if fam == socket.AF_INET6 else 1
-        if qtype == want:
-            data = socket.inet_pton(fam, ip)
-            rrs += owner + struct.pack("!HHIH", want, 1, 30, len(data)) + data
-            count += 1
+        for one in ip.split("+"):
+            fam = socket.AF_INET6 if ":" in one else socket.AF_INET
+            want = 28 if fam == socket.AF_INET6 else 1
+            if qtype == want:
+                data = socket.inet_pton(fam, one)
+                rrs += owner + struct.pack("!HHIH", want, 1, 30, len(data)) + data
+                count += 1
     hdr = struct.pack("!HHHHHH", ident, 0x8180 | (flags & 0x0100) | rcode, 1,
                       count, 0, 0)
     return name, qtype, hdr + question + rrs

@@ -18,7 +18,8 @@ px_origins "$INET" https,198.51.100.10,443,allowed.test \
 	{ not_ok setup origins; exit 1; }
 px_dns "$INET" 198.51.100.53 allowed.test=198.51.100.10 \
 	other.test=198.51.100.20 a.b.wild.test=198.51.100.30 \
-	wild.test=198.51.100.20 bulk.test=198.51.100.10 ||
+	wild.test=198.51.100.20 bulk.test=198.51.100.10 \
+	many.wild.test=$(echo 198.51.100.{101..110} | tr ' ' +) ||
 	{ not_ok setup dns; exit 1; }
 
 POLICY=$FB_TMP/policy.yaml
@@ -43,6 +44,7 @@ echo "apex|\$($CURL --resolve wild.test:4443:198.51.100.20 https://wild.test:444
 echo "v6|\$($CURL --resolve 'allowed.test:443:[2001:db8:100::10]' https://allowed.test/ 2>&1)"
 echo "spoof|\$($CURL --resolve allowed.test:443:198.51.100.20 https://allowed.test/ 2>&1)"
 echo "dns|\$(getent hosts other.test || echo nxdomain)"
+echo "many|\$(getent ahostsv4 many.wild.test | grep -c STREAM)"
 G
 chmod 755 "$FB_TMP/guest1.sh"
 fb_next_id
@@ -68,6 +70,10 @@ check "DNS: a refused name does not resolve" [ "$(field dns)" = nxdomain ]
 check "DNS: the refused name never reached the upstream resolver" \
 	px_absent "other.test" "$PX_DNS_LOG"
 check "DNS: allowed names did reach it" grep -q "^allowed.test 1$" "$PX_DNS_LOG"
+check "DNS: a name with ten addresses gets them all ($(field many))" [ "$(field many)" = 10 ]
+check "audit log: its dns line names all ten" grep -q \
+	'"dns.question.name":"many.wild.test","dns.question.type":"A".*"dns.resolved_ip.9":"198.51.100.1' \
+	"$FB_TMP/audit1.log"
 check "audit log: JSON lines from the sandbox's proxy" px_json_lines "$FB_TMP/audit1.log"
 check "audit log: the refused SNI is logged with its reason" \
 	grep -q '"event.outcome":"denied".*"event.reason":"not-allowed".*"tls.client.server_name":"other.test"' "$FB_TMP/audit1.log"

@@ -1222,6 +1222,114 @@ static void test_tcp_idle_and_oversized(void **state)
 	stop(&f);
 }
 
+/* Run the loop for ms, or until fd has a whole message or its end. */
+static void tcp_wait_ms(struct fx *f, int fd, struct tcp_reader *r, uint64_t ms)
+{
+	struct fb_timer *t = fb_timer_add(f->loop, ms, on_deadline, f);
+
+	f->timed_out = false;
+	assert_int_equal(fb_loop_add(f->loop, fd, EPOLLIN, on_tcp_reply, r), 0);
+	assert_int_equal(fb_loop_run(f->loop), 0);
+	fb_loop_del(f->loop, fd);
+	if (!f->timed_out)
+		fb_timer_cancel(f->loop, t);
+}
+
+/* A query trickled in a byte at a time does not keep its connection
+ * past the idle time: only whole queries and replies restart it. */
+static void test_tcp_trickle_closed(void **state)
+{
+	struct fx f;
+	struct tcp_reader r = { 0 };
+	uint8_t out[512];
+	size_t n, sent = 0;
+	int fd;
+
+	(void)state;
+	start(&f, 0, 0, 150);
+	fd = tcp_connect(&f);
+	n = tcp_query(out, "ok.example", FB_DNS_A, 1);
+	r.f = &f;
+	r.want = 1;
+	/* A byte every 50 ms: 30 bytes would take 1.5 s. */
+	while (!r.eof && sent < 30 && sent < n) {
+		assert_int_equal(write(fd, out + sent, 1), 1);
+		sent++;
+		tcp_wait_ms(&f, fd, &r, 50);
+	}
+	assert_true(r.eof);
+	assert_int_equal(r.len, 0);
+	assert_true(sent <= 6);
+	close(fd);
+	stop(&f);
+}
+
+/* A client that sends its query and shuts its side gets the answer
+ * (RFC 7766 §6.2.1), then the end of the connection. */
+static void test_tcp_half_close_answered(void **state)
+{
+	struct fx f;
+	struct tcp_reader r = { 0 };
+	uint8_t out[512];
+	size_t n;
+	int fd;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	fd = tcp_connect(&f);
+	n = tcp_query(out, "ok.example", FB_DNS_A, 1);
+	n += tcp_query(out + n, "refused.example", FB_DNS_A, 2);
+	assert_int_equal(write(fd, out, n), (ssize_t)n);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	r.f = &f;
+	r.want = 3; /* more than come: wait for the end */
+	tcp_wait(&f, fd, &r);
+	assert_false(f.timed_out);
+	assert_true(r.eof);
+	assert_int_equal(whole_messages(&r), 2);
+	assert_int_equal(f.nevents, 2);
+	close(fd);
+	stop(&f);
+}
+
+/*
+ * A TCP client gone before its answer: the query went upstream, so it is
+ * reported, once, as given up, and nothing is reported again when the
+ * answer would have come.
+ */
+static void test_tcp_client_gone_reported(void **state)
+{
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	struct fx f;
+	uint8_t out[512];
+	size_t n;
+	int fd;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	fb_loop_del(f.loop, f.up.udp); /* the upstream goes silent */
+	fd = tcp_connect(&f);
+	n = tcp_query(out, "ok.example", FB_DNS_A, 1);
+	assert_int_equal(write(fd, out, n), (ssize_t)n);
+	fb_timer_add(f.loop, 100, on_deadline, &f);
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	assert_int_equal(f.nevents, 0);
+	/* A reset: after a plain close the replies would still be owed. */
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset,
+				    sizeof(reset)), 0);
+	close(fd);
+	fb_timer_add(f.loop, 100, on_deadline, &f);
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	assert_int_equal(f.nevents, 1);
+	assert_string_equal(f.last_name, "ok.example");
+	assert_string_equal(f.last.reason, "client-gone");
+	assert_true(f.last.allowed);
+	assert_true(f.last.tcp);
+	assert_int_equal(f.last.rcode, FB_DNS_NO_REPLY);
+	stop(&f);
+	assert_int_equal(f.nevents, 1);
+}
+
 /* Out of descriptors, the TCP listener (level-triggered) waits rather
  * than waking the loop again and again, and takes the connection once
  * descriptors are free. */
@@ -1283,8 +1391,14 @@ static void test_free_in_flight(void **state)
 	assert_int_equal(g.calls, 0);
 	/* One more that has not even started. */
 	assert_non_null(fb_resolve(f.res, "target-ok.example", AF_INET, on_resolved, &g));
+	assert_int_equal(f.nevents, 0);
 	stop(&f);
 	assert_int_equal(g.calls, 0);
+	/* The two queries the guest sent were asked upstream: each is
+	 * reported, unanswered. */
+	assert_int_equal(f.nevents, 2);
+	assert_string_equal(f.last.reason, "client-gone");
+	assert_int_equal(f.last.rcode, FB_DNS_NO_REPLY);
 	close(fd);
 }
 
@@ -1425,6 +1539,9 @@ int main(void)
 		cmocka_unit_test(test_tcp_two_queries),
 		cmocka_unit_test(test_udp_truncation),
 		cmocka_unit_test(test_tcp_idle_and_oversized),
+		cmocka_unit_test(test_tcp_trickle_closed),
+		cmocka_unit_test(test_tcp_half_close_answered),
+		cmocka_unit_test(test_tcp_client_gone_reported),
 		cmocka_unit_test(test_tcp_accept_out_of_descriptors),
 		cmocka_unit_test(test_free_in_flight),
 		cmocka_unit_test(test_resolved_pick),
