@@ -76,6 +76,8 @@ struct fb_daemon {
 	struct fb_accept_pause pause; /* of listen_fd, out of descriptors */
 	struct fb_managed *sandboxes;
 	struct fb_client *clients;
+	struct fb_timer *retry;     /* the next round of proxy restarts */
+	unsigned retry_ms;          /* its delay, doubled while they fail */
 };
 
 /* daemon.c */

@@ -20,7 +20,9 @@
 
 #include "vmhost/daemon.h"
 
-#define RETRY_MS 200 /* a proxy that would not start is tried again */
+/* A proxy that would not start is tried again, sooner at first. */
+#define RETRY_MS 200
+#define RETRY_MAX_MS 10000
 
 void fb_managed_save(struct fb_managed *m)
 {
@@ -36,19 +38,27 @@ void fb_managed_save(struct fb_managed *m)
 			err);
 }
 
-static void restart_proxy(struct fb_loop *l, void *arg);
+static void restart_proxies(struct fb_loop *l, void *arg);
 
-/* Start the proxy of `m` again; on failure retry shortly, the sandbox
- * still cut off. */
+/*
+ * Start the proxy of `m` again; on failure it is retried with the others
+ * that failed, in one round on one timer whose delay doubles while a
+ * round fails (a secret file gone for good must not have the daemon
+ * retrying all the time), the sandbox cut off meanwhile.
+ */
 static void revive(struct fb_daemon *d, struct fb_managed *m)
 {
 	uint64_t t0 = fb_monotonic_ms();
 	char err[512];
 
 	if (fb_launch_restart_proxy(&m->launch, err, sizeof err) < 0) {
+		if (!d->retry_ms)
+			d->retry_ms = RETRY_MS;
 		fprintf(stderr, "firebreak-vmhost: sandbox %s: proxy restart: "
-			"%s; retrying\n", m->st.id, err);
-		fb_timer_add(d->loop, RETRY_MS, restart_proxy, d);
+			"%s; retrying in %u ms\n", m->st.id, err, d->retry_ms);
+		if (!d->retry)
+			d->retry = fb_timer_add(d->loop, d->retry_ms,
+						restart_proxies, d);
 	} else {
 		m->proxy_restarts++;
 		fprintf(stderr, "firebreak-vmhost: sandbox %s: proxy restarted "
@@ -58,15 +68,20 @@ static void revive(struct fb_daemon *d, struct fb_managed *m)
 	fb_managed_save(m);
 }
 
-/* The retry timer: every sandbox still without a proxy. */
-static void restart_proxy(struct fb_loop *l, void *arg)
+/* The retry round: every sandbox still without a proxy. */
+static void restart_proxies(struct fb_loop *l, void *arg)
 {
 	struct fb_daemon *d = arg;
+	unsigned delay = d->retry_ms;
 
 	(void)l;
+	d->retry = NULL;
+	d->retry_ms = delay * 2 < RETRY_MAX_MS ? delay * 2 : RETRY_MAX_MS;
 	for (struct fb_managed *m = d->sandboxes; m; m = m->next)
 		if (m->launch.proxy < 0 && m->launch.started)
 			revive(d, m);
+	if (!d->retry)
+		d->retry_ms = 0; /* all up: the next failure starts again */
 }
 
 static int exit_code(int st)

@@ -90,6 +90,37 @@ check "guest exit: the sandbox is stopped with status 7" \
 check "guest exit: ls says so" \
 	grep -qE "^$b +process +stopped .* 7 +sh -c" <<<"$(fbd ls)"
 
+# 4. Two proxies that cannot start (the secret file their policy names
+# is gone): retried in one round on one timer whose delay doubles, the
+# daemon answering meanwhile; each back once the file is.
+printf 'k1' >"$FB_TMP/secret"
+printf 'allow:\n  api.example.com:\n    - transform:\n        - headers: { x-api-key: "${file:%s}" }\n' \
+	"$FB_TMP/secret" >"$FB_TMP/s.yaml"
+fb_next_id
+c=$FB_LAST_ID
+fbd create --id "$c" --policy "$FB_TMP/s.yaml" -- sleep 303 >/dev/null
+fb_next_id
+e=$FB_LAST_ID
+fbd create --id "$e" --policy "$FB_TMP/s.yaml" -- sleep 303 >/dev/null
+pc=$(state_of "$c" 's["pids"]["proxy"]')
+pe=$(state_of "$e" 's["pids"]["proxy"]')
+mv "$FB_TMP/secret" "$FB_TMP/secret.away"
+kill -KILL "$pc" "$pe"
+sleep 3
+n=$(grep -c "proxy restart: .*retrying" "$FB_TMP/vmhost.log")
+check "two proxies that cannot start: retried with a growing delay ($n tries in 3 s)" \
+	holds '[ "$n" -ge 4 ] && [ "$n" -le 16 ]'
+t0=$(now_ms)
+api http://vmhost/sandboxes >/dev/null
+check "... the daemon answering meanwhile ($(($(now_ms) - t0)) ms)" \
+	[ $(($(now_ms) - t0)) -lt 1000 ]
+mv "$FB_TMP/secret.away" "$FB_TMP/secret"
+t0=$(now_ms)
+check "... both back once the file is" \
+	holds 'wait_new_proxy "$c" "$pc" "$t0" >/dev/null && wait_new_proxy "$e" "$pe" "$t0" >/dev/null'
+fbd rm "$c" >/dev/null
+fbd rm "$e" >/dev/null
+
 # SIGHUP asks a daemon to reload, or says its terminal closed: neither
 # ends the sandboxes.
 kill -HUP "$FB_DAEMON"
