@@ -20,6 +20,7 @@ static const char usage[] =
 	"                       [--jwt-key F] [--resolver IP[:PORT]] [--public CIDR]...\n"
 	"                       [--upstream-ca FILE] [--peek-timeout MS]\n"
 	"                       [--idle-timeout S] [--max-peeks N] [--max-conns N]\n"
+	"                       [--generation N]\n"
 	"                       [--nft --guest-if IFNAME [--gateway IP]... | --no-nft]\n"
 	"\n"
 	"The transparent egress proxy of one sandbox: it names each connection\n"
@@ -28,12 +29,13 @@ static const char usage[] =
 	"/metrics and /connections; SIGHUP re-reads --policy and reopens the\n"
 	"audit log.  --nft (the default) programs the sandbox's nft table.  A\n"
 	"change to the brokered names reissues the CA over --ca-cert and\n"
-	"rewrites --trust-bundle (host roots + CA) in place.\n";
+	"rewrites --trust-bundle (host roots + CA) in place.  --generation\n"
+	"numbers the first policy (1 by default).\n";
 
 enum {
 	O_POLICY = 256, O_LISTEN, O_DNS_LISTEN, O_CONTROL, O_AUDIT, O_ID,
 	O_CA_CERT, O_CA_KEY, O_TRUST_BUNDLE, O_JWT_KEY, O_RESOLVER, O_PUBLIC, O_UPSTREAM_CA, O_PEEK_TIMEOUT,
-	O_IDLE_TIMEOUT, O_MAX_PEEKS, O_MAX_CONNS, O_NFT, O_NO_NFT, O_GUEST_IF, O_GATEWAY, O_HELP,
+	O_IDLE_TIMEOUT, O_MAX_PEEKS, O_MAX_CONNS, O_GENERATION, O_NFT, O_NO_NFT, O_GUEST_IF, O_GATEWAY, O_HELP,
 };
 
 static const struct option options[] = {
@@ -54,6 +56,7 @@ static const struct option options[] = {
 	{ "idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
 	{ "max-peeks", required_argument, NULL, O_MAX_PEEKS },
 	{ "max-conns", required_argument, NULL, O_MAX_CONNS },
+	{ "generation", required_argument, NULL, O_GENERATION },
 	{ "nft", no_argument, NULL, O_NFT },
 	{ "no-nft", no_argument, NULL, O_NO_NFT },
 	{ "guest-if", required_argument, NULL, O_GUEST_IF },
@@ -245,6 +248,11 @@ int main(int argc, char **argv)
 		case O_MAX_CONNS:
 			if (parse_count("--max-conns", optarg, 1, 1000000,
 					&cfg.max_conns) < 0)
+				goto usage_error;
+			break;
+		case O_GENERATION:
+			if (parse_count("--generation", optarg, 1, 4000000000ul,
+					&cfg.first_generation) < 0)
 				goto usage_error;
 			break;
 		case O_HELP:

@@ -672,7 +672,8 @@ struct fb_proxy *fb_proxy_new(const struct fb_proxy_config *cfg, char *err,
 		.publics = cfg->publics,
 		.npublics = cfg->npublics,
 	};
-	p->generation = p->stats.generation = 1;
+	p->generation = p->stats.generation =
+		cfg->first_generation ? cfg->first_generation : 1;
 	raise_fd_limit(&p->cfg);
 	p->loop = fb_loop_new();
 	if (!p->loop) {

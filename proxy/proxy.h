@@ -44,6 +44,10 @@ struct fb_proxy_config {
 	unsigned idle_timeout_s;
 	unsigned max_peeks;
 	unsigned max_conns;          /* 0: as many as descriptors allow */
+	/* The first policy's generation, 0: 1.  A launcher that starts the
+	 * proxy again passes one past the last it handed out, so that no
+	 * ETag from before the restart matches after it. */
+	unsigned first_generation;
 	/* nft: apply the sandbox's table on start and on every change */
 	bool nft;
 	const char *guest_if;        /* the guest's link in the namespace */

@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -775,6 +776,22 @@ static const char *if_match_list(const struct fb_http_req *req, char *out,
 	return any ? out : NULL;
 }
 
+/* Keep the generation of an ETag `"N"` the proxy sent, if the highest. */
+static void note_generation(struct fb_managed *m, const char *etag)
+{
+	unsigned long v;
+	char *end;
+
+	if (etag[0] != '"' || etag[1] < '0' || etag[1] > '9')
+		return;
+	errno = 0;
+	v = strtoul(etag + 1, &end, 10);
+	if (errno || strcmp(end, "\"") != 0 || v > UINT_MAX)
+		return;
+	if (v > m->generation_seen)
+		m->generation_seen = (unsigned)v;
+}
+
 static void forward_policy(struct fb_client *c, struct fb_managed *m,
 			   const struct fb_http_req *req, const char *body,
 			   size_t len)
@@ -827,8 +844,10 @@ static void forward_policy(struct fb_client *c, struct fb_managed *m,
 	rbody += 4;
 	head_field(resp, (size_t)(rbody - resp), "Content-Type", type,
 		   sizeof type);
-	if (head_field(resp, (size_t)(rbody - resp), "ETag", etag, sizeof etag))
+	if (head_field(resp, (size_t)(rbody - resp), "ETag", etag, sizeof etag)) {
 		snprintf(extra, sizeof extra, "ETag: %s\r\n", etag);
+		note_generation(m, etag);
+	}
 	if (!get && status / 100 == 2 &&
 	    persist_policy(fb_client_daemon(c), m, patch, body, len, err,
 			   sizeof err) < 0)

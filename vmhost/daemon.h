@@ -61,6 +61,9 @@ struct fb_managed {
 	char *image;                /* a VM backend's guest directory */
 	unsigned vcpus, memory_mib;
 	unsigned proxy_restarts;
+	/* The highest generation an ETag passed on has named: a restarted
+	 * proxy counts on from the next, so no tag from before matches. */
+	unsigned generation_seen;
 };
 
 struct fb_daemon {

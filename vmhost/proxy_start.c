@@ -27,7 +27,8 @@
 #include "vmhost/proxy_start.h"
 
 #define START_TIMEOUT_MS 5000
-#define MAX_ARGS (32 + 2 * 64)
+/* Every option once (35 words), 64 --public, the NULL. */
+#define MAX_ARGS (35 + 2 * 64 + 1)
 #define POLICY_FILE "policy.yaml" /* the words allow-all / deny-all, as a file */
 
 int fb_control_sock_path(const char *state_dir, const char *id, char *buf,
@@ -175,7 +176,7 @@ out:
 pid_t fb_proxy_start(const struct fb_sandbox *sb, const struct fb_proxy_launch *l,
 		     char *err, size_t errsize)
 {
-	char bin[PATH_MAX], pol[PATH_MAX], sock[PATH_MAX];
+	char bin[PATH_MAX], pol[PATH_MAX], sock[PATH_MAX], gen[16];
 	char publics[64][FB_CIDR_STRLEN];
 	const char *argv[MAX_ARGS];
 	size_t n = 0;
@@ -197,6 +198,11 @@ pid_t fb_proxy_start(const struct fb_sandbox *sb, const struct fb_proxy_launch *
 	argv[n++] = "--guest-if";    argv[n++] = "guest0";
 	argv[n++] = "--gateway";     argv[n++] = "10.200.0.1";
 	argv[n++] = "--gateway";     argv[n++] = "fd00:fb::1";
+	if (l->generation) {
+		snprintf(gen, sizeof(gen), "%u", l->generation);
+		argv[n++] = "--generation";
+		argv[n++] = gen;
+	}
 	if (l->resolver) {
 		argv[n++] = "--resolver";
 		argv[n++] = l->resolver;

@@ -24,6 +24,7 @@ struct fb_proxy_launch {
 	const char *trust_bundle;   /* the guest's bundle: rewritten on a CA reissue */
 	const char *jwt_key;        /* signs forwardURL tokens */
 	const char *upstream_ca;    /* extra roots for brokered upstreams */
+	unsigned generation;        /* the first policy's (--generation), 0: 1 */
 };
 
 /*

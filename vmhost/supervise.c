@@ -51,6 +51,7 @@ static void revive(struct fb_daemon *d, struct fb_managed *m)
 	uint64_t t0 = fb_monotonic_ms();
 	char err[512];
 
+	m->launch.proxy_args.generation = m->generation_seen + 1;
 	if (fb_launch_restart_proxy(&m->launch, err, sizeof err) < 0) {
 		if (!d->retry_ms)
 			d->retry_ms = RETRY_MS;

@@ -55,6 +55,17 @@ check "the restarted proxy enforces the policy in force (PUT and PATCH)" \
 	[ "$(api "http://vmhost/sandboxes/$a/policy")" = "$before" ]
 check "the restart is counted" \
 	grep -q '"proxy_restarts":1' <<<"$(api "http://vmhost/sandboxes/$a")"
+# Generations go on from the last one handed out: a tag read before the
+# restart matches nothing after it.
+etag=$(api -D - -o /dev/null "http://vmhost/sandboxes/$a/policy" | tr -d '\r' |
+	sed -n 's/^ETag: //Ip')
+check "the restarted proxy's generation follows the last one seen ($etag)" \
+	[ "$etag" = '"3"' ]
+st=$(api -o /dev/null -w '%{http_code}' -X PUT -H 'If-Match: "1"' \
+	--data-binary 'allow: [example.net]' "http://vmhost/sandboxes/$a/policy")
+check "a PUT under the tag from before the restart is refused ($st)" [ "$st" = 412 ]
+check "... and the policy stays as it was" \
+	[ "$(api "http://vmhost/sandboxes/$a/policy")" = "$before" ]
 
 # 2. While it is down (the daemon held still so the window stays open),
 # connections are refused; afterwards they reach the proxy again.
