@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "policy/doc.h"
 #include "policy/internal.h"
 #include "policy/secret.h"
@@ -357,6 +359,31 @@ static int dump_node(struct jw *w, const struct fb_node *n)
 	}
 	jw_close(w, n->kind == FB_NODE_MAP ? '}' : ']');
 	return 0;
+}
+
+int fb_policy_digest(const struct fb_policy *p, unsigned char out[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	char *src = p->source ? fb_policy_source(p) : NULL;
+	int ok = md && (src || !p->source) &&
+		 EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+		 EVP_DigestUpdate(md, &p->mode, sizeof(p->mode)) &&
+		 (!src || EVP_DigestUpdate(md, src, strlen(src)));
+
+	for (size_t i = 0; ok && i < p->ndomains; i++) {
+		const struct fb_domain *d = &p->domains[i];
+
+		for (size_t j = 0; ok && j < d->nrules; j++)
+			for (size_t k = 0; ok && k < d->rules[j].nset; k++) {
+				const char *v = d->rules[j].set[k].value;
+
+				ok = EVP_DigestUpdate(md, v, strlen(v) + 1);
+			}
+	}
+	ok = ok && EVP_DigestFinal_ex(md, out, NULL);
+	EVP_MD_CTX_free(md);
+	free(src);
+	return ok ? 0 : -1;
 }
 
 char *fb_policy_source(const struct fb_policy *p)

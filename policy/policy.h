@@ -319,6 +319,12 @@ char *fb_policy_dump(const struct fb_policy *p, bool legacy);
  * malloc'd; NULL when out of memory.
  */
 char *fb_policy_source(const struct fb_policy *p);
+/*
+ * SHA-256 of what the policy enforces: its source, as above, and every
+ * secret value resolved for it (a rotated secret file changes the policy
+ * while its text stays).  0, or -1 when out of memory.
+ */
+int fb_policy_digest(const struct fb_policy *p, unsigned char out[32]);
 
 /* ------------------------------------------------------------------ */
 /* Decisions                                                           */

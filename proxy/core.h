@@ -34,6 +34,10 @@ struct fb_proxy {
 	struct fb_loop *loop;
 	struct fb_policy *policy;   /* in force; the proxy holds one reference */
 	uint64_t generation;        /* of `policy`; starts at 1 */
+	/* fb_policy_digest of the policy last read from --policy: a SIGHUP
+	 * that finds the same leaves a policy set since by the control
+	 * socket in force (logrotate sends SIGHUP too). */
+	unsigned char file_digest[32];
 	struct fb_policy *retired;  /* the one it replaced, until the reply is out */
 	int listen_fd[FB_MAX_LISTEN];
 	size_t nlisten;

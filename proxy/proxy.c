@@ -461,10 +461,17 @@ refused:
 
 /* ---- signals ----------------------------------------------------------- */
 
+/*
+ * SIGHUP: reopen the audit log, and apply the policy file if what it
+ * holds changed since it was last read.  A file that holds the same
+ * changes nothing: a policy set through the control socket since stays
+ * in force, and the generation with it.
+ */
 static void reload(struct fb_proxy *p, const char *who)
 {
 	struct fb_diags diags = { 0 };
 	struct fb_policy *np;
+	unsigned char digest[32];
 	char err[512];
 	size_t closed;
 
@@ -483,8 +490,22 @@ static void reload(struct fb_proxy *p, const char *who)
 		return;
 	}
 	fb_diags_free(&diags);
+	if (fb_policy_digest(np, digest) < 0) {
+		fprintf(stderr, "firebreak-proxy: SIGHUP: out of memory\n");
+		fb_policy_unref(np);
+		return;
+	}
+	if (memcmp(digest, p->file_digest, sizeof(digest)) == 0) {
+		fprintf(stderr, "firebreak-proxy: SIGHUP: %s unchanged since "
+			"it was last read; generation %llu stays\n",
+			p->cfg.policy_path, (unsigned long long)p->generation);
+		fb_policy_unref(np);
+		return;
+	}
 	if (fb_proxy_swap(p, np, who, &closed, err, sizeof(err)) < 0)
 		fprintf(stderr, "firebreak-proxy: SIGHUP: %s\n", err);
+	else
+		memcpy(p->file_digest, digest, sizeof(digest));
 }
 
 static void on_signal(struct fb_loop *l, int fd, uint32_t events, void *arg)
@@ -645,7 +666,10 @@ static int load_initial(struct fb_proxy *p, char *err, size_t errsize)
 	p->policy = fb_policy_load_file(p->cfg.policy_path, &p->load_opts, &diags);
 	if (p->policy) {
 		fb_diags_free(&diags);
-		return 0;
+		if (fb_policy_digest(p->policy, p->file_digest) == 0)
+			return 0;
+		snprintf(err, errsize, "policy digest: out of memory");
+		return -1;
 	}
 	msg = fb_diags_to_string(&diags);
 	snprintf(err, errsize, "invalid policy:\n%s", msg ? msg : "out of memory");

@@ -266,18 +266,31 @@ check "allow-all: a connection without a name goes to its own destination" \
 	[ "$out" = "$ORIGIN" ]
 check "allow-all: still logged" grep -q '"event.reason":"allow-all"' "$AUDIT"
 
-# SIGHUP re-reads the file (still allowing allowed.test) and reopens the
-# audit log, as logrotate expects
+# SIGHUP reopens the audit log, as logrotate expects.  The policy file has
+# not changed since it was read: the policy set through the socket
+# (allow-all, generation 4) stays, where it used to give way to the file.
 mv "$AUDIT" "$AUDIT.1"
+kill -HUP "$PROXY_PID"
+for _ in $(seq 50); do
+	grep -q 'SIGHUP: .* unchanged since it was last read; generation 4 stays' \
+		"$FB_TMP/proxy.err" && break
+	sleep 0.05
+done
+out=$(C tls 198.51.100.20 443 other.test "$PX_CA")
+check "SIGHUP with the policy file unchanged keeps the policy set through the socket" \
+	[ "$out" = "origin 198.51.100.20 other.test" ]
+check "SIGHUP reopens the audit log (logrotate)" grep -q '"tls.client.server_name":"other.test"' "$AUDIT"
+# A changed file is applied.
+printf '  - extra.test\n' >>"$POLICY"
 kill -HUP "$PROXY_PID"
 for _ in $(seq 50); do
 	grep -q '"policy.generation":5' "$AUDIT" 2>/dev/null && break
 	sleep 0.05
 done
 out=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")
-check "SIGHUP re-reads the policy file" [ "$out" = "$ORIGIN" ]
-
-check "SIGHUP reopens the audit log (logrotate)" grep -q '"tls.client.server_name":"allowed.test"' "$AUDIT"
+check "SIGHUP applies a changed policy file" [ "$out" = "$ORIGIN" ]
+out=$(C tls 198.51.100.20 443 other.test "$PX_CA")
+check "... which no longer allows other.test" grep -q "ACCESS_DENIED\|access denied" <<<"$out"
 cat "$AUDIT" >>"$AUDIT.1"
 AUDIT=$AUDIT.1
 check "audit log: one JSON object per line" px_json_lines "$AUDIT"
