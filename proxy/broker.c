@@ -138,6 +138,7 @@ struct fb_broker {
 	SSL *ussl;
 	uint32_t uev, uwant, u_rd_ev, u_wr_ev, u_fired;
 	struct sockaddr_storage up_addr;
+	struct fb_chain *up_chain;     /* the CNAMEs the origin's name led through */
 	struct obuf upq;
 	char *uin;
 	size_t uin_len;
@@ -487,6 +488,8 @@ static void upstream_close(struct fb_broker *b)
 	b->u_eof = false;
 	b->up_keep = b->up_idle = false;
 	b->up_served = 0;
+	free(b->up_chain);
+	b->up_chain = NULL;
 }
 
 /* Done with the upstream connection: parked for a later guest connection
@@ -497,9 +500,10 @@ static void upstream_release(struct fb_broker *b)
 	    !obuf_pending(&b->upq) && !SSL_has_pending(b->ussl) &&
 	    b->up_generation == b->p->generation) {
 		fb_pool_put(b->bc->pool, b->p->loop, b->ussl, &b->uw, b->uev,
-			    b->up_host, b->up_port, &b->up_addr);
+			    b->up_host, b->up_port, &b->up_addr, b->up_chain);
 		b->ussl = NULL;
 		b->uw.fd = -1;
+		b->up_chain = NULL;
 	}
 	upstream_close(b);
 }
@@ -578,6 +582,7 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 {
 	struct fb_broker *b = arg;
 	const struct fb_addr *a;
+	bool oom = false;
 	socklen_t len;
 	char err[256];
 	bool origin;
@@ -601,6 +606,12 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 	a = fb_resolved_pick(res, b->policy, origin ? &b->orig_dst : NULL);
 	if (!a) {
 		upstream_failed(b, "resolved-to-denied-address");
+		return;
+	}
+	/* kept with the connection: a later policy must allow it too */
+	b->up_chain = origin ? fb_chain_keep(res, &oom) : NULL;
+	if (oom) {
+		upstream_failed(b, "out-of-resources");
 		return;
 	}
 	len = fb_addr_to_sockaddr(a, b->up_port, &b->up_addr);
@@ -638,7 +649,7 @@ static int upstream_for(struct fb_broker *b, const char *host, uint16_t port,
 	snprintf(b->up_host, sizeof(b->up_host), "%s", host);
 	b->up_port = port;
 	if (pooled && fb_pool_take(b->bc->pool, host, port, &b->ussl, &b->uw,
-				   &b->up_addr, on_upstream, b)) {
+				   &b->up_addr, &b->up_chain, on_upstream, b)) {
 		b->up = UP_READY;
 		b->uev = b->uwant = b->u_rd_ev = EPOLLIN;
 		b->u_wr_ev = EPOLLOUT;
@@ -1524,7 +1535,8 @@ static bool upstream_denied(const struct fb_broker *b,
 			    const struct fb_policy *policy)
 {
 	return (b->up == UP_TLS || b->up == UP_READY) &&
-	       fb_upstream_addr_denied(policy, &b->up_addr);
+	       (fb_upstream_addr_denied(policy, &b->up_addr) ||
+		!fb_chain_allowed(b->up_chain, policy));
 }
 
 size_t fb_broker_recheck(struct fb_proxy *p)

@@ -27,6 +27,7 @@
 #include "proxy/http.h"
 #include "proxy/loop.h"
 #include "proxy/proxy.h"
+#include "proxy/resolver.h"
 
 struct fb_proxy;
 struct fb_broker;
@@ -203,22 +204,26 @@ void fb_pool_free(struct fb_pool *pool);
  * with nothing unread or unsent, for the next guest connection to
  * host:port.  The pool takes `ssl` and the socket in `w` (watched for
  * `events` on `l` until now); its BIO reads through the pool's own copy
- * of `w` from here on.  `addr` is where it was dialled.
+ * of `w` from here on.  `addr` is where it was dialled, and `chain`
+ * (taken too; NULL: none) the CNAMEs host led through.
  */
 void fb_pool_put(struct fb_pool *pool, struct fb_loop *l, SSL *ssl,
 		 const struct wire *w, uint32_t events, const char *host,
-		 uint16_t port, const struct sockaddr_storage *addr);
+		 uint16_t port, const struct sockaddr_storage *addr,
+		 struct fb_chain *chain);
 /*
  * The connection to host:port parked last, if any: *ssl, its socket in
- * *w (which its BIO reads through from now on), where it goes in *addr;
- * its socket watched for EPOLLIN, reported to fn(arg).
+ * *w (which its BIO reads through from now on), where it goes in *addr
+ * and *chain (the caller's to free); its socket watched for EPOLLIN,
+ * reported to fn(arg).
  */
 bool fb_pool_take(struct fb_pool *pool, const char *host, uint16_t port,
 		  SSL **ssl, struct wire *w, struct sockaddr_storage *addr,
-		  fb_io_fn *fn, void *arg);
-/* Close every idle connection to an address `policy` denies.  Which
- * names it brokers need no check: a parked connection is only ever taken
- * for a request the policy in force sends to its host and port. */
+		  struct fb_chain **chain, fb_io_fn *fn, void *arg);
+/* Close every idle connection to an address `policy` denies, or reached
+ * through a CNAME it does not allow.  Which names it brokers need no
+ * check: a parked connection is only ever taken for a request the policy
+ * in force sends to its host and port. */
 void fb_pool_recheck(struct fb_pool *pool, const struct fb_policy *policy);
 
 #endif /* FB_BROKER_H */

@@ -202,6 +202,7 @@ void fb_conn_close(struct conn *c, const char *why)
 	conn_http_free(c);
 	if (c->policy)
 		fb_policy_unref(c->policy);
+	free(c->chain);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -431,6 +432,7 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 {
 	struct conn *c = arg;
 	const struct fb_addr *a;
+	bool oom;
 
 	c->rreq = NULL;
 	if (res->status != FB_RESOLVE_OK || res->naddrs == 0) {
@@ -445,6 +447,12 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 	a = fb_resolved_pick(res, c->policy, &c->dst_addr);
 	if (!a) {
 		fb_conn_refuse(c, "resolved-to-denied-address");
+		return;
+	}
+	/* kept: a later policy must allow the whole chain too */
+	c->chain = fb_chain_keep(res, &oom);
+	if (oom) {
+		fb_conn_refuse(c, "out-of-memory");
 		return;
 	}
 	c->upstream_addr = *a;
@@ -862,7 +870,9 @@ size_t fb_conns_recheck(struct fb_proxy *p)
 			__builtin_prefetch(next);
 		if (!c->policy || c->state == C_DRAIN)
 			continue; /* not decided yet: will be, under the new policy */
-		if (recheck_refuses(p, c, &memo)) {
+		/* the chain apart: one name's answers may differ */
+		if (recheck_refuses(p, c, &memo) ||
+		    !fb_chain_allowed(c->chain, p->policy)) {
 			/* A reset, not a FIN: a client must not take a cut
 			 * download for a complete one. */
 			struct linger rst = { .l_onoff = 1, .l_linger = 0 };

@@ -32,6 +32,7 @@ struct conn {
 	struct fb_policy *policy;     /* decided under (one reference) */
 	uint64_t generation;
 	struct fb_addr dst_addr, upstream_addr;
+	struct fb_chain *chain;       /* the CNAMEs the name led through */
 	bool has_name;
 	char name[FB_NAME_MAX];       /* normalised SNI / Host */
 

@@ -16,7 +16,8 @@
  * While parked it is watched: a TLS session ticket is taken (upstream.c
  * keeps it); anything else the origin sends is out of step, and that, a
  * close or an error ends the connection.  So do POOL_IDLE_MS of rest and
- * a policy change that denies where it goes (fb_pool_recheck).  The race
+ * a policy change that denies where it goes or a CNAME it went through
+ * (fb_pool_recheck).  The race
  * with an origin closing it just as it is taken is the broker's to meet:
  * a request that can be sent twice is, once, on a new connection.
  */
@@ -39,6 +40,7 @@ struct fb_idle {
 	SSL *ssl;
 	struct wire w;
 	struct sockaddr_storage addr;
+	struct fb_chain *chain;
 	struct fb_timer *timer;
 	uint16_t port;
 	char host[FB_NAME_MAX];
@@ -77,6 +79,7 @@ static void close_idle(struct fb_idle *c, bool clean)
 	unlink_idle(c);
 	fb_upstream_release(c->ssl, clean);
 	fb_loop_close(l, c->w.fd);
+	free(c->chain);
 	free(c);
 }
 
@@ -112,7 +115,8 @@ static void on_idle_event(struct fb_loop *l, int fd, uint32_t events,
 
 void fb_pool_put(struct fb_pool *pool, struct fb_loop *l, SSL *ssl,
 		 const struct wire *w, uint32_t events, const char *host,
-		 uint16_t port, const struct sockaddr_storage *addr)
+		 uint16_t port, const struct sockaddr_storage *addr,
+		 struct fb_chain *chain)
 {
 	struct fb_idle *c = calloc(1, sizeof(*c));
 
@@ -124,6 +128,7 @@ void fb_pool_put(struct fb_pool *pool, struct fb_loop *l, SSL *ssl,
 		if (c)
 			fb_timer_cancel(l, c->timer);
 		free(c);
+		free(chain);
 		fb_upstream_release(ssl, true);
 		fb_loop_close(l, w->fd);
 		return;
@@ -134,6 +139,7 @@ void fb_pool_put(struct fb_pool *pool, struct fb_loop *l, SSL *ssl,
 	c->ssl = ssl;
 	c->w = *w;
 	c->addr = *addr;
+	c->chain = chain;
 	c->port = port;
 	snprintf(c->host, sizeof(c->host), "%s", host);
 	BIO_set_data(SSL_get_rbio(ssl), &c->w);
@@ -144,7 +150,7 @@ void fb_pool_put(struct fb_pool *pool, struct fb_loop *l, SSL *ssl,
 
 bool fb_pool_take(struct fb_pool *pool, const char *host, uint16_t port,
 		  SSL **ssl, struct wire *w, struct sockaddr_storage *addr,
-		  fb_io_fn *fn, void *arg)
+		  struct fb_chain **chain, fb_io_fn *fn, void *arg)
 {
 	struct fb_idle *c;
 
@@ -163,6 +169,7 @@ bool fb_pool_take(struct fb_pool *pool, const char *host, uint16_t port,
 	*w = c->w;
 	w->drained = false;
 	*addr = c->addr;
+	*chain = c->chain;
 	BIO_set_data(SSL_get_rbio(*ssl), w);
 	fb_loop_handover(pool->loop, w->fd, fn, arg);
 	free(c);
@@ -175,7 +182,8 @@ void fb_pool_recheck(struct fb_pool *pool, const struct fb_policy *policy)
 
 	for (c = TAILQ_FIRST(&pool->idle); c; c = next) {
 		next = TAILQ_NEXT(c, link);
-		if (fb_upstream_addr_denied(policy, &c->addr))
+		if (fb_upstream_addr_denied(policy, &c->addr) ||
+		    !fb_chain_allowed(c->chain, policy))
 			close_idle(c, true);
 	}
 }

@@ -514,18 +514,55 @@ const struct fb_addr *fb_resolved_pick(const struct fb_resolved *res,
 	return first;
 }
 
-bool fb_resolved_chain_allowed(const struct fb_resolved *res,
-			       const struct fb_policy *policy)
+/* n names back to back, each NUL-terminated. */
+static bool names_allowed(const char *target, size_t n,
+			  const struct fb_policy *policy)
 {
-	const char *target = res->chain;
 	struct fb_decision d;
 
-	for (size_t i = 0; i < res->nchain; i++, target += strlen(target) + 1) {
+	for (size_t i = 0; i < n; i++, target += strlen(target) + 1) {
 		fb_policy_decide(policy, target, NULL, &d);
 		if (d.verdict == FB_VERDICT_DENY)
 			return false;
 	}
 	return true;
+}
+
+bool fb_resolved_chain_allowed(const struct fb_resolved *res,
+			       const struct fb_policy *policy)
+{
+	return names_allowed(res->chain, res->nchain, policy);
+}
+
+struct fb_chain {
+	size_t n;
+	char names[]; /* as fb_resolved's chain */
+};
+
+struct fb_chain *fb_chain_keep(const struct fb_resolved *res, bool *oom)
+{
+	const char *s = res->chain;
+	struct fb_chain *ch;
+	size_t len = 0;
+
+	*oom = false;
+	if (!res->nchain)
+		return NULL;
+	for (size_t i = 0; i < res->nchain; i++)
+		len += strlen(s + len) + 1;
+	ch = malloc(sizeof(*ch) + len);
+	if (!ch) {
+		*oom = true;
+		return NULL;
+	}
+	ch->n = res->nchain;
+	memcpy(ch->names, s, len);
+	return ch;
+}
+
+bool fb_chain_allowed(const struct fb_chain *ch, const struct fb_policy *policy)
+{
+	return !ch || names_allowed(ch->names, ch->n, policy);
 }
 
 void fb_resolver_upstream(const struct fb_resolver *r, struct fb_addr *addr,

@@ -94,6 +94,16 @@ const struct fb_addr *fb_resolved_pick(const struct fb_resolved *res,
 bool fb_resolved_chain_allowed(const struct fb_resolved *res,
 			       const struct fb_policy *policy);
 
+/*
+ * A chain kept by what was reached through it, to be judged again by
+ * every later policy (fb_chain_allowed; NULL, no chain, passes).
+ * fb_chain_keep returns NULL for an answer without CNAMEs, and sets
+ * *oom when it could not keep one.  Freed with free().
+ */
+struct fb_chain;
+struct fb_chain *fb_chain_keep(const struct fb_resolved *res, bool *oom);
+bool fb_chain_allowed(const struct fb_chain *ch, const struct fb_policy *policy);
+
 /* The upstream in use (from `server` or /etc/resolv.conf): the one
  * address and port the nft output chain must let the proxy reach. */
 void fb_resolver_upstream(const struct fb_resolver *r, struct fb_addr *addr,

@@ -36,6 +36,7 @@ fb_serve_in "$NS" tcp,198.51.100.30,80,bare101 || { not_ok setup bare101; exit 1
 px_dns "$NS" 198.51.100.53 allowed.test=198.51.100.10 \
 	other.test=198.51.100.20 bulk.test=198.51.100.10 \
 	alias.test=cname:other.test sink.test=198.51.100.30 \
+	bulkvia.test=cname:bulk.test \
 	slow.test=delay:1:198.51.100.10 ||
 	{ not_ok setup dns; exit 1; }
 
@@ -333,6 +334,37 @@ end = [l for l in lines if l.get("destination.domain") == "slow.test"
        and l.get("event.type") == "end"]
 assert end and end[0]["rule.name"] == "*.test", end
 ' "$FB_TMP/audit.log"
+
+# A connection reached through a CNAME is judged again with its chain: a
+# policy that still allows its name but no longer the name the CNAME led
+# to cuts it, as it would refuse it new.
+px_guest "$NS" "$PY" -c '
+import socket, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("198.51.100.10", 8443)), server_hostname="bulkvia.test")
+s.sendall(b"GET / HTTP/1.1\r\nHost: bulk.test\r\n\r\n")
+total = 0
+s.settimeout(10)
+try:
+    while (d := s.recv(65536)):
+        total += len(d)
+        if total > 1000000 and total < 1070000:
+            print("streaming", flush=True)
+except (OSError, ssl.SSLError):
+    pass
+print("cut", total, flush=True)
+' >"$FB_TMP/via.out" &
+via=$!
+for _ in $(seq 100); do grep -q streaming "$FB_TMP/via.out" && break; sleep 0.05; done
+out=$(px_curl_control "$SOCK" -X PUT --data-binary $'allow:\n  - bulkvia.test\n' http://x/policy)
+check "a policy that drops the CNAME's target cuts a connection through it ($out)" \
+	grep -q '"closed":1' <<<"$out"
+timeout 5 tail --pid=$via -f /dev/null
+check "... logged as cut by the policy" holds \
+	'grep "\"event.type\":\"end\"" "$FB_TMP/audit.log" | grep "\"bulkvia.test\"" |
+		grep -q "\"event.reason\":\"policy-changed\""'
 
 kill "$PROXY_PID"
 wait "$PROXY_PID"

@@ -152,8 +152,9 @@ px_broker_proxy() {
 		{ not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
 }
 
-# px_echo_origin: echo_origin.py for api.test at 198.51.100.10:443 in $NS,
-# logging to $ORIGIN_LOG, and the resolver at .53 that names it.
+# px_echo_origin [NAME=ANSWER...]: echo_origin.py for api.test at
+# 198.51.100.10:443 in $NS, logging to $ORIGIN_LOG, and the resolver at
+# .53 that names it (the NAME=ANSWERs after, as dnsd.py takes them, win).
 px_echo_origin() {
 	local ready=$FB_TMP/echo.ready
 	ORIGIN_LOG=$FB_TMP/origin.log
@@ -161,7 +162,8 @@ px_echo_origin() {
 		"$PX_CERTS/api.test.pem" "$PX_CERTS/api.test.key" 198.51.100.10,443 &
 	FB_PIDS+=($!)
 	px_wait_file "$ready" || { not_ok setup origin; exit 1; }
-	px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 || { not_ok setup dns; exit 1; }
+	px_dns "$NS" 198.51.100.53 api.test=198.51.100.10 "$@" ||
+		{ not_ok setup dns; exit 1; }
 }
 
 # px_send NS ADDR PORT BYTES: BYTES (Python escapes, as in b"...") in one
