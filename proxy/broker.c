@@ -115,8 +115,10 @@ struct fb_broker {
 	bool http10;           /* so it went upstream: the origin will close */
 	bool replayable;       /* idempotent and bodiless: may be sent twice */
 	bool websocket;
-	char method[16];
-	char path[256];
+	/* for the request line: one byte past what the log shows, so that
+	 * a longer one is flagged cut there */
+	char method[FB_AUDIT_GUEST_MAX + 2];
+	char path[FB_AUDIT_GUEST_MAX + 2];
 	char rule[FB_NAME_MAX + 16];
 	uint64_t rule_generation;     /* the policy the rule came from */
 	char injected[256];

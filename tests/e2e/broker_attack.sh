@@ -64,6 +64,15 @@ H='Host: api.test\r\nConnection: close\r\n'
 check "a request on the transform's path gets the secret" \
 	[ "$(raw "GET /v1/ok HTTP/1.1\r\n$H\r\n")" = "raw 200 the-secret" ]
 
+# The log shows a long method and path as far as it shows any guest value,
+# and says where it cut.
+long=$(printf 'a%.0s' $(seq 300))
+raw "PROPFINDPROPFINDX /v1/$long-tail HTTP/1.1\r\n$H\r\n" >/dev/null
+check "a 17-byte method is logged whole, a 305-byte path cut and flagged" \
+	holds 'grep "\"url.path\":\"/v1/aaa" "$AUDIT" |
+		grep "\"http.request.method\":\"PROPFINDPROPFINDX\"" |
+		grep -q "\"url.path_truncated\":true"'
+
 # all_answer WANT WHAT MARK TARGET...: "GET TARGET" answers WANT for each
 # TARGET, and none of them, each holding MARK, reaches an origin.
 all_answer() {
