@@ -90,21 +90,36 @@ static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
 
 /*
  * Where the guest meant to go: the conntrack entry of the nft redirect.
- * A connection made straight to the proxy's port has none, and its
- * "destination" is the proxy itself, which the deny set refuses.  The
- * socket's family is the peer's, as accept reported it.
+ * False for a connection made straight to the proxy's port, whose
+ * destination is the proxy itself: there is no entry (no conntrack), or
+ * it names the proxy's own address and port.  Such a connection must
+ * never be let go where it points (it is closed at once: a CIDR rule
+ * covering the gateway would have the proxy connect to itself, again and
+ * again).  The socket's family is the peer's, as accept reported it.
  */
-static void original_dst(int fd, sa_family_t family,
+static bool original_dst(const struct fb_proxy *p, int fd, sa_family_t family,
 			 struct sockaddr_storage *ss)
 {
-	socklen_t len = sizeof(*ss);
+	struct sockaddr_storage self;
+	socklen_t len = sizeof(*ss), selflen = sizeof(self);
+	struct fb_addr a, b;
+	bool found = family == AF_INET6 ?
+		getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, ss, &len) == 0 :
+		getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, ss, &len) == 0;
 
-	if (family == AF_INET6 ?
-	    getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, ss, &len) == 0 :
-	    getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, ss, &len) == 0)
-		return;
-	len = sizeof(*ss);
-	getsockname(fd, (struct sockaddr *)ss, &len);
+	/* a redirect sends every port to the proxy's: only a destination
+	 * on that port can be the proxy itself */
+	if (found && sockaddr_port(ss) != p->listen_port)
+		return true;
+	if (getsockname(fd, (struct sockaddr *)&self, &selflen) < 0)
+		return false;
+	if (!found) {
+		*ss = self;
+		return false;
+	}
+	fb_addr_from_sockaddr(ss, &a);
+	fb_addr_from_sockaddr(&self, &b);
+	return !fb_addr_equal(&a, &b);
 }
 
 static void timer_set(struct conn *c, uint64_t ms, fb_timer_fn *fn)
@@ -321,6 +336,7 @@ static void conn_start(struct fb_proxy *p, int fd,
 		       const struct sockaddr_storage *src)
 {
 	struct conn *c = calloc(1, sizeof(*c));
+	bool redirected;
 
 	if (!c) {
 		close(fd);
@@ -335,7 +351,7 @@ static void conn_start(struct fb_proxy *p, int fd,
 	c->generation = p->generation;
 	fb_splice_init(&c->to_up);
 	fb_splice_init(&c->to_down);
-	original_dst(fd, src->ss_family, &c->dst);
+	redirected = original_dst(p, fd, src->ss_family, &c->dst);
 	fb_addr_from_sockaddr(&c->dst, &c->dst_addr);
 	c->next = p->conns;
 	if (p->conns)
@@ -350,6 +366,11 @@ static void conn_start(struct fb_proxy *p, int fd,
 	}
 	if (p->stats.peeking >= p->cfg.max_peeks) {
 		fb_conn_close(c, "too-many-peeks");
+		return;
+	}
+	if (!redirected) {
+		audit_decision(c, false, "not-redirected");
+		fb_conn_close(c, "not-redirected");
 		return;
 	}
 	/* Grown only for the rare larger hello: 64 KiB per connection, freed

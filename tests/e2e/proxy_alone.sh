@@ -335,6 +335,27 @@ end = [l for l in lines if l.get("destination.domain") == "slow.test"
 assert end and end[0]["rule.name"] == "*.test", end
 ' "$FB_TMP/audit.log"
 
+# A connection made straight to the proxy's port, not redirected, has no
+# destination but the proxy itself: refused whatever it names, so that a
+# policy allowing the gateway's address cannot have the proxy dial
+# itself again and again.
+px_curl_control "$SOCK" -o /dev/null -X PUT \
+	--data-binary $'allow:\n  - allowed.test\nsubnets:\n  allow: [127.0.0.0/8]\n' http://x/policy
+out=$(ip netns exec "$NS" "$PY" -c '
+import socket
+s = socket.create_connection(("127.0.0.1", 15001))
+try:
+    s.sendall(b"GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+    print(s.recv(4096).decode() or "closed")
+except ConnectionResetError:
+    print("closed")
+')
+check "a connection straight to the proxy's port is closed, under a policy allowing it ($out)" \
+	[ "$out" = closed ]
+check "... as not redirected, once" \
+	[ "$(grep -c '"event.reason":"not-redirected"' "$FB_TMP/audit.log")" = 2 ]
+px_curl_control "$SOCK" -o /dev/null -X PUT --data-binary $'allow:\n  - "*.test"\n' http://x/policy
+
 # A connection reached through a CNAME is judged again with its chain: a
 # policy that still allows its name but no longer the name the CNAME led
 # to cuts it, as it would refuse it new.
