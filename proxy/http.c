@@ -953,10 +953,13 @@ enum fb_http_status fb_http_body_start(const char *p, size_t len, bool whole)
 	while (i < len && (p[i] == '\n' || is_loose_space((unsigned char)p[i])))
 		if (++i > BODY_SKIP_MAX)
 			return FB_HTTP_ERROR;
-	for (m = i; m < len && m - i < METHOD_MAX && is_tchar((unsigned char)p[m]); m++)
+	/* The whole token: our own parser stops at METHOD_MAX, but Apache
+	 * and Tomcat take a method as long as their 8 KiB line, Go longer.
+	 * One that fills all we look at (a hex dump, say) is no method. */
+	for (m = i; m < len && is_tchar((unsigned char)p[m]); m++)
 		;
 	if (m == len)
-		return more;
+		return len == BODY_LINE_MAX ? FB_HTTP_DONE : more;
 	if (m == i || !is_loose_space((unsigned char)p[m]))
 		return FB_HTTP_DONE;
 	get = m - i == 3 && memcmp(p + i, "GET", 3) == 0;

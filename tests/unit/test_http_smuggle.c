@@ -131,6 +131,8 @@ static void test_body_start(void **state)
 		"GET foo+bar://refused.test/", "GET x://",
 		"\r\nGET / HTTP/1.1\r\n", "\n\n\r\nGET /", "GET http://",
 		"0123456789abcdef0123456789ABCDEF / HTTP/1.1",
+		/* longer than our parser takes: Apache, Tomcat and Go do */
+		"0123456789abcdef0123456789ABCDEFXXXXXXXX / HTTP/1.1\r\n",
 		/* spaced as str.split() splits */
 		" GET /x HTTP/1.1\r\n", "GET\t/", "GET\x0b/x", "GET\r/x HTTP/1.1\r\n",
 		"\x1cGET\xa0x\x85HTTP/1.1\r\n", "GET  x\t HTTP/1.0\r\n",
