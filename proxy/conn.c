@@ -135,6 +135,8 @@ static void audit_common(struct conn *c, struct fb_audit_line *ln)
 	fb_audit_uint(ln, "event.id", c->id);
 	fb_audit_sockaddr(ln, "source", &c->src);
 	fb_audit_sockaddr(ln, "destination", &c->dst);
+	if (c->up.ss_family) /* the address dialled, ours, not the guest's */
+		fb_audit_sockaddr(ln, "server", &c->up);
 	if (c->has_name) {
 		fb_audit_guest(ln, "destination.domain", c->name, strlen(c->name));
 		if (c->proto == P_TLS || c->proto == P_POSTGRES)
@@ -162,8 +164,6 @@ static void audit_decision(struct conn *c, bool allowed, const char *reason)
 	fb_audit_str(&ln, "event.type", "start");
 	fb_audit_str(&ln, "event.reason", reason);
 	audit_common(c, &ln);
-	if (c->up.ss_family)
-		fb_audit_sockaddr(&ln, "server", &c->up);
 	fb_audit_defer(c->p->audit, c->p->loop, &ln);
 	c->decided = true;
 }
@@ -421,13 +421,17 @@ static void on_dial_timeout(struct fb_loop *l, void *arg)
 	fb_conn_close(c, c->state == C_REPLAY ? "replay-timeout" : "dial-timeout");
 }
 
-static void conn_dial(struct conn *c, const struct fb_addr *a, uint16_t port)
+/* Decided: `a` on the port the guest asked for, logged as the server
+ * (which the decision line names), then dialled. */
+static void conn_dial(struct conn *c, const struct fb_addr *a)
 {
 	struct fb_proxy *p = c->p;
 	socklen_t len;
 	int fd;
 
-	len = fb_addr_to_sockaddr(a, port, &c->up);
+	c->upstream_addr = *a;
+	len = fb_addr_to_sockaddr(a, sockaddr_port(&c->dst), &c->up);
+	audit_decision(c, true, c->allow_reason);
 	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		fb_conn_close(c, "dial-failed");
@@ -476,9 +480,7 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 		fb_conn_refuse(c, "out-of-memory");
 		return;
 	}
-	c->upstream_addr = *a;
-	audit_decision(c, true, c->allow_reason);
-	conn_dial(c, a, sockaddr_port(&c->dst));
+	conn_dial(c, a);
 }
 
 /* The peeker is done: decide under the policy in force now. */
@@ -529,9 +531,7 @@ void fb_conn_decide(struct conn *c)
 	}
 	/* Domain-less under "*" or allow-all, or an allowed CIDR: the guest's
 	 * own destination, which fb_policy_decide has checked (step 1). */
-	c->upstream_addr = c->dst_addr;
-	audit_decision(c, true, c->allow_reason);
-	conn_dial(c, &c->dst_addr, sockaddr_port(&c->dst));
+	conn_dial(c, &c->dst_addr);
 }
 
 /* ---- upstream ---------------------------------------------------------- */

@@ -67,6 +67,9 @@ out=$(C tls 198.51.100.10 443 allowed.test "$PX_CA")
 check "allowed name, end-to-end TLS verified by the client" [ "$out" = "$ORIGIN" ]
 out=$(C tls 198.51.100.20 443 allowed.test "$PX_CA")
 check "SNI allowed.test sent to another address reaches allowed.test's origin" [ "$out" = "$ORIGIN" ]
+check "... and the log says both: where the guest meant, where the proxy went" \
+	grep -q '"destination.ip":"198.51.100.20","destination.port":443,"server.ip":"198.51.100.10","server.port":443,"destination.domain":"allowed.test"' \
+	"$AUDIT"
 out=$(C tls 2001:db8:100::10 443 allowed.test "$PX_CA")
 check "IPv6: the original destination is found, the name routes to its origin" [ "$out" = "$ORIGIN" ]
 out=$(C frag 198.51.100.10 443 allowed.test "$PX_CA" seg)
