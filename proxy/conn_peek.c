@@ -67,7 +67,9 @@ int conn_peek_step(struct conn *c)
 		c->proto = P_POSTGRES;
 		c->pk->skip = 8;
 		fb_peek_after_sslrequest(pk);
-		return 0;
+		/* a client that did not wait for the 'S' sent its hello
+		 * with the request: it is here already, and no more comes */
+		return c->len > c->pk->skip ? conn_peek_step(c) : 0;
 	case FB_PEEK_DONE:
 		break;
 	}

@@ -78,6 +78,11 @@ out=$(C frag 198.51.100.10 443 allowed.test "$PX_CA" rec)
 check "ClientHello in 1-byte TLS records" [ "$out" = "$ORIGIN" ]
 out=$(C pg 198.51.100.10 5432 allowed.test "$PX_CA")
 check "Postgres SSLRequest, then TLS to an allowed name" [ "$out" = "$ORIGIN" ]
+start=${EPOCHREALTIME/./}
+out=$(C pg 198.51.100.10 5432 allowed.test "$PX_CA" one)
+ms=$(((${EPOCHREALTIME/./} - start) / 1000))
+check "... the hello in the same write as the SSLRequest, at once (${ms} ms)" \
+	holds '[ "$out" = "$ORIGIN" ] && [ "$ms" -lt 900 ]'
 out=$(C tls 198.51.100.20 443 other.test "$PX_CA")
 check "refused name gets the access_denied alert" grep -q "ACCESS_DENIED\|access denied" <<<"$out"
 

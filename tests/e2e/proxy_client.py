@@ -6,7 +6,9 @@
   frag ADDR PORT NAME CA MODE    the same with the ClientHello sent as
                                  1-byte TCP segments (seg) or re-framed as
                                  1-byte TLS records (rec)
-  pg ADDR PORT NAME CA           Postgres SSLRequest, then TLS as above
+  pg ADDR PORT NAME CA [one]     Postgres SSLRequest, then TLS as above
+                                 (one: the hello in the same write as the
+                                 SSLRequest, before the 'S' came)
   http2 ADDR PORT HOST1 HOST2 [PAD]
                                  two requests on one connection, the second
                                  with about PAD bytes of extra fields;
@@ -140,6 +142,29 @@ def tls_over(sock, name, ca, send_hello=None):
     return read_answer(read)
 
 
+SSLREQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+
+
+class AfterS:
+    """A socket whose first byte in, the server's answer to an
+    SSLRequest sent with the hello, must be 'S' and is dropped."""
+
+    def __init__(self, sock):
+        self.sock, self.first = sock, True
+
+    def sendall(self, data):
+        self.sock.sendall(data)
+
+    def recv(self, n):
+        data = self.sock.recv(n)
+        if self.first and data:
+            self.first = False
+            if data[:1] != b"S":
+                raise ConnectionError(f"sslrequest answered {data[:1]!r}")
+            data = data[1:] or self.sock.recv(n)
+        return data
+
+
 def one_byte_segments(sock, data):
     for b in data:
         sock.send(bytes([b]))
@@ -195,9 +220,13 @@ def main():
             how = one_byte_segments if mode == "seg" else one_byte_records
             print(tls_over(connect(addr, port), name, ca, how))
         elif cmd == "pg":
-            addr, port, name, ca = args
+            addr, port, name, ca, *one = args
             s = connect(addr, port)
-            s.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")
+            if one:
+                print(tls_over(AfterS(s), name, ca,
+                               lambda sock, hello: sock.sendall(SSLREQUEST + hello)))
+                return
+            s.sendall(SSLREQUEST)
             answer = s.recv(1)
             if answer != b"S":
                 print(f"error sslrequest answered {answer!r}")
