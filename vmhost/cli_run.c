@@ -53,7 +53,7 @@ static void usage(FILE *out)
 		"[--public CIDR]...\n"
 		"                     [--resolver IP[:PORT]] [--user NAME|UID] "
 		"[--name ID]\n"
-		"                     [--state-dir DIR] [--audit-log FILE|-] "
+		"                     [--state-dir DIR] [--audit-log FILE] "
 		"[--backend process|qemu|firecracker]\n"
 		"                     [--upstream-ca FILE] [--firecracker PATH] "
 		"[--guest DIR]\n"
@@ -165,6 +165,14 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 			usage(stderr);
 			return 2;
 		}
+	}
+	/* The guest's output goes where ours does: in that stream it could
+	 * write lines the log's readers would take for the proxy's. */
+	if (a->audit_log && !strcmp(a->audit_log, "-")) {
+		fprintf(stderr, "firebreak run: --audit-log -: the command's "
+			"output shares the stream and could forge lines; give "
+			"a file\n");
+		return 2;
 	}
 	if (a->name && !fb_sandbox_id_valid(a->name)) {
 		fprintf(stderr, "firebreak run: --name '%s': "

@@ -32,6 +32,11 @@ refused "policy that fails to load" \
 refused "policy file missing" \
 	"^firebreak run: policy: $FB_TMP/none.yaml: " \
 	in_host $(run_args) --policy "$FB_TMP/none.yaml" -- true
+# The command's own output would share the audit stream, forged lines
+# and all.
+refused "the audit log to standard output" \
+	"^firebreak run: --audit-log -: the command's output shares the stream" \
+	in_host $(run_args) --audit-log - -- true
 
 # A namespace of that name exists already (a live sandbox, or not ours).
 in_host ip netns add "fb-$FB_ID_PREFIX-x"
