@@ -397,17 +397,18 @@ static int write_file(const char *path, const char *p, size_t len, char *err,
 	return 0;
 }
 
-/* The daemon's own files in the sandbox's directory. */
-static void remove_files(const struct fb_managed *m)
+/* The daemon's own files in the sandbox's directory; the audit log is
+ * kept. */
+static void remove_files(struct fb_daemon *d, const struct fb_managed *m)
 {
 	char path[PATH_MAX + 16];
-	const char *const files[] = { FB_STATE_FILE, FB_POLICY_FILE,
-				      FB_AUDIT_FILE };
+	const char *const files[] = { FB_STATE_FILE, FB_POLICY_FILE };
 
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		snprintf(path, sizeof path, "%s/%s", m->dir, files[i]);
 		unlink(path);
 	}
+	fb_audit_keep(d->state_dir, m->dir, m->st.id);
 }
 
 static void managed_free(struct fb_managed *m)
@@ -426,7 +427,7 @@ void fb_api_remove(struct fb_daemon *d, struct fb_managed *m)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = m->next;
-	remove_files(m);
+	remove_files(d, m);
 	fb_launch_stop(&m->launch);
 	/* the launch removes the directory when it made it; a start that
 	 * failed early did not */
@@ -479,6 +480,7 @@ static void create(struct fb_client *c, const char *body, size_t len)
 		managed_free(m);
 		goto out;
 	}
+	snprintf(m->st.id, sizeof m->st.id, "%s", cr.id);
 	snprintf(m->dir, sizeof m->dir, "%s/%s", d->state_dir, cr.id);
 	snprintf(m->policy_path, sizeof m->policy_path, "%s/%s", m->dir,
 		 FB_POLICY_FILE);
@@ -531,7 +533,6 @@ static void create(struct fb_client *c, const char *body, size_t len)
 				"sandbox %s: %s", cr.id, err);
 		goto fail;
 	}
-	snprintf(m->st.id, sizeof m->st.id, "%s", cr.id);
 	snprintf(m->st.backend, sizeof m->st.backend, "%s", cr.backend);
 	snprintf(m->st.netns, sizeof m->st.netns, "%s", m->launch.sb.name);
 	snprintf(m->st.table, sizeof m->st.table, "%s", m->launch.sb.table);
@@ -544,7 +545,7 @@ static void create(struct fb_client *c, const char *body, size_t len)
 	answer_json(c, 201, m);
 	goto out;
 fail:
-	remove_files(m);
+	remove_files(d, m);
 	rmdir(m->dir);
 	managed_free(m);
 out:

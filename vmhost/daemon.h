@@ -6,7 +6,8 @@
  *                HTTP/1.1 request, answer, close
  *   api.c        the routes under /sandboxes
  *   supervise.c  SIGCHLD: restart a dead proxy, record a guest's exit
- *   state.c      <state dir>/<id>/state.json, written atomically
+ *   state.c      <state dir>/<id>/state.json, written atomically; the
+ *                audit logs kept after their sandbox
  *   recover.c    at start: remove what a previous daemon left
  *   json.c       JSON out (escaped strings) and in (policy/doc.h trees)
  */
@@ -27,6 +28,9 @@
 #define FB_STATE_FILE "state.json"
 #define FB_POLICY_FILE "policy.current" /* the policy in force, as text */
 #define FB_AUDIT_FILE "audit.log"
+/* <state dir>/audit.d/<id>.<UTC time>.log: a removed sandbox's audit log.
+ * The '.' keeps the name from ever being a sandbox id. */
+#define FB_AUDIT_KEPT_DIR "audit.d"
 /* Held by the daemon that owns the state directory: a second one would
  * take the first one's live sandboxes for remains and remove them. */
 #define FB_DAEMON_LOCK "vmhost.lock"
@@ -130,6 +134,10 @@ int fb_state_write(const char *path, const struct fb_state *s, char *err,
 int fb_state_read(const char *path, struct fb_state *s, char *err,
 		  size_t errsize);
 const char *fb_sbx_status_str(enum fb_sbx_status s);
+/* Move <dir>/audit.log of sandbox `id` to FB_AUDIT_KEPT_DIR, where it
+ * outlives the sandbox (a proxy still writing goes on into it); failures
+ * go to stderr. */
+void fb_audit_keep(const char *state_dir, const char *dir, const char *id);
 /* Field 22 of /proc/PID/stat: with the pid, names one process for good;
  * 0 when there is no such process. */
 unsigned long long fb_proc_starttime(pid_t pid);

@@ -61,6 +61,7 @@ static void remove_remains(struct fb_daemon *d, const char *dir,
 	if (fb_netns_del(s->netns, err, sizeof err) < 0)
 		fprintf(stderr, "firebreak-vmhost: %s\n", err);
 	fb_slot_release_stale(d->state_dir, s->slot);
+	fb_audit_keep(d->state_dir, dir, s->id);
 	/* a firecracker jail included, whose relay died with us */
 	fb_remove_tree(dir);
 	fprintf(stderr, "firebreak-vmhost: removed sandbox %s left by a "

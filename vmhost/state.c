@@ -3,11 +3,17 @@
  * daemon restarted after a crash needs to find everything the sandbox
  * held.  Written to a temporary file, synced and renamed over the old one,
  * so a reader sees the old state or the new, never half of either.
+ *
+ * And the audit log a sandbox leaves: it is the record of what the
+ * sandbox did, wanted most after the sandbox is gone (removed, or lost
+ * with a daemon that crashed), so it is moved aside, never deleted.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "policy/doc.h"
@@ -22,6 +28,31 @@ static const char *const status_names[] = {
 const char *fb_sbx_status_str(enum fb_sbx_status s)
 {
 	return status_names[s];
+}
+
+void fb_audit_keep(const char *state_dir, const char *dir, const char *id)
+{
+	char from[PATH_MAX + 16], to[PATH_MAX + 64], when[32];
+	struct timespec ts;
+	struct tm tm;
+
+	snprintf(from, sizeof from, "%s/%s", dir, FB_AUDIT_FILE);
+	if (access(from, F_OK) < 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof when, "%Y%m%dT%H%M%S", &tm);
+	snprintf(to, sizeof to, "%s/%s", state_dir, FB_AUDIT_KEPT_DIR);
+	if (mkdir(to, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "firebreak-vmhost: sandbox %s: keeping its audit "
+			"log: mkdir %s: %s\n", id, to, strerror(errno));
+		return;
+	}
+	snprintf(to, sizeof to, "%s/%s/%s.%s.%03ldZ.log", state_dir,
+		 FB_AUDIT_KEPT_DIR, id, when, ts.tv_nsec / 1000000);
+	if (rename(from, to) < 0)
+		fprintf(stderr, "firebreak-vmhost: sandbox %s: keeping its audit "
+			"log: %s: %s\n", id, to, strerror(errno));
 }
 
 unsigned long long fb_proc_starttime(pid_t pid)

@@ -224,6 +224,11 @@ check "rm: gone from ls" bash -c "! '$FIREBREAK' ls --socket $SOCK | grep -qw $i
 check "rm: nothing left (namespace, tables, links, files, slot)" \
 	[ -z "$(fb_leftovers "$id")" ]
 check "rm: the guest is gone" bash -c "! pgrep -u 65534 -fx 'sleep 300'"
+kept=$(ls "$STATE/audit.d/$id".*Z.log 2>/dev/null)
+check "rm: the audit log is kept, whole (${kept##*/})" \
+	holds '[ "$(wc -l <<<"$kept")" = 1 ] &&
+		grep -q "\"event.action\":\"policy\".*\"sandbox.id\":\"$id\"" "$kept" &&
+		tail -n 1 "$kept" | grep -q "\"event.type\":\"end\"\|\"event.action\""'
 
 # A sandbox still running when the daemon stops goes with it.
 fb_next_id
@@ -231,6 +236,8 @@ fbd create --id "$FB_LAST_ID" -- sleep 301 >/dev/null
 fb_daemon_kill TERM
 check "daemon stop removes its sandboxes" \
 	[ -z "$(fb_leftovers "$FB_LAST_ID")" ]
+check "... and keeps their audit logs" \
+	grep -q '"event.action":"policy"' "$STATE/audit.d/$FB_LAST_ID".*Z.log
 check "daemon stop removes its socket" [ ! -e "$SOCK" ]
 check "the daemon reported no sanitizer error" \
 	bash -c "! grep -E 'Sanitizer|runtime error' '$FB_TMP/vmhost.log'"
