@@ -377,24 +377,68 @@ static void random_id(char id[FB_SANDBOX_ID_MAX + 1])
 		 r[2], r[3]);
 }
 
-/* Write `len` bytes to path through a temporary file and a rename. */
+/*
+ * Replacing a file in two halves, so that what may fail (a full disk)
+ * fails before the change the file records is made: the new text to
+ * <path>.tmp, synced; then, once the change is made, renamed over path.
+ */
+#define TMP_PATH_MAX (PATH_MAX + 64)
+
+static void staged_path(const char *path, char tmp[TMP_PATH_MAX])
+{
+	snprintf(tmp, TMP_PATH_MAX, "%s.tmp", path);
+}
+
+static int stage_file(const char *path, const char *p, size_t len, char *err,
+		      size_t errsize)
+{
+	char tmp[TMP_PATH_MAX];
+	int fd, rc;
+
+	staged_path(path, tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errsize, "write %s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = write(fd, p, len) == (ssize_t)len && fsync(fd) == 0 ? 0 : -1;
+	if (rc < 0)
+		snprintf(err, errsize, "write %s: %s", path, strerror(errno));
+	if (close(fd) < 0 && rc == 0) {
+		snprintf(err, errsize, "write %s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+static int commit_file(const char *path, char *err, size_t errsize)
+{
+	char tmp[TMP_PATH_MAX];
+
+	staged_path(path, tmp);
+	if (rename(tmp, path) == 0)
+		return 0;
+	snprintf(err, errsize, "write %s: %s", path, strerror(errno));
+	unlink(tmp);
+	return -1;
+}
+
+static void drop_staged(const char *path)
+{
+	char tmp[TMP_PATH_MAX];
+
+	staged_path(path, tmp);
+	unlink(tmp);
+}
+
+/* Both halves at once. */
 static int write_file(const char *path, const char *p, size_t len, char *err,
 		      size_t errsize)
 {
-	char tmp[PATH_MAX + 8];
-	int fd;
-
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, p, len) != (ssize_t)len || fsync(fd) < 0 ||
-	    close(fd) < 0 || rename(tmp, path) < 0) {
-		snprintf(err, errsize, "write %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return stage_file(path, p, len, err, errsize) < 0 ? -1 :
+	       commit_file(path, err, errsize);
 }
 
 /* The daemon's own files in the sandbox's directory; the audit log is
@@ -712,11 +756,14 @@ static bool head_field(const char *head, size_t head_len, const char *name,
 /*
  * Keep the file the proxy is restarted with equal to the policy it
  * enforces: after a PUT it is the body; after a PATCH the merge, which
- * the daemon works out the way the proxy did, from the same file.
+ * the daemon works out the way the proxy will, from the same file.  It is
+ * staged before the change goes to the proxy, and put in place once the
+ * proxy has made it (commit_file).  0 staged; 1 nothing staged: the patch
+ * does not apply, which the proxy will say in its own words; -1 with err.
  */
-static int persist_policy(struct fb_daemon *d, struct fb_managed *m,
-			  bool patch, const char *body, size_t len, char *err,
-			  size_t errsize)
+static int stage_policy(struct fb_daemon *d, struct fb_managed *m,
+			bool patch, const char *body, size_t len, char *err,
+			size_t errsize)
 {
 	struct fb_load_opts lo = {
 		.filename = m->policy_path,
@@ -729,15 +776,17 @@ static int persist_policy(struct fb_daemon *d, struct fb_managed *m,
 	int rc = -1;
 
 	if (!patch)
-		return write_file(m->policy_path, body, len, err, errsize);
+		return stage_file(m->policy_path, body, len, err, errsize);
 	base = fb_policy_load_file(m->policy_path, &lo, &diags);
 	merged = base ? fb_policy_patch(base, body, len, &lo, &diags) : NULL;
 	text = merged ? fb_policy_source(merged) : NULL;
-	if (!text)
+	if (base && !merged && diags.n)
+		rc = 1;
+	else if (!text)
 		snprintf(err, errsize, "cannot rebuild %s after the patch",
 			 FB_POLICY_FILE);
 	else
-		rc = write_file(m->policy_path, text, strlen(text), err,
+		rc = stage_file(m->policy_path, text, strlen(text), err,
 				errsize);
 	free(text);
 	fb_policy_unref(merged);
@@ -804,7 +853,7 @@ static void forward_policy(struct fb_client *c, struct fb_managed *m,
 	const char *im;
 	bool too_long;
 	size_t rlen;
-	int n, status;
+	int n, status, staged = 1;
 
 	if (!get && !patch && !slice_is(&req->method, "PUT")) {
 		fb_client_respond(c, 405, "text/plain; charset=utf-8",
@@ -823,6 +872,15 @@ static void forward_policy(struct fb_client *c, struct fb_managed *m,
 				"try again", m->st.id);
 		return;
 	}
+	/* a change that cannot be saved is not made: a proxy restarted
+	 * later would bring back the policy before it */
+	if (!get && (staged = stage_policy(fb_client_daemon(c), m, patch, body,
+					    len, err, sizeof err)) < 0) {
+		fb_client_error(c, 500, "sandbox %s: the policy cannot be "
+				"saved, so it was not changed: %s", m->st.id,
+				err);
+		return;
+	}
 	n = snprintf(head, sizeof head, "%s /policy HTTP/1.1\r\nHost: "
 		     "firebreak\r\nConnection: close\r\n%s%s%s"
 		     "Content-Length: %zu\r\n\r\n",
@@ -831,14 +889,13 @@ static void forward_policy(struct fb_client *c, struct fb_managed *m,
 		     get ? 0 : len);
 	resp = control_call(m, head, (size_t)n, body, get ? 0 : len, &rlen,
 			    err, sizeof err);
-	if (!resp) {
-		fb_client_error(c, 502, "sandbox %s: %s", m->st.id, err);
-		return;
-	}
-	rbody = strstr(resp, "\r\n\r\n");
+	rbody = resp ? strstr(resp, "\r\n\r\n") : NULL;
 	if (!rbody || sscanf(resp, "HTTP/1.1 %d", &status) != 1) {
-		fb_client_error(c, 502, "sandbox %s: no valid answer from its "
-				"proxy", m->st.id);
+		if (!staged)
+			drop_staged(m->policy_path);
+		if (resp)
+			snprintf(err, sizeof err, "no valid answer from its proxy");
+		fb_client_error(c, 502, "sandbox %s: %s", m->st.id, err);
 		free(resp);
 		return;
 	}
@@ -849,14 +906,22 @@ static void forward_policy(struct fb_client *c, struct fb_managed *m,
 		snprintf(extra, sizeof extra, "ETag: %s\r\n", etag);
 		note_generation(m, etag);
 	}
+	if (!get && status / 100 != 2 && !staged)
+		drop_staged(m->policy_path);
 	if (!get && status / 100 == 2 &&
-	    persist_policy(fb_client_daemon(c), m, patch, body, len, err,
-			   sizeof err) < 0)
-		/* enforced but not saved: a proxy restart would fall back */
+	    (staged ? snprintf(err, sizeof err, "the daemon could not merge "
+			       "the patch the proxy applied") < 0 :
+		      commit_file(m->policy_path, err, sizeof err) < 0)) {
+		/* in force, not saved: the client must know */
 		fprintf(stderr, "firebreak-vmhost: sandbox %s: %s\n", m->st.id,
 			err);
-	fb_client_respond(c, status, type, extra, rbody,
-			  rlen - (size_t)(rbody - resp));
+		fb_client_error(c, 500, "sandbox %s: the policy is in force but "
+				"was not saved (a restarted proxy would bring "
+				"back the one before): %s", m->st.id, err);
+	} else {
+		fb_client_respond(c, status, type, extra, rbody,
+				  rlen - (size_t)(rbody - resp));
+	}
 	free(resp);
 }
 

@@ -66,6 +66,16 @@ st=$(api -o /dev/null -w '%{http_code}' -X PUT -H 'If-Match: "1"' \
 check "a PUT under the tag from before the restart is refused ($st)" [ "$st" = 412 ]
 check "... and the policy stays as it was" \
 	[ "$(api "http://vmhost/sandboxes/$a/policy")" = "$before" ]
+# A change the daemon cannot save (a full disk, say) is not made: a proxy
+# restarted later would bring back the policy before it.
+mkdir "$STATE/$a/policy.current.tmp"
+out=$(api -w ' %{http_code}' -X PUT --data-binary 'allow: [example.net]' \
+	"http://vmhost/sandboxes/$a/policy")
+check "a PUT the daemon cannot save: 500, saying so ($out)" \
+	holds '[[ $out == *"cannot be saved, so it was not changed"* && $out == *" 500" ]]'
+check "... and the policy in force is the one before" \
+	[ "$(api "http://vmhost/sandboxes/$a/policy")" = "$before" ]
+rmdir "$STATE/$a/policy.current.tmp"
 
 # 2. While it is down (the daemon held still so the window stays open),
 # connections are refused; afterwards they reach the proxy again.
