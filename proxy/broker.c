@@ -54,6 +54,7 @@
 enum rq_stage {
 	RQ_HANDSHAKE, /* the guest's TLS handshake */
 	RQ_HEAD,      /* reading a request head */
+	RQ_BODY_START, /* a Content-Length body's first line, not sent yet */
 	RQ_BODY,      /* Content-Length body */
 	RQ_CHUNKED,   /* chunked body, re-encoded */
 	RQ_SENT,      /* request complete; waiting for its response */
@@ -834,7 +835,7 @@ body:
 		b->rq = RQ_CHUNKED;
 	} else if (req->content_length > 0) {
 		b->rq_left = (uint64_t)req->content_length;
-		b->rq = RQ_BODY;
+		b->rq = b->discard ? RQ_BODY : RQ_BODY_START;
 	} else {
 		b->rq = RQ_SENT;
 	}
@@ -881,6 +882,32 @@ static int request_body(struct fb_broker *b)
 		enum fb_chunked_status st;
 		int n;
 
+		if (b->rq == RQ_BODY_START) {
+			/*
+			 * An origin that answers without reading a body reads
+			 * it as its next request: one sent without the rules'
+			 * say, or the start of one (a POST whose body is to be
+			 * what comes next) that swallows the next request on
+			 * the connection, secret and all, where the guest can
+			 * read it back.  A body that starts like a request is
+			 * refused before any of it goes (conn_http.c does the
+			 * same), and the upstream connection, holding our
+			 * head, goes with it.  A chunked body is re-encoded:
+			 * it starts with our chunk size.
+			 */
+			used = b->in_len < b->rq_left ? b->in_len : (size_t)b->rq_left;
+			switch (fb_http_body_start(b->in, used, used == b->rq_left)) {
+			case FB_HTTP_NEED_MORE:
+				return progress;
+			case FB_HTTP_ERROR:
+				upstream_close(b);
+				refuse(b, 400, "http-body-request");
+				return 1;
+			case FB_HTTP_DONE:
+				break;
+			}
+			b->rq = RQ_BODY;
+		}
 		if (b->rq == RQ_BODY || b->rq == RQ_RAW) {
 			used = b->in_len;
 			if (b->rq == RQ_BODY && used > b->rq_left)

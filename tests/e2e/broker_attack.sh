@@ -73,6 +73,17 @@ check "a 17-byte method is logged whole, a 305-byte path cut and flagged" \
 		grep "\"http.request.method\":\"PROPFINDPROPFINDX\"" |
 		grep -q "\"url.path_truncated\":true"'
 
+# A body that reads as a request would be the next request to an origin
+# that does not read bodies: one that swallows the request after it,
+# secret and all.  Refused before any of it goes; a JSON body passes.
+SMUG='POST /v1/smuggled HTTP/1.1\r\nHost: api.test\r\nContent-Length: 300\r\n\r\nc='
+got=$(raw "GET /v1/ok HTTP/1.1\r\nHost: api.test\r\nContent-Length: $(printf '%b' "$SMUG" | wc -c)\r\n\r\n$SMUG")
+check "a body that reads as a request is refused ($got)" [ "$got" = "raw 400 -" ]
+check "... none of it reached the origin" px_absent '/v1/smuggled' "$ORIGIN_LOG"
+check "... the audit line says why" grep -q '"event.reason":"http-body-request"' "$AUDIT"
+got=$(raw "POST /v1/ok HTTP/1.1\r\n${H}Content-Length: 7\r\n\r\n{\"a\":1}")
+check "a JSON body passes ($got)" [ "$got" = "raw 200 the-secret" ]
+
 # all_answer WANT WHAT MARK TARGET...: "GET TARGET" answers WANT for each
 # TARGET, and none of them, each holding MARK, reaches an origin.
 all_answer() {
