@@ -728,7 +728,12 @@ fail:
 	return NULL;
 }
 
-/* The value of header `name` in a raw response head, copied into buf. */
+/*
+ * The value of header `name` in a raw response head, copied into buf:
+ * only visible ASCII, spaces and tabs, for it goes into the daemon's own
+ * answer, where a bare LF or a control byte from a proxy gone wrong would
+ * start a field of its own.
+ */
 static bool head_field(const char *head, size_t head_len, const char *name,
 		       char *buf, size_t size)
 {
@@ -745,6 +750,9 @@ static bool head_field(const char *head, size_t head_len, const char *name,
 
 			while (*v == ' ')
 				v++;
+			for (const char *q = v; q < eol; q++)
+				if ((*q < 0x20 && *q != '\t') || *q == 0x7f)
+					return false;
 			snprintf(buf, size, "%.*s", (int)(eol - v), v);
 			return true;
 		}

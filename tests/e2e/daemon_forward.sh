@@ -50,6 +50,16 @@ check "a flooding proxy: the forward ends with 502 (${secs}s)" \
 check "a flooding proxy: the daemon's peak memory stays bounded (${rss} kB)" \
 	[ "${rss:-999999999}" -lt 400000 ]
 
+# The fields the daemon copies from the proxy's answer into its own hold
+# no line break or control byte a proxy gone wrong could start a field with.
+bad inject || { not_ok "fake control socket"; exit 1; }
+head=$(curl -s --max-time 20 --unix-socket "$SOCK" -D - -o /dev/null \
+	"http://vmhost/sandboxes/$id/policy" | tr -d '\r')
+echo "$head" | sed 's/^/# /'
+check "a proxy's answer cannot add a field to the daemon's" \
+	holds '[ -n "$head" ] && ! grep -qi "^set-cookie\|^x-injected" <<<"$head" &&
+		! grep -q "$(printf "\x0b")" <<<"$head"'
+
 check "the daemon still serves: rm answers" fbd rm "$id"
 check "nothing of the sandbox left" [ -z "$(fb_leftovers "$id")" ]
 fb_daemon_kill TERM
