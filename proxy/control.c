@@ -205,10 +205,31 @@ static enum if_match if_match(const struct fb_http_req *req,
 	return match ? IF_MATCH_TRUE : IF_MATCH_FALSE;
 }
 
-/* Who asks for a change, as its audit line names them. */
-static void changer(char *buf, size_t size, const char *who, bool patch)
+/*
+ * Who asks for a change, as its audit line names them: the socket's peer
+ * and, when that is the launcher daemon passing on a request of its own
+ * client, the client it names (Firebreak-On-Behalf-Of: uid=U pid=P).  Only
+ * the peers the socket lets in can send one, and they hold the policy
+ * anyway; a value of any other form is left out.
+ */
+static void changer(char *buf, size_t size, const char *who,
+		    const struct fb_http_req *req, bool patch)
 {
-	snprintf(buf, size, "%s %s", who, patch ? "PATCH" : "PUT");
+	const struct fb_http_header *h =
+		fb_http_field(req, "firebreak-on-behalf-of");
+	int n = snprintf(buf, size, "%s %s", who, patch ? "PATCH" : "PUT");
+	char v[48], again[48];
+	unsigned uid, pid;
+
+	if (!h || h->value_len >= sizeof(v) || n < 0 || (size_t)n >= size)
+		return;
+	memcpy(v, h->value, h->value_len);
+	v[h->value_len] = '\0';
+	if (sscanf(v, "uid=%u pid=%u", &uid, &pid) != 2)
+		return;
+	snprintf(again, sizeof(again), "uid=%u pid=%u", uid, pid);
+	if (strcmp(again, v) == 0)
+		snprintf(buf + n, size - (size_t)n, " for %s", v);
 }
 
 static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
@@ -220,11 +241,11 @@ static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
 	 * name: a problem pointed there sends the operator to the wrong text. */
 	struct fb_load_opts opts = p->load_opts;
 	struct fb_policy *np;
-	char err[1024], out[2048], why[6 * sizeof(p->cut.error)], whobuf[96];
+	char err[1024], out[2048], why[6 * sizeof(p->cut.error)], whobuf[128];
 	size_t closed;
 	int n;
 
-	changer(whobuf, sizeof(whobuf), who, patch);
+	changer(whobuf, sizeof(whobuf), who, req, patch);
 	switch (if_match(req, p->generation)) {
 	case IF_MATCH_TRUE:
 		break;
@@ -383,9 +404,9 @@ static int handle(struct fb_proxy *p, const char *buf, size_t len,
 	 * method to go by. */
 	if ((rc == 411 || rc == 413) && slice_is(&req.path, "/policy") &&
 	    (slice_is(&req.method, "PUT") || slice_is(&req.method, "PATCH"))) {
-		char whobuf[96];
+		char whobuf[128];
 
-		changer(whobuf, sizeof(whobuf), who,
+		changer(whobuf, sizeof(whobuf), who, &req,
 			slice_is(&req.method, "PATCH"));
 		fb_proxy_audit_rejected(p, whobuf, why);
 	}

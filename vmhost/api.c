@@ -889,12 +889,15 @@ static void forward_policy(struct fb_client *c, struct fb_managed *m,
 				err);
 		return;
 	}
+	/* the proxy's audit line names our client, not just us */
 	n = snprintf(head, sizeof head, "%s /policy HTTP/1.1\r\nHost: "
 		     "firebreak\r\nConnection: close\r\n%s%s%s"
+		     "Firebreak-On-Behalf-Of: uid=%u pid=%d\r\n"
 		     "Content-Length: %zu\r\n\r\n",
 		     get ? "GET" : patch ? "PATCH" : "PUT",
 		     im ? "If-Match: " : "", im ? im : "", im ? "\r\n" : "",
-		     get ? 0 : len);
+		     (unsigned)fb_client_peer(c)->uid,
+		     (int)fb_client_peer(c)->pid, get ? 0 : len);
 	resp = control_call(m, head, (size_t)n, body, get ? 0 : len, &rlen,
 			    err, sizeof err);
 	rbody = resp ? strstr(resp, "\r\n\r\n") : NULL;

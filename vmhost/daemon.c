@@ -25,6 +25,7 @@ struct fb_client {
 	struct fb_daemon *d;
 	struct fb_client *prev, *next;
 	int fd;
+	struct ucred peer;      /* who is asking */
 	char *in;
 	size_t len, cap;
 	size_t whole;           /* the request's size, once its head is in */
@@ -41,6 +42,11 @@ struct fb_client {
 struct fb_daemon *fb_client_daemon(struct fb_client *c)
 {
 	return c->d;
+}
+
+const struct ucred *fb_client_peer(const struct fb_client *c)
+{
+	return &c->peer;
 }
 
 void fb_client_close(struct fb_client *c)
@@ -302,6 +308,7 @@ static void on_accept(struct fb_loop *l, int fd, uint32_t events, void *arg)
 	}
 	c->d = d;
 	c->fd = cfd;
+	c->peer = cred;
 	c->next = d->clients;
 	if (d->clients)
 		d->clients->prev = c;

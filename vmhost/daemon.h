@@ -115,6 +115,8 @@ void fb_client_follow(struct fb_client *c, unsigned ms,
 		      fb_client_tick_fn *fn, void *arg);
 void fb_client_close(struct fb_client *c);
 struct fb_daemon *fb_client_daemon(struct fb_client *c);
+/* The client's credentials, from the socket (SO_PEERCRED). */
+const struct ucred *fb_client_peer(const struct fb_client *c);
 
 /* api.c: route one request; answers through the client. */
 void fb_api_handle(struct fb_client *c, const struct fb_http_req *req,

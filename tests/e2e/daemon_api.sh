@@ -140,6 +140,8 @@ check "create --policy, a bad file: FILE:LINE:COL" \
 logs=$(fbd logs "$id")
 check "logs: the audit log, down to the last policy change" \
 	grep -q '"event.action":"policy".*"policy.generation":4' <<<"$logs"
+check "... each change through the daemon names the daemon's client too" \
+	grep -q "\"policy.generation\":2,.*\"user.name\":\"control uid=0 pid=$FB_DAEMON PUT for uid=0 pid=[0-9]*\"" <<<"$logs"
 fbd logs --follow "$id" >"$FB_TMP/follow" &
 follower=$!
 sleep 0.3
