@@ -850,6 +850,19 @@ static void note_generation(struct fb_managed *m, const char *etag)
 		m->generation_seen = (unsigned)v;
 }
 
+/* The proxy made the change staged (stage_policy's 0) or not (1): put
+ * the file in place.  false with err when it is not saved. */
+static bool saved(const struct fb_managed *m, int staged, char *err,
+		  size_t errsize)
+{
+	if (staged) {
+		snprintf(err, errsize, "the daemon could not merge the patch "
+			 "the proxy applied");
+		return false;
+	}
+	return commit_file(m->policy_path, err, errsize) == 0;
+}
+
 static void forward_policy(struct fb_client *c, struct fb_managed *m,
 			   const struct fb_http_req *req, const char *body,
 			   size_t len)
@@ -919,10 +932,7 @@ static void forward_policy(struct fb_client *c, struct fb_managed *m,
 	}
 	if (!get && status / 100 != 2 && !staged)
 		drop_staged(m->policy_path);
-	if (!get && status / 100 == 2 &&
-	    (staged ? snprintf(err, sizeof err, "the daemon could not merge "
-			       "the patch the proxy applied") < 0 :
-		      commit_file(m->policy_path, err, sizeof err) < 0)) {
+	if (!get && status / 100 == 2 && !saved(m, staged, err, sizeof err)) {
 		/* in force, not saved: the client must know */
 		fprintf(stderr, "firebreak-vmhost: sandbox %s: %s\n", m->st.id,
 			err);
