@@ -954,12 +954,12 @@ enum fb_http_status fb_http_body_start(const char *p, size_t len, bool whole)
 		if (++i > BODY_SKIP_MAX)
 			return FB_HTTP_ERROR;
 	/* The whole token: our own parser stops at METHOD_MAX, but Apache
-	 * and Tomcat take a method as long as their 8 KiB line, Go longer.
-	 * One that fills all we look at (a hex dump, say) is no method. */
+	 * and Tomcat take a method as long as their 8 KiB line, Go longer
+	 * (so one that fills all we look at is not told apart: refused). */
 	for (m = i; m < len && is_tchar((unsigned char)p[m]); m++)
 		;
 	if (m == len)
-		return len == BODY_LINE_MAX ? FB_HTTP_DONE : more;
+		return more;
 	if (m == i || !is_loose_space((unsigned char)p[m]))
 		return FB_HTTP_DONE;
 	get = m - i == 3 && memcmp(p + i, "GET", 3) == 0;
