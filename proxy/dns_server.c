@@ -10,7 +10,7 @@
  * and once the client has finished sending and has its replies.
  *
  * Every query is reported once: when answered, or, asked upstream and
- * its client gone before the answer, when it is given up.
+ * its connection closed before the answer, when it is given up.
  */
 #include "proxy/dns_server.h"
 
@@ -281,10 +281,19 @@ static void report(const struct pending *p, const struct fb_dns_rr *rr,
 
 static void tcp_send(struct tcp_conn *c, const uint8_t *msg, size_t len);
 
+/* For the report: nothing went out, the connection being gone. */
+static void no_reply(struct pending *p)
+{
+	p->plan.rcode = FB_DNS_NO_REPLY;
+	p->plan.reason = "connection-closed";
+	p->plan.detail = "the connection closed before the answer";
+}
+
 /*
  * Build and send the reply; if the records cannot be written, SERVFAIL.
- * For the report that follows, p->plan.rcode says which went out, and the
- * return value how many records (none when truncated for UDP).
+ * For the report that follows, p->plan.rcode says which went out (none,
+ * on a TCP connection closing), and the return value how many records
+ * (none when truncated for UDP).
  */
 static size_t reply(struct pending *p, const struct fb_dns_rr *rr, size_t n)
 {
@@ -292,6 +301,11 @@ static size_t reply(struct pending *p, const struct fb_dns_rr *rr, size_t n)
 	size_t limit = p->conn ? sizeof(buf) : fb_dns_udp_limit(&p->q);
 	const char *why;
 	ssize_t len;
+
+	if (p->conn && p->conn->closing) {
+		no_reply(p);
+		return 0;
+	}
 
 	len = fb_dns_build_reply(&p->q, p->plan.rcode, rr, n, buf, limit, &why);
 	if (len < 0) {
@@ -433,9 +447,9 @@ static void handle(struct fb_dns_server *s, struct tcp_conn *c,
 }
 
 /*
- * Give up the queries still waiting for the resolver: their client is
- * gone, or the server is.  Each was asked upstream, so each is reported,
- * with no reply.
+ * Give up the queries still waiting for the resolver: their connection
+ * is closing, or the server is.  Each was asked upstream, so each is
+ * reported, with no reply.
  */
 static void cancel_all(struct pending_list *list)
 {
@@ -443,9 +457,7 @@ static void cancel_all(struct pending_list *list)
 
 	while ((p = LIST_FIRST(list))) {
 		fb_resolve_cancel(p->req);
-		p->plan.rcode = FB_DNS_NO_REPLY;
-		p->plan.reason = "client-gone";
-		p->plan.detail = "no one was left to answer";
+		no_reply(p);
 		report(p, NULL, 0);
 		LIST_REMOVE(p, link);
 		free(p);

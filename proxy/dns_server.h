@@ -75,8 +75,9 @@ struct fb_dns_event {
 	 * what overrode it: "malformed", "invalid-name", "rate-limited",
 	 * "svcb-withheld", "qtype-refused", "cname-not-allowed",
 	 * "upstream-nxdomain", "upstream-failed", "denied-address-dropped",
-	 * "only-denied-addresses", "client-gone" (asked upstream, given up
-	 * unanswered: its TCP client or the server went away first).
+	 * "only-denied-addresses", "connection-closed" (asked upstream,
+	 * unanswered: its TCP connection closed first, by the client or by
+	 * the proxy, or the proxy stopped).
 	 */
 	const char *reason;
 	const char *detail;     /* static, or NULL: what was malformed, why upstream failed */
