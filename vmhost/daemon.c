@@ -19,6 +19,9 @@
 #include "vmhost/daemon.h"
 
 #define REQUEST_TIMEOUT_MS 10000
+/* A whole answer (a 64 MiB log, say) not taken by then is dropped, with
+ * the client: one that stops reading must not hold it for good. */
+#define ANSWER_TIMEOUT_MS 20000
 #define BODY_MAX (16 * 1024 * 1024)
 
 struct fb_client {
@@ -121,6 +124,8 @@ static int queue(struct fb_client *c, const char *p, size_t len)
 	return 0;
 }
 
+static void on_timeout(struct fb_loop *l, void *arg);
+
 void fb_client_respond(struct fb_client *c, int status, const char *type,
 		       const char *extra, const char *body, size_t len)
 {
@@ -133,7 +138,9 @@ void fb_client_respond(struct fb_client *c, int status, const char *type,
 		fb_client_close(c);
 		return;
 	}
-	flush(c);
+	if (flush(c) == 0 && !c->timer)
+		c->timer = fb_timer_add(c->d->loop, ANSWER_TIMEOUT_MS,
+					on_timeout, c);
 }
 
 void fb_client_error(struct fb_client *c, int status, const char *fmt, ...)

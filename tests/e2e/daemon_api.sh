@@ -221,6 +221,30 @@ rm -f "$FB_TMP/big"
 code=$(api -o /dev/null -w '%{http_code}' http://vmhost/sandboxes/nosuch)
 check "unknown sandbox: 404" [ "$code" = 404 ]
 
+# A client that asks for a large answer and does not read it is dropped
+# after 20 s, and the answer with it.
+fb_next_id
+big=$FB_LAST_ID
+fbd create --id "$big" -- sleep 305 >/dev/null
+head -c 4000000 /dev/zero | tr '\0' x >>"$STATE/$big/audit.log"
+got=$("$PY" -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"GET /sandboxes/" + sys.argv[2].encode() + b"/logs HTTP/1.1\r\nHost: x\r\n\r\n")
+time.sleep(23)
+total = 0
+try:
+    while (d := s.recv(1 << 16)):
+        total += len(d)
+except OSError:
+    pass
+print(total)
+' "$SOCK" "$big")
+check "a client that does not read a 4 MB answer is dropped with it ($got bytes reached it)" \
+	[ "${got:-4000000}" -lt 4000000 ]
+fbd rm "$big" >/dev/null
+
 fbd rm "$id"
 check "rm: gone from ls" bash -c "! '$FIREBREAK' ls --socket $SOCK | grep -qw $id"
 check "rm: nothing left (namespace, tables, links, files, slot)" \
