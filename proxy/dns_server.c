@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "proxy/accept_pause.h"
+#include "proxy/rate.h"
 
 #define QUERY_MAX 4096        /* longer is no stub's query */
 #define REPLY_MAX 2048        /* our largest reply is about 1.2 KiB */
@@ -84,8 +85,7 @@ struct fb_dns_server {
 	struct pending_list udp_pending;
 	LIST_HEAD(, tcp_conn) conns;
 	unsigned nconns;
-	uint64_t tokens_milli;    /* the rate cap's bucket, in 1/1000 queries */
-	uint64_t refilled_ms;
+	struct fb_rate rate;      /* the rate cap */
 	struct fb_timer *rate_log; /* the rate-limited interval, while open */
 	uint64_t suppressed;       /* the queries it has reported suppressed */
 	struct fb_dns_stats stats;
@@ -325,22 +325,6 @@ static size_t reply(struct pending *p, const struct fb_dns_rr *rr, size_t n)
 	return buf[2] & (FB_DNS_TC >> 8) ? 0 : n;
 }
 
-/* Take a token; false when the bucket is empty. */
-static bool within_rate(struct fb_dns_server *s)
-{
-	uint64_t now = fb_loop_now(s->loop);
-	uint64_t cap = 1000ull * s->cfg.rate_burst;
-
-	s->tokens_milli += (now - s->refilled_ms) * s->cfg.rate_qps;
-	if (s->tokens_milli > cap)
-		s->tokens_milli = cap;
-	s->refilled_ms = now;
-	if (s->tokens_milli < 1000)
-		return false;
-	s->tokens_milli -= 1000;
-	return true;
-}
-
 static void rate_log_close(struct fb_dns_server *s)
 {
 	if (s->suppressed && s->cfg.on_suppressed)
@@ -417,7 +401,7 @@ static void handle(struct fb_dns_server *s, struct tcp_conn *c,
 		free(p);
 		return;
 	}
-	if (!within_rate(s)) {
+	if (!fb_rate_take(&s->rate, fb_loop_now(s->loop))) {
 		s->stats.rate_limited++;
 		p->plan.action = FB_DNS_REPLY;
 		p->plan.rcode = FB_DNS_REFUSED;
@@ -802,8 +786,8 @@ struct fb_dns_server *fb_dns_server_new(struct fb_loop *loop,
 		s->cfg.rate_burst = DEFAULT_BURST;
 	if (!s->cfg.tcp_idle_ms)
 		s->cfg.tcp_idle_ms = DEFAULT_TCP_IDLE_MS;
-	s->tokens_milli = 1000ull * s->cfg.rate_burst;
-	s->refilled_ms = fb_loop_now(loop);
+	fb_rate_init(&s->rate, s->cfg.rate_qps, s->cfg.rate_burst,
+		     fb_loop_now(loop));
 	s->udp_fd = s->tcp_fd = -1;
 	LIST_INIT(&s->udp_pending);
 	LIST_INIT(&s->conns);

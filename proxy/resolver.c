@@ -24,6 +24,8 @@
 #include <sys/epoll.h>
 #include <sys/queue.h>
 
+#include "proxy/rate.h"
+
 #define MAX_SOCKETS 8 /* one server: a UDP and a TCP socket, with room */
 #define MAX_CHAIN 16  /* CNAME targets followed for one answer */
 #define TIMEOUT_MS 2000
@@ -59,6 +61,9 @@ struct fb_resolver {
 	size_t nwatched;
 	struct fb_addr upstream;
 	uint16_t upstream_port;
+	/* Queries sent upstream, whoever asks: the DNS server has its own
+	 * cap, but a connection to a new name under a wildcard asks too. */
+	struct fb_rate rate;
 	struct fb_resolver_stats stats;
 };
 
@@ -420,6 +425,11 @@ static void on_start(struct fb_loop *l, void *arg)
 		TAILQ_INSERT_TAIL(&lk->waiters, q, link);
 		return;
 	}
+	if (!fb_rate_take(&r->rate, fb_loop_now(r->loop))) {
+		r->stats.rate_limited++;
+		fail_now(q, "over the upstream query rate");
+		return;
+	}
 	if (!r->ch) {
 		int rc = open_channel(r);
 
@@ -690,6 +700,8 @@ struct fb_resolver *fb_resolver_new(struct fb_loop *loop, const char *server,
 	r->loop = loop;
 	r->upstream = a;
 	r->upstream_port = (uint16_t)port;
+	fb_rate_init(&r->rate, FB_RESOLVE_UPSTREAM_QPS,
+		     2 * FB_RESOLVE_UPSTREAM_QPS, fb_loop_now(loop));
 	LIST_INIT(&r->lookups);
 	TAILQ_INIT(&r->starting);
 	rc = ares_library_init(ARES_LIB_INIT_ALL);

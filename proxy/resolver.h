@@ -27,6 +27,9 @@
 #define FB_RESOLVE_TTL_MAX 300
 #define FB_RESOLVE_NEG_TTL 30    /* a family with no address is asked again after this */
 #define FB_RESOLVE_MAX_ADDRS 32  /* addresses kept per name and family */
+/* Upstream queries a second (bursts twice that): room for the DNS
+ * server's own cap (200) and the connections' lookups beside it. */
+#define FB_RESOLVE_UPSTREAM_QPS 400
 
 enum fb_resolve_status {
 	FB_RESOLVE_OK,       /* naddrs may be 0: the name has no such address */
@@ -115,6 +118,7 @@ struct fb_resolver_stats {
 	uint64_t hits;      /* served from the cache */
 	uint64_t upstream;  /* queries that went to the upstream */
 	uint64_t failures;  /* of those, failed (not NXDOMAIN) */
+	uint64_t rate_limited; /* not sent: over FB_RESOLVE_UPSTREAM_QPS */
 };
 void fb_resolver_stats(const struct fb_resolver *r, struct fb_resolver_stats *s);
 

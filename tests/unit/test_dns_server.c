@@ -689,6 +689,52 @@ static void test_cname_chain_of_either_family(void **state)
 	stop(&f);
 }
 
+struct rated {
+	struct fx *f;
+	int calls, limited;
+};
+
+static void on_rated(const struct fb_resolved *res, void *arg)
+{
+	struct rated *r = arg;
+
+	if (res->status == FB_RESOLVE_FAILED && res->why &&
+	    strstr(res->why, "upstream query rate"))
+		r->limited++;
+	if (++r->calls == 1000)
+		fb_loop_stop(r->f->loop);
+}
+
+/*
+ * Every query to the upstream pays one cap, whoever asks: 1000 names at
+ * once (a guest's connections to new names under a wildcard) send the
+ * burst of 800 and a few more as it refills; the rest fail at once.
+ */
+static void test_resolve_upstream_rate(void **state)
+{
+	struct fb_resolver_stats st;
+	struct rated r = { 0 };
+	char name[32];
+	struct fx f;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	r.f = &f;
+	for (int i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "n%d.example", i);
+		assert_non_null(fb_resolve(f.res, name, AF_INET, on_rated, &r));
+	}
+	fb_timer_add(f.loop, 10000, on_deadline, &f);
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	assert_int_equal(r.calls, 1000);
+	fb_resolver_stats(f.res, &st);
+	assert_int_equal(st.upstream + st.rate_limited, 1000);
+	assert_int_equal(st.rate_limited, (uint64_t)r.limited);
+	assert_true(st.upstream >= 2 * FB_RESOLVE_UPSTREAM_QPS);
+	assert_true(r.limited >= 100);
+	stop(&f);
+}
+
 /* The connection path's API: both families, shared lookups, cancel. */
 static void test_resolve_api(void **state)
 {
@@ -1528,6 +1574,7 @@ int main(void)
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_cache_expiry_and_eviction),
 		cmocka_unit_test(test_resolve_api),
+		cmocka_unit_test(test_resolve_upstream_rate),
 		cmocka_unit_test(test_upstream_down),
 		cmocka_unit_test(test_rate_cap),
 		cmocka_unit_test(test_rate_limited_logged_once_an_interval),
