@@ -232,11 +232,17 @@ check "PATCH adds a domain (generation 2)" grep -q '"generation":2' <<<"$out"
 out=$(C tls 198.51.100.20 443 other.test "$PX_CA")
 check "the patched-in domain passes" [ "$out" = "origin 198.51.100.20 other.test" ]
 
-# a running download, then deny-all
-px_guest "$NS" "$PY" -c '
-import socket, ssl, sys, time
-ctx = ssl.create_default_context(cafile=sys.argv[1])
-s = ctx.wrap_socket(socket.create_connection(("198.51.100.10", 8443)), server_hostname="bulk.test")
+# download SNI [CA]: a guest's large GET from the bulk origin, its
+# certificate checked against CA if given; prints "streaming" once a
+# megabyte is in, then "cut N" when the connection ends.
+download() {
+	px_guest "$NS" "$PY" -c '
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2] if len(sys.argv) > 2 else None)
+if len(sys.argv) == 2:
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("198.51.100.10", 8443)), server_hostname=sys.argv[1])
 s.sendall(b"GET / HTTP/1.1\r\nHost: bulk.test\r\n\r\n")
 total = 0
 s.settimeout(10)
@@ -248,7 +254,11 @@ try:
 except (OSError, ssl.SSLError):
     pass
 print("cut", total, flush=True)
-' "$PX_CA" >"$FB_TMP/bulk.out" &
+' "$@"
+}
+
+# a running download, then deny-all
+download bulk.test "$PX_CA" >"$FB_TMP/bulk.out" &
 bulk=$!
 for _ in $(seq 100); do grep -q streaming "$FB_TMP/bulk.out" && break; sleep 0.05; done
 out=$(px_curl_control "$SOCK" -X PUT --data-binary 'deny-all' http://x/policy)
@@ -367,24 +377,7 @@ px_curl_control "$SOCK" -o /dev/null -X PUT --data-binary $'allow:\n  - "*.test"
 # A connection reached through a CNAME is judged again with its chain: a
 # policy that still allows its name but no longer the name the CNAME led
 # to cuts it, as it would refuse it new.
-px_guest "$NS" "$PY" -c '
-import socket, ssl
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-s = ctx.wrap_socket(socket.create_connection(("198.51.100.10", 8443)), server_hostname="bulkvia.test")
-s.sendall(b"GET / HTTP/1.1\r\nHost: bulk.test\r\n\r\n")
-total = 0
-s.settimeout(10)
-try:
-    while (d := s.recv(65536)):
-        total += len(d)
-        if total > 1000000 and total < 1070000:
-            print("streaming", flush=True)
-except (OSError, ssl.SSLError):
-    pass
-print("cut", total, flush=True)
-' >"$FB_TMP/via.out" &
+download bulkvia.test >"$FB_TMP/via.out" & # bulk.test's certificate
 via=$!
 for _ in $(seq 100); do grep -q streaming "$FB_TMP/via.out" && break; sleep 0.05; done
 out=$(px_curl_control "$SOCK" -X PUT --data-binary $'allow:\n  - bulkvia.test\n' http://x/policy)
