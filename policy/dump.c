@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "policy/doc.h"
 #include "policy/internal.h"
 #include "policy/secret.h"
@@ -361,29 +359,41 @@ static int dump_node(struct jw *w, const struct fb_node *n)
 	return 0;
 }
 
-int fb_policy_digest(const struct fb_policy *p, unsigned char out[32])
+/* Two FNV-1a lanes with different multipliers, each byte into both. */
+static void fingerprint(uint64_t h[2], const void *data, size_t len)
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	char *src = p->source ? fb_policy_source(p) : NULL;
-	int ok = md && (src || !p->source) &&
-		 EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
-		 EVP_DigestUpdate(md, &p->mode, sizeof(p->mode)) &&
-		 (!src || EVP_DigestUpdate(md, src, strlen(src)));
+	const unsigned char *b = data;
 
-	for (size_t i = 0; ok && i < p->ndomains; i++) {
+	for (size_t i = 0; i < len; i++) {
+		h[0] = (h[0] ^ b[i]) * 0x100000001b3ull;
+		h[1] = (h[1] ^ b[i]) * 0x9e3779b97f4a7c15ull;
+	}
+}
+
+int fb_policy_digest(const struct fb_policy *p, uint64_t out[2])
+{
+	uint64_t h[2] = { 0xcbf29ce484222325ull, 0x84222325cbf29ce4ull };
+	char *src = p->source ? fb_policy_source(p) : NULL;
+
+	if (p->source && !src)
+		return -1;
+	fingerprint(h, &p->mode, sizeof(p->mode));
+	if (src)
+		fingerprint(h, src, strlen(src) + 1);
+	for (size_t i = 0; i < p->ndomains; i++) {
 		const struct fb_domain *d = &p->domains[i];
 
-		for (size_t j = 0; ok && j < d->nrules; j++)
-			for (size_t k = 0; ok && k < d->rules[j].nset; k++) {
+		for (size_t j = 0; j < d->nrules; j++)
+			for (size_t k = 0; k < d->rules[j].nset; k++) {
 				const char *v = d->rules[j].set[k].value;
 
-				ok = EVP_DigestUpdate(md, v, strlen(v) + 1);
+				fingerprint(h, v, strlen(v) + 1);
 			}
 	}
-	ok = ok && EVP_DigestFinal_ex(md, out, NULL);
-	EVP_MD_CTX_free(md);
 	free(src);
-	return ok ? 0 : -1;
+	out[0] = fb_fmix64(h[0]);
+	out[1] = fb_fmix64(h[1]);
+	return 0;
 }
 
 char *fb_policy_source(const struct fb_policy *p)

@@ -57,6 +57,17 @@ struct fb_policy {
 	struct fb_arena *arena;
 };
 
+/* MurmurHash3's 64-bit finaliser: every input bit reaches every output
+ * bit, as a hash's low bits indexing a table need. */
+static inline uint64_t fb_fmix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 33);
+}
+
 /*
  * arena.c: bump allocation from large blocks, everything given back at
  * once by fb_arena_free, which keeps the blocks (faulted in) for the next

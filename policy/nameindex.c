@@ -77,16 +77,9 @@ uint32_t fb_name_hash(uint32_t seed, const char *s, size_t len)
 
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-	/*
-	 * FNV's low bits depend only on the low bits of each step, and the
-	 * table is indexed by the low bits: finish with MurmurHash3's fmix64
-	 * so that every input bit reaches them.
-	 */
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	return (uint32_t)(h ^ (h >> 33));
+	/* FNV's low bits depend only on the low bits of each step, and the
+	 * table is indexed by the low bits. */
+	return (uint32_t)fb_fmix64(h);
 }
 
 /* The slot of the edge (parent, s), or the free slot where it would go. */

@@ -320,11 +320,14 @@ char *fb_policy_dump(const struct fb_policy *p, bool legacy);
  */
 char *fb_policy_source(const struct fb_policy *p);
 /*
- * SHA-256 of what the policy enforces: its source, as above, and every
- * secret value resolved for it (a rotated secret file changes the policy
- * while its text stays).  0, or -1 when out of memory.
+ * A 128-bit fingerprint of what the policy enforces: its source, as
+ * above, and every secret value resolved for it (a rotated secret file
+ * changes the policy while its text stays).  It tells an operator's edit
+ * from none; it is no cryptographic digest (a proxy that never brokers
+ * keeps OpenSSL's digests, and their memory, unloaded).  0, or -1 when
+ * out of memory.
  */
-int fb_policy_digest(const struct fb_policy *p, unsigned char out[32]);
+int fb_policy_digest(const struct fb_policy *p, uint64_t out[2]);
 
 /* ------------------------------------------------------------------ */
 /* Decisions                                                           */

@@ -37,7 +37,7 @@ struct fb_proxy {
 	/* fb_policy_digest of the policy last read from --policy: a SIGHUP
 	 * that finds the same leaves a policy set since by the control
 	 * socket in force (logrotate sends SIGHUP too). */
-	unsigned char file_digest[32];
+	uint64_t file_digest[2];
 	struct fb_policy *retired;  /* the one it replaced, until the reply is out */
 	int listen_fd[FB_MAX_LISTEN];
 	size_t nlisten;

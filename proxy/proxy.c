@@ -471,7 +471,7 @@ static void reload(struct fb_proxy *p, const char *who)
 {
 	struct fb_diags diags = { 0 };
 	struct fb_policy *np;
-	unsigned char digest[32];
+	uint64_t digest[2];
 	char err[512];
 	size_t closed;
 

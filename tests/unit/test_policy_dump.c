@@ -390,6 +390,43 @@ static void test_patch_resolves_secrets_again(void **state)
 	unsetenv("FB_TEST_KEY");
 }
 
+/*
+ * The fingerprint a SIGHUP compares: the same for the same policy however
+ * written (comments, order of keys, list or map form), another for
+ * another policy or another value of one of its secrets.
+ */
+static void test_digest(void **state)
+{
+	const char *text = "allow:\n  a.example:\n    - transform: [{headers: {x-k: \"${env:FB_TEST_KEY}\"}}]\n  b.example: []\n";
+	const char *same = "# a comment\nallow:\n  a.example:\n    - transform:\n        - headers: { x-k: \"${env:FB_TEST_KEY}\" }\n  b.example: []\n";
+	const char *other = "allow:\n  a.example:\n    - transform: [{headers: {x-k: \"${env:FB_TEST_KEY}\"}}]\n  c.example: []\n";
+	struct fb_policy *p[4];
+	uint64_t d[4][2];
+
+	(void)state;
+	setenv("FB_TEST_KEY", "old", 1);
+	p[0] = load(text);
+	p[1] = load(same);
+	p[2] = load(other);
+	setenv("FB_TEST_KEY", "new", 1);
+	p[3] = load(text);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(fb_policy_digest(p[i], d[i]), 0);
+	assert_memory_equal(d[0], d[1], sizeof(d[0]));
+	assert_memory_not_equal(d[0], d[2], sizeof(d[0]));
+	assert_memory_not_equal(d[0], d[3], sizeof(d[0]));
+	for (int i = 0; i < 4; i++)
+		fb_policy_unref(p[i]);
+	p[0] = load("allow-all");
+	p[1] = load("deny-all");
+	assert_int_equal(fb_policy_digest(p[0], d[0]), 0);
+	assert_int_equal(fb_policy_digest(p[1], d[1]), 0);
+	assert_memory_not_equal(d[0], d[1], sizeof(d[0]));
+	fb_policy_unref(p[0]);
+	fb_policy_unref(p[1]);
+	unsetenv("FB_TEST_KEY");
+}
+
 /* A patch that breaks the policy: NULL, diagnostics, base as it was. */
 static void test_invalid_patch_keeps_base(void **state)
 {
@@ -432,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_patch),
 		cmocka_unit_test(test_patch_resolves_secrets_again),
 		cmocka_unit_test(test_invalid_patch_keeps_base),
+		cmocka_unit_test(test_digest),
 	};
 
 	return cmocka_run_group_tests_name("policy dump and patch", tests,
