@@ -339,6 +339,7 @@ static int route(struct fb_proxy *p, const struct fb_http_req *req,
 	bool get = slice_is(m, "GET");
 	struct fb_stats now = p->stats;
 	struct fb_audit_health health;
+	struct fb_resolver_stats rs;
 	uint64_t up, down;
 
 	if (slice_is(&req->path, "/policy") && !req->query.ptr) {
@@ -365,6 +366,12 @@ static int route(struct fb_proxy *p, const struct fb_http_req *req,
 		health = fb_audit_health(p->audit);
 		now.audit_lines_lost = health.lines_lost;
 		now.audit_reopen_failed = health.reopen_failed;
+		if (p->resolver) {
+			fb_resolver_stats(p->resolver, &rs);
+			now.upstream_queries = rs.upstream;
+			now.upstream_failed = rs.failures;
+			now.upstream_rate_limited = rs.rate_limited;
+		}
 		if (slice_is(&req->path, "/stats"))
 			return serve_doc(resp, resp_len, "application/json",
 					 fb_stats_json(&now));

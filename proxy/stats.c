@@ -61,13 +61,18 @@ static void put_json(FILE *f, const struct fb_stats *s)
 	fputs("},\"denied\":{", f);
 	json_outcomes(f, s, false);
 	fprintf(f, "}},\"bytes\":{\"up\":%llu,\"down\":%llu},"
-		"\"dns\":{\"queries\":%llu,\"denied\":%llu},"
+		"\"dns\":{\"queries\":%llu,\"denied\":%llu,"
+		"\"upstream\":{\"queries\":%llu,\"failed\":%llu,"
+		"\"rate_limited\":%llu}},"
 		"\"brokered\":{\"requests\":%llu,\"upstream_reused\":%llu},"
 		"\"audit\":{\"lines_lost\":%llu,\"reopen_failed\":%s}}\n",
 		(unsigned long long)s->bytes_up,
 		(unsigned long long)s->bytes_down,
 		(unsigned long long)s->dns_queries,
 		(unsigned long long)s->dns_denied,
+		(unsigned long long)s->upstream_queries,
+		(unsigned long long)s->upstream_failed,
+		(unsigned long long)s->upstream_rate_limited,
 		(unsigned long long)s->brokered_requests,
 		(unsigned long long)s->upstream_reused,
 		(unsigned long long)s->audit_lines_lost,
@@ -106,6 +111,11 @@ static void put_metrics(FILE *f, const struct fb_stats *s)
 		"# TYPE firebreak_dns_queries_total counter\n"
 		"firebreak_dns_queries_total{outcome=\"allowed\"} %llu\n"
 		"firebreak_dns_queries_total{outcome=\"denied\"} %llu\n"
+		"# HELP firebreak_dns_upstream_queries_total Queries to the upstream resolver (the guest's and the connections'), by outcome.\n"
+		"# TYPE firebreak_dns_upstream_queries_total counter\n"
+		"firebreak_dns_upstream_queries_total{outcome=\"answered\"} %llu\n"
+		"firebreak_dns_upstream_queries_total{outcome=\"failed\"} %llu\n"
+		"firebreak_dns_upstream_queries_total{outcome=\"rate_limited\"} %llu\n"
 		"# HELP firebreak_policy_generation The policy generation in force.\n"
 		"# TYPE firebreak_policy_generation gauge\n"
 		"firebreak_policy_generation %llu\n"
@@ -136,6 +146,9 @@ static void put_metrics(FILE *f, const struct fb_stats *s)
 		(unsigned long long)s->bytes_down,
 		(unsigned long long)(s->dns_queries - s->dns_denied),
 		(unsigned long long)s->dns_denied,
+		(unsigned long long)(s->upstream_queries - s->upstream_failed),
+		(unsigned long long)s->upstream_failed,
+		(unsigned long long)s->upstream_rate_limited,
 		(unsigned long long)s->generation,
 		(unsigned long long)s->policy_updates,
 		(unsigned long long)s->flow_cut_failures,

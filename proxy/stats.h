@@ -21,6 +21,10 @@ struct fb_stats {
 	uint64_t bytes_down;     /* upstream -> guest */
 	uint64_t dns_queries;
 	uint64_t dns_denied;
+	/* the resolver's (filled in when read): queries sent upstream, for
+	 * the guest's DNS and for connections, those that failed, and
+	 * those not sent for the upstream rate cap */
+	uint64_t upstream_queries, upstream_failed, upstream_rate_limited;
 	uint64_t policy_updates;
 	uint64_t brokered_requests; /* requests answered on brokered connections */
 	uint64_t upstream_reused;   /* brokered connections that took a parked

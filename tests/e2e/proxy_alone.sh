@@ -272,6 +272,10 @@ stats=$(px_curl_control "$SOCK" http://x/stats)
 check "GET /stats counts by outcome and reason" grep -q '"not-allowed":[1-9]' <<<"$stats"
 metrics=$(px_curl_control "$SOCK" http://x/metrics)
 check "GET /metrics in Prometheus text" grep -q '^firebreak_policy_generation 3$' <<<"$metrics"
+check "... the resolver's queries among them" \
+	grep -q '^firebreak_dns_upstream_queries_total{outcome="answered"} [1-9]' <<<"$metrics"
+check "GET /stats: the resolver's queries too" \
+	grep -q '"upstream":{"queries":[1-9][0-9]*,"failed":[0-9]*,"rate_limited":0}' <<<"$stats"
 conns=$(px_curl_control "$SOCK" http://x/connections)
 check "GET /connections is a JSON array" "$PY" -c 'import json,sys; assert isinstance(json.loads(sys.argv[1]), list)' "$conns"
 
