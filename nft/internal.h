@@ -124,6 +124,9 @@ void fbn_match_dport(struct fbn_rule *fr, uint16_t port);
 #define FBN_CT_RELATED 4u
 #define FBN_CT_NEW 8u
 void fbn_match_ct_state(struct fbn_rule *fr, uint32_t states);
+/* `ct status` bits (IPS_*, linux/netfilter/nf_conntrack_common.h);
+ * matched if any is set */
+void fbn_match_ct_status(struct fbn_rule *fr, uint32_t bits);
 void fbn_match_ct_mark(struct fbn_rule *fr, uint32_t mark);
 /* the flow's original destination (`ct original ip daddr`), either way */
 void fbn_match_ct_daddr_not_in_set(struct fbn_rule *fr, int family,

@@ -178,6 +178,19 @@ void fbn_match_ct_state(struct fbn_rule *fr, uint32_t states)
 	cmp(fr, NFT_CMP_NEQ, &zero, 4);
 }
 
+void fbn_match_ct_status(struct fbn_rule *fr, uint32_t bits)
+{
+	struct nftnl_expr *e = add(fr, "ct");
+	uint32_t zero = 0;
+
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	mask(fr, &bits, 4);
+	cmp(fr, NFT_CMP_NEQ, &zero, 4);
+}
+
 /* Where the address of `dir` sits in the network header of `family`. */
 static void load_addr(struct fbn_rule *fr, int family, enum fbn_dir dir)
 {

@@ -12,7 +12,9 @@
  *                      the rest from the guest dropped (TCP with a
  *                      reset); policy drop
  *   input (filter)     replies, loopback, neighbour discovery, and from
- *                      the guest only the two proxy ports; policy drop
+ *                      the guest only the two proxy ports (TCP only as
+ *                      the redirect's, never dialled straight); policy
+ *                      drop
  *   output (filter)    the namespace's own dials (the proxy's) to the
  *                      deny set rejected, except the upstream resolver
  *
@@ -26,6 +28,7 @@
 #include <sys/socket.h>
 
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
 
 #include "nft/internal.h"
@@ -338,11 +341,14 @@ static void input(struct fbn_tbl *t, const struct fb_nft_config *cfg)
 	fbn_tbl_rule(t, &r);
 	ndisc(t, "input");
 
-	fbn_rule_init(&r, T, "input", "guest tcp dport %u accept",
+	/* redirected only: a connection made straight to the proxy's port
+	 * has nowhere to go but the proxy itself */
+	fbn_rule_init(&r, T, "input", "guest tcp dport %u ct status dnat accept",
 		      cfg->proxy_port);
 	fbn_match_iifname(&r, g);
 	fbn_match_l4proto(&r, IPPROTO_TCP);
 	fbn_match_dport(&r, cfg->proxy_port);
+	fbn_match_ct_status(&r, IPS_DST_NAT);
 	fbn_do_verdict(&r, NF_ACCEPT);
 	fbn_tbl_rule(t, &r);
 	for (size_t i = 0; i < 2; i++) {

@@ -382,6 +382,9 @@ for fam in 4 6; do
 		[ "$RC" = 0 -a "$LINE" = proxy ]
 	conn $G $uplink 8080
 	check "ipv$fam: a denied address is reset, not proxied" [ "$RC" = 3 ]
+	conn $G $gw 15001 0.5
+	check "ipv$fam: straight to the proxy's port, not redirected: dropped" \
+		[ "$RC" = 4 ]
 	kill $proxy_pid; wait $proxy_pid 2>/dev/null
 
 	before=$(counter dropped)
