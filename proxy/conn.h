@@ -31,8 +31,8 @@ struct conn {
 	 * recheck reads them in every connection */
 	struct fb_policy *policy;     /* decided under (one reference) */
 	uint64_t generation;
-	struct fb_addr dst_addr, upstream_addr;
 	struct fb_chain *chain;       /* the CNAMEs the name led through */
+	struct fb_addr dst_addr, upstream_addr;
 	bool has_name;
 	char name[FB_NAME_MAX];       /* normalised SNI / Host */
 
