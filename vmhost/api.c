@@ -952,6 +952,7 @@ struct follow {
 	char id[FB_SANDBOX_ID_MAX + 1];
 	char path[PATH_MAX + 32];
 	off_t off;
+	ino_t ino; /* of the file `off` is in */
 };
 
 /*
@@ -964,6 +965,7 @@ static int follow_tick(struct fb_client *c, void *arg)
 {
 	struct follow *fw = arg;
 	char buf[65536];
+	struct stat st;
 	ssize_t n;
 	int fd;
 
@@ -972,6 +974,12 @@ static int follow_tick(struct fb_client *c, void *arg)
 	fd = open(fw->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
+	/* rotated (a new file) or truncated in place (copytruncate): the
+	 * new lines start at its beginning */
+	if (fstat(fd, &st) == 0 && (st.st_ino != fw->ino || st.st_size < fw->off)) {
+		fw->ino = st.st_ino;
+		fw->off = 0;
+	}
 	while (fb_client_queued(c) < FOLLOW_QUEUED_MAX &&
 	       (n = pread(fd, buf, sizeof buf, fw->off)) > 0) {
 		fw->off += n;

@@ -150,10 +150,23 @@ for _ in $(seq 50); do
 	grep -q '"destination.ip":"198.51.100.77"' "$FB_TMP/follow" && break
 	sleep 0.05
 done
-kill "$follower" 2>/dev/null
-wait "$follower" 2>/dev/null
 check "logs --follow streams a line written after it started" \
 	grep -q '"destination.ip":"198.51.100.77"' "$FB_TMP/follow"
+# The log rotated under the follower (moved away, the proxy told to
+# reopen): the lines of the new file follow, from its start.
+mv "$STATE/$id/audit.log" "$STATE/$id/audit.log.1"
+kill -HUP "$(state_of "$id" 's["pids"]["proxy"]')"
+sleep 0.3
+guest_probe "$id" tcp,198.51.100.78,80 >/dev/null
+for _ in $(seq 50); do
+	grep -q '"destination.ip":"198.51.100.78"' "$FB_TMP/follow" && break
+	sleep 0.05
+done
+kill "$follower" 2>/dev/null
+wait "$follower" 2>/dev/null
+check "logs --follow goes on into a rotated log" \
+	grep -q '"destination.ip":"198.51.100.78"' "$FB_TMP/follow"
+rm "$STATE/$id/audit.log.1" # the rotation's, not the daemon's to remove
 
 # Errors: each names the problem, and leaves nothing.
 err=$(fbd create --id "$id" -- sleep 1 2>&1)
