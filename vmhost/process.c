@@ -142,14 +142,24 @@ static void drop_capabilities(void)
 		die("prctl(PR_CAP_AMBIENT_CLEAR_ALL)");
 }
 
+/*
+ * The command: every signal as exec leaves a new program (a launcher
+ * that ignores SIGPIPE would hand that on), and a session of its own,
+ * so that the terminal the launcher runs on, whose descriptors it may
+ * share, is not its controlling terminal: on that one TIOCSTI would push
+ * keystrokes into the shell that started us, to run as root once we are
+ * gone.
+ */
 static void run_command(const struct fb_process_opts *o, pid_t init)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 
 	(void)init; /* PID 1 of our namespace: when it goes, so do we */
-	for (size_t i = 0; i < NFORWARDED; i++)
-		sigaction(forwarded[i], &dfl, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL); /* EINVAL for KILL, STOP: fine */
 	unblock_all();
+	if (setsid() < 0)
+		die("setsid");
 	drop_capabilities();
 	if (setgroups(0, NULL) < 0)
 		die("setgroups");

@@ -56,6 +56,45 @@ echo "$out" | sed 's/^/# /'
 check "the command has no capabilities, bounding set included" \
 	holds '[ "$(grep -c "^Cap\(Prm\|Eff\|Bnd\|Amb\):.*0000000000000000$" <<<"$out")" = 4 ]'
 
+# The command shares the launcher's terminal for its output, but it is
+# not the command's controlling terminal: TIOCSTI, which would push
+# keystrokes into the root shell that ran firebreak, to run once it
+# exits, is refused.  Run on a pty of the test's own; and no signal comes
+# to the command ignored.
+fb_next_id
+out=$("$PY" -c '
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+data = b""
+while True:
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    data += d
+os.waitpid(pid, 0)
+sys.stdout.write(data.decode(errors="replace").replace("\r", ""))
+' ip netns exec "$HOST" timeout -k 5 20 "$FIREBREAK" run --state-dir "$FB_TMP/state" \
+	--name "$FB_LAST_ID" -- "$PY" -c '
+import fcntl, termios
+try:
+    fcntl.ioctl(1, termios.TIOCSTI, b"#")
+    print("tiocsti: injected")
+except OSError as e:
+    print("tiocsti: refused", e.errno)
+')
+echo "$out" | sed 's/^/# /'
+check "the launcher's terminal is not the command's: TIOCSTI refused" \
+	grep -q '^tiocsti: refused' <<<"$out"
+fb_next_id
+out=$(trap '' PIPE; fb_run -- grep ^SigIgn /proc/self/status 2>&1)
+check "a signal the launcher ignores is not ignored by the command ($out)" \
+	grep -q '^SigIgn:[[:space:]]*0*$' <<<"$out"
+
 # A command killed by a signal: 128 + the signal, and a clean slate.
 fb_next_id
 fb_run -- sh -c 'kill -9 $$' >/dev/null 2>&1
