@@ -127,6 +127,32 @@ void fb_sandbox_ca_remove(const struct fb_sandbox_ca *c)
 				strerror(errno));
 }
 
+/* Unset every variable a header value as written (`source`) reads: a
+ * reference may sit anywhere in it ("Bearer ${env:KEY}"), "$${" being a
+ * literal "${" (policy/secret.h). */
+static void unset_env_refs(const char *src)
+{
+	for (const char *p = src; (p = strchr(p, '$'));) {
+		const char *name = p + 6, *end;
+		char buf[256];
+
+		if (!strncmp(p, "$${", 3)) {
+			p += 3;
+			continue;
+		}
+		if (strncmp(p, "${env:", 6) || !(end = strchr(name, '}'))) {
+			p++;
+			continue;
+		}
+		if (end > name && (size_t)(end - name) < sizeof(buf)) {
+			snprintf(buf, sizeof(buf), "%.*s", (int)(end - name),
+				 name);
+			unsetenv(buf);
+		}
+		p = end + 1;
+	}
+}
+
 void fb_sandbox_scrub_secrets(const struct fb_policy *policy)
 {
 	size_t nd;
@@ -134,19 +160,7 @@ void fb_sandbox_scrub_secrets(const struct fb_policy *policy)
 
 	for (size_t i = 0; i < nd; i++)
 		for (size_t j = 0; j < d[i].nrules; j++)
-			for (size_t k = 0; k < d[i].rules[j].nset; k++) {
-				const char *src = d[i].rules[j].set[k].source;
-				size_t len;
-				char name[256];
-
-				if (!src || strncmp(src, "${env:", 6))
-					continue;
-				len = strlen(src + 6);
-				if (len < 1 || len > sizeof(name) ||
-				    src[6 + len - 1] != '}')
-					continue;
-				snprintf(name, sizeof(name), "%.*s",
-					 (int)(len - 1), src + 6);
-				unsetenv(name);
-			}
+			for (size_t k = 0; k < d[i].rules[j].nset; k++)
+				if (d[i].rules[j].set[k].source)
+					unset_env_refs(d[i].rules[j].set[k].source);
 }

@@ -52,10 +52,11 @@ allow:
       forwardURL: "https://fwd.example.com/hook"
     - transform:
         - headers: { x-api-key: "${env:FB_TEST_SECRET}" }
-  # served by an origin whose certificate does not name it
+  # served by an origin whose certificate does not name it; its secret
+  # inside a longer value, which must not stay in the guest either
   bad.example.com:
     - transform:
-        - headers: { x-api-key: "${env:FB_TEST_SECRET}" }
+        - headers: { authorization: "Bearer ${env:FB_TEST_SECRET2} x" }
 EOF2
 
 cp "$(dirname "$0")/broker_guest.py" "$FB_TMP/guest.py"
@@ -131,7 +132,7 @@ chmod 644 "$FB_TMP/guest.sh"
 # firebreak run as fb_run does it, with more time: this one guest runs
 # every probe, and a loaded machine starts interpreters slowly.
 fb_next_id
-FB_TEST_SECRET=$SECRET in_host timeout -k 5 90 "$FIREBREAK" run \
+FB_TEST_SECRET=$SECRET FB_TEST_SECRET2=$SECRET-2 in_host timeout -k 5 90 "$FIREBREAK" run \
 	--state-dir "$FB_TMP/state" --name "$FB_LAST_ID" \
 	--policy "$FB_TMP/policy.yaml" \
 	"${PUBLICS[@]}" --resolver 192.0.2.2 --upstream-ca "$PX_CA" \
