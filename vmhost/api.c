@@ -562,6 +562,7 @@ static void create(struct fb_client *c, const char *body, size_t len)
 		.uid = cr.uid,
 		.gid = cr.gid,
 		.clean_env = true,
+		.no_stdio = true,
 		.env = m->env,
 		.backend = cr.kind,
 		.guest_dir = m->image,

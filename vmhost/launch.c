@@ -6,6 +6,7 @@
  * Stopping runs the same steps backwards.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -230,10 +231,43 @@ static pid_t spawn_vm(const struct fb_launch_opts *o, struct fb_launch *l,
 }
 
 /*
+ * Standard input, output and error as /dev/null while `saved` holds the
+ * caller's (on: true), or the caller's back (on: false).  -1 on failure.
+ */
+static int null_stdio(bool on, int saved[3])
+{
+	int null, rc = 0;
+
+	if (!on) {
+		for (int fd = 0; fd < 3; fd++) {
+			dup2(saved[fd], fd);
+			close(saved[fd]);
+		}
+		return 0;
+	}
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		return -1;
+	for (int fd = 0; fd < 3; fd++) {
+		saved[fd] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (saved[fd] < 0 || dup2(null, fd) < 0) {
+			while (fd-- > 0) {
+				dup2(saved[fd], fd);
+				close(saved[fd]);
+			}
+			rc = -1;
+			break;
+		}
+	}
+	close(null);
+	return rc;
+}
+
+/*
  * Start the guest.  With clean_env the fork sees an environment of PATH
- * alone (the process backend adds po->env on top of what it inherits);
- * the caller's is put back at once, which is safe because the launcher
- * is single-threaded.
+ * alone (the process backend adds po->env on top of what it inherits),
+ * with no_stdio descriptors 0-2 on /dev/null; the caller's are put back
+ * at once, which is safe because the launcher is single-threaded.
  */
 static pid_t spawn_guest(const struct fb_launch_opts *o, struct fb_launch *l,
 			 char *err, size_t errsize)
@@ -249,6 +283,7 @@ static pid_t spawn_guest(const struct fb_launch_opts *o, struct fb_launch *l,
 	char **trust = fb_trust_env(FB_TRUST_GUEST_BUNDLE, NULL);
 	char path[4096], *clean[] = { path, NULL };
 	char **saved = environ;
+	int stdio[3];
 	pid_t pid = -1;
 
 	snprintf(path, sizeof path, "PATH=%s",
@@ -258,6 +293,11 @@ static pid_t spawn_guest(const struct fb_launch_opts *o, struct fb_launch *l,
 		snprintf(err, errsize, "out of memory");
 		goto out;
 	}
+	if (o->no_stdio && null_stdio(true, stdio) < 0) {
+		snprintf(err, errsize, "/dev/null for the guest: %s",
+			 strerror(errno));
+		goto out;
+	}
 	if (o->clean_env)
 		environ = clean;
 	if (o->backend == FB_BACKEND_PROCESS)
@@ -265,6 +305,8 @@ static pid_t spawn_guest(const struct fb_launch_opts *o, struct fb_launch *l,
 	else
 		pid = spawn_vm(o, l, &po, err, errsize);
 	environ = saved;
+	if (o->no_stdio)
+		null_stdio(false, stdio);
 out:
 	free(po.env);
 	fb_trust_env_free(trust);

@@ -48,6 +48,10 @@ struct fb_launch_opts {
 	 * way a VM guest gets only the trust variables and `env`.
 	 */
 	bool clean_env;
+	/* The guest's standard input, output and error are /dev/null, not
+	 * the caller's: a daemon's are its log, which a guest could write
+	 * lines into, or truncate. */
+	bool no_stdio;
 	char **env;                 /* more "NAME=value" for the guest, or NULL */
 };
 

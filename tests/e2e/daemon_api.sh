@@ -36,6 +36,8 @@ check "the guest runs the command as nobody" \
 guest=$(pgrep -u 65534 -fx "sleep 300" | head -1)
 check "the guest works from /, not the daemon's directory under /tmp" \
 	[ "$(readlink "/proc/$guest/cwd")" = / ]
+check "the guest's standard descriptors are /dev/null, not the daemon's log" \
+	[ "$(readlink "/proc/$guest/fd/0" "/proc/$guest/fd/1" "/proc/$guest/fd/2" | sort -u)" = /dev/null ]
 check "the guest's environment is clean: env given, no daemon variables" \
 	bash -c "tr '\0' '\n' </proc/$guest/environ | grep -qx GREETING=hi &&
 		! tr '\0' '\n' </proc/$guest/environ | grep -q '^FB_TMP='"
