@@ -323,6 +323,63 @@ static void overlay_mount(const struct overlay *ov, const char *what)
  * which describe the host too.  The kernel allows it where it allows the
  * new /proc, so a failure is fatal as that one's is.
  */
+/*
+ * Every mqueue file system mounted in the host's namespace (systemd puts
+ * one on /dev/mqueue) shows the host's POSIX message queues, whatever the
+ * IPC namespace: opened by path, they are a channel out.  Each is covered
+ * by a new one, which shows the command's own.  The mount points, from
+ * /proc/self/mountinfo (spaces and the like escaped as \ooo), are all
+ * read before any is covered: the new mounts join the file as it is read.
+ */
+static void mount_own_mqueues(void)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], **mps = NULL;
+	size_t n = 0;
+
+	if (!f)
+		die("read /proc/self/mountinfo");
+	while (fgets(line, sizeof line, f)) {
+		char *sep = strstr(line, " - "), *mp = line, *end, *in, *out;
+		char **grown;
+
+		if (!sep || strncmp(sep + 3, "mqueue ", 7))
+			continue;
+		/* the fifth field: ID PARENT MAJ:MIN ROOT MOUNTPOINT ... */
+		for (int i = 0; i < 4 && mp; i++)
+			if ((mp = strchr(mp, ' ')))
+				mp++;
+		if (!mp || !(end = strchr(mp, ' ')))
+			continue;
+		*end = '\0';
+		for (in = out = mp; *in; in++, out++) {
+			if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' &&
+			    in[2] >= '0' && in[2] <= '7' && in[3] >= '0' &&
+			    in[3] <= '7') {
+				*out = (char)((in[1] - '0') << 6 |
+					      (in[2] - '0') << 3 | (in[3] - '0'));
+				in += 3;
+			} else {
+				*out = *in;
+			}
+		}
+		*out = '\0';
+		grown = realloc(mps, (n + 1) * sizeof(*mps));
+		if (!grown || !(grown[n] = strdup(mp)))
+			die("remember an mqueue mount");
+		mps = grown;
+		n++;
+	}
+	fclose(f);
+	for (size_t i = 0; i < n; i++) {
+		if (mount("mqueue", mps[i], "mqueue",
+			  MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			die("mount an mqueue over the host's");
+		free(mps[i]);
+	}
+	free(mps);
+}
+
 static void mount_sys(void)
 {
 	if (access("/sys", F_OK) == 0 &&
@@ -374,6 +431,7 @@ static void run_init(const struct fb_process_opts *o, pid_t relay)
 		    !overlay_prepare(&trust[i], o->trust_bundle, bundles[i]))
 			trust[i].src = -1;
 	mount_private_dirs();
+	mount_own_mqueues();
 	overlay_mount(&resolv,
 		      "bind mount the sandbox's resolv.conf on /etc/resolv.conf");
 	for (size_t i = 0; i < sizeof(bundles) / sizeof(bundles[0]); i++)
@@ -400,7 +458,8 @@ static void run_relay(const struct fb_process_opts *o, pid_t launcher)
 	/* IPC too: System V queues, semaphores and shared memory, and POSIX
 	 * queues, are found by key or name and open to every user their
 	 * mode allows: a channel to the host's services and to the other
-	 * sandboxes' guests, which run as the same user. */
+	 * sandboxes' guests, which run as the same user.  (POSIX queues by
+	 * path, through a host's mqueue mount: mount_own_mqueues.) */
 	if (unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC) < 0)
 		die("unshare PID, mount and IPC namespaces");
 	if (pipe2(relay_alive, O_CLOEXEC) < 0)

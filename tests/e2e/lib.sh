@@ -113,6 +113,9 @@ fb_cleanup() {
 	done
 	ip netns del "$HOST" 2>/dev/null
 	ip netns del "$INET" 2>/dev/null
+	for m in "${FB_MOUNTS[@]}"; do
+		umount "$m" 2>/dev/null
+	done
 	rm -rf "$FB_TMP" "${FB_RM[@]}"
 	rmdir "$FB_TMP_BASE" 2>/dev/null	# the last test's
 }
