@@ -54,12 +54,19 @@ static void remove_remains(struct fb_daemon *d, const char *dir,
 
 	kill_recorded(s->guest, s->guest_start);
 	kill_recorded(s->proxy, s->proxy_start);
-	if (fb_nft_delete(s->table, err, sizeof err) < 0)
-		fprintf(stderr, "firebreak-vmhost: remove table %s: %s\n",
-			s->table, err);
-	/* the uplink veth lives in the namespace and goes with it */
-	if (fb_netns_del(s->netns, err, sizeof err) < 0)
-		fprintf(stderr, "firebreak-vmhost: %s\n", err);
+	if (!fb_sandbox_netns_ours(dir, s->id)) {
+		fprintf(stderr, "firebreak-vmhost: sandbox %s: namespace %s is "
+			"not the one it had (another launcher's now, or gone): "
+			"it and table %s are left alone\n", s->id, s->netns,
+			s->table);
+	} else {
+		if (fb_nft_delete(s->table, err, sizeof err) < 0)
+			fprintf(stderr, "firebreak-vmhost: remove table %s: "
+				"%s\n", s->table, err);
+		/* the uplink veth lives in the namespace and goes with it */
+		if (fb_netns_del(s->netns, err, sizeof err) < 0)
+			fprintf(stderr, "firebreak-vmhost: %s\n", err);
+	}
 	fb_slot_release_stale(d->state_dir, s->slot);
 	fb_audit_keep(d->state_dir, dir, s->id);
 	/* a firecracker jail included, whose relay died with us */

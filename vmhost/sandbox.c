@@ -432,17 +432,30 @@ static int claim_name(struct fb_sandbox *sb, const char *id, char *err,
 	return -1;
 }
 
-/* Lock <dir>/launcher.lock and say in it what sweep needs. */
+/* This boot's id (/proc/sys/kernel/random/boot_id), "?" if unread. */
+static const char *boot_id(char out[40])
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	if (!f || fscanf(f, "%39s", out) != 1)
+		snprintf(out, 40, "?");
+	if (f)
+		fclose(f);
+	return out;
+}
+
+/* Lock <dir>/launcher.lock and say in it what sweep needs: the
+ * namespace's inode, the slot, the boot. */
 static int hold_dir(struct fb_sandbox *sb, char *err, size_t errsize)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], boot[40];
 	struct stat st;
 
 	snprintf(path, sizeof path, "%s/" LAUNCHER_LOCK, sb->dir);
 	sb->lock_fd = fb_lock_path(path, err, errsize);
 	if (sb->lock_fd < 0 || fstat(sb->sandbox_ns, &st) < 0 ||
-	    dprintf(sb->lock_fd, "%llu %u\n", (unsigned long long)st.st_ino,
-		    sb->slot.index) < 0) {
+	    dprintf(sb->lock_fd, "%llu %u %s\n", (unsigned long long)st.st_ino,
+		    sb->slot.index, boot_id(boot)) < 0) {
 		if (sb->lock_fd >= 0 || errno == EWOULDBLOCK)
 			snprintf(err, errsize, "%s: %s", path, strerror(errno));
 		return -1;
@@ -451,17 +464,22 @@ static int hold_dir(struct fb_sandbox *sb, char *err, size_t errsize)
 }
 
 /*
- * The namespace `name` if it is still the one a dead launcher recorded
- * (a name freed since may be another's now), or only a name: a file
- * with no namespace behind it in our view, whose own went with the
- * mount namespace of a launcher started under `ip netns exec`.
+ * The namespace `name` if it is still the one a dead launcher recorded,
+ * in this boot (`boot`, or "" for a record that has none), with inode
+ * `ino` (a name freed since may be another's now; after a reboot it
+ * can only be another's), or only a name: a file with no namespace
+ * behind it in our view, whose own went with the mount namespace of a
+ * launcher started under `ip netns exec`.
  */
-static bool stale_netns(const char *name, unsigned long long ino)
+static bool stale_netns(const char *name, unsigned long long ino,
+			const char *boot)
 {
-	char path[64];
+	char path[64], now[40];
 	struct statfs fs;
 	struct stat st;
 
+	if (boot[0] && strcmp(boot, boot_id(now)) != 0)
+		return false;
 	snprintf(path, sizeof path, FB_NETNS_DIR "/%s", name);
 	if (stat(path, &st) < 0 || statfs(path, &fs) < 0)
 		return false;
@@ -471,6 +489,7 @@ static bool stale_netns(const char *name, unsigned long long ino)
 static void sweep_one(const char *state_dir, const char *id)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 32], name[32], err[256];
+	char boot[40] = "";
 	unsigned long long ino;
 	unsigned slot;
 	FILE *f;
@@ -486,7 +505,8 @@ static void sweep_one(const char *state_dir, const char *id)
 	if (fd < 0)
 		return;
 	f = flock(fd, LOCK_EX | LOCK_NB) == 0 ? fdopen(fd, "r") : NULL;
-	if (!f || fscanf(f, "%llu %u", &ino, &slot) != 2 || slot >= FB_SLOTS) {
+	if (!f || fscanf(f, "%llu %u %39s", &ino, &slot, boot) < 2 ||
+	    slot >= FB_SLOTS) {
 		if (f)
 			fclose(f);
 		else
@@ -494,7 +514,7 @@ static void sweep_one(const char *state_dir, const char *id)
 		return; /* its launcher lives, or is only starting */
 	}
 	snprintf(name, sizeof name, "fb-%s", id);
-	if (stale_netns(name, ino)) {
+	if (stale_netns(name, ino, boot)) {
 		snprintf(path, sizeof path, "firebreak-%s", id);
 		if (fb_nft_delete(path, err, sizeof err) < 0)
 			fprintf(stderr, "firebreak: remove table %s: %s\n", path,
@@ -508,6 +528,24 @@ static void sweep_one(const char *state_dir, const char *id)
 	fclose(f);
 	fprintf(stderr, "firebreak: removed sandbox %s, left by a launcher "
 		"that was killed\n", id);
+}
+
+bool fb_sandbox_netns_ours(const char *dir, const char *id)
+{
+	char path[PATH_MAX + 32], name[32], boot[40] = "";
+	unsigned long long ino;
+	unsigned slot;
+	bool ours;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/" LAUNCHER_LOCK, dir);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	ours = fscanf(f, "%llu %u %39s", &ino, &slot, boot) >= 2;
+	fclose(f);
+	snprintf(name, sizeof name, "fb-%s", id);
+	return ours && stale_netns(name, ino, boot);
 }
 
 void fb_sandbox_sweep(const char *state_dir)

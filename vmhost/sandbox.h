@@ -133,6 +133,13 @@ void fb_sandbox_destroy(struct fb_sandbox *sb);
  * (with a state file) are its recovery's.  claim runs it.
  */
 void fb_sandbox_sweep(const char *state_dir);
+/*
+ * Whether the namespace fb-<id> is still the one the launcher that
+ * worked in `dir` recorded in its lock file: a name freed since (a
+ * reboot, a hand's `ip netns del`) may be another launcher's now, whose
+ * namespace and table are not ours to remove.  False with no record.
+ */
+bool fb_sandbox_netns_ours(const char *dir, const char *id);
 
 /* Remove path and everything under it: depth first, a symlink removed
  * and never followed, never off path's filesystem.  What cannot be

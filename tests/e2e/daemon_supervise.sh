@@ -151,7 +151,10 @@ check "SIGHUP: the daemon runs on, its sandboxes with it" \
 		grep -q "\"id\":\"$a\",.*\"status\":\"running\"" <<<"$(api "http://vmhost/sandboxes/$a")"'
 
 # 4. kill -9 of the daemon: its sandboxes die with it; a new daemon
-# removes what is left.
+# removes what is left, but not what another launcher has taken since.
+fb_next_id
+x=$FB_LAST_ID
+fbd create --id "$x" -- sleep 306 >/dev/null
 fb_daemon_kill KILL
 check "after kill -9 the state files remain for the next daemon" \
 	test -e "$STATE/$a/state.json" -a -e "$STATE/$b/state.json"
@@ -159,7 +162,30 @@ check "after kill -9 the state files remain for the next daemon" \
 mkdir -p "$STATE/$a/jail/firecracker/$a/root/dev/net" &&
 	echo k >"$STATE/$a/jail/firecracker/$a/root/vmlinux" &&
 	ln -s / "$STATE/$a/jail/firecracker/$a/root/escape"
+# A reboot since (its launcher.lock names another boot) freed $x's
+# namespace and table, and a firebreak run on another state directory
+# took its name: that live sandbox is not the remains to remove.
+sed -i 's/ [0-9a-f-]*$/ 00000000-0000-4000-8000-000000000000/' "$STATE/$x/launcher.lock"
+in_host ip netns del "fb-$x"
+in_host nft list tables | grep "firebreak-$x\$" | sed 's/^table //' |
+	while read -r fam name; do in_host nft delete table "$fam" "$name"; done
+# (in the host's mount namespace, so that its namespace is one the next
+# daemon can see, as a launcher not started under ip netns exec makes it)
+nsenter --net="/run/netns/$HOST" timeout -k 5 60 "$FIREBREAK" run \
+	--state-dir "$FB_TMP/other" --name "$x" -- sleep 40 >/dev/null 2>&1 &
+other=$!
+FB_PIDS+=($other)
+for _ in $(seq 200); do
+	[ -e "/run/netns/fb-$x" ] && pgrep -fx 'sleep 40' >/dev/null && break
+	sleep 0.05
+done
+ns_before=$(stat -c %i "/run/netns/fb-$x" 2>/dev/null)
 fb_daemon_start || { not_ok "daemon restarts"; exit 1; }
+check "restarted daemon: another launcher's live sandbox of a left name is untouched" \
+	holds '[ -n "$ns_before" ] && [ "$(stat -c %i "/run/netns/fb-$x" 2>/dev/null)" = "$ns_before" ] &&
+		in_host nft list tables | grep -q "firebreak-$x\$"'
+kill "$other"
+wait "$other" 2>/dev/null
 check "restarted daemon: no sandbox of the old one listed" \
 	[ "$(api http://vmhost/sandboxes)" = "[]" ]
 check "restarted daemon: nothing of the old sandboxes left" \
