@@ -157,8 +157,11 @@ int fb_slot_acquire(const char *state_dir, struct fb_slot *s, char *err,
 			 state_dir);
 		return -1;
 	}
-	if (make_dir(dir, err, errsize) < 0 ||
-	    fb_state_dir_check(state_dir, err, errsize) < 0)
+	/* checked before anything is made in it: a state directory that is
+	 * another's link would have root make our files where it points */
+	if (make_dir(state_dir, err, errsize) < 0 ||
+	    fb_state_dir_check(state_dir, err, errsize) < 0 ||
+	    make_dir(dir, err, errsize) < 0)
 		return -1;
 	/* Start anywhere, so concurrent launchers rarely race for a slot. */
 	if (getrandom(&start, sizeof start, 0) != sizeof start)

@@ -62,11 +62,14 @@ refused "state directory others can write" \
 		--name "$FB_ID_PREFIX-${#FB_IDS[@]}" -- true
 check "state directory others can write: nothing written through their link" \
 	[ "$(cat "$FB_TMP/victim")" = precious ]
+check "... nor anything made in it" [ ! -e "$FB_TMP/theirs/slots" ]
 setpriv --reuid 65534 --regid 65534 --clear-groups mkdir -m 755 "$FB_TMP/theirs/own"
 refused "state directory of another user" \
 	"^firebreak run: state directory: $FB_TMP/theirs/own is owned by uid 65534, not by root$" \
 	in_host timeout 20 "$FIREBREAK" run --state-dir "$FB_TMP/theirs/own" \
 		--name "$FB_ID_PREFIX-${#FB_IDS[@]}" -- true
+check "state directory of another user: nothing made in it" \
+	[ ! -e "$FB_TMP/theirs/own/slots" ]
 
 refused "not root" "^firebreak run: needs root \(CAP_NET_ADMIN and CAP_SYS_ADMIN\)$" \
 	in_host setpriv --reuid 65534 --regid 65534 --clear-groups $(run_args) -- true
