@@ -165,30 +165,28 @@ void fbn_match_dport(struct fbn_rule *fr, uint16_t port)
 }
 
 /* states: a mask of FB_CT_*, matched if any is set */
-void fbn_match_ct_state(struct fbn_rule *fr, uint32_t states)
+/* A 32-bit conntrack field (`key`) with any of `bits` set. */
+static void match_ct_bits(struct fbn_rule *fr, uint32_t key, uint32_t bits)
 {
 	struct nftnl_expr *e = add(fr, "ct");
 	uint32_t zero = 0;
 
 	if (!e)
 		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	mask(fr, &states, 4);
+	mask(fr, &bits, 4);
 	cmp(fr, NFT_CMP_NEQ, &zero, 4);
+}
+
+void fbn_match_ct_state(struct fbn_rule *fr, uint32_t states)
+{
+	match_ct_bits(fr, NFT_CT_STATE, states);
 }
 
 void fbn_match_ct_status(struct fbn_rule *fr, uint32_t bits)
 {
-	struct nftnl_expr *e = add(fr, "ct");
-	uint32_t zero = 0;
-
-	if (!e)
-		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	mask(fr, &bits, 4);
-	cmp(fr, NFT_CMP_NEQ, &zero, 4);
+	match_ct_bits(fr, NFT_CT_STATUS, bits);
 }
 
 /* Where the address of `dir` sits in the network header of `family`. */
