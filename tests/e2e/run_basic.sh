@@ -91,24 +91,27 @@ echo "$out" | sed 's/^/# /'
 check "the launcher's terminal is not the command's: TIOCSTI refused" \
 	grep -q '^tiocsti: refused' <<<"$out"
 fb_next_id
-out=$(trap '' PIPE; fb_run -- grep ^SigIgn /proc/self/status 2>&1)
+out=$(trap '' PIPE; fb_run -- grep ^SigIgn /proc/self/status 2>/dev/null)
 check "a signal the launcher ignores is not ignored by the command ($out)" \
 	grep -q '^SigIgn:[[:space:]]*0*$' <<<"$out"
 
 # An mqueue file system mounted on the host (systemd's /dev/mqueue, or
 # anywhere) shows the host's POSIX queues whatever the IPC namespace: the
 # command gets one of its own there, without the host's queue.
-chmod 755 "$FB_TMP"
-mkdir -m 755 "$FB_TMP/mq"
-mount -t mqueue none "$FB_TMP/mq" && FB_MOUNTS+=("$FB_TMP/mq")
+# (Under /dev, which the command sees as the host's wherever the checkout
+# is: under /tmp, the test's own directory is not in the sandbox.)
+mq=/dev/fbmq-$$
+mkdir -m 755 "$mq" && FB_RM+=("$mq")
+mount -t mqueue none "$mq" && FB_MOUNTS+=("$mq")
 "$PY" -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_CREAT | os.O_RDWR, 0o666))' \
-	"$FB_TMP/mq/fbhostq"
+	"$mq/fbhostq"
 fb_next_id
-out=$(fb_run -- ls -A "$FB_TMP/mq" 2>&1)
-check "a host's mqueue mount shows the command none of the host's queues ($(ls "$FB_TMP/mq" | tr '\n' ' ')on the host, '$out' in the sandbox)" \
-	holds '[ -e "$FB_TMP/mq/fbhostq" ] && [ -z "$out" ]'
-rm -f "$FB_TMP/mq/fbhostq" # a queue outlives its mount: mq_unlink
-umount "$FB_TMP/mq"
+out=$(fb_run -- ls -A "$mq" 2>/dev/null)
+check "a host's mqueue mount shows the command none of the host's queues ($(ls "$mq" | tr '\n' ' ')on the host, '$out' in the sandbox)" \
+	holds '[ -e "$mq/fbhostq" ] && [ -z "$out" ]'
+rm -f "$mq/fbhostq" # a queue outlives its mount: mq_unlink
+umount "$mq"
+rmdir "$mq"
 
 # A command killed by a signal: 128 + the signal, and a clean slate.
 fb_next_id
