@@ -155,8 +155,10 @@ static void run_command(const struct fb_process_opts *o, pid_t init)
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 
 	(void)init; /* PID 1 of our namespace: when it goes, so do we */
+	/* EINVAL for KILL and STOP, and for the two real-time signals
+	 * glibc keeps to itself: those stay as they were */
 	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL); /* EINVAL for KILL, STOP: fine */
+		sigaction(sig, &dfl, NULL);
 	unblock_all();
 	if (setsid() < 0)
 		die("setsid");

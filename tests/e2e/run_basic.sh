@@ -92,8 +92,10 @@ check "the launcher's terminal is not the command's: TIOCSTI refused" \
 	grep -q '^tiocsti: refused' <<<"$out"
 fb_next_id
 out=$(trap '' PIPE; fb_run -- grep ^SigIgn /proc/self/status 2>/dev/null)
+# (the standard signals: glibc keeps 32 and 33 to itself, and an
+# environment that ignores them passes that on)
 check "a signal the launcher ignores is not ignored by the command ($out)" \
-	grep -q '^SigIgn:[[:space:]]*0*$' <<<"$out"
+	holds '[ -n "$out" ] && [ $((0x${out##*[[:space:]]} & 0x7fffffff)) = 0 ]'
 
 # An mqueue file system mounted on the host (systemd's /dev/mqueue, or
 # anywhere) shows the host's POSIX queues whatever the IPC namespace: the
