@@ -164,7 +164,6 @@ void fbn_match_dport(struct fbn_rule *fr, uint16_t port)
 	cmp(fr, NFT_CMP_EQ, &be, 2);
 }
 
-/* states: a mask of FB_CT_*, matched if any is set */
 /* A 32-bit conntrack field (`key`) with any of `bits` set. */
 static void match_ct_bits(struct fbn_rule *fr, uint32_t key, uint32_t bits)
 {

@@ -1564,8 +1564,7 @@ static bool upstream_denied(const struct fb_broker *b,
 			    const struct fb_policy *policy)
 {
 	return (b->up == UP_TLS || b->up == UP_READY) &&
-	       (fb_upstream_addr_denied(policy, &b->up_addr) ||
-		!fb_chain_allowed(b->up_chain, policy));
+	       fb_upstream_denied(policy, &b->up_addr, b->up_chain);
 }
 
 size_t fb_broker_recheck(struct fb_proxy *p)

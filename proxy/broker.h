@@ -189,10 +189,13 @@ SSL *fb_upstream_ssl(struct fb_upstream *up, BIO *bio, const char *host,
  * session stays resumable; else (an error, a response cut short) the
  * session is not offered again. */
 void fb_upstream_release(SSL *ssl, bool clean);
-/* Does `policy`'s deny set cover `addr`, where an upstream connection
- * was dialled?  A policy change closes such a connection, live or parked. */
-bool fb_upstream_addr_denied(const struct fb_policy *policy,
-			     const struct sockaddr_storage *addr);
+/* Does `policy` refuse an upstream connection dialled to `addr`, reached
+ * through the CNAMEs of `chain` (NULL: none): its deny set covers the
+ * address, or it does not allow a name of the chain?  A policy change
+ * closes such a connection, live or parked. */
+bool fb_upstream_denied(const struct fb_policy *policy,
+			const struct sockaddr_storage *addr,
+			const struct fb_chain *chain);
 
 /* ---- pool.c ------------------------------------------------------------ */
 

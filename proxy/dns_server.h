@@ -49,10 +49,10 @@
 #include "proxy/loop.h"
 #include "proxy/resolver.h"
 
-/* One query's outcome, for the audit log; valid during the callback. */
 /* An event's rcode when no reply went out. */
 #define FB_DNS_NO_REPLY (-1)
 
+/* One query's outcome, for the audit log; valid during the callback. */
 struct fb_dns_event {
 	/* Normalised; as received when not a host name, a label's bytes
 	 * other than letters, digits, '-' and '_' written as in RFC 1035

@@ -1,10 +1,10 @@
 /*
  * judge.c — what the broker does with one request head: first the
  * refusals no rule can lift (a Host or X-Forwarded-Host for another
- * name, a path override, a stray '%', dot-segments, ...), then the key's rules on every reading
- * of the target.  The broker asks for each request it reads, and
- * `firebreak policy explain` for the one it is given, so that what the
- * operator is told is what the broker does.
+ * name, a path override, a stray '%', dot-segments, ...), then the key's
+ * rules on every reading of the target.  The broker asks for each
+ * request it reads, and `firebreak policy explain` for the one it is
+ * given, so that what the operator is told is what the broker does.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -182,8 +182,7 @@ void fb_pool_recheck(struct fb_pool *pool, const struct fb_policy *policy)
 
 	for (c = TAILQ_FIRST(&pool->idle); c; c = next) {
 		next = TAILQ_NEXT(c, link);
-		if (fb_upstream_addr_denied(policy, &c->addr) ||
-		    !fb_chain_allowed(c->chain, policy))
+		if (fb_upstream_denied(policy, &c->addr, c->chain))
 			close_idle(c, true);
 	}
 }

@@ -233,12 +233,14 @@ void fb_upstream_release(SSL *ssl, bool clean)
 	SSL_free(ssl);
 }
 
-bool fb_upstream_addr_denied(const struct fb_policy *policy,
-			     const struct sockaddr_storage *addr)
+bool fb_upstream_denied(const struct fb_policy *policy,
+			const struct sockaddr_storage *addr,
+			const struct fb_chain *chain)
 {
 	struct fb_decision d;
 	struct fb_addr a;
 
 	fb_addr_from_sockaddr(addr, &a);
-	return fb_policy_check_addr(policy, &a, &d) == FB_VERDICT_DENY;
+	return fb_policy_check_addr(policy, &a, &d) == FB_VERDICT_DENY ||
+	       !fb_chain_allowed(chain, policy);
 }
