@@ -230,37 +230,35 @@ static pid_t spawn_vm(const struct fb_launch_opts *o, struct fb_launch *l,
 	return fb_firecracker_spawn(&fo, &l->sb.tap_fd, err, errsize);
 }
 
-/*
- * Standard input, output and error as /dev/null while `saved` holds the
- * caller's (on: true), or the caller's back (on: false).  -1 on failure.
- */
-static int null_stdio(bool on, int saved[3])
+/* Descriptors 0 to n-1 back from `saved`, which are closed. */
+static void stdio_restore(const int saved[3], int n)
 {
-	int null, rc = 0;
-
-	if (!on) {
-		for (int fd = 0; fd < 3; fd++) {
-			dup2(saved[fd], fd);
-			close(saved[fd]);
-		}
-		return 0;
+	for (int fd = 0; fd < n; fd++) {
+		dup2(saved[fd], fd);
+		close(saved[fd]);
 	}
-	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+}
+
+/* Standard input, output and error on /dev/null, the caller's kept in
+ * `saved` for stdio_restore.  -1, nothing changed, on failure. */
+static int stdio_to_null(int saved[3])
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
 	if (null < 0)
 		return -1;
 	for (int fd = 0; fd < 3; fd++) {
 		saved[fd] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 		if (saved[fd] < 0 || dup2(null, fd) < 0) {
-			while (fd-- > 0) {
-				dup2(saved[fd], fd);
+			if (saved[fd] >= 0)
 				close(saved[fd]);
-			}
-			rc = -1;
-			break;
+			stdio_restore(saved, fd);
+			close(null);
+			return -1;
 		}
 	}
 	close(null);
-	return rc;
+	return 0;
 }
 
 /*
@@ -293,7 +291,7 @@ static pid_t spawn_guest(const struct fb_launch_opts *o, struct fb_launch *l,
 		snprintf(err, errsize, "out of memory");
 		goto out;
 	}
-	if (o->no_stdio && null_stdio(true, stdio) < 0) {
+	if (o->no_stdio && stdio_to_null(stdio) < 0) {
 		snprintf(err, errsize, "/dev/null for the guest: %s",
 			 strerror(errno));
 		goto out;
@@ -306,7 +304,7 @@ static pid_t spawn_guest(const struct fb_launch_opts *o, struct fb_launch *l,
 		pid = spawn_vm(o, l, &po, err, errsize);
 	environ = saved;
 	if (o->no_stdio)
-		null_stdio(false, stdio);
+		stdio_restore(stdio, 3);
 out:
 	free(po.env);
 	fb_trust_env_free(trust);

@@ -486,10 +486,19 @@ static bool stale_netns(const char *name, unsigned long long ino,
 	return fs.f_type != NSFS_MAGIC || st.st_ino == ino;
 }
 
+/* What hold_dir wrote in a launcher.lock (a record from before the boot
+ * was added leaves `boot` ""); false when it holds no record. */
+static bool read_record(FILE *f, unsigned long long *ino, unsigned *slot,
+			char boot[40])
+{
+	boot[0] = '\0';
+	return fscanf(f, "%llu %u %39s", ino, slot, boot) >= 2;
+}
+
 static void sweep_one(const char *state_dir, const char *id)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 32], name[32], err[256];
-	char boot[40] = "";
+	char boot[40];
 	unsigned long long ino;
 	unsigned slot;
 	FILE *f;
@@ -505,8 +514,7 @@ static void sweep_one(const char *state_dir, const char *id)
 	if (fd < 0)
 		return;
 	f = flock(fd, LOCK_EX | LOCK_NB) == 0 ? fdopen(fd, "r") : NULL;
-	if (!f || fscanf(f, "%llu %u %39s", &ino, &slot, boot) < 2 ||
-	    slot >= FB_SLOTS) {
+	if (!f || !read_record(f, &ino, &slot, boot) || slot >= FB_SLOTS) {
 		if (f)
 			fclose(f);
 		else
@@ -532,7 +540,7 @@ static void sweep_one(const char *state_dir, const char *id)
 
 bool fb_sandbox_netns_ours(const char *dir, const char *id)
 {
-	char path[PATH_MAX + 32], name[32], boot[40] = "";
+	char path[PATH_MAX + 32], name[32], boot[40];
 	unsigned long long ino;
 	unsigned slot;
 	bool ours;
@@ -542,7 +550,7 @@ bool fb_sandbox_netns_ours(const char *dir, const char *id)
 	f = fopen(path, "re");
 	if (!f)
 		return false;
-	ours = fscanf(f, "%llu %u %39s", &ino, &slot, boot) >= 2;
+	ours = read_record(f, &ino, &slot, boot);
 	fclose(f);
 	snprintf(name, sizeof name, "fb-%s", id);
 	return ours && stale_netns(name, ino, boot);
