@@ -325,17 +325,22 @@ char *fb_policy_dump(const struct fb_policy *p, bool legacy)
 /* ---- the source, secret references as written --------------------------- */
 
 /* A plain number or boolean stays bare, so that it reads back as one. */
-static int dump_node(struct jw *w, const struct fb_node *n)
+static bool bare(const struct fb_node *n)
 {
 	const char *what = fb_node_what(n);
 
+	return !strcmp(what, "a number") || !strcmp(what, "a boolean");
+}
+
+static int dump_node(struct jw *w, const struct fb_node *n)
+{
 	switch (n->kind) {
 	case FB_NODE_NULL:
 		jw_item(w);
 		fputs("null", w->f);
 		return 0;
 	case FB_NODE_SCALAR:
-		if (!strcmp(what, "a number") || !strcmp(what, "a boolean")) {
+		if (bare(n)) {
 			jw_item(w);
 			fputs(n->text, w->f);
 		} else {
@@ -370,16 +375,54 @@ static void fingerprint(uint64_t h[2], const void *data, size_t len)
 	}
 }
 
+/*
+ * The source tree into the fingerprint as dump_node would write it, but
+ * with no text made: each node's kind (a scalar's bare or not), each text
+ * and key with its length, so that two trees hash alike where dump_node
+ * writes them alike.  -1 past the depth dump_node refuses.
+ */
+static int fingerprint_node(uint64_t h[2], const struct fb_node *n,
+			    unsigned depth)
+{
+	unsigned char tag = (unsigned char)n->kind;
+
+	if (n->kind == FB_NODE_SCALAR && bare(n))
+		tag |= 0x80;
+	fingerprint(h, &tag, 1);
+	switch (n->kind) {
+	case FB_NODE_NULL:
+		return 0;
+	case FB_NODE_SCALAR:
+		fingerprint(h, &n->len, sizeof(n->len));
+		fingerprint(h, n->text, n->len);
+		return 0;
+	case FB_NODE_SEQ:
+	case FB_NODE_MAP:
+		break;
+	}
+	if (depth + 1 >= JW_MAX_DEPTH)
+		return -1;
+	fingerprint(h, &n->n, sizeof(n->n));
+	for (size_t i = 0; i < n->n; i++) {
+		if (n->kind == FB_NODE_MAP) {
+			size_t klen = strlen(n->keys[i]->text);
+
+			fingerprint(h, &klen, sizeof(klen));
+			fingerprint(h, n->keys[i]->text, klen);
+		}
+		if (fingerprint_node(h, n->vals[i], depth + 1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int fb_policy_digest(const struct fb_policy *p, uint64_t out[2])
 {
 	uint64_t h[2] = { 0xcbf29ce484222325ull, 0x84222325cbf29ce4ull };
-	char *src = p->source ? fb_policy_source(p) : NULL;
 
-	if (p->source && !src)
-		return -1;
 	fingerprint(h, &p->mode, sizeof(p->mode));
-	if (src)
-		fingerprint(h, src, strlen(src) + 1);
+	if (p->source && fingerprint_node(h, p->source, 0) < 0)
+		return -1;
 	for (size_t i = 0; i < p->ndomains; i++) {
 		const struct fb_domain *d = &p->domains[i];
 
@@ -390,7 +433,6 @@ int fb_policy_digest(const struct fb_policy *p, uint64_t out[2])
 				fingerprint(h, v, strlen(v) + 1);
 			}
 	}
-	free(src);
 	out[0] = fb_fmix64(h[0]);
 	out[1] = fb_fmix64(h[1]);
 	return 0;

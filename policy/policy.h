@@ -324,8 +324,9 @@ char *fb_policy_source(const struct fb_policy *p);
  * above, and every secret value resolved for it (a rotated secret file
  * changes the policy while its text stays).  It tells an operator's edit
  * from none; it is no cryptographic digest (a proxy that never brokers
- * keeps OpenSSL's digests, and their memory, unloaded).  0, or -1 when
- * out of memory.
+ * keeps OpenSSL's digests, and their memory, unloaded), and makes no
+ * text: the source tree is walked as it stands.  0, or -1 for a source
+ * nested deeper than fb_policy_source writes.
  */
 int fb_policy_digest(const struct fb_policy *p, uint64_t out[2]);
 

@@ -491,7 +491,8 @@ static void reload(struct fb_proxy *p, const char *who)
 	}
 	fb_diags_free(&diags);
 	if (fb_policy_digest(np, digest) < 0) {
-		fprintf(stderr, "firebreak-proxy: SIGHUP: out of memory\n");
+		fprintf(stderr, "firebreak-proxy: SIGHUP: %s nested too "
+			"deep to fingerprint\n", p->cfg.policy_path);
 		fb_policy_unref(np);
 		return;
 	}
@@ -668,7 +669,7 @@ static int load_initial(struct fb_proxy *p, char *err, size_t errsize)
 		fb_diags_free(&diags);
 		if (fb_policy_digest(p->policy, p->file_digest) == 0)
 			return 0;
-		snprintf(err, errsize, "policy digest: out of memory");
+		snprintf(err, errsize, "policy: nested too deep to fingerprint");
 		return -1;
 	}
 	msg = fb_diags_to_string(&diags);
