@@ -18,14 +18,7 @@ BROKER='allow:\n  api.test:\n    - transform: [{ headers: { x-api-key: k1 } }]\n
 printf "$BROKER"'  edge.test: []\n' >"$FB_TMP/policy.yaml"
 px_broker_proxy bcn
 
-chmod 755 "$FB_TMP" && touch "$FB_TMP/h" && chmod 666 "$FB_TMP/h"
-guest_curl() {
-	px_guest "$NS" curl -sS --max-time 10 --cacert "$FB_TMP/sca.crt" \
-		--resolve api.test:443:198.51.100.10 -D "$FB_TMP/h" \
-		-o /dev/null -w '%{http_code}' "$@" 2>>"$FB_TMP/curl.err"
-}
-
-st=$(guest_curl -H 'Connection: close' https://api.test/a)
+st=$(px_api_curl -H 'Connection: close' https://api.test/a)
 check "a brokered name through an allowed CNAME: 200 ($st)" [ "$st" = 200 ]
 SYNC=$FB_TMP/sync
 mkdir -m 1777 "$SYNC"
@@ -33,11 +26,8 @@ px_guest "$NS" "$PY" "$(dirname "$0")/broker_client.py" api.test 198.51.100.10 \
 	"$FB_TMP/sca.crt" get=/h1 wait="$SYNC/go" get=/h2 >"$FB_TMP/c.out" &
 c=$!
 px_wait_file "$SYNC/go.ready"
-guest_curl -H 'Connection: close' https://api.test/p >/dev/null # leaves one parked
-reused() {
-	px_curl_control "$SOCK" http://proxy/stats | grep -o '"upstream_reused":[0-9]*' | cut -d: -f2
-}
-before=$(reused)
+px_api_curl -H 'Connection: close' https://api.test/p >/dev/null # leaves one parked
+before=$(px_reused)
 printf "$BROKER" | px_curl_control "$SOCK" -X PUT --data-binary @- \
 	http://proxy/policy >"$FB_TMP/put.out"
 touch "$SYNC/go"
@@ -46,10 +36,10 @@ check "a policy without the CNAME's target closes the live connection ($(tr '\n'
 	holds 'grep -qx "get /h1 200 k1" "$FB_TMP/c.out" && grep -Eq "^get /h2 (closed|error:)" "$FB_TMP/c.out"'
 check "... the change reports it ($(cat "$FB_TMP/put.out"))" grep -q '"closed":1}' "$FB_TMP/put.out"
 check "... and /h2 never reached the origin" px_absent '"/h2"' "$ORIGIN_LOG"
-st=$(guest_curl https://api.test/b)
+st=$(px_api_curl https://api.test/b)
 check "the next request is refused, not sent on the parked connection ($st)" [ "$st" = 502 ]
-check "... the parked one is gone: not reused ($before, then $(reused))" \
-	[ "$(reused)" = "$before" ]
+check "... the parked one is gone: not reused ($before, then $(px_reused))" \
+	[ "$(px_reused)" = "$before" ]
 up=$(ip netns exec "$NS" ss -Htn state established dst 198.51.100.10:443 | wc -l)
 check "... no upstream connection stays open ($up)" [ "$up" = 0 ]
 check "... /b never reached the origin" px_absent '"/b"' "$ORIGIN_LOG"

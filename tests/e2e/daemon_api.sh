@@ -144,30 +144,29 @@ check "logs: the audit log, down to the last policy change" \
 	grep -q '"event.action":"policy".*"policy.generation":4' <<<"$logs"
 check "... each change through the daemon names the daemon's client too" \
 	grep -q "\"policy.generation\":2,.*\"user.name\":\"control uid=0 pid=$FB_DAEMON PUT for uid=0 pid=[0-9]*\"" <<<"$logs"
+# followed IP: the guest connects to IP:80, and within 2.5 s the line of
+# it reaches the follower
+followed() {
+	guest_probe "$id" "tcp,$1,80" >/dev/null
+	for _ in $(seq 50); do
+		grep -q "\"destination.ip\":\"$1\"" "$FB_TMP/follow" && return 0
+		sleep 0.05
+	done
+	return 1
+}
 fbd logs --follow "$id" >"$FB_TMP/follow" &
 follower=$!
 sleep 0.3
-guest_probe "$id" tcp,198.51.100.77,80 >/dev/null
-for _ in $(seq 50); do
-	grep -q '"destination.ip":"198.51.100.77"' "$FB_TMP/follow" && break
-	sleep 0.05
-done
 check "logs --follow streams a line written after it started" \
-	grep -q '"destination.ip":"198.51.100.77"' "$FB_TMP/follow"
+	followed 198.51.100.77
 # The log rotated under the follower (moved away, the proxy told to
 # reopen): the lines of the new file follow, from its start.
 mv "$STATE/$id/audit.log" "$STATE/$id/audit.log.1"
 kill -HUP "$(state_of "$id" 's["pids"]["proxy"]')"
 sleep 0.3
-guest_probe "$id" tcp,198.51.100.78,80 >/dev/null
-for _ in $(seq 50); do
-	grep -q '"destination.ip":"198.51.100.78"' "$FB_TMP/follow" && break
-	sleep 0.05
-done
+check "logs --follow goes on into a rotated log" followed 198.51.100.78
 kill "$follower" 2>/dev/null
 wait "$follower" 2>/dev/null
-check "logs --follow goes on into a rotated log" \
-	grep -q '"destination.ip":"198.51.100.78"' "$FB_TMP/follow"
 rm "$STATE/$id/audit.log.1" # the rotation's, not the daemon's to remove
 
 # Errors: each names the problem, and leaves nothing.

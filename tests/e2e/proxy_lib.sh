@@ -152,6 +152,24 @@ px_broker_proxy() {
 		{ not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
 }
 
+# px_api_curl ARGS...: curl as a guest to api.test at 198.51.100.10,
+# trusting the sandbox CA ($FB_TMP/sca.crt); the response head goes to
+# $FB_TMP/h, the status code out.
+px_api_curl() {
+	if [ ! -e "$FB_TMP/h" ]; then
+		chmod 755 "$FB_TMP" && touch "$FB_TMP/h" && chmod 666 "$FB_TMP/h"
+	fi
+	px_guest "$NS" curl -sS --max-time 10 --cacert "$FB_TMP/sca.crt" \
+		--resolve api.test:443:198.51.100.10 -D "$FB_TMP/h" \
+		-o /dev/null -w '%{http_code}' "$@" 2>>"$FB_TMP/curl.err"
+}
+
+# px_reused: the proxy's count of upstream connections taken from the pool
+px_reused() {
+	px_curl_control "$SOCK" http://proxy/stats |
+		grep -o '"upstream_reused":[0-9]*' | cut -d: -f2
+}
+
 # px_echo_origin [NAME=ANSWER...]: echo_origin.py for api.test at
 # 198.51.100.10:443 in $NS, logging to $ORIGIN_LOG, and the resolver at
 # .53 that names it (the NAME=ANSWERs after, as dnsd.py takes them, win).
