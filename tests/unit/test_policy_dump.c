@@ -419,11 +419,19 @@ static void test_digest(void **state)
 		fb_policy_unref(p[i]);
 	p[0] = load("allow-all");
 	p[1] = load("deny-all");
-	assert_int_equal(fb_policy_digest(p[0], d[0]), 0);
-	assert_int_equal(fb_policy_digest(p[1], d[1]), 0);
+	/* a value only the source holds: a matcher's text, a number */
+	p[2] = load("allow:\n  a.example:\n    - match: { path: { startsWith: /a } }\n      response: { statusCode: 403 }\n");
+	p[3] = load("allow:\n  a.example:\n    - match: { path: { startsWith: /b } }\n      response: { statusCode: 403 }\n");
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(fb_policy_digest(p[i], d[i]), 0);
 	assert_memory_not_equal(d[0], d[1], sizeof(d[0]));
-	fb_policy_unref(p[0]);
-	fb_policy_unref(p[1]);
+	assert_memory_not_equal(d[2], d[3], sizeof(d[0]));
+	fb_policy_unref(p[3]);
+	p[3] = load("allow:\n  a.example:\n    - match: { path: { startsWith: /a } }\n      response: { statusCode: 404 }\n");
+	assert_int_equal(fb_policy_digest(p[3], d[3]), 0);
+	assert_memory_not_equal(d[2], d[3], sizeof(d[0]));
+	for (int i = 0; i < 4; i++)
+		fb_policy_unref(p[i]);
 	unsetenv("FB_TEST_KEY");
 }
 
