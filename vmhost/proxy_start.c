@@ -113,6 +113,11 @@ static void child(const struct fb_sandbox *sb, char **argv)
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (devnull >= 0)
 		dup2(devnull, STDIN_FILENO);
+	/* Whatever the launcher's caller left open (a pipe of its shell, a
+	 * log) is not the proxy's to hold: it would keep a reader from its
+	 * end of file, and the proxy runs as long as the sandbox.  The table
+	 * is the child's own (vfork shares memory, not descriptors). */
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	if (fb_netns_enter(sb->sandbox_ns, err, sizeof(err)) < 0) {
 		dprintf(STDERR_FILENO, "firebreak-proxy: %s\n", err);
 		_exit(125);

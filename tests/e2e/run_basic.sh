@@ -35,6 +35,24 @@ check "host's resolv.conf untouched" \
 	bash -c '! grep -q "nameserver 10.200.0.1" /etc/resolv.conf'
 check "nothing left after a normal exit" [ -z "$(fb_leftovers "$id1")" ]
 
+# A descriptor the caller of firebreak run left open is not passed on to
+# the proxy, which lives as long as the sandbox (a pipe held open there
+# keeps its reader waiting for an end of file).
+fb_next_id
+exec 7>"$FB_TMP/stray"
+fb_run -- sleep 2 >/dev/null 2>&1 &
+run=$!
+exec 7>&-
+pp=
+for _ in $(seq 40); do
+	pp=$(pgrep -f -- "firebreak-proxy .*--sandbox-id $FB_LAST_ID( |\$)") && break
+	sleep 0.05
+done
+stray=$(ls -l "/proc/${pp:-0}/fd" 2>/dev/null | grep -c "$FB_TMP/stray")
+check "the proxy ($pp) holds no descriptor its launcher's caller left open" \
+	holds '[ -n "$pp" ] && [ "$stray" = 0 ]'
+wait $run
+
 # The process backend's root is the host's: with every capability it
 # could unmount the empty /run, enter the sandbox's namespace and delete
 # its policy; with none it still owns the proxy's control socket (a new
