@@ -67,6 +67,7 @@
 #include "policy/policy.h"
 #include "proxy/loop.h"
 #include "vmhost/firecracker.h"
+#include "vmhost/kvm.h"
 #include "vmhost/net.h"
 #include "vmhost/sandbox.h"
 
@@ -433,7 +434,7 @@ static void exec_firecracker(const struct vm *vm, int console, int report,
 {
 	const struct fb_qemu_opts *g = &vm->o->guest;
 	char *argv[] = { (char *)vm->binary, "--api-sock", SOCK_NAME, NULL };
-	struct stat kvm;
+	gid_t kvm_group;
 	gid_t groups[1];
 	size_t ngroups = 0;
 	sigset_t none;
@@ -447,6 +448,9 @@ static void exec_firecracker(const struct vm *vm, int console, int report,
 	signal(SIGPIPE, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* firecracker keeps the image descriptors given below and nothing the
+	 * launcher's caller left open; the report pipe closes at the exec */
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	if (vm->jailer[0])
 		exec_jailer(vm, report);
 	if (setns(vm->o->sandbox_ns, CLONE_NEWNET) < 0)
@@ -455,9 +459,11 @@ static void exec_firecracker(const struct vm *vm, int console, int report,
 		child_fail(report, vm->sock_dir);
 	keep_open(vm->kernel_fd, report);
 	keep_open(vm->initrd_fd, report);
-	/* /dev/kvm's group: the one supplementary group kept */
-	if (stat("/dev/kvm", &kvm) == 0)
-		groups[ngroups++] = kvm.st_gid;
+	/* /dev/kvm's group, when that is what lets firecracker open it:
+	 * the one supplementary group kept (never root's) */
+	if (fb_kvm_usable(FB_KVM_DEVICE, g->uid, g->gid, &kvm_group) &&
+	    kvm_group != FB_KVM_NO_GROUP)
+		groups[ngroups++] = kvm_group;
 	if (setgroups(ngroups, groups) < 0 || setgid(g->gid) < 0 ||
 	    setuid(g->uid) < 0)
 		child_fail(report, "drop privileges");

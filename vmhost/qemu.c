@@ -37,6 +37,7 @@
 #include <sys/wait.h>
 
 #include "vmhost/initramfs.h"
+#include "vmhost/kvm.h"
 #include "vmhost/qemu.h"
 #include "vmhost/sandbox.h"
 
@@ -264,6 +265,7 @@ struct launch {
 	char append[512];
 	char smp[16], mem[16];
 	const char *accel, *cpu;
+	gid_t kvm_group;     /* kept for /dev/kvm, or FB_KVM_NO_GROUP */
 	char *argv[48];
 };
 
@@ -275,7 +277,7 @@ struct launch {
 static void build_launch(struct launch *l, const struct fb_qemu_opts *o,
 			 const struct vm_files *f)
 {
-	bool kvm = access("/dev/kvm", R_OK | W_OK) == 0;
+	bool kvm = fb_kvm_usable(FB_KVM_DEVICE, o->uid, o->gid, &l->kvm_group);
 	unsigned long khz = kvm ? 0 : tsc_khz();
 	char tsc[64] = "";
 	size_t n = 0;
@@ -342,20 +344,22 @@ static void keep_open(int fd)
 static void exec_qemu(const struct fb_qemu_opts *o, struct launch *l,
 		      const struct vm_files *f, pid_t relay)
 {
-	struct stat kvm;
 	gid_t groups[1];
 	size_t ngroups = 0;
 
 	if (setns(o->ns, CLONE_NEWNET) < 0)
 		die("enter the guest's network namespace");
+	/* qemu keeps what it is given below and nothing the launcher's
+	 * caller left open */
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	keep_open(o->tap_fd);
 	keep_open(f->kernel);
 	keep_open(f->initrd);
 	keep_open(f->status);
-	/* /dev/kvm belongs to a group (kvm): the one supplementary group
-	 * the hypervisor keeps. */
-	if (strcmp(l->accel, "kvm") == 0 && stat("/dev/kvm", &kvm) == 0)
-		groups[ngroups++] = kvm.st_gid;
+	/* /dev/kvm's group (kvm), when that is what lets qemu open it: the
+	 * one supplementary group the hypervisor keeps */
+	if (strcmp(l->accel, "kvm") == 0 && l->kvm_group != FB_KVM_NO_GROUP)
+		groups[ngroups++] = l->kvm_group;
 	if (setgroups(ngroups, groups) < 0 || setgid(o->gid) < 0 ||
 	    setuid(o->uid) < 0)
 		die("drop privileges");

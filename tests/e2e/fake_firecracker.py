@@ -31,7 +31,8 @@ guest reboots.
 
 The environment steers it:
   FAKE_FC_LOG=FILE     one JSON object per line: first {"argv", "uid",
-                       "netdevs"} (netdevs: the interfaces of its network
+                       "fds", "netdevs"} (fds: what its open descriptors
+                       name; netdevs: the interfaces of its network
                        namespace), then per
                        request {"method", "path", "body", "status", "fault"},
                        last {"initrd": {NAME: TEXT}}
@@ -341,7 +342,13 @@ def main():
     if len(argv) != 2 or argv[0] != "--api-sock":
         sys.exit("usage: fake_firecracker.py --api-sock PATH")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    log({"argv": argv, "uid": os.getuid(), "cwd": os.getcwd(),
+    fds = []
+    for f in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        try:
+            fds.append(os.readlink("/proc/self/fd/" + f))
+        except OSError:
+            pass  # the listing's own descriptor, closed by now
+    log({"argv": argv, "uid": os.getuid(), "cwd": os.getcwd(), "fds": fds,
          "netdevs": sorted(n for _, n in socket.if_nameindex()),
          "chroot": os.environ.get("FAKE_FC_CHROOT")})
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -11,7 +11,8 @@ fb_world || { not_ok "world" "could not build the test namespaces"; exit 1; }
 . "$(dirname "$0")/firecracker_lib.sh"    # $FAKE, $GUEST, $USER_ARGS
 
 # fc_run ENV... -- ARGS...: firebreak run with the fake, a fresh log, the
-# environment given; stdout in $OUT, stderr in $ERR, status in $RC.
+# environment given; stdout in $OUT, stderr in $ERR, status in $RC.  A
+# descriptor left open by the caller (7, on $FB_TMP/stray) goes along.
 fc_run() {
 	local envs=()
 	while [ "$1" != -- ]; do envs+=("$1"); shift; done
@@ -22,7 +23,7 @@ fc_run() {
 		timeout -k 5 20 "$FIREBREAK" run --state-dir "$FB_TMP/state" \
 		--name "$FB_LAST_ID" --backend firecracker \
 		--firecracker "$FAKE" --guest "$GUEST" "${USER_ARGS[@]}" "$@" \
-		>"$FB_TMP/out" 2>"$FB_TMP/err"
+		>"$FB_TMP/out" 2>"$FB_TMP/err" 7>"$FB_TMP/stray"
 	RC=$?
 	OUT=$(cat "$FB_TMP/out")
 	ERR=$(cat "$FB_TMP/err")
@@ -69,6 +70,8 @@ api_check "the calls, in order, each answered 204" \
 	    ("PUT", "/network-interfaces/eth0", 204),
 	    ("PUT", "/machine-config", 204),
 	    ("PUT", "/actions", 204)]'
+api_check "firecracker holds no descriptor the caller of firebreak run left open" \
+	'not any(t.endswith("/stray") for t in log[0]["fds"])'
 api_check "boot source: the guest image, as descriptors firecracker inherits" \
 	'all(calls[0]["body"][k].startswith("/proc/self/fd/")
 	     for k in ("kernel_image_path", "initrd_path"))'

@@ -132,11 +132,12 @@ check "audit: the brokered request names the injected header" \
 check "nothing left behind" [ -z "$(fb_leftovers "$FB_LAST_ID")" ]
 
 # SIGTERM to the launcher stops the VM: 143, qemu gone, nothing left.
+# The launcher is given a descriptor (7) that qemu must not inherit.
 # (ip execs firebreak, so $! is the launcher; qemu is its grandchild.)
 fb_next_id
 ip netns exec "$HOST" "$FIREBREAK" run --backend qemu --guest "$GUEST" \
 	--state-dir "$FB_TMP/state" --name "$FB_LAST_ID" \
-	-- sleep 100 </dev/null >"$FB_TMP/term.out" 2>&1 &
+	-- sleep 100 </dev/null >"$FB_TMP/term.out" 2>&1 7>"$FB_TMP/stray" &
 launcher=$!
 FB_PIDS+=($launcher)
 qemu=
@@ -148,6 +149,8 @@ for _ in $(seq 300); do
 	sleep 0.05
 done
 check "a VM starting: its qemu found under the launcher" [ -n "$qemu" ]
+check "qemu holds no descriptor the caller of firebreak run left open (7)" \
+	holds '[ -n "$qemu" ] && ! ls -l "/proc/$qemu/fd" | grep -q "$FB_TMP/stray"'
 kill -TERM "$launcher"
 wait "$launcher"
 rc=$?
