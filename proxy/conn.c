@@ -523,6 +523,7 @@ void fb_conn_decide(struct conn *c)
 		return;
 	}
 	if (c->has_name && d.reason != FB_REASON_ALLOWED_CIDR) {
+		c->by_name = true;
 		c->state = C_RESOLVE;
 		c->rreq = fb_resolve(p->resolver, c->name, AF_UNSPEC, on_resolved, c);
 		if (!c->rreq)
@@ -840,7 +841,7 @@ void fb_conn_relay(struct conn *c, uint32_t ev)
  * it: a 2000-connection recheck decides a handful of times, not 2000.
  */
 struct recheck_memo {
-	bool valid, has_name, refused;
+	bool valid, has_name, by_name, refused;
 	char name[FB_NAME_MAX];
 	struct fb_addr dst, upstream;
 	const char *rule, *reason;    /* the new policy's, when not refused */
@@ -849,9 +850,33 @@ struct recheck_memo {
 static bool memo_holds(const struct recheck_memo *m, const struct conn *c)
 {
 	return m->valid && m->has_name == c->has_name &&
+	       m->by_name == c->by_name &&
 	       (!c->has_name || !strcmp(m->name, c->name)) &&
 	       fb_addr_equal(&m->dst, &c->dst_addr) &&
 	       fb_addr_equal(&m->upstream, &c->upstream_addr);
+}
+
+/*
+ * Whether `policy`, which allows `c` by `d` (its decision for the name and
+ * the guest's destination), still sends it where it goes: a policy change
+ * may allow a connection by another route than the one it was dialled on.
+ * A new connection is dialled to the name's own answer unless an allowed
+ * CIDR covers the guest's destination (or it has no name): then to that
+ * destination.  So one dialled to the destination stays only while that
+ * holds; one dialled (or resolving) by name stays under an allowed CIDR
+ * only if the policy allows the name where it really goes, and *d becomes
+ * that decision, the one its lines should name.
+ */
+static bool route_holds(const struct fb_policy *policy, const struct conn *c,
+			struct fb_decision *d)
+{
+	if (!c->by_name)
+		return !c->has_name || d->reason == FB_REASON_ALLOWED_CIDR;
+	if (d->reason != FB_REASON_ALLOWED_CIDR)
+		return true;
+	fb_policy_decide(policy, c->name,
+			 c->upstream_addr.family ? &c->upstream_addr : NULL, d);
+	return d->verdict == FB_VERDICT_ALLOW;
 }
 
 /* Whether the policy in force refuses `c` now. */
@@ -864,7 +889,8 @@ static bool recheck_refuses(struct fb_proxy *p, const struct conn *c,
 		return m->refused;
 	fb_policy_decide(p->policy, c->has_name ? c->name : NULL,
 			 &c->dst_addr, &d);
-	m->refused = d.verdict != FB_VERDICT_ALLOW;
+	m->refused = d.verdict != FB_VERDICT_ALLOW ||
+		     !route_holds(p->policy, c, &d);
 	m->rule = d.domain ? d.domain->pattern : NULL;
 	m->reason = fb_reason_str(d.reason);
 	if (!m->refused && c->upstream_addr.family)
@@ -872,6 +898,7 @@ static bool recheck_refuses(struct fb_proxy *p, const struct conn *c,
 						  &d) == FB_VERDICT_DENY;
 	m->valid = true;
 	m->has_name = c->has_name;
+	m->by_name = c->by_name;
 	if (c->has_name)
 		strcpy(m->name, c->name);
 	m->dst = c->dst_addr;

@@ -34,6 +34,8 @@ struct conn {
 	struct fb_chain *chain;       /* the CNAMEs the name led through */
 	struct fb_addr dst_addr, upstream_addr;
 	bool has_name;
+	bool by_name;                 /* dialled to the name's answer, not to
+				       * dst_addr (conn.c, route_holds) */
 	char name[FB_NAME_MAX];       /* normalised SNI / Host */
 
 	int cfd, ufd;                 /* guest side, upstream side; -1: none */

@@ -11,7 +11,8 @@
  *   GET   /connections  live connections
  *
  * PUT and PATCH honour If-Match (412 on a stale generation, a weak tag
- * or a value that is no If-Match at all); a policy that does not load
+ * or a value that is no If-Match at all) and If-None-Match (412 when it
+ * names the generation in force, or is *); a policy that does not load
  * is a 400 listing every FILE:LINE:COL problem, and the one in force
  * stays.  Either refusal, and that of a change whose body is chunked or
  * too large, is an audit line of its own (outcome denied, why, never the
@@ -130,7 +131,8 @@ static int get_policy(struct fb_proxy *p, char **resp, size_t *resp_len)
 	return rc;
 }
 
-enum if_match { IF_MATCH_TRUE, IF_MATCH_FALSE, IF_MATCH_MALFORMED };
+/* A precondition's list of entity tags, against the policy's. */
+enum tags { TAGS_ABSENT, TAGS_MATCH, TAGS_NO_MATCH, TAGS_MALFORMED };
 
 /* etagc (RFC 9110 8.8.3): any visible byte but DQUOTE, and obs-text. */
 static bool is_etagc(unsigned char c)
@@ -139,21 +141,24 @@ static bool is_etagc(unsigned char c)
 }
 
 /*
- * If-Match (RFC 9110 13.1.1) against the policy's entity tag, "N" for
- * generation N.  "*" matches, since there is always a policy.  A list of
- * entity tags matches when one of them does by the strong comparison:
- * W/"N" never does, a weak tag being no promise that the policy is the
- * same byte for byte.  The list may span several If-Match lines and
- * holds empty elements (", ,").  Anything else is neither "*" nor a list
- * of entity tags, and the RFC has such a condition false: a 412, never a
- * change made without the check the client asked for.
+ * The If-Match or If-None-Match fields `name` (RFC 9110 13.1.1, 13.1.2)
+ * against the policy's entity tag, "N" for generation N.  "*" matches,
+ * since there is always a policy.  A list of entity tags matches when one
+ * of them does: by the strong comparison for If-Match, where W/"N" never
+ * does (a weak tag is no promise that the policy is the same byte for
+ * byte), by the weak one for If-None-Match, as the RFC asks of each.  The
+ * list may span several lines and holds empty elements (", ,").  Anything
+ * else is neither "*" nor a list of entity tags: malformed, which the
+ * caller refuses rather than make a change without the check the client
+ * asked for.
  */
-static enum if_match if_match(const struct fb_http_req *req,
-			      uint64_t generation)
+static enum tags tags(const struct fb_http_req *req, const char *name,
+		      uint64_t generation)
 {
-	char want[24];
-	size_t want_len, elems = 0;
+	bool weak_ok = strcasecmp(name, "if-none-match") == 0;
+	size_t name_len = strlen(name), want_len, elems = 0;
 	bool present = false, star = false, match = false;
+	char want[24];
 
 	want_len = (size_t)snprintf(want, sizeof(want), "%llu",
 				    (unsigned long long)generation);
@@ -161,7 +166,8 @@ static enum if_match if_match(const struct fb_http_req *req,
 		const struct fb_http_header *h = &req->fields[i];
 		const char *s = h->value, *end = h->value + h->value_len;
 
-		if (h->name_len != 8 || strncasecmp(h->name, "if-match", 8) != 0)
+		if (h->name_len != name_len ||
+		    strncasecmp(h->name, name, name_len) != 0)
 			continue;
 		present = true;
 		for (;;) {
@@ -181,13 +187,14 @@ static enum if_match if_match(const struct fb_http_req *req,
 				if (weak)
 					s += 2;
 				if (s == end || *s != '"')
-					return IF_MATCH_MALFORMED;
+					return TAGS_MALFORMED;
 				for (tag = ++s; s < end && *s != '"'; s++)
 					if (!is_etagc((unsigned char)*s))
-						return IF_MATCH_MALFORMED;
+						return TAGS_MALFORMED;
 				if (s == end)
-					return IF_MATCH_MALFORMED;
-				if (!weak && (size_t)(s - tag) == want_len &&
+					return TAGS_MALFORMED;
+				if ((!weak || weak_ok) &&
+				    (size_t)(s - tag) == want_len &&
 				    memcmp(tag, want, want_len) == 0)
 					match = true;
 				s++;
@@ -195,14 +202,56 @@ static enum if_match if_match(const struct fb_http_req *req,
 			while (s < end && (*s == ' ' || *s == '\t'))
 				s++;
 			if (s < end && *s != ',')
-				return IF_MATCH_MALFORMED;
+				return TAGS_MALFORMED;
 		}
 	}
 	if (!present)
-		return IF_MATCH_TRUE;
+		return TAGS_ABSENT;
 	if (star)
-		return elems == 1 ? IF_MATCH_TRUE : IF_MATCH_MALFORMED;
-	return match ? IF_MATCH_TRUE : IF_MATCH_FALSE;
+		return elems == 1 ? TAGS_MATCH : TAGS_MALFORMED;
+	return match ? TAGS_MATCH : TAGS_NO_MATCH;
+}
+
+/*
+ * The preconditions of a change, in the RFC's order (13.2.2): If-Match
+ * must match, then If-None-Match must not ("*" never passes: there is
+ * always a policy).  NULL when the change may go, else why not, for the
+ * audit line, with the 412's text in `text`.
+ */
+static const char *precondition_failed(const struct fb_http_req *req,
+				       uint64_t generation, char *text,
+				       size_t size)
+{
+	unsigned long long g = (unsigned long long)generation;
+
+	switch (tags(req, "if-match", generation)) {
+	case TAGS_ABSENT:
+	case TAGS_MATCH:
+		break;
+	case TAGS_NO_MATCH:
+		snprintf(text, size, "policy generation is %llu, not the one in"
+			 " If-Match (a weak W/ tag never matches)\n", g);
+		return "stale If-Match";
+	case TAGS_MALFORMED:
+		snprintf(text, size, "If-Match is neither * nor a list of entity"
+			 " tags (\"%llu\" is the policy's): nothing changed\n", g);
+		return "malformed If-Match";
+	}
+	switch (tags(req, "if-none-match", generation)) {
+	case TAGS_ABSENT:
+	case TAGS_NO_MATCH:
+		return NULL;
+	case TAGS_MATCH:
+		snprintf(text, size, "If-None-Match names the policy in force"
+			 " (generation %llu, or *): nothing changed\n", g);
+		return "If-None-Match matched";
+	case TAGS_MALFORMED:
+	default:
+		snprintf(text, size, "If-None-Match is neither * nor a list of"
+			 " entity tags (\"%llu\" is the policy's): nothing"
+			 " changed\n", g);
+		return "malformed If-None-Match";
+	}
 }
 
 /*
@@ -242,27 +291,17 @@ static int change_policy(struct fb_proxy *p, const struct fb_http_req *req,
 	struct fb_load_opts opts = p->load_opts;
 	struct fb_policy *np;
 	char err[1024], out[2048], why[6 * sizeof(p->cut.error)], whobuf[128];
+	const char *failed;
 	size_t closed;
 	int n;
 
 	changer(whobuf, sizeof(whobuf), who, req, patch);
-	switch (if_match(req, p->generation)) {
-	case IF_MATCH_TRUE:
-		break;
-	case IF_MATCH_FALSE:
-		snprintf(err, sizeof(err), "stale If-Match: generation is %llu",
+	failed = precondition_failed(req, p->generation, out, sizeof(out));
+	if (failed) {
+		snprintf(err, sizeof(err), "%s: generation is %llu", failed,
 			 (unsigned long long)p->generation);
 		fb_proxy_audit_rejected(p, whobuf, err);
-		return respond_text(resp, resp_len, 412,
-				    "policy generation is %llu, not the one in If-Match"
-				    " (a weak W/ tag never matches)\n",
-				    (unsigned long long)p->generation);
-	case IF_MATCH_MALFORMED:
-		fb_proxy_audit_rejected(p, whobuf, "malformed If-Match");
-		return respond_text(resp, resp_len, 412,
-				    "If-Match is neither * nor a list of entity tags"
-				    " (\"%llu\" is the policy's): nothing changed\n",
-				    (unsigned long long)p->generation);
+		return respond_text(resp, resp_len, 412, "%s", out);
 	}
 	opts.filename = patch ? "<patch>" : "<body>";
 	np = patch ? fb_policy_patch(p->policy, body, body_len, &opts, &diags)

@@ -805,15 +805,15 @@ static int stage_policy(struct fb_daemon *d, struct fb_managed *m,
 }
 
 /*
- * Every If-Match line of the request, as one list in `out`: the proxy
- * judges them together, as it would were they sent to it directly (a
- * list matches when any of its tags does).  NULL when there is none or
- * they do not fit.
+ * Every line of the request's field `name` (If-Match, If-None-Match), as
+ * one list in `out`: the proxy judges them together, as it would were
+ * they sent to it directly (a list matches when any of its tags does).
+ * NULL when there is none or they do not fit.
  */
-static const char *if_match_list(const struct fb_http_req *req, char *out,
-				 size_t size, bool *too_long)
+static const char *field_list(const struct fb_http_req *req, const char *name,
+			      char *out, size_t size, bool *too_long)
 {
-	size_t n = 0;
+	size_t n = 0, name_len = strlen(name);
 	bool any = false;
 
 	*too_long = false;
@@ -821,7 +821,7 @@ static const char *if_match_list(const struct fb_http_req *req, char *out,
 		const struct fb_http_header *h = &req->fields[i];
 		int w;
 
-		if (h->name_len != 8 || strncasecmp(h->name, "if-match", 8))
+		if (h->name_len != name_len || strncasecmp(h->name, name, name_len))
 			continue;
 		w = snprintf(out + n, size - n, "%s%.*s", any ? ", " : "",
 			     (int)h->value_len, h->value);
@@ -870,10 +870,10 @@ static void forward_policy(struct fb_client *c, struct fb_managed *m,
 {
 	bool get = slice_is(&req->method, "GET");
 	bool patch = slice_is(&req->method, "PATCH");
-	char head[2048], type[128] = "text/plain", extra[160] = "", etag[96];
-	char err[512], list[1024], *resp, *rbody;
-	const char *im;
-	bool too_long;
+	char head[4096], type[128] = "text/plain", extra[160] = "", etag[96];
+	char err[512], list[1024], nlist[1024], *resp, *rbody;
+	const char *im, *inm;
+	bool too_long, inm_too_long;
 	size_t rlen;
 	int n, status, staged = 1;
 
@@ -883,9 +883,12 @@ static void forward_policy(struct fb_client *c, struct fb_managed *m,
 				  "method not allowed\n", 19);
 		return;
 	}
-	im = if_match_list(req, list, sizeof list, &too_long);
-	if (too_long) {
-		fb_client_error(c, 400, "If-Match: longer than %zu bytes in all",
+	im = field_list(req, "if-match", list, sizeof list, &too_long);
+	inm = field_list(req, "if-none-match", nlist, sizeof nlist,
+			 &inm_too_long);
+	if (too_long || inm_too_long) {
+		fb_client_error(c, 400, "%s: longer than %zu bytes in all",
+				too_long ? "If-Match" : "If-None-Match",
 				sizeof list - 1);
 		return;
 	}
@@ -905,11 +908,13 @@ static void forward_policy(struct fb_client *c, struct fb_managed *m,
 	}
 	/* the proxy's audit line names our client, not just us */
 	n = snprintf(head, sizeof head, "%s /policy HTTP/1.1\r\nHost: "
-		     "firebreak\r\nConnection: close\r\n%s%s%s"
+		     "firebreak\r\nConnection: close\r\n%s%s%s%s%s%s"
 		     "Firebreak-On-Behalf-Of: uid=%u pid=%d\r\n"
 		     "Content-Length: %zu\r\n\r\n",
 		     get ? "GET" : patch ? "PATCH" : "PUT",
 		     im ? "If-Match: " : "", im ? im : "", im ? "\r\n" : "",
+		     inm ? "If-None-Match: " : "", inm ? inm : "",
+		     inm ? "\r\n" : "",
 		     (unsigned)fb_client_peer(c)->uid,
 		     (int)fb_client_peer(c)->pid, get ? 0 : len);
 	resp = control_call(m, head, (size_t)n, body, get ? 0 : len, &rlen,

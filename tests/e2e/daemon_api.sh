@@ -88,6 +88,10 @@ code=$(api -o "$FB_TMP/im" -w '%{http_code}' -X PATCH -H "If-Match: \"$gen\"" \
 	"http://vmhost/sandboxes/$id/policy")
 check "If-Match over two lines is passed on whole: the current generation in it: 200" \
 	bash -c "[ -n '$gen' ] && [ '$code' = 200 ]"
+code=$(api -o "$FB_TMP/inm" -w '%{http_code}' -X PATCH -H 'If-None-Match: *' \
+	--data-binary '{"allow":{"y.test":[]}}' "http://vmhost/sandboxes/$id/policy")
+check "If-None-Match is passed on: * gets 412, there being a policy ($code)" \
+	bash -c "[ '$code' = 412 ] && grep -q 'If-None-Match' $FB_TMP/inm"
 code=$(api -o /dev/null -w '%{http_code}' -X PATCH \
 	--data-binary '{"subnets":{"deny":["203.0.113.0/24"]}}' \
 	"http://vmhost/sandboxes/$id/policy")

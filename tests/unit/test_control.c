@@ -205,6 +205,43 @@ static void test_if_match_malformed(void **state)
 	assert_int_equal(p->generation, 1);
 }
 
+/* If-None-Match (RFC 9110 13.1.2): a change meant only for a policy other
+ * than the one in force, or (with *) for none at all, is refused when
+ * that is not so; weak tags compare too.  Checked after If-Match. */
+static void test_if_none_match(void **state)
+{
+	static const struct {
+		const char *value;
+		int status;
+	} cases[] = {
+		{ "*", 412 }, { "\"1\"", 412 }, { "W/\"1\"", 412 },
+		{ "\"7\", \"1\"", 412 }, { "1", 412 }, { "*, \"2\"", 412 },
+		{ "\"2\"", 200 }, { "W/\"9\", \"8\"", 200 },
+	};
+	struct fb_proxy *p = *state;
+	char extra[80];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *r;
+
+		snprintf(extra, sizeof(extra), "If-None-Match: %s\r\n",
+			 cases[i].value);
+		r = put(p, "PATCH", extra, "{\"allow\":{\"b.example\":[]}}");
+		if (strncmp(r, cases[i].status == 200 ? "HTTP/1.1 200 " :
+			    "HTTP/1.1 412 ", 13) != 0)
+			fail_msg("If-None-Match: %s: %s", cases[i].value, r);
+		free(r);
+		if (cases[i].status == 200)
+			break; /* the generation moved on */
+		assert_int_equal(p->generation, 1);
+	}
+	assert_int_equal(p->generation, 2);
+	/* If-Match is judged first: a stale one is reported as such */
+	expect_answer(p, "PUT /policy HTTP/1.1\r\nHost: x\r\nIf-Match: \"1\"\r\n"
+		      "If-None-Match: \"1\"\r\nContent-Length: 8\r\n\r\ndeny-all", 412);
+	assert_int_equal(p->generation, 2);
+}
+
 static void test_invalid_policy_keeps_old(void **state)
 {
 	struct fb_proxy *p = *state;
@@ -403,6 +440,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_and_patch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_if_match, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_if_match_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_if_none_match, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_policy_keeps_old, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_problems_name_the_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
