@@ -125,6 +125,7 @@ struct fb_broker {
 	char injected[256];
 	const char *verdict;          /* the decision, or why it was refused */
 	bool refused;                 /* answered here with an error */
+	bool logged;                  /* its request line is written */
 	bool sent_up;                 /* its head went to an upstream */
 	bool sent_reused;             /* ... on one that carried one before */
 	bool answer_seen;             /* some of its response came back */
@@ -389,6 +390,7 @@ static void audit_request(struct fb_broker *b)
 	else
 		fb_audit_defer(b->p->audit, b->p->loop, &ln);
 	b->p->stats.brokered_requests++;
+	b->logged = true;
 }
 
 static void on_timer(struct fb_loop *l, void *arg);
@@ -407,6 +409,7 @@ static void request_reset(struct fb_broker *b)
 	b->method[0] = b->path[0] = b->rule[0] = b->injected[0] = '\0';
 	b->verdict = "";
 	b->refused = b->sent_up = b->sent_reused = b->answer_seen = false;
+	b->logged = false;
 	b->status = 0;
 	b->req_up = b->req_down = 0;
 	b->discard = b->head_method = b->close_after = b->websocket = false;
@@ -562,10 +565,17 @@ static void upstream_failed(struct fb_broker *b, const char *reason)
 		return;
 	}
 	upstream_close(b);
-	if (b->rq != RQ_SENT || b->rs == RS_HEAD || b->rs == RS_IDLE) {
+	if (b->rs == RS_HEAD || b->rs == RS_IDLE) {
 		refuse(b, 502, reason);
 		b->rs = RS_IDLE;
 	} else {
+		/* Part of the answer is out (even with the request still
+		 * going up): a 502 now would land inside its body.  The guest
+		 * can only be cut off, and the line says why. */
+		if (!b->logged) {
+			b->verdict = reason;
+			audit_request(b);
+		}
 		b->closing = true;
 	}
 	broker_run(b);
@@ -1394,7 +1404,9 @@ static void broker_close(struct fb_broker *b, const char *why)
 	struct fb_proxy *p = b->p;
 	struct fb_audit_line ln;
 
-	if (b->rq > RQ_HEAD && b->rq != RQ_RAW && !b->status) {
+	/* A request begun and not logged (its answer not finished, or not
+	 * begun): on record with why it ended, the status relayed if any. */
+	if (b->rq > RQ_HEAD && !b->logged) {
 		b->verdict = why;
 		audit_request(b);
 	}

@@ -119,6 +119,64 @@ done
 check "audit: every request line names the rule and the injected header" \
 	[ "$(grep -c '"event.action":"request".*"rule.name":"api.test\[0\]","firebreak.injected":"x-api-key"' "$AUDIT")" -ge 6 ]
 
+# A brokered request whose answer does not end as framed is on record all
+# the same (the line is the only one naming its path and the header added),
+# with why it ended and the status the guest saw.  cut_read METHOD PATH
+# LENGTH SENT READ: a guest sends a head (Content-Length LENGTH, SENT bytes
+# of the body), reads READ bytes (all: until the end) and prints
+# "bytes=N 502=yes|no".
+cut_read() {
+	px_guest "$NS" "$PY" -c '
+import socket, ssl, sys
+method, path, length, sent, want = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+ctx = ssl.create_default_context(cafile=sys.argv[6])
+s = ctx.wrap_socket(socket.create_connection(("198.51.100.10", 443), timeout=10),
+                    server_hostname="api.test")
+head = "%s %s HTTP/1.1\r\nHost: api.test\r\n" % (method, path)
+if length:
+    head += "Content-Length: %d\r\n" % length
+s.sendall(head.encode() + b"\r\n" + b"x" * sent)
+data = b""
+try:
+    while want == "all" or len(data) < int(want):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+except (OSError, ssl.SSLError):
+    pass
+s.close()
+print("bytes=%d 502=%s" % (len(data), "yes" if b"HTTP/1.1 502" in data else "no"))
+' "$@" "$FB_TMP/sca.crt"
+}
+# request_line PATH: "OUTCOME STATUS REASON" of PATH's request lines
+request_line() {
+	"$PY" -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("event.action") == "request" and r.get("url.path") == sys.argv[2]:
+        print(r["event.outcome"], r.get("http.response.status_code", "-"),
+              r["event.reason"], r.get("firebreak.injected", "-"))' "$AUDIT" "$1"
+}
+settle() { sleep 0.3; }	# the lines of a loop iteration go out after it
+
+out=$(cut_read GET /cut/3000 0 0 all)
+settle
+check "an answer the origin cuts short reaches the guest as far as it went ($out)" \
+	grep -Eqx 'bytes=30[0-9]{2} 502=no' <<<"$out"
+check "audit: its request line, the status relayed and why it ended ($(request_line /cut/3000))" \
+	[ "$(request_line /cut/3000)" = "allowed 200 upstream-closed x-api-key" ]
+out=$(cut_read POST /cut/2000 100000 100 all)
+settle
+check "an answer cut short while the body goes up: no 502 inside it ($out)" \
+	grep -Eqx 'bytes=20[0-9]{2} 502=no' <<<"$out"
+check "audit: ... logged as the 200 it was ($(request_line /cut/2000))" \
+	[ "$(request_line /cut/2000)" = "allowed 200 upstream-closed x-api-key" ]
+out=$(cut_read GET "/h11/$BIG" 0 0 1000)
+for _ in $(seq 50); do [ -n "$(request_line "/h11/$BIG" | sed -n 2p)" ] && break; sleep 0.05; done
+check "audit: a guest that leaves during the answer leaves its request on record ($(request_line "/h11/$BIG" | sed -n 2p))" \
+	grep -Eqx 'allowed 200 client-(closed|error) x-api-key' <<<"$(request_line "/h11/$BIG" | sed -n 2p)"
+
 kill -TERM "$PROXY_PID" && wait "$PROXY_PID"
 check "the proxy stopped cleanly (status $?)" [ $? = 0 ]
 PROXY_PID=

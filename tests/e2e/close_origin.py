@@ -6,6 +6,8 @@ One request per connection; the target names the framing and the size:
   GET /h11/N   "HTTP/1.1 200", neither Content-Length nor chunked, N bytes,
                close
   GET /ws/N    with Upgrade: websocket: 101, then N bytes, close
+  ANY /cut/N   "HTTP/1.1 200" with Content-Length 2N, N bytes, close: an
+               answer cut short (any request body left unread)
 The N bytes are random.  The head and the body leave in one sendall and the
 close (a TCP FIN, no close_notify) follows at once, so the FIN reaches the
 proxy while whatever the socket buffers could not take is still on its
@@ -62,7 +64,8 @@ def serve(conn, ctx, log):
             headers[name.strip().lower()] = value.strip()
         _, kind, n = path.split("/")
         n = int(n)
-        head = response_head(kind, headers)
+        head = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 * n)
+                if kind == "cut" else response_head(kind, headers))
         if head is None:
             tls.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
                         b"Connection: close\r\n\r\n")
