@@ -1403,6 +1403,8 @@ static void broker_close(struct fb_broker *b, const char *why)
 {
 	struct fb_proxy *p = b->p;
 	struct fb_audit_line ln;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
 
 	/* A request begun and not logged (its answer not finished, or not
 	 * begun): on record with why it ended, the status relayed if any. */
@@ -1414,6 +1416,12 @@ static void broker_close(struct fb_broker *b, const char *why)
 	fb_audit_str(&ln, "event.type", "end");
 	fb_audit_str(&ln, "event.reason", why);
 	fb_audit_uint(&ln, "event.id", b->id);
+	/* the connection's only end line: its ends as the start line has
+	 * them (the guest's read back, while the socket still knows it) */
+	if (getpeername(b->gw.fd, (struct sockaddr *)&ss, &sslen) == 0)
+		fb_audit_sockaddr(&ln, "source", &ss);
+	fb_addr_to_sockaddr(&b->orig_dst, b->port, &ss);
+	fb_audit_sockaddr(&ln, "destination", &ss);
 	fb_audit_guest(&ln, "tls.client.server_name", b->sni, strlen(b->sni));
 	fb_audit_str(&ln, "rule.name", b->key->pattern);
 	fb_audit_str(&ln, "network.protocol", "tls");

@@ -65,6 +65,7 @@ static const char *const state_names[] = {
 };
 
 static void on_client(struct fb_loop *l, int fd, uint32_t ev, void *arg);
+static void conn_free(struct conn *c);
 static void on_upstream(struct fb_loop *l, int fd, uint32_t ev, void *arg);
 static void conn_relay_start(struct conn *c);
 
@@ -201,8 +202,16 @@ void fb_conn_close(struct conn *c, const char *why)
 	fb_audit_defer(p->audit, p->loop, &ln);
 	p->stats.bytes_up += up;
 	p->stats.bytes_down += down;
-	p->stats.open--;
+	conn_free(c);
+}
 
+/* c and all it holds, gone, with no line: fb_conn_close's, or a handoff's
+ * to the broker, whose end line is then the connection's. */
+static void conn_free(struct conn *c)
+{
+	struct fb_proxy *p = c->p;
+
+	p->stats.open--;
 	peek_end(c);
 	fb_timer_cancel(p->loop, c->timer);
 	if (c->rreq)
@@ -488,6 +497,7 @@ void fb_conn_decide(struct conn *c)
 {
 	struct fb_proxy *p = c->p;
 	struct fb_decision d;
+	bool started;
 
 	peek_end(c);
 	fb_timer_cancel(p->loop, c->timer);
@@ -509,14 +519,19 @@ void fb_conn_decide(struct conn *c)
 		}
 		audit_decision(c, true, "brokered");
 		fb_loop_del(p->loop, c->cfd);
-		fb_broker_start(p, c->cfd, c->buf, c->len, c->name, d.domain,
-				c->policy, &c->dst_addr, sockaddr_port(&c->dst),
-				c->id);
-		/* the broker owns the socket and the policy reference now
-		 * (c->rule stays valid: p->policy is that policy) */
+		started = fb_broker_start(p, c->cfd, c->buf, c->len, c->name,
+					  d.domain, c->policy, &c->dst_addr,
+					  sockaddr_port(&c->dst), c->id) == 0;
+		/* the broker took the socket and the policy reference, and
+		 * closed them if it could not start (c->rule stays valid:
+		 * p->policy is that policy); from here its end line is the
+		 * connection's */
 		c->cfd = -1;
 		c->policy = NULL;
-		fb_conn_close(c, "brokered");
+		if (started)
+			conn_free(c);
+		else
+			fb_conn_close(c, "broker-failed");
 		return;
 	default:
 		fb_conn_refuse(c, fb_reason_str(d.reason));

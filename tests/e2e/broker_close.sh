@@ -177,6 +177,25 @@ for _ in $(seq 50); do [ -n "$(request_line "/h11/$BIG" | sed -n 2p)" ] && break
 check "audit: a guest that leaves during the answer leaves its request on record ($(request_line "/h11/$BIG" | sed -n 2p))" \
 	grep -Eqx 'allowed 200 client-(closed|error) x-api-key' <<<"$(request_line "/h11/$BIG" | sed -n 2p)"
 
+# One end line per brokered connection, naming both ends as its start line
+# does (the spliced connection's record was a second, empty one).
+check "audit: each brokered connection has one end line, with its ends" "$PY" -c '
+import json, sys
+starts, ends = set(), {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("event.action") != "connection":
+        continue
+    if r.get("event.type") == "start" and r.get("event.reason") == "brokered":
+        starts.add(r["event.id"])
+    elif r.get("event.type") == "end":
+        ends.setdefault(r["event.id"], []).append(r)
+bad = [i for i in starts if len(ends.get(i, [])) != 1 or
+       not ends[i][0].get("firebreak.brokered") or
+       ends[i][0].get("destination.ip") != "198.51.100.10"]
+print("# %d brokered, bad: %s" % (len(starts), bad))
+sys.exit(1 if not starts or bad else 0)' "$AUDIT"
+
 kill -TERM "$PROXY_PID" && wait "$PROXY_PID"
 check "the proxy stopped cleanly (status $?)" [ $? = 0 ]
 PROXY_PID=
