@@ -6,9 +6,13 @@
  * whatever the sets now say, so removing a CIDR from subnets.allow does
  * not stop a stream already open to it.  TCP flows are cut by the table
  * itself (table.c, cut_marked): the guest's next segment is reset while
- * the origin's replies still arrive, so they are only counted here —
- * deleting their entries would drop a reply in flight and leave the guest
- * waiting for its retransmission timeout.  Other flows (UDP, ICMP) the
+ * the origin's replies still arrive, so at first they are only counted
+ * here — deleting their entries at once would drop a reply in flight and
+ * leave the guest waiting for its retransmission timeout.  A moment later
+ * the proxy calls again with `tcp` set to delete them too: from then on
+ * the origin's packets find no entry and are dropped, however long the
+ * origin goes on sending, and a guest segment is a new flow the proxy's
+ * port answers with a reset.  Other flows (UDP, ICMP) the
  * table drops both ways, and have their entries deleted here: an origin
  * that goes on sending would keep an entry alive for as long as it does.
  * Only entries carrying FB_NFT_CT_MARK are candidates —
@@ -47,6 +51,7 @@ struct doomed {
 	} *v;
 	size_t n, cap;
 	size_t tcp;  /* TCP flows the table now cuts: counted, not deleted */
+	bool delete_tcp; /* ... unless this is set */
 	bool oom;
 };
 
@@ -114,7 +119,7 @@ static int judge_entry(const struct nlmsghdr *nlh, void *data)
 			 fbn_elems_contain(al->v6, al->n6, dst, 16);
 	if (inside)
 		return 0;
-	if (orig_proto(tb[CTA_TUPLE_ORIG]) == IPPROTO_TCP) {
+	if (orig_proto(tb[CTA_TUPLE_ORIG]) == IPPROTO_TCP && !d->delete_tcp) {
 		d->tcp++;
 		return 0;
 	}
@@ -175,11 +180,11 @@ static int delete_entry(struct fbn_nl *nl, const struct victim *v, char *err,
 	return rc < 0 ? -1 : 1;
 }
 
-int fb_nft_cut_flows(const struct fb_range *allow, size_t nallow,
+int fb_nft_cut_flows(const struct fb_range *allow, size_t nallow, bool tcp,
 		     char *err, size_t errsize)
 {
 	struct allowed al = { 0 };
-	struct doomed d = { .allow = &al };
+	struct doomed d = { .allow = &al, .delete_tcp = tcp };
 	char buf[512], why[200];
 	struct nlmsghdr *nlh;
 	struct fbn_nl nl;

@@ -131,7 +131,6 @@ void fbn_match_ct_mark(struct fbn_rule *fr, uint32_t mark);
 /* the flow's original destination (`ct original ip daddr`), either way */
 void fbn_match_ct_daddr_not_in_set(struct fbn_rule *fr, int family,
 				   const char *set, uint32_t set_id);
-void fbn_match_tcp_not_rst(struct fbn_rule *fr);
 void fbn_match_not_l4proto(struct fbn_rule *fr, uint8_t proto);
 /* `family` AF_INET or AF_INET6; each adds the meta nfproto guard. */
 void fbn_match_addr_set(struct fbn_rule *fr, int family, enum fbn_dir dir,

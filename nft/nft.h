@@ -72,13 +72,15 @@ int fb_nft_read_counters(struct fb_nft_counters *c, char *err, size_t errsize);
  * redirected) flows from the guest whose original destination is no
  * longer inside `allow`.  The new table already resets such a TCP flow's
  * next guest segment; this deletes the conntrack entries of the other
- * flows (UDP, ICMP) so their next packet is judged afresh.  Call it after
- * fb_nft_apply of the new policy, with the same allow ranges.  The
- * forward chain marks the flows it admits by subnets.allow (ct mark), so
- * the proxy's own connections are never touched.  Returns the number of
- * flows cut (TCP flows counted, others deleted), or -1.
+ * flows (UDP, ICMP) so their next packet is judged afresh, and with `tcp`
+ * those of the TCP flows too (a moment after the first call: see
+ * conntrack.c).  Call it after fb_nft_apply of the new policy, with the
+ * same allow ranges.  The forward chain marks the flows it admits by
+ * subnets.allow (ct mark), so the proxy's own connections are never
+ * touched.  Returns the number of flows cut (TCP flows counted, or
+ * deleted with `tcp`; others deleted), or -1.
  */
-int fb_nft_cut_flows(const struct fb_range *allow, size_t nallow,
+int fb_nft_cut_flows(const struct fb_range *allow, size_t nallow, bool tcp,
 		     char *err, size_t errsize);
 
 /*

@@ -264,17 +264,6 @@ void fbn_match_ct_mark(struct fbn_rule *fr, uint32_t mark)
 	cmp(fr, NFT_CMP_EQ, &mark, 4);
 }
 
-/* A TCP segment without RST (th_flags at offset 13, RST = 0x04). */
-void fbn_match_tcp_not_rst(struct fbn_rule *fr)
-{
-	uint8_t rst = 0x04, zero = 0;
-
-	fbn_match_l4proto(fr, IPPROTO_TCP);
-	load_payload(fr, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1);
-	mask(fr, &rst, 1);
-	cmp(fr, NFT_CMP_EQ, &zero, 1);
-}
-
 void fbn_match_not_l4proto(struct fbn_rule *fr, uint8_t proto)
 {
 	load_meta(fr, NFT_META_L4PROTO);

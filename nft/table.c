@@ -193,14 +193,18 @@ static void reject_denied(struct fbn_tbl *t, const char *chain,
 /*
  * A flow subnets.allow let through (marked) whose destination the policy
  * no longer allows is cut here, ahead of the established accept, as soon
- * as the table is swapped.  The guest's next TCP segment gets a reset.
- * The origin's TCP still reaches the guest, so a reply already in flight
- * is delivered and answered — with that reset — instead of being lost
- * and leaving the guest to find out at its retransmission timeout.  The
- * guest's own resets pass, so the origin learns of the cut and the
- * conntrack entry closes.  Anything else of the flow (UDP, ICMP) is
- * dropped both ways: nothing ends it, and the origin's packets would
- * keep its conntrack entry alive and reach the guest for as long as
+ * as the table is swapped.  The guest's next TCP segment gets a reset,
+ * and nothing the guest sends on it leaves: its own resets neither (a
+ * reset carries a payload as well as any segment, and past the first one
+ * conntrack checks no window), so the reject rule takes them too, and
+ * answers none.  The origin's TCP still reaches the guest for a moment,
+ * so a reply already in flight is delivered and answered with that reset
+ * instead of being lost and leaving the guest to find out at its
+ * retransmission timeout; fb_nft_cut_flows deletes the flow's entry a
+ * second later, and the origin's packets then meet no entry and are
+ * dropped.  Anything else of the flow (UDP, ICMP) is dropped both ways
+ * at once: nothing ends it, and the origin's packets would keep its
+ * conntrack entry alive and reach the guest for as long as
  * fb_nft_cut_flows fails to delete it.  The destination compared is the
  * one the guest dialled, which the origin's packets carry as source.
  */
@@ -222,7 +226,7 @@ static void cut_marked(struct fbn_tbl *t, const char *g,
 						      families[f].allow,
 						      id->allow[f]);
 			if (tcp)
-				fbn_match_tcp_not_rst(&r);
+				fbn_match_l4proto(&r, IPPROTO_TCP);
 			else
 				fbn_match_not_l4proto(&r, IPPROTO_TCP);
 			fbn_do_counter(&r, "rejected");

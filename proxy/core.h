@@ -65,6 +65,7 @@ struct fb_proxy {
 	 * stats.flows_uncut (proxy.c, "cutting forwarded flows") */
 	struct {
 		struct fb_timer *retry; /* the next attempt, or NULL */
+		struct fb_timer *purge; /* the cut TCP flows' entries go */
 		unsigned failed;        /* attempts failed since the update */
 		char error[256];        /* why the last one failed */
 	} cut;

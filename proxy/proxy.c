@@ -203,6 +203,10 @@ static int apply_table(struct fb_proxy *p, const struct fb_policy *pol,
  */
 #define FB_CUT_RETRIES 4
 #define FB_CUT_RETRY_MS 100
+/* A cut TCP flow's origin may still answer the guest for this long (its
+ * packets in flight meet the guest's reset); then the flow's entry goes
+ * and nothing of it passes either way (nft/conntrack.c). */
+#define FB_CUT_TCP_GRACE_MS 1000
 
 static bool range_within(const struct fb_range *r, const struct fb_range *in,
 			 size_t nin)
@@ -242,8 +246,38 @@ static int settle(struct fb_proxy *p, int cut)
 /* The forwarded flows `now` does not allow, cut. */
 static int cut_now(struct fb_proxy *p, const struct kernel_sets *now)
 {
-	return settle(p, fb_nft_cut_flows(now->allow, now->nallow, p->cut.error,
-					  sizeof(p->cut.error)));
+	return settle(p, fb_nft_cut_flows(now->allow, now->nallow, false,
+					  p->cut.error, sizeof(p->cut.error)));
+}
+
+/*
+ * The grace after a cut is over: the conntrack entries of the TCP flows
+ * the policy in force does not allow go too.  A failure leaves only the
+ * origin's side of those flows passing toward a guest whose segments the
+ * table resets; it is reported, and the next cut tries again.
+ */
+static void purge_tcp(struct fb_loop *l, void *arg)
+{
+	struct fb_proxy *p = arg;
+	struct kernel_sets now;
+	char err[256];
+
+	(void)l;
+	p->cut.purge = NULL;
+	if (kernel_sets(p->policy, &now, err, sizeof(err)) < 0 ||
+	    fb_nft_cut_flows(now.allow, now.nallow, true, err,
+			     sizeof(err)) < 0) {
+		p->stats.flow_cut_failures++;
+		fprintf(stderr, "firebreak-proxy: deleting cut TCP flows: %s\n",
+			err);
+	}
+	kernel_sets_free(&now);
+}
+
+static void schedule_purge(struct fb_proxy *p)
+{
+	fb_timer_cancel(p->loop, p->cut.purge);
+	p->cut.purge = fb_timer_add(p->loop, FB_CUT_TCP_GRACE_MS, purge_tcp, p);
 }
 
 static void audit_cut(struct fb_proxy *p, int cut)
@@ -286,10 +320,12 @@ static void retry_cut(struct fb_loop *l, void *arg)
 	else
 		cut = cut_now(p, &now);
 	kernel_sets_free(&now);
-	if (cut >= 0)
+	if (cut >= 0) {
 		audit_cut(p, cut);
-	else
+		schedule_purge(p);
+	} else {
 		schedule_retry(p);
+	}
 }
 
 /*
@@ -308,8 +344,10 @@ static int cut_flows(struct fb_proxy *p, const struct kernel_sets *was,
 	p->cut.failed = 0;
 	if (!p->stats.flows_uncut && !narrowed(was, now))
 		return 0;
-	if (cut_now(p, now) >= 0)
+	if (cut_now(p, now) >= 0) {
+		schedule_purge(p);
 		return 1;
+	}
 	schedule_retry(p);
 	return -1;
 }

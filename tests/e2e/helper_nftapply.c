@@ -4,8 +4,9 @@
  *
  *   apply --guest IF [--proxy-port N] [--dns-port N] [--resolver IP:PORT]
  *         [--deny RANGE]... [--allow RANGE]...
- *   cut [--allow RANGE]...          prints the number of flows cut and
+ *   cut [--tcp] [--allow RANGE]...  prints the number of flows cut and
  *                                   the wall-clock time the cut began
+ *                                   (--tcp: TCP entries deleted too)
  *   counters                        prints "NAME PKTS BYTES" lines
  *   delete TABLE
  *   uplink TABLE IF NET4 [NET6]
@@ -154,14 +155,19 @@ static int cmd_cut(int argc, char **argv, char *err, size_t errsize)
 	struct fb_range *allow = NULL;
 	size_t nallow = 0;
 	struct timespec began;
+	bool tcp = argc > 0 && !strcmp(argv[0], "--tcp");
 	int n = -1;
 
+	if (tcp) {
+		argc--;
+		argv++;
+	}
 	for (int i = 0; i + 1 < argc; i += 2)
 		if (strcmp(argv[i], "--allow") ||
 		    add_range(&allow, &nallow, argv[i + 1]) < 0)
 			goto out;
 	clock_gettime(CLOCK_REALTIME, &began);
-	n = fb_nft_cut_flows(allow, nallow, err, errsize);
+	n = fb_nft_cut_flows(allow, nallow, tcp, err, errsize);
 	if (n >= 0)
 		printf("%d %lld.%06ld\n", n, (long long)began.tv_sec,
 		       began.tv_nsec / 1000);

@@ -44,7 +44,7 @@ if [ ! -x "$HELPER" ]; then
 fi
 
 cat >"$TMP/t.py" <<'EOF'
-import socket, sys, threading, time
+import os, socket, sys, threading, time
 
 def listener(kind, port):
 	s = socket.socket(socket.AF_INET6, kind)
@@ -232,9 +232,11 @@ def nd(src, dst, word):
 		      socket.IPPROTO_RAW).sendto(pkt, (dst, 0))
 
 # sniff: every ICMP and ICMPv6 packet that carries `word`, to path
-def sniff(word, path):
+def sniff(word, path, proto="icmp"):
 	import select
 	socks = [socket.socket(socket.AF_INET, socket.SOCK_RAW,
+			       socket.IPPROTO_TCP)] if proto == "tcp" else \
+		[socket.socket(socket.AF_INET, socket.SOCK_RAW,
 			       socket.IPPROTO_ICMP),
 		 socket.socket(socket.AF_INET6, socket.SOCK_RAW,
 			       socket.IPPROTO_ICMPV6)]
@@ -245,6 +247,33 @@ def sniff(word, path):
 			if word.encode() in d:
 				with open(path, "a") as f:
 					f.write("%s\n" % a[0])
+
+# rst-leak: a guest kernel that ignores the rules.  Connects, stops its
+# own stack from sending (TCP_REPAIR) and writes out.up; once out.go
+# exists, sends by hand a reset in the flow's window carrying "FBLEAK".
+def rst_leak(host, port, out):
+	import struct
+	c = socket.create_connection((host, int(port)), timeout=2)
+	c.recv(100)
+	c.setsockopt(socket.IPPROTO_TCP, 19, 1)		# TCP_REPAIR
+	c.setsockopt(socket.IPPROTO_TCP, 20, 2)		# TCP_REPAIR_QUEUE: send
+	seq = struct.unpack("I", c.getsockopt(socket.IPPROTO_TCP, 21, 4))[0]
+	src, sport = c.getsockname()
+	open(out + ".up", "w").close()
+	while not os.path.exists(out + ".go"):
+		time.sleep(0.01)
+	body = b"FBLEAK"
+	hdr = struct.pack("!HHIIBBHHH", sport, int(port), seq, 0, 5 << 4, 0x04,
+			  0, 0, 0)
+	pseudo = socket.inet_aton(src) + socket.inet_aton(host) + \
+		struct.pack("!BBH", 0, 6, len(hdr) + len(body))
+	data = pseudo + hdr + body
+	total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+	total = (total >> 16) + (total & 0xffff)
+	csum = ~(total + (total >> 16)) & 0xffff
+	hdr = hdr[:16] + struct.pack("!H", csum) + hdr[18:]
+	r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+	r.sendto(hdr + body, (host, 0))
 
 # hold: a TCP connection from this namespace, as the proxy's would be;
 # its local port to path
@@ -261,6 +290,7 @@ args = sys.argv[2:]
  "nd": lambda: nd(*args),
  "sniff": lambda: sniff(*args),
  "hold": lambda: hold(*args),
+ "rst-leak": lambda: rst_leak(*args),
  "serve-udp": lambda: serve_udp(int(args[0]), args[1]),
  "udp-push": lambda: udp_push(args[0], int(args[1]), args[2]),
  "stream": lambda: stream(*args),
@@ -446,6 +476,29 @@ for fam in 4 6; do
 		[ "${cut:-0}" -ge 1 -a "$why" != "still up" -a "$ms" -lt 100 ]
 	in_s "$HELPER" apply "${POLICY[@]}"
 done
+
+# ---- a cut TCP flow: nothing of the guest's leaves, resets included ----
+# A guest kernel can write a reset with a payload, in the window, and keep
+# doing so; and the flow's conntrack entry, left for the origin's replies
+# in flight, goes with the second, delayed cut (--tcp).
+start $O "$TMP/sniff-tcp.log" sniff FBLEAK "$TMP/leaked" tcp || exit 1
+rm -f "$TMP/rl.up" "$TMP/rl.go" "$TMP/leaked"
+nsenter --net=/run/netns/$G $PY -S "$TMP/t.py" rst-leak 198.18.1.1 8080 "$TMP/rl" &
+PIDS+=($!); rpid=$!
+for _ in $(seq 100); do [ -e "$TMP/rl.up" ] && break; sleep 0.02; done
+in_s "$HELPER" apply "${NEW[@]}"
+read -r cut _ < <(in_s "$HELPER" cut --allow 203.0.113.0/24 --allow 2001:db8:99::/64)
+touch "$TMP/rl.go"
+wait $rpid
+sleep 0.3
+check "a cut flow: a reset with a payload from the guest does not leave ($cut cut)" \
+	[ ! -s "$TMP/leaked" ]
+entries() { in_s grep -c "^ipv4 .* tcp .* dport=8080 .*mark=1717698561" /proc/net/nf_conntrack; }
+before=$(entries)
+read -r cut _ < <(in_s "$HELPER" cut --tcp --allow 203.0.113.0/24 --allow 2001:db8:99::/64)
+check "the delayed cut deletes the cut TCP flows' entries ($before before, $(entries) after, $cut cut)" \
+	[ "$before" -ge 1 -a "$(entries)" = 0 ]
+in_s "$HELPER" apply "${POLICY[@]}"
 
 # ---- a UDP flow the conntrack cut misses --------------------------------
 # The narrower table alone, no cut: its conntrack entry lives on, yet

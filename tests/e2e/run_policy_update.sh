@@ -58,6 +58,31 @@ cut ipv4 198.51.100.10
 cut ipv6 2001:db8:100::10
 cut symlink 198.51.100.10 link
 
+# The cut flow's conntrack entry stays a moment, for the origin's packets
+# in flight (the guest's answer to them is reset), then goes: from then on
+# the origin's packets find none and are dropped, however long it sends.
+printf 'allow: []\nsubnets:\n  allow: ["198.51.100.0/24"]\n' >"$FB_TMP/purge.yaml"
+fb_next_id
+fb_run --policy "$FB_TMP/purge.yaml" "${PUBLICS[@]}" \
+	-- sh -c "$(fb_probe stream,198.51.100.10,7); sleep 3" >"$FB_TMP/purge.out" 2>&1 &
+pid=$!
+# in the sandbox's namespace, the proxy's
+entries() {
+	nsenter -n -t "$(pgrep -f -- "firebreak-proxy .*--sandbox-id $FB_LAST_ID( |\$)")" \
+		grep -c 'dport=7 .*mark=1717698561' /proc/net/nf_conntrack
+}
+if fb_wait_line '^streaming' "$FB_TMP/purge.out"; then
+	printf 'allow: []\n' >"$FB_TMP/purge.yaml"
+	kill -HUP "$(fb_launcher_pid "$FB_LAST_ID")"
+	fb_wait_line '^stream,' "$FB_TMP/purge.out"
+	early=$(entries)
+	sleep 1.5
+	late=$(entries)
+fi
+wait "$pid"
+check "a cut TCP flow's conntrack entry stays a moment (${early:-none}), then goes (${late:-none})" \
+	[ "${early:-0}" -ge 1 -a "${late:-1}" = 0 ]
+
 # A broken policy file on SIGHUP changes nothing: the stream lives on.
 printf 'allow: []\nsubnets:\n  allow: ["198.51.100.0/24"]\n' >"$FB_TMP/keep.yaml"
 fb_next_id

@@ -296,10 +296,14 @@ static void test_apply_builds_table(void **state)
 			     "ip6 hoplimit 255 ip6 saddr :: accept"));
 	assert_false(contains("nft list chain inet firebreak guard",
 			      "ip6 hoplimit 255 accept"));
-	/* a cut flow's TCP: the guest's reset; the rest: dropped both ways */
+	/* a cut flow's TCP from the guest, resets included: reset (a reset
+	 * is dropped unanswered); the rest: dropped both ways */
 	assert_true(contains("nft list chain inet firebreak forward",
 			     "\tiifname \"gst0\" ct mark 0x66620001 ct original "
-			     "ip daddr != @allow4 tcp flags ! rst"));
+			     "ip daddr != @allow4 meta l4proto tcp counter name "
+			     "\"rejected\" reject with tcp reset"));
+	assert_false(contains("nft list chain inet firebreak forward",
+			      "tcp flags ! rst"));
 	assert_true(contains("nft list chain inet firebreak forward",
 			     "\tct mark 0x66620001 ct original ip6 daddr != "
 			     "@allow6 meta l4proto != tcp counter name "
@@ -525,8 +529,8 @@ static void test_cut_flows_without_flows(void **state)
 	char err[512] = "";
 
 	(void)state;
-	assert_int_equal(fb_nft_cut_flows(allow, 1, err, sizeof(err)), 0);
-	assert_int_equal(fb_nft_cut_flows(bad, 1, err, sizeof(err)), -1);
+	assert_int_equal(fb_nft_cut_flows(allow, 1, false, err, sizeof(err)), 0);
+	assert_int_equal(fb_nft_cut_flows(bad, 1, false, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "allow range 0"));
 }
 
