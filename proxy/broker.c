@@ -1555,6 +1555,16 @@ static void peer_format(int fd, char *buf, size_t size)
 	snprintf(buf, size, "%s:%u", ip, port);
 }
 
+void fb_brokers_bytes(const struct fb_proxy *p, uint64_t *up, uint64_t *down)
+{
+	if (!p->broker)
+		return;
+	for (const struct fb_broker *b = p->broker->live; b; b = b->next) {
+		*up += b->gw.in;
+		*down += b->gw.out;
+	}
+}
+
 void fb_brokers_json(const struct fb_proxy *p, FILE *f, const char *sep)
 {
 	if (!p->broker)

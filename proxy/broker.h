@@ -106,6 +106,9 @@ size_t fb_broker_recheck(struct fb_proxy *p);
 /* The live brokered connections as /connections entries, appended to f;
  * `sep` goes before the first one ("" or ","). */
 void fb_brokers_json(const struct fb_proxy *p, FILE *f, const char *sep);
+/* The bytes the live brokered connections moved so far (the guest's side),
+ * added to *up and *down. */
+void fb_brokers_bytes(const struct fb_proxy *p, uint64_t *up, uint64_t *down);
 
 /* ---- rewrite.c ---------------------------------------------------------- */
 

@@ -186,8 +186,12 @@ void fb_conn_close(struct conn *c, const char *why)
 	uint64_t up = c->to_up.bytes + c->replayed + c->http_up;
 	uint64_t down = c->to_down.bytes;
 
+	/* Never decided on the record: refused on the way (why), or allowed
+	 * and gone while its name resolved (the allow stands; the end line
+	 * says why it went). */
 	if (!c->decided)
-		audit_decision(c, false, why);
+		audit_decision(c, c->state == C_RESOLVE,
+			       c->state == C_RESOLVE ? c->allow_reason : why);
 	fb_audit_begin(p->audit, &ln, "connection", NULL, c->generation);
 	fb_audit_str(&ln, "event.type", "end");
 	fb_audit_str(&ln, "event.reason", why);

@@ -398,8 +398,10 @@ static int route(struct fb_proxy *p, const struct fb_http_req *req,
 			return respond(resp, resp_len, 405,
 				       "text/plain; charset=utf-8",
 				       "Allow: GET\r\n", "method not allowed\n", 19);
-		/* byte counters include the connections still open */
+		/* byte counters include the connections still open,
+		 * brokered ones too */
 		fb_conns_bytes(p, &up, &down);
+		fb_brokers_bytes(p, &up, &down);
 		now.bytes_up += up;
 		now.bytes_down += down;
 		health = fb_audit_health(p->audit);

@@ -37,9 +37,18 @@ check "... after the 1 s deadline, not much later (${ms} ms)" \
 	holds '[ "$ms" -ge 900 ] && [ "$ms" -lt 4000 ]'
 
 # One connection across a policy change that keeps the name brokered.
+# "UP DOWN" of /stats
+stats_bytes() {
+	px_curl_control "$SOCK" http://proxy/stats |
+		sed -n 's/.*"bytes":{"up":\([0-9]*\),"down":\([0-9]*\)}.*/\1 \2/p'
+}
+before=$(stats_bytes)
 client get=/a wait="$SYNC/go1" get=/b >"$FB_TMP/c1.out" &
 c1=$!
 px_wait_file "$SYNC/go1.ready"
+after=$(stats_bytes)
+check "/stats counts the bytes of a brokered connection still open (up down: $before, then $after)" \
+	holds '[ "${after% *}" -gt "${before% *}" ] && [ "${after#* }" -gt "${before#* }" ]'
 policy v2 | px_curl_control "$SOCK" -X PUT --data-binary @- http://proxy/policy \
 	>"$FB_TMP/put1.out"
 touch "$SYNC/go1"

@@ -145,6 +145,8 @@ check "a connection resolving a withdrawn name is cut, not dialled ($out)" \
 for _ in $(seq 100); do [ -s "$FB_TMP/d" ] && break; sleep 0.05; done
 check "... the guest gets no answer ($(head -1 "$FB_TMP/d"))" [ "$(head -1 "$FB_TMP/d")" = closed ]
 sleep 2.2 # past the DNS answer
+check "audit log: its decision stands as the allow it was, the end says why" \
+	grep -q '"event.outcome":"allowed".*"event.type":"start","event.reason":"domain".*"destination.domain":"slow.test"' "$AUDIT"
 check "audit log: no connection was dialled for it" \
 	px_absent '"server.ip":[^,]*,"server.port":443,"destination.domain":"slow.test"' "$AUDIT"
 check "the proxy is still running" kill -0 "$PROXY_PID"
