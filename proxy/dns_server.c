@@ -475,11 +475,41 @@ static void on_udp(struct fb_loop *l, int fd, uint32_t events, void *arg)
 
 static void on_idle(struct fb_loop *l, void *arg);
 
+/*
+ * The whole queries left in the buffer behind the in-flight cap when the
+ * connection goes: read, never asked upstream, and reported like those
+ * that were, with no reply: a guest may write many in one go.
+ */
+static void report_unread(struct tcp_conn *c)
+{
+	size_t off = 0;
+
+	while (c->inlen - off >= 2) {
+		size_t mlen = (size_t)c->in[off] << 8 | c->in[off + 1];
+		struct pending p = {
+			.s = c->s, .conn = c, .peerlen = c->peerlen,
+			.started_ms = fb_loop_now(c->s->loop),
+		};
+
+		if (mlen > QUERY_MAX || c->inlen - off - 2 < mlen)
+			return;
+		memcpy(&p.peer, &c->peer, c->peerlen);
+		fb_dns_plan(*c->s->cfg.policy, c->in + off + 2, mlen, &p.q,
+			    &p.plan);
+		if (p.plan.action != FB_DNS_DROP) {
+			no_reply(&p);
+			report(&p, NULL, 0);
+		}
+		off += 2 + mlen;
+	}
+}
+
 static void tcp_close(struct tcp_conn *c)
 {
 	struct fb_dns_server *s = c->s;
 
 	cancel_all(&c->pending);
+	report_unread(c);
 	if (c->idle)
 		fb_timer_cancel(s->loop, c->idle);
 	fb_loop_del(s->loop, c->fd);

@@ -1376,6 +1376,42 @@ static void test_tcp_client_gone_reported(void **state)
 	assert_int_equal(f.nevents, 1);
 }
 
+/*
+ * Queries written in one go beyond the connection's in-flight cap (16)
+ * wait in its buffer, never asked upstream: when the client goes, they
+ * are reported too, each once, as given up.
+ */
+static void test_tcp_unread_queries_reported(void **state)
+{
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	uint8_t out[20 * 64];
+	size_t n = 0;
+	struct fx f;
+	int fd;
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	fb_loop_del(f.loop, f.up.udp); /* the upstream goes silent */
+	fd = tcp_connect(&f);
+	for (uint16_t i = 0; i < 20; i++)
+		n += tcp_query(out + n, i < 16 ? "ok.example" : "other.example",
+			       FB_DNS_A, (uint16_t)(i + 1));
+	assert_int_equal(write(fd, out, n), (ssize_t)n);
+	fb_timer_add(f.loop, 100, on_deadline, &f);
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	assert_int_equal(f.nevents, 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset,
+				    sizeof(reset)), 0);
+	close(fd);
+	fb_timer_add(f.loop, 100, on_deadline, &f);
+	assert_int_equal(fb_loop_run(f.loop), 0);
+	assert_int_equal(f.nevents, 20);
+	assert_string_equal(f.last.reason, "connection-closed");
+	assert_int_equal(f.last.rcode, FB_DNS_NO_REPLY);
+	stop(&f);
+	assert_int_equal(f.nevents, 20);
+}
+
 /* Out of descriptors, the TCP listener (level-triggered) waits rather
  * than waking the loop again and again, and takes the connection once
  * descriptors are free. */
@@ -1589,6 +1625,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_trickle_closed),
 		cmocka_unit_test(test_tcp_half_close_answered),
 		cmocka_unit_test(test_tcp_client_gone_reported),
+		cmocka_unit_test(test_tcp_unread_queries_reported),
 		cmocka_unit_test(test_tcp_accept_out_of_descriptors),
 		cmocka_unit_test(test_free_in_flight),
 		cmocka_unit_test(test_resolved_pick),
