@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@ struct fb_audit {
 	char *path;       /* NULL for stdout */
 	struct fb_audit_health health;
 	bool torn;        /* a write stopped inside a line: start a new one */
+	time_t checked;   /* when the file was last seen still linked */
 	char *sandbox_id; /* escaped once, at open */
 	struct fb_loop *loop;   /* flushes at the end of its iterations */
 	size_t waiting;         /* bytes of whole lines in batch */
@@ -295,10 +297,43 @@ static void finish(struct fb_audit_line *ln)
  * stderr, which the launcher collects; a line cut short is ended by the
  * next write's leading newline, so the lines after it stay whole.
  */
+/*
+ * A log file removed under the proxy (rm, where logrotate renames) would
+ * take every later line with it, unseen: looked at before a write, at
+ * most once a second, it is made again at its path, and the removal said
+ * on stderr.  If it cannot be, the lines go on to the removed file as
+ * before and reopen_failed says so.
+ */
+static void check_removed(struct fb_audit *a)
+{
+	time_t now = time(NULL);
+	char err[256];
+	struct stat st;
+	int fd, old;
+
+	if (!a->path || now == a->checked)
+		return;
+	a->checked = now;
+	if (fstat(a->fd, &st) < 0 || st.st_nlink > 0)
+		return;
+	fd = open_log(a->path, err, sizeof(err));
+	a->health.reopen_failed = fd < 0;
+	fprintf(stderr, "firebreak-proxy: audit log %s was removed; %s%s\n",
+		a->path, fd < 0 ? "cannot make it again: " : "made again",
+		fd < 0 ? err : "");
+	if (fd < 0)
+		return;
+	old = a->fd; /* closed once replaced: the crash flush reads a->fd */
+	a->fd = fd;
+	a->torn = false;
+	close(old);
+}
+
 static void write_lines(struct fb_audit *a, const char *buf, size_t len)
 {
 	size_t done = 0;
 
+	check_removed(a);
 	if (a->torn && fb_write_upto(a->fd, "\n", 1) == 1)
 		a->torn = false;
 	if (!a->torn)

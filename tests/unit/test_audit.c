@@ -317,6 +317,36 @@ static long at(const char *text, int gen)
 	return p ? p - text : -1;
 }
 
+/* A log removed under the proxy (rm) is made again at its path, the
+ * next second at the latest, rather than taking every line with it. */
+static void test_removed_log_is_made_again(void **state)
+{
+	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
+	struct fb_audit_line ln;
+	struct fb_audit *a;
+	char *text;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	a = fb_audit_open(path, "x", err, sizeof(err));
+	assert_non_null(a);
+	fb_audit_begin(a, &ln, "policy", NULL, 1);
+	fb_audit_emit(a, &ln);
+	assert_int_equal(unlink(path), 0);
+	usleep(1100 * 1000);
+	fb_audit_begin(a, &ln, "policy", NULL, 2);
+	fb_audit_emit(a, &ln);
+	assert_false(fb_audit_health(a).reopen_failed);
+	fb_audit_close(a);
+	text = slurp(path);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"policy.generation\":2}"));
+	free(text);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_deferred_lines(void **state)
 {
 	char dir[] = "/tmp/fbauditXXXXXX", path[64], moved[80], err[256];
@@ -440,6 +470,7 @@ int main(void)
 		cmocka_unit_test(test_long_value_is_truncated_and_flagged),
 		cmocka_unit_test(test_full_disk_is_counted_and_heals),
 		cmocka_unit_test(test_reopen_follows_logrotate),
+		cmocka_unit_test(test_removed_log_is_made_again),
 		cmocka_unit_test(test_deferred_lines),
 		cmocka_unit_test(test_open_names_the_problem),
 		cmocka_unit_test(test_refusals),
