@@ -169,6 +169,12 @@ sed -i 's/ [0-9a-f-]*$/ 00000000-0000-4000-8000-000000000000/' "$STATE/$x/launch
 in_host ip netns del "fb-$x"
 in_host nft list tables | grep "firebreak-$x\$" | sed 's/^table //' |
 	while read -r fam name; do in_host nft delete table "$fam" "$name"; done
+# ... and with it the uplink link, which goes with the namespace once the
+# killed daemon's processes in it have exited (a moment after the kill)
+for _ in $(seq 200); do
+	in_host ip link show "fb-$x" >/dev/null 2>&1 || break
+	sleep 0.05
+done
 # (in the host's mount namespace, so that its namespace is one the next
 # daemon can see, as a launcher not started under ip netns exec makes it)
 nsenter --net="/run/netns/$HOST" timeout -k 5 60 "$FIREBREAK" run \
