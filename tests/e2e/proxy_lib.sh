@@ -7,6 +7,7 @@
 #   px_certs NAME...        a test CA ($PX_CA) and a leaf per NAME in $PX_CERTS
 #   px_origins NS SPEC...   tls_origin.py in namespace NS (SPECs as it takes)
 #   px_dns NS ADDR NAME=IP... dnsd.py in NS on ADDR:53, logging to $PX_DNS_LOG
+#   px_proxy ID [ARG...]    firebreak-proxy alone in $NS, no nft table
 #   px_guest NS CMD...      CMD in NS as nobody (the guest's privileges)
 #   px_client NS ARGS...    proxy_client.py ARGS as a guest in NS
 #   px_curl_control SOCK ARGS...  curl over the control socket
@@ -133,11 +134,11 @@ sys.exit(0 if n else 1)' "$1"
 
 px_absent() { [ -e "$2" ] && ! grep -q "$1" "$2"; }
 
-# px_broker_proxy ID [ARG...]: firebreak-proxy alone in $NS, brokering
-# with the CA of px_sandbox_ca under $FB_TMP/policy.yaml, resolving
-# through 198.51.100.53; control socket $SOCK, audit log $AUDIT.  Returns
-# once the control socket is there (the test ends if it never is).
-px_broker_proxy() {
+# px_proxy ID [ARG...]: firebreak-proxy alone in $NS (no nft table of its
+# own) under $FB_TMP/policy.yaml, resolving through 198.51.100.53; control
+# socket $SOCK, audit log $AUDIT.  Returns once the control socket is
+# there (the test ends if it never is).
+px_proxy() {
 	local id=$1; shift
 	SOCK=$FB_TMP/control.sock
 	AUDIT=$FB_TMP/audit.log
@@ -145,11 +146,18 @@ px_broker_proxy() {
 		--policy "$FB_TMP/policy.yaml" --listen 127.0.0.1:15001 \
 		--control "$SOCK" --audit-log "$AUDIT" --sandbox-id "$id" \
 		--resolver 198.51.100.53 --public 198.51.100.0/24 \
-		--ca-cert "$FB_TMP/sca.crt" --ca-key "$FB_TMP/sca.key" \
-		--upstream-ca "$PX_CA" "$@" 2>"$FB_TMP/proxy.err" &
+		"$@" 2>"$FB_TMP/proxy.err" &
 	PROXY_PID=$!
 	px_wait_file "$SOCK" ||
 		{ not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
+}
+
+# px_broker_proxy ID [ARG...]: px_proxy brokering with the CA of
+# px_sandbox_ca.
+px_broker_proxy() {
+	local id=$1; shift
+	px_proxy "$id" --ca-cert "$FB_TMP/sca.crt" --ca-key "$FB_TMP/sca.key" \
+		--upstream-ca "$PX_CA" "$@"
 }
 
 # px_api_curl ARGS...: curl as a guest to api.test at 198.51.100.10,

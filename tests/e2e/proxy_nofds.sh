@@ -12,26 +12,13 @@
 px_netns fbnofd
 ip -n "$NS" addr add 198.51.100.10/32 dev lo
 ip -n "$NS" addr add 198.51.100.53/32 dev lo
-ip netns exec "$NS" nft -f - <<'NFT' || { not_ok setup nft; exit 1; }
-table ip fbtest {
-	chain out {
-		type nat hook output priority -100;
-		meta skuid 65534 tcp dport 443 redirect to :15001
-	}
-}
-NFT
+px_redirect_guests || { not_ok setup nft; exit 1; }
 px_certs allowed.test || { not_ok setup certs; exit 1; }
 px_origins "$NS" https,198.51.100.10,443,allowed.test || { not_ok setup origins; exit 1; }
 px_dns "$NS" 198.51.100.53 allowed.test=198.51.100.10 || { not_ok setup dns; exit 1; }
 
 printf 'allow:\n  - allowed.test\n' >"$FB_TMP/policy.yaml"
-SOCK=$FB_TMP/control.sock
-ip netns exec "$NS" "$FB_BUILD/bin/firebreak-proxy" --no-nft \
-	--policy "$FB_TMP/policy.yaml" --listen 127.0.0.1:15001 --control "$SOCK" \
-	--audit-log "$FB_TMP/audit.log" --sandbox-id nofds --resolver 198.51.100.53 \
-	--public 198.51.100.0/24 --peek-timeout 1500 2>"$FB_TMP/proxy.err" &
-PROXY_PID=$!
-px_wait_file "$SOCK" || { not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
+px_proxy nofds --peek-timeout 1500
 
 C() { px_client "$NS" "$@"; }
 ORIGIN="origin 198.51.100.10 allowed.test"

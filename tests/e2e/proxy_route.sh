@@ -16,30 +16,15 @@
 
 px_netns fbroute
 for a in 10 20 53; do ip -n "$NS" addr add 198.51.100.$a/32 dev lo; done
-ip netns exec "$NS" nft -f - <<'NFT' || { not_ok setup nft; exit 1; }
-table ip fbtest {
-	chain out {
-		type nat hook output priority -100;
-		meta skuid 65534 tcp dport 443 redirect to :15001
-	}
-}
-NFT
+px_redirect_guests || { not_ok setup nft; exit 1; }
 px_certs allowed.test other.test || { not_ok setup certs; exit 1; }
 px_origins "$NS" https,198.51.100.10,443,allowed.test \
 	https,198.51.100.20,443,other.test || { not_ok setup origins; exit 1; }
 px_dns "$NS" 198.51.100.53 allowed.test=198.51.100.10 \
 	slow.test=delay:2:198.51.100.10 || { not_ok setup dns; exit 1; }
 
-POLICY=$FB_TMP/policy.yaml
-printf 'allow:\n  - allowed.test\n' >"$POLICY"
-SOCK=$FB_TMP/control.sock
-AUDIT=$FB_TMP/audit.log
-ip netns exec "$NS" "$FB_BUILD/bin/firebreak-proxy" --no-nft \
-	--policy "$POLICY" --listen 127.0.0.1:15001 --control "$SOCK" \
-	--audit-log "$AUDIT" --sandbox-id route --resolver 198.51.100.53 \
-	--public 198.51.100.0/24 2>"$FB_TMP/proxy.err" &
-PROXY_PID=$!
-px_wait_file "$SOCK" || { not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
+printf 'allow:\n  - allowed.test\n' >"$FB_TMP/policy.yaml"
+px_proxy route
 
 put() {
 	px_curl_control "$SOCK" -X PUT --data-binary "$1" http://x/policy

@@ -75,16 +75,8 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 
-POLICY=$FB_TMP/policy.yaml
-printf 'allow:\n  - allowed.test\n  - fwd.test\n  - nobody.test\n' >"$POLICY"
-SOCK=$FB_TMP/control.sock
-AUDIT=$FB_TMP/audit.log
-ip netns exec "$NS" "$FB_BUILD/bin/firebreak-proxy" --no-nft \
-	--policy "$POLICY" --listen 127.0.0.1:15001 --control "$SOCK" \
-	--audit-log "$AUDIT" --sandbox-id smuggle --resolver 198.51.100.53 \
-	--public 198.51.100.0/24 2>"$FB_TMP/proxy.err" &
-PROXY_PID=$!
-px_wait_file "$SOCK" || { not_ok setup "proxy did not start: $(cat "$FB_TMP/proxy.err")"; exit 1; }
+printf 'allow:\n  - allowed.test\n  - fwd.test\n  - nobody.test\n' >"$FB_TMP/policy.yaml"
+px_proxy smuggle
 
 S() { px_send "$NS" "$@"; }
 A=198.51.100.10 F=198.51.100.20 N=198.51.100.30
