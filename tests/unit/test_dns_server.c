@@ -1343,29 +1343,38 @@ static void test_tcp_half_close_answered(void **state)
  * reported, once, as given up, and nothing is reported again when the
  * answer would have come.
  */
-static void test_tcp_client_gone_reported(void **state)
+/*
+ * Against a silent upstream: `n` bytes of queries written on one TCP
+ * connection, nothing reported in the 100 ms after, then the connection
+ * reset (after a plain close the replies would still be owed) and 100 ms
+ * for what that reports.
+ */
+static void tcp_write_then_reset(struct fx *f, const uint8_t *out, size_t n)
 {
 	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
-	struct fx f;
-	uint8_t out[512];
-	size_t n;
 	int fd;
 
-	(void)state;
-	start(&f, 0, 0, 0);
-	fb_loop_del(f.loop, f.up.udp); /* the upstream goes silent */
-	fd = tcp_connect(&f);
-	n = tcp_query(out, "ok.example", FB_DNS_A, 1);
+	fb_loop_del(f->loop, f->up.udp); /* the upstream goes silent */
+	fd = tcp_connect(f);
 	assert_int_equal(write(fd, out, n), (ssize_t)n);
-	fb_timer_add(f.loop, 100, on_deadline, &f);
-	assert_int_equal(fb_loop_run(f.loop), 0);
-	assert_int_equal(f.nevents, 0);
-	/* A reset: after a plain close the replies would still be owed. */
+	fb_timer_add(f->loop, 100, on_deadline, f);
+	assert_int_equal(fb_loop_run(f->loop), 0);
+	assert_int_equal(f->nevents, 0);
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset,
 				    sizeof(reset)), 0);
 	close(fd);
-	fb_timer_add(f.loop, 100, on_deadline, &f);
-	assert_int_equal(fb_loop_run(f.loop), 0);
+	fb_timer_add(f->loop, 100, on_deadline, f);
+	assert_int_equal(fb_loop_run(f->loop), 0);
+}
+
+static void test_tcp_client_gone_reported(void **state)
+{
+	struct fx f;
+	uint8_t out[512];
+
+	(void)state;
+	start(&f, 0, 0, 0);
+	tcp_write_then_reset(&f, out, tcp_query(out, "ok.example", FB_DNS_A, 1));
 	assert_int_equal(f.nevents, 1);
 	assert_string_equal(f.last_name, "ok.example");
 	assert_string_equal(f.last.reason, "connection-closed");
@@ -1383,28 +1392,16 @@ static void test_tcp_client_gone_reported(void **state)
  */
 static void test_tcp_unread_queries_reported(void **state)
 {
-	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
 	uint8_t out[20 * 64];
 	size_t n = 0;
 	struct fx f;
-	int fd;
 
 	(void)state;
 	start(&f, 0, 0, 0);
-	fb_loop_del(f.loop, f.up.udp); /* the upstream goes silent */
-	fd = tcp_connect(&f);
 	for (uint16_t i = 0; i < 20; i++)
 		n += tcp_query(out + n, i < 16 ? "ok.example" : "other.example",
 			       FB_DNS_A, (uint16_t)(i + 1));
-	assert_int_equal(write(fd, out, n), (ssize_t)n);
-	fb_timer_add(f.loop, 100, on_deadline, &f);
-	assert_int_equal(fb_loop_run(f.loop), 0);
-	assert_int_equal(f.nevents, 0);
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset,
-				    sizeof(reset)), 0);
-	close(fd);
-	fb_timer_add(f.loop, 100, on_deadline, &f);
-	assert_int_equal(fb_loop_run(f.loop), 0);
+	tcp_write_then_reset(&f, out, n);
 	assert_int_equal(f.nevents, 20);
 	assert_string_equal(f.last.reason, "connection-closed");
 	assert_int_equal(f.last.rcode, FB_DNS_NO_REPLY);
