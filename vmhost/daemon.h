@@ -152,7 +152,8 @@ void fb_recover(struct fb_daemon *d);
 void fb_json_put_str(FILE *f, const char *s);
 void fb_json_put_strv(FILE *f, char *const *v);
 struct fb_node;
-/* Any JSON value, or NULL with "LINE:COL: problem" in err. */
+/* Any JSON value, or NULL with "LINE:COL: problem" in err (the first
+ * problem: a duplicate key is one). */
 struct fb_node *fb_json_parse(const char *text, size_t len, char *err,
 			      size_t errsize);
 void fb_json_free(struct fb_node *n);

@@ -34,6 +34,13 @@ struct fb_node *fb_json_parse(const char *text, size_t len, char *err,
 	struct fb_node *doc = fb_doc_parse(text, len, &r);
 
 	fb_report_finish(&r);
+	/* A document the parser kept going past is still refused: a key
+	 * given twice (dropped there, first wins) could mean one thing to the
+	 * client that wrote it and another here. */
+	if (doc && diags.n) {
+		fb_json_free(doc);
+		doc = NULL;
+	}
 	if (!doc) {
 		const struct fb_diag *d = diags.n ? &diags.v[0] : NULL;
 

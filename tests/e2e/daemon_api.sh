@@ -193,6 +193,10 @@ echo "# $err"
 check "create --image, a relative path: under the client's directory" \
 	grep -qF "guest image $FB_TMP/guest-rel/" <<<"$err"
 code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST \
+	-d '{"command":["true"],"user":"nobody","user":"root"}' http://vmhost/sandboxes)
+check "a key given twice: 400 naming it, nothing created ($(head -c 80 "$FB_TMP/e"))" \
+	bash -c "[ $code = 400 ] && grep -q 'duplicate key \"user\"' $FB_TMP/e"
+code=$(api -o "$FB_TMP/e" -w '%{http_code}' -X POST \
 	-d '{"command":["true"],"user":"root"}' http://vmhost/sandboxes)
 check "user root for the process backend: 400" \
 	bash -c "[ $code = 400 ] && grep -q 'the process backend.s root is the host.s' $FB_TMP/e"
