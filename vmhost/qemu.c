@@ -349,6 +349,11 @@ static void exec_qemu(const struct fb_qemu_opts *o, struct launch *l,
 
 	if (setns(o->ns, CLONE_NEWNET) < 0)
 		die("enter the guest's network namespace");
+	/* The console is the launcher's terminal, written to, but not qemu's
+	 * controlling terminal: a guest that broke into qemu could otherwise
+	 * push keystrokes into the root shell that ran us (TIOCSTI). */
+	if (setsid() < 0)
+		die("setsid");
 	/* qemu keeps what it is given below and nothing the launcher's
 	 * caller left open */
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);

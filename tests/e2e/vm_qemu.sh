@@ -149,6 +149,8 @@ for _ in $(seq 300); do
 	sleep 0.05
 done
 check "a VM starting: its qemu found under the launcher" [ -n "$qemu" ]
+check "qemu runs in a session of its own, not the launcher's (its terminal's)" \
+	holds '[ -n "$qemu" ] && [ "$(ps -o sid= -p "$qemu")" != "$(ps -o sid= -p "$launcher")" ]'
 check "qemu holds no descriptor the caller of firebreak run left open (7)" \
 	holds '[ -n "$qemu" ] && ! ls -l "/proc/$qemu/fd" | grep -q "$FB_TMP/stray"'
 kill -TERM "$launcher"
