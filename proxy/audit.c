@@ -28,6 +28,7 @@ struct fb_audit {
 	struct fb_audit_health health;
 	bool torn;        /* a write stopped inside a line: start a new one */
 	time_t checked;   /* when the file was last seen still linked */
+	bool lost;        /* removed, and could not be made again: said */
 	char *sandbox_id; /* escaped once, at open */
 	struct fb_loop *loop;   /* flushes at the end of its iterations */
 	size_t waiting;         /* bytes of whole lines in batch */
@@ -146,6 +147,7 @@ int fb_audit_reopen(struct fb_audit *a, char *err, size_t errsize)
 	close(a->fd);
 	a->fd = fd;
 	a->torn = false;
+	a->lost = false;
 	return 0;
 }
 
@@ -318,6 +320,10 @@ static void check_removed(struct fb_audit *a)
 		return;
 	fd = open_log(a->path, err, sizeof(err));
 	a->health.reopen_failed = fd < 0;
+	/* said once, not once a second for as long as it lasts */
+	if (fd < 0 && a->lost)
+		return;
+	a->lost = fd < 0;
 	fprintf(stderr, "firebreak-proxy: audit log %s was removed; %s%s\n",
 		a->path, fd < 0 ? "cannot make it again: " : "made again",
 		fd < 0 ? err : "");

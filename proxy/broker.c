@@ -90,6 +90,8 @@ struct fb_broker {
 	char sni[FB_NAME_MAX];
 	uint16_t port;
 	struct fb_addr orig_dst;
+	struct fb_addr src_addr;      /* the guest's end, as accepted: a */
+	uint16_t src_port;            /* reset socket no longer tells it */
 	uint64_t start_ms, last_ms, head_ms;
 	struct fb_timer *timer;
 
@@ -1404,7 +1406,6 @@ static void broker_close(struct fb_broker *b, const char *why)
 	struct fb_proxy *p = b->p;
 	struct fb_audit_line ln;
 	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
 
 	/* A request begun and not logged (its answer not finished, or not
 	 * begun): on record with why it ended, the status relayed if any. */
@@ -1417,9 +1418,9 @@ static void broker_close(struct fb_broker *b, const char *why)
 	fb_audit_str(&ln, "event.reason", why);
 	fb_audit_uint(&ln, "event.id", b->id);
 	/* the connection's only end line: its ends as the start line has
-	 * them (the guest's read back, while the socket still knows it) */
-	if (getpeername(b->gw.fd, (struct sockaddr *)&ss, &sslen) == 0)
-		fb_audit_sockaddr(&ln, "source", &ss);
+	 * them */
+	fb_addr_to_sockaddr(&b->src_addr, b->src_port, &ss);
+	fb_audit_sockaddr(&ln, "source", &ss);
 	fb_addr_to_sockaddr(&b->orig_dst, b->port, &ss);
 	fb_audit_sockaddr(&ln, "destination", &ss);
 	fb_audit_guest(&ln, "tls.client.server_name", b->sni, strlen(b->sni));
@@ -1458,7 +1459,8 @@ static void broker_close(struct fb_broker *b, const char *why)
 int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
 		    size_t npeeked, const char *sni, const struct fb_domain *key,
 		    struct fb_policy *policy_ref, const struct fb_addr *orig_dst,
-		    uint16_t port, uint64_t conn_id)
+		    uint16_t port, const struct sockaddr_storage *src,
+		    uint64_t conn_id)
 {
 	struct fb_broker_ctx *bc = p->broker;
 	struct fb_broker *b = calloc(1, sizeof(*b));
@@ -1479,6 +1481,7 @@ int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
 	b->key = key;
 	b->port = port;
 	b->orig_dst = *orig_dst;
+	b->src_port = fb_addr_from_sockaddr(src, &b->src_addr);
 	snprintf(b->sni, sizeof(b->sni), "%s", sni);
 	b->start_ms = b->last_ms = b->head_ms = fb_loop_now(p->loop);
 	b->verdict = "";
@@ -1537,22 +1540,14 @@ fail:
 	return -1;
 }
 
-/* The guest's end, read back from the socket: a brokered connection keeps
- * no copy of what the accept already knew. */
-static void peer_format(int fd, char *buf, size_t size)
+/* The guest's end, as "IP:PORT". */
+static void peer_format(const struct fb_broker *b, char *buf, size_t size)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
 	char ip[INET6_ADDRSTRLEN] = "";
-	struct fb_addr a;
-	unsigned port = 0;
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-		port = fb_addr_from_sockaddr(&ss, &a);
-		if (a.family)
-			fb_addr_format(&a, ip, sizeof(ip));
-	}
-	snprintf(buf, size, "%s:%u", ip, port);
+	if (b->src_addr.family)
+		fb_addr_format(&b->src_addr, ip, sizeof(ip));
+	snprintf(buf, size, "%s:%u", ip, (unsigned)b->src_port);
 }
 
 void fb_brokers_bytes(const struct fb_proxy *p, uint64_t *up, uint64_t *down)
@@ -1573,7 +1568,7 @@ void fb_brokers_json(const struct fb_proxy *p, FILE *f, const char *sep)
 		char src[INET6_ADDRSTRLEN + 8], dst[INET6_ADDRSTRLEN];
 		char name[FB_NAME_MAX * 6 + 1] = "";
 
-		peer_format(b->gw.fd, src, sizeof(src));
+		peer_format(b, src, sizeof(src));
 		fb_addr_format(&b->orig_dst, dst, sizeof(dst));
 		fb_json_escape(b->sni, strlen(b->sni), name, sizeof(name));
 		fprintf(f, "%s{\"id\":%llu,\"state\":\"brokered\",\"protocol\":\"tls\","

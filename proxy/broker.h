@@ -90,14 +90,15 @@ int fb_broker_judge(const struct fb_domain *key, const char *sni,
  * Take over a guest connection whose peek named `sni` and whose key `key`
  * carries rules.  `peeked` are the bytes already read from client_fd (the
  * start of the ClientHello), `policy_ref` a reference the connection now
- * owns (key points into it), `orig_dst`/`port` where the guest was going.
- * The fd is owned by the broker from here on, even when this fails
- * (then it is closed and -1 returned).
+ * owns (key points into it), `orig_dst`/`port` where the guest was going,
+ * `src` the guest's end.  The fd is owned by the broker from here on, even
+ * when this fails (then it is closed and -1 returned).
  */
 int fb_broker_start(struct fb_proxy *p, int client_fd, const uint8_t *peeked,
 		    size_t npeeked, const char *sni, const struct fb_domain *key,
 		    struct fb_policy *policy_ref, const struct fb_addr *orig_dst,
-		    uint16_t port, uint64_t conn_id);
+		    uint16_t port, const struct sockaddr_storage *src,
+		    uint64_t conn_id);
 
 /* Live brokered connections re-decided under the policy now in force;
  * those it no longer brokers for the same key are closed.  Returns how

@@ -525,7 +525,8 @@ void fb_conn_decide(struct conn *c)
 		fb_loop_del(p->loop, c->cfd);
 		started = fb_broker_start(p, c->cfd, c->buf, c->len, c->name,
 					  d.domain, c->policy, &c->dst_addr,
-					  sockaddr_port(&c->dst), c->id) == 0;
+					  sockaddr_port(&c->dst), &c->src,
+					  c->id) == 0;
 		/* the broker took the socket and the policy reference, and
 		 * closed them if it could not start (c->rule stays valid:
 		 * p->policy is that policy); from here its end line is the
@@ -890,7 +891,8 @@ static bool route_holds(const struct fb_policy *policy, const struct conn *c,
 			struct fb_decision *d)
 {
 	if (!c->by_name)
-		return !c->has_name || d->reason == FB_REASON_ALLOWED_CIDR;
+		return !c->has_name || d->reason == FB_REASON_ALLOWED_CIDR ||
+		       d->reason == FB_REASON_ALLOW_ALL; /* any route goes */
 	if (d->reason != FB_REASON_ALLOWED_CIDR)
 		return true;
 	fb_policy_decide(policy, c->name,

@@ -478,7 +478,9 @@ static void on_idle(struct fb_loop *l, void *arg);
 /*
  * The whole queries left in the buffer behind the in-flight cap when the
  * connection goes: read, never asked upstream, and reported like those
- * that were, with no reply: a guest may write many in one go.
+ * that were, with no reply: a guest may write many in one go.  Each takes
+ * a token of the rate cap as handle() would have it take one, so that
+ * writing them and resetting is no way around the cap's log suppression.
  */
 static void report_unread(struct tcp_conn *c)
 {
@@ -498,6 +500,12 @@ static void report_unread(struct tcp_conn *c)
 			    &p.plan);
 		if (p.plan.action != FB_DNS_DROP) {
 			no_reply(&p);
+			if (!fb_rate_take(&c->s->rate, p.started_ms)) {
+				c->s->stats.rate_limited++;
+				p.plan.allowed = false;
+				p.plan.reason = "rate-limited";
+				p.suppressed = rate_log_suppress(c->s);
+			}
 			report(&p, NULL, 0);
 		}
 		off += 2 + mlen;

@@ -178,7 +178,8 @@ check "audit: a guest that leaves during the answer leaves its request on record
 	grep -Eqx 'allowed 200 client-(closed|error) x-api-key' <<<"$(request_line "/h11/$BIG" | sed -n 2p)"
 
 # One end line per brokered connection, naming both ends as its start line
-# does (the spliced connection's record was a second, empty one).
+# does (the spliced connection's record was a second, empty one), a guest
+# that reset its end included.
 check "audit: each brokered connection has one end line, with its ends" "$PY" -c '
 import json, sys
 starts, ends = set(), {}
@@ -192,7 +193,8 @@ for line in open(sys.argv[1]):
         ends.setdefault(r["event.id"], []).append(r)
 bad = [i for i in starts if len(ends.get(i, [])) != 1 or
        not ends[i][0].get("firebreak.brokered") or
-       ends[i][0].get("destination.ip") != "198.51.100.10"]
+       ends[i][0].get("destination.ip") != "198.51.100.10" or
+       not ends[i][0].get("source.port")]
 print("# %d brokered, bad: %s" % (len(starts), bad))
 sys.exit(1 if not starts or bad else 0)' "$AUDIT"
 

@@ -116,6 +116,14 @@ check "CIDR removed, the name allowed: the connection to the guest's destination
 out=$(second c)
 check "... it reaches that destination no more ($out)" [ "$out" = "$DIRECT|closed|" ]
 
+# 3b. to the guest's destination by CIDR, then allow-all: any route goes
+put '{"allow":["allowed.test"],"subnets":{"allow":["198.51.100.20/32"]}}' >/dev/null
+hold e 198.51.100.20 allowed.test
+out=$(put allow-all)
+check "allow-all keeps a connection whatever its route ($out)" grep -q '"closed":0' <<<"$out"
+out=$(second e)
+check "... which goes on where it went ($out)" [ "$out" = "$DIRECT|$DIRECT|" ]
+
 # 4. still resolving (the answer takes 2 s) when the name is withdrawn and
 #    the guest's destination allowed by CIDR
 put '{"allow":["slow.test"]}' >/dev/null

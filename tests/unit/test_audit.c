@@ -347,6 +347,46 @@ static void test_removed_log_is_made_again(void **state)
 	rmdir(dir);
 }
 
+/* ... and one that cannot be made again (its directory gone too) is said
+ * once on stderr, not once a second for as long as it lasts. */
+static void test_lost_log_said_once(void **state)
+{
+	char dir[] = "/tmp/fbauditXXXXXX", path[64], err[256];
+	char errlog[] = "/tmp/fbauditerrXXXXXX";
+	struct fb_audit_line ln;
+	struct fb_audit *a;
+	int efd = mkstemp(errlog), saved = dup(STDERR_FILENO);
+	char *text, *at;
+	int said = 0;
+
+	(void)state;
+	assert_true(efd >= 0 && saved >= 0);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	a = fb_audit_open(path, "x", err, sizeof(err));
+	assert_non_null(a);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(dup2(efd, STDERR_FILENO), STDERR_FILENO);
+	for (int i = 0; i < 3; i++) { /* three seconds, three checks */
+		usleep(1100 * 1000);
+		fb_audit_begin(a, &ln, "policy", NULL, (uint64_t)i);
+		fb_audit_emit(a, &ln);
+	}
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	assert_true(fb_audit_health(a).reopen_failed);
+	fb_audit_close(a);
+	text = slurp(errlog);
+	assert_non_null(text);
+	for (at = text; (at = strstr(at, "cannot make it again")); at++)
+		said++;
+	free(text);
+	close(efd);
+	unlink(errlog);
+	assert_int_equal(said, 1);
+}
+
 static void test_deferred_lines(void **state)
 {
 	char dir[] = "/tmp/fbauditXXXXXX", path[64], moved[80], err[256];
@@ -471,6 +511,7 @@ int main(void)
 		cmocka_unit_test(test_full_disk_is_counted_and_heals),
 		cmocka_unit_test(test_reopen_follows_logrotate),
 		cmocka_unit_test(test_removed_log_is_made_again),
+		cmocka_unit_test(test_lost_log_said_once),
 		cmocka_unit_test(test_deferred_lines),
 		cmocka_unit_test(test_open_names_the_problem),
 		cmocka_unit_test(test_refusals),

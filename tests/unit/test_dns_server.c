@@ -1409,6 +1409,28 @@ static void test_tcp_unread_queries_reported(void **state)
 	assert_int_equal(f.nevents, 20);
 }
 
+/* ... and each takes a token of the rate cap: written and reset, past the
+ * cap, they are rate-limited and their lines suppressed as any are. */
+static void test_tcp_unread_queries_rate_limited(void **state)
+{
+	uint8_t out[100 * 64];
+	struct fb_dns_stats st;
+	size_t n = 0;
+	struct fx f;
+
+	(void)state;
+	start(&f, 1, 16, 0); /* the 16 in flight take the burst */
+	for (uint16_t i = 0; i < 100; i++)
+		n += tcp_query(out + n, "ok.example", FB_DNS_A, (uint16_t)(i + 1));
+	tcp_write_then_reset(&f, out, n);
+	fb_dns_server_stats(f.srv, &st);
+	assert_int_equal(f.nevents, 100);
+	assert_true(st.rate_limited >= 80);
+	assert_int_equal(f.rate_logged + f.suppressed, st.rate_limited);
+	assert_true(f.rate_logged <= 2);
+	stop(&f);
+}
+
 /* Out of descriptors, the TCP listener (level-triggered) waits rather
  * than waking the loop again and again, and takes the connection once
  * descriptors are free. */
@@ -1623,6 +1645,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_half_close_answered),
 		cmocka_unit_test(test_tcp_client_gone_reported),
 		cmocka_unit_test(test_tcp_unread_queries_reported),
+		cmocka_unit_test(test_tcp_unread_queries_rate_limited),
 		cmocka_unit_test(test_tcp_accept_out_of_descriptors),
 		cmocka_unit_test(test_free_in_flight),
 		cmocka_unit_test(test_resolved_pick),
