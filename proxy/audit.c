@@ -133,6 +133,17 @@ struct fb_audit *fb_audit_open(const char *path, const char *sandbox_id,
 	return a;
 }
 
+/* From now on the log is `fd`, a file just opened at its path. */
+static void use_fd(struct fb_audit *a, int fd)
+{
+	int old = a->fd;
+
+	a->fd = fd; /* before the close: the crash flush reads a->fd */
+	a->torn = false;
+	a->lost = false;
+	close(old);
+}
+
 int fb_audit_reopen(struct fb_audit *a, char *err, size_t errsize)
 {
 	int fd;
@@ -144,10 +155,7 @@ int fb_audit_reopen(struct fb_audit *a, char *err, size_t errsize)
 	if (fd < 0)
 		return -1;
 	fb_audit_flush(a);
-	close(a->fd);
-	a->fd = fd;
-	a->torn = false;
-	a->lost = false;
+	use_fd(a, fd);
 	return 0;
 }
 
@@ -293,13 +301,6 @@ static void finish(struct fb_audit_line *ln)
 }
 
 /*
- * Whole lines, in one write(2) unless the file takes only part of them
- * (a disk filling up).  A full disk must not stop the proxy: the lines
- * that did not go out are counted (/stats, /metrics) and reported on
- * stderr, which the launcher collects; a line cut short is ended by the
- * next write's leading newline, so the lines after it stay whole.
- */
-/*
  * A log file removed under the proxy (rm, where logrotate renames) would
  * take every later line with it, unseen: looked at before a write, at
  * most once a second, it is made again at its path, and the removal said
@@ -311,7 +312,7 @@ static void check_removed(struct fb_audit *a)
 	time_t now = time(NULL);
 	char err[256];
 	struct stat st;
-	int fd, old;
+	int fd;
 
 	if (!a->path || now == a->checked)
 		return;
@@ -327,14 +328,17 @@ static void check_removed(struct fb_audit *a)
 	fprintf(stderr, "firebreak-proxy: audit log %s was removed; %s%s\n",
 		a->path, fd < 0 ? "cannot make it again: " : "made again",
 		fd < 0 ? err : "");
-	if (fd < 0)
-		return;
-	old = a->fd; /* closed once replaced: the crash flush reads a->fd */
-	a->fd = fd;
-	a->torn = false;
-	close(old);
+	if (fd >= 0)
+		use_fd(a, fd);
 }
 
+/*
+ * Whole lines, in one write(2) unless the file takes only part of them
+ * (a disk filling up).  A full disk must not stop the proxy: the lines
+ * that did not go out are counted (/stats, /metrics) and reported on
+ * stderr, which the launcher collects; a line cut short is ended by the
+ * next write's leading newline, so the lines after it stay whole.
+ */
 static void write_lines(struct fb_audit *a, const char *buf, size_t len)
 {
 	size_t done = 0;

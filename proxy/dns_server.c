@@ -382,6 +382,20 @@ static void on_resolved(const struct fb_resolved *res, void *arg)
 	finish(p);
 }
 
+/* Past the rate cap, `p` is refused (no token left at `now`): counted,
+ * and its line suppressed but for one an interval.  True if so. */
+static bool rate_limited(struct fb_dns_server *s, struct pending *p,
+			 uint64_t now)
+{
+	if (fb_rate_take(&s->rate, now))
+		return false;
+	s->stats.rate_limited++;
+	p->plan.allowed = false;
+	p->plan.reason = "rate-limited";
+	p->suppressed = rate_log_suppress(s);
+	return true;
+}
+
 /* One query from `peer`, over UDP (c == NULL) or TCP. */
 static void handle(struct fb_dns_server *s, struct tcp_conn *c,
 		   const struct sockaddr_storage *peer, socklen_t peerlen,
@@ -401,14 +415,10 @@ static void handle(struct fb_dns_server *s, struct tcp_conn *c,
 		free(p);
 		return;
 	}
-	if (!fb_rate_take(&s->rate, fb_loop_now(s->loop))) {
-		s->stats.rate_limited++;
+	if (rate_limited(s, p, p->started_ms)) {
 		p->plan.action = FB_DNS_REPLY;
 		p->plan.rcode = FB_DNS_REFUSED;
-		p->plan.allowed = false;
-		p->plan.reason = "rate-limited";
 		p->plan.detail = NULL;
-		p->suppressed = rate_log_suppress(s);
 	}
 	if (p->plan.action == FB_DNS_REPLY) {
 		reply(p, NULL, 0);
@@ -500,12 +510,7 @@ static void report_unread(struct tcp_conn *c)
 			    &p.plan);
 		if (p.plan.action != FB_DNS_DROP) {
 			no_reply(&p);
-			if (!fb_rate_take(&c->s->rate, p.started_ms)) {
-				c->s->stats.rate_limited++;
-				p.plan.allowed = false;
-				p.plan.reason = "rate-limited";
-				p.suppressed = rate_log_suppress(c->s);
-			}
+			rate_limited(c->s, &p, p.started_ms);
 			report(&p, NULL, 0);
 		}
 		off += 2 + mlen;
